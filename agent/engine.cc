@@ -1,0 +1,179 @@
+#include "agent/engine.h"
+
+#include <netdb.h>
+#include <openssl/ssl.h>
+#include <sys/resource.h>
+#include <time.h>
+
+#include <algorithm>
+#include <cstring>
+#include <random>
+
+#include "absl/strings/str_cat.h"
+#include "common/logging.h"
+#include "common/status_macros.h"
+
+namespace stampede::agent {
+
+int64_t MonotonicNowNs() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+namespace {
+
+// Every user holds a socket: lift the soft descriptor limit to the hard one.
+void RaiseFileLimit() {
+  rlimit lim;
+  if (getrlimit(RLIMIT_NOFILE, &lim) == 0 && lim.rlim_cur < lim.rlim_max) {
+    lim.rlim_cur = lim.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &lim);
+  }
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<Engine>> Engine::Create(EngineConfig config) {
+  ASSIGN_OR_RETURN(Url url, ParseUrl(config.url));
+  if (config.requests.empty()) config.requests.push_back(RequestSpec{});
+  std::unique_ptr<Engine> engine(new Engine());
+  WorkerShared& shared = engine->shared_;
+  ASSIGN_OR_RETURN(shared.requests, PrepareRequests(url, config.requests));
+  uint64_t total = 0;
+  for (const PreparedRequest& r : shared.requests) shared.cumulative_weights.push_back(total += r.weight);
+  shared.plan = config.plan;
+  if (config.timeout_ns <= 0) return absl::InvalidArgumentError("timeout: must be > 0");
+  if (config.think_min_ns < 0 || config.think_max_ns < 0) {
+    return absl::InvalidArgumentError("thinkTime: must be >= 0");
+  }
+  if (config.think_max_ns != 0 && config.think_max_ns < config.think_min_ns) {
+    return absl::InvalidArgumentError("thinkTime: max must be >= min");
+  }
+  shared.think_min_ns = config.think_min_ns;
+  shared.think_max_ns = std::max(config.think_max_ns, config.think_min_ns);
+  shared.timeout_ns = config.timeout_ns;
+  shared.grace_ns = config.grace_ns < 0 ? config.timeout_ns : config.grace_ns;
+
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo* result = nullptr;
+  const std::string port = std::to_string(url.port);
+  const int rc = getaddrinfo(url.host.c_str(), port.c_str(), &hints, &result);
+  if (rc != 0 || result == nullptr) {
+    shared.dns_failed = true;
+    SLOG(kWarning) << "dns_failed host=" << url.host << " error=\"" << gai_strerror(rc)
+                   << "\" every request will count as a dns error";
+  } else {
+    std::memcpy(&shared.address, result->ai_addr, result->ai_addrlen);
+    shared.address_len = result->ai_addrlen;
+    freeaddrinfo(result);
+  }
+
+  if (url.tls) {
+    SSL_CTX* ctx = SSL_CTX_new(TLS_client_method());
+    if (ctx == nullptr) return absl::InternalError("cannot create a TLS context");
+    shared.ssl_ctx = ctx;
+    SSL_CTX_set_options(ctx, SSL_OP_IGNORE_UNEXPECTED_EOF);
+    static const unsigned char kAlpn[] = {8, 'h', 't', 't', 'p', '/', '1', '.', '1'};
+    SSL_CTX_set_alpn_protos(ctx, kAlpn, sizeof(kAlpn));
+    if (config.insecure_skip_verify) {
+      SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, nullptr);
+    } else {
+      SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, nullptr);
+      SSL_CTX_set_default_verify_paths(ctx);
+      if (!config.ca_file.empty() && SSL_CTX_load_verify_locations(ctx, config.ca_file.c_str(), nullptr) != 1) {
+        return absl::InvalidArgumentError(absl::StrCat("cacert: cannot load \"", config.ca_file, "\""));
+      }
+    }
+    shared.sni = url.host;
+  }
+
+  const bool open = shared.plan.model() == LoadPlan::Model::kOpen;
+  uint32_t threads = config.threads != 0 ? config.threads : std::max(1u, std::thread::hardware_concurrency());
+  if (!open) threads = std::max(1u, std::min(threads, shared.plan.MaxUsers()));
+  shared.stream_count = threads;
+  if (open) {
+    // Enough connections for the rate at 100 ms latency, at least 100; the rest queue (and count
+    // as late) rather than opening unbounded connections while the target stalls.
+    double peak = 0;
+    for (int64_t t = 0; t < shared.plan.duration_ns(); t += 100'000'000) peak = std::max(peak, shared.plan.RateAt(t));
+    engine->connections_ = config.connections != 0
+                               ? config.connections
+                               : static_cast<uint32_t>(std::clamp(peak / 10, 100.0, 10000.0));
+    engine->connections_ = std::max(engine->connections_, threads);
+  }
+  RaiseFileLimit();
+
+  uint64_t seed = config.seed != 0 ? config.seed : std::random_device{}();
+  std::lock_guard<std::mutex> lock(engine->mu_);
+  engine->outboxes_.resize(threads);
+  for (uint32_t i = 0; i < threads; ++i) {
+    const uint32_t share = open ? engine->connections_ / threads + (i < engine->connections_ % threads ? 1 : 0) : 0;
+    Engine* self = engine.get();
+    engine->workers_.push_back(std::make_unique<Worker>(
+        shared, i, share, seed + i,
+        [self, i](std::unique_ptr<IntervalStats> stats, bool final) { self->OnPublish(i, std::move(stats), final); }));
+  }
+  return engine;
+}
+
+Engine::~Engine() {
+  Stop(true);
+  for (std::thread& t : threads_) {
+    if (t.joinable()) t.join();
+  }
+  workers_.clear();
+  if (shared_.ssl_ctx != nullptr) SSL_CTX_free(shared_.ssl_ctx);
+}
+
+void Engine::Start(int64_t start_ns) {
+  start_ns_ = start_ns != 0 ? start_ns : MonotonicNowNs() + 20'000'000;
+  for (auto& w : workers_) {
+    Worker* worker = w.get();
+    const int64_t at = start_ns_;
+    threads_.emplace_back([worker, at] { worker->Run(at); });
+  }
+}
+
+void Engine::Stop(bool abort) {
+  for (auto& w : workers_) w->Stop(abort);
+}
+
+void Engine::OnPublish(size_t worker, std::unique_ptr<IntervalStats> stats, bool final) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    Outbox& box = outboxes_[worker];
+    box.intervals.push_back(std::move(stats));
+    box.finished = final;
+  }
+  cv_.notify_all();
+}
+
+std::unique_ptr<IntervalStats> Engine::NextInterval() {
+  std::unique_lock<std::mutex> lock(mu_);
+  auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    for (const Outbox& box : outboxes_) {
+      if (box.intervals.empty() && !box.finished) return false;
+    }
+    return true;
+  };
+  cv_.wait(lock, ready);
+  int64_t index = INT64_MAX;
+  for (const Outbox& box : outboxes_) {
+    if (!box.intervals.empty()) index = std::min(index, box.intervals.front()->index);
+  }
+  if (index == INT64_MAX) return nullptr;
+  auto merged = std::make_unique<IntervalStats>(shared_.requests.size());
+  merged->index = index;
+  for (Outbox& box : outboxes_) {
+    if (!box.intervals.empty() && box.intervals.front()->index == index) {
+      merged->Merge(*box.intervals.front());
+      box.intervals.pop_front();
+    }
+  }
+  return merged;
+}
+
+}  // namespace stampede::agent

@@ -1,0 +1,91 @@
+// The load engine: resolves the target, prepares the requests, runs one Worker per thread and
+// merges their one-second IntervalStats for the reader. The CLI (`stampede-agent bench`) and the
+// controller's agent session drive the same engine.
+//
+// Thread safety: Start, NextInterval and the destructor belong to one owner thread; Stop may be
+// called from any thread (e.g. a signal-handling thread).
+#ifndef STAMPEDE_AGENT_ENGINE_H_
+#define STAMPEDE_AGENT_ENGINE_H_
+
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
+#include "agent/load_plan.h"
+#include "agent/stats.h"
+#include "agent/target.h"
+#include "agent/worker.h"
+
+namespace stampede::agent {
+
+struct EngineConfig {
+  std::string url;                    // base URL; requests' paths are appended to its path
+  std::vector<RequestSpec> requests;  // empty: one GET of the URL itself
+  LoadPlan plan;
+  int64_t think_min_ns = 0;
+  int64_t think_max_ns = 0;
+  uint32_t threads = 0;      // 0: one per core (never more than the closed model's users)
+  uint32_t connections = 0;  // open model: requests in flight at most, over all threads; 0: auto
+  int64_t timeout_ns = 10'000'000'000;
+  int64_t grace_ns = -1;     // after the end, in-flight requests may finish this long; -1: timeout
+  bool insecure_skip_verify = false;
+  std::string ca_file;       // extra trusted CA (PEM) for https targets
+  uint64_t seed = 0;         // 0: random
+};
+
+class Engine {
+ public:
+  // InvalidArgument for a bad URL or request; the target's name not resolving is not an error here
+  // (it is counted per request, as the "dns" outcome).
+  static absl::StatusOr<std::unique_ptr<Engine>> Create(EngineConfig config);
+  ~Engine();
+
+  // Starts the workers. Load begins at `start_ns` on CLOCK_MONOTONIC (0: 20 ms from now) so all
+  // threads begin together.
+  void Start(int64_t start_ns = 0);
+  // Blocks until the next one-second interval is complete on every worker and returns it merged;
+  // nullptr once all workers have finished and every interval was returned.
+  std::unique_ptr<IntervalStats> NextInterval();
+  // Ends the run early; `abort` skips the grace period for requests in flight.
+  void Stop(bool abort);
+
+  const std::vector<PreparedRequest>& requests() const { return shared_.requests; }
+  uint32_t threads() const { return static_cast<uint32_t>(workers_.size()); }
+  uint32_t connections() const { return connections_; }
+  const LoadPlan& plan() const { return shared_.plan; }
+  bool dns_failed() const { return shared_.dns_failed; }
+  int64_t start_ns() const { return start_ns_; }
+
+ private:
+  struct Outbox {
+    std::deque<std::unique_ptr<IntervalStats>> intervals;
+    bool finished = false;
+  };
+
+  Engine() = default;
+  void OnPublish(size_t worker, std::unique_ptr<IntervalStats> stats, bool final);
+
+  WorkerShared shared_;
+  uint32_t connections_ = 0;
+  int64_t start_ns_ = 0;
+  std::vector<std::unique_ptr<Worker>> workers_;
+  std::vector<std::thread> threads_;
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<Outbox> outboxes_ ABSL_GUARDED_BY(mu_);  // deque: Outbox is move-only
+};
+
+// CLOCK_MONOTONIC in nanoseconds.
+int64_t MonotonicNowNs();
+
+}  // namespace stampede::agent
+
+#endif  // STAMPEDE_AGENT_ENGINE_H_

@@ -1,0 +1,157 @@
+#include "agent/load_plan.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "absl/strings/str_cat.h"
+
+namespace stampede::agent {
+namespace {
+
+constexpr double kNanos = 1e9;
+
+absl::Status CheckStages(const std::vector<Stage>& stages, const char* what) {
+  for (size_t i = 0; i < stages.size(); ++i) {
+    if (stages[i].duration_ns <= 0) {
+      return absl::InvalidArgumentError(absl::StrCat("stages[", i, "].duration: must be > 0"));
+    }
+    if (!(stages[i].target >= 0) || !std::isfinite(stages[i].target)) {
+      return absl::InvalidArgumentError(absl::StrCat("stages[", i, "].target: must be >= 0 ", what));
+    }
+  }
+  return absl::OkStatus();
+}
+
+int64_t StagesDuration(const std::vector<Stage>& stages) {
+  int64_t total = 0;
+  for (const Stage& s : stages) total += s.duration_ns;
+  return total;
+}
+
+}  // namespace
+
+void LoadPlan::BuildSegments(double initial, const std::vector<Stage>& stages) {
+  segments_.clear();
+  int64_t t = 0;
+  double level = initial, arrivals = 0;
+  auto add = [&](int64_t duration, double end_level) {
+    if (t >= duration_ns_) return;
+    duration = std::min(duration, duration_ns_ - t);
+    const double slope = (end_level - level) / (static_cast<double>(duration) / kNanos);
+    segments_.push_back({t, duration, level, slope, arrivals});
+    const double secs = duration / kNanos;
+    arrivals += level * secs + slope * secs * secs / 2;
+    t += duration;
+    level = end_level;
+  };
+  for (const Stage& s : stages) add(s.duration_ns, s.target);
+  if (t < duration_ns_) add(duration_ns_ - t, level);  // hold the last level
+}
+
+absl::StatusOr<LoadPlan> LoadPlan::Closed(uint32_t users, double spawn_rate,
+                                          std::vector<Stage> stages, int64_t duration_ns) {
+  LoadPlan plan;
+  plan.model_ = Model::kClosed;
+  if (auto s = CheckStages(stages, "users"); !s.ok()) return s;
+  if (!(spawn_rate >= 0) || !std::isfinite(spawn_rate)) {
+    return absl::InvalidArgumentError("spawnRate: must be >= 0");
+  }
+  if (duration_ns == 0) duration_ns = StagesDuration(stages);
+  if (duration_ns <= 0) return absl::InvalidArgumentError("duration: must be > 0");
+  if (stages.empty() && users == 0) return absl::InvalidArgumentError("users: must be > 0");
+  plan.duration_ns_ = duration_ns;
+  plan.users_ = users;
+  plan.spawn_rate_ = spawn_rate;
+  if (stages.empty()) {
+    plan.max_users_ = users;
+    plan.ramp_end_ns_ = spawn_rate > 0 ? static_cast<int64_t>(std::ceil((users - 1) / spawn_rate * kNanos)) : 0;
+  } else {
+    plan.BuildSegments(0, stages);
+    double max = 0;
+    for (const Stage& s : stages) max = std::max(max, s.target);
+    plan.max_users_ = static_cast<uint32_t>(max);
+    plan.ramp_end_ns_ = std::min(StagesDuration(stages), duration_ns);
+  }
+  return plan;
+}
+
+absl::StatusOr<LoadPlan> LoadPlan::Open(double rate, std::vector<Stage> stages, int64_t duration_ns) {
+  LoadPlan plan;
+  plan.model_ = Model::kOpen;
+  if (auto s = CheckStages(stages, "requests per second"); !s.ok()) return s;
+  if (duration_ns == 0) duration_ns = StagesDuration(stages);
+  if (duration_ns <= 0) return absl::InvalidArgumentError("duration: must be > 0");
+  if (stages.empty() && !(rate > 0 && std::isfinite(rate))) {
+    return absl::InvalidArgumentError("rate: must be > 0");
+  }
+  plan.duration_ns_ = duration_ns;
+  plan.BuildSegments(stages.empty() ? rate : 0, stages);
+  return plan;
+}
+
+double LoadPlan::LevelAt(int64_t t_ns) const {
+  if (segments_.empty()) return 0;
+  auto it = std::upper_bound(segments_.begin(), segments_.end(), t_ns,
+                             [](int64_t t, const Segment& s) { return t < s.start_ns; });
+  const Segment& s = it == segments_.begin() ? segments_.front() : *(it - 1);
+  const int64_t into = std::clamp<int64_t>(t_ns - s.start_ns, 0, s.duration_ns);
+  return s.start_level + s.slope * (into / kNanos);
+}
+
+uint32_t LoadPlan::UsersAt(int64_t t_ns) const {
+  if (t_ns < 0 || t_ns >= duration_ns_) return 0;
+  if (segments_.empty()) {
+    if (spawn_rate_ <= 0) return users_;
+    const double started = std::floor(t_ns / kNanos * spawn_rate_) + 1;
+    return static_cast<uint32_t>(std::min<double>(users_, started));
+  }
+  // A tiny epsilon keeps exact stage targets (e.g. 10.0 computed as 9.9999999) whole.
+  return static_cast<uint32_t>(std::floor(LevelAt(t_ns) + 1e-9));
+}
+
+double LoadPlan::RateAt(int64_t t_ns) const {
+  if (t_ns < 0 || t_ns >= duration_ns_) return 0;
+  return LevelAt(t_ns);
+}
+
+int64_t LoadPlan::PlannedTime(uint64_t n) const {
+  const double target = static_cast<double>(n);
+  // The last segment whose arrivals_before <= n holds arrival n (segments with no arrivals are
+  // skipped by the search since arrivals_before does not grow across them).
+  auto it = std::upper_bound(segments_.begin(), segments_.end(), target,
+                             [](double v, const Segment& s) { return v < s.arrivals_before; });
+  if (it == segments_.begin()) return INT64_MAX;
+  const Segment& s = *(it - 1);
+  const double d = target - s.arrivals_before;
+  const double a = s.start_level, b = s.slope;
+  double tau;  // seconds into the segment where cumulative arrivals reach n
+  if (d <= 0) {
+    tau = 0;
+  } else {
+    const double disc = a * a + 2 * b * d;
+    if (disc < 0) return INT64_MAX;  // a decreasing rate never reaches n in this segment
+    const double denom = a + std::sqrt(disc);
+    if (denom <= 0) return INT64_MAX;
+    tau = 2 * d / denom;
+  }
+  const double t = static_cast<double>(s.start_ns) + tau * kNanos;
+  if (t >= static_cast<double>(s.start_ns + s.duration_ns) || t >= static_cast<double>(duration_ns_)) {
+    return INT64_MAX;
+  }
+  return static_cast<int64_t>(t);
+}
+
+uint64_t LoadPlan::TotalArrivals() const {
+  // Arrival n happens when cumulative arrivals reach n, so those with n < total count.
+  if (segments_.empty()) return 0;
+  const Segment& s = segments_.back();
+  const double secs = s.duration_ns / kNanos;
+  const double total = s.arrivals_before + s.start_level * secs + s.slope * secs * secs / 2;
+  uint64_t n = static_cast<uint64_t>(std::ceil(total - 1e-9));
+  // Guard the float edge: make the count agree with PlannedTime.
+  while (n > 0 && PlannedTime(n - 1) == INT64_MAX) --n;
+  while (PlannedTime(n) != INT64_MAX) ++n;
+  return n;
+}
+
+}  // namespace stampede::agent

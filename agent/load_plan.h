@@ -1,0 +1,74 @@
+// How much load to apply over time: the closed model (virtual users) or the open model (arrivals
+// per second), optionally shaped by linear stages.
+//
+// The plan is a pure function of time, so any share of it is exact: worker k of n streams runs the
+// users u with u % n == k, and sends the arrivals i with i % n == k, at PlannedTime(i). Summed over
+// all streams that is exactly the plan, whether or not the numbers divide evenly.
+#ifndef STAMPEDE_AGENT_LOAD_PLAN_H_
+#define STAMPEDE_AGENT_LOAD_PLAN_H_
+
+#include <cstdint>
+#include <vector>
+
+#include "absl/status/statusor.h"
+
+namespace stampede::agent {
+
+struct Stage {
+  int64_t duration_ns = 0;
+  double target = 0;  // users (closed) or requests per second (open) at the end of the stage
+};
+
+class LoadPlan {
+ public:
+  enum class Model { kClosed, kOpen };
+
+  // Closed model. Without stages, users start at `spawn_rate` per second (all at once when 0) up to
+  // `users`. With stages, the user count ramps linearly from 0 through each stage's target.
+  // duration_ns 0 means the sum of the stages.
+  static absl::StatusOr<LoadPlan> Closed(uint32_t users, double spawn_rate,
+                                         std::vector<Stage> stages, int64_t duration_ns);
+  // Open model. Without stages, a constant `rate`; with stages, the rate ramps linearly from 0
+  // through each stage's target, then holds the last one.
+  static absl::StatusOr<LoadPlan> Open(double rate, std::vector<Stage> stages, int64_t duration_ns);
+
+  Model model() const { return model_; }
+  int64_t duration_ns() const { return duration_ns_; }
+
+  // Closed model: users that should be active `t_ns` after the start.
+  uint32_t UsersAt(int64_t t_ns) const;
+  // Closed model: the largest user count the plan reaches.
+  uint32_t MaxUsers() const { return max_users_; }
+  // Closed model: the time after which UsersAt no longer changes.
+  int64_t RampEnd() const { return ramp_end_ns_; }
+
+  // Open model: the rate at t_ns, and when arrival n (0-based) is due, in ns after the start;
+  // INT64_MAX when that is at or after the end of the run.
+  double RateAt(int64_t t_ns) const;
+  int64_t PlannedTime(uint64_t n) const;
+  // Open model: arrivals due in [0, duration).
+  uint64_t TotalArrivals() const;
+
+ private:
+  struct Segment {
+    int64_t start_ns;
+    int64_t duration_ns;
+    double start_level;  // users or rate at the segment's start
+    double slope;        // per second
+    double arrivals_before;  // open model: arrivals in all earlier segments
+  };
+  double LevelAt(int64_t t_ns) const;
+  void BuildSegments(double initial, const std::vector<Stage>& stages);
+
+  Model model_ = Model::kClosed;
+  int64_t duration_ns_ = 0;
+  uint32_t users_ = 0;
+  double spawn_rate_ = 0;
+  uint32_t max_users_ = 0;
+  int64_t ramp_end_ns_ = 0;
+  std::vector<Segment> segments_;  // cover [0, duration_ns_)
+};
+
+}  // namespace stampede::agent
+
+#endif  // STAMPEDE_AGENT_LOAD_PLAN_H_

@@ -1,0 +1,73 @@
+// What the engine counts: outcomes, status classes and latency histograms per request name, per
+// one-second interval. Workers fill their own IntervalStats without locks; readers merge them.
+#ifndef STAMPEDE_AGENT_STATS_H_
+#define STAMPEDE_AGENT_STATS_H_
+
+#include <array>
+#include <cstdint>
+#include <vector>
+
+#include "common/histogram.h"
+
+namespace stampede::agent {
+
+// How one request ended. Every request the engine starts ends in exactly one of these.
+enum class Outcome : uint8_t {
+  kOk = 0,            // a response with an expected status code
+  kUnexpectedStatus,  // a complete response with another status code
+  kConnect,           // the TCP connection could not be made (refused, unreachable)
+  kDns,               // the target's host name did not resolve
+  kTls,               // the TLS handshake failed (certificate, protocol)
+  kTimeout,           // no complete response within the request timeout
+  kReset,             // the connection was reset or broken while the request was in flight
+  kClosed,            // the server closed the connection before the response was complete
+  kMalformed,         // the response was not valid HTTP/1.x
+  kDropped,           // open model: could not be sent within the timeout of its planned time
+  kCancelled,         // still in flight when the run ended and its grace period ran out
+  kCount,
+};
+
+const char* OutcomeName(Outcome outcome);
+
+struct RequestStats {
+  // Closed model: response end - request start. Open model: response end - planned send time
+  // (corrected for coordinated omission). Recorded for every complete response.
+  common::Histogram latency;
+  // Open model only: response end - actual send start (service time, as an uncorrected client sees).
+  common::Histogram service;
+  std::array<uint64_t, static_cast<size_t>(Outcome::kCount)> outcomes{};
+  std::array<uint64_t, 6> status_classes{};  // [1] = 1xx ... [5] = 5xx; [0] other
+
+  uint64_t Requests() const;
+  uint64_t Errors() const { return Requests() - outcomes[0]; }
+  void Merge(const RequestStats& other);
+  void Reset();
+};
+
+struct IntervalStats {
+  int64_t index = 0;  // seconds since the start; the interval covers [index, index+1) s
+  std::vector<RequestStats> requests;  // indexed like the request mix
+  uint64_t connections_opened = 0;
+  uint64_t bytes_read = 0;
+  uint64_t bytes_written = 0;
+  uint64_t late = 0;     // open model: sent more than kLateNs after the planned time
+  uint64_t planned = 0;  // open model: arrivals that came due
+  uint32_t active_users = 0;  // closed model, at the end of the interval
+  uint32_t in_flight = 0;     // at the end of the interval
+  double cpu_seconds = 0;     // CPU the worker threads used in this interval
+  double busiest_thread_cpu = 0;  // the highest single worker's CPU share, 0..1
+  int64_t max_timer_lag_ns = 0;   // how late the event loops woke for timers, worst case
+
+  explicit IntervalStats(size_t request_count = 0) : requests(request_count) {}
+  void Merge(const IntervalStats& other);
+  void Reset();
+  uint64_t Requests() const;
+  uint64_t Errors() const;
+  uint64_t Outcomes(Outcome o) const;
+};
+
+constexpr int64_t kLateNs = 1000000;  // 1 ms
+
+}  // namespace stampede::agent
+
+#endif  // STAMPEDE_AGENT_STATS_H_

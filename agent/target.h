@@ -1,0 +1,57 @@
+// The target of a load test: a parsed base URL and the requests sent to it.
+#ifndef STAMPEDE_AGENT_TARGET_H_
+#define STAMPEDE_AGENT_TARGET_H_
+
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/status/statusor.h"
+
+namespace stampede::agent {
+
+struct Url {
+  bool tls = false;
+  std::string host;  // without brackets for IPv6 literals
+  uint16_t port = 0;
+  std::string path;  // starts with '/', query included
+  // Value for the Host header: host, bracketed if IPv6, with the port when it is not the default.
+  std::string HostHeader() const;
+};
+
+// Parses "http://host[:port][/path]" or "https://...". InvalidArgument names what is wrong.
+absl::StatusOr<Url> ParseUrl(const std::string& text);
+
+// One entry of the weighted request mix (Locust's tasks, k6's requests).
+struct RequestSpec {
+  std::string name;    // label in results; defaults to "METHOD path"
+  std::string method = "GET";
+  std::string path;    // appended to the target URL's path
+  std::vector<std::pair<std::string, std::string>> headers;
+  std::string body;
+  uint32_t weight = 1;
+  // Status codes that count as success; empty means any code from 100 to 399.
+  std::vector<int> expect_status;
+};
+
+// A request ready to send: bytes serialized once, success test precomputed.
+struct PreparedRequest {
+  std::string name;
+  std::string wire;  // complete HTTP/1.1 request
+  bool head = false;
+  uint32_t weight = 1;
+  uint64_t expected_status_mask[10] = {};  // bit per status code 0..639
+
+  bool Expected(int status) const {
+    return status >= 0 && status < 640 && (expected_status_mask[status / 64] >> (status % 64)) & 1;
+  }
+};
+
+// Validates and serializes the mix; InvalidArgument names the offending request and field.
+absl::StatusOr<std::vector<PreparedRequest>> PrepareRequests(const Url& target,
+                                                             const std::vector<RequestSpec>& specs);
+
+}  // namespace stampede::agent
+
+#endif  // STAMPEDE_AGENT_TARGET_H_

@@ -1,0 +1,667 @@
+#include "agent/worker.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/prctl.h>
+#include <sys/timerfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstring>
+#include <functional>
+
+#include "common/logging.h"
+
+namespace stampede::agent {
+namespace {
+
+constexpr size_t kReadBufferBytes = 64 * 1024;
+constexpr int kMaxEvents = 512;
+constexpr int64_t kSecond = 1000000000;
+constexpr int64_t kRampCheckNs = 10000000;      // users are (de)activated on a 10 ms grid
+constexpr int64_t kFirstBackoffNs = 10000000;   // after a failed connection attempt: 10 ms,
+constexpr int64_t kMaxBackoffNs = 1000000000;   // doubling up to 1 s, per user
+
+int64_t Now() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return ts.tv_sec * kSecond + ts.tv_nsec;
+}
+
+int64_t ThreadCpuNs() {
+  timespec ts;
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return ts.tv_sec * kSecond + ts.tv_nsec;
+}
+
+// Tags that tell the loop's own descriptors from connections in epoll_event.data.ptr.
+char timer_tag;
+char wake_tag;
+
+}  // namespace
+
+enum class Worker::State : uint8_t {
+  kIdle,         // no request: closed model user inactive or done; open model connection free
+  kThinking,     // closed model: waiting for the think time (or a backoff) to end
+  kConnecting,
+  kHandshaking,  // TLS
+  kSending,
+  kReceiving,
+};
+
+struct Worker::Connection {
+  int fd = -1;
+  SSL* ssl = nullptr;
+  State state = State::kIdle;
+  bool active = false;   // closed model: the user is running
+  bool reused = false;   // the socket already carried a complete response
+  bool retried = false;  // the current request was already resent on a fresh connection
+  bool tracked = false;  // in the timeout list
+  uint32_t request = 0;
+  size_t written = 0;
+  int64_t start_ns = 0;    // closed: when the request started (connect included); open: planned
+  int64_t send_ns = 0;     // when its first byte was written
+  int64_t deadline_ns = 0;
+  int64_t wake_ns = 0;
+  int64_t backoff_ns = 0;
+  Connection* prev = nullptr;
+  Connection* next = nullptr;
+  HttpResponseParser parser;
+};
+
+Worker::Worker(const WorkerShared& shared, uint32_t stream_index, uint32_t connections,
+               uint64_t seed, Publish publish)
+    : shared_(shared),
+      stream_index_(stream_index),
+      open_model_(shared.plan.model() == LoadPlan::Model::kOpen),
+      publish_(std::move(publish)),
+      rng_state_(seed ^ (0x9e3779b97f4a7c15ULL * (stream_index + 1))),
+      read_buffer_(new char[kReadBufferBytes]) {
+  size_t count;
+  if (open_model_) {
+    count = std::max<uint32_t>(connections, 1);
+  } else {
+    const uint32_t users = shared_.plan.MaxUsers();
+    count = users > stream_index_ ? (users - stream_index_ + shared_.stream_count - 1) / shared_.stream_count : 0;
+  }
+  connections_.resize(count);
+  free_.reserve(count);
+  wakeups_.reserve(count + 1);
+  if (open_model_) {
+    for (auto it = connections_.rbegin(); it != connections_.rend(); ++it) free_.push_back(&*it);
+  }
+}
+
+Worker::~Worker() {
+  for (Connection& c : connections_) CloseSocket(c);
+  for (int fd : {epoll_fd_, timer_fd_, wake_fd_}) {
+    if (fd >= 0) close(fd);
+  }
+}
+
+void Worker::Stop(bool abort) {
+  int expected = stop_request_.load();
+  const int want = abort ? 2 : 1;
+  while (expected < want && !stop_request_.compare_exchange_weak(expected, want)) {
+  }
+  if (wake_fd_ >= 0) {
+    uint64_t one = 1;
+    ssize_t ignored = write(wake_fd_, &one, sizeof(one));
+    (void)ignored;
+  }
+}
+
+void Worker::Run(int64_t start_ns) {
+  // Timer slack would let the kernel delay our wakeups by 50 us; pacing wants them on time.
+  prctl(PR_SET_TIMERSLACK, 1UL);
+  epoll_fd_ = epoll_create1(EPOLL_CLOEXEC);
+  timer_fd_ = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+  wake_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  if (epoll_fd_ < 0 || timer_fd_ < 0 || wake_fd_ < 0) {
+    SLOG(kError) << "worker_setup_failed errno=" << errno << " error=\"" << strerror(errno) << "\"";
+    current_ = std::make_unique<IntervalStats>(shared_.requests.size());
+    publish_(std::move(current_), true);
+    return;
+  }
+  epoll_event ev{};
+  ev.events = EPOLLIN;
+  ev.data.ptr = &timer_tag;
+  epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, timer_fd_, &ev);
+  ev.data.ptr = &wake_tag;
+  epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, wake_fd_, &ev);
+  if (stop_request_.load() != 0) {  // a Stop that raced with the start
+    uint64_t one = 1;
+    ssize_t ignored = write(wake_fd_, &one, sizeof(one));
+    (void)ignored;
+  }
+
+  start_ns_ = start_ns;
+  end_ns_ = start_ns + shared_.plan.duration_ns();
+  next_interval_ns_ = start_ns + kSecond;
+  current_ = std::make_unique<IntervalStats>(shared_.requests.size());
+  if (open_model_) {
+    next_arrival_ = stream_index_;
+    const int64_t t = shared_.plan.PlannedTime(next_arrival_);
+    next_arrival_ns_ = t == INT64_MAX ? INT64_MAX : start_ns_ + t;
+  } else {
+    next_ramp_ns_ = start_ns_;
+  }
+  Loop();
+}
+
+void Worker::Loop() {
+  epoll_event events[kMaxEvents];
+  // Wait for the common start time first; nothing is sent before it.
+  while (Now() < start_ns_ && stop_request_.load() == 0) {
+    ArmTimer(start_ns_);
+    epoll_wait(epoll_fd_, events, kMaxEvents, -1);
+    armed_ns_ = INT64_MAX;
+    uint64_t ticks;
+    ssize_t ignored = read(timer_fd_, &ticks, sizeof(ticks));
+    (void)ignored;
+  }
+  thread_cpu_ns_ = ThreadCpuNs();
+  while (true) {
+    Housekeeping(Now());
+    if (finished_) break;
+    const int64_t deadline = NextDeadline();
+    if (deadline < armed_ns_) ArmTimer(deadline);
+    const int n = epoll_wait(epoll_fd_, events, kMaxEvents, -1);
+    for (int i = 0; i < n; ++i) {
+      void* ptr = events[i].data.ptr;
+      if (ptr == &timer_tag) {
+        uint64_t ticks;
+        ssize_t ignored = read(timer_fd_, &ticks, sizeof(ticks));
+        (void)ignored;
+        const int64_t lag = Now() - armed_ns_;
+        if (armed_ns_ != INT64_MAX && lag > current_->max_timer_lag_ns) current_->max_timer_lag_ns = lag;
+        armed_ns_ = INT64_MAX;
+      } else if (ptr == &wake_tag) {
+        uint64_t value;
+        ssize_t ignored = read(wake_fd_, &value, sizeof(value));
+        (void)ignored;
+      } else {
+        OnEvent(*static_cast<Connection*>(ptr), events[i].events);
+      }
+    }
+  }
+  PublishInterval(true);
+}
+
+void Worker::ArmTimer(int64_t deadline) {
+  if (deadline == INT64_MAX) return;
+  itimerspec spec{};
+  // 0 would disarm the timer; a deadline already past fires at once.
+  const int64_t at = std::max<int64_t>(deadline, 1);
+  spec.it_value.tv_sec = at / kSecond;
+  spec.it_value.tv_nsec = at % kSecond;
+  timerfd_settime(timer_fd_, TFD_TIMER_ABSTIME, &spec, nullptr);
+  armed_ns_ = deadline;
+}
+
+int64_t Worker::NextDeadline() const {
+  int64_t d = next_interval_ns_;
+  if (!stopping_) {
+    d = std::min(d, end_ns_);
+  } else {
+    d = std::min(d, drain_deadline_ns_);
+  }
+  if (timeout_head_ != nullptr) d = std::min(d, timeout_head_->deadline_ns);
+  if (!wakeups_.empty()) d = std::min(d, wakeups_.front().first);
+  d = std::min(d, next_ramp_ns_);
+  if (open_model_ && next_arrival_ns_ != INT64_MAX) {
+    // Without a free connection the next arrival can only be dropped, once it is too old.
+    d = std::min(d, free_.empty() ? next_arrival_ns_ + shared_.timeout_ns : next_arrival_ns_);
+  }
+  return d;
+}
+
+void Worker::Housekeeping(int64_t now) {
+  while (now >= next_interval_ns_) PublishInterval(false);
+
+  if (const int stop = stop_request_.load(std::memory_order_relaxed); stop != 0) {
+    if (!stopping_) BeginStop(now, stop == 2);
+    if (stop == 2) drain_deadline_ns_ = std::min(drain_deadline_ns_, now);
+  }
+  if (!stopping_ && now >= end_ns_) BeginStop(now, false);
+
+  while (timeout_head_ != nullptr && timeout_head_->deadline_ns <= now) {
+    Fail(*timeout_head_, Outcome::kTimeout);
+  }
+  auto later = [](const std::pair<int64_t, Connection*>& a, const std::pair<int64_t, Connection*>& b) {
+    return a.first > b.first;
+  };
+  while (!wakeups_.empty() && wakeups_.front().first <= now) {
+    std::pop_heap(wakeups_.begin(), wakeups_.end(), later);
+    auto [at, c] = wakeups_.back();
+    wakeups_.pop_back();
+    if (c->state != State::kThinking || c->wake_ns != at) continue;  // superseded
+    c->state = State::kIdle;
+    if (c->active && !stopping_) StartRequest(*c, now);
+  }
+  if (!stopping_) {
+    if (open_model_) {
+      DispatchArrivals(now);
+    } else if (now >= next_ramp_ns_) {
+      UpdateUsers(now);
+    }
+  }
+
+  if (stopping_) {
+    if (now >= drain_deadline_ns_) {
+      while (timeout_head_ != nullptr) Fail(*timeout_head_, Outcome::kCancelled);
+    }
+    if (in_flight_ == 0) finished_ = true;
+  }
+}
+
+void Worker::BeginStop(int64_t now, bool abort) {
+  stopping_ = true;
+  drain_deadline_ns_ = abort ? now : now + shared_.grace_ns;
+  next_ramp_ns_ = INT64_MAX;
+  if (open_model_) {
+    // Arrivals that came due before the end but found no free connection are dropped.
+    const int64_t end = std::min(now, end_ns_);
+    while (next_arrival_ns_ < end) {
+      ++current_->planned;
+      ++current_->requests[PickRequest()].outcomes[static_cast<size_t>(Outcome::kDropped)];
+      next_arrival_ += shared_.stream_count;
+      const int64_t t = shared_.plan.PlannedTime(next_arrival_);
+      next_arrival_ns_ = t == INT64_MAX ? INT64_MAX : start_ns_ + t;
+    }
+    next_arrival_ns_ = INT64_MAX;
+  }
+  for (Connection& c : connections_) {
+    if (c.state == State::kThinking) c.state = State::kIdle;
+    if (c.state == State::kIdle) CloseSocket(c);
+  }
+  wakeups_.clear();
+}
+
+void Worker::PublishInterval(bool final) {
+  const int64_t cpu = ThreadCpuNs();
+  const int64_t interval_ns = final ? std::max<int64_t>(Now() - (next_interval_ns_ - kSecond), 1) : kSecond;
+  current_->index = interval_index_;
+  current_->active_users = active_users_;
+  current_->in_flight = in_flight_;
+  current_->cpu_seconds = (cpu - thread_cpu_ns_) / 1e9;
+  current_->busiest_thread_cpu = std::min(1.0, static_cast<double>(cpu - thread_cpu_ns_) / interval_ns);
+  thread_cpu_ns_ = cpu;
+  publish_(std::move(current_), final);
+  current_ = std::make_unique<IntervalStats>(shared_.requests.size());
+  ++interval_index_;
+  next_interval_ns_ += kSecond;
+}
+
+uint64_t Worker::Random() {
+  // splitmix64: cheap, good enough to pick requests and think times.
+  uint64_t z = (rng_state_ += 0x9e3779b97f4a7c15ULL);
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+  return z ^ (z >> 31);
+}
+
+uint32_t Worker::PickRequest() {
+  const auto& cum = shared_.cumulative_weights;
+  if (cum.size() == 1) return 0;
+  const uint64_t r = Random() % cum.back();
+  return static_cast<uint32_t>(std::upper_bound(cum.begin(), cum.end(), r) - cum.begin());
+}
+
+void Worker::UpdateUsers(int64_t now) {
+  const int64_t t = now - start_ns_;
+  const uint32_t global = shared_.plan.UsersAt(t);
+  const uint32_t n = shared_.stream_count;
+  uint32_t target = global > stream_index_ ? (global - stream_index_ + n - 1) / n : 0;
+  target = std::min<uint32_t>(target, static_cast<uint32_t>(connections_.size()));
+  while (active_users_ < target) {
+    Connection& c = connections_[active_users_++];
+    c.active = true;
+    c.backoff_ns = 0;
+    if (c.state == State::kIdle) StartRequest(c, now);
+  }
+  while (active_users_ > target) {
+    Connection& c = connections_[--active_users_];
+    c.active = false;  // a user with a request in flight stops once it completes
+    if (c.state == State::kThinking || c.state == State::kIdle) {
+      c.state = State::kIdle;
+      CloseSocket(c);
+    }
+  }
+  next_ramp_ns_ = t < shared_.plan.RampEnd() ? std::min(now + kRampCheckNs, start_ns_ + shared_.plan.RampEnd())
+                                             : INT64_MAX;
+}
+
+void Worker::DispatchArrivals(int64_t now) {
+  // A request that fails at once returns its connection through AfterRequest, which would call us
+  // again; the loop below picks that connection up instead of recursing.
+  if (dispatching_) return;
+  dispatching_ = true;
+  while (next_arrival_ns_ <= now) {
+    const bool too_old = next_arrival_ns_ + shared_.timeout_ns <= now;
+    if (!too_old && free_.empty()) break;  // stays due; sent when a connection frees up
+    ++current_->planned;
+    if (too_old) {
+      ++current_->requests[PickRequest()].outcomes[static_cast<size_t>(Outcome::kDropped)];
+    } else {
+      Connection* c = free_.back();
+      free_.pop_back();
+      if (now - next_arrival_ns_ > kLateNs) ++current_->late;
+      c->start_ns = next_arrival_ns_;
+      StartRequest(*c, now);
+    }
+    next_arrival_ += shared_.stream_count;
+    const int64_t t = shared_.plan.PlannedTime(next_arrival_);
+    next_arrival_ns_ = t == INT64_MAX ? INT64_MAX : start_ns_ + t;
+  }
+  dispatching_ = false;
+}
+
+void Worker::StartRequest(Connection& c, int64_t now) {
+  c.request = PickRequest();
+  if (!open_model_) c.start_ns = now;
+  c.retried = false;
+  c.written = 0;
+  c.parser.Reset(shared_.requests[c.request].head);
+  ++in_flight_;
+  Track(c, now + shared_.timeout_ns);
+  if (c.fd < 0) {
+    OpenSocket(c, now);
+  } else {
+    c.send_ns = now;
+    c.state = State::kSending;
+    Send(c);
+  }
+}
+
+void Worker::OpenSocket(Connection& c, int64_t now) {
+  if (shared_.dns_failed) {
+    Fail(c, Outcome::kDns);
+    return;
+  }
+  const int fd = socket(shared_.address.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) {
+    Fail(c, Outcome::kConnect);  // out of descriptors or ports: the generator's limit, counted
+    return;
+  }
+  const int one = 1;
+  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+  c.fd = fd;
+  c.reused = false;
+  ++current_->connections_opened;
+  epoll_event ev{};
+  ev.events = EPOLLIN | EPOLLOUT | EPOLLET;
+  ev.data.ptr = &c;
+  if (epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, fd, &ev) != 0) {
+    Fail(c, Outcome::kConnect);
+    return;
+  }
+  c.send_ns = now;
+  c.state = State::kConnecting;
+  if (connect(fd, reinterpret_cast<const sockaddr*>(&shared_.address), shared_.address_len) == 0) {
+    OnConnected(c);
+  } else if (errno != EINPROGRESS) {
+    Fail(c, Outcome::kConnect);
+  }
+}
+
+void Worker::OnEvent(Connection& c, uint32_t events) {
+  switch (c.state) {
+    case State::kConnecting: {
+      int error = 0;
+      socklen_t len = sizeof(error);
+      getsockopt(c.fd, SOL_SOCKET, SO_ERROR, &error, &len);
+      if (error != 0) {
+        Fail(c, Outcome::kConnect);
+      } else if (events & (EPOLLOUT | EPOLLERR | EPOLLHUP)) {
+        OnConnected(c);
+      }
+      return;
+    }
+    case State::kHandshaking:
+      Handshake(c);
+      return;
+    case State::kSending:
+      if (events & (EPOLLOUT | EPOLLERR | EPOLLHUP)) Send(c);
+      // A response (often an error) can arrive before the request is fully written.
+      if ((c.state == State::kSending || c.state == State::kReceiving) && (events & EPOLLIN)) Receive(c);
+      return;
+    case State::kReceiving:
+      Receive(c);
+      return;
+    case State::kIdle:
+    case State::kThinking:
+      // An idle keep-alive connection is only readable when the server closed it or sent bytes
+      // nobody asked for; either way it cannot carry another request.
+      if (events & (EPOLLIN | EPOLLERR | EPOLLHUP | EPOLLRDHUP)) {
+        if (events & EPOLLIN) {
+          ssize_t n = recv(c.fd, read_buffer_.get(), kReadBufferBytes, MSG_DONTWAIT);
+          if (n < 0 && errno == EAGAIN) return;
+        }
+        CloseSocket(c);
+      }
+      return;
+  }
+}
+
+void Worker::OnConnected(Connection& c) {
+  if (shared_.ssl_ctx != nullptr) {
+    c.ssl = SSL_new(shared_.ssl_ctx);
+    if (c.ssl == nullptr || SSL_set_fd(c.ssl, c.fd) != 1) {
+      Fail(c, Outcome::kTls);
+      return;
+    }
+    SSL_set_tlsext_host_name(c.ssl, shared_.sni.c_str());
+    if (SSL_CTX_get_verify_mode(shared_.ssl_ctx) != SSL_VERIFY_NONE) SSL_set1_host(c.ssl, shared_.sni.c_str());
+    SSL_set_connect_state(c.ssl);
+    c.state = State::kHandshaking;
+    Handshake(c);
+    return;
+  }
+  c.state = State::kSending;
+  Send(c);
+}
+
+void Worker::Handshake(Connection& c) {
+  ERR_clear_error();
+  const int rc = SSL_do_handshake(c.ssl);
+  if (rc == 1) {
+    c.state = State::kSending;
+    Send(c);
+    return;
+  }
+  const int err = SSL_get_error(c.ssl, rc);
+  if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) return;
+  Fail(c, Outcome::kTls);
+}
+
+void Worker::Send(Connection& c) {
+  const std::string& wire = shared_.requests[c.request].wire;
+  while (c.written < wire.size()) {
+    ssize_t n;
+    if (c.ssl != nullptr) {
+      ERR_clear_error();
+      const int rc = SSL_write(c.ssl, wire.data() + c.written, static_cast<int>(wire.size() - c.written));
+      if (rc <= 0) {
+        const int err = SSL_get_error(c.ssl, rc);
+        if (err == SSL_ERROR_WANT_WRITE || err == SSL_ERROR_WANT_READ) return;
+        if (!RetryOnFreshConnection(c)) Fail(c, Outcome::kReset);
+        return;
+      }
+      n = rc;
+    } else {
+      n = send(c.fd, wire.data() + c.written, wire.size() - c.written, MSG_NOSIGNAL);
+      if (n < 0) {
+        if (errno == EAGAIN || errno == EINTR) return;  // EPOLLOUT (edge-triggered) resumes us
+        if (!RetryOnFreshConnection(c)) Fail(c, Outcome::kReset);
+        return;
+      }
+    }
+    c.written += static_cast<size_t>(n);
+    current_->bytes_written += static_cast<uint64_t>(n);
+  }
+  c.state = State::kReceiving;
+}
+
+void Worker::Receive(Connection& c) {
+  char* buf = read_buffer_.get();
+  while (true) {
+    ssize_t n;
+    if (c.ssl != nullptr) {
+      ERR_clear_error();
+      const int rc = SSL_read(c.ssl, buf, static_cast<int>(kReadBufferBytes));
+      if (rc <= 0) {
+        const int err = SSL_get_error(c.ssl, rc);
+        if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) return;
+        n = (err == SSL_ERROR_ZERO_RETURN || (err == SSL_ERROR_SYSCALL && errno == 0)) ? 0 : -1;
+        if (n < 0) errno = ECONNRESET;
+      } else {
+        n = rc;
+      }
+    } else {
+      n = recv(c.fd, buf, kReadBufferBytes, 0);
+    }
+    if (n > 0) {
+      current_->bytes_read += static_cast<uint64_t>(n);
+      size_t consumed = 0;
+      const auto r = c.parser.Parse(buf, static_cast<size_t>(n), &consumed);
+      if (r == HttpResponseParser::Result::kComplete) {
+        // Bytes after the response were never asked for: the connection is not trustworthy.
+        Complete(c, Now(), consumed < static_cast<size_t>(n));
+        return;
+      }
+      if (r == HttpResponseParser::Result::kError) {
+        Fail(c, Outcome::kMalformed);
+        return;
+      }
+      // A short read drained the socket; edge-triggered epoll tells us when more arrives.
+      if (c.ssl == nullptr && static_cast<size_t>(n) < kReadBufferBytes) return;
+      continue;
+    }
+    if (n == 0) {
+      if (c.parser.OnEof() == HttpResponseParser::Result::kComplete) {
+        Complete(c, Now(), true);
+      } else if (c.parser.started() || !RetryOnFreshConnection(c)) {
+        Fail(c, c.parser.started() ? Outcome::kClosed : Outcome::kReset);
+      }
+      return;
+    }
+    if (errno == EAGAIN || errno == EINTR) return;
+    if (c.parser.started() || !RetryOnFreshConnection(c)) Fail(c, Outcome::kReset);
+    return;
+  }
+}
+
+bool Worker::RetryOnFreshConnection(Connection& c) {
+  // A keep-alive connection the server closed just as we reused it: resend once on a new one, as
+  // browsers do. Fresh connections and second attempts fail for real.
+  if (!c.reused || c.retried) return false;
+  CloseSocket(c);
+  c.retried = true;
+  c.written = 0;
+  c.parser.Reset(shared_.requests[c.request].head);
+  OpenSocket(c, Now());
+  return true;
+}
+
+void Worker::Complete(Connection& c, int64_t now, bool close_after) {
+  Untrack(c);
+  --in_flight_;
+  RequestStats& stats = current_->requests[c.request];
+  const int status = c.parser.status();
+  const int status_class = status / 100;
+  ++stats.status_classes[status_class >= 1 && status_class <= 5 ? status_class : 0];
+  const Outcome outcome = shared_.requests[c.request].Expected(status) ? Outcome::kOk : Outcome::kUnexpectedStatus;
+  ++stats.outcomes[static_cast<size_t>(outcome)];
+  stats.latency.Record(static_cast<uint64_t>(std::max<int64_t>(now - c.start_ns, 0)));
+  if (open_model_) stats.service.Record(static_cast<uint64_t>(std::max<int64_t>(now - c.send_ns, 0)));
+  c.reused = true;
+  c.backoff_ns = 0;
+  // A response that came before the whole request was written leaves the stream out of step.
+  if (c.written < shared_.requests[c.request].wire.size()) close_after = true;
+  if (close_after || !c.parser.keep_alive()) CloseSocket(c);
+  AfterRequest(c, now, 0);
+}
+
+void Worker::Fail(Connection& c, Outcome outcome) {
+  Untrack(c);
+  --in_flight_;
+  ++current_->requests[c.request].outcomes[static_cast<size_t>(outcome)];
+  CloseSocket(c);
+  int64_t backoff = 0;
+  if (outcome == Outcome::kConnect || outcome == Outcome::kDns || outcome == Outcome::kTls) {
+    // Without a pause a refused target would turn every user into a busy loop.
+    c.backoff_ns = c.backoff_ns == 0 ? kFirstBackoffNs : std::min(c.backoff_ns * 2, kMaxBackoffNs);
+    backoff = c.backoff_ns;
+  }
+  AfterRequest(c, Now(), backoff);
+}
+
+void Worker::AfterRequest(Connection& c, int64_t now, int64_t backoff_ns) {
+  c.state = State::kIdle;
+  if (open_model_) {
+    free_.push_back(&c);
+    if (!stopping_) DispatchArrivals(now);
+    return;
+  }
+  if (!c.active || stopping_) {
+    CloseSocket(c);
+    return;
+  }
+  int64_t think = shared_.think_min_ns;
+  if (shared_.think_max_ns > think) {
+    think += static_cast<int64_t>(Random() % static_cast<uint64_t>(shared_.think_max_ns - think + 1));
+  }
+  const int64_t wait = std::max(think, backoff_ns);
+  if (wait <= 0) {
+    StartRequest(c, now);
+    return;
+  }
+  c.state = State::kThinking;
+  c.wake_ns = now + wait;
+  wakeups_.emplace_back(c.wake_ns, &c);
+  std::push_heap(wakeups_.begin(), wakeups_.end(),
+                 [](const auto& a, const auto& b) { return a.first > b.first; });
+}
+
+void Worker::CloseSocket(Connection& c) {
+  if (c.ssl != nullptr) {
+    SSL_free(c.ssl);
+    c.ssl = nullptr;
+  }
+  if (c.fd >= 0) {
+    close(c.fd);  // also removes it from the epoll set
+    c.fd = -1;
+  }
+  c.reused = false;
+}
+
+void Worker::Track(Connection& c, int64_t deadline) {
+  // Deadlines are start + a fixed timeout, so appending keeps the list sorted.
+  c.deadline_ns = deadline;
+  c.tracked = true;
+  c.next = nullptr;
+  c.prev = timeout_tail_;
+  if (timeout_tail_ != nullptr) {
+    timeout_tail_->next = &c;
+  } else {
+    timeout_head_ = &c;
+  }
+  timeout_tail_ = &c;
+}
+
+void Worker::Untrack(Connection& c) {
+  if (!c.tracked) return;
+  c.tracked = false;
+  if (c.prev != nullptr) c.prev->next = c.next; else timeout_head_ = c.next;
+  if (c.next != nullptr) c.next->prev = c.prev; else timeout_tail_ = c.prev;
+  c.prev = c.next = nullptr;
+}
+
+}  // namespace stampede::agent

@@ -1,0 +1,139 @@
+// One load-generating event loop: a thread's share of the users (closed model) or arrivals (open
+// model), its connections, and its own statistics. Nothing on the request path takes a lock or
+// allocates; the only cross-thread traffic is one hand-off of an IntervalStats per second.
+#ifndef STAMPEDE_AGENT_WORKER_H_
+#define STAMPEDE_AGENT_WORKER_H_
+
+#include <sys/socket.h>
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "agent/http_response_parser.h"
+#include "agent/load_plan.h"
+#include "agent/stats.h"
+#include "agent/target.h"
+
+typedef struct ssl_ctx_st SSL_CTX;
+typedef struct ssl_st SSL;
+
+namespace stampede::agent {
+
+// What all workers of a run share; constant while they run.
+struct WorkerShared {
+  std::vector<PreparedRequest> requests;
+  std::vector<uint64_t> cumulative_weights;  // for the weighted pick
+  LoadPlan plan;
+  sockaddr_storage address{};
+  socklen_t address_len = 0;
+  bool dns_failed = false;  // every connection attempt then counts as a DNS error
+  SSL_CTX* ssl_ctx = nullptr;  // null for plain HTTP
+  std::string sni;
+  int64_t think_min_ns = 0;  // closed model: uniform think time between requests
+  int64_t think_max_ns = 0;
+  int64_t timeout_ns = 0;
+  int64_t grace_ns = 0;     // how long in-flight requests may finish after the end
+  uint32_t stream_count = 1;  // workers sharing the plan, over all agents
+};
+
+class Worker {
+ public:
+  // Called from the worker's thread once per second with that interval's stats, and a last time
+  // with `final` set when the worker has finished.
+  using Publish = std::function<void(std::unique_ptr<IntervalStats>, bool final)>;
+
+  // `stream_index` in [0, shared.stream_count) selects this worker's share of the plan.
+  // `connections`: open model only, the most requests this worker keeps in flight.
+  Worker(const WorkerShared& shared, uint32_t stream_index, uint32_t connections, uint64_t seed,
+         Publish publish);
+  ~Worker();
+  Worker(const Worker&) = delete;
+  Worker& operator=(const Worker&) = delete;
+
+  // Runs the load from `start_ns` (CLOCK_MONOTONIC) to the end of the plan, then lets requests in
+  // flight finish for up to the grace period. Call once, on the worker's own thread.
+  void Run(int64_t start_ns);
+
+  // Thread-safe. Ends the run now; `abort` also skips the grace period.
+  void Stop(bool abort);
+
+ private:
+  struct Connection;
+  enum class State : uint8_t;
+
+  void Loop();
+  void Housekeeping(int64_t now);
+  int64_t NextDeadline() const;
+  void ArmTimer(int64_t deadline);
+  void PublishInterval(bool final);
+  void BeginStop(int64_t now, bool abort);
+
+  void UpdateUsers(int64_t now);
+  void DispatchArrivals(int64_t now);
+  uint32_t PickRequest();
+  uint64_t Random();
+
+  void StartRequest(Connection& c, int64_t now);
+  void OpenSocket(Connection& c, int64_t now);
+  void OnEvent(Connection& c, uint32_t events);
+  void OnConnected(Connection& c);
+  void Handshake(Connection& c);
+  void Send(Connection& c);
+  void Receive(Connection& c);
+  void Complete(Connection& c, int64_t now, bool close_after);
+  void Fail(Connection& c, Outcome outcome);
+  bool RetryOnFreshConnection(Connection& c);
+  void AfterRequest(Connection& c, int64_t now, int64_t backoff_ns);
+  void CloseSocket(Connection& c);
+  void Track(Connection& c, int64_t deadline);
+  void Untrack(Connection& c);
+
+  // Constant after construction.
+  const WorkerShared& shared_;
+  const uint32_t stream_index_;
+  const bool open_model_;
+  Publish publish_;
+
+  std::atomic<int> stop_request_{0};  // 1 = stop, 2 = abort
+
+  int epoll_fd_ = -1;
+  int timer_fd_ = -1;
+  int wake_fd_ = -1;
+  int64_t armed_ns_ = INT64_MAX;
+  int64_t start_ns_ = 0;
+  int64_t end_ns_ = 0;
+  int64_t drain_deadline_ns_ = INT64_MAX;
+  bool stopping_ = false;
+  bool finished_ = false;
+
+  std::vector<Connection> connections_;
+  std::vector<Connection*> free_;  // open model: connections ready for the next arrival
+  std::vector<std::pair<int64_t, Connection*>> wakeups_;  // min-heap of think-time ends
+  Connection* timeout_head_ = nullptr;  // requests in flight, oldest deadline first
+  Connection* timeout_tail_ = nullptr;
+  uint32_t in_flight_ = 0;
+  bool dispatching_ = false;  // open model: DispatchArrivals is on the stack
+
+  // Closed model.
+  uint32_t active_users_ = 0;
+  int64_t next_ramp_ns_ = INT64_MAX;
+  // Open model.
+  uint64_t next_arrival_ = 0;
+  int64_t next_arrival_ns_ = INT64_MAX;
+
+  uint64_t rng_state_;
+  int64_t next_interval_ns_ = 0;
+  int64_t interval_index_ = 0;
+  int64_t thread_cpu_ns_ = 0;
+  std::unique_ptr<IntervalStats> current_;
+  std::unique_ptr<char[]> read_buffer_;
+};
+
+}  // namespace stampede::agent
+
+#endif  // STAMPEDE_AGENT_WORKER_H_
