@@ -26,16 +26,26 @@ absl::StatusOr<absl::Duration> ParseDuration(std::string_view text) {
 }
 
 std::string FormatNanos(uint64_t ns) {
+  // Four significant digits at most; a value that rounds up to 1000 of a unit moves to the next.
+  static const struct {
+    double scale;
+    const char* unit;
+  } kUnits[] = {{1e3, "us"}, {1e6, "ms"}, {1e9, "s"}};
   char buf[32];
-  const double v = static_cast<double>(ns);
   if (ns < 1000) {
     snprintf(buf, sizeof(buf), "%lluns", static_cast<unsigned long long>(ns));
-  } else if (ns < 1000000) {
-    snprintf(buf, sizeof(buf), v < 1e4 ? "%.2fus" : v < 1e5 ? "%.1fus" : "%.0fus", v / 1e3);
-  } else if (ns < 1000000000) {
-    snprintf(buf, sizeof(buf), v < 1e7 ? "%.2fms" : v < 1e8 ? "%.1fms" : "%.0fms", v / 1e6);
-  } else {
-    snprintf(buf, sizeof(buf), "%.3fs", v / 1e9);
+    return buf;
+  }
+  for (size_t i = 0; i < 3; ++i) {
+    const double v = static_cast<double>(ns) / kUnits[i].scale;
+    if (i < 2 && v >= 999.5) continue;
+    if (i == 2) {
+      snprintf(buf, sizeof(buf), "%.3fs", v);
+    } else {
+      const int decimals = v < 9.995 ? 2 : v < 99.95 ? 1 : 0;
+      snprintf(buf, sizeof(buf), "%.*f%s", decimals, v, kUnits[i].unit);
+    }
+    break;
   }
   return buf;
 }

@@ -182,6 +182,10 @@ absl::Status Histogram::MergeFromProto(const v1::Histogram& in) {
     if (c > 0 && (index < lo || index > hi)) {
       return absl::InvalidArgumentError("histogram bucket outside [min_ns, max_ns]");
     }
+    // No single count may exceed the total; that also keeps the running sum from wrapping.
+    if (static_cast<uint64_t>(c) > in.total_count() - total) {
+      return absl::InvalidArgumentError("histogram counts exceed total_count");
+    }
     total += static_cast<uint64_t>(c);
     ++index;
   }

@@ -52,6 +52,7 @@ class Histogram {
 
   void Record(uint64_t value) { RecordN(value, 1); }
   void RecordN(uint64_t value, uint64_t n) {
+    if (n == 0) return;  // folded away for Record's constant 1
     counts_[BucketIndex(value)] += n;
     count_ += n;
     sum_ += value * n;
