@@ -286,12 +286,14 @@ void Worker::BeginStop(int64_t now, bool abort) {
 
 void Worker::PublishInterval(bool final) {
   const int64_t cpu = ThreadCpuNs();
-  const int64_t interval_ns = final ? std::max<int64_t>(Now() - (next_interval_ns_ - kSecond), 1) : kSecond;
+  const int64_t interval_ns = final ? Now() - (next_interval_ns_ - kSecond) : kSecond;
   current_->index = interval_index_;
   current_->active_users = active_users_;
   current_->in_flight = in_flight_;
   current_->cpu_seconds = (cpu - thread_cpu_ns_) / 1e9;
-  current_->busiest_thread_cpu = std::min(1.0, static_cast<double>(cpu - thread_cpu_ns_) / interval_ns);
+  // A final interval of a few microseconds says nothing about saturation.
+  current_->busiest_thread_cpu =
+      interval_ns < kSecond / 10 ? 0 : std::min(1.0, static_cast<double>(cpu - thread_cpu_ns_) / interval_ns);
   thread_cpu_ns_ = cpu;
   publish_(std::move(current_), final);
   current_ = std::make_unique<IntervalStats>(shared_.requests.size());
@@ -396,7 +398,7 @@ void Worker::OpenSocket(Connection& c, int64_t now) {
   c.reused = false;
   ++current_->connections_opened;
   epoll_event ev{};
-  ev.events = EPOLLIN | EPOLLOUT | EPOLLET;
+  ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
   ev.data.ptr = &c;
   if (epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, fd, &ev) != 0) {
     Fail(c, Outcome::kConnect);
@@ -430,10 +432,10 @@ void Worker::OnEvent(Connection& c, uint32_t events) {
     case State::kSending:
       if (events & (EPOLLOUT | EPOLLERR | EPOLLHUP)) Send(c);
       // A response (often an error) can arrive before the request is fully written.
-      if ((c.state == State::kSending || c.state == State::kReceiving) && (events & EPOLLIN)) Receive(c);
+      if ((c.state == State::kSending || c.state == State::kReceiving) && (events & EPOLLIN)) Receive(c, events);
       return;
     case State::kReceiving:
-      Receive(c);
+      Receive(c, events);
       return;
     case State::kIdle:
     case State::kThinking:
@@ -509,8 +511,11 @@ void Worker::Send(Connection& c) {
   c.state = State::kReceiving;
 }
 
-void Worker::Receive(Connection& c) {
+void Worker::Receive(Connection& c, uint32_t events) {
   char* buf = read_buffer_.get();
+  // Once the peer has shut down its side, a short read does not mean "no more events": the EOF is
+  // pending and raises no new edge, so read on until recv returns 0.
+  const bool peer_closed = events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR);
   while (true) {
     ssize_t n;
     if (c.ssl != nullptr) {
@@ -541,14 +546,14 @@ void Worker::Receive(Connection& c) {
         return;
       }
       // A short read drained the socket; edge-triggered epoll tells us when more arrives.
-      if (c.ssl == nullptr && static_cast<size_t>(n) < kReadBufferBytes) return;
+      if (c.ssl == nullptr && !peer_closed && static_cast<size_t>(n) < kReadBufferBytes) return;
       continue;
     }
     if (n == 0) {
       if (c.parser.OnEof() == HttpResponseParser::Result::kComplete) {
         Complete(c, Now(), true);
       } else if (c.parser.started() || !RetryOnFreshConnection(c)) {
-        Fail(c, c.parser.started() ? Outcome::kClosed : Outcome::kReset);
+        Fail(c, Outcome::kClosed);
       }
       return;
     }

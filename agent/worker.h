@@ -84,7 +84,7 @@ class Worker {
   void OnConnected(Connection& c);
   void Handshake(Connection& c);
   void Send(Connection& c);
-  void Receive(Connection& c);
+  void Receive(Connection& c, uint32_t events);
   void Complete(Connection& c, int64_t now, bool close_after);
   void Fail(Connection& c, Outcome outcome);
   bool RetryOnFreshConnection(Connection& c);
