@@ -1,0 +1,66 @@
+// Test support: real child processes (the agent, the test target) with captured output, and an
+// HTTP GET (through curl) for the target's /stats. Waits are bounded; nothing sleeps blindly.
+#ifndef STAMPEDE_TESTS_INTEGRATION_PROCESS_H_
+#define STAMPEDE_TESTS_INTEGRATION_PROCESS_H_
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace stampede::testing {
+
+class Process {
+ public:
+  // Starts argv[0] with the given arguments; stdout and stderr go to files in a temp dir.
+  explicit Process(std::vector<std::string> argv);
+  ~Process();  // kills (SIGKILL) and reaps the process if it still runs
+  Process(const Process&) = delete;
+  Process& operator=(const Process&) = delete;
+
+  pid_t pid() const { return pid_; }
+  // Waits for the exit; the exit code, 128+signal if killed, or nullopt on timeout.
+  std::optional<int> Wait(std::chrono::milliseconds timeout);
+  void Signal(int sig);
+  std::string Stdout() const;
+  std::string Stderr() const;
+
+ private:
+  pid_t pid_ = -1;
+  std::optional<int> exit_code_;
+  std::string dir_;
+};
+
+// The test target on an ephemeral port of 127.0.0.1; extra arguments (e.g. TLS) appended.
+class TestTarget {
+ public:
+  explicit TestTarget(std::vector<std::string> extra_args = {});
+  int port() const { return port_; }
+  std::string Url(const std::string& path) const;  // http:// or https://
+  // GET /stats: served request count, or -1 on failure.
+  long Served();
+  Process& process() { return *process_; }
+
+ private:
+  std::string dir_;
+  std::unique_ptr<Process> process_;
+  int port_ = 0;
+  bool tls_ = false;
+};
+
+// GET with curl (certificates not verified); the body, or nullopt on any failure.
+std::optional<std::string> HttpGet(const std::string& url);
+
+// Paths of the built binaries (set by CMake as compile definitions).
+std::string AgentBinary();
+std::string TargetBinary();
+
+// A fresh temporary directory.
+std::string MakeTempDir();
+
+}  // namespace stampede::testing
+
+#endif  // STAMPEDE_TESTS_INTEGRATION_PROCESS_H_
