@@ -34,18 +34,27 @@ void LoadPlan::BuildSegments(double initial, const std::vector<Stage>& stages) {
   segments_.clear();
   int64_t t = 0;
   double level = initial, arrivals = 0;
-  auto add = [&](int64_t duration, double end_level) {
+  // A stage keeps its slope when the run's duration cuts it short.
+  auto add = [&](int64_t stage_ns, double stage_target) {
     if (t >= duration_ns_) return;
-    duration = std::min(duration, duration_ns_ - t);
-    const double slope = (end_level - level) / (static_cast<double>(duration) / kNanos);
-    segments_.push_back({t, duration, level, slope, arrivals});
+    const double slope = (stage_target - level) / (static_cast<double>(stage_ns) / kNanos);
+    const int64_t duration = std::min(stage_ns, duration_ns_ - t);
     const double secs = duration / kNanos;
-    arrivals += level * secs + slope * secs * secs / 2;
+    const double end_level = duration == stage_ns ? stage_target : level + slope * secs;
+    const double end_arrivals = arrivals + level * secs + slope * secs * secs / 2;
+    segments_.push_back({t, duration, level, slope, arrivals, end_arrivals});
+    arrivals = end_arrivals;
     t += duration;
     level = end_level;
   };
   for (const Stage& s : stages) add(s.duration_ns, s.target);
   if (t < duration_ns_) add(duration_ns_ - t, level);  // hold the last level
+  total_arrivals_ = arrivals;
+  double max = initial;
+  for (const Segment& s : segments_) {
+    max = std::max(max, s.start_level + s.slope * (s.duration_ns / kNanos));
+  }
+  max_users_ = static_cast<uint32_t>(std::floor(max + 1e-9));
 }
 
 absl::StatusOr<LoadPlan> LoadPlan::Closed(uint32_t users, double spawn_rate,
@@ -66,10 +75,7 @@ absl::StatusOr<LoadPlan> LoadPlan::Closed(uint32_t users, double spawn_rate,
     plan.max_users_ = users;
     plan.ramp_end_ns_ = spawn_rate > 0 ? static_cast<int64_t>(std::ceil((users - 1) / spawn_rate * kNanos)) : 0;
   } else {
-    plan.BuildSegments(0, stages);
-    double max = 0;
-    for (const Stage& s : stages) max = std::max(max, s.target);
-    plan.max_users_ = static_cast<uint32_t>(max);
+    plan.BuildSegments(users, stages);
     plan.ramp_end_ns_ = std::min(StagesDuration(stages), duration_ns);
   }
   return plan;
@@ -85,7 +91,8 @@ absl::StatusOr<LoadPlan> LoadPlan::Open(double rate, std::vector<Stage> stages, 
     return absl::InvalidArgumentError("rate: must be > 0");
   }
   plan.duration_ns_ = duration_ns;
-  plan.BuildSegments(stages.empty() ? rate : 0, stages);
+  if (!(rate >= 0 && std::isfinite(rate))) return absl::InvalidArgumentError("rate: must be >= 0");
+  plan.BuildSegments(rate, stages);
   return plan;
 }
 
@@ -116,41 +123,29 @@ double LoadPlan::RateAt(int64_t t_ns) const {
 
 int64_t LoadPlan::PlannedTime(uint64_t n) const {
   const double target = static_cast<double>(n);
-  // The last segment whose arrivals_before <= n holds arrival n (segments with no arrivals are
-  // skipped by the search since arrivals_before does not grow across them).
-  auto it = std::upper_bound(segments_.begin(), segments_.end(), target,
-                             [](double v, const Segment& s) { return v < s.arrivals_before; });
-  if (it == segments_.begin()) return INT64_MAX;
-  const Segment& s = *(it - 1);
+  // Floating-point sums land a hair above or below whole numbers at stage boundaries; compare
+  // with a tolerance so an arrival due exactly at a boundary is neither lost nor duplicated.
+  const double tolerance = 1e-9 * std::max(1.0, target);
+  if (target >= total_arrivals_ - tolerance) return INT64_MAX;
+  // The first segment whose cumulative arrivals pass n holds arrival n.
+  auto it = std::upper_bound(segments_.begin(), segments_.end(), target + tolerance,
+                             [](double v, const Segment& s) { return v < s.arrivals_end; });
+  if (it == segments_.end()) return INT64_MAX;
+  const Segment& s = *it;
   const double d = target - s.arrivals_before;
   const double a = s.start_level, b = s.slope;
-  double tau;  // seconds into the segment where cumulative arrivals reach n
-  if (d <= 0) {
-    tau = 0;
-  } else {
-    const double disc = a * a + 2 * b * d;
-    if (disc < 0) return INT64_MAX;  // a decreasing rate never reaches n in this segment
-    const double denom = a + std::sqrt(disc);
-    if (denom <= 0) return INT64_MAX;
-    tau = 2 * d / denom;
+  double tau = 0;  // seconds into the segment where cumulative arrivals reach n
+  if (d > 0) {
+    const double denom = a + std::sqrt(std::max(0.0, a * a + 2 * b * d));
+    if (denom > 0) tau = 2 * d / denom;
   }
-  const double t = static_cast<double>(s.start_ns) + tau * kNanos;
-  if (t >= static_cast<double>(s.start_ns + s.duration_ns) || t >= static_cast<double>(duration_ns_)) {
-    return INT64_MAX;
-  }
-  return static_cast<int64_t>(t);
+  const int64_t into = std::min<int64_t>(static_cast<int64_t>(tau * kNanos), s.duration_ns - 1);
+  return s.start_ns + std::max<int64_t>(into, 0);
 }
 
 uint64_t LoadPlan::TotalArrivals() const {
-  // Arrival n happens when cumulative arrivals reach n, so those with n < total count.
-  if (segments_.empty()) return 0;
-  const Segment& s = segments_.back();
-  const double secs = s.duration_ns / kNanos;
-  const double total = s.arrivals_before + s.start_level * secs + s.slope * secs * secs / 2;
-  uint64_t n = static_cast<uint64_t>(std::ceil(total - 1e-9));
-  // Guard the float edge: make the count agree with PlannedTime.
+  uint64_t n = static_cast<uint64_t>(std::max(0.0, std::ceil(total_arrivals_)));
   while (n > 0 && PlannedTime(n - 1) == INT64_MAX) --n;
-  while (PlannedTime(n) != INT64_MAX) ++n;
   return n;
 }
 

@@ -24,12 +24,12 @@ class LoadPlan {
   enum class Model { kClosed, kOpen };
 
   // Closed model. Without stages, users start at `spawn_rate` per second (all at once when 0) up to
-  // `users`. With stages, the user count ramps linearly from 0 through each stage's target.
-  // duration_ns 0 means the sum of the stages.
+  // `users`. With stages, the user count starts at `users` (0 allowed) and ramps linearly through
+  // each stage's target, then holds the last one. duration_ns 0 means the sum of the stages.
   static absl::StatusOr<LoadPlan> Closed(uint32_t users, double spawn_rate,
                                          std::vector<Stage> stages, int64_t duration_ns);
-  // Open model. Without stages, a constant `rate`; with stages, the rate ramps linearly from 0
-  // through each stage's target, then holds the last one.
+  // Open model. Without stages, a constant `rate`; with stages, the rate starts at `rate` (0
+  // allowed) and ramps linearly through each stage's target, then holds the last one.
   static absl::StatusOr<LoadPlan> Open(double rate, std::vector<Stage> stages, int64_t duration_ns);
 
   Model model() const { return model_; }
@@ -42,8 +42,9 @@ class LoadPlan {
   // Closed model: the time after which UsersAt no longer changes.
   int64_t RampEnd() const { return ramp_end_ns_; }
 
-  // Open model: the rate at t_ns, and when arrival n (0-based) is due, in ns after the start;
-  // INT64_MAX when that is at or after the end of the run.
+  // Open model: the rate at t_ns, and when arrival n (0-based) is due, in ns after the start:
+  // the first time the cumulative arrivals (the integral of the rate) reach n. Arrivals n with
+  // n < the cumulative total at the end are sent; for the others this returns INT64_MAX.
   double RateAt(int64_t t_ns) const;
   int64_t PlannedTime(uint64_t n) const;
   // Open model: arrivals due in [0, duration).
@@ -55,7 +56,8 @@ class LoadPlan {
     int64_t duration_ns;
     double start_level;  // users or rate at the segment's start
     double slope;        // per second
-    double arrivals_before;  // open model: arrivals in all earlier segments
+    double arrivals_before;  // open model: cumulative arrivals at the segment's start...
+    double arrivals_end;     // ...and at its end
   };
   double LevelAt(int64_t t_ns) const;
   void BuildSegments(double initial, const std::vector<Stage>& stages);
@@ -65,6 +67,7 @@ class LoadPlan {
   uint32_t users_ = 0;
   double spawn_rate_ = 0;
   uint32_t max_users_ = 0;
+  double total_arrivals_ = 0;  // cumulative arrivals at the end of the run (not rounded)
   int64_t ramp_end_ns_ = 0;
   std::vector<Segment> segments_;  // cover [0, duration_ns_)
 };
