@@ -95,7 +95,12 @@ HttpResponseParser::Result HttpResponseParser::Parse(const char* data, size_t le
         const char* start = data + pos;
         const void* nl = std::memchr(start, '\n', len - pos);
         if (nl == nullptr) {
-          if (partial_line_.size() + (len - pos) > kMaxLineBytes) return Fail("line too long");
+          // One byte over the limit is allowed only if it is the CR of a line exactly at it.
+          const size_t carried = partial_line_.size() + (len - pos);
+          if (carried > kMaxLineBytes + 1 || (carried == kMaxLineBytes + 1 && data[len - 1] != '\r')) {
+            *consumed = len;
+            return Fail("line too long");
+          }
           partial_line_.append(start, len - pos);
           pos = len;
           break;
@@ -106,17 +111,19 @@ HttpResponseParser::Result HttpResponseParser::Parse(const char* data, size_t le
         if (partial_line_.empty()) {
           size_t n = line_len;
           if (n > 0 && start[n - 1] == '\r') --n;
-          if (n > kMaxLineBytes) return Fail("line too long");
-          r = OnLine(start, n);
+          r = n > kMaxLineBytes ? Fail("line too long") : OnLine(start, n);
         } else {
-          if (partial_line_.size() + line_len > kMaxLineBytes) return Fail("line too long");
-          partial_line_.append(start, line_len);
-          size_t n = partial_line_.size();
-          if (n > 0 && partial_line_[n - 1] == '\r') --n;
-          // Copy out: OnLine may not keep pointing into partial_line_ after we clear it.
-          std::string line(partial_line_.data(), n);
-          partial_line_.clear();
-          r = OnLine(line.data(), line.size());
+          if (partial_line_.size() + line_len > kMaxLineBytes + 1) {
+            r = Fail("line too long");
+          } else {
+            partial_line_.append(start, line_len);
+            size_t n = partial_line_.size();
+            if (n > 0 && partial_line_[n - 1] == '\r') --n;
+            // Copy out: OnLine may Reset, which clears partial_line_.
+            std::string line(partial_line_.data(), n);
+            partial_line_.clear();
+            r = n > kMaxLineBytes ? Fail("line too long") : OnLine(line.data(), line.size());
+          }
         }
         if (r == Result::kError) {
           *consumed = pos;
