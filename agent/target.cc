@@ -18,6 +18,16 @@ bool IsToken(const std::string& s) {
   return true;
 }
 
+// Host names (RFC 1123 letters, digits, '-', '.', and '_' seen in the wild) or IPv6 literals.
+bool ValidHost(const std::string& host, bool ipv6) {
+  for (unsigned char c : host) {
+    if (std::isalnum(c) || c == '-' || c == '.' || c == '_') continue;
+    if (ipv6 && (c == ':' || c == '%')) continue;
+    return false;
+  }
+  return true;
+}
+
 bool HasControl(const std::string& s) {
   for (unsigned char c : s) {
     if (c < 0x20 && c != '\t') return true;
@@ -72,6 +82,9 @@ absl::StatusOr<Url> ParseUrl(const std::string& text) {
     if (colon != std::string::npos) port_text = authority.substr(colon + 1);
   }
   if (url.host.empty()) return absl::InvalidArgumentError(absl::StrCat("url \"", text, "\" has no host"));
+  if (!ValidHost(url.host, !authority.empty() && authority[0] == '[')) {
+    return absl::InvalidArgumentError(absl::StrCat("url \"", text, "\": host \"", url.host, "\" has characters a host name cannot have"));
+  }
   if (port_text.empty()) {
     url.port = url.tls ? 443 : 80;
   } else {
@@ -104,9 +117,14 @@ absl::StatusOr<std::vector<PreparedRequest>> PrepareRequests(const Url& target,
       if (spec.path[0] != '/') {
         return absl::InvalidArgumentError(absl::StrCat(where, ".path: \"", spec.path, "\" must start with /"));
       }
-      // The target URL's path is a prefix: "http://h/api" + "/users" = "/api/users".
+      // The target URL's path is a prefix and its query is kept:
+      // "http://h/api?v=2" + "/users?id=1" = "/api/users?id=1&v=2".
+      const size_t q = path.find('?');
+      const std::string query = q == std::string::npos ? "" : path.substr(q + 1);
+      if (q != std::string::npos) path.resize(q);
       if (!path.empty() && path.back() == '/') path.pop_back();
       path += spec.path;
+      if (!query.empty()) absl::StrAppend(&path, spec.path.find('?') == std::string::npos ? "?" : "&", query);
     }
     if (HasControl(path) || path.find(' ') != std::string::npos) {
       return absl::InvalidArgumentError(absl::StrCat(where, ".path: spaces or control characters"));
