@@ -29,7 +29,8 @@ const char kBenchUsage[] =
     "  --rate R             open model: R requests per second, latency measured from the planned\n"
     "                       send time (coordinated-omission corrected) and as service time\n"
     "  --connections N      open model: requests in flight at most (default: rate/10, 100..10000)\n"
-    "  --stages D:T,...     ramp users or rate linearly: e.g. 10s:100,30s:100,10s:0\n"
+    "  --stages D:T,...     ramp linearly from the --users or --rate value (0 if neither is given:\n"
+    "                       users) through each target, e.g. 10s:100,30s:100,10s:0\n"
     "  --duration D         how long to apply load (e.g. 30s, 1m30s); optional with --stages\n"
     "\n"
     "requests:\n"
@@ -87,13 +88,13 @@ absl::StatusOr<BenchOptions> ParseBenchFlags(const std::vector<std::string>& arg
       ASSIGN_OR_RETURN(cfg.url, value());
     } else if (flag == "--users") {
       ASSIGN_OR_RETURN(std::string v, value());
-      if (!absl::SimpleAtoi(v, &users) || users <= 0 || users > 10'000'000) {
-        return FlagError(flag, absl::StrCat("\"", v, "\" is not a user count > 0"));
+      if (!absl::SimpleAtoi(v, &users) || users < 0 || users > 10'000'000) {
+        return FlagError(flag, absl::StrCat("\"", v, "\" is not a user count"));
       }
     } else if (flag == "--rate") {
       ASSIGN_OR_RETURN(std::string v, value());
-      if (!absl::SimpleAtod(v, &rate) || !(rate > 0) || !std::isfinite(rate)) {
-        return FlagError(flag, absl::StrCat("\"", v, "\" is not a rate > 0"));
+      if (!absl::SimpleAtod(v, &rate) || !(rate >= 0) || !std::isfinite(rate)) {
+        return FlagError(flag, absl::StrCat("\"", v, "\" is not a rate"));
       }
     } else if (flag == "--spawn-rate") {
       ASSIGN_OR_RETURN(std::string v, value());
@@ -179,26 +180,24 @@ absl::StatusOr<BenchOptions> ParseBenchFlags(const std::vector<std::string>& arg
     }
   }
   if (cfg.url.empty()) return FlagError("--url", "is required");
-  if ((users > 0) == (rate > 0) && stages.empty()) {
-    return FlagError("--users/--rate", "give exactly one of them");
-  }
-  if (users > 0 && rate > 0) return FlagError("--users/--rate", "give exactly one of them");
+  if (users >= 0 && rate >= 0) return FlagError("--users/--rate", "give exactly one of them");
+  if (users < 0 && rate < 0 && stages.empty()) return FlagError("--users/--rate", "give exactly one of them");
+  if (stages.empty() && users == 0) return FlagError("--users", "must be > 0 (or start a --stages ramp)");
+  if (stages.empty() && rate == 0) return FlagError("--rate", "must be > 0 (or start a --stages ramp)");
   if (duration == 0 && stages.empty()) return FlagError("--duration", "is required");
-  if (rate > 0 && spawn_rate > 0) return FlagError("--spawn-rate", "applies to --users only");
-  if (rate > 0 && (cfg.think_min_ns > 0 || cfg.think_max_ns > 0)) return FlagError("--think", "applies to --users only");
-  if (!stages.empty() && spawn_rate > 0) return FlagError("--spawn-rate", "cannot be combined with --stages");
-  if (users <= 0 && rate <= 0) {
-    // Stages alone: the model follows --connections (open) or defaults to users.
-    if (cfg.connections != 0) rate = 0; else users = 0;
-  }
-  absl::StatusOr<LoadPlan> plan = rate >= 0 && users <= 0
-      ? LoadPlan::Open(rate > 0 ? rate : 0, stages, duration)
-      : LoadPlan::Closed(static_cast<uint32_t>(std::max<int64_t>(users, 0)), spawn_rate, stages, duration);
-  if (!plan.ok()) return FlagError(rate > 0 ? "--rate" : "--users", std::string(plan.status().message()));
-  cfg.plan = *plan;
-  if (cfg.plan.model() == LoadPlan::Model::kClosed && cfg.connections != 0) {
+  const bool open = rate >= 0;
+  if (open && spawn_rate > 0) return FlagError("--spawn-rate", "applies to --users only");
+  if (open && (cfg.think_min_ns > 0 || cfg.think_max_ns > 0)) return FlagError("--think", "applies to --users only");
+  if (!open && cfg.connections != 0) {
     return FlagError("--connections", "applies to --rate only (each user has one connection)");
   }
+  if (!stages.empty() && spawn_rate > 0) return FlagError("--spawn-rate", "cannot be combined with --stages");
+  // With --stages alone the model is closed, starting from 0 users.
+  absl::StatusOr<LoadPlan> plan =
+      open ? LoadPlan::Open(rate, stages, duration)
+           : LoadPlan::Closed(static_cast<uint32_t>(std::max<int64_t>(users, 0)), spawn_rate, stages, duration);
+  if (!plan.ok()) return FlagError(open ? "--rate" : "--users", std::string(plan.status().message()));
+  cfg.plan = *plan;
   if (request_customized) cfg.requests.push_back(request);
   return opt;
 }
