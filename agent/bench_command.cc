@@ -290,10 +290,14 @@ int RunBench(BenchOptions options) {
     common::Histogram latency;
     for (const RequestStats& r : interval->requests) latency.Merge(r.latency);
     char line[256];
+    // Requests still finishing after the end land in a last, partial interval.
+    const bool drain = interval->index * 1'000'000'000LL >= plan.duration_ns();
+    char when[16];
+    std::snprintf(when, sizeof(when), drain ? "drain" : "%4llds", static_cast<long long>(interval->index + 1));
     std::snprintf(line, sizeof(line),
-                  "%4llds  %s %-7u rps %-9llu p50 %-9s p95 %-9s p99 %-9s errors %llu%s",
-                  static_cast<long long>(interval->index + 1), open ? "inflight" : "users",
-                  open ? interval->in_flight : interval->active_users,
+                  "%5s  %s %-7u %s %-9llu p50 %-9s p95 %-9s p99 %-9s errors %llu%s", when,
+                  open ? "inflight" : "users",
+                  open ? interval->in_flight : interval->active_users, drain ? "done" : "rps ",
                   static_cast<unsigned long long>(interval->Requests()),
                   common::FormatNanos(latency.ValueAtQuantile(0.5)).c_str(),
                   common::FormatNanos(latency.ValueAtQuantile(0.95)).c_str(),
