@@ -19,7 +19,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
 #include "agent/load_plan.h"
-#include "agent/stats.h"
+#include "common/stats.h"
 #include "agent/target.h"
 #include "agent/worker.h"
 

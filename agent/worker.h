@@ -16,13 +16,20 @@
 
 #include "agent/http_response_parser.h"
 #include "agent/load_plan.h"
-#include "agent/stats.h"
+#include "common/stats.h"
 #include "agent/target.h"
 
 typedef struct ssl_ctx_st SSL_CTX;
 typedef struct ssl_st SSL;
 
 namespace stampede::agent {
+
+// The engine fills the shared statistics types (common/stats.h).
+using common::IntervalStats;
+using common::kLateNs;
+using common::Outcome;
+using common::OutcomeName;
+using common::RequestStats;
 
 // What all workers of a run share; constant while they run.
 struct WorkerShared {

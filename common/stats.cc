@@ -1,8 +1,8 @@
-#include "agent/stats.h"
+#include "common/stats.h"
 
 #include <algorithm>
 
-namespace stampede::agent {
+namespace stampede::common {
 
 const char* OutcomeName(Outcome outcome) {
   switch (outcome) {
@@ -83,4 +83,4 @@ uint64_t IntervalStats::Outcomes(Outcome o) const {
   return n;
 }
 
-}  // namespace stampede::agent
+}  // namespace stampede::common

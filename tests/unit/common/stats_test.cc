@@ -1,4 +1,4 @@
-#include "agent/stats.h"
+#include "common/stats.h"
 
 #include <cstddef>
 #include <cstring>
@@ -7,7 +7,7 @@
 
 #include "gtest/gtest.h"
 
-namespace stampede::agent {
+namespace stampede::common {
 namespace {
 
 constexpr size_t Index(Outcome o) { return static_cast<size_t>(o); }
@@ -147,4 +147,4 @@ TEST(IntervalStatsTest, MergeAddsCountersAndKeepsMaxima) {
 }
 
 }  // namespace
-}  // namespace stampede::agent
+}  // namespace stampede::common

@@ -1,7 +1,7 @@
 // What the engine counts: outcomes, status classes and latency histograms per request name, per
 // one-second interval. Workers fill their own IntervalStats without locks; readers merge them.
-#ifndef STAMPEDE_AGENT_STATS_H_
-#define STAMPEDE_AGENT_STATS_H_
+#ifndef STAMPEDE_COMMON_STATS_H_
+#define STAMPEDE_COMMON_STATS_H_
 
 #include <array>
 #include <cstdint>
@@ -9,7 +9,7 @@
 
 #include "common/histogram.h"
 
-namespace stampede::agent {
+namespace stampede::common {
 
 // How one request ended. Every request the engine starts ends in exactly one of these.
 enum class Outcome : uint8_t {
@@ -32,9 +32,9 @@ const char* OutcomeName(Outcome outcome);
 struct RequestStats {
   // Closed model: response end - request start. Open model: response end - planned send time
   // (corrected for coordinated omission). Recorded for every complete response.
-  common::Histogram latency;
+  Histogram latency;
   // Open model only: response end - actual send start (service time, as an uncorrected client sees).
-  common::Histogram service;
+  Histogram service;
   std::array<uint64_t, static_cast<size_t>(Outcome::kCount)> outcomes{};
   std::array<uint64_t, 6> status_classes{};  // [1] = 1xx ... [5] = 5xx; [0] other
 
@@ -68,6 +68,6 @@ struct IntervalStats {
 
 constexpr int64_t kLateNs = 1000000;  // 1 ms
 
-}  // namespace stampede::agent
+}  // namespace stampede::common
 
-#endif  // STAMPEDE_AGENT_STATS_H_
+#endif  // STAMPEDE_COMMON_STATS_H_
