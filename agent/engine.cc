@@ -92,8 +92,16 @@ absl::StatusOr<std::unique_ptr<Engine>> Engine::Create(EngineConfig config) {
 
   const bool open = shared.plan.model() == LoadPlan::Model::kOpen;
   uint32_t threads = config.threads != 0 ? config.threads : std::max(1u, std::thread::hardware_concurrency());
-  if (!open) threads = std::max(1u, std::min(threads, shared.plan.MaxUsers()));
-  shared.stream_count = threads;
+  if (config.stream_count == 0) {
+    // Alone, threads beyond the user count would idle.
+    if (!open) threads = std::max(1u, std::min(threads, shared.plan.MaxUsers()));
+    shared.stream_count = threads;
+  } else {
+    if (config.stream_offset + threads > config.stream_count) {
+      return absl::InvalidArgumentError("stream_offset + threads exceeds stream_count");
+    }
+    shared.stream_count = config.stream_count;
+  }
   if (open) {
     // Enough connections for the rate at 100 ms latency, at least 100; the rest queue (and count
     // as late) rather than opening unbounded connections while the target stalls.
@@ -113,7 +121,7 @@ absl::StatusOr<std::unique_ptr<Engine>> Engine::Create(EngineConfig config) {
     const uint32_t share = open ? engine->connections_ / threads + (i < engine->connections_ % threads ? 1 : 0) : 0;
     Engine* self = engine.get();
     engine->workers_.push_back(std::make_unique<Worker>(
-        shared, i, share, seed + i,
+        shared, config.stream_offset + i, share, seed + i,
         [self, i](std::unique_ptr<IntervalStats> stats, bool final) { self->OnPublish(i, std::move(stats), final); }));
   }
   return engine;
@@ -135,6 +143,16 @@ void Engine::Start(int64_t start_ns) {
     const int64_t at = start_ns_;
     threads_.emplace_back([worker, at] { worker->Run(at); });
   }
+}
+
+int64_t Engine::ActualStartNs() const {
+  int64_t latest = 0;
+  for (const auto& w : workers_) {
+    const int64_t t = w->started_ns();
+    if (t == 0) return 0;
+    latest = std::max(latest, t);
+  }
+  return latest;
 }
 
 void Engine::Stop(bool abort) {

@@ -38,6 +38,10 @@ struct EngineConfig {
   bool insecure_skip_verify = false;
   std::string ca_file;       // extra trusted CA (PEM) for https targets
   uint64_t seed = 0;         // 0: random
+  // Distributed runs: this engine's threads are streams [stream_offset, stream_offset + threads)
+  // of stream_count over all agents (see LoadPlan). 0: the engine has the whole plan.
+  uint32_t stream_offset = 0;
+  uint32_t stream_count = 0;
 };
 
 class Engine {
@@ -62,6 +66,9 @@ class Engine {
   const LoadPlan& plan() const { return shared_.plan; }
   bool dns_failed() const { return shared_.dns_failed; }
   int64_t start_ns() const { return start_ns_; }
+  // When the last worker actually began (CLOCK_MONOTONIC): the start time plus wakeup latency.
+  // 0 until all have.
+  int64_t ActualStartNs() const;
 
  private:
   struct Outbox {

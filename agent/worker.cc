@@ -167,6 +167,7 @@ void Worker::Loop() {
     (void)ignored;
   }
   thread_cpu_ns_ = ThreadCpuNs();
+  started_ns_.store(Now());
   while (true) {
     Housekeeping(Now());
     if (finished_) break;

@@ -69,6 +69,9 @@ class Worker {
   // Thread-safe. Ends the run now; `abort` also skips the grace period.
   void Stop(bool abort);
 
+  // CLOCK_MONOTONIC time the worker actually began after waiting for the start; 0 before.
+  int64_t started_ns() const { return started_ns_.load(); }
+
  private:
   struct Connection;
   enum class State : uint8_t;
@@ -107,6 +110,7 @@ class Worker {
   Publish publish_;
 
   std::atomic<int> stop_request_{0};  // 1 = stop, 2 = abort
+  std::atomic<int64_t> started_ns_{0};
 
   int epoll_fd_ = -1;
   int timer_fd_ = -1;

@@ -1,0 +1,38 @@
+// `stampede-agent connect`: one agent's session with the controller. Dials the controller, says
+// hello, takes its assignment, starts at the broadcast time, streams a report every second, and
+// says done. Stops on its own when the controller goes away or stays silent past the heartbeat
+// timeout.
+#ifndef STAMPEDE_AGENT_SESSION_H_
+#define STAMPEDE_AGENT_SESSION_H_
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+
+namespace stampede::agent {
+
+struct SessionOptions {
+  std::string controller;  // host:port of the controller's gRPC listener
+  std::string run;         // the test's run id
+  std::string token;       // the test's secret
+  uint32_t index = 0;
+  uint32_t threads = 0;    // 0: one per core
+  int connect_timeout_s = 30;
+};
+
+// Flags, with environment fallbacks STAMPEDE_CONTROLLER, STAMPEDE_RUN, STAMPEDE_TOKEN,
+// STAMPEDE_AGENT_INDEX, STAMPEDE_THREADS. InvalidArgument names the missing or bad one.
+absl::StatusOr<SessionOptions> ParseConnectFlags(const std::vector<std::string>& args);
+
+// Runs the session to its end. Exit code: 0 when the agent finished its share (or was stopped by
+// the controller), 1 when the session failed (controller unreachable, gone, silent, or rejected
+// us, or the engine could not start).
+int RunSession(const SessionOptions& options);
+
+extern const char kConnectUsage[];
+
+}  // namespace stampede::agent
+
+#endif  // STAMPEDE_AGENT_SESSION_H_

@@ -1,0 +1,129 @@
+#include "agent/spec_config.h"
+
+#include "absl/strings/str_cat.h"
+#include "common/duration.h"
+#include "common/status_macros.h"
+
+namespace stampede::agent {
+namespace {
+
+absl::StatusOr<int64_t> DurationField(const std::string& field, const std::string& text) {
+  auto d = common::ParseDuration(text);
+  if (!d.ok()) return absl::InvalidArgumentError(absl::StrCat(field, ": ", d.status().message()));
+  return absl::ToInt64Nanoseconds(*d);
+}
+
+}  // namespace
+
+absl::StatusOr<EngineConfig> EngineConfigFromAssignment(const v1::Assignment& assignment,
+                                                        uint32_t threads) {
+  const v1::LoadTestSpec& spec = assignment.spec();
+  EngineConfig cfg;
+  cfg.url = spec.target().url();
+  if (!spec.target().timeout().empty()) {
+    ASSIGN_OR_RETURN(cfg.timeout_ns, DurationField("spec.target.timeout", spec.target().timeout()));
+  }
+  cfg.insecure_skip_verify = spec.target().insecure_skip_verify();
+  for (const v1::Request& r : spec.requests()) {
+    RequestSpec req;
+    req.name = r.name();
+    if (!r.method().empty()) req.method = r.method();
+    req.path = r.path();
+    for (const auto& [k, v] : r.headers()) req.headers.emplace_back(k, v);
+    req.body = r.body();
+    req.weight = r.weight() == 0 ? 1 : r.weight();
+    req.expect_status.assign(r.expect_status().begin(), r.expect_status().end());
+    cfg.requests.push_back(std::move(req));
+  }
+  int64_t duration = 0;
+  if (!spec.duration().empty()) {
+    ASSIGN_OR_RETURN(duration, DurationField("spec.duration", spec.duration()));
+  }
+  std::vector<Stage> stages;
+  for (int i = 0; i < spec.load().stages_size(); ++i) {
+    const v1::Stage& s = spec.load().stages(i);
+    Stage stage;
+    ASSIGN_OR_RETURN(stage.duration_ns, DurationField(absl::StrCat("spec.load.stages[", i, "].duration"), s.duration()));
+    stage.target = s.target();
+    stages.push_back(stage);
+  }
+  const v1::Load& load = spec.load();
+  absl::StatusOr<LoadPlan> plan;
+  if (load.has_rate()) {
+    plan = LoadPlan::Open(load.rate(), stages, duration);
+  } else {
+    if (!load.think_time().min().empty()) {
+      ASSIGN_OR_RETURN(cfg.think_min_ns, DurationField("spec.load.thinkTime.min", load.think_time().min()));
+    }
+    if (!load.think_time().max().empty()) {
+      ASSIGN_OR_RETURN(cfg.think_max_ns, DurationField("spec.load.thinkTime.max", load.think_time().max()));
+    }
+    plan = LoadPlan::Closed(load.users(), load.spawn_rate(), stages, duration);
+  }
+  if (!plan.ok()) return absl::InvalidArgumentError(absl::StrCat("spec.load: ", plan.status().message()));
+  cfg.plan = *plan;
+  cfg.threads = threads;
+  cfg.connections = assignment.connections();
+  cfg.seed = assignment.seed();
+  cfg.stream_offset = assignment.stream_offset();
+  cfg.stream_count = assignment.stream_count();
+  return cfg;
+}
+
+void IntervalToReport(const common::IntervalStats& stats, v1::Report* report) {
+  report->set_interval(stats.index);
+  for (size_t i = 0; i < stats.requests.size(); ++i) {
+    const common::RequestStats& r = stats.requests[i];
+    if (r.Requests() == 0) continue;  // quiet request names cost nothing on the wire
+    v1::RequestReport* out = report->add_requests();
+    out->set_request(static_cast<uint32_t>(i));
+    r.latency.ToProto(out->mutable_latency());
+    if (r.service.count() != 0) r.service.ToProto(out->mutable_service());
+    for (uint64_t c : r.outcomes) out->add_outcomes(c);
+    for (uint64_t c : r.status_classes) out->add_status_classes(c);
+  }
+  report->set_active_users(stats.active_users);
+  report->set_in_flight(stats.in_flight);
+  report->set_cpu_seconds(stats.cpu_seconds);
+  report->set_busiest_thread_cpu(stats.busiest_thread_cpu);
+  report->set_max_timer_lag_ns(stats.max_timer_lag_ns);
+  report->set_connections_opened(stats.connections_opened);
+  report->set_bytes_read(stats.bytes_read);
+  report->set_bytes_written(stats.bytes_written);
+  report->set_late(stats.late);
+  report->set_planned(stats.planned);
+}
+
+absl::Status MergeReport(const v1::Report& report, common::IntervalStats* into) {
+  // Validate everything before changing `into`, so a bad report is rejected whole.
+  for (const v1::RequestReport& r : report.requests()) {
+    if (r.request() >= into->requests.size()) {
+      return absl::InvalidArgumentError(absl::StrCat("report names request ", r.request(), " of ", into->requests.size()));
+    }
+    if (r.outcomes_size() > static_cast<int>(common::Outcome::kCount) || r.status_classes_size() > 6) {
+      return absl::InvalidArgumentError("report has too many outcome or status counters");
+    }
+    RETURN_IF_ERROR(common::Histogram::ValidateProto(r.latency()));
+    if (r.has_service()) RETURN_IF_ERROR(common::Histogram::ValidateProto(r.service()));
+  }
+  for (const v1::RequestReport& r : report.requests()) {
+    common::RequestStats& s = into->requests[r.request()];
+    (void)s.latency.MergeFromProto(r.latency());
+    if (r.has_service()) (void)s.service.MergeFromProto(r.service());
+    for (int i = 0; i < r.outcomes_size(); ++i) s.outcomes[i] += r.outcomes(i);
+    for (int i = 0; i < r.status_classes_size(); ++i) s.status_classes[i] += r.status_classes(i);
+  }
+  into->active_users += report.active_users();
+  into->in_flight += report.in_flight();
+  into->cpu_seconds += report.cpu_seconds();
+  into->busiest_thread_cpu = std::max(into->busiest_thread_cpu, report.busiest_thread_cpu());
+  into->max_timer_lag_ns = std::max(into->max_timer_lag_ns, report.max_timer_lag_ns());
+  into->connections_opened += report.connections_opened();
+  into->bytes_read += report.bytes_read();
+  into->bytes_written += report.bytes_written();
+  into->late += report.late();
+  into->planned += report.planned();
+  return absl::OkStatus();
+}
+
+}  // namespace stampede::agent

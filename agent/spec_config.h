@@ -1,0 +1,27 @@
+// Turns a LoadTest spec (as the controller assigns it) into the engine's configuration, and the
+// engine's interval statistics into the report sent back.
+#ifndef STAMPEDE_AGENT_SPEC_CONFIG_H_
+#define STAMPEDE_AGENT_SPEC_CONFIG_H_
+
+#include <cstdint>
+
+#include "absl/status/statusor.h"
+#include "agent/engine.h"
+#include "common/stats.h"
+#include "stampede/v1/agent.pb.h"
+
+namespace stampede::agent {
+
+// InvalidArgument naming the field when the spec cannot drive the engine.
+absl::StatusOr<EngineConfig> EngineConfigFromAssignment(const v1::Assignment& assignment,
+                                                        uint32_t threads);
+
+void IntervalToReport(const common::IntervalStats& stats, v1::Report* report);
+
+// The inverse, for the controller; InvalidArgument on a malformed report (bad histogram, request
+// index out of range).
+absl::Status MergeReport(const v1::Report& report, common::IntervalStats* into);
+
+}  // namespace stampede::agent
+
+#endif  // STAMPEDE_AGENT_SPEC_CONFIG_H_

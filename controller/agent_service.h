@@ -1,0 +1,29 @@
+// The gRPC listener for agent sessions (AgentService.Session), one callback reactor per stream.
+// Only this translation unit includes grpcpp.
+#ifndef STAMPEDE_CONTROLLER_AGENT_SERVICE_H_
+#define STAMPEDE_CONTROLLER_AGENT_SERVICE_H_
+
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "controller/run.h"
+
+namespace stampede::controller {
+
+class GrpcListener {
+ public:
+  using FindRun = std::function<std::shared_ptr<Run>(const std::string& run_id)>;
+
+  // Listens on `address` (host:port; port 0: any free port).
+  static absl::StatusOr<std::unique_ptr<GrpcListener>> Start(const std::string& address, FindRun find_run);
+  virtual ~GrpcListener() = default;
+  virtual int port() const = 0;
+  // Cancels open sessions and stops; waits for the handlers to finish.
+  virtual void Shutdown() = 0;
+};
+
+}  // namespace stampede::controller
+
+#endif  // STAMPEDE_CONTROLLER_AGENT_SERVICE_H_

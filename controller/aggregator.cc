@@ -1,0 +1,141 @@
+#include "controller/aggregator.h"
+
+#include <algorithm>
+
+#include "agent/spec_config.h"
+#include "stampede/v1/agent.pb.h"
+
+namespace stampede::controller {
+
+Aggregator::Aggregator(std::vector<std::string> request_names, uint32_t agents, int window)
+    : names_(std::move(request_names)),
+      window_(window),
+      reported_up_to_(agents, -1),
+      gone_(agents, false),
+      cumulative_(names_.size()) {}
+
+absl::Status Aggregator::Add(uint32_t agent, const v1::Report& report) {
+  if (agent >= reported_up_to_.size() || report.interval() < 0) {
+    ++rejected_reports_;
+    return absl::InvalidArgumentError("report from an unknown agent or for a negative interval");
+  }
+  // Validate by merging into a scratch copy of nothing: MergeReport checks before it changes.
+  common::IntervalStats* target;
+  bool late = report.interval() < next_to_finalize_;
+  if (late) {
+    target = nullptr;
+  } else {
+    auto it = pending_.find(report.interval());
+    if (it == pending_.end()) it = pending_.emplace(report.interval(), common::IntervalStats(names_.size())).first;
+    target = &it->second;
+  }
+  if (target != nullptr) {
+    if (absl::Status s = agent::MergeReport(report, target); !s.ok()) {
+      ++rejected_reports_;
+      return s;
+    }
+  }
+  // The cumulative totals take every valid report, late ones included.
+  if (absl::Status s = agent::MergeReport(report, &cumulative_); !s.ok()) {
+    ++rejected_reports_;
+    return s;
+  }
+  if (late) ++late_reports_;
+  reported_up_to_[agent] = std::max(reported_up_to_[agent], report.interval());
+  return absl::OkStatus();
+}
+
+void Aggregator::AgentGone(uint32_t agent) {
+  if (agent < gone_.size()) gone_[agent] = true;
+}
+
+std::vector<IntervalPoint> Aggregator::Finalize(int64_t force_before, int64_t now_ns) {
+  std::vector<IntervalPoint> out;
+  while (true) {
+    const int64_t index = next_to_finalize_;
+    bool complete = true, anyone = false;
+    for (size_t a = 0; a < reported_up_to_.size(); ++a) {
+      if (gone_[a]) continue;
+      anyone = true;
+      if (reported_up_to_[a] < index) complete = false;
+    }
+    auto it = pending_.find(index);
+    // With every agent gone, only intervals someone reported remain to close.
+    if (!anyone) complete = it != pending_.end();
+    if (!complete && index >= force_before) break;
+    if (!complete && it == pending_.end() && pending_.empty()) break;
+    common::IntervalStats empty(names_.size());
+    common::IntervalStats& stats = it != pending_.end() ? it->second : empty;
+    out.push_back(Close(index, stats, now_ns));
+    if (it != pending_.end()) pending_.erase(it);
+    ++next_to_finalize_;
+  }
+  return out;
+}
+
+std::vector<IntervalPoint> Aggregator::FinalizeAll(int64_t now_ns) {
+  std::vector<IntervalPoint> out;
+  while (!pending_.empty()) {
+    auto more = Finalize(pending_.rbegin()->first + 1, now_ns);
+    out.insert(out.end(), more.begin(), more.end());
+  }
+  return out;
+}
+
+IntervalPoint Aggregator::Close(int64_t index, common::IntervalStats& stats, int64_t now_ns) {
+  IntervalPoint p;
+  p.index = index;
+  p.active_users = stats.active_users;
+  p.in_flight = stats.in_flight;
+  p.busiest_thread_cpu = stats.busiest_thread_cpu;
+  p.max_timer_lag_ns = stats.max_timer_lag_ns;
+  p.finalized_at_ns = now_ns;
+  common::Histogram all;
+  auto fill = [](IntervalPoint::Request* r, const common::Histogram& h) {
+    r->p50 = h.ValueAtQuantile(0.5);
+    r->p90 = h.ValueAtQuantile(0.9);
+    r->p95 = h.ValueAtQuantile(0.95);
+    r->p99 = h.ValueAtQuantile(0.99);
+    r->p999 = h.ValueAtQuantile(0.999);
+    r->max = h.max();
+  };
+  WindowEntry entry{index, 0, {}};
+  for (common::RequestStats& r : stats.requests) {
+    IntervalPoint::Request pr;
+    pr.requests = r.Requests();
+    pr.errors = r.Errors();
+    fill(&pr, r.latency);
+    p.per_request.push_back(pr);
+    p.requests += pr.requests;
+    p.errors += pr.errors;
+    all.Merge(r.latency);
+    entry.latency.push_back(std::move(r.latency));
+  }
+  p.total.requests = p.requests;
+  p.total.errors = p.errors;
+  fill(&p.total, all);
+  entry.requests = p.requests;
+  window_entries_.push_back(std::move(entry));
+  while (static_cast<int>(window_entries_.size()) > window_) window_entries_.pop_front();
+  series_.push_back(p);
+  return p;
+}
+
+common::Histogram Aggregator::WindowLatency(int request) const {
+  common::Histogram h;
+  for (const WindowEntry& e : window_entries_) {
+    for (size_t i = 0; i < e.latency.size(); ++i) {
+      if (request < 0 || static_cast<size_t>(request) == i) h.Merge(e.latency[i]);
+    }
+  }
+  return h;
+}
+
+double Aggregator::WindowRps() const {
+  if (window_entries_.empty()) return 0;
+  uint64_t n = 0;
+  for (const WindowEntry& e : window_entries_) n += e.requests;
+  return static_cast<double>(n) / window_entries_.size();
+}
+
+}  // namespace stampede::controller

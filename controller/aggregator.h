@@ -1,0 +1,96 @@
+// Merges the agents' one-second reports exactly: per request name and in total, per interval and
+// cumulative, plus a sliding window of the last finalized intervals. Histograms are added bucket
+// by bucket, so every percentile here is the percentile of the union of all agents' samples.
+//
+// Not thread-safe: the owning Run serializes access.
+#ifndef STAMPEDE_CONTROLLER_AGGREGATOR_H_
+#define STAMPEDE_CONTROLLER_AGGREGATOR_H_
+
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "common/stats.h"
+
+namespace stampede::v1 {
+class Report;
+}
+
+namespace stampede::controller {
+
+// One finalized second, as the time series keeps it.
+struct IntervalPoint {
+  int64_t index = 0;
+  uint64_t requests = 0;
+  uint64_t errors = 0;
+  uint32_t active_users = 0;
+  uint32_t in_flight = 0;
+  double busiest_thread_cpu = 0;
+  int64_t max_timer_lag_ns = 0;
+  struct Request {
+    uint64_t requests = 0;
+    uint64_t errors = 0;
+    uint64_t p50 = 0, p90 = 0, p95 = 0, p99 = 0, p999 = 0, max = 0;  // ns
+  };
+  std::vector<Request> per_request;  // indexed like the spec's requests
+  Request total;
+  int64_t finalized_at_ns = 0;  // CLOCK_MONOTONIC, to measure reporting lag
+};
+
+class Aggregator {
+ public:
+  // `window` is how many finalized seconds the windowed percentiles cover.
+  Aggregator(std::vector<std::string> request_names, uint32_t agents, int window = 10);
+
+  // Adds an agent's report for one interval. InvalidArgument (nothing added) when malformed.
+  absl::Status Add(uint32_t agent, const v1::Report& report);
+  // The agent sends no more reports (finished or lost): intervals stop waiting for it.
+  void AgentGone(uint32_t agent);
+
+  // Finalizes, in order, every pending interval that every agent still reporting has reported,
+  // and those with index < `force_before` whatever is missing. Returns the new points.
+  std::vector<IntervalPoint> Finalize(int64_t force_before, int64_t now_ns);
+  // Finalizes everything pending (the run is over).
+  std::vector<IntervalPoint> FinalizeAll(int64_t now_ns);
+
+  const std::vector<std::string>& request_names() const { return names_; }
+  // Everything reported so far, including reports that arrived after their interval was
+  // finalized: the exact totals.
+  const common::IntervalStats& cumulative() const { return cumulative_; }
+  // Latency over the last `window` finalized intervals; request -1 for all requests.
+  common::Histogram WindowLatency(int request) const;
+  // Requests per second over the window.
+  double WindowRps() const;
+  const std::vector<IntervalPoint>& series() const { return series_; }
+  uint64_t late_reports() const { return late_reports_; }
+  uint64_t rejected_reports() const { return rejected_reports_; }
+  int64_t last_finalized() const { return next_to_finalize_ - 1; }
+
+ private:
+  IntervalPoint Close(int64_t index, common::IntervalStats& stats, int64_t now_ns);
+
+  const std::vector<std::string> names_;
+  const int window_;
+  std::vector<int64_t> reported_up_to_;  // per agent: highest interval reported, -1 none
+  std::vector<bool> gone_;
+  std::map<int64_t, common::IntervalStats> pending_;
+  int64_t next_to_finalize_ = 0;
+  common::IntervalStats cumulative_;
+  struct WindowEntry {
+    int64_t index;
+    uint64_t requests;
+    std::vector<common::Histogram> latency;  // per request
+  };
+  std::deque<WindowEntry> window_entries_;
+  std::vector<IntervalPoint> series_;
+  uint64_t late_reports_ = 0;
+  uint64_t rejected_reports_ = 0;
+};
+
+}  // namespace stampede::controller
+
+#endif  // STAMPEDE_CONTROLLER_AGGREGATOR_H_

@@ -1,0 +1,101 @@
+#include "controller/controller.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <chrono>
+
+#include "absl/strings/str_cat.h"
+#include "common/logging.h"
+#include "controller/agent_service.h"
+
+namespace stampede::controller {
+
+std::string RandomToken(size_t bytes) {
+  static const char kAlphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+  std::string raw(bytes, '\0');
+  const int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
+  size_t got = 0;
+  while (fd >= 0 && got < bytes) {
+    const ssize_t n = read(fd, raw.data() + got, bytes - got);
+    if (n <= 0) break;
+    got += static_cast<size_t>(n);
+  }
+  if (fd >= 0) close(fd);
+  if (got < bytes) {
+    SLOG(kError) << "urandom_failed";  // no weak fallback: a predictable token is worse
+    std::abort();
+  }
+  std::string out;
+  for (unsigned char c : raw) out.push_back(kAlphabet[c & 63]);
+  return out;
+}
+
+absl::StatusOr<std::unique_ptr<Controller>> Controller::Create(ControllerOptions options) {
+  std::unique_ptr<Controller> c(new Controller());
+  Controller* self = c.get();
+  auto listener = GrpcListener::Start(options.grpc_listen, [self](const std::string& id) { return self->FindRun(id); });
+  if (!listener.ok()) return listener.status();
+  c->listener_ = std::move(*listener);
+  c->grpc_port_ = c->listener_->port();
+  if (options.advertise_address.empty()) {
+    const std::string host = options.grpc_listen.substr(0, options.grpc_listen.rfind(':'));
+    c->agent_address_ = absl::StrCat(host == "0.0.0.0" || host == "[::]" ? "127.0.0.1" : host, ":", c->grpc_port_);
+  } else {
+    c->agent_address_ = options.advertise_address;
+  }
+  c->run_defaults_ = options.run_defaults;
+  c->run_defaults_.controller_address = c->agent_address_;
+  c->ticker_ = std::thread([self] { self->TickLoop(); });
+  return c;
+}
+
+Controller::~Controller() {
+  stopping_.store(true);
+  if (ticker_.joinable()) ticker_.join();
+  // Runs still going are aborted so their agents stop rather than wait for the heartbeat timeout.
+  for (const auto& run : Runs()) {
+    run->Abort("controller shutting down");
+  }
+  if (listener_ != nullptr) listener_->Shutdown();
+}
+
+std::shared_ptr<Run> Controller::StartRun(v1::LoadTest test, std::unique_ptr<AgentLauncher> launcher) {
+  std::string id;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    id = absl::StrCat(test.metadata().namespace_(), "-", test.metadata().name(), "-", ++next_run_, "-",
+                      RandomToken(6));
+  }
+  auto run = std::make_shared<Run>(id, std::move(test), RandomToken(), std::move(launcher), run_defaults_);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    runs_[id] = run;
+  }
+  run->Start();
+  return run;
+}
+
+std::shared_ptr<Run> Controller::FindRun(const std::string& id) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = runs_.find(id);
+  return it == runs_.end() ? nullptr : it->second;
+}
+
+std::vector<std::shared_ptr<Run>> Controller::Runs() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<std::shared_ptr<Run>> out;
+  for (const auto& [id, run] : runs_) out.push_back(run);
+  return out;
+}
+
+void Controller::TickLoop() {
+  while (!stopping_.load()) {
+    for (const auto& run : Runs()) run->Tick();
+    // The ticker is the run's clock: 100 ms bounds how late a finished interval or a lost agent
+    // is noticed.
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+}
+
+}  // namespace stampede::controller

@@ -1,0 +1,65 @@
+// The controller: a gRPC listener for agent sessions, the set of runs, and the ticker that drives
+// them. `stampede run` embeds one for a single test; `stampede serve` and `stampede operator`
+// keep one for many.
+#ifndef STAMPEDE_CONTROLLER_CONTROLLER_H_
+#define STAMPEDE_CONTROLLER_CONTROLLER_H_
+
+#include <atomic>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
+#include "controller/run.h"
+
+namespace stampede::controller {
+
+class GrpcListener;  // agent_service.cc: keeps grpcpp out of this header
+
+struct ControllerOptions {
+  std::string grpc_listen = "127.0.0.1:0";  // host:port; port 0 picks a free one
+  // The address agents dial; default: the listen address with the port actually bound.
+  std::string advertise_address;
+  RunOptions run_defaults;
+};
+
+class Controller {
+ public:
+  static absl::StatusOr<std::unique_ptr<Controller>> Create(ControllerOptions options);
+  ~Controller();  // stops the ticker, then the listener
+
+  // Registers and starts a run. `test` must be valid with defaults applied.
+  std::shared_ptr<Run> StartRun(v1::LoadTest test, std::unique_ptr<AgentLauncher> launcher);
+  std::shared_ptr<Run> FindRun(const std::string& id) const;
+  std::vector<std::shared_ptr<Run>> Runs() const;
+
+  int grpc_port() const { return grpc_port_; }
+  const std::string& agent_address() const { return agent_address_; }
+
+ private:
+  Controller() = default;
+  void TickLoop();
+
+  int grpc_port_ = 0;
+  std::string agent_address_;
+  RunOptions run_defaults_;
+  std::unique_ptr<GrpcListener> listener_;
+
+  mutable std::mutex mu_;
+  std::map<std::string, std::shared_ptr<Run>> runs_ ABSL_GUARDED_BY(mu_);
+  uint64_t next_run_ ABSL_GUARDED_BY(mu_) = 0;
+
+  std::atomic<bool> stopping_{false};
+  std::thread ticker_;
+};
+
+// A random URL-safe token (per-test secret), from /dev/urandom.
+std::string RandomToken(size_t bytes = 24);
+
+}  // namespace stampede::controller
+
+#endif  // STAMPEDE_CONTROLLER_CONTROLLER_H_

@@ -1,0 +1,43 @@
+// Runs agents as local `stampede-agent connect` processes, with their output in log files.
+#ifndef STAMPEDE_CONTROLLER_LOCAL_LAUNCHER_H_
+#define STAMPEDE_CONTROLLER_LOCAL_LAUNCHER_H_
+
+#include <sys/types.h>
+
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "controller/agent_launcher.h"
+
+namespace stampede::controller {
+
+class LocalLauncher : public AgentLauncher {
+ public:
+  // `agent_binary`: path of stampede-agent; `log_dir`: created if missing, one file per agent.
+  LocalLauncher(std::string agent_binary, std::string log_dir);
+  ~LocalLauncher() override;
+
+  absl::Status Launch(const LaunchRequest& request) override;
+  // SIGTERM, then SIGKILL after 5 s for any agent still running; reaps all.
+  void Stop() override;
+  std::string LogLocation(uint32_t index) const override;
+
+  // Pids of the agents (for tests that kill one).
+  std::vector<pid_t> Pids() const;
+
+ private:
+  const std::string agent_binary_;
+  const std::string log_dir_;
+  mutable std::mutex mu_;
+  std::vector<pid_t> pids_ ABSL_GUARDED_BY(mu_);
+};
+
+// Finds stampede-agent: $STAMPEDE_AGENT_BINARY, next to this executable, ../agent/ (build tree),
+// then $PATH. Empty when not found.
+std::string FindAgentBinary();
+
+}  // namespace stampede::controller
+
+#endif  // STAMPEDE_CONTROLLER_LOCAL_LAUNCHER_H_

@@ -1,0 +1,23 @@
+// stampede: the controller. Wiring only.
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include "controller/run_command.h"
+
+int main(int argc, char** argv) {
+  std::vector<std::string> args(argv + 1, argv + argc);
+  if (args.empty() || args[0] == "-h" || args[0] == "--help" || args[0] == "help") {
+    std::cout << "stampede: distributed HTTP load testing\n\ncommands:\n"
+                 "  run TEST.yaml   run one LoadTest on local agents and exit with its verdict\n\n"
+              << stampede::controller::kRunUsage;
+    return args.empty() ? 2 : 0;
+  }
+  if (args[0] == "--version" || args[0] == "version") {
+    std::cout << "stampede 0.1.0\n";
+    return 0;
+  }
+  if (args[0] == "run") return stampede::controller::RunCommand(std::vector<std::string>(args.begin() + 1, args.end()));
+  std::cerr << "stampede: unknown command \"" << args[0] << "\" (try: stampede --help)\n";
+  return 2;
+}

@@ -1,0 +1,131 @@
+#include "controller/results.h"
+
+#include <google/protobuf/util/json_util.h>
+
+#include <cstdio>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "absl/strings/str_cat.h"
+#include "common/stats.h"
+
+namespace stampede::controller {
+namespace {
+
+using nlohmann::json;
+
+json Latency(const common::Histogram& h) {
+  return {{"count", h.count()},         {"min", h.min()},
+          {"mean", static_cast<uint64_t>(h.Mean())},
+          {"p50", h.ValueAtQuantile(0.5)},  {"p90", h.ValueAtQuantile(0.9)},
+          {"p95", h.ValueAtQuantile(0.95)}, {"p99", h.ValueAtQuantile(0.99)},
+          {"p999", h.ValueAtQuantile(0.999)}, {"max", h.max()}};
+}
+
+json Counts(const common::RequestStats& r) {
+  json outcomes = json::object(), status = json::object();
+  for (size_t o = 0; o < static_cast<size_t>(common::Outcome::kCount); ++o) {
+    outcomes[common::OutcomeName(static_cast<common::Outcome>(o))] = r.outcomes[o];
+  }
+  for (int c = 1; c <= 5; ++c) status[absl::StrCat(c, "xx")] = r.status_classes[c];
+  return {{"requests", r.Requests()}, {"errors", r.Errors()}, {"outcomes", outcomes}, {"status", status}};
+}
+
+json Point(const IntervalPoint::Request& r) {
+  return {{"requests", r.requests}, {"errors", r.errors}, {"p50", r.p50}, {"p90", r.p90}, {"p95", r.p95},
+          {"p99", r.p99},           {"p999", r.p999},     {"max", r.max}};
+}
+
+}  // namespace
+
+std::string ResultsJson(const Run& run, const Run::Snapshot& snap) {
+  std::string status_json;
+  google::protobuf::util::JsonPrintOptions options;
+  options.preserve_proto_field_names = false;  // lowerCamelCase, as in the spec
+  (void)google::protobuf::util::MessageToJsonString(snap.status, &status_json, options);
+
+  common::RequestStats total;
+  for (const common::RequestStats& r : snap.cumulative.requests) total.Merge(r);
+  json summary = Counts(total);
+  summary["durationSeconds"] = snap.elapsed_s;
+  summary["rps"] = snap.elapsed_s > 0 ? total.Requests() / snap.elapsed_s : 0.0;
+  summary["errorRate"] = total.Requests() == 0 ? 0.0 : static_cast<double>(total.Errors()) / total.Requests();
+  summary["latencyNs"] = Latency(total.latency);
+  if (total.service.count() != 0) summary["serviceTimeNs"] = Latency(total.service);
+  summary["late"] = snap.cumulative.late;
+  summary["planned"] = snap.cumulative.planned;
+  summary["connectionsOpened"] = snap.cumulative.connections_opened;
+  summary["generatorSaturated"] = snap.saturated;
+
+  json requests = json::array();
+  for (size_t i = 0; i < snap.request_names.size(); ++i) {
+    const common::RequestStats& r = snap.cumulative.requests[i];
+    json entry = Counts(r);
+    entry["name"] = snap.request_names[i];
+    entry["latencyNs"] = Latency(r.latency);
+    if (r.service.count() != 0) entry["serviceTimeNs"] = Latency(r.service);
+    requests.push_back(entry);
+  }
+  json series = json::array();
+  for (const IntervalPoint& p : snap.series) {
+    json by_request = json::object();
+    for (size_t i = 0; i < p.per_request.size() && i < snap.request_names.size(); ++i) {
+      by_request[snap.request_names[i]] = Point(p.per_request[i]);
+    }
+    json entry = Point(p.total);
+    entry["second"] = p.index;
+    entry["activeUsers"] = p.active_users;
+    entry["inFlight"] = p.in_flight;
+    entry["byRequest"] = by_request;
+    series.push_back(entry);
+  }
+  json out = {{"apiVersion", "stampede.dev/v1alpha1"},
+              {"kind", "LoadTestResult"},
+              {"metadata", {{"name", run.name()}, {"namespace", run.name_space()}}},
+              {"runId", run.id()},
+              {"status", json::parse(status_json.empty() ? "{}" : status_json)},
+              {"summary", summary},
+              {"requests", requests},
+              {"series", series}};
+  return out.dump(2) + "\n";
+}
+
+std::string ResultsCsv(const Run::Snapshot& snap) {
+  std::string out = "second,request,requests,errors,p50_ms,p90_ms,p95_ms,p99_ms,p999_ms,max_ms,active_users\n";
+  auto row = [&out](int64_t second, const std::string& name, const IntervalPoint::Request& r, uint32_t users) {
+    std::string quoted = "\"";
+    for (char c : name) {
+      if (c == '"') quoted += '"';
+      quoted += c;
+    }
+    quoted += '"';
+    char buf[256];
+    snprintf(buf, sizeof(buf), "%lld,%s,%llu,%llu,%.3f,%.3f,%.3f,%.3f,%.3f,%.3f,%u\n", static_cast<long long>(second),
+             quoted.c_str(), static_cast<unsigned long long>(r.requests), static_cast<unsigned long long>(r.errors),
+             r.p50 / 1e6, r.p90 / 1e6, r.p95 / 1e6, r.p99 / 1e6, r.p999 / 1e6, r.max / 1e6, users);
+    out += buf;
+  };
+  for (const IntervalPoint& p : snap.series) {
+    row(p.index, "*", p.total, p.active_users);
+    for (size_t i = 0; i < p.per_request.size() && i < snap.request_names.size(); ++i) {
+      row(p.index, snap.request_names[i], p.per_request[i], p.active_users);
+    }
+  }
+  return out;
+}
+
+absl::Status WriteFileAtomically(const std::string& path, const std::string& content) {
+  const std::string tmp = path + ".tmp";
+  {
+    std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
+    if (!f) return absl::UnavailableError(absl::StrCat("cannot write ", tmp));
+    f << content;
+    if (!f.flush()) return absl::UnavailableError(absl::StrCat("cannot write ", tmp));
+  }
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+    return absl::UnavailableError(absl::StrCat("cannot rename ", tmp, " to ", path));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace stampede::controller

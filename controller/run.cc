@@ -1,0 +1,604 @@
+#include "controller/run.h"
+
+#include <time.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <random>
+
+#include "absl/strings/str_cat.h"
+#include "common/duration.h"
+#include "common/logging.h"
+#include "common/spec.h"
+#include "stampede/v1/agent.pb.h"
+
+namespace stampede::controller {
+namespace {
+
+constexpr int64_t kSecond = 1'000'000'000;
+
+int64_t MonoNs() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return ts.tv_sec * kSecond + ts.tv_nsec;
+}
+
+int64_t RealNs() {
+  timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return ts.tv_sec * kSecond + ts.tv_nsec;
+}
+
+bool ConstantTimeEquals(const std::string& a, const std::string& b) {
+  if (a.size() != b.size()) return false;
+  unsigned char diff = 0;
+  for (size_t i = 0; i < a.size(); ++i) diff |= static_cast<unsigned char>(a[i] ^ b[i]);
+  return diff == 0;
+}
+
+std::vector<std::string> RequestNames(const v1::LoadTest& test) {
+  std::vector<std::string> names;
+  for (const v1::Request& r : test.spec().requests()) names.push_back(r.name());
+  return names;
+}
+
+int64_t TimeoutNs(const v1::LoadTestSpec& spec) {
+  auto d = common::ParseDuration(spec.target().timeout().empty() ? "10s" : spec.target().timeout());
+  return d.ok() ? absl::ToInt64Nanoseconds(*d) : 10 * kSecond;
+}
+
+}  // namespace
+
+const char* PhaseName(Phase phase) {
+  switch (phase) {
+    case Phase::kPending: return "Pending";
+    case Phase::kStarting: return "Starting";
+    case Phase::kRunning: return "Running";
+    case Phase::kSucceeded: return "Succeeded";
+    case Phase::kFailed: return "Failed";
+    case Phase::kAborted: return "Aborted";
+  }
+  return "Unknown";
+}
+
+std::string Rfc3339(int64_t unix_ns) {
+  const time_t secs = static_cast<time_t>(unix_ns / kSecond);
+  tm utc;
+  gmtime_r(&secs, &utc);
+  char buf[40];
+  const size_t n = strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%S", &utc);
+  snprintf(buf + n, sizeof(buf) - n, ".%03dZ", static_cast<int>((unix_ns % kSecond) / 1'000'000));
+  return buf;
+}
+
+Run::Run(std::string id, v1::LoadTest test, std::string token, std::unique_ptr<AgentLauncher> launcher,
+         RunOptions options)
+    : id_(std::move(id)),
+      test_(std::move(test)),
+      token_(std::move(token)),
+      options_(std::move(options)),
+      duration_ns_(common::RunDurationNs(test_.spec())),
+      launcher_(std::move(launcher)),
+      agents_(test_.spec().agents()),
+      aggregator_(RequestNames(test_), test_.spec().agents()) {
+  for (const std::string& expr : test_.spec().thresholds()) {
+    auto t = common::ParseThreshold(expr);
+    if (t.ok()) thresholds_.push_back(*t);  // validated before; a bad one cannot get here
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  status_.set_phase(PhaseName(Phase::kPending));
+  status_.set_observed_generation(test_.metadata().generation());
+  created_ns_ = MonoNs();
+}
+
+Run::~Run() {
+  if (launcher_ != nullptr) launcher_->Stop();
+}
+
+void Run::SetObserver(std::function<void(const IntervalPoint*)> observer) {
+  std::lock_guard<std::mutex> lock(mu_);
+  observer_ = std::move(observer);
+}
+
+void Run::Start() {
+  absl::Status launched;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (phase_ != Phase::kPending) return;
+    phase_ = Phase::kStarting;
+    status_.set_phase(PhaseName(phase_));
+    status_.set_reason("Launching");
+    status_.set_message(absl::StrCat("starting ", agents_.size(), " agent(s)"));
+    created_ns_ = MonoNs();
+    SetCondition("AgentsReady", false, "Launching", "waiting for the agents to connect");
+  }
+  LaunchRequest request;
+  request.run_id = id_;
+  request.token = token_;
+  request.controller_address = options_.controller_address;
+  request.agents = test_.spec().agents();
+  request.threads_per_agent = test_.spec().threads_per_agent();
+  launched = launcher_->Launch(request);
+  if (!launched.ok()) {
+    std::lock_guard<std::mutex> lock(mu_);
+    Settle(Phase::kFailed, "LaunchFailed", std::string(launched.message()));
+  }
+}
+
+void Run::Abort(const std::string& reason) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (Done() || ending_.has_value()) return;
+  SLOG(kInfo) << "run_abort run=" << id_ << " reason=\"" << reason << "\"";
+  ending_ = {Phase::kAborted, {"Aborted", reason}};
+  StopAgents(/*abort=*/true, reason);
+  MaybeComplete();
+}
+
+bool Run::OnHello(const v1::Hello& hello, std::shared_ptr<AgentConnection> connection, std::string* why) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!ConstantTimeEquals(hello.token(), token_)) {
+    *why = "bad token";
+    return false;
+  }
+  if (hello.index() >= agents_.size()) {
+    *why = absl::StrCat("index ", hello.index(), " out of range (", agents_.size(), " agents)");
+    return false;
+  }
+  AgentSlot& slot = agents_[hello.index()];
+  if (slot.connected || assigned_ || phase_ != Phase::kStarting || ending_.has_value()) {
+    *why = slot.connected ? absl::StrCat("agent ", hello.index(), " is already connected")
+                          : "the test is no longer accepting agents";
+    return false;
+  }
+  slot.connection = std::move(connection);
+  slot.connected = true;
+  slot.hostname = hello.hostname();
+  slot.threads = std::max(1u, hello.threads());
+  slot.last_heard_ns = MonoNs();
+  SLOG(kInfo) << "agent_connected run=" << id_ << " index=" << hello.index() << " host=" << hello.hostname()
+              << " threads=" << hello.threads();
+  const bool all = std::all_of(agents_.begin(), agents_.end(), [](const AgentSlot& s) { return s.connected; });
+  if (all) SendAssignments();
+  return true;
+}
+
+void Run::SendAssignments() {
+  assigned_ = true;
+  uint32_t streams = 0;
+  for (const AgentSlot& s : agents_) streams += s.threads;
+  const v1::Load& load = test_.spec().load();
+  const uint32_t n = static_cast<uint32_t>(agents_.size());
+  uint64_t seed = std::random_device{}();
+  uint32_t offset = 0;
+  for (uint32_t i = 0; i < n; ++i) {
+    AgentSlot& slot = agents_[i];
+    v1::ControllerMessage msg;
+    v1::Assignment* a = msg.mutable_assignment();
+    *a->mutable_spec() = test_.spec();
+    a->mutable_spec()->clear_agent_template();
+    a->set_stream_offset(offset);
+    a->set_stream_count(streams);
+    if (load.connections() != 0) a->set_connections(load.connections() / n + (i < load.connections() % n ? 1 : 0));
+    a->set_seed(seed + i);
+    // For logs only: this agent's share, counted the way the engine splits (by stream).
+    const double share = static_cast<double>(slot.threads) / streams;
+    if (load.has_rate()) a->set_rate(load.rate() * share);
+    if (load.has_users()) {
+      uint32_t users = 0;
+      for (uint32_t s = offset; s < offset + slot.threads; ++s) {
+        users += load.users() > s ? (load.users() - s + streams - 1) / streams : 0;
+      }
+      a->set_users(users);
+    }
+    a->set_heartbeat_timeout_seconds(options_.heartbeat_timeout_s);
+    offset += slot.threads;
+    slot.connection->Send(msg);
+  }
+  status_.set_message(absl::StrCat("all ", n, " agent(s) connected; assigning their shares"));
+}
+
+void Run::SendStart() {
+  started_ = true;
+  start_unix_ns_ = RealNs() + static_cast<int64_t>(options_.start_delay_ms) * 1'000'000;
+  start_mono_ns_ = MonoNs() + static_cast<int64_t>(options_.start_delay_ms) * 1'000'000;
+  v1::ControllerMessage msg;
+  msg.mutable_start()->set_start_unix_nanos(start_unix_ns_);
+  for (AgentSlot& s : agents_) s.connection->Send(msg);
+  phase_ = Phase::kRunning;
+  status_.set_phase(PhaseName(phase_));
+  status_.set_reason("Running");
+  status_.set_message(absl::StrCat(agents_.size(), " agent(s) started together"));
+  status_.set_start_time(Rfc3339(start_unix_ns_));
+  SetCondition("AgentsReady", true, "AllAgentsReady", absl::StrCat(agents_.size(), " agent(s) ready"));
+  SetCondition("Running", true, "Started", "load is being applied");
+  SLOG(kInfo) << "run_started run=" << id_ << " agents=" << agents_.size();
+}
+
+void Run::OnMessage(uint32_t index, const v1::AgentMessage& message) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (index >= agents_.size()) return;
+  AgentSlot& slot = agents_[index];
+  slot.last_heard_ns = MonoNs();
+  switch (message.body_case()) {
+    case v1::AgentMessage::kReady:
+      slot.ready = true;
+      if (!started_ && !ending_.has_value() &&
+          std::all_of(agents_.begin(), agents_.end(), [](const AgentSlot& s) { return s.ready; })) {
+        SendStart();
+      }
+      break;
+    case v1::AgentMessage::kReport: {
+      const v1::Report& r = message.report();
+      if (r.started_unix_nanos() != 0) slot.started_unix_ns = r.started_unix_nanos();
+      if (absl::Status s = aggregator_.Add(index, r); !s.ok()) {
+        SLOG(kWarning) << "report_rejected run=" << id_ << " agent=" << index << " error=\"" << s.message() << "\"";
+      }
+      // The last, partial interval of a run is too short to judge saturation by.
+      if (r.busiest_thread_cpu() > 0.9 || r.max_timer_lag_ns() > 10'000'000) saturated_ = true;
+      break;
+    }
+    case v1::AgentMessage::kDone:
+      if (slot.finished || slot.lost) break;
+      if (!message.done().error().empty()) {
+        slot.error = message.done().error();
+        AgentLost(index, absl::StrCat("agent ", index, " failed: ", slot.error));
+        break;
+      }
+      slot.finished = true;
+      aggregator_.AgentGone(index);
+      slot.connection->Close();
+      MaybeComplete();
+      break;
+    default:
+      break;
+  }
+}
+
+void Run::OnStreamClosed(uint32_t index) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (index >= agents_.size()) return;
+  AgentSlot& slot = agents_[index];
+  if (slot.finished || slot.lost) return;
+  AgentLost(index, absl::StrCat("agent ", index, " (", slot.hostname, ") closed its stream before it was done; log: ",
+                                launcher_->LogLocation(index)));
+}
+
+void Run::AgentLost(uint32_t index, const std::string& why) {
+  AgentSlot& slot = agents_[index];
+  slot.lost = true;
+  aggregator_.AgentGone(index);
+  if (slot.connection != nullptr) slot.connection->Close();
+  SLOG(kWarning) << "agent_lost run=" << id_ << " index=" << index << " why=\"" << why << "\"";
+  if (ending_.has_value() || Done()) {
+    MaybeComplete();
+    return;
+  }
+  const bool keep_going = started_ && test_.spec().on_agent_loss() == "continue" &&
+                          std::any_of(agents_.begin(), agents_.end(),
+                                      [](const AgentSlot& s) { return !s.lost && !s.finished; });
+  if (keep_going) {
+    partial_ = true;
+    status_.set_partial(true);
+    status_.set_message(why);
+  } else {
+    ending_ = {Phase::kFailed, {started_ ? "AgentLost" : "AgentFailed", why}};
+    StopAgents(/*abort=*/true, why);
+  }
+  MaybeComplete();
+}
+
+void Run::StopAgents(bool abort, const std::string& reason) {
+  stop_deadline_ns_ = std::min(stop_deadline_ns_, MonoNs() + options_.stop_timeout_s * kSecond);
+  v1::ControllerMessage msg;
+  msg.mutable_stop()->set_abort(abort);
+  msg.mutable_stop()->set_reason(reason);
+  for (AgentSlot& s : agents_) {
+    if (s.connection != nullptr && !s.finished && !s.lost) s.connection->Send(msg);
+  }
+}
+
+void Run::Tick() {
+  std::vector<IntervalPoint> points;
+  bool ended = false, stop_launcher = false;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (Done()) {
+      if (!launcher_stopped_) stop_launcher = launcher_stopped_ = true;
+    } else {
+      const int64_t now = MonoNs();
+      if (phase_ == Phase::kStarting && !ending_.has_value() && now - created_ns_ > options_.start_timeout_s * kSecond) {
+        uint32_t connected = 0, ready = 0;
+        for (const AgentSlot& s : agents_) {
+          connected += s.connected;
+          ready += s.ready;
+        }
+        ending_ = {Phase::kFailed,
+                   {"AgentsNotReady", absl::StrCat(connected, " of ", agents_.size(), " agent(s) connected and ", ready,
+                                                   " ready within ", options_.start_timeout_s,
+                                                   "s; agent 0 log: ", launcher_->LogLocation(0))}};
+        StopAgents(true, "agents not ready in time");
+        for (AgentSlot& s : agents_) {
+          if (!s.connected) {
+            s.lost = true;
+            aggregator_.AgentGone(&s - agents_.data());
+          }
+        }
+      }
+      if (now - last_heartbeat_ns_ >= kSecond) {
+        last_heartbeat_ns_ = now;
+        v1::ControllerMessage beat;
+        beat.mutable_heartbeat()->set_unix_nanos(RealNs());
+        for (AgentSlot& s : agents_) {
+          if (s.connected && !s.finished && !s.lost) s.connection->Send(beat);
+        }
+      }
+      for (uint32_t i = 0; i < agents_.size(); ++i) {
+        AgentSlot& s = agents_[i];
+        if (s.connected && !s.finished && !s.lost && now - s.last_heard_ns > options_.heartbeat_timeout_s * kSecond) {
+          AgentLost(i, absl::StrCat("agent ", i, " (", s.hostname, ") silent for ", options_.heartbeat_timeout_s, "s"));
+        }
+      }
+      if (started_ && !Done()) {
+        const int64_t since_start = RealNs() - start_unix_ns_;
+        const int64_t force_before = since_start / kSecond - options_.report_grace_s;
+        points = aggregator_.Finalize(force_before, now);
+        if (!points.empty() && test_.spec().abort_on_fail() && !ending_.has_value()) {
+          for (const v1::ThresholdResult& t : EvaluateThresholds()) {
+            if (!t.passed()) {
+              ending_ = {Phase::kFailed, {"ThresholdsFailed", absl::StrCat("abortOnFail: ", t.expression(), " (actual ", t.actual(), ")")}};
+              StopAgents(true, "a threshold failed (abortOnFail)");
+              break;
+            }
+          }
+        }
+        const int64_t deadline = duration_ns_ + TimeoutNs(test_.spec()) + 30 * kSecond;
+        if (!ending_.has_value() && since_start > deadline) {
+          ending_ = {Phase::kFailed, {"Deadline", absl::StrCat("agents still running ", (since_start - duration_ns_) / kSecond,
+                                                                 "s after the planned end")}};
+          StopAgents(true, "deadline exceeded");
+        }
+      }
+      if (ending_.has_value() && now > stop_deadline_ns_) {
+        for (uint32_t i = 0; i < agents_.size(); ++i) {
+          AgentSlot& s = agents_[i];
+          if (!s.finished && !s.lost) {
+            s.lost = true;
+            aggregator_.AgentGone(i);
+            if (s.connection != nullptr) s.connection->Close();
+          }
+        }
+      }
+      MaybeComplete();
+    }
+    points.insert(points.end(), undelivered_.begin(), undelivered_.end());
+    undelivered_.clear();
+    if (Done() && !end_notified_) ended = end_notified_ = true;
+  }
+  Notify(std::move(points), ended);
+  if (stop_launcher) launcher_->Stop();
+}
+
+void Run::Notify(std::vector<IntervalPoint> points, bool ended) {
+  std::function<void(const IntervalPoint*)> observer;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    observer = observer_;
+  }
+  if (!observer) return;
+  for (const IntervalPoint& p : points) observer(&p);
+  if (ended) observer(nullptr);
+}
+
+void Run::MaybeComplete() {
+  if (Done()) return;
+  for (const AgentSlot& s : agents_) {
+    if (!s.finished && !s.lost && (s.connected || !ending_.has_value())) return;
+  }
+  // Every agent has finished or is lost.
+  for (IntervalPoint& p : aggregator_.FinalizeAll(MonoNs())) undelivered_.push_back(std::move(p));
+  if (ending_.has_value()) {
+    Settle(ending_->first, ending_->second.first, ending_->second.second);
+    return;
+  }
+  const bool any_lost = std::any_of(agents_.begin(), agents_.end(), [](const AgentSlot& s) { return s.lost; });
+  if (any_lost && !partial_) {
+    Settle(Phase::kFailed, "AgentLost", "agents were lost");
+    return;
+  }
+  std::string failed;
+  for (const v1::ThresholdResult& t : EvaluateThresholds()) {
+    if (!t.passed()) absl::StrAppend(&failed, failed.empty() ? "" : "; ", t.expression(), " (actual ", t.actual(), ")");
+  }
+  if (!failed.empty()) {
+    Settle(Phase::kFailed, "ThresholdsFailed", failed);
+  } else {
+    Settle(Phase::kSucceeded, partial_ ? "SucceededPartial" : "Succeeded",
+           partial_ ? "thresholds met, but some agents were lost: results are partial" : "all thresholds met");
+  }
+}
+
+void Run::Settle(Phase phase, const std::string& reason, const std::string& message) {
+  if (Done()) return;
+  phase_ = phase;
+  status_.set_phase(PhaseName(phase));
+  status_.set_reason(reason);
+  status_.set_message(message);
+  status_.set_completion_time(Rfc3339(RealNs()));
+  const std::vector<v1::ThresholdResult> results = EvaluateThresholds();
+  status_.clear_thresholds();
+  bool all_passed = true;
+  for (const v1::ThresholdResult& t : results) {
+    *status_.add_thresholds() = t;
+    all_passed = all_passed && t.passed();
+  }
+  SetCondition("Running", false, reason, "load is no longer applied");
+  if (started_) {
+    SetCondition("ThresholdsMet", all_passed, all_passed ? "ThresholdsMet" : "ThresholdsFailed",
+                 all_passed ? "every threshold holds" : "at least one threshold failed");
+  }
+  SetCondition("Complete", true, reason, message);
+  SLOG(kInfo) << "run_finished run=" << id_ << " phase=" << PhaseName(phase) << " reason=" << reason << " message=\""
+              << message << "\"";
+  done_cv_.notify_all();
+}
+
+std::vector<v1::ThresholdResult> Run::EvaluateThresholds() const {
+  std::vector<v1::ThresholdResult> out;
+  const common::IntervalStats& cum = aggregator_.cumulative();
+  const double elapsed = std::max(ElapsedSeconds(), 1e-9);
+  for (const common::Threshold& t : thresholds_) {
+    common::RequestStats stats;
+    bool found = t.request.empty();
+    for (size_t i = 0; i < cum.requests.size(); ++i) {
+      if (t.request.empty() || aggregator_.request_names()[i] == t.request) {
+        stats.Merge(cum.requests[i]);
+        found = true;
+      }
+    }
+    double actual = 0;
+    switch (t.metric) {
+      case common::Threshold::Metric::kQuantile: actual = stats.latency.ValueAtQuantile(t.quantile); break;
+      case common::Threshold::Metric::kMax: actual = stats.latency.max(); break;
+      case common::Threshold::Metric::kMin: actual = stats.latency.min(); break;
+      case common::Threshold::Metric::kMean: actual = stats.latency.Mean(); break;
+      case common::Threshold::Metric::kErrorRate:
+        actual = stats.Requests() == 0 ? 0 : static_cast<double>(stats.Errors()) / stats.Requests();
+        break;
+      case common::Threshold::Metric::kRps: actual = stats.Requests() / elapsed; break;
+      case common::Threshold::Metric::kRequests: actual = stats.Requests(); break;
+      case common::Threshold::Metric::kErrors: actual = stats.Errors(); break;
+    }
+    v1::ThresholdResult r;
+    r.set_expression(t.expression);
+    // No data cannot pass a latency threshold: an empty run must not look healthy.
+    const bool latency = t.metric == common::Threshold::Metric::kQuantile || t.metric == common::Threshold::Metric::kMax ||
+                         t.metric == common::Threshold::Metric::kMin || t.metric == common::Threshold::Metric::kMean;
+    r.set_passed(found && !(latency && stats.latency.count() == 0) && t.Holds(actual));
+    r.set_actual(stats.latency.count() == 0 && latency ? "no data" : common::FormatThresholdValue(t, actual));
+    out.push_back(r);
+  }
+  return out;
+}
+
+void Run::SetCondition(const std::string& type, bool value, const std::string& reason, const std::string& message) {
+  v1::Condition* c = nullptr;
+  for (v1::Condition& existing : *status_.mutable_conditions()) {
+    if (existing.type() == type) c = &existing;
+  }
+  if (c == nullptr) {
+    c = status_.add_conditions();
+    c->set_type(type);
+  }
+  const std::string status = value ? "True" : "False";
+  if (c->status() != status) c->set_last_transition_time(Rfc3339(RealNs()));
+  c->set_status(status);
+  c->set_reason(reason);
+  c->set_message(message);
+  c->set_observed_generation(test_.metadata().generation());
+}
+
+double Run::ElapsedSeconds() const {
+  if (!started_) return 0;
+  const int64_t now = RealNs();
+  double elapsed = (now - start_unix_ns_) / 1e9;
+  return std::clamp(elapsed, 0.0, duration_ns_ / 1e9);
+}
+
+Phase Run::phase() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return phase_;
+}
+
+bool Run::Done() const {
+  // Called with and without the lock; phase_ only moves forward and is read as a whole.
+  return phase_ == Phase::kSucceeded || phase_ == Phase::kFailed || phase_ == Phase::kAborted;
+}
+
+bool Run::WaitDone(int timeout_ms) const {
+  std::unique_lock<std::mutex> lock(mu_);
+  auto done = [this]() ABSL_NO_THREAD_SAFETY_ANALYSIS { return Done(); };
+  if (timeout_ms < 0) {
+    done_cv_.wait(lock, done);
+    return true;
+  }
+  return done_cv_.wait_for(lock, std::chrono::milliseconds(timeout_ms), done);
+}
+
+v1::LoadTestStatus Run::Status() const {
+  return TakeSnapshot(false).status;
+}
+
+Run::Snapshot Run::TakeSnapshot(bool with_series) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  Snapshot snap;
+  snap.phase = phase_;
+  snap.request_names = aggregator_.request_names();
+  snap.cumulative = aggregator_.cumulative();
+  for (size_t i = 0; i < snap.request_names.size(); ++i) snap.window_latency.push_back(aggregator_.WindowLatency(static_cast<int>(i)));
+  for (const common::Histogram& h : snap.window_latency) snap.window_total.Merge(h);
+  snap.window_rps = aggregator_.WindowRps();
+  if (with_series) snap.series = aggregator_.series();
+  snap.last_interval = aggregator_.last_finalized();
+  if (!aggregator_.series().empty()) snap.active_users = aggregator_.series().back().active_users;
+  snap.agents_desired = static_cast<uint32_t>(agents_.size());
+  int64_t min_start = INT64_MAX, max_start = 0;
+  for (const AgentSlot& s : agents_) {
+    snap.agents_connected += s.connected && !s.finished && !s.lost;
+    snap.agents_finished += s.finished;
+    snap.agents_lost += s.lost;
+    if (s.started_unix_ns != 0) {
+      min_start = std::min(min_start, s.started_unix_ns);
+      max_start = std::max(max_start, s.started_unix_ns);
+    }
+  }
+  snap.saturated = saturated_;
+  snap.elapsed_s = ElapsedSeconds();
+  const v1::Load& load = test_.spec().load();
+  if (load.has_rate() && phase_ == Phase::kRunning) {
+    // The open model's rate now, from the same plan the agents follow.
+    double t = snap.elapsed_s, rate = load.rate(), at = 0;
+    for (const v1::Stage& st : load.stages()) {
+      auto d = common::ParseDuration(st.duration());
+      const double secs = d.ok() ? absl::ToDoubleSeconds(*d) : 0;
+      if (t <= at + secs) {
+        rate = rate + (st.target() - rate) * (secs > 0 ? (t - at) / secs : 1);
+        at = -1;
+        break;
+      }
+      rate = st.target();
+      at += secs;
+    }
+    snap.target_rate = rate;
+  }
+
+  v1::LoadTestStatus& st = snap.status;
+  st = status_;
+  st.mutable_agents()->set_desired(snap.agents_desired);
+  st.mutable_agents()->set_connected(snap.agents_connected);
+  st.mutable_agents()->set_finished(snap.agents_finished);
+  st.mutable_agents()->set_lost(snap.agents_lost);
+  if (max_start != 0) st.set_start_skew(common::FormatNanos(static_cast<uint64_t>(max_start - min_start)));
+  common::RequestStats total;
+  for (const common::RequestStats& r : snap.cumulative.requests) total.Merge(r);
+  v1::Summary* sum = st.mutable_summary();
+  sum->set_requests(total.Requests());
+  sum->set_errors(total.Errors());
+  sum->set_rps(snap.elapsed_s > 0 ? total.Requests() / snap.elapsed_s : 0);
+  sum->set_error_rate(total.Requests() == 0 ? 0 : static_cast<double>(total.Errors()) / total.Requests());
+  if (total.latency.count() != 0) {
+    sum->set_p50(common::FormatNanos(total.latency.ValueAtQuantile(0.5)));
+    sum->set_p90(common::FormatNanos(total.latency.ValueAtQuantile(0.9)));
+    sum->set_p95(common::FormatNanos(total.latency.ValueAtQuantile(0.95)));
+    sum->set_p99(common::FormatNanos(total.latency.ValueAtQuantile(0.99)));
+    sum->set_p999(common::FormatNanos(total.latency.ValueAtQuantile(0.999)));
+    sum->set_max(common::FormatNanos(total.latency.max()));
+  }
+  if (!Done() && started_) {
+    st.clear_thresholds();
+    for (const v1::ThresholdResult& t : EvaluateThresholds()) *st.add_thresholds() = t;
+  }
+  return snap;
+}
+
+}  // namespace stampede::controller

@@ -1,0 +1,172 @@
+// One load test's lifecycle, the same in every mode (one-shot, service, operator): launch the
+// agents, wait until all have said hello, assign each its exact share, start them together,
+// merge their reports, watch for lost agents and deadlines, evaluate the thresholds, and settle
+// on a phase: Succeeded, Failed or Aborted, each with a reason.
+//
+// Thread-safe: gRPC sessions, the controller's ticker and API callers all call in concurrently;
+// one mutex guards the state. Callbacks to agents (AgentConnection::Send) never block.
+#ifndef STAMPEDE_CONTROLLER_RUN_H_
+#define STAMPEDE_CONTROLLER_RUN_H_
+
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "common/threshold.h"
+#include "controller/agent_launcher.h"
+#include "controller/aggregator.h"
+#include "stampede/v1/loadtest.pb.h"
+
+namespace stampede::v1 {
+class AgentMessage;
+class ControllerMessage;
+class Hello;
+}  // namespace stampede::v1
+
+namespace stampede::controller {
+
+// The controller's end of one agent's stream. Thread-safe and non-blocking.
+class AgentConnection {
+ public:
+  virtual ~AgentConnection() = default;
+  virtual void Send(const v1::ControllerMessage& message) = 0;
+  // Ends the stream (after queued messages are written).
+  virtual void Close() = 0;
+};
+
+struct RunOptions {
+  int start_timeout_s = 60;      // all agents must connect and be ready within this
+  int heartbeat_timeout_s = 10;  // an agent silent this long is lost (and agents use the same)
+  int report_grace_s = 3;        // an interval is closed this long after its end at the latest
+  int start_delay_ms = 1000;     // the broadcast start time lies this far ahead
+  int stop_timeout_s = 10;       // after a stop/abort, agents must say done within this
+  std::string controller_address;  // what the agents dial
+};
+
+enum class Phase { kPending, kStarting, kRunning, kSucceeded, kFailed, kAborted };
+const char* PhaseName(Phase phase);
+
+class Run {
+ public:
+  // `test` must be validated (common::ValidationStatus) and have defaults applied.
+  Run(std::string id, v1::LoadTest test, std::string token, std::unique_ptr<AgentLauncher> launcher,
+      RunOptions options);
+  ~Run();
+
+  const std::string& id() const { return id_; }
+  const std::string& name() const { return test_.metadata().name(); }
+  const std::string& name_space() const { return test_.metadata().namespace_(); }
+  const v1::LoadTest& test() const { return test_; }
+
+  // Launches the agents (phase Starting).
+  void Start();
+  // Ends the run as Aborted: agents are told to stop at once; results so far are kept.
+  void Abort(const std::string& reason);
+
+  // From the gRPC service. OnHello returns false (and the stream should be rejected) when the
+  // token is wrong or the index is taken or out of range.
+  bool OnHello(const v1::Hello& hello, std::shared_ptr<AgentConnection> connection, std::string* why);
+  void OnMessage(uint32_t index, const v1::AgentMessage& message);
+  void OnStreamClosed(uint32_t index);
+  // Driven every ~100 ms: heartbeats, timeouts, interval finalization, thresholds, deadlines.
+  void Tick();
+
+  Phase phase() const;
+  bool Done() const;
+  // Waits until the run has ended, up to `timeout_ms` (-1: forever); true when it has.
+  bool WaitDone(int timeout_ms) const;
+  // The status as the LoadTest's .status shows it.
+  v1::LoadTestStatus Status() const;
+
+  // A consistent copy of what observers need, taken under the lock.
+  struct Snapshot {
+    Phase phase;
+    std::vector<std::string> request_names;
+    common::IntervalStats cumulative{0};
+    std::vector<common::Histogram> window_latency;  // per request
+    common::Histogram window_total;
+    double window_rps = 0;
+    std::vector<IntervalPoint> series;
+    uint32_t agents_desired = 0, agents_connected = 0, agents_finished = 0, agents_lost = 0;
+    uint32_t active_users = 0;
+    double target_rate = 0;  // open model, now
+    bool saturated = false;
+    double elapsed_s = 0;
+    int64_t last_interval = -1;
+    v1::LoadTestStatus status;
+  };
+  // `with_series`: include the whole per-second series (for results files).
+  Snapshot TakeSnapshot(bool with_series) const;
+
+  // Called (without the lock held) once per finalized interval and once when the run ends.
+  void SetObserver(std::function<void(const IntervalPoint*)> observer);
+
+ private:
+  struct AgentSlot {
+    std::shared_ptr<AgentConnection> connection;
+    std::string hostname;
+    uint32_t threads = 0;
+    bool connected = false, ready = false, finished = false, lost = false;
+    std::string error;
+    int64_t last_heard_ns = 0;
+    int64_t started_unix_ns = 0;
+  };
+
+  void SendAssignments() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void SendStart() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void AgentLost(uint32_t index, const std::string& why) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void StopAgents(bool abort, const std::string& reason) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void Settle(Phase phase, const std::string& reason, const std::string& message)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void MaybeComplete() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  std::vector<v1::ThresholdResult> EvaluateThresholds() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void SetCondition(const std::string& type, bool status, const std::string& reason,
+                    const std::string& message) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  double ElapsedSeconds() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void Notify(std::vector<IntervalPoint> points, bool ended);
+
+  // Constant after construction.
+  const std::string id_;
+  const v1::LoadTest test_;
+  const std::string token_;
+  const RunOptions options_;
+  const int64_t duration_ns_;
+  std::vector<common::Threshold> thresholds_;
+  std::unique_ptr<AgentLauncher> launcher_;
+
+  mutable std::mutex mu_;
+  mutable std::condition_variable done_cv_;
+  std::function<void(const IntervalPoint*)> observer_ ABSL_GUARDED_BY(mu_);
+  Phase phase_ ABSL_GUARDED_BY(mu_) = Phase::kPending;
+  // The verdict once the run is winding down (agents stopping); applied when all are done.
+  std::optional<std::pair<Phase, std::pair<std::string, std::string>>> ending_ ABSL_GUARDED_BY(mu_);
+  v1::LoadTestStatus status_ ABSL_GUARDED_BY(mu_);
+  std::vector<AgentSlot> agents_ ABSL_GUARDED_BY(mu_);
+  Aggregator aggregator_ ABSL_GUARDED_BY(mu_);
+  bool assigned_ ABSL_GUARDED_BY(mu_) = false;
+  bool started_ ABSL_GUARDED_BY(mu_) = false;
+  bool partial_ ABSL_GUARDED_BY(mu_) = false;
+  bool saturated_ ABSL_GUARDED_BY(mu_) = false;
+  int64_t created_ns_ ABSL_GUARDED_BY(mu_) = 0;
+  int64_t start_unix_ns_ ABSL_GUARDED_BY(mu_) = 0;
+  int64_t start_mono_ns_ ABSL_GUARDED_BY(mu_) = 0;
+  int64_t stop_deadline_ns_ ABSL_GUARDED_BY(mu_) = INT64_MAX;
+  int64_t last_heartbeat_ns_ ABSL_GUARDED_BY(mu_) = 0;
+  bool launcher_stopped_ ABSL_GUARDED_BY(mu_) = false;
+  // Intervals closed outside Tick (when the last agent finished), for Tick to hand to the observer.
+  std::vector<IntervalPoint> undelivered_ ABSL_GUARDED_BY(mu_);
+  bool end_notified_ ABSL_GUARDED_BY(mu_) = false;
+};
+
+// RFC 3339 UTC with millisecond precision, as Kubernetes writes times.
+std::string Rfc3339(int64_t unix_ns);
+
+}  // namespace stampede::controller
+
+#endif  // STAMPEDE_CONTROLLER_RUN_H_
