@@ -1,0 +1,236 @@
+// `stampede run` end to end: the controller process, its local agent processes and the test
+// target, all real, on 127.0.0.1. Totals must equal what the target served; lost agents and a
+// lost controller must end things in bounded time.
+#include <signal.h>
+
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <sstream>
+#include <thread>
+#include <string>
+#include <vector>
+
+#include "gtest/gtest.h"
+#include "tests/integration/process.h"
+
+namespace stampede::testing {
+namespace {
+
+using nlohmann::json;
+using std::chrono::seconds;
+
+std::string Controller() { return STAMPEDE_CONTROLLER_BINARY_PATH; }
+
+class RunCommandTest : public ::testing::Test {
+ protected:
+  void SetUp() override { dir_ = MakeTempDir(); }
+  void TearDown() override { (void)!std::system(("rm -rf " + dir_).c_str()); }
+
+  std::string WriteSpec(const std::string& name, const std::string& body) {
+    const std::string path = dir_ + "/" + name + ".yaml";
+    std::ofstream(path) << "apiVersion: stampede.dev/v1alpha1\nkind: LoadTest\nmetadata: {name: " << name
+                        << "}\nspec:\n" << body;
+    return path;
+  }
+  json ReadJson(const std::string& path) {
+    std::ifstream in(path);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return json::parse(ss.str());
+  }
+  std::unique_ptr<Process> StartRun(const std::vector<std::string>& args) {
+    std::vector<std::string> argv = {Controller(), "run"};
+    argv.insert(argv.end(), args.begin(), args.end());
+    return std::make_unique<Process>(argv);
+  }
+
+  std::string dir_;
+};
+
+// Children of `pid` (the agents of a `stampede run`).
+std::vector<int> Children(int pid) {
+  std::vector<int> out;
+  std::ifstream in("/proc/" + std::to_string(pid) + "/task/" + std::to_string(pid) + "/children");
+  int child;
+  while (in >> child) out.push_back(child);
+  return out;
+}
+
+bool Alive(int pid) {
+  // A zombie still answers kill(0); read its state instead.
+  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+  std::string line;
+  if (!std::getline(stat, line)) return false;
+  const size_t close = line.rfind(')');
+  return close != std::string::npos && close + 2 < line.size() && line[close + 2] != 'Z';
+}
+
+// Waits until the run's stderr shows `lines` progress lines (the load is running).
+void WaitForProgress(Process& run, int lines) {
+  const auto deadline = std::chrono::steady_clock::now() + seconds(30);
+  while (true) {
+    const std::string err = run.Stderr();
+    int n = 0;
+    for (size_t at = err.find(" rps "); at != std::string::npos; at = err.find(" rps ", at + 1)) ++n;
+    if (n >= lines) return;
+    ASSERT_LT(std::chrono::steady_clock::now(), deadline) << err;
+    ASSERT_FALSE(run.Wait(std::chrono::milliseconds(20)).has_value()) << err;
+  }
+}
+
+TEST_F(RunCommandTest, ThreeAgentsTotalsEqualWhatTheTargetServed) {
+  TestTarget target;
+  const std::string spec = WriteSpec("three", "  target: {url: \"" + target.Url("") + "\"}\n"
+      "  requests:\n    - {name: home, path: /, weight: 3}\n    - {name: slow, path: /delay/3}\n"
+      "  load: {users: 12}\n  duration: 3s\n  agents: 3\n  threadsPerAgent: 1\n"
+      "  thresholds: [\"p95 < 1s\", \"error_rate < 1%\"]\n");
+  auto run = StartRun({spec, "--out", dir_ + "/r.json", "--csv", dir_ + "/r.csv"});
+  auto code = run->Wait(seconds(60));
+  ASSERT_TRUE(code.has_value());
+  ASSERT_EQ(*code, 0) << run->Stderr() << run->Stdout();
+  json r = ReadJson(dir_ + "/r.json");
+  const uint64_t total = r["summary"]["requests"];
+  EXPECT_GT(total, 100u);
+  EXPECT_EQ(static_cast<long>(total), target.Served());
+  EXPECT_EQ(r["summary"]["errors"], 0u);
+  auto stats = json::parse(*HttpGet(target.Url("/stats")));
+  EXPECT_EQ(r["requests"][0]["name"], "home");
+  EXPECT_EQ(r["requests"][0]["requests"], stats["by_path"]["/"]);
+  EXPECT_EQ(r["requests"][1]["requests"], stats["by_path"]["/delay/3"]);
+  EXPECT_EQ(r["status"]["phase"], "Succeeded");
+  EXPECT_EQ(r["status"]["agents"]["finished"], 3u);
+  // The per-second series adds up to the total.
+  uint64_t series_total = 0;
+  for (const json& p : r["series"]) series_total += p["requests"].get<uint64_t>();
+  EXPECT_EQ(series_total, total);
+  std::ifstream csv(dir_ + "/r.csv");
+  std::string header;
+  std::getline(csv, header);
+  EXPECT_EQ(header.rfind("second,request,requests,errors", 0), 0u);
+}
+
+TEST_F(RunCommandTest, FailedThresholdExitsOne) {
+  TestTarget target;
+  const std::string spec = WriteSpec("slow", "  target: {url: \"" + target.Url("/delay/20") + "\"}\n"
+      "  load: {users: 2}\n  duration: 1s\n  thresholds: [\"p50 < 5ms\", \"error_rate < 1%\"]\n");
+  auto run = StartRun({spec});
+  auto code = run->Wait(seconds(60));
+  ASSERT_TRUE(code.has_value());
+  EXPECT_EQ(*code, 1) << run->Stdout() << run->Stderr();
+  EXPECT_NE(run->Stdout().find("FAIL p50 < 5ms"), std::string::npos) << run->Stdout();
+  EXPECT_NE(run->Stdout().find("PASS error_rate < 1%"), std::string::npos) << run->Stdout();
+}
+
+TEST_F(RunCommandTest, InvalidSpecExitsTwoNamingEveryField) {
+  const std::string spec = WriteSpec("bad", "  target: {url: \"ftp://x\"}\n  load: {users: 0, bogus: 1}\n"
+                                            "  duration: 10\n  agents: 5000\n");
+  auto run = StartRun({spec});
+  auto code = run->Wait(seconds(20));
+  ASSERT_TRUE(code.has_value());
+  EXPECT_EQ(*code, 2);
+  const std::string err = run->Stderr();
+  for (const char* field : {"spec.target.url", "spec.load.bogus", "spec.duration", "spec.agents"}) {
+    EXPECT_NE(err.find(field), std::string::npos) << field << "\n" << err;
+  }
+}
+
+TEST_F(RunCommandTest, KilledAgentFailsTheRunWithAReason) {
+  TestTarget target;
+  const std::string spec = WriteSpec("kill", "  target: {url: \"" + target.Url("/delay/2") + "\"}\n"
+      "  load: {users: 6}\n  duration: 60s\n  agents: 3\n  threadsPerAgent: 1\n");
+  auto run = StartRun({spec, "--out", dir_ + "/r.json"});
+  WaitForProgress(*run, 1);
+  const std::vector<int> agents = Children(run->pid());
+  ASSERT_EQ(agents.size(), 3u);
+  kill(agents[1], SIGKILL);
+  auto code = run->Wait(seconds(20));
+  ASSERT_TRUE(code.has_value()) << "the run did not end after an agent was killed";
+  EXPECT_EQ(*code, 3) << run->Stdout();
+  json r = ReadJson(dir_ + "/r.json");
+  EXPECT_EQ(r["status"]["phase"], "Failed");
+  EXPECT_EQ(r["status"]["reason"], "AgentLost");
+  EXPECT_NE(r["status"]["message"].get<std::string>().find("agent"), std::string::npos);
+  EXPECT_EQ(r["status"]["agents"]["lost"], 1u);
+  // The other agents were stopped, and what they did is all in the totals.
+  for (int pid : agents) {
+    const auto deadline = std::chrono::steady_clock::now() + seconds(10);
+    while (Alive(pid) && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));  // polling /proc; no event exists
+    }
+    EXPECT_FALSE(Alive(pid)) << "agent " << pid << " still running";
+  }
+  EXPECT_LE(static_cast<long>(r["summary"]["requests"].get<uint64_t>()), target.Served());
+}
+
+TEST_F(RunCommandTest, LostAgentWithContinuePolicyGivesPartialSuccess) {
+  TestTarget target;
+  const std::string spec = WriteSpec("cont", "  target: {url: \"" + target.Url("/delay/2") + "\"}\n"
+      "  load: {users: 6}\n  duration: 4s\n  agents: 3\n  threadsPerAgent: 1\n  onAgentLoss: continue\n");
+  auto run = StartRun({spec, "--out", dir_ + "/r.json"});
+  WaitForProgress(*run, 1);
+  const std::vector<int> agents = Children(run->pid());
+  ASSERT_EQ(agents.size(), 3u);
+  kill(agents[0], SIGKILL);
+  auto code = run->Wait(seconds(30));
+  ASSERT_TRUE(code.has_value());
+  EXPECT_EQ(*code, 0) << run->Stdout();
+  json r = ReadJson(dir_ + "/r.json");
+  EXPECT_EQ(r["status"]["phase"], "Succeeded");
+  EXPECT_EQ(r["status"]["partial"], true);
+  EXPECT_EQ(r["status"]["agents"]["lost"], 1u);
+  EXPECT_EQ(r["status"]["agents"]["finished"], 2u);
+}
+
+TEST_F(RunCommandTest, AgentsStopOnTheirOwnWhenTheControllerIsKilled) {
+  TestTarget target;
+  const std::string spec = WriteSpec("orphan", "  target: {url: \"" + target.Url("/delay/2") + "\"}\n"
+      "  load: {users: 4}\n  duration: 120s\n  agents: 2\n  threadsPerAgent: 1\n");
+  auto run = StartRun({spec});
+  WaitForProgress(*run, 1);
+  const std::vector<int> agents = Children(run->pid());
+  ASSERT_EQ(agents.size(), 2u);
+  run->Signal(SIGKILL);
+  ASSERT_TRUE(run->Wait(seconds(5)).has_value());
+  // The agents were reparented; they must notice the closed stream and exit well before the
+  // heartbeat timeout (10 s) would force them.
+  for (int pid : agents) {
+    const auto deadline = std::chrono::steady_clock::now() + seconds(15);
+    while (Alive(pid) && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));  // polling /proc; no event exists
+    }
+    EXPECT_FALSE(Alive(pid)) << "agent " << pid << " kept running without its controller";
+    if (Alive(pid)) kill(pid, SIGKILL);
+  }
+  // And no more requests arrive at the target.
+  const long served = target.Served();
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));  // a quiet period is the thing measured
+  EXPECT_EQ(target.Served(), served);
+}
+
+TEST_F(RunCommandTest, InterruptAbortsAndWritesPartialResults) {
+  TestTarget target;
+  const std::string spec = WriteSpec("ctrlc", "  target: {url: \"" + target.Url("/delay/2") + "\"}\n"
+      "  load: {users: 4}\n  duration: 120s\n  agents: 2\n  threadsPerAgent: 1\n");
+  auto run = StartRun({spec, "--out", dir_ + "/r.json"});
+  WaitForProgress(*run, 2);
+  run->Signal(SIGINT);
+  auto code = run->Wait(seconds(20));
+  ASSERT_TRUE(code.has_value());
+  EXPECT_EQ(*code, 4) << run->Stdout() << run->Stderr();
+  json r = ReadJson(dir_ + "/r.json");
+  EXPECT_EQ(r["status"]["phase"], "Aborted");
+  EXPECT_GT(r["summary"]["requests"].get<uint64_t>(), 0u);
+  // Aborted agents cancel what was in flight, so the totals can trail what was served by at most
+  // the users' in-flight requests.
+  const long served = target.Served();
+  const long counted = static_cast<long>(r["summary"]["requests"].get<uint64_t>() -
+                                         r["summary"]["outcomes"]["cancelled"].get<uint64_t>());
+  EXPECT_LE(counted, served);
+  EXPECT_GE(counted + 4, served);
+}
+
+}  // namespace
+}  // namespace stampede::testing
