@@ -157,7 +157,7 @@ void Histogram::ToProto(v1::Histogram* out) const {
   }
 }
 
-absl::Status Histogram::MergeFromProto(const v1::Histogram& in) {
+absl::Status Histogram::ValidateProto(const v1::Histogram& in) {
   if (in.layout_version() != kLayoutVersion) {
     return absl::InvalidArgumentError(absl::StrCat("histogram layout_version ", in.layout_version(),
                                                    " is not supported (want ", kLayoutVersion, ")"));
@@ -167,7 +167,6 @@ absl::Status Histogram::MergeFromProto(const v1::Histogram& in) {
     return absl::OkStatus();
   }
   if (in.min_ns() > in.max_ns()) return absl::InvalidArgumentError("histogram min_ns > max_ns");
-  // Validate fully before touching our counters, so a bad message leaves us unchanged.
   // Every counted bucket must lie between min's and max's buckets: Reset and Merge rely on that.
   const uint64_t lo = BucketIndex(in.min_ns()), hi = BucketIndex(in.max_ns());
   uint64_t index = in.first_index(), total = 0;
@@ -193,7 +192,14 @@ absl::Status Histogram::MergeFromProto(const v1::Histogram& in) {
     return absl::InvalidArgumentError(
         absl::StrCat("histogram counts add up to ", total, ", total_count says ", in.total_count()));
   }
-  index = in.first_index();
+  return absl::OkStatus();
+}
+
+absl::Status Histogram::MergeFromProto(const v1::Histogram& in) {
+  // Validate fully before touching our counters, so a bad message leaves us unchanged.
+  if (auto status = ValidateProto(in); !status.ok()) return status;
+  if (in.total_count() == 0) return absl::OkStatus();
+  uint64_t index = in.first_index();
   for (int64_t c : in.counts()) {
     if (c < 0) {
       index += static_cast<uint64_t>(-c);

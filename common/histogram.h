@@ -85,6 +85,8 @@ class Histogram {
   // Adds a serialized histogram to this one. InvalidArgument (and no change) when `in` is malformed:
   // another layout version, indices out of range, or counts that do not add up to total_count.
   absl::Status MergeFromProto(const v1::Histogram& in);
+  // The checks MergeFromProto makes, without merging.
+  static absl::Status ValidateProto(const v1::Histogram& in);
 
   bool operator==(const Histogram& other) const;
   bool operator!=(const Histogram& other) const { return !(*this == other); }
