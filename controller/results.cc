@@ -1,12 +1,11 @@
 #include "controller/results.h"
 
-#include <google/protobuf/util/json_util.h>
-
 #include <cstdio>
 #include <fstream>
 #include <nlohmann/json.hpp>
 
 #include "absl/strings/str_cat.h"
+#include "common/spec.h"
 #include "common/stats.h"
 
 namespace stampede::controller {
@@ -39,10 +38,11 @@ json Point(const IntervalPoint::Request& r) {
 }  // namespace
 
 std::string ResultsJson(const Run& run, const Run::Snapshot& snap) {
-  std::string status_json;
-  google::protobuf::util::JsonPrintOptions options;
-  options.preserve_proto_field_names = false;  // lowerCamelCase, as in the spec
-  (void)google::protobuf::util::MessageToJsonString(snap.status, &status_json, options);
+  // LoadTestToJson writes 64-bit numbers as numbers (protobuf's own JSON quotes them), the way
+  // Kubernetes and people read them.
+  v1::LoadTest holder;
+  *holder.mutable_status() = snap.status;
+  const json status = json::parse(common::LoadTestToJson(holder))["status"];
 
   common::RequestStats total;
   for (const common::RequestStats& r : snap.cumulative.requests) total.Merge(r);
@@ -83,7 +83,7 @@ std::string ResultsJson(const Run& run, const Run::Snapshot& snap) {
               {"kind", "LoadTestResult"},
               {"metadata", {{"name", run.name()}, {"namespace", run.name_space()}}},
               {"runId", run.id()},
-              {"status", json::parse(status_json.empty() ? "{}" : status_json)},
+              {"status", status},
               {"summary", summary},
               {"requests", requests},
               {"series", series}};
