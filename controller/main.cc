@@ -4,13 +4,16 @@
 #include <vector>
 
 #include "controller/run_command.h"
+#include "controller/serve_command.h"
 
 int main(int argc, char** argv) {
   std::vector<std::string> args(argv + 1, argv + argc);
   if (args.empty() || args[0] == "-h" || args[0] == "--help" || args[0] == "help") {
     std::cout << "stampede: distributed HTTP load testing\n\ncommands:\n"
-                 "  run TEST.yaml   run one LoadTest on local agents and exit with its verdict\n\n"
-              << stampede::controller::kRunUsage;
+                 "  run TEST.yaml   run one LoadTest on local agents and exit with its verdict\n"
+                 "  serve           run LoadTests posted to a REST API; Prometheus metrics\n\n"
+              << stampede::controller::kRunUsage << "\n"
+              << stampede::controller::kServeUsage;
     return args.empty() ? 2 : 0;
   }
   if (args[0] == "--version" || args[0] == "version") {
@@ -18,6 +21,9 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (args[0] == "run") return stampede::controller::RunCommand(std::vector<std::string>(args.begin() + 1, args.end()));
+  if (args[0] == "serve") {
+    return stampede::controller::ServeCommand(std::vector<std::string>(args.begin() + 1, args.end()));
+  }
   std::cerr << "stampede: unknown command \"" << args[0] << "\" (try: stampede --help)\n";
   return 2;
 }

@@ -19,6 +19,7 @@
 #include "common/logging.h"
 #include "common/spec.h"
 #include "controller/controller.h"
+#include "controller/http_api.h"
 #include "controller/local_launcher.h"
 #include "controller/results.h"
 
@@ -26,13 +27,14 @@ namespace stampede::controller {
 
 const char kRunUsage[] =
     "usage: stampede run TEST.yaml [--agents N] [--target URL] [--out results.json] [--csv results.csv]\n"
-    "                    [--logs DIR] [--quiet]\n"
+    "                    [--logs DIR] [--metrics-listen ADDR] [--quiet]\n"
     "  Runs one LoadTest on local agent processes, exactly as in a cluster minus the Pods.\n"
     "  --agents N     override spec.agents\n"
     "  --target URL   override spec.target.url\n"
     "  --out FILE     results as JSON (summary, per request, per-second series)\n"
     "  --csv FILE     per-second results as CSV\n"
     "  --logs DIR     where the agents' logs go (default: a new folder under /tmp)\n"
+    "  --metrics-listen ADDR  serve Prometheus /metrics on ADDR (e.g. 127.0.0.1:9464) while the test runs\n"
     "  --quiet        no per-second lines\n"
     "  exit codes: 0 passed, 1 thresholds failed, 2 invalid spec or flags, 3 run error, 4 aborted\n";
 
@@ -94,7 +96,7 @@ void PrintTable(const Run::Snapshot& snap) {
 }  // namespace
 
 int RunCommand(const std::vector<std::string>& args) {
-  std::string file, out_json, out_csv, target, logs;
+  std::string file, out_json, out_csv, target, logs, metrics_listen;
   int agents = 0;
   bool quiet = false;
   for (size_t i = 0; i < args.size(); ++i) {
@@ -116,6 +118,12 @@ int RunCommand(const std::vector<std::string>& args) {
       if (!value(&target)) return kExitInvalid;
     } else if (a == "--logs") {
       if (!value(&logs)) return kExitInvalid;
+    } else if (a == "--metrics-listen") {
+      if (!value(&metrics_listen)) return kExitInvalid;
+      if (!SplitHostPort(metrics_listen).ok()) {
+        std::cerr << "stampede run: --metrics-listen: \"" << metrics_listen << "\" is not host:port\n";
+        return kExitInvalid;
+      }
     } else if (a == "--agents") {
       if (!value(&v)) return kExitInvalid;
       if (!absl::SimpleAtoi(v, &agents) || agents < 1) {
@@ -189,6 +197,18 @@ int RunCommand(const std::vector<std::string>& args) {
     std::cerr << "stampede run: " << controller.status().message() << "\n";
     return kExitRunError;
   }
+  std::unique_ptr<HttpApi> metrics_server;
+  if (!metrics_listen.empty()) {
+    HttpApiOptions http;
+    http.listen = metrics_listen;
+    http.threads = 2;
+    auto started = HttpApi::Start(http, controller->get());
+    if (!started.ok()) {
+      std::cerr << "stampede run: --metrics-listen: " << started.status().message() << "\n";
+      return kExitRunError;
+    }
+    metrics_server = std::move(*started);
+  }
   const std::string name = test.metadata().name();
   const uint32_t agent_count = test.spec().agents();
   std::shared_ptr<Run> run =
@@ -200,6 +220,10 @@ int RunCommand(const std::vector<std::string>& args) {
   if (!quiet) {
     std::fprintf(stderr, "stampede run %s: %u agent(s), controller %s, agent logs in %s\n", name.c_str(), agent_count,
                  (*controller)->agent_address().c_str(), logs.c_str());
+    if (metrics_server != nullptr) {
+      std::fprintf(stderr, "stampede run %s: metrics on http://%s:%d/metrics\n", name.c_str(),
+                   SplitHostPort(metrics_listen)->first.c_str(), metrics_server->port());
+    }
   }
   std::mutex ended_mu;
   std::condition_variable ended_cv;
@@ -233,6 +257,7 @@ int RunCommand(const std::vector<std::string>& args) {
   }
   const Run::Snapshot snap = run->TakeSnapshot(true);
   g_run.store(nullptr);
+  if (metrics_server != nullptr) metrics_server->Stop();
 
   PrintTable(snap);
   const v1::LoadTestStatus& st = snap.status;

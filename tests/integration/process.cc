@@ -34,6 +34,7 @@ std::string MakeTempDir() {
 
 std::string AgentBinary() { return STAMPEDE_AGENT_BINARY; }
 std::string TargetBinary() { return STAMPEDE_TARGET_BINARY; }
+std::string ControllerBinary() { return STAMPEDE_CONTROLLER_BINARY; }
 
 Process::Process(std::vector<std::string> argv) : dir_(MakeTempDir()) {
   const std::string out = dir_ + "/stdout", err = dir_ + "/stderr";
@@ -104,6 +105,11 @@ TestTarget::TestTarget(std::vector<std::string> extra_args) : dir_(MakeTempDir()
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
   throw std::runtime_error("test target did not start: " + process_->Stderr());
+}
+
+TestTarget::~TestTarget() {
+  process_.reset();
+  (void)!system(("rm -rf '" + dir_ + "'").c_str());
 }
 
 std::string TestTarget::Url(const std::string& path) const {

@@ -38,6 +38,7 @@ class Process {
 class TestTarget {
  public:
   explicit TestTarget(std::vector<std::string> extra_args = {});
+  ~TestTarget();
   int port() const { return port_; }
   std::string Url(const std::string& path) const;  // http:// or https://
   // GET /stats: served request count, or -1 on failure.
@@ -57,6 +58,7 @@ std::optional<std::string> HttpGet(const std::string& url);
 // Paths of the built binaries (set by CMake as compile definitions).
 std::string AgentBinary();
 std::string TargetBinary();
+std::string ControllerBinary();  // stampede
 
 // A fresh temporary directory.
 std::string MakeTempDir();

@@ -1,0 +1,69 @@
+// Prometheus metrics of load-test runs, computed at scrape time from one Run::TakeSnapshot per run
+// (nothing is updated on the report path). Every series carries the labels `loadtest` and
+// `namespace`; per-request series also `request`. The families:
+//
+//   stampede_requests_total{request,outcome}              counter, outcome = common::OutcomeName
+//   stampede_responses_total{request,code_class}          counter, "1xx".."5xx"
+//   stampede_request_duration_seconds{request}            histogram, fixed buckets 0.5 ms .. 10 s
+//   stampede_request_duration_quantile_seconds{request,window,quantile}
+//                                                         summary: exact percentiles of the merged
+//                                                         histograms, window "10s" or "total";
+//                                                         request "*" is all requests merged
+//   stampede_requests_per_second{window="10s"}            gauge
+//   stampede_active_users, stampede_target_rate_requests_per_second (open model only),
+//   stampede_agents{state}, stampede_phase{phase}, stampede_generator_saturated,
+//   stampede_last_interval_seconds, stampede_elapsed_seconds  gauges
+//
+// The percentiles are a summary rather than a gauge because `promtool check metrics` rejects a
+// `quantile` label on anything else; while a histogram is empty its quantile series are left out.
+//
+// When several runs share a namespace and name (a test posted again after it ended), only one is
+// exported, so series never collide: the one still active, else the newest.
+//
+// Thread-safe: Collect may run on any number of threads; it takes each run's lock once.
+#ifndef STAMPEDE_CONTROLLER_METRICS_H_
+#define STAMPEDE_CONTROLLER_METRICS_H_
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "controller/run.h"
+#include "prometheus/collectable.h"
+#include "prometheus/metric_family.h"
+
+namespace stampede::controller {
+
+class Controller;
+
+class RunMetrics : public prometheus::Collectable {
+ public:
+  // Returns the runs to export, oldest first (the order decides which of two runs with the same
+  // namespace/name is the newest).
+  using RunSource = std::function<std::vector<std::shared_ptr<Run>>()>;
+
+  explicit RunMetrics(RunSource source);
+  // Every run of `controller` (which must outlive this), in the controller's id order.
+  static std::unique_ptr<RunMetrics> ForController(const Controller* controller);
+
+  std::vector<prometheus::MetricFamily> Collect() const override;
+
+ private:
+  const RunSource source_;
+};
+
+// The families of one run, appended to `families` (as returned by Collect, same order).
+void AppendRunMetrics(const Run& run, const Run::Snapshot& snapshot,
+                      std::vector<prometheus::MetricFamily>* families);
+
+// The text exposition format 0.0.4.
+std::string SerializeMetrics(const std::vector<prometheus::MetricFamily>& families);
+inline constexpr char kMetricsContentType[] = "text/plain; version=0.0.4; charset=utf-8";
+
+// The histogram buckets' upper bounds in seconds (+Inf comes on top).
+const std::vector<double>& DurationBucketBounds();
+
+}  // namespace stampede::controller
+
+#endif  // STAMPEDE_CONTROLLER_METRICS_H_

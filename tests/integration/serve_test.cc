@@ -1,0 +1,391 @@
+// `stampede serve` as a real process on 127.0.0.1 with real agents against the test target: the
+// REST API's answers, the run's counts against what the target served, and /metrics checked by
+// promtool. `stampede run --metrics-listen` is covered at the end.
+#include <httplib.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <functional>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "gtest/gtest.h"
+#include "tests/integration/process.h"
+
+namespace stampede::testing {
+namespace {
+
+using nlohmann::json;
+using std::chrono::milliseconds;
+using std::chrono::seconds;
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+// Polls `done` every 50 ms until it holds or `limit` passes.
+bool WaitFor(const std::function<bool()>& done, seconds limit) {
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  while (!done()) {
+    if (std::chrono::steady_clock::now() >= deadline) return false;
+    std::this_thread::sleep_for(milliseconds(50));
+  }
+  return true;
+}
+
+struct Response {
+  int status = -1;
+  std::string body;
+  std::string content_type;
+  std::string location;
+  json Json() const { return json::parse(body, nullptr, /*allow_exceptions=*/false); }
+};
+
+Response Convert(const httplib::Result& r) {
+  Response out;
+  if (!r) return out;
+  out.status = r->status;
+  out.body = r->body;
+  out.content_type = r->get_header_value("Content-Type");
+  out.location = r->get_header_value("Location");
+  return out;
+}
+
+// `stampede serve` on free ports; the HTTP port comes from --port-file, written once it listens.
+class Server {
+ public:
+  Server() : dir_(MakeTempDir()) {
+    process_ = std::make_unique<Process>(std::vector<std::string>{
+        ControllerBinary(), "serve", "--listen", "127.0.0.1:0", "--grpc-listen", "127.0.0.1:0",
+        "--port-file", dir_ + "/port", "--logs", dir_ + "/logs"});
+    const bool up = WaitFor(
+        [&] {
+          port_ = std::atoi(ReadFile(dir_ + "/port").c_str());
+          return port_ > 0 || process_->Wait(milliseconds(0)).has_value();
+        },
+        seconds(10));
+    if (!up || port_ <= 0)
+      throw std::runtime_error("stampede serve did not start: " + process_->Stderr());
+    client_ = std::make_unique<httplib::Client>("127.0.0.1", port_);
+    client_->set_read_timeout(10, 0);
+  }
+  ~Server() {
+    process_.reset();
+    (void)!std::system(("rm -rf '" + dir_ + "'").c_str());
+  }
+
+  int port() const { return port_; }
+  std::string Url(const std::string& path) const {
+    return "http://127.0.0.1:" + std::to_string(port_) + path;
+  }
+  Process& process() { return *process_; }
+
+  Response Get(const std::string& path) { return Convert(client_->Get(path.c_str())); }
+  Response Post(const std::string& path, const std::string& body, const std::string& type) {
+    return Convert(client_->Post(path.c_str(), body, type.c_str()));
+  }
+  Response PostLoadTest(const std::string& yaml) {
+    return Post("/api/v1/loadtests", yaml, "application/yaml");
+  }
+
+  // Polls the run until it has ended; its LoadTest JSON (status.phase set), or null on timeout.
+  json WaitEnded(const std::string& id, seconds limit) {
+    json last;
+    const bool ended = WaitFor(
+        [&] {
+          last = Get("/api/v1/loadtests/" + id).Json();
+          const std::string phase = last.is_object() ? last["status"].value("phase", "") : "";
+          return phase == "Succeeded" || phase == "Failed" || phase == "Aborted";
+        },
+        limit);
+    return ended ? last : json();
+  }
+
+ private:
+  std::string dir_;
+  std::unique_ptr<Process> process_;
+  std::unique_ptr<httplib::Client> client_;
+  int port_ = 0;
+};
+
+std::string LoadTest(const std::string& name, const std::string& target,
+                     const std::string& duration) {
+  return "apiVersion: stampede.dev/v1alpha1\n"
+         "kind: LoadTest\n"
+         "metadata: {name: " +
+         name +
+         ", namespace: it}\n"
+         "spec:\n"
+         "  target: {url: \"" +
+         target +
+         "\"}\n"
+         "  requests:\n"
+         "    - {name: home, path: /, weight: 3}\n"
+         "    - {name: delayed, path: /delay/1}\n"
+         "  load: {users: 8}\n"
+         "  duration: " +
+         duration +
+         "\n"
+         "  agents: 2\n"
+         "  threadsPerAgent: 1\n"
+         "  thresholds: [\"p95 < 2s\", \"error_rate < 1%\"]\n";
+}
+
+// promtool's verdict on an exposition: its output (empty when clean) and exit code.
+std::pair<std::string, int> Promtool(const std::string& text) {
+  const std::string dir = MakeTempDir();
+  std::ofstream(dir + "/metrics.txt") << text;
+  FILE* p = popen(("promtool check metrics < '" + dir + "/metrics.txt' 2>&1").c_str(), "r");
+  std::string out;
+  int code = -1;
+  if (p != nullptr) {
+    char buf[512];
+    size_t n;
+    while ((n = std::fread(buf, 1, sizeof(buf), p)) > 0) out.append(buf, n);
+    code = pclose(p);
+  }
+  (void)!std::system(("rm -rf '" + dir + "'").c_str());
+  return {out, code};
+}
+
+// Sum of the values of the samples whose line starts with `prefix` and contains `part`.
+double SumSamples(const std::string& text, const std::string& prefix, const std::string& part = "",
+                  int* matched = nullptr) {
+  std::istringstream in(text);
+  std::string line;
+  double sum = 0;
+  int count = 0;
+  while (std::getline(in, line)) {
+    if (line.rfind(prefix, 0) != 0 || line.find(part) == std::string::npos) continue;
+    sum += std::stod(line.substr(line.rfind(' ') + 1));
+    ++count;
+  }
+  if (matched != nullptr) *matched = count;
+  return sum;
+}
+
+// The status code curl gets for a bodiless POST (no Content-Length header at all).
+int CurlPost(const std::string& url) {
+  FILE* p = popen(
+      ("curl -s -o /dev/null -w '%{http_code}' --max-time 10 -X POST '" + url + "'").c_str(), "r");
+  if (p == nullptr) return -1;
+  char buf[16] = {0};
+  const size_t n = std::fread(buf, 1, sizeof(buf) - 1, p);
+  pclose(p);
+  return n == 0 ? -1 : std::atoi(buf);
+}
+
+TEST(Serve, RunsAPostedLoadTestAndItsCountsMatchTheTarget) {
+  TestTarget target;
+  Server server;
+  EXPECT_EQ(server.Get("/healthz").status, 200);
+  EXPECT_EQ(server.Get("/readyz").status, 200);
+
+  const Response created = server.PostLoadTest(LoadTest("checkout", target.Url(""), "3s"));
+  ASSERT_EQ(created.status, 201) << created.body;
+  const json c = created.Json();
+  const std::string id = c.value("id", "");
+  ASSERT_FALSE(id.empty()) << created.body;
+  EXPECT_EQ(c["name"], "checkout");
+  EXPECT_EQ(c["namespace"], "it");
+  EXPECT_TRUE(c["status"].contains("phase")) << created.body;
+  EXPECT_EQ(created.location, "/api/v1/loadtests/" + id);
+
+  const json ended = server.WaitEnded(id, seconds(60));
+  ASSERT_TRUE(ended.is_object()) << "no end within 60 s; last: "
+                                 << server.Get("/api/v1/loadtests/" + id).body;
+  ASSERT_EQ(ended["status"]["phase"], "Succeeded") << ended.dump();
+  const long served = target.Served();
+  const uint64_t requests = ended["status"]["summary"].value("requests", uint64_t{0});
+  EXPECT_GT(requests, 100u);
+  EXPECT_EQ(static_cast<long>(requests), served);
+  EXPECT_EQ(ended["spec"]["agents"], 2);
+  EXPECT_EQ(ended["metadata"]["annotations"]["stampede.dev/run-id"], id);
+
+  // The same run by namespace/name, and in the list.
+  EXPECT_EQ(server.Get("/api/v1/namespaces/it/loadtests/checkout")
+                .Json()["metadata"]["annotations"]["stampede.dev/run-id"],
+            id);
+  const json list = server.Get("/api/v1/loadtests").Json();
+  ASSERT_EQ(list["items"].size(), 1u) << list.dump();
+  EXPECT_EQ(list["items"][0]["id"], id);
+  EXPECT_EQ(list["items"][0]["phase"], "Succeeded");
+  EXPECT_EQ(list["items"][0]["summary"]["requests"], requests);
+
+  const Response results = server.Get("/api/v1/loadtests/" + id + "/results");
+  ASSERT_EQ(results.status, 200);
+  EXPECT_EQ(results.content_type, "application/json");
+  const json r = results.Json();
+  EXPECT_EQ(r["summary"]["requests"], requests) << results.body.substr(0, 500);
+  EXPECT_EQ(r["runId"], id);
+  EXPECT_GE(r["series"].size(), 3u);
+  const Response csv = server.Get("/api/v1/loadtests/" + id + "/results.csv");
+  ASSERT_EQ(csv.status, 200);
+  EXPECT_EQ(csv.body.rfind("second,request,requests,", 0), 0u) << csv.body.substr(0, 200);
+  // One "*" row per second, whose counts add up to the run's.
+  std::istringstream lines(csv.body);
+  std::string line;
+  uint64_t csv_requests = 0;
+  int rows = 0;
+  while (std::getline(lines, line)) {
+    const size_t star = line.find(",\"*\",");
+    if (star == std::string::npos) continue;
+    csv_requests += std::stoull(line.substr(star + 5));
+    ++rows;
+  }
+  EXPECT_EQ(csv_requests, requests);
+  EXPECT_GE(rows, 3);
+  EXPECT_EQ(server.Get("/api/v1/loadtests/" + id + "/results?format=csv").body, csv.body);
+
+  const Response metrics = server.Get("/metrics");
+  ASSERT_EQ(metrics.status, 200);
+  EXPECT_EQ(metrics.content_type.rfind("text/plain; version=0.0.4", 0), 0u) << metrics.content_type;
+  const auto [lint, code] = Promtool(metrics.body);
+  EXPECT_EQ(code, 0) << lint;
+  EXPECT_EQ(lint, "");
+  const std::string counter =
+      R"(stampede_requests_total{loadtest="checkout",namespace="it",request=)";
+  int series = 0;
+  EXPECT_EQ(SumSamples(metrics.body, counter, R"(,outcome="ok"})"), static_cast<double>(served));
+  EXPECT_EQ(SumSamples(metrics.body, counter, "", &series),
+            static_cast<double>(served));  // no errors
+  EXPECT_EQ(series, 2 * 11);               // 2 requests x 11 outcomes
+  EXPECT_NE(metrics.body.find(
+                R"(stampede_phase{loadtest="checkout",namespace="it",phase="Succeeded"} 1)"),
+            std::string::npos);
+  EXPECT_NE(
+      metrics.body.find(
+          R"(stampede_request_duration_quantile_seconds{loadtest="checkout",namespace="it",request="*",window="total",quantile="0.99"})"),
+      std::string::npos);
+}
+
+TEST(Serve, RejectsBadRequestsWithJsonErrors) {
+  Server server;
+  const Response invalid = server.PostLoadTest(
+      "apiVersion: stampede.dev/v1alpha1\nkind: LoadTest\nmetadata: {name: bad}\n"
+      "spec:\n  target: {url: \"http://127.0.0.1:1\"}\n  load: {users: 0, foo: 1}\n  duration: "
+      "3q\n");
+  ASSERT_EQ(invalid.status, 400) << invalid.body;
+  const json e = invalid.Json();
+  EXPECT_EQ(e["error"], "invalid LoadTest");
+  // One entry per problem, each "<field path>: <reason>".
+  const std::vector<std::string> problems = e["problems"];
+  ASSERT_EQ(problems.size(), 3u) << invalid.body;
+  for (const std::string field : {"spec.load.foo: ", "spec.load.users: ", "spec.duration: "}) {
+    EXPECT_EQ(std::count_if(problems.begin(), problems.end(),
+                            [&](const std::string& p) { return p.rfind(field, 0) == 0; }),
+              1)
+        << field << " in " << invalid.body;
+  }
+
+  const Response syntax =
+      server.Post("/api/v1/loadtests", "{\"kind\": \"LoadTest\"", "application/json");
+  EXPECT_EQ(syntax.status, 400);
+  EXPECT_EQ(syntax.Json()["problems"].size(), 1u) << syntax.body;
+  EXPECT_EQ(server.Post("/api/v1/loadtests", "<html/>", "text/html").status, 415);
+  const Response big =
+      server.Post("/api/v1/loadtests", std::string(2 << 20, 'a'), "application/yaml");
+  EXPECT_EQ(big.status, 413);
+  EXPECT_EQ(big.Json()["error"], "request body too large");
+
+  for (const std::string path : {"/api/v1/loadtests/nope", "/api/v1/loadtests/nope/results",
+                                 "/api/v1/namespaces/it/loadtests/nope", "/nope"}) {
+    const Response r = server.Get(path);
+    EXPECT_EQ(r.status, 404) << path;
+    EXPECT_TRUE(r.Json().contains("error")) << path << ": " << r.body;
+  }
+  EXPECT_EQ(CurlPost(server.Url("/api/v1/loadtests/nope/abort")), 404);
+  EXPECT_EQ(server.Get("/api/v1/loadtests").Json()["items"].size(), 0u);
+}
+
+TEST(Serve, ASecondPostWhileRunningConflictsAndAbortEndsTheRun) {
+  TestTarget target;
+  Server server;
+  const Response first = server.PostLoadTest(LoadTest("long", target.Url(""), "2m"));
+  ASSERT_EQ(first.status, 201) << first.body;
+  const std::string id = first.Json()["id"];
+  const Response again = server.PostLoadTest(LoadTest("long", target.Url(""), "2m"));
+  EXPECT_EQ(again.status, 409) << again.body;
+  EXPECT_EQ(again.Json()["id"], id);
+
+  // Abort once load is flowing, with a bodiless POST as curl sends it.
+  ASSERT_TRUE(WaitFor([&] { return target.Served() > 0; }, seconds(30)))
+      << server.process().Stderr();
+  EXPECT_EQ(CurlPost(server.Url("/api/v1/loadtests/" + id + "/abort")), 202);
+  const json ended = server.WaitEnded(id, seconds(20));
+  ASSERT_TRUE(ended.is_object()) << server.Get("/api/v1/loadtests/" + id).body;
+  EXPECT_EQ(ended["status"]["phase"], "Aborted");
+  EXPECT_EQ(ended["status"]["reason"], "Aborted");
+  EXPECT_GT(ended["status"]["summary"].value("requests", uint64_t{0}), 0u);
+  EXPECT_EQ(CurlPost(server.Url("/api/v1/loadtests/" + id + "/abort")), 409);
+
+  // Ended, the name is free again; SIGTERM then aborts the new run and the server exits 0.
+  const Response rerun = server.PostLoadTest(LoadTest("long", target.Url(""), "2m"));
+  ASSERT_EQ(rerun.status, 201) << rerun.body;
+  EXPECT_NE(rerun.Json()["id"], id);
+  ASSERT_TRUE(WaitFor(
+      [&] { return server.Get("/api/v1/loadtests").Json()["items"][1]["phase"] == "Running"; },
+      seconds(30)));
+  server.process().Signal(SIGTERM);
+  EXPECT_EQ(server.process().Wait(seconds(20)), 0) << server.process().Stderr();
+  EXPECT_NE(server.process().Stderr().find(
+                "phase=Aborted reason=Aborted message=\"controller shutting down (SIGTERM)\""),
+            std::string::npos)
+      << server.process().Stderr();
+}
+
+TEST(RunMetricsListen, ServesMetricsWhileTheTestRuns) {
+  TestTarget target;
+  const std::string dir = MakeTempDir();
+  std::ofstream(dir + "/test.yaml") << LoadTest("cli", target.Url(""), "3s");
+  Process run({ControllerBinary(), "run", dir + "/test.yaml", "--metrics-listen", "127.0.0.1:0",
+               "--logs", dir + "/logs"});
+  // The bound port is printed as "metrics on http://127.0.0.1:PORT/metrics".
+  std::string err, url;
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        err = run.Stderr();
+        const size_t at = err.find("metrics on http://127.0.0.1:");
+        const size_t end = err.find("/metrics\n", at);
+        if (at == std::string::npos || end == std::string::npos) return false;
+        url = err.substr(at + 11, end + 8 - (at + 11));
+        return true;
+      },
+      seconds(10)))
+      << err;
+  std::string text;
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        text = HttpGet(url).value_or("");
+        return SumSamples(
+                   text,
+                   R"(stampede_requests_total{loadtest="cli",namespace="it",request="home",outcome="ok"})") >
+               0;
+      },
+      seconds(20)))
+      << text;
+  EXPECT_NE(text.find(R"(stampede_phase{loadtest="cli",namespace="it",phase="Running"} 1)"),
+            std::string::npos)
+      << text;
+  const auto [lint, code] = Promtool(text);
+  EXPECT_EQ(code, 0) << lint;
+  EXPECT_EQ(lint, "");
+  EXPECT_EQ(run.Wait(seconds(60)), 0) << run.Stderr();
+  EXPECT_FALSE(HttpGet(url).has_value());  // only for the run's duration
+  (void)!std::system(("rm -rf '" + dir + "'").c_str());
+}
+
+}  // namespace
+}  // namespace stampede::testing
