@@ -421,10 +421,11 @@ void Run::MaybeComplete() {
 void Run::Settle(Phase phase, const std::string& reason, const std::string& message) {
   if (Done()) return;
   phase_ = phase;
+  end_unix_ns_ = RealNs();
   status_.set_phase(PhaseName(phase));
   status_.set_reason(reason);
   status_.set_message(message);
-  status_.set_completion_time(Rfc3339(RealNs()));
+  status_.set_completion_time(Rfc3339(end_unix_ns_));
   const std::vector<v1::ThresholdResult> results = EvaluateThresholds();
   status_.clear_thresholds();
   bool all_passed = true;
@@ -500,7 +501,8 @@ void Run::SetCondition(const std::string& type, bool value, const std::string& r
 
 double Run::ElapsedSeconds() const {
   if (!started_) return 0;
-  const int64_t now = RealNs();
+  // The clock stops when the run settles (an aborted run's rate is over the time it ran).
+  const int64_t now = end_unix_ns_ != 0 ? end_unix_ns_ : RealNs();
   double elapsed = (now - start_unix_ns_) / 1e9;
   return std::clamp(elapsed, 0.0, duration_ns_ / 1e9);
 }

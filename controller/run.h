@@ -156,6 +156,7 @@ class Run {
   int64_t created_ns_ ABSL_GUARDED_BY(mu_) = 0;
   int64_t start_unix_ns_ ABSL_GUARDED_BY(mu_) = 0;
   int64_t start_mono_ns_ ABSL_GUARDED_BY(mu_) = 0;
+  int64_t end_unix_ns_ ABSL_GUARDED_BY(mu_) = 0;  // when the run settled; 0 while it runs
   int64_t stop_deadline_ns_ ABSL_GUARDED_BY(mu_) = INT64_MAX;
   int64_t last_heartbeat_ns_ ABSL_GUARDED_BY(mu_) = 0;
   bool launcher_stopped_ ABSL_GUARDED_BY(mu_) = false;
