@@ -108,8 +108,8 @@ absl::Status MergeReport(const v1::Report& report, common::IntervalStats* into) 
   }
   for (const v1::RequestReport& r : report.requests()) {
     common::RequestStats& s = into->requests[r.request()];
-    (void)s.latency.MergeFromProto(r.latency());
-    if (r.has_service()) (void)s.service.MergeFromProto(r.service());
+    s.latency.MergeValidProto(r.latency());  // validated above
+    if (r.has_service()) s.service.MergeValidProto(r.service());
     for (int i = 0; i < r.outcomes_size(); ++i) s.outcomes[i] += r.outcomes(i);
     for (int i = 0; i < r.status_classes_size(); ++i) s.status_classes[i] += r.status_classes(i);
   }

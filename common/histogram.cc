@@ -198,7 +198,12 @@ absl::Status Histogram::ValidateProto(const v1::Histogram& in) {
 absl::Status Histogram::MergeFromProto(const v1::Histogram& in) {
   // Validate fully before touching our counters, so a bad message leaves us unchanged.
   if (auto status = ValidateProto(in); !status.ok()) return status;
-  if (in.total_count() == 0) return absl::OkStatus();
+  MergeValidProto(in);
+  return absl::OkStatus();
+}
+
+void Histogram::MergeValidProto(const v1::Histogram& in) {
+  if (in.total_count() == 0) return;
   uint64_t index = in.first_index();
   for (int64_t c : in.counts()) {
     if (c < 0) {
@@ -212,7 +217,6 @@ absl::Status Histogram::MergeFromProto(const v1::Histogram& in) {
   sum_ += in.sum_ns();
   min_ = std::min<uint64_t>(min_, in.min_ns());
   max_ = std::max<uint64_t>(max_, in.max_ns());
-  return absl::OkStatus();
 }
 
 bool Histogram::operator==(const Histogram& other) const {

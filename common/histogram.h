@@ -87,6 +87,8 @@ class Histogram {
   absl::Status MergeFromProto(const v1::Histogram& in);
   // The checks MergeFromProto makes, without merging.
   static absl::Status ValidateProto(const v1::Histogram& in);
+  // MergeFromProto for a message that already passed ValidateProto.
+  void MergeValidProto(const v1::Histogram& in);
 
   bool operator==(const Histogram& other) const;
   bool operator!=(const Histogram& other) const { return !(*this == other); }

@@ -19,24 +19,17 @@ absl::Status Aggregator::Add(uint32_t agent, const v1::Report& report) {
     ++rejected_reports_;
     return absl::InvalidArgumentError("report from an unknown agent or for a negative interval");
   }
-  // Validate by merging into a scratch copy of nothing: MergeReport checks before it changes.
-  common::IntervalStats* target;
-  bool late = report.interval() < next_to_finalize_;
-  if (late) {
-    target = nullptr;
-  } else {
+  // A report goes into its pending interval, which joins the cumulative totals when it is
+  // finalized; a late one (its interval already closed) goes straight into the totals. Either way
+  // each report is merged once, and MergeReport rejects a malformed one whole.
+  const bool late = report.interval() < next_to_finalize_;
+  common::IntervalStats* target = &cumulative_;
+  if (!late) {
     auto it = pending_.find(report.interval());
     if (it == pending_.end()) it = pending_.emplace(report.interval(), common::IntervalStats(names_.size())).first;
     target = &it->second;
   }
-  if (target != nullptr) {
-    if (absl::Status s = agent::MergeReport(report, target); !s.ok()) {
-      ++rejected_reports_;
-      return s;
-    }
-  }
-  // The cumulative totals take every valid report, late ones included.
-  if (absl::Status s = agent::MergeReport(report, &cumulative_); !s.ok()) {
+  if (absl::Status s = agent::MergeReport(report, target); !s.ok()) {
     ++rejected_reports_;
     return s;
   }
@@ -83,6 +76,11 @@ std::vector<IntervalPoint> Aggregator::FinalizeAll(int64_t now_ns) {
 }
 
 IntervalPoint Aggregator::Close(int64_t index, common::IntervalStats& stats, int64_t now_ns) {
+  // Gauges of the interval (users, in flight) are not sums over time; keep the totals' own.
+  const uint32_t users = cumulative_.active_users, in_flight = cumulative_.in_flight;
+  cumulative_.Merge(stats);
+  cumulative_.active_users = users;
+  cumulative_.in_flight = in_flight;
   IntervalPoint p;
   p.index = index;
   p.active_users = stats.active_users;

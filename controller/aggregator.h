@@ -58,8 +58,8 @@ class Aggregator {
   std::vector<IntervalPoint> FinalizeAll(int64_t now_ns);
 
   const std::vector<std::string>& request_names() const { return names_; }
-  // Everything reported so far, including reports that arrived after their interval was
-  // finalized: the exact totals.
+  // Every finalized interval plus every report that arrived after its interval was finalized:
+  // the exact totals, up to the last finalized second (FinalizeAll makes them complete).
   const common::IntervalStats& cumulative() const { return cumulative_; }
   // Latency over the last `window` finalized intervals; request -1 for all requests.
   common::Histogram WindowLatency(int request) const;
