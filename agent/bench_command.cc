@@ -209,6 +209,8 @@ struct Totals {
   double busiest_thread = 0;
   int64_t max_lag_ns = 0;
   bool saturated = false;
+  uint64_t intervals = 0;
+  uint64_t saturated_intervals = 0;
 };
 
 nlohmann::json Percentiles(const common::Histogram& h) {
@@ -284,8 +286,10 @@ int RunBench(BenchOptions options) {
     totals.busiest_thread = std::max(totals.busiest_thread, interval->busiest_thread_cpu);
     totals.max_lag_ns = std::max(totals.max_lag_ns, interval->max_timer_lag_ns);
     last_index = interval->index;
-    const bool saturated_now = interval->busiest_thread_cpu > 0.9 || interval->max_timer_lag_ns > 10'000'000;
-    if (saturated_now && interval->index > 0) totals.saturated = true;
+    const bool saturated_now = common::IntervalSaturated(interval->busiest_thread_cpu, interval->max_timer_lag_ns);
+    ++totals.intervals;
+    if (saturated_now) ++totals.saturated_intervals;
+    totals.saturated = common::RunSaturated(totals.saturated_intervals, totals.intervals);
     if (options.quiet) continue;
     common::Histogram latency;
     for (const RequestStats& r : interval->requests) latency.Merge(r.latency);
@@ -409,8 +413,11 @@ int RunBench(BenchOptions options) {
                 user_s, sys_s, (user_s + sys_s) > 0 ? requests / (user_s + sys_s) : 0.0,
                 totals.busiest_thread * 100);
     if (totals.saturated) {
-      std::printf("  WARNING: the generator was saturated (a thread above 90%% CPU or timers late by >10ms);\n"
-                  "  the figures may describe the client, not the target. Add threads or agents.\n");
+      std::printf("  WARNING: the generator was saturated in %llu of %llu seconds (a thread above 90%% CPU\n"
+                  "  or timers late by >10ms); the figures may describe the client, not the target.\n"
+                  "  Add threads or agents.\n",
+                  static_cast<unsigned long long>(totals.saturated_intervals),
+                  static_cast<unsigned long long>(totals.intervals));
     }
   }
   g_engine.store(nullptr);

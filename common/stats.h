@@ -68,6 +68,17 @@ struct IntervalStats {
 
 constexpr int64_t kLateNs = 1000000;  // 1 ms
 
+// A second in which a generator thread ran above 90 % CPU or its timers fired more than 10 ms
+// late: its latencies may include the generator's own queueing.
+inline bool IntervalSaturated(double busiest_thread_cpu, int64_t max_timer_lag_ns) {
+  return busiest_thread_cpu > 0.9 || max_timer_lag_ns > 10'000'000;
+}
+// A run is flagged when more than a tenth of its seconds (and at least two) were saturated: a
+// single late wakeup (a VM's stolen time, say) does not discredit a run; a steady overload does.
+inline bool RunSaturated(uint64_t saturated_seconds, uint64_t seconds) {
+  return saturated_seconds >= 2 && saturated_seconds * 10 > seconds;
+}
+
 }  // namespace stampede::common
 
 #endif  // STAMPEDE_COMMON_STATS_H_

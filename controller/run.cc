@@ -235,7 +235,8 @@ void Run::OnMessage(uint32_t index, const v1::AgentMessage& message) {
         SLOG(kWarning) << "report_rejected run=" << id_ << " agent=" << index << " error=\"" << s.message() << "\"";
       }
       // The last, partial interval of a run is too short to judge saturation by.
-      if (r.busiest_thread_cpu() > 0.9 || r.max_timer_lag_ns() > 10'000'000) saturated_ = true;
+      ++reports_;
+      if (common::IntervalSaturated(r.busiest_thread_cpu(), r.max_timer_lag_ns())) ++saturated_reports_;
       break;
     }
     case v1::AgentMessage::kDone:
@@ -561,7 +562,7 @@ Run::Snapshot Run::TakeSnapshot(bool with_series) const {
       max_start = std::max(max_start, s.started_unix_ns);
     }
   }
-  snap.saturated = saturated_;
+  snap.saturated = common::RunSaturated(saturated_reports_, reports_);
   snap.elapsed_s = ElapsedSeconds();
   const v1::Load& load = test_.spec().load();
   if (load.has_rate() && phase_ == Phase::kRunning) {

@@ -152,7 +152,8 @@ class Run {
   bool assigned_ ABSL_GUARDED_BY(mu_) = false;
   bool started_ ABSL_GUARDED_BY(mu_) = false;
   bool partial_ ABSL_GUARDED_BY(mu_) = false;
-  bool saturated_ ABSL_GUARDED_BY(mu_) = false;
+  uint64_t reports_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t saturated_reports_ ABSL_GUARDED_BY(mu_) = 0;
   int64_t created_ns_ ABSL_GUARDED_BY(mu_) = 0;
   int64_t start_unix_ns_ ABSL_GUARDED_BY(mu_) = 0;
   int64_t start_mono_ns_ ABSL_GUARDED_BY(mu_) = 0;
