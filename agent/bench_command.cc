@@ -14,7 +14,9 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "common/duration.h"
+#include "common/clock.h"
 #include "common/logging.h"
+#include "common/stop_signals.h"
 #include "common/status_macros.h"
 
 namespace stampede::agent {
@@ -227,32 +229,11 @@ nlohmann::json Percentiles(const common::Histogram& h) {
 
 std::atomic<Engine*> g_engine{nullptr};
 
-void WatchSignals() {
-  sigset_t set;
-  sigemptyset(&set);
-  sigaddset(&set, SIGINT);
-  sigaddset(&set, SIGTERM);
-  std::thread([set] {
-    int count = 0;
-    while (true) {
-      int sig;
-      if (sigwait(&set, &sig) != 0) continue;
-      Engine* e = g_engine.load();
-      if (e != nullptr) e->Stop(/*abort=*/count++ > 0);  // a second signal skips the grace
-    }
-  }).detach();
-}
-
 }  // namespace
 
 int RunBench(BenchOptions options) {
   // Block the stop signals in every thread; one watcher thread turns them into Engine::Stop.
-  sigset_t set;
-  sigemptyset(&set);
-  sigaddset(&set, SIGINT);
-  sigaddset(&set, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &set, nullptr);
-  signal(SIGPIPE, SIG_IGN);
+  common::BlockStopSignals();
 
   const bool open = options.engine.plan.model() == LoadPlan::Model::kOpen;
   const std::string url = options.engine.url;
@@ -263,7 +244,10 @@ int RunBench(BenchOptions options) {
   }
   std::unique_ptr<Engine> engine = std::move(*created);
   g_engine.store(engine.get());
-  WatchSignals();
+  common::WatchStopSignals([](int, int count) {
+    // A second signal skips the grace period for requests in flight.
+    if (Engine* e = g_engine.load(); e != nullptr) e->Stop(/*abort=*/count > 1);
+  });
   const LoadPlan& plan = engine->plan();
 
   rusage before{};
@@ -311,7 +295,7 @@ int RunBench(BenchOptions options) {
     std::fprintf(stderr, tty ? "\r%s\x1b[K" : "%s\n", line);
   }
   if (!options.quiet && tty) std::fputc('\n', stderr);
-  const double elapsed_s = std::max(1e-9, (MonotonicNowNs() - engine->start_ns()) / 1e9);
+  const double elapsed_s = std::max(1e-9, (common::MonotonicNanos() - engine->start_ns()) / 1e9);
   (void)last_index;
   rusage after{};
   getrusage(RUSAGE_SELF, &after);

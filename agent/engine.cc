@@ -10,16 +10,11 @@
 #include <random>
 
 #include "absl/strings/str_cat.h"
+#include "common/clock.h"
 #include "common/logging.h"
 #include "common/status_macros.h"
 
 namespace stampede::agent {
-
-int64_t MonotonicNowNs() {
-  timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
 
 namespace {
 
@@ -137,7 +132,7 @@ Engine::~Engine() {
 }
 
 void Engine::Start(int64_t start_ns) {
-  start_ns_ = start_ns != 0 ? start_ns : MonotonicNowNs() + 20'000'000;
+  start_ns_ = start_ns != 0 ? start_ns : common::MonotonicNanos() + 20'000'000;
   for (auto& w : workers_) {
     Worker* worker = w.get();
     const int64_t at = start_ns_;

@@ -90,9 +90,6 @@ class Engine {
   std::deque<Outbox> outboxes_ ABSL_GUARDED_BY(mu_);  // deque: Outbox is move-only
 };
 
-// CLOCK_MONOTONIC in nanoseconds.
-int64_t MonotonicNowNs();
-
 }  // namespace stampede::agent
 
 #endif  // STAMPEDE_AGENT_ENGINE_H_

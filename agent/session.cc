@@ -16,6 +16,7 @@
 #include "absl/strings/str_cat.h"
 #include "agent/engine.h"
 #include "agent/spec_config.h"
+#include "common/clock.h"
 #include "common/logging.h"
 #include "stampede/v1/agent.grpc.pb.h"
 
@@ -28,12 +29,6 @@ const char kConnectUsage[] =
     "  --token, which other users can see in ps), STAMPEDE_THREADS.\n";
 
 namespace {
-
-int64_t RealtimeNs() {
-  timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  return ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
 
 std::string Env(const char* name) {
   const char* v = std::getenv(name);
@@ -133,7 +128,7 @@ int RunSession(const SessionOptions& options) {
   std::atomic<int64_t> last_write_ns{0};
   auto write = [&](const v1::AgentMessage& msg) {
     std::lock_guard<std::mutex> lock(write_mu);
-    last_write_ns.store(MonotonicNowNs());
+    last_write_ns.store(common::MonotonicNanos());
     return stream->Write(msg);
   };
 
@@ -205,9 +200,9 @@ int RunSession(const SessionOptions& options) {
         }
         case v1::ControllerMessage::kStart: {
           if (engine == nullptr || reporter.joinable()) break;
-          const int64_t delay = msg.start().start_unix_nanos() - RealtimeNs();
-          const int64_t start_mono = MonotonicNowNs() + std::max<int64_t>(delay, 0);
-          const int64_t start_real = RealtimeNs() + std::max<int64_t>(delay, 0);
+          const int64_t delay = msg.start().start_unix_nanos() - common::RealtimeNanos();
+          const int64_t start_mono = common::MonotonicNanos() + std::max<int64_t>(delay, 0);
+          const int64_t start_real = common::RealtimeNanos() + std::max<int64_t>(delay, 0);
           engine->Start(start_mono);
           reporter = std::thread([&, start_real, start_mono] {
             bool first = true;
@@ -261,9 +256,9 @@ int RunSession(const SessionOptions& options) {
       context.TryCancel();
       break;
     }
-    if (!done_sent && MonotonicNowNs() - last_write_ns.load() >= 1'000'000'000) {
+    if (!done_sent && common::MonotonicNanos() - last_write_ns.load() >= 1'000'000'000) {
       v1::AgentMessage beat;
-      beat.mutable_heartbeat()->set_unix_nanos(RealtimeNs());
+      beat.mutable_heartbeat()->set_unix_nanos(common::RealtimeNanos());
       write(beat);
     }
   }

@@ -16,6 +16,7 @@
 #include <cstring>
 #include <functional>
 
+#include "common/clock.h"
 #include "common/logging.h"
 
 namespace stampede::agent {
@@ -28,17 +29,8 @@ constexpr int64_t kRampCheckNs = 10000000;      // users are (de)activated on a 
 constexpr int64_t kFirstBackoffNs = 10000000;   // after a failed connection attempt: 10 ms,
 constexpr int64_t kMaxBackoffNs = 1000000000;   // doubling up to 1 s, per user
 
-int64_t Now() {
-  timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return ts.tv_sec * kSecond + ts.tv_nsec;
-}
-
-int64_t ThreadCpuNs() {
-  timespec ts;
-  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-  return ts.tv_sec * kSecond + ts.tv_nsec;
-}
+int64_t Now() { return common::MonotonicNanos(); }
+int64_t ThreadCpuNs() { return common::ThreadCpuNanos(); }
 
 // Tags that tell the loop's own descriptors from connections in epoll_event.data.ptr.
 char timer_tag;

@@ -8,6 +8,7 @@
 #include <random>
 
 #include "absl/strings/str_cat.h"
+#include "common/clock.h"
 #include "common/duration.h"
 #include "common/logging.h"
 #include "common/spec.h"
@@ -18,17 +19,8 @@ namespace {
 
 constexpr int64_t kSecond = 1'000'000'000;
 
-int64_t MonoNs() {
-  timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return ts.tv_sec * kSecond + ts.tv_nsec;
-}
-
-int64_t RealNs() {
-  timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  return ts.tv_sec * kSecond + ts.tv_nsec;
-}
+int64_t MonoNs() { return common::MonotonicNanos(); }
+int64_t RealNs() { return common::RealtimeNanos(); }
 
 bool ConstantTimeEquals(const std::string& a, const std::string& b) {
   if (a.size() != b.size()) return false;

@@ -18,6 +18,7 @@
 #include "common/duration.h"
 #include "common/logging.h"
 #include "common/spec.h"
+#include "common/stop_signals.h"
 #include "controller/controller.h"
 #include "controller/http_api.h"
 #include "controller/local_launcher.h"
@@ -42,23 +43,6 @@ namespace {
 
 std::atomic<Run*> g_run{nullptr};
 
-void WatchSignals() {
-  sigset_t set;
-  sigemptyset(&set);
-  sigaddset(&set, SIGINT);
-  sigaddset(&set, SIGTERM);
-  std::thread([set] {
-    int count = 0;
-    while (true) {
-      int sig;
-      if (sigwait(&set, &sig) != 0) continue;
-      if (++count > 2) _exit(kExitAborted);  // a third signal: the user really wants out
-      if (Run* run = g_run.load(); run != nullptr) {
-        run->Abort(absl::StrCat("interrupted by ", sig == SIGINT ? "SIGINT" : "SIGTERM"));
-      }
-    }
-  }).detach();
-}
 
 std::string Pad(const std::string& s, size_t width) { return s.size() >= width ? s : s + std::string(width - s.size(), ' '); }
 
@@ -171,12 +155,7 @@ int RunCommand(const std::vector<std::string>& args) {
     return kExitInvalid;
   }
 
-  sigset_t set;
-  sigemptyset(&set);
-  sigaddset(&set, SIGINT);
-  sigaddset(&set, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &set, nullptr);
-  signal(SIGPIPE, SIG_IGN);
+  common::BlockStopSignals();
 
   const std::string agent_binary = FindAgentBinary();
   if (agent_binary.empty()) {
@@ -214,7 +193,12 @@ int RunCommand(const std::vector<std::string>& args) {
   std::shared_ptr<Run> run =
       (*controller)->StartRun(std::move(test), std::make_unique<LocalLauncher>(agent_binary, logs));
   g_run.store(run.get());
-  WatchSignals();
+  common::WatchStopSignals([](int sig, int count) {
+    if (count > 2) _exit(kExitAborted);  // a third signal: the user really wants out
+    if (Run* r = g_run.load(); r != nullptr) {
+      r->Abort(absl::StrCat("interrupted by ", sig == SIGINT ? "SIGINT" : "SIGTERM"));
+    }
+  });
 
   const bool tty = isatty(STDERR_FILENO);
   if (!quiet) {

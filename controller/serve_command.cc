@@ -16,6 +16,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "common/logging.h"
+#include "common/stop_signals.h"
 #include "controller/controller.h"
 #include "controller/http_api.h"
 #include "controller/local_launcher.h"
@@ -125,12 +126,11 @@ int ServeCommand(const std::vector<std::string>& args) {
   }
 
   // Before any thread exists, so every thread inherits the mask and only sigwait sees them.
-  sigset_t signals;
+  common::BlockStopSignals();
+  sigset_t signals;  // for the non-blocking check of a second signal below
   sigemptyset(&signals);
   sigaddset(&signals, SIGINT);
   sigaddset(&signals, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
-  signal(SIGPIPE, SIG_IGN);
 
   const std::string agent_binary = FindAgentBinary();
   if (agent_binary.empty()) {
@@ -174,9 +174,7 @@ int ServeCommand(const std::vector<std::string>& args) {
               << " grpc=" << (*controller)->agent_address() << " logs=" << logs
               << " max_runs=" << http.max_active_runs;
 
-  int sig = 0;
-  while (sigwait(&signals, &sig) != 0) {
-  }
+  const int sig = common::WaitForStopSignal();
   const std::string reason =
       absl::StrCat("controller shutting down (", sig == SIGINT ? "SIGINT" : "SIGTERM", ")");
   SLOG(kInfo) << "shutdown signal=" << (sig == SIGINT ? "SIGINT" : "SIGTERM");
