@@ -35,6 +35,27 @@ absl::StatusOr<EngineConfig> EngineConfigFromAssignment(const v1::Assignment& as
     req.expect_status.assign(r.expect_status().begin(), r.expect_status().end());
     cfg.requests.push_back(std::move(req));
   }
+  const v1::Load& load = spec.load();
+  if (!load.has_rate()) {
+    if (!load.think_time().min().empty()) {
+      ASSIGN_OR_RETURN(cfg.think_min_ns, DurationField("spec.load.thinkTime.min", load.think_time().min()));
+    }
+    if (!load.think_time().max().empty()) {
+      ASSIGN_OR_RETURN(cfg.think_max_ns, DurationField("spec.load.thinkTime.max", load.think_time().max()));
+    }
+  }
+  absl::StatusOr<LoadPlan> plan = LoadPlanFromSpec(spec);
+  if (!plan.ok()) return plan.status();
+  cfg.plan = *plan;
+  cfg.threads = threads;
+  cfg.connections = assignment.connections();
+  cfg.seed = assignment.seed();
+  cfg.stream_offset = assignment.stream_offset();
+  cfg.stream_count = assignment.stream_count();
+  return cfg;
+}
+
+absl::StatusOr<LoadPlan> LoadPlanFromSpec(const v1::LoadTestSpec& spec) {
   int64_t duration = 0;
   if (!spec.duration().empty()) {
     ASSIGN_OR_RETURN(duration, DurationField("spec.duration", spec.duration()));
@@ -48,26 +69,10 @@ absl::StatusOr<EngineConfig> EngineConfigFromAssignment(const v1::Assignment& as
     stages.push_back(stage);
   }
   const v1::Load& load = spec.load();
-  absl::StatusOr<LoadPlan> plan;
-  if (load.has_rate()) {
-    plan = LoadPlan::Open(load.rate(), stages, duration);
-  } else {
-    if (!load.think_time().min().empty()) {
-      ASSIGN_OR_RETURN(cfg.think_min_ns, DurationField("spec.load.thinkTime.min", load.think_time().min()));
-    }
-    if (!load.think_time().max().empty()) {
-      ASSIGN_OR_RETURN(cfg.think_max_ns, DurationField("spec.load.thinkTime.max", load.think_time().max()));
-    }
-    plan = LoadPlan::Closed(load.users(), load.spawn_rate(), stages, duration);
-  }
+  absl::StatusOr<LoadPlan> plan = load.has_rate() ? LoadPlan::Open(load.rate(), stages, duration)
+                                                  : LoadPlan::Closed(load.users(), load.spawn_rate(), stages, duration);
   if (!plan.ok()) return absl::InvalidArgumentError(absl::StrCat("spec.load: ", plan.status().message()));
-  cfg.plan = *plan;
-  cfg.threads = threads;
-  cfg.connections = assignment.connections();
-  cfg.seed = assignment.seed();
-  cfg.stream_offset = assignment.stream_offset();
-  cfg.stream_count = assignment.stream_count();
-  return cfg;
+  return plan;
 }
 
 void IntervalToReport(const common::IntervalStats& stats, v1::Report* report) {

@@ -16,6 +16,9 @@ namespace stampede::agent {
 absl::StatusOr<EngineConfig> EngineConfigFromAssignment(const v1::Assignment& assignment,
                                                         uint32_t threads);
 
+// The load plan a spec describes (the whole test, before any split).
+absl::StatusOr<LoadPlan> LoadPlanFromSpec(const v1::LoadTestSpec& spec);
+
 void IntervalToReport(const common::IntervalStats& stats, v1::Report* report);
 
 // The inverse, for the controller; InvalidArgument on a malformed report (bad histogram, request

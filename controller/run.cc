@@ -8,6 +8,7 @@
 #include <random>
 
 #include "absl/strings/str_cat.h"
+#include "agent/spec_config.h"
 #include "common/clock.h"
 #include "common/duration.h"
 #include "common/logging.h"
@@ -78,6 +79,7 @@ Run::Run(std::string id, v1::LoadTest test, std::string token, std::unique_ptr<A
     auto t = common::ParseThreshold(expr);
     if (t.ok()) thresholds_.push_back(*t);  // validated before; a bad one cannot get here
   }
+  if (auto plan = agent::LoadPlanFromSpec(test_.spec()); plan.ok()) plan_ = *plan;
   std::lock_guard<std::mutex> lock(mu_);
   status_.set_phase(PhaseName(Phase::kPending));
   status_.set_observed_generation(test_.metadata().generation());
@@ -556,22 +558,8 @@ Run::Snapshot Run::TakeSnapshot(bool with_series) const {
   }
   snap.saturated = common::RunSaturated(saturated_reports_, reports_);
   snap.elapsed_s = ElapsedSeconds();
-  const v1::Load& load = test_.spec().load();
-  if (load.has_rate() && phase_ == Phase::kRunning) {
-    // The open model's rate now, from the same plan the agents follow.
-    double t = snap.elapsed_s, rate = load.rate(), at = 0;
-    for (const v1::Stage& st : load.stages()) {
-      auto d = common::ParseDuration(st.duration());
-      const double secs = d.ok() ? absl::ToDoubleSeconds(*d) : 0;
-      if (t <= at + secs) {
-        rate = rate + (st.target() - rate) * (secs > 0 ? (t - at) / secs : 1);
-        at = -1;
-        break;
-      }
-      rate = st.target();
-      at += secs;
-    }
-    snap.target_rate = rate;
+  if (plan_.has_value() && plan_->model() == agent::LoadPlan::Model::kOpen && phase_ == Phase::kRunning) {
+    snap.target_rate = plan_->RateAt(static_cast<int64_t>(snap.elapsed_s * 1e9));
   }
 
   v1::LoadTestStatus& st = snap.status;

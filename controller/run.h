@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
+#include "agent/load_plan.h"
 #include "common/threshold.h"
 #include "controller/agent_launcher.h"
 #include "controller/aggregator.h"
@@ -138,6 +139,7 @@ class Run {
   const RunOptions options_;
   const int64_t duration_ns_;
   std::vector<common::Threshold> thresholds_;
+  std::optional<agent::LoadPlan> plan_;  // the whole test's load over time (for the target rate)
   std::unique_ptr<AgentLauncher> launcher_;
 
   mutable std::mutex mu_;
