@@ -88,6 +88,10 @@ Worker::Worker(const WorkerShared& shared, uint32_t stream_index, uint32_t conne
   if (open_model_) {
     for (auto it = connections_.rbegin(); it != connections_.rend(); ++it) free_.push_back(&*it);
   }
+  // Created here, before the thread starts, so Stop (from any thread) reads settled descriptors.
+  epoll_fd_ = epoll_create1(EPOLL_CLOEXEC);
+  timer_fd_ = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+  wake_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 }
 
 Worker::~Worker() {
@@ -112,11 +116,8 @@ void Worker::Stop(bool abort) {
 void Worker::Run(int64_t start_ns) {
   // Timer slack would let the kernel delay our wakeups by 50 us; pacing wants them on time.
   prctl(PR_SET_TIMERSLACK, 1UL);
-  epoll_fd_ = epoll_create1(EPOLL_CLOEXEC);
-  timer_fd_ = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
-  wake_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   if (epoll_fd_ < 0 || timer_fd_ < 0 || wake_fd_ < 0) {
-    SLOG(kError) << "worker_setup_failed errno=" << errno << " error=\"" << strerror(errno) << "\"";
+    SLOG(kError) << "worker_setup_failed why=\"could not create the epoll, timerfd or eventfd descriptor\"";
     current_ = std::make_unique<IntervalStats>(shared_.requests.size());
     publish_(std::move(current_), true);
     return;
@@ -127,11 +128,6 @@ void Worker::Run(int64_t start_ns) {
   epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, timer_fd_, &ev);
   ev.data.ptr = &wake_tag;
   epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, wake_fd_, &ev);
-  if (stop_request_.load() != 0) {  // a Stop that raced with the start
-    uint64_t one = 1;
-    ssize_t ignored = write(wake_fd_, &one, sizeof(one));
-    (void)ignored;
-  }
 
   start_ns_ = start_ns;
   end_ns_ = start_ns + shared_.plan.duration_ns();

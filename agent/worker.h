@@ -112,6 +112,7 @@ class Worker {
   std::atomic<int> stop_request_{0};  // 1 = stop, 2 = abort
   std::atomic<int64_t> started_ns_{0};
 
+  // Created by the constructor, closed by the destructor; -1 if creation failed.
   int epoll_fd_ = -1;
   int timer_fd_ = -1;
   int wake_fd_ = -1;
