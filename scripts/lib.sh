@@ -11,8 +11,8 @@ export CCACHE_BASEDIR="$ROOT"   # hits across clones in different folders
 export CCACHE_NOHASHDIR=1
 JOBS=${JOBS:-$(nproc)}
 
-# build_tree DIR [cmake args...]: configure once, then build everything with ninja. The build log
-# is shown only when something fails.
+# build_tree DIR [cmake args...]: configure once, then build with ninja: everything, or only the
+# targets named in $BUILD_TARGETS. The build log is shown only when something fails.
 build_tree() {
   local dir=$1
   shift
@@ -20,7 +20,8 @@ build_tree() {
     cmake -S "$ROOT" -B "$dir" -G Ninja "$@" >/dev/null
   fi
   mkdir -p "$dir"
-  if ! ninja -C "$dir" -j "$JOBS" >"$dir/last-build.log" 2>&1; then
+  # shellcheck disable=SC2086 # BUILD_TARGETS is a list
+  if ! ninja -C "$dir" -j "$JOBS" ${BUILD_TARGETS:-} >"$dir/last-build.log" 2>&1; then
     cat "$dir/last-build.log" >&2
     echo "build failed in $dir" >&2
     return 1
