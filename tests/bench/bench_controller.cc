@@ -33,6 +33,7 @@
 #include <thread>
 #include <vector>
 
+#include "common/clock.h"
 #include "absl/base/thread_annotations.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
@@ -74,17 +75,8 @@ const char kUsage[] =
     "DIR/fake-agents.{json,log}\n"
     "  Prints one JSON object: controller CPU and memory, finalization lag, totals.\n";
 
-int64_t RealNs() {
-  timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  return ts.tv_sec * kSecond + ts.tv_nsec;
-}
-
-int64_t MonoNs() {
-  timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return ts.tv_sec * kSecond + ts.tv_nsec;
-}
+int64_t RealNs() { return common::RealtimeNanos(); }
+int64_t MonoNs() { return common::MonotonicNanos(); }
 
 struct Options {
   uint32_t agents = 1000;

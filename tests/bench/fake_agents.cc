@@ -29,6 +29,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "common/clock.h"
 #include "absl/base/thread_annotations.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -54,17 +55,8 @@ const char kUsage[] =
     "  --metrics-url: poll the controller's /metrics and time when each interval appears there\n"
     "  (stampede_last_interval_seconds) after its end.\n";
 
-int64_t RealNs() {
-  timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  return ts.tv_sec * kSecond + ts.tv_nsec;
-}
-
-int64_t MonoNs() {
-  timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return ts.tv_sec * kSecond + ts.tv_nsec;
-}
+int64_t RealNs() { return common::RealtimeNanos(); }
+int64_t MonoNs() { return common::MonotonicNanos(); }
 
 void SleepUntilReal(int64_t unix_ns) {
   timespec ts{static_cast<time_t>(unix_ns / kSecond), static_cast<long>(unix_ns % kSecond)};
