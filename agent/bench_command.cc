@@ -264,12 +264,10 @@ int RunBench(BenchOptions options) {
 
   Totals totals;
   totals.all = IntervalStats(engine->requests().size());
-  int64_t last_index = 0;
   while (auto interval = engine->NextInterval()) {
     totals.all.Merge(*interval);
     totals.busiest_thread = std::max(totals.busiest_thread, interval->busiest_thread_cpu);
     totals.max_lag_ns = std::max(totals.max_lag_ns, interval->max_timer_lag_ns);
-    last_index = interval->index;
     const bool saturated_now = common::IntervalSaturated(interval->busiest_thread_cpu, interval->max_timer_lag_ns);
     ++totals.intervals;
     if (saturated_now) ++totals.saturated_intervals;
@@ -296,7 +294,6 @@ int RunBench(BenchOptions options) {
   }
   if (!options.quiet && tty) std::fputc('\n', stderr);
   const double elapsed_s = std::max(1e-9, (common::MonotonicNanos() - engine->start_ns()) / 1e9);
-  (void)last_index;
   rusage after{};
   getrusage(RUSAGE_SELF, &after);
   auto seconds = [](const timeval& a, const timeval& b) {
