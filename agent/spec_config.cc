@@ -100,7 +100,8 @@ void IntervalToReport(const common::IntervalStats& stats, v1::Report* report) {
 }
 
 absl::Status MergeReport(const v1::Report& report, common::IntervalStats* into) {
-  // Validate everything before changing `into`, so a bad report is rejected whole.
+  // All or nothing: a bad report is rejected whole. Histograms are checked while their bucket
+  // counts are added (one pass) and taken back if a later part of the report is bad.
   for (const v1::RequestReport& r : report.requests()) {
     if (r.request() >= into->requests.size()) {
       return absl::InvalidArgumentError(absl::StrCat("report names request ", r.request(), " of ", into->requests.size()));
@@ -108,13 +109,35 @@ absl::Status MergeReport(const v1::Report& report, common::IntervalStats* into) 
     if (r.outcomes_size() > static_cast<int>(common::Outcome::kCount) || r.status_classes_size() > 6) {
       return absl::InvalidArgumentError("report has too many outcome or status counters");
     }
-    RETURN_IF_ERROR(common::Histogram::ValidateProto(r.latency()));
-    if (r.has_service()) RETURN_IF_ERROR(common::Histogram::ValidateProto(r.service()));
+  }
+  int added = 0;  // histograms whose counts are in, in report order: latency, then service
+  absl::Status status;
+  for (const v1::RequestReport& r : report.requests()) {
+    common::RequestStats& s = into->requests[r.request()];
+    status = s.latency.AddProtoCounts(r.latency());
+    if (!status.ok()) break;
+    ++added;
+    if (r.has_service()) {
+      status = s.service.AddProtoCounts(r.service());
+      if (!status.ok()) break;
+    }
+    ++added;
+  }
+  if (!status.ok()) {
+    for (const v1::RequestReport& r : report.requests()) {
+      if (added == 0) break;
+      common::RequestStats& s = into->requests[r.request()];
+      s.latency.UndoProtoCounts(r.latency());
+      if (--added == 0) break;
+      if (r.has_service()) s.service.UndoProtoCounts(r.service());
+      --added;
+    }
+    return status;
   }
   for (const v1::RequestReport& r : report.requests()) {
     common::RequestStats& s = into->requests[r.request()];
-    s.latency.MergeValidProto(r.latency());  // validated above
-    if (r.has_service()) s.service.MergeValidProto(r.service());
+    s.latency.AddProtoSummary(r.latency());
+    if (r.has_service()) s.service.AddProtoSummary(r.service());
     for (int i = 0; i < r.outcomes_size(); ++i) s.outcomes[i] += r.outcomes(i);
     for (int i = 0; i < r.status_classes_size(); ++i) s.status_classes[i] += r.status_classes(i);
   }

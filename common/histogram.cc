@@ -10,6 +10,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "common/status_macros.h"
 #include "stampede/v1/histogram.pb.h"
 
 namespace stampede::common {
@@ -157,7 +158,15 @@ void Histogram::ToProto(v1::Histogram* out) const {
   }
 }
 
-absl::Status Histogram::ValidateProto(const v1::Histogram& in) {
+absl::Status Histogram::MergeFromProto(const v1::Histogram& in) {
+  RETURN_IF_ERROR(AddProtoCounts(in));
+  AddProtoSummary(in);
+  return absl::OkStatus();
+}
+
+// One pass that checks and adds: a report's histograms are the controller's main cost, and
+// malformed ones are rare, so undoing on failure beats reading every message twice.
+absl::Status Histogram::AddProtoCounts(const v1::Histogram& in) {
   if (in.layout_version() != kLayoutVersion) {
     return absl::InvalidArgumentError(absl::StrCat("histogram layout_version ", in.layout_version(),
                                                    " is not supported (want ", kLayoutVersion, ")"));
@@ -167,56 +176,73 @@ absl::Status Histogram::ValidateProto(const v1::Histogram& in) {
     return absl::OkStatus();
   }
   if (in.min_ns() > in.max_ns()) return absl::InvalidArgumentError("histogram min_ns > max_ns");
-  // Every counted bucket must lie between min's and max's buckets: Reset and Merge rely on that.
+  // Every counted bucket must lie between min's and max's buckets: Reset and Merge rely on that,
+  // and it keeps every write inside the counters.
   const uint64_t lo = BucketIndex(in.min_ns()), hi = BucketIndex(in.max_ns());
   uint64_t index = in.first_index(), total = 0;
-  for (int64_t c : in.counts()) {
+  const char* error = nullptr;
+  int done = 0;
+  for (; done < in.counts_size(); ++done) {
+    const int64_t c = in.counts(done);
     if (c < 0) {
       if (c < -static_cast<int64_t>(BucketCount())) {
-        return absl::InvalidArgumentError("histogram gap out of range");
+        error = "histogram gap out of range";
+        break;
       }
       index += static_cast<uint64_t>(-c);
       continue;
     }
     if (c > 0 && (index < lo || index > hi)) {
-      return absl::InvalidArgumentError("histogram bucket outside [min_ns, max_ns]");
+      error = "histogram bucket outside [min_ns, max_ns]";
+      break;
     }
     // No single count may exceed the total; that also keeps the running sum from wrapping.
     if (static_cast<uint64_t>(c) > in.total_count() - total) {
-      return absl::InvalidArgumentError("histogram counts exceed total_count");
+      error = "histogram counts exceed total_count";
+      break;
     }
     total += static_cast<uint64_t>(c);
+    counts_[index] += static_cast<uint64_t>(c);
     ++index;
   }
-  if (total != in.total_count()) {
+  if (error == nullptr && total != in.total_count()) {
+    UndoProtoCounts(in, done);
     return absl::InvalidArgumentError(
         absl::StrCat("histogram counts add up to ", total, ", total_count says ", in.total_count()));
   }
+  if (error != nullptr) {
+    UndoProtoCounts(in, done);
+    return absl::InvalidArgumentError(error);
+  }
   return absl::OkStatus();
 }
 
-absl::Status Histogram::MergeFromProto(const v1::Histogram& in) {
-  // Validate fully before touching our counters, so a bad message leaves us unchanged.
-  if (auto status = ValidateProto(in); !status.ok()) return status;
-  MergeValidProto(in);
-  return absl::OkStatus();
-}
-
-void Histogram::MergeValidProto(const v1::Histogram& in) {
+void Histogram::UndoProtoCounts(const v1::Histogram& in, int entries) {
   if (in.total_count() == 0) return;
   uint64_t index = in.first_index();
-  for (int64_t c : in.counts()) {
+  const int n = std::min(entries, in.counts_size());
+  for (int i = 0; i < n; ++i) {
+    const int64_t c = in.counts(i);
     if (c < 0) {
       index += static_cast<uint64_t>(-c);
     } else {
-      if (c > 0) counts_[index] += static_cast<uint64_t>(c);
+      counts_[index] -= static_cast<uint64_t>(c);
       ++index;
     }
   }
+}
+
+void Histogram::AddProtoSummary(const v1::Histogram& in) {
+  if (in.total_count() == 0) return;
   count_ += in.total_count();
   sum_ += in.sum_ns();
   min_ = std::min<uint64_t>(min_, in.min_ns());
   max_ = std::max<uint64_t>(max_, in.max_ns());
+}
+
+absl::Status Histogram::ValidateProto(const v1::Histogram& in) {
+  Histogram scratch;
+  return scratch.AddProtoCounts(in);
 }
 
 bool Histogram::operator==(const Histogram& other) const {

@@ -85,10 +85,15 @@ class Histogram {
   // Adds a serialized histogram to this one. InvalidArgument (and no change) when `in` is malformed:
   // another layout version, indices out of range, or counts that do not add up to total_count.
   absl::Status MergeFromProto(const v1::Histogram& in);
-  // The checks MergeFromProto makes, without merging.
+  // MergeFromProto in two steps, for callers that merge several messages all or nothing (a
+  // report): AddProtoCounts checks `in` while adding its bucket counts and leaves no trace when it
+  // fails; UndoProtoCounts takes back a successful AddProtoCounts; AddProtoSummary then adds the
+  // count, sum, min and max. Between the steps, count() disagrees with the buckets.
+  absl::Status AddProtoCounts(const v1::Histogram& in);
+  void UndoProtoCounts(const v1::Histogram& in, int entries = INT32_MAX);
+  void AddProtoSummary(const v1::Histogram& in);
+  // The checks MergeFromProto makes, without merging (into a scratch histogram).
   static absl::Status ValidateProto(const v1::Histogram& in);
-  // MergeFromProto for a message that already passed ValidateProto.
-  void MergeValidProto(const v1::Histogram& in);
 
   bool operator==(const Histogram& other) const;
   bool operator!=(const Histogram& other) const { return !(*this == other); }

@@ -1,0 +1,80 @@
+#include "agent/spec_config.h"
+
+#include <gtest/gtest.h>
+
+#include "common/stats.h"
+#include "stampede/v1/agent.pb.h"
+#include "stampede/v1/histogram.pb.h"
+
+namespace stampede::agent {
+namespace {
+
+// Two requests with latency and service samples, as an agent's interval would hold them.
+common::IntervalStats SampleInterval(uint64_t base) {
+  common::IntervalStats stats(2);
+  for (uint64_t i = 0; i < 200; ++i) {
+    stats.requests[0].latency.Record(base + i * 997);
+    stats.requests[0].service.Record(base + i * 13);
+    stats.requests[1].latency.Record(base * 3 + i * 7919);
+  }
+  stats.requests[0].outcomes[0] = 200;
+  stats.requests[1].outcomes[0] = 190;
+  stats.requests[1].outcomes[static_cast<size_t>(common::Outcome::kUnexpectedStatus)] = 10;
+  stats.requests[0].status_classes[2] = 200;
+  stats.requests[1].status_classes[5] = 10;
+  return stats;
+}
+
+void ExpectSame(const common::IntervalStats& a, const common::IntervalStats& b) {
+  ASSERT_EQ(a.requests.size(), b.requests.size());
+  for (size_t i = 0; i < a.requests.size(); ++i) {
+    EXPECT_EQ(a.requests[i].latency, b.requests[i].latency) << "request " << i;
+    EXPECT_EQ(a.requests[i].service, b.requests[i].service) << "request " << i;
+    EXPECT_EQ(a.requests[i].outcomes, b.requests[i].outcomes) << "request " << i;
+    EXPECT_EQ(a.requests[i].status_classes, b.requests[i].status_classes) << "request " << i;
+  }
+}
+
+TEST(MergeReportTest, MergingAReportEqualsMergingTheIntervalItCameFrom) {
+  common::IntervalStats first = SampleInterval(1000000), second = SampleInterval(5000000);
+  v1::Report report;
+  IntervalToReport(second, &report);
+  common::IntervalStats merged = first;
+  ASSERT_TRUE(MergeReport(report, &merged).ok());
+  common::IntervalStats expected = first;
+  expected.Merge(second);
+  ExpectSame(merged, expected);
+}
+
+// A report whose last histogram is malformed must leave the totals exactly as they were, though
+// the histograms before it were already added while being checked.
+TEST(MergeReportTest, ALaterMalformedHistogramTakesBackTheEarlierOnes) {
+  const common::IntervalStats before = SampleInterval(2000000);
+  v1::Report good;
+  IntervalToReport(SampleInterval(7000000), &good);
+  ASSERT_EQ(good.requests_size(), 2);
+  for (int broken = 0; broken < 3; ++broken) {
+    v1::Report bad = good;
+    v1::Histogram* h = broken == 0   ? bad.mutable_requests(0)->mutable_latency()
+                       : broken == 1 ? bad.mutable_requests(0)->mutable_service()
+                                     : bad.mutable_requests(1)->mutable_latency();
+    h->set_total_count(h->total_count() + 1);  // counts no longer add up
+    common::IntervalStats into = before;
+    const absl::Status status = MergeReport(bad, &into);
+    EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument) << "broken histogram " << broken;
+    ExpectSame(into, before);
+  }
+}
+
+TEST(MergeReportTest, UnknownRequestIndexIsRejectedWhole) {
+  const common::IntervalStats before = SampleInterval(3000000);
+  v1::Report bad;
+  IntervalToReport(SampleInterval(4000000), &bad);
+  bad.mutable_requests(1)->set_request(2);
+  common::IntervalStats into = before;
+  EXPECT_EQ(MergeReport(bad, &into).code(), absl::StatusCode::kInvalidArgument);
+  ExpectSame(into, before);
+}
+
+}  // namespace
+}  // namespace stampede::agent
