@@ -4,13 +4,16 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdlib>
 #include <deque>
 #include <mutex>
+#include <string>
 #include <thread>
+#include <vector>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -24,9 +27,12 @@ namespace stampede::agent {
 
 const char kConnectUsage[] =
     "usage: stampede-agent connect --controller HOST:PORT --run ID --index I [--token T] [--threads N]\n"
+    "                              [--reconnect SECONDS]\n"
     "  Joins a test as one of its agents. Every flag has an environment fallback:\n"
     "  STAMPEDE_CONTROLLER, STAMPEDE_RUN, STAMPEDE_AGENT_INDEX, STAMPEDE_TOKEN (preferred over\n"
-    "  --token, which other users can see in ps), STAMPEDE_THREADS.\n";
+    "  --token, which other users can see in ps), STAMPEDE_THREADS, STAMPEDE_RECONNECT_SECONDS.\n"
+    "  --reconnect S: when the controller goes away, keep the load running and redial it for up to S\n"
+    "  seconds, then hand the new controller every report since the start (default 0: stop at once).\n";
 
 namespace {
 
@@ -43,6 +49,7 @@ absl::StatusOr<SessionOptions> ParseConnectFlags(const std::vector<std::string>&
   opt.run = Env("STAMPEDE_RUN");
   opt.token = Env("STAMPEDE_TOKEN");
   std::string index = Env("STAMPEDE_AGENT_INDEX"), threads = Env("STAMPEDE_THREADS");
+  std::string reconnect = Env("STAMPEDE_RECONNECT_SECONDS");
   for (size_t i = 0; i < args.size(); ++i) {
     const std::string& flag = args[i];
     if (i + 1 >= args.size()) return absl::InvalidArgumentError(absl::StrCat(flag, ": needs a value"));
@@ -57,6 +64,8 @@ absl::StatusOr<SessionOptions> ParseConnectFlags(const std::vector<std::string>&
       index = value;
     } else if (flag == "--threads") {
       threads = value;
+    } else if (flag == "--reconnect") {
+      reconnect = value;
     } else {
       return absl::InvalidArgumentError(absl::StrCat(flag, ": unknown flag"));
     }
@@ -68,6 +77,10 @@ absl::StatusOr<SessionOptions> ParseConnectFlags(const std::vector<std::string>&
   }
   if (!threads.empty() && (!absl::SimpleAtoi(threads, &opt.threads) || opt.threads > 1024)) {
     return absl::InvalidArgumentError("--threads (or STAMPEDE_THREADS): not a thread count");
+  }
+  if (!reconnect.empty() && (!absl::SimpleAtoi(reconnect, &opt.reconnect_s) || opt.reconnect_s < 0 ||
+                             opt.reconnect_s > 3600)) {
+    return absl::InvalidArgumentError("--reconnect (or STAMPEDE_RECONNECT_SECONDS): seconds in 0..3600");
   }
   return opt;
 }
@@ -112,6 +125,276 @@ class Inbox {
 
 }  // namespace
 
+namespace {
+
+using Stream = grpc::ClientReaderWriter<v1::AgentMessage, v1::ControllerMessage>;
+
+// The agent's side of a test across one or more streams: the engine and its reporter live as long
+// as the test; a stream lives as long as the controller it reaches. Every report is kept, so a
+// controller that restarted (and lost its state) can be given the whole test again; the
+// controller ignores intervals it already has.
+class Session {
+ public:
+  Session(const SessionOptions& options, uint32_t threads, std::shared_ptr<grpc::Channel> channel)
+      : options_(options), threads_(threads), channel_(channel), stub_(v1::AgentService::NewStub(channel)) {}
+
+  ~Session() {
+    if (engine_ != nullptr) engine_->Stop(/*abort=*/true);
+    if (reporter_.joinable()) reporter_.join();
+  }
+
+  int Run() {
+    bool lost = false;  // since the last accepted stream
+    std::chrono::system_clock::time_point deadline;
+    auto backoff = std::chrono::milliseconds(200);
+    while (true) {
+      const End end = Converse();
+      if (end == End::kFinished) return 0;
+      if (end == End::kFailed || options_.reconnect_s == 0) break;
+      // The controller is gone, or (restarted) does not know the test yet. Keep the load going
+      // (the reporter keeps every report) and redial until the window closes; the window runs from
+      // the first loss, not from each failed attempt.
+      const auto now = std::chrono::system_clock::now();
+      if (!lost) {
+        lost = true;
+        deadline = now + std::chrono::seconds(options_.reconnect_s);
+        SLOG(kWarning) << "controller_lost reconnect_window_s=" << options_.reconnect_s;
+      }
+      if (now >= deadline) {
+        SLOG(kError) << "controller_gone waited_s=" << options_.reconnect_s << " stopping=true";
+        break;
+      }
+      std::this_thread::sleep_for(std::min<std::chrono::system_clock::duration>(backoff, deadline - now));
+      backoff = std::min(backoff * 2, std::chrono::milliseconds(2000));
+      if (!channel_->WaitForConnected(deadline)) continue;
+      if (heard_) {  // the last stream was accepted before it broke: a new loss, a new window
+        lost = false;
+        backoff = std::chrono::milliseconds(200);
+        heard_ = false;
+      }
+    }
+    if (engine_ != nullptr) engine_->Stop(/*abort=*/true);
+    return 1;
+  }
+
+ private:
+  enum class End { kFinished, kFailed, kLost };
+
+  // Writes on the current stream, if there is one; reports are kept whether or not it works.
+  bool Write(const v1::AgentMessage& msg) {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (stream_ == nullptr) return false;
+    last_write_ns_.store(common::MonotonicNanos());
+    return stream_->Write(msg);
+  }
+
+  void StartEngine(int64_t start_unix_ns) {
+    start_unix_ns_ = start_unix_ns;
+    const int64_t delay = start_unix_ns - common::RealtimeNanos();
+    const int64_t start_mono = common::MonotonicNanos() + std::max<int64_t>(delay, 0);
+    const int64_t start_real = common::RealtimeNanos() + std::max<int64_t>(delay, 0);
+    engine_->Start(start_mono);
+    reporter_ = std::thread([this, start_real, start_mono] {
+      bool first = true;
+      while (auto interval = engine_->NextInterval()) {
+        v1::AgentMessage report;
+        IntervalToReport(*interval, report.mutable_report());
+        if (first) {
+          // The actual start, not the planned one: the difference across agents is the skew.
+          const int64_t actual = engine_->ActualStartNs();
+          report.mutable_report()->set_started_unix_nanos(start_real + (actual != 0 ? actual - start_mono : 0));
+        }
+        first = false;
+        std::lock_guard<std::mutex> lock(mu_);
+        log_.push_back(report.report().SerializeAsString());
+        if (stream_ != nullptr) {
+          last_write_ns_.store(common::MonotonicNanos());
+          stream_->Write(report);
+        }
+      }
+      reporter_done_.store(true);
+      wake_.store(true);
+      std::lock_guard<std::mutex> lock(mu_);
+      if (inbox_ != nullptr) inbox_->Wake();
+    });
+  }
+
+  // One stream, from Hello to its end.
+  End Converse() {
+    grpc::ClientContext context;
+    std::unique_ptr<Stream> stream = stub_->Session(&context);
+    Inbox inbox;
+    bool done_sent = false, failed = false, rejected = false;
+    auto send_done = [&](const std::string& error) {
+      v1::AgentMessage done;
+      done.mutable_done()->set_error(error);
+      Write(done);
+      std::lock_guard<std::mutex> lock(mu_);
+      if (stream_ != nullptr) stream_->WritesDone();
+      done_sent = true;
+    };
+    {
+      v1::AgentMessage hello;
+      v1::Hello* h = hello.mutable_hello();
+      h->set_run(options_.run);
+      h->set_token(options_.token);
+      h->set_index(options_.index);
+      h->set_version("0.1.0");
+      char host[256] = {};
+      gethostname(host, sizeof(host) - 1);
+      h->set_hostname(host);
+      h->set_threads(threads_);
+      h->set_start_unix_nanos(start_unix_ns_);
+      // Hello, then (when resuming) every report so far, before the reporter may add one.
+      std::lock_guard<std::mutex> lock(mu_);
+      bool ok = stream->Write(hello);
+      v1::AgentMessage report;
+      for (size_t i = 0; ok && i < log_.size(); ++i) {
+        report.mutable_report()->ParseFromString(log_[i]);
+        ok = stream->Write(report);
+      }
+      last_write_ns_.store(common::MonotonicNanos());
+      if (!ok) {
+        SLOG(kWarning) << "controller_closed_stream phase=hello";
+        context.TryCancel();
+        stream->Finish();
+        return End::kLost;
+      }
+      stream_ = stream.get();
+      inbox_ = &inbox;
+      if (start_unix_ns_ != 0) {
+        SLOG(kInfo) << "resumed_session reports_replayed=" << log_.size();
+      }
+    }
+    std::thread reader([&] {
+      v1::ControllerMessage msg;
+      while (stream->Read(&msg)) inbox.Push(std::move(msg));
+      inbox.Close();
+    });
+
+    bool lost = false, server_closed = false;
+    while (true) {
+      v1::ControllerMessage msg;
+      bool closed = false;
+      std::chrono::steady_clock::time_point last_heard;
+      const bool got = inbox.Pop(std::chrono::milliseconds(500), &msg, &closed, &last_heard, wake_);
+      wake_.store(false);
+      if (got) {
+        heard_ = true;
+        switch (msg.body_case()) {
+          case v1::ControllerMessage::kAssignment: {
+            if (start_unix_ns_ != 0) break;  // already running: the assignment cannot change
+            const v1::Assignment& a = msg.assignment();
+            if (a.heartbeat_timeout_seconds() != 0) heartbeat_timeout_ = std::chrono::seconds(a.heartbeat_timeout_seconds());
+            auto cfg = EngineConfigFromAssignment(a, threads_);
+            absl::StatusOr<std::unique_ptr<Engine>> created =
+                cfg.ok() ? Engine::Create(std::move(*cfg)) : absl::StatusOr<std::unique_ptr<Engine>>(cfg.status());
+            if (!created.ok()) {
+              SLOG(kError) << "assignment_rejected error=\"" << created.status().message() << "\"";
+              send_done(std::string(created.status().message()));
+              failed = true;
+              break;
+            }
+            engine_ = std::move(*created);
+            SLOG(kInfo) << "assigned run=" << options_.run << " index=" << options_.index << " users=" << a.users()
+                        << " rate=" << a.rate() << " streams=" << a.stream_offset() << "+" << threads_ << "/"
+                        << a.stream_count();
+            v1::AgentMessage ready;
+            ready.mutable_ready();
+            Write(ready);
+            break;
+          }
+          case v1::ControllerMessage::kStart:
+            if (engine_ == nullptr || start_unix_ns_ != 0) break;
+            StartEngine(msg.start().start_unix_nanos());
+            break;
+          case v1::ControllerMessage::kStop:
+            SLOG(kInfo) << "stop_requested abort=" << msg.stop().abort() << " reason=\"" << msg.stop().reason() << "\"";
+            if (engine_ != nullptr && start_unix_ns_ != 0) {
+              engine_->Stop(msg.stop().abort());
+            } else if (!done_sent) {
+              send_done("");
+              stopped_before_start_ = true;
+            }
+            break;
+          case v1::ControllerMessage::kReject:
+            SLOG(kError) << "rejected reason=\"" << msg.reject().reason() << "\"";
+            failed = rejected = true;
+            if (!done_sent) send_done("rejected");
+            break;
+          default:
+            break;
+        }
+      }
+      if (reporter_done_.load() && !done_sent) send_done("");
+      if (closed) {
+        // After our Done the controller closes the stream with OK: that is the normal end
+        // (checked below, with the status).
+        server_closed = true;
+        if (!done_sent || (!reporter_done_.load() && !stopped_before_start_)) lost = true;
+        break;
+      }
+      if (std::chrono::steady_clock::now() - last_heard > heartbeat_timeout_) {
+        SLOG(kError) << "controller_silent seconds=" << heartbeat_timeout_.count();
+        lost = true;
+        break;
+      }
+      if (!done_sent && common::MonotonicNanos() - last_write_ns_.load() >= 1'000'000'000) {
+        v1::AgentMessage beat;
+        beat.mutable_heartbeat()->set_unix_nanos(common::RealtimeNanos());
+        Write(beat);
+      }
+    }
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stream_ = nullptr;
+      inbox_ = nullptr;
+    }
+    if (!server_closed) context.TryCancel();
+    reader.join();
+    const grpc::Status status = stream->Finish();
+    if (rejected || failed) return End::kFailed;
+    // A controller that ends the stream with an error did not take our Done (say, a restarted
+    // one that does not know the test yet): the reports are not delivered.
+    if (!status.ok()) lost = true;
+    if (lost && !status.ok() && status.error_code() != grpc::StatusCode::CANCELLED) {
+      SLOG(kWarning) << "stream_ended status=" << status.error_code() << " message=\"" << status.error_message() << "\"";
+    }
+    if (lost) {
+      if (options_.reconnect_s == 0) {
+        SLOG(kError) << "controller_gone stopping=true";
+      }
+      return End::kLost;
+    }
+    if (reporter_.joinable()) reporter_.join();
+    return End::kFinished;
+  }
+
+  const SessionOptions options_;
+  const uint32_t threads_;
+  const std::shared_ptr<grpc::Channel> channel_;
+  const std::unique_ptr<v1::AgentService::Stub> stub_;
+
+  // Owned by the session loop (the thread in Run).
+  std::unique_ptr<Engine> engine_;
+  std::thread reporter_;
+  int64_t start_unix_ns_ = 0;  // the broadcast start; 0 until started
+  bool stopped_before_start_ = false;
+  bool heard_ = false;  // the controller sent something on the current stream
+  std::chrono::seconds heartbeat_timeout_{10};
+
+  std::atomic<bool> reporter_done_{false};
+  std::atomic<bool> wake_{false};  // set by the reporter so the loop sends Done at once
+  std::atomic<int64_t> last_write_ns_{0};
+
+  std::mutex mu_;  // one writer at a time on the stream; guards stream_, inbox_ and log_
+  Stream* stream_ = nullptr;
+  Inbox* inbox_ = nullptr;
+  std::vector<std::string> log_;  // every report since the start, serialized
+};
+
+}  // namespace
+
 int RunSession(const SessionOptions& options) {
   signal(SIGPIPE, SIG_IGN);
   const uint32_t threads = options.threads != 0 ? options.threads : std::max(1u, std::thread::hardware_concurrency());
@@ -120,156 +403,8 @@ int RunSession(const SessionOptions& options) {
     SLOG(kError) << "controller_unreachable address=" << options.controller << " waited_s=" << options.connect_timeout_s;
     return 1;
   }
-  auto stub = v1::AgentService::NewStub(channel);
-  grpc::ClientContext context;
-  std::unique_ptr<grpc::ClientReaderWriter<v1::AgentMessage, v1::ControllerMessage>> stream = stub->Session(&context);
-
-  std::mutex write_mu;
-  std::atomic<int64_t> last_write_ns{0};
-  auto write = [&](const v1::AgentMessage& msg) {
-    std::lock_guard<std::mutex> lock(write_mu);
-    last_write_ns.store(common::MonotonicNanos());
-    return stream->Write(msg);
-  };
-
-  v1::AgentMessage hello;
-  hello.mutable_hello()->set_run(options.run);
-  hello.mutable_hello()->set_token(options.token);
-  hello.mutable_hello()->set_index(options.index);
-  hello.mutable_hello()->set_version("0.1.0");
-  char host[256] = {};
-  gethostname(host, sizeof(host) - 1);
-  hello.mutable_hello()->set_hostname(host);
-  hello.mutable_hello()->set_threads(threads);
-  if (!write(hello)) {
-    SLOG(kError) << "controller_closed_stream phase=hello";
-    stream->Finish();
-    return 1;
-  }
-
-  Inbox inbox;
-  std::thread reader([&] {
-    v1::ControllerMessage msg;
-    while (stream->Read(&msg)) inbox.Push(std::move(msg));
-    inbox.Close();
-  });
-
-  std::unique_ptr<Engine> engine;
-  std::thread reporter;
-  std::atomic<bool> reporter_done{false};
-  std::atomic<bool> wake{false};  // set by the reporter so the loop sends Done at once
-  bool done_sent = false, failed = false;
-  auto heartbeat_timeout = std::chrono::seconds(10);
-  auto send_done = [&](const std::string& error) {
-    v1::AgentMessage done;
-    done.mutable_done()->set_error(error);
-    write(done);
-    std::lock_guard<std::mutex> lock(write_mu);
-    stream->WritesDone();
-    done_sent = true;
-  };
-
-  while (true) {
-    v1::ControllerMessage msg;
-    bool closed = false;
-    std::chrono::steady_clock::time_point last_heard;
-    const bool got = inbox.Pop(std::chrono::milliseconds(500), &msg, &closed, &last_heard, wake);
-    wake.store(false);
-    if (got) {
-      switch (msg.body_case()) {
-        case v1::ControllerMessage::kAssignment: {
-          const v1::Assignment& a = msg.assignment();
-          if (a.heartbeat_timeout_seconds() != 0) heartbeat_timeout = std::chrono::seconds(a.heartbeat_timeout_seconds());
-          auto cfg = EngineConfigFromAssignment(a, threads);
-          absl::StatusOr<std::unique_ptr<Engine>> created =
-              cfg.ok() ? Engine::Create(std::move(*cfg)) : absl::StatusOr<std::unique_ptr<Engine>>(cfg.status());
-          if (!created.ok()) {
-            SLOG(kError) << "assignment_rejected error=\"" << created.status().message() << "\"";
-            send_done(std::string(created.status().message()));
-            failed = true;
-            break;
-          }
-          engine = std::move(*created);
-          SLOG(kInfo) << "assigned run=" << options.run << " index=" << options.index << " users=" << a.users()
-                      << " rate=" << a.rate() << " streams=" << a.stream_offset() << "+" << threads << "/"
-                      << a.stream_count();
-          v1::AgentMessage ready;
-          ready.mutable_ready();
-          write(ready);
-          break;
-        }
-        case v1::ControllerMessage::kStart: {
-          if (engine == nullptr || reporter.joinable()) break;
-          const int64_t delay = msg.start().start_unix_nanos() - common::RealtimeNanos();
-          const int64_t start_mono = common::MonotonicNanos() + std::max<int64_t>(delay, 0);
-          const int64_t start_real = common::RealtimeNanos() + std::max<int64_t>(delay, 0);
-          engine->Start(start_mono);
-          reporter = std::thread([&, start_real, start_mono] {
-            bool first = true;
-            while (auto interval = engine->NextInterval()) {
-              v1::AgentMessage report;
-              IntervalToReport(*interval, report.mutable_report());
-              if (first) {
-                // The actual start, not the planned one: the difference across agents is the skew.
-                const int64_t actual = engine->ActualStartNs();
-                report.mutable_report()->set_started_unix_nanos(start_real + (actual != 0 ? actual - start_mono : 0));
-              }
-              first = false;
-              if (!write(report)) break;
-            }
-            reporter_done.store(true);
-            wake.store(true);
-            inbox.Wake();
-          });
-          break;
-        }
-        case v1::ControllerMessage::kStop:
-          SLOG(kInfo) << "stop_requested abort=" << msg.stop().abort() << " reason=\"" << msg.stop().reason() << "\"";
-          if (engine != nullptr && reporter.joinable()) {
-            engine->Stop(msg.stop().abort());
-          } else if (!done_sent) {
-            send_done("");
-          }
-          break;
-        case v1::ControllerMessage::kReject:
-          SLOG(kError) << "rejected reason=\"" << msg.reject().reason() << "\"";
-          failed = true;
-          if (!done_sent) send_done("rejected");
-          break;
-        default:
-          break;
-      }
-    }
-    if (reporter_done.load() && !done_sent) send_done("");
-    if (closed) {
-      if (!done_sent || !reporter_done.load()) {
-        SLOG(kError) << "controller_gone stopping=true";
-        failed = true;
-        if (engine != nullptr) engine->Stop(/*abort=*/true);
-      }
-      break;
-    }
-    if (std::chrono::steady_clock::now() - last_heard > heartbeat_timeout) {
-      SLOG(kError) << "controller_silent seconds=" << heartbeat_timeout.count() << " stopping=true";
-      failed = true;
-      if (engine != nullptr) engine->Stop(/*abort=*/true);
-      context.TryCancel();
-      break;
-    }
-    if (!done_sent && common::MonotonicNanos() - last_write_ns.load() >= 1'000'000'000) {
-      v1::AgentMessage beat;
-      beat.mutable_heartbeat()->set_unix_nanos(common::RealtimeNanos());
-      write(beat);
-    }
-  }
-  if (reporter.joinable()) reporter.join();
-  if (!done_sent) context.TryCancel();
-  reader.join();
-  const grpc::Status status = stream->Finish();
-  if (!status.ok() && !failed && status.error_code() != grpc::StatusCode::CANCELLED) {
-    SLOG(kWarning) << "session_finished status=" << status.error_code() << " message=\"" << status.error_message() << "\"";
-  }
-  return failed ? 1 : 0;
+  Session session(options, threads, channel);
+  return session.Run();
 }
 
 }  // namespace stampede::agent

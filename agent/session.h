@@ -1,7 +1,9 @@
 // `stampede-agent connect`: one agent's session with the controller. Dials the controller, says
 // hello, takes its assignment, starts at the broadcast time, streams a report every second, and
 // says done. Stops on its own when the controller goes away or stays silent past the heartbeat
-// timeout.
+// timeout, unless a reconnect window is set: then it keeps the load running, redials for up to
+// that long, and gives the controller it reaches every report since the start (a restarted
+// operator rebuilds the test's results from them).
 #ifndef STAMPEDE_AGENT_SESSION_H_
 #define STAMPEDE_AGENT_SESSION_H_
 
@@ -20,6 +22,7 @@ struct SessionOptions {
   uint32_t index = 0;
   uint32_t threads = 0;    // 0: one per core
   int connect_timeout_s = 30;
+  int reconnect_s = 0;     // how long to redial a lost controller; 0: stop at once
 };
 
 // Flags, with environment fallbacks STAMPEDE_CONTROLLER, STAMPEDE_RUN, STAMPEDE_TOKEN,

@@ -12,16 +12,26 @@ Aggregator::Aggregator(std::vector<std::string> request_names, uint32_t agents, 
       window_(window),
       reported_up_to_(agents, -1),
       gone_(agents, false),
+      seen_(agents),
       cumulative_(names_.size()) {}
 
 absl::Status Aggregator::Add(uint32_t agent, const v1::Report& report) {
-  if (agent >= reported_up_to_.size() || report.interval() < 0) {
+  // A week of seconds bounds what a garbage interval number can make us allocate.
+  constexpr int64_t kMaxInterval = 7 * 24 * 3600;
+  if (agent >= reported_up_to_.size() || report.interval() < 0 || report.interval() > kMaxInterval) {
     ++rejected_reports_;
-    return absl::InvalidArgumentError("report from an unknown agent or for a negative interval");
+    return absl::InvalidArgumentError("report from an unknown agent or for an interval out of range");
   }
   // A report goes into its pending interval, which joins the cumulative totals when it is
   // finalized; a late one (its interval already closed) goes straight into the totals. Either way
   // each report is merged once, and MergeReport rejects a malformed one whole.
+  // An agent that reconnects replays every report since its start; each interval counts once.
+  std::vector<bool>& seen = seen_[agent];
+  const size_t slot = static_cast<size_t>(report.interval());
+  if (slot < seen.size() && seen[slot]) {
+    ++duplicate_reports_;
+    return absl::OkStatus();
+  }
   const bool late = report.interval() < next_to_finalize_;
   common::IntervalStats* target = &cumulative_;
   if (!late) {
@@ -34,6 +44,8 @@ absl::Status Aggregator::Add(uint32_t agent, const v1::Report& report) {
     return s;
   }
   if (late) ++late_reports_;
+  if (slot >= seen.size()) seen.resize(std::max(slot + 1, seen.size() * 2), false);
+  seen[slot] = true;
   reported_up_to_[agent] = std::max(reported_up_to_[agent], report.interval());
   return absl::OkStatus();
 }

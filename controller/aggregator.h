@@ -46,7 +46,8 @@ class Aggregator {
   // `window` is how many finalized seconds the windowed percentiles cover.
   Aggregator(std::vector<std::string> request_names, uint32_t agents, int window = 10);
 
-  // Adds an agent's report for one interval. InvalidArgument (nothing added) when malformed.
+  // Adds an agent's report for one interval. InvalidArgument (nothing added) when malformed. A
+  // second report from the same agent for the same interval (a replay) is ignored.
   absl::Status Add(uint32_t agent, const v1::Report& report);
   // The agent sends no more reports (finished or lost): intervals stop waiting for it.
   void AgentGone(uint32_t agent);
@@ -68,6 +69,7 @@ class Aggregator {
   const std::vector<IntervalPoint>& series() const { return series_; }
   uint64_t late_reports() const { return late_reports_; }
   uint64_t rejected_reports() const { return rejected_reports_; }
+  uint64_t duplicate_reports() const { return duplicate_reports_; }
   int64_t last_finalized() const { return next_to_finalize_ - 1; }
 
  private:
@@ -77,6 +79,7 @@ class Aggregator {
   const int window_;
   std::vector<int64_t> reported_up_to_;  // per agent: highest interval reported, -1 none
   std::vector<bool> gone_;
+  std::vector<std::vector<bool>> seen_;  // per agent: intervals already merged
   std::map<int64_t, common::IntervalStats> pending_;
   int64_t next_to_finalize_ = 0;
   common::IntervalStats cumulative_;
@@ -89,6 +92,7 @@ class Aggregator {
   std::vector<IntervalPoint> series_;
   uint64_t late_reports_ = 0;
   uint64_t rejected_reports_ = 0;
+  uint64_t duplicate_reports_ = 0;
 };
 
 }  // namespace stampede::controller

@@ -46,6 +46,7 @@ absl::StatusOr<std::unique_ptr<Controller>> Controller::Create(ControllerOptions
   }
   c->run_defaults_ = options.run_defaults;
   c->run_defaults_.controller_address = c->agent_address_;
+  c->abort_runs_on_shutdown_ = options.abort_runs_on_shutdown;
   c->ticker_ = std::thread([self] { self->TickLoop(); });
   return c;
 }
@@ -54,8 +55,8 @@ Controller::~Controller() {
   stopping_.store(true);
   if (ticker_.joinable()) ticker_.join();
   // Runs still going are aborted so their agents stop rather than wait for the heartbeat timeout.
-  for (const auto& run : Runs()) {
-    run->Abort("controller shutting down");
+  if (abort_runs_on_shutdown_) {
+    for (const auto& run : Runs()) run->Abort("controller shutting down");
   }
   if (listener_ != nullptr) listener_->Shutdown();
 }
@@ -67,13 +68,34 @@ std::shared_ptr<Run> Controller::StartRun(v1::LoadTest test, std::unique_ptr<Age
     id = absl::StrCat(test.metadata().namespace_(), "-", test.metadata().name(), "-", ++next_run_, "-",
                       RandomToken(6));
   }
-  auto run = std::make_shared<Run>(id, std::move(test), RandomToken(), std::move(launcher), run_defaults_);
+  return StartRun(std::move(test), std::move(launcher), id, RandomToken(), run_defaults_);
+}
+
+std::shared_ptr<Run> Controller::StartRun(v1::LoadTest test, std::unique_ptr<AgentLauncher> launcher,
+                                          const std::string& id, const std::string& token, const RunOptions& options) {
+  RunOptions o = options;
+  o.controller_address = agent_address_;
+  std::shared_ptr<Run> run;
   {
     std::lock_guard<std::mutex> lock(mu_);
+    if (auto it = runs_.find(id); it != runs_.end()) return it->second;
+    run = std::make_shared<Run>(id, std::move(test), token, std::move(launcher), o);
     runs_[id] = run;
   }
   run->Start();
   return run;
+}
+
+void Controller::RemoveRun(const std::string& id) {
+  std::shared_ptr<Run> run;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = runs_.find(id);
+    if (it == runs_.end()) return;
+    run = it->second;
+    runs_.erase(it);
+  }
+  run->Abort("the test was removed");
 }
 
 std::shared_ptr<Run> Controller::FindRun(const std::string& id) const {

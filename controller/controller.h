@@ -25,6 +25,9 @@ struct ControllerOptions {
   // The address agents dial; default: the listen address with the port actually bound.
   std::string advertise_address;
   RunOptions run_defaults;
+  // Abort the runs still going when the controller is destroyed (so their agents stop at once).
+  // The operator keeps them running instead: the next leader adopts them.
+  bool abort_runs_on_shutdown = true;
 };
 
 class Controller {
@@ -34,6 +37,14 @@ class Controller {
 
   // Registers and starts a run. `test` must be valid with defaults applied.
   std::shared_ptr<Run> StartRun(v1::LoadTest test, std::unique_ptr<AgentLauncher> launcher);
+  // The same with a given id and token (the operator keeps them in the cluster, so a restarted
+  // controller can take its agents back) and options. An id already registered returns that run.
+  std::shared_ptr<Run> StartRun(v1::LoadTest test, std::unique_ptr<AgentLauncher> launcher, const std::string& id,
+                                const std::string& token, const RunOptions& options);
+  // Forgets a run (agents of it are rejected from then on). Aborts it first if it is still going.
+  void RemoveRun(const std::string& id);
+  // The defaults every run starts from, with the address agents dial filled in.
+  const RunOptions& run_defaults() const { return run_defaults_; }
   std::shared_ptr<Run> FindRun(const std::string& id) const;
   std::vector<std::shared_ptr<Run>> Runs() const;
 
@@ -47,6 +58,7 @@ class Controller {
   int grpc_port_ = 0;
   std::string agent_address_;
   RunOptions run_defaults_;
+  bool abort_runs_on_shutdown_ = true;
   std::unique_ptr<GrpcListener> listener_;
 
   mutable std::mutex mu_;

@@ -122,10 +122,20 @@ void Run::Start() {
 
 void Run::Abort(const std::string& reason) {
   std::lock_guard<std::mutex> lock(mu_);
+  End(Phase::kAborted, "Aborted", reason);
+}
+
+void Run::Fail(const std::string& reason, const std::string& message) {
+  std::lock_guard<std::mutex> lock(mu_);
+  End(Phase::kFailed, reason, message);
+}
+
+void Run::End(Phase phase, const std::string& reason, const std::string& message) {
   if (Done() || ending_.has_value()) return;
-  SLOG(kInfo) << "run_abort run=" << id_ << " reason=\"" << reason << "\"";
-  ending_ = {Phase::kAborted, {"Aborted", reason}};
-  StopAgents(/*abort=*/true, reason);
+  SLOG(kInfo) << "run_ending run=" << id_ << " phase=" << PhaseName(phase) << " reason=" << reason << " message=\""
+              << message << "\"";
+  ending_ = {phase, {reason, message}};
+  StopAgents(/*abort=*/true, message);
   MaybeComplete();
 }
 
@@ -140,18 +150,61 @@ bool Run::OnHello(const v1::Hello& hello, std::shared_ptr<AgentConnection> conne
     return false;
   }
   AgentSlot& slot = agents_[hello.index()];
-  if (slot.connected || assigned_ || phase_ != Phase::kStarting || ending_.has_value()) {
-    *why = slot.connected ? absl::StrCat("agent ", hello.index(), " is already connected")
-                          : "the test is no longer accepting agents";
+  const bool reconnecting = slot.connected && slot.connection == nullptr;
+  if (slot.lost || slot.finished || Done()) {
+    *why = absl::StrCat("agent ", hello.index(), " already counts as ", slot.finished ? "finished" : "lost");
+    return false;
+  }
+  if (slot.connection != nullptr) {
+    *why = absl::StrCat("agent ", hello.index(), " is already connected");
+    return false;
+  }
+  const int64_t resume_at = hello.start_unix_nanos();
+  if (resume_at != 0) {
+    // An agent that already runs its share. A restarted controller takes the test's start from it.
+    if (!started_) {
+      if (ending_.has_value()) {
+        *why = "the test is no longer accepting agents";
+        return false;
+      }
+      MarkStarted(resume_at, "resumed: the agents were already running");
+      adopting_until_ns_ = MonoNs() + options_.agent_reconnect_s * kSecond;
+      for (AgentSlot& other : agents_) {
+        if (other.connection == nullptr && !other.lost && !other.finished) other.awaiting_since_ns = MonoNs();
+      }
+    } else if (resume_at != start_unix_ns_) {
+      *why = absl::StrCat("agent ", hello.index(), " started at another time than this test");
+      return false;
+    }
+    slot.ready = true;
+  } else if (started_ || ending_.has_value() || phase_ != Phase::kStarting || (assigned_ && slot.assignment == nullptr)) {
+    *why = "the test is no longer accepting agents";
     return false;
   }
   slot.connection = std::move(connection);
   slot.connected = true;
+  slot.awaiting_since_ns = 0;
   slot.hostname = hello.hostname();
   slot.threads = std::max(1u, hello.threads());
   slot.last_heard_ns = MonoNs();
   SLOG(kInfo) << "agent_connected run=" << id_ << " index=" << hello.index() << " host=" << hello.hostname()
-              << " threads=" << hello.threads();
+              << " threads=" << hello.threads() << (resume_at != 0 ? " resumed=true" : "")
+              << (reconnecting ? " reconnected=true" : "");
+  if (resume_at != 0) {
+    if (ending_.has_value()) {
+      v1::ControllerMessage msg;
+      msg.mutable_stop()->set_abort(true);
+      msg.mutable_stop()->set_reason(ending_->second.second);
+      slot.connection->Send(msg);
+    }
+    return true;
+  }
+  if (assigned_) {
+    // It lost its stream before the start: the same share again, and it says Ready again.
+    slot.ready = false;
+    slot.connection->Send(*slot.assignment);
+    return true;
+  }
   const bool all = std::all_of(agents_.begin(), agents_.end(), [](const AgentSlot& s) { return s.connected; });
   if (all) SendAssignments();
   return true;
@@ -187,26 +240,35 @@ void Run::SendAssignments() {
     }
     a->set_heartbeat_timeout_seconds(options_.heartbeat_timeout_s);
     offset += slot.threads;
-    slot.connection->Send(msg);
+    slot.assignment = std::make_unique<v1::ControllerMessage>(msg);
+    if (slot.connection != nullptr) slot.connection->Send(msg);
   }
   status_.set_message(absl::StrCat("all ", n, " agent(s) connected; assigning their shares"));
 }
 
 void Run::SendStart() {
-  started_ = true;
-  start_unix_ns_ = RealNs() + static_cast<int64_t>(options_.start_delay_ms) * 1'000'000;
-  start_mono_ns_ = MonoNs() + static_cast<int64_t>(options_.start_delay_ms) * 1'000'000;
+  const int64_t start = RealNs() + static_cast<int64_t>(options_.start_delay_ms) * 1'000'000;
   v1::ControllerMessage msg;
-  msg.mutable_start()->set_start_unix_nanos(start_unix_ns_);
-  for (AgentSlot& s : agents_) s.connection->Send(msg);
+  msg.mutable_start()->set_start_unix_nanos(start);
+  for (AgentSlot& s : agents_) {
+    if (s.connection != nullptr) s.connection->Send(msg);
+  }
+  MarkStarted(start, absl::StrCat(agents_.size(), " agent(s) started together"));
+}
+
+void Run::MarkStarted(int64_t start_unix_ns, const std::string& message) {
+  started_ = true;
+  assigned_ = true;
+  start_unix_ns_ = start_unix_ns;
+  start_mono_ns_ = MonoNs() + (start_unix_ns - RealNs());
   phase_ = Phase::kRunning;
   status_.set_phase(PhaseName(phase_));
   status_.set_reason("Running");
-  status_.set_message(absl::StrCat(agents_.size(), " agent(s) started together"));
+  status_.set_message(message);
   status_.set_start_time(Rfc3339(start_unix_ns_));
   SetCondition("AgentsReady", true, "AllAgentsReady", absl::StrCat(agents_.size(), " agent(s) ready"));
   SetCondition("Running", true, "Started", "load is being applied");
-  SLOG(kInfo) << "run_started run=" << id_ << " agents=" << agents_.size();
+  SLOG(kInfo) << "run_started run=" << id_ << " agents=" << agents_.size() << " message=\"" << message << "\"";
 }
 
 void Run::OnMessage(uint32_t index, const v1::AgentMessage& message) {
@@ -242,7 +304,7 @@ void Run::OnMessage(uint32_t index, const v1::AgentMessage& message) {
       }
       slot.finished = true;
       aggregator_.AgentGone(index);
-      slot.connection->Close();
+      if (slot.connection != nullptr) slot.connection->Close();
       MaybeComplete();
       break;
     default:
@@ -250,11 +312,19 @@ void Run::OnMessage(uint32_t index, const v1::AgentMessage& message) {
   }
 }
 
-void Run::OnStreamClosed(uint32_t index) {
+void Run::OnStreamClosed(uint32_t index, const AgentConnection* connection) {
   std::lock_guard<std::mutex> lock(mu_);
   if (index >= agents_.size()) return;
   AgentSlot& slot = agents_[index];
-  if (slot.finished || slot.lost) return;
+  if (slot.finished || slot.lost || slot.connection == nullptr || slot.connection.get() != connection) return;
+  if (options_.agent_reconnect_s > 0 && !ending_.has_value()) {
+    // It may come back (a network blip, or it redials after our restart); until then it is
+    // neither connected nor lost.
+    slot.connection = nullptr;
+    slot.awaiting_since_ns = MonoNs();
+    SLOG(kWarning) << "agent_disconnected run=" << id_ << " index=" << index << " waiting_s=" << options_.agent_reconnect_s;
+    return;
+  }
   AgentLost(index, absl::StrCat("agent ", index, " (", slot.hostname, ") closed its stream before it was done; log: ",
                                 launcher_->LogLocation(index)));
 }
@@ -321,24 +391,35 @@ void Run::Tick() {
           }
         }
       }
-      // Agents take any message as a sign of life and give up after heartbeat_timeout_s; three
-      // beats per timeout are enough, and each beat is a write per agent (with 1000 agents, one
-      // per second was a sixth of the controller's CPU). Sent below, after the lock.
-      if (now - last_heartbeat_ns_ >= std::max(1, options_.heartbeat_timeout_s / 3) * kSecond) {
+      // Agents take any message as a sign of life and give up after heartbeat_timeout_s; two
+      // beats per timeout leave a whole beat of slack, and each beat is a write and a completion
+      // per agent (with 1000 agents, one per second was a sixth of the controller's CPU, one
+      // every 3.3 s about 5 %). Sent below, after the lock.
+      if (now - last_heartbeat_ns_ >= std::max(1, options_.heartbeat_timeout_s / 2) * kSecond) {
         last_heartbeat_ns_ = now;
         for (AgentSlot& s : agents_) {
-          if (s.connected && !s.finished && !s.lost) beat_to.push_back(s.connection);
+          if (s.connection != nullptr && !s.finished && !s.lost) beat_to.push_back(s.connection);
         }
       }
       for (uint32_t i = 0; i < agents_.size(); ++i) {
         AgentSlot& s = agents_[i];
-        if (s.connected && !s.finished && !s.lost && now - s.last_heard_ns > options_.heartbeat_timeout_s * kSecond) {
+        if (s.finished || s.lost) continue;
+        if (s.connection != nullptr && now - s.last_heard_ns > options_.heartbeat_timeout_s * kSecond) {
           AgentLost(i, absl::StrCat("agent ", i, " (", s.hostname, ") silent for ", options_.heartbeat_timeout_s, "s"));
+        } else if (s.connection == nullptr && s.awaiting_since_ns != 0 &&
+                   now - s.awaiting_since_ns > options_.agent_reconnect_s * kSecond) {
+          AgentLost(i, absl::StrCat("agent ", i, " did not reconnect within ", options_.agent_reconnect_s, "s; log: ",
+                                    launcher_->LogLocation(i)));
         }
       }
       if (started_ && !Done()) {
         const int64_t since_start = RealNs() - start_unix_ns_;
-        const int64_t force_before = since_start / kSecond - options_.report_grace_s;
+        int64_t force_before = since_start / kSecond - options_.report_grace_s;
+        if (now < adopting_until_ns_ && std::any_of(agents_.begin(), agents_.end(), [](const AgentSlot& s) {
+              return s.connection == nullptr && !s.lost && !s.finished;
+            })) {
+          force_before = 0;  // their reports are on the way
+        }
         points = aggregator_.Finalize(force_before, now);
         if (!points.empty() && test_.spec().abort_on_fail() && !ending_.has_value()) {
           for (const v1::ThresholdResult& t : EvaluateThresholds()) {

@@ -47,6 +47,10 @@ struct RunOptions {
   int report_grace_s = 3;        // an interval is closed this long after its end at the latest
   int start_delay_ms = 1000;     // the broadcast start time lies this far ahead
   int stop_timeout_s = 10;       // after a stop/abort, agents must say done within this
+  // How long an agent whose stream broke may take to reconnect before it counts as lost; also how
+  // long a restarted controller waits for a running test's agents. 0: lost at once. Agents must be
+  // started with at least this reconnect window (operator mode).
+  int agent_reconnect_s = 0;
   std::string controller_address;  // what the agents dial
 };
 
@@ -69,12 +73,17 @@ class Run {
   void Start();
   // Ends the run as Aborted: agents are told to stop at once; results so far are kept.
   void Abort(const std::string& reason);
+  // Ends the run as Failed with `reason` (e.g. ImagePullFailed, seen by the operator).
+  void Fail(const std::string& reason, const std::string& message);
 
   // From the gRPC service. OnHello returns false (and the stream should be rejected) when the
-  // token is wrong or the index is taken or out of range.
+  // token is wrong or the index is taken or out of range. A Hello with a start time is an agent
+  // that already runs, reconnecting (to this controller, or to a restarted one, which then
+  // adopts that start instead of starting the test a second time).
   bool OnHello(const v1::Hello& hello, std::shared_ptr<AgentConnection> connection, std::string* why);
   void OnMessage(uint32_t index, const v1::AgentMessage& message);
-  void OnStreamClosed(uint32_t index);
+  // `connection` tells a stream that was replaced by a reconnection from the current one.
+  void OnStreamClosed(uint32_t index, const AgentConnection* connection);
   // Driven every ~100 ms: heartbeats, timeouts, interval finalization, thresholds, deadlines.
   void Tick();
 
@@ -110,17 +119,21 @@ class Run {
 
  private:
   struct AgentSlot {
-    std::shared_ptr<AgentConnection> connection;
+    std::shared_ptr<AgentConnection> connection;  // null while disconnected
+    std::unique_ptr<v1::ControllerMessage> assignment;  // resent when it reconnects before the start
     std::string hostname;
     uint32_t threads = 0;
     bool connected = false, ready = false, finished = false, lost = false;
     std::string error;
     int64_t last_heard_ns = 0;
     int64_t started_unix_ns = 0;
+    int64_t awaiting_since_ns = 0;  // waiting for it to (re)connect since; 0: not waiting
   };
 
   void SendAssignments() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void SendStart() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void MarkStarted(int64_t start_unix_ns, const std::string& message) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void End(Phase phase, const std::string& reason, const std::string& message) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void AgentLost(uint32_t index, const std::string& why) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void StopAgents(bool abort, const std::string& reason) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Settle(Phase phase, const std::string& reason, const std::string& message)
@@ -162,6 +175,9 @@ class Run {
   int64_t end_unix_ns_ ABSL_GUARDED_BY(mu_) = 0;  // when the run settled; 0 while it runs
   int64_t stop_deadline_ns_ ABSL_GUARDED_BY(mu_) = INT64_MAX;
   int64_t last_heartbeat_ns_ ABSL_GUARDED_BY(mu_) = 0;
+  // A restarted controller adopted a running test: intervals are not closed early while its agents
+  // are still coming back with their reports (up to this time).
+  int64_t adopting_until_ns_ ABSL_GUARDED_BY(mu_) = 0;
   bool launcher_stopped_ ABSL_GUARDED_BY(mu_) = false;
   // Intervals closed outside Tick (when the last agent finished), for Tick to hand to the observer.
   std::vector<IntervalPoint> undelivered_ ABSL_GUARDED_BY(mu_);

@@ -1,0 +1,127 @@
+// A controller that goes away mid-test and comes back on the same address (the operator being
+// killed and restarted): real agent processes with a reconnect window keep their load going,
+// redial, and replay every report; the new controller adopts the running test without a second
+// start, and its totals equal what the target served, request for request.
+#include <chrono>
+#include <condition_variable>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "common/spec.h"
+#include "controller/controller.h"
+#include "gtest/gtest.h"
+#include "tests/integration/process.h"
+
+namespace stampede::controller {
+namespace {
+
+using std::chrono::seconds;
+
+class NoLauncher : public AgentLauncher {
+ public:
+  absl::Status Launch(const LaunchRequest&) override { return absl::OkStatus(); }
+  void Stop() override {}
+  std::string LogLocation(uint32_t) const override { return "(test)"; }
+};
+
+size_t Count(const std::string& haystack, const std::string& needle) {
+  size_t n = 0;
+  for (size_t at = haystack.find(needle); at != std::string::npos; at = haystack.find(needle, at + 1)) ++n;
+  return n;
+}
+
+std::unique_ptr<Controller> NewController(const std::string& listen) {
+  ControllerOptions options;
+  options.grpc_listen = listen;
+  options.abort_runs_on_shutdown = false;  // as if killed: nothing tells the agents to stop
+  auto c = Controller::Create(options);
+  EXPECT_TRUE(c.ok()) << c.status();
+  return c.ok() ? std::move(*c) : nullptr;
+}
+
+TEST(ControllerRestartTest, AgentsResumeWithARestartedControllerAndNothingIsLostOrCountedTwice) {
+  testing::TestTarget target;
+  auto test = common::ParseLoadTest(
+      "apiVersion: stampede.dev/v1alpha1\nkind: LoadTest\nmetadata: {name: restart}\nspec:\n"
+      "  target: {url: \"" + target.Url("/") + "\"}\n"
+      "  requests: [{name: home, path: /}, {name: item, path: /item}]\n"
+      "  load: {users: 6, thinkTime: {min: 5ms, max: 15ms}}\n  duration: 7s\n  agents: 2\n");
+  ASSERT_TRUE(test.ok()) << test.status();
+  common::ApplyDefaults(&*test);
+  ASSERT_TRUE(common::ValidationStatus(*test).ok()) << common::ValidationStatus(*test);
+
+  std::unique_ptr<Controller> first = NewController("127.0.0.1:0");
+  ASSERT_NE(first, nullptr);
+  const std::string address = "127.0.0.1:" + std::to_string(first->grpc_port());
+  RunOptions options = first->run_defaults();
+  options.agent_reconnect_s = 20;
+  options.start_delay_ms = 200;
+  const std::string id = "restart-run", token = "restart-token";
+  auto run = first->StartRun(*test, std::make_unique<NoLauncher>(), id, token, options);
+
+  // Wait (on the observer, not a sleep) until two seconds of load are in.
+  std::mutex mu;
+  std::condition_variable cv;
+  int intervals = 0;
+  run->SetObserver([&](const IntervalPoint* p) {
+    std::lock_guard<std::mutex> lock(mu);
+    if (p != nullptr) ++intervals;
+    cv.notify_all();
+  });
+  std::vector<std::unique_ptr<testing::Process>> agents;
+  for (int i = 0; i < 2; ++i) {
+    agents.push_back(std::make_unique<testing::Process>(std::vector<std::string>{
+        testing::AgentBinary(), "connect", "--controller", address, "--run", id, "--token", token, "--index",
+        std::to_string(i), "--threads", "1", "--reconnect", "20"}));
+  }
+  {
+    std::unique_lock<std::mutex> lock(mu);
+    ASSERT_TRUE(cv.wait_for(lock, seconds(20), [&] { return intervals >= 2; }))
+        << "no load reached the first controller\n" << agents[0]->Stderr();
+  }
+  run->SetObserver(nullptr);
+  const long served_before = target.Served();
+  ASSERT_GT(served_before, 0);
+  first.reset();  // the listener goes away mid-test; the agents keep running
+  run.reset();
+
+  std::unique_ptr<Controller> second = NewController(address);
+  ASSERT_NE(second, nullptr);
+  // A restarted operator listens before it has read its tests back: agents that redial now are
+  // told the run is unknown (NOT_FOUND, code 5) and must keep trying, not give up.
+  const auto until = std::chrono::steady_clock::now() + seconds(15);
+  while (agents[0]->Stderr().find("stream_ended status=5") == std::string::npos &&
+         std::chrono::steady_clock::now() < until) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  ASSERT_NE(agents[0]->Stderr().find("stream_ended status=5"), std::string::npos) << agents[0]->Stderr();
+  auto resumed = second->StartRun(*test, std::make_unique<NoLauncher>(), id, token, options);
+  ASSERT_TRUE(resumed->WaitDone(40000)) << "the resumed run did not end";
+  const v1::LoadTestStatus status = resumed->Status();
+  EXPECT_EQ(status.phase(), "Succeeded") << status.reason() << ": " << status.message();
+  EXPECT_EQ(status.agents().finished(), 2u);
+  EXPECT_EQ(status.agents().lost(), 0u);
+  for (auto& agent : agents) {
+    auto code = agent->Wait(seconds(20));
+    ASSERT_TRUE(code.has_value()) << "agent still running";
+    EXPECT_EQ(*code, 0) << agent->Stderr();
+    const std::string log = agent->Stderr();
+    EXPECT_EQ(Count(log, "assigned run="), 1u) << "a second assignment means a second start\n" << log;
+    EXPECT_GE(Count(log, "resumed_session reports_replayed="), 1u) << log;
+  }
+  // Every request, before and after the restart, counted exactly once.
+  const long served = target.Served();
+  EXPECT_GT(served, served_before);
+  EXPECT_EQ(static_cast<long>(status.summary().requests()), served);
+  const Run::Snapshot snap = resumed->TakeSnapshot(true);
+  ASSERT_FALSE(snap.series.empty());
+  EXPECT_EQ(snap.series.front().index, 0) << "the new controller rebuilt the series from the start";
+  uint64_t from_series = 0;
+  for (const IntervalPoint& p : snap.series) from_series += p.requests;
+  EXPECT_EQ(from_series, status.summary().requests()) << "replayed reports all landed in their own seconds";
+}
+
+}  // namespace
+}  // namespace stampede::controller
