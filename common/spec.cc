@@ -722,6 +722,12 @@ class Validator {
       Add("spec.onAgentLoss",
           absl::StrCat("must be \"fail\" or \"continue\", got ", Quote(spec.on_agent_loss())));
     }
+    const std::string& pull_policy = spec.agent_template().image_pull_policy();
+    if (!pull_policy.empty() && pull_policy != "Always" && pull_policy != "IfNotPresent" &&
+        pull_policy != "Never") {
+      Add("spec.agentTemplate.imagePullPolicy",
+          absl::StrCat("must be Always, IfNotPresent or Never, got ", Quote(pull_policy)));
+    }
     for (int i = 0; i < spec.thresholds_size(); ++i) {
       const std::string path = Index("spec.thresholds", i);
       absl::StatusOr<Threshold> t = ParseThreshold(spec.thresholds(i));

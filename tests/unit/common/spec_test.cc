@@ -956,6 +956,15 @@ TEST(ValidateLoadTestTest, RunRules) {
        spec([](v1::LoadTestSpec& s) { s.set_on_agent_loss("retry"); }),
        {"spec.onAgentLoss: must be \"fail\" or \"continue\", got \"retry\""}},
       {"continue", spec([](v1::LoadTestSpec& s) { s.set_on_agent_loss("continue"); }), {}},
+      {"image pull policy",
+       spec([](v1::LoadTestSpec& s) {
+         s.mutable_agent_template()->set_image_pull_policy("ifNotPresent");
+       }),
+       {"spec.agentTemplate.imagePullPolicy: must be Always, IfNotPresent or Never, got "
+        "\"ifNotPresent\""}},
+      {"image pull policy Never",
+       spec([](v1::LoadTestSpec& s) { s.mutable_agent_template()->set_image_pull_policy("Never"); }),
+       {}},
       {"threshold syntax",
        spec([](v1::LoadTestSpec& s) { s.add_thresholds("p95 <"); }),
        {"spec.thresholds[0]: threshold \"p95 <\": missing value"}},
