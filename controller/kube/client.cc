@@ -1,0 +1,571 @@
+#include "controller/kube/client.h"
+
+#include <httplib.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cmath>
+#include <optional>
+#include <random>
+#include <utility>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "common/logging.h"
+#include "common/status_macros.h"
+
+namespace stampede::kube {
+namespace {
+
+constexpr size_t kMaxErrorBody = 64 << 10;
+constexpr size_t kMaxWatchLine = 16 << 20;  // larger than any object etcd accepts
+constexpr int kMaxListRestarts = 3;
+
+// Percent-encodes a query value: everything but RFC 3986 unreserved characters.
+std::string QueryEscape(const std::string& value) {
+  std::string out;
+  for (unsigned char c : value) {
+    if (absl::ascii_isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
+      out += static_cast<char>(c);
+    } else {
+      absl::StrAppend(&out, "%", absl::Hex(c, absl::kZeroPad2));
+    }
+  }
+  return out;
+}
+
+// Appends name=value to a path that may already carry a query; empty values are left out.
+void AddQuery(std::string& path, const char* name, const std::string& value) {
+  if (value.empty()) return;
+  absl::StrAppend(&path, path.find('?') == std::string::npos ? "?" : "&", name, "=",
+                  QueryEscape(value));
+}
+
+// The apiserver's Status.message when the body is a Status, else the body itself (shortened).
+std::string ServerMessage(const std::string& body) {
+  Json status = Json::parse(body, nullptr, /*allow_exceptions=*/false);
+  if (status.is_object() && status.contains("message") && status["message"].is_string()) {
+    return status["message"].get<std::string>();
+  }
+  return body.size() > 200 ? body.substr(0, 200) + "..." : body;
+}
+
+std::string ServerReason(const std::string& body) {
+  Json status = Json::parse(body, nullptr, /*allow_exceptions=*/false);
+  if (status.is_object() && status.contains("reason") && status["reason"].is_string()) {
+    return status["reason"].get<std::string>();
+  }
+  return "";
+}
+
+bool Retryable(int http_status) { return http_status == 429 || http_status >= 500; }
+
+absl::Status StatusFromHttp(const std::string& method, const std::string& path, int http_status,
+                            const std::string& body) {
+  const std::string message = ServerMessage(body);
+  auto make = [&](absl::StatusCode code, const char* what) {
+    return absl::Status(code, absl::StrCat(method, " ", path, ": HTTP ", http_status, " ", what,
+                                           message.empty() ? "" : ": ", message));
+  };
+  switch (http_status) {
+    case 401:
+      return make(absl::StatusCode::kUnauthenticated, "Unauthorized");
+    case 403:
+      return make(absl::StatusCode::kPermissionDenied, "Forbidden");
+    case 404:
+      return make(absl::StatusCode::kNotFound, "Not Found");
+    case 409:
+      return ServerReason(body) == "AlreadyExists"
+                 ? make(absl::StatusCode::kAlreadyExists, "AlreadyExists")
+                 : make(absl::StatusCode::kAborted, "Conflict");
+    case 410:
+      return make(absl::StatusCode::kFailedPrecondition, "Gone (expired, list again)");
+    default:
+      break;
+  }
+  if (Retryable(http_status)) return make(absl::StatusCode::kUnavailable, "(overloaded or down)");
+  if (http_status >= 400 && http_status < 500) {
+    return make(absl::StatusCode::kInvalidArgument, "(invalid request)");
+  }
+  return make(absl::StatusCode::kUnknown, "(unexpected)");
+}
+
+std::chrono::milliseconds Millis(std::chrono::nanoseconds d) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(d);
+}
+
+// Parses "http(s)://host[:port][/prefix]"; IPv6 hosts come in brackets.
+absl::Status ParseServer(const std::string& server, bool& tls, std::string& host, int& port,
+                         std::string& prefix) {
+  auto invalid = [&](const char* why) {
+    return absl::InvalidArgumentError(absl::StrCat("server \"", server, "\": ", why));
+  };
+  std::string rest;
+  if (absl::StartsWith(server, "https://")) {
+    tls = true;
+    rest = server.substr(8);
+  } else if (absl::StartsWith(server, "http://")) {
+    tls = false;
+    rest = server.substr(7);
+  } else {
+    return invalid("must start with https:// or http://");
+  }
+  const size_t slash = rest.find('/');
+  if (slash != std::string::npos) {
+    prefix = rest.substr(slash);
+    while (!prefix.empty() && prefix.back() == '/') prefix.pop_back();
+    rest.resize(slash);
+  }
+  std::string port_text;
+  if (!rest.empty() && rest[0] == '[') {
+    const size_t close = rest.find(']');
+    if (close == std::string::npos) return invalid("unclosed [ in the host");
+    host = rest.substr(1, close - 1);
+    if (close + 1 < rest.size()) {
+      if (rest[close + 1] != ':') return invalid("junk after the IPv6 address");
+      port_text = rest.substr(close + 2);
+    }
+  } else {
+    const size_t colon = rest.rfind(':');
+    host = rest.substr(0, colon);
+    if (colon != std::string::npos) port_text = rest.substr(colon + 1);
+  }
+  if (host.empty()) return invalid("no host");
+  port = tls ? 443 : 80;
+  if (!port_text.empty() && (!absl::SimpleAtoi(port_text, &port) || port <= 0 || port > 65535)) {
+    return invalid("bad port");
+  }
+  return absl::OkStatus();
+}
+
+double DefaultJitter() {
+  thread_local std::mt19937_64 generator{std::random_device{}()};
+  return std::uniform_real_distribution<double>(0.0, 1.0)(generator);
+}
+
+// Splits a watch body into lines as the bytes arrive and hands each decoded event on.
+class WatchStream {
+ public:
+  WatchStream(const std::string& path, const std::function<bool(const WatchEvent&)>& on_event)
+      : path_(path), on_event_(on_event) {}
+
+  // Returns false to end the stream.
+  bool Receive(const char* data, size_t size) {
+    last_byte_ = std::chrono::steady_clock::now();
+    if (http_status != 200) {
+      if (error_body.size() < kMaxErrorBody) {
+        error_body.append(data, std::min(size, kMaxErrorBody - error_body.size()));
+      }
+      return true;
+    }
+    const size_t old_size = buffer_.size();  // holds no newline: look only at the new bytes
+    buffer_.append(data, size);
+    size_t start = 0;
+    for (size_t newline = buffer_.find('\n', old_size); newline != std::string::npos;
+         newline = buffer_.find('\n', start)) {
+      const bool go_on = Line(buffer_.substr(start, newline - start));
+      start = newline + 1;
+      if (!go_on) return false;
+    }
+    buffer_.erase(0, start);
+    if (buffer_.size() > kMaxWatchLine) {
+      result = absl::InternalError(
+          absl::StrCat("watch ", path_, ": an event over ", kMaxWatchLine, " bytes"));
+      return false;
+    }
+    return true;
+  }
+
+  // The server ended the stream: a last line without a newline still counts.
+  void Finish() {
+    if (!buffer_.empty()) Line(buffer_);
+    buffer_.clear();
+  }
+
+  std::chrono::steady_clock::time_point last_byte() const { return last_byte_; }
+
+  int http_status = 0;
+  std::string error_body;
+  absl::Status result;   // an error seen in the stream
+  bool stopped = false;  // on_event returned false
+
+ private:
+  bool Line(const std::string& line) {
+    if (absl::StripAsciiWhitespace(line).empty()) return true;
+    Json event = Json::parse(line, nullptr, /*allow_exceptions=*/false);
+    if (!event.is_object() || !event.contains("type") || !event["type"].is_string() ||
+        !event.contains("object")) {
+      result = absl::InternalError(
+          absl::StrCat("watch ", path_, ": not a watch event: ", line.substr(0, 200)));
+      return false;
+    }
+    WatchEvent watch_event{event["type"].get<std::string>(), std::move(event["object"])};
+    if (watch_event.type == "ERROR") {
+      const Json& status = watch_event.object;
+      const int code =
+          status.is_object() && status.contains("code") && status["code"].is_number_integer()
+              ? status["code"].get<int>()
+              : 500;
+      result = StatusFromHttp("WATCH", path_, code, status.dump());
+      return false;
+    }
+    if (!on_event_(watch_event)) {
+      stopped = true;
+      return false;
+    }
+    return true;
+  }
+
+  const std::string& path_;
+  const std::function<bool(const WatchEvent&)>& on_event_;
+  std::string buffer_;
+  std::chrono::steady_clock::time_point last_byte_ = std::chrono::steady_clock::now();
+};
+
+}  // namespace
+
+bool IsExpired(const absl::Status& status) {
+  return status.code() == absl::StatusCode::kFailedPrecondition;
+}
+
+bool IsConflict(const absl::Status& status) { return status.code() == absl::StatusCode::kAborted; }
+
+std::string MetadataField(const Json& object, const char* field) {
+  if (!object.is_object()) return "";
+  auto metadata = object.find("metadata");
+  if (metadata == object.end() || !metadata->is_object()) return "";
+  auto value = metadata->find(field);
+  return value != metadata->end() && value->is_string() ? value->get<std::string>() : "";
+}
+
+std::string ObjectKey(const Json& object) {
+  const std::string name_space = MetadataField(object, "namespace");
+  const std::string name = MetadataField(object, "name");
+  return name_space.empty() ? name : absl::StrCat(name_space, "/", name);
+}
+
+void WatchCanceler::Cancel() {
+  cancelled_.store(true);
+  std::unique_lock<std::mutex> lock(mu_);
+  if (watcher_ == std::this_thread::get_id()) return;
+  // httplib's stop() is lost when it lands before the request has its socket, so repeat it
+  // until the watch lets go.
+  while (stop_) {
+    stop_();
+    detached_.wait_for(lock, std::chrono::milliseconds(10));
+  }
+}
+
+bool WatchCanceler::Attach(std::function<void()> stop) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (cancelled_.load()) return false;
+  stop_ = std::move(stop);
+  watcher_ = std::this_thread::get_id();
+  return true;
+}
+
+void WatchCanceler::Detach() {
+  std::lock_guard<std::mutex> lock(mu_);
+  stop_ = nullptr;
+  watcher_ = std::thread::id();
+  detached_.notify_all();
+}
+
+Client::Client(Config config, Options options)
+    : config_(std::move(config)), options_(std::move(options)) {}
+
+Client::~Client() = default;
+
+absl::StatusOr<std::unique_ptr<Client>> Client::New(Config config, Options options) {
+  if (!options.sleep) {
+    options.sleep = [](std::chrono::nanoseconds d) { std::this_thread::sleep_for(d); };
+  }
+  if (!options.now) options.now = [] { return std::chrono::steady_clock::now(); };
+  if (!options.jitter) options.jitter = DefaultJitter;
+  options.max_attempts = std::max(1, options.max_attempts);
+  options.list_page_size = std::max(1, options.list_page_size);
+  std::unique_ptr<Client> client(new Client(std::move(config), std::move(options)));
+  RETURN_IF_ERROR(ParseServer(client->config_.server, client->tls_, client->host_, client->port_,
+                              client->path_prefix_));
+  for (const std::string* file : {&client->config_.ca_file, &client->config_.client_cert_file,
+                                  &client->config_.client_key_file}) {
+    if (!file->empty() && access(file->c_str(), R_OK) != 0) {
+      return absl::NotFoundError(absl::StrCat("cannot read ", *file));
+    }
+  }
+  client->token_ = client->config_.token;
+  client->token_read_at_ = client->options_.now();
+  if (!client->config_.token_file.empty()) {
+    ASSIGN_OR_RETURN(client->token_, ReadTokenFile(client->config_.token_file));
+  }
+  return client;
+}
+
+std::string Client::Token() {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!config_.token_file.empty() &&
+      options_.now() - token_read_at_ >= options_.token_reload_period) {
+    token_read_at_ = options_.now();
+    absl::StatusOr<std::string> token = ReadTokenFile(config_.token_file);
+    if (token.ok()) {
+      token_ = *std::move(token);
+    } else {
+      SLOG(kWarning) << "kube_token_reload_failed keeping=last_good error=\""
+                     << token.status().message() << "\"";
+    }
+  }
+  return token_;
+}
+
+void Client::ReloadToken() {
+  std::lock_guard<std::mutex> lock(mu_);
+  token_read_at_ = options_.now() - options_.token_reload_period;  // due now
+}
+
+std::unique_ptr<httplib::ClientImpl> Client::Connect(std::chrono::milliseconds read_timeout) const {
+  std::unique_ptr<httplib::ClientImpl> http;
+  if (tls_) {
+    auto https = std::make_unique<httplib::SSLClient>(host_, port_, config_.client_cert_file,
+                                                      config_.client_key_file);
+    if (!config_.ca_file.empty()) https->set_ca_cert_path(config_.ca_file);
+    https->enable_server_certificate_verification(!config_.insecure_skip_tls_verify);
+    http = std::move(https);
+  } else {
+    http = std::make_unique<httplib::ClientImpl>(host_, port_);
+  }
+  const auto timeout_us = std::chrono::duration_cast<std::chrono::microseconds>(read_timeout);
+  http->set_read_timeout(timeout_us.count() / 1'000'000, timeout_us.count() % 1'000'000);
+  const auto request_us =
+      std::chrono::duration_cast<std::chrono::microseconds>(options_.request_timeout);
+  http->set_connection_timeout(request_us.count() / 1'000'000, request_us.count() % 1'000'000);
+  http->set_write_timeout(request_us.count() / 1'000'000, request_us.count() % 1'000'000);
+  http->set_url_encode(false);  // paths and queries arrive escaped
+  http->set_keep_alive(false);
+  return http;
+}
+
+std::chrono::nanoseconds Client::Backoff(int retry) const {
+  const double cap = std::min(static_cast<double>(options_.backoff_max.count()),
+                              options_.backoff_base.count() * std::pow(2.0, retry - 1));
+  const double jitter = std::clamp(options_.jitter(), 0.0, 1.0);
+  return std::chrono::nanoseconds(static_cast<int64_t>(cap * jitter * 1e6));
+}
+
+absl::StatusOr<Client::Answer> Client::Exchange(const std::string& method, const std::string& path,
+                                                const std::string& body,
+                                                const std::string& content_type) {
+  std::unique_ptr<httplib::ClientImpl> http = Connect(options_.request_timeout);
+  httplib::Request request;
+  request.method = method;
+  request.path = path_prefix_ + path;
+  request.set_header("Accept", "application/json");
+  const std::string token = Token();
+  if (!token.empty()) request.set_header("Authorization", "Bearer " + token);
+  if (!body.empty()) {
+    request.body = body;
+    request.set_header("Content-Type", content_type);
+  }
+  httplib::Result result = http->send(request);
+  if (!result) {
+    return absl::UnavailableError(
+        absl::StrCat(method, " ", path, ": ", httplib::to_string(result.error())));
+  }
+  return Answer{result->status, std::move(result->body), result->get_header_value("Retry-After")};
+}
+
+absl::StatusOr<Json> Client::Call(const std::string& method, const std::string& path,
+                                  const std::string& body, const std::string& content_type) {
+  bool token_reloaded = false;
+  for (int attempt = 1;;) {
+    absl::StatusOr<Answer> answer = Exchange(method, path, body, content_type);
+    absl::Status failure;
+    std::optional<std::chrono::nanoseconds> retry_after;
+    if (!answer.ok()) {
+      failure = answer.status();
+    } else if (answer->status == 401 && !token_reloaded && !config_.token_file.empty()) {
+      token_reloaded = true;  // the token may have rotated: re-read it and try once more
+      ReloadToken();
+      continue;
+    } else if (Retryable(answer->status)) {
+      failure = StatusFromHttp(method, path, answer->status, answer->body);
+      int seconds = 0;
+      if (absl::SimpleAtoi(answer->retry_after, &seconds) && seconds >= 0) {
+        retry_after =
+            std::min<std::chrono::nanoseconds>(std::chrono::seconds(seconds), options_.backoff_max);
+      }
+    } else if (answer->status < 200 || answer->status >= 300) {
+      return StatusFromHttp(method, path, answer->status, answer->body);
+    } else if (absl::StripAsciiWhitespace(answer->body).empty()) {
+      return Json::object();
+    } else {
+      Json json = Json::parse(answer->body, nullptr, /*allow_exceptions=*/false);
+      if (json.is_discarded()) {
+        return absl::InternalError(absl::StrCat(method, " ", path, ": HTTP ", answer->status,
+                                                " with a body that is not JSON"));
+      }
+      return json;
+    }
+    if (attempt >= options_.max_attempts) {
+      return absl::UnavailableError(
+          absl::StrCat(failure.message(), " (gave up after ", attempt, " attempts)"));
+    }
+    const std::chrono::nanoseconds delay = retry_after ? *retry_after : Backoff(attempt);
+    SLOG(kDebug) << "kube_retry method=" << method << " path=" << path << " attempt=" << attempt
+                 << " delay_ms=" << Millis(delay).count() << " error=\"" << failure.message()
+                 << "\"";
+    options_.sleep(delay);
+    ++attempt;
+  }
+}
+
+absl::StatusOr<Json> Client::Get(const std::string& path) { return Call("GET", path, "", ""); }
+
+absl::StatusOr<Json> Client::Create(const std::string& path, const Json& body) {
+  return Call("POST", path, body.dump(), "application/json");
+}
+
+absl::StatusOr<Json> Client::Update(const std::string& path, const Json& body) {
+  return Call("PUT", path, body.dump(), "application/json");
+}
+
+absl::StatusOr<Json> Client::MergePatch(const std::string& path, const Json& patch) {
+  return Call("PATCH", path, patch.dump(), "application/merge-patch+json");
+}
+
+absl::StatusOr<Json> Client::Delete(const std::string& path, const Json& options) {
+  const bool no_body = options.is_null() || (options.is_object() && options.empty());
+  return Call("DELETE", path, no_body ? "" : options.dump(), "application/json");
+}
+
+absl::StatusOr<Json> Client::List(const std::string& path, const std::string& label_selector,
+                                  const std::string& field_selector) {
+  for (int restart = 0;; ++restart) {
+    Json list;
+    std::string continue_token;
+    bool expired = false;
+    do {
+      std::string page_path = path;
+      AddQuery(page_path, "limit", std::to_string(options_.list_page_size));
+      AddQuery(page_path, "continue", continue_token);
+      AddQuery(page_path, "labelSelector", label_selector);
+      AddQuery(page_path, "fieldSelector", field_selector);
+      absl::StatusOr<Json> page = Call("GET", page_path, "", "");
+      if (!page.ok()) {
+        if (IsExpired(page.status()) && !continue_token.empty() && restart < kMaxListRestarts) {
+          SLOG(kInfo) << "kube_list_restart path=" << path << " reason=continue_expired";
+          expired = true;
+          break;
+        }
+        return page.status();
+      }
+      if (!page->is_object()) {
+        return absl::InternalError(absl::StrCat("GET ", page_path, ": the answer is not a list"));
+      }
+      if (list.is_null()) {
+        list = *page;
+        list["items"] = Json::array();
+      }
+      if (page->contains("items") && (*page)["items"].is_array()) {
+        for (Json& item : (*page)["items"]) list["items"].push_back(std::move(item));
+      }
+      list["metadata"]["resourceVersion"] = MetadataField(*page, "resourceVersion");
+      continue_token = MetadataField(*page, "continue");
+    } while (!continue_token.empty());
+    if (!expired) {
+      list["metadata"].erase("continue");
+      return list;
+    }
+  }
+}
+
+absl::StatusOr<Json> Client::UpdateWithRetry(
+    const std::string& path, const std::function<absl::Status(Json& object)>& mutate,
+    int attempts) {
+  absl::Status conflict;
+  for (int attempt = 0; attempt < std::max(1, attempts); ++attempt) {
+    ASSIGN_OR_RETURN(Json current, Get(path));
+    Json wanted = current;
+    RETURN_IF_ERROR(mutate(wanted));
+    if (wanted == current) return current;
+    wanted["metadata"]["resourceVersion"] = MetadataField(current, "resourceVersion");
+    absl::StatusOr<Json> updated = Update(path, wanted);
+    if (!IsConflict(updated.status())) return updated;
+    conflict = updated.status();
+  }
+  return conflict;
+}
+
+absl::Status Client::Watch(const std::string& path, const WatchOptions& options,
+                           const std::function<bool(const WatchEvent&)>& on_event,
+                           WatchCanceler* canceler) {
+  const std::chrono::milliseconds idle_timeout =
+      options.idle_timeout.count() > 0
+          ? options.idle_timeout
+          : std::chrono::seconds(options.timeout_seconds) + std::chrono::seconds(5);
+  std::string watch_path = path;
+  AddQuery(watch_path, "watch", "1");
+  AddQuery(watch_path, "resourceVersion", options.resource_version);
+  AddQuery(watch_path, "labelSelector", options.label_selector);
+  AddQuery(watch_path, "fieldSelector", options.field_selector);
+  AddQuery(watch_path, "timeoutSeconds", std::to_string(options.timeout_seconds));
+  if (options.allow_bookmarks) AddQuery(watch_path, "allowWatchBookmarks", "true");
+
+  for (bool token_reloaded = false;;) {
+    std::unique_ptr<httplib::ClientImpl> http = Connect(idle_timeout);
+    WatchStream stream(watch_path, on_event);
+    httplib::Request request;
+    request.method = "GET";
+    request.path = path_prefix_ + watch_path;
+    request.set_header("Accept", "application/json");
+    request.set_header("Accept-Encoding", "identity");  // each event as soon as it is sent
+    const std::string token = Token();
+    if (!token.empty()) request.set_header("Authorization", "Bearer " + token);
+    request.response_handler = [&stream](const httplib::Response& response) {
+      stream.http_status = response.status;
+      return true;
+    };
+    request.content_receiver = [&stream, canceler](const char* data, size_t size, uint64_t,
+                                                   uint64_t) {
+      return stream.Receive(data, size) && (canceler == nullptr || !canceler->cancelled());
+    };
+    httplib::ClientImpl* raw = http.get();
+    if (canceler != nullptr && !canceler->Attach([raw] { raw->stop(); })) {
+      return absl::CancelledError(absl::StrCat("watch ", watch_path, ": cancelled"));
+    }
+    httplib::Response response;
+    httplib::Error error = httplib::Error::Success;
+    const bool sent = http->send(request, response, error);
+    if (canceler != nullptr) canceler->Detach();
+
+    if (!stream.result.ok()) return stream.result;
+    if (stream.stopped) return absl::OkStatus();
+    if (canceler != nullptr && canceler->cancelled()) {
+      return absl::CancelledError(absl::StrCat("watch ", watch_path, ": cancelled"));
+    }
+    if (!sent) {
+      const auto silent = std::chrono::steady_clock::now() - stream.last_byte();
+      if (silent >= idle_timeout - std::chrono::milliseconds(50)) {
+        return absl::UnavailableError(absl::StrCat("watch ", watch_path, ": no data for ",
+                                                   Millis(silent).count(), " ms (idle timeout)"));
+      }
+      return absl::UnavailableError(
+          absl::StrCat("watch ", watch_path, ": ", httplib::to_string(error)));
+    }
+    if (stream.http_status == 0) stream.http_status = response.status;  // answered without a body
+    if (stream.http_status == 401 && !token_reloaded && !config_.token_file.empty()) {
+      token_reloaded = true;
+      ReloadToken();
+      continue;
+    }
+    if (stream.http_status != 200) {
+      return StatusFromHttp("WATCH", watch_path, stream.http_status, stream.error_body);
+    }
+    stream.Finish();
+    if (!stream.result.ok()) return stream.result;
+    return absl::OkStatus();
+  }
+}
+
+}  // namespace stampede::kube
