@@ -1,0 +1,76 @@
+// stampede-test-node: the kubelet stand-in of the end-to-end tests (see test_node.h). Wiring only.
+#include <iostream>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/logging.h"
+#include "common/stop_signals.h"
+#include "controller/kube/client.h"
+#include "controller/kube/config.h"
+#include "tests/e2e/test_node.h"
+
+namespace {
+
+constexpr char kUsage[] =
+    "usage: stampede-test-node --kubeconfig FILE --node-name NAME --log-dir DIR [--bin-dir DIR]\n"
+    "  Registers NAME as a Ready Node and runs the Pods bound to it as local processes.\n"
+    "  --bin-dir DIR   a container whose command's basename is a file in DIR runs DIR/basename\n"
+    "  --log-dir DIR   each Pod's stdout and stderr go to DIR/<namespace>_<pod>.log\n";
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string kubeconfig;
+  stampede::e2e::TestNode::Options options;
+  const std::vector<std::string> args(argv + 1, argv + argc);
+  for (size_t i = 0; i < args.size(); ++i) {
+    std::string flag = args[i];  // --flag value, or --flag=value
+    std::optional<std::string> value;
+    if (const size_t equals = flag.find('='); equals != std::string::npos) {
+      value = flag.substr(equals + 1);
+      flag.resize(equals);
+    }
+    if (flag == "-h" || flag == "--help") {
+      std::cout << kUsage;
+      return 0;
+    }
+    std::string* target = flag == "--kubeconfig"  ? &kubeconfig
+                          : flag == "--node-name" ? &options.node_name
+                          : flag == "--bin-dir"   ? &options.bin_dir
+                          : flag == "--log-dir"   ? &options.log_dir
+                                                  : nullptr;
+    if (target == nullptr || (!value.has_value() && i + 1 == args.size())) {
+      std::cerr << "stampede-test-node: bad or incomplete flag \"" << args[i] << "\"\n" << kUsage;
+      return 2;
+    }
+    *target = value.has_value() ? *value : args[++i];
+  }
+  if (kubeconfig.empty() || options.node_name.empty() || options.log_dir.empty()) {
+    std::cerr << "stampede-test-node: --kubeconfig, --node-name and --log-dir are required\n"
+              << kUsage;
+    return 2;
+  }
+
+  stampede::common::BlockStopSignals();
+  auto config = stampede::kube::KubeconfigConfig(kubeconfig);
+  if (!config.ok()) {
+    SLOG(kError) << "test_node_config_failed error=\"" << config.status().message() << "\"";
+    return 1;
+  }
+  auto client = stampede::kube::Client::New(*std::move(config));
+  if (!client.ok()) {
+    SLOG(kError) << "test_node_client_failed error=\"" << client.status().message() << "\"";
+    return 1;
+  }
+  stampede::e2e::TestNode node(client->get(), options);
+  if (const absl::Status started = node.Start(); !started.ok()) {
+    SLOG(kError) << "test_node_register_failed node=" << options.node_name << " error=\""
+                 << started.message() << "\"";
+    return 1;
+  }
+  const int signal = stampede::common::WaitForStopSignal();
+  SLOG(kInfo) << "test_node_stopping signal=" << signal;
+  node.Stop();
+  return 0;
+}

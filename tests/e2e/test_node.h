@@ -1,0 +1,136 @@
+// The engine of stampede-test-node, the kubelet stand-in of the end-to-end tests (a real control
+// plane has no kubelet here; see /work/shared/k8s-e2e.md, section 5). It registers one Node, keeps
+// it Ready, and runs the first container of every Pod bound to it as a local process on the host
+// network: no image is pulled, the container's command runs as is, or from `bin_dir` when that
+// folder holds a file named like the command's basename (so a Pod whose image would contain
+// /usr/local/bin/stampede-agent runs the freshly built one).
+//
+// Supported: command+args with $(VAR) expansion; env from value, secretKeyRef, configMapKeyRef
+// and fieldRef (metadata.name, metadata.namespace, metadata.uid, spec.nodeName,
+// spec.serviceAccountName, status.podIP, status.hostIP); workingDir; phase, conditions and
+// containerStatuses as the kubelet reports them; graceful deletion (SIGTERM to the process group,
+// SIGKILL after min(grace period, max_grace), then DELETE with gracePeriodSeconds 0); images named
+// invalid.example/... fail with ErrImagePull, to simulate a registry that refuses the pull.
+// Not supported: containers after the first, init containers, envFrom, resourceFieldRef, image
+// entrypoints (a container without command is reported CreateContainerConfigError), restarts
+// (every Pod is restartPolicy Never), volumes, probes, resource limits, `kubectl logs`/`exec`
+// (the output is in log_dir/<namespace>_<pod>.log instead).
+//
+// Processes get the node agent's environment, then HOSTNAME=<pod name>, then the Pod's env; each
+// runs in its own process group with stdout and stderr in its log file. When the main process
+// exits, whatever is left of its group is killed, as a container's would be, and the Pod is
+// reported (or deleted) only once the whole group is gone. To reap the group's orphans, the
+// node agent's process becomes a child subreaper (PR_SET_CHILD_SUBREAPER) in Start.
+//
+// Thread safety: Start and Stop are called by the owner, once each. The work runs on the node's
+// own threads: the pod informer's, one sync loop (every API write and process start) and a
+// reaper (waitpid). Errors: Start returns what kept the Node from registering; later API errors
+// are logged and retried on the next event, heartbeat or retry period.
+#ifndef STAMPEDE_TESTS_E2E_TEST_NODE_H_
+#define STAMPEDE_TESTS_E2E_TEST_NODE_H_
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <string>
+#include <thread>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "controller/kube/client.h"
+#include "controller/kube/informer.h"
+
+namespace stampede::e2e {
+
+class TestNode {
+ public:
+  struct Options {
+    std::string node_name;
+    std::string bin_dir;  // empty: commands run as written
+    std::string log_dir;  // must exist
+    std::chrono::milliseconds heartbeat_period{10'000};
+    std::chrono::milliseconds max_grace{10'000};    // longest wait between SIGTERM and SIGKILL
+    std::chrono::milliseconds retry_period{2'000};  // after an API error, or a missing Secret
+  };
+
+  // `client` must outlive the node.
+  TestNode(kube::Client* client, Options options);
+  ~TestNode();  // Stop()
+  TestNode(const TestNode&) = delete;
+  TestNode& operator=(const TestNode&) = delete;
+
+  // Creates the Node (or takes over an existing one of that name), reports it Ready, removes the
+  // not-ready taint, then starts watching its Pods.
+  absl::Status Start();
+  // Stops watching and kills every process group it started (SIGKILL), then returns once the
+  // threads are joined. Pods are left as they are in the API. Idempotent.
+  void Stop();
+
+ private:
+  enum class State { kWaiting, kRunning, kExited };
+
+  // What the node knows about one Pod; owned by the sync thread.
+  struct Run {
+    std::string uid;
+    State state = State::kWaiting;
+    pid_t pid = -1;                                    // also the process group
+    std::string accepted_at, started_at, finished_at;  // RFC 3339
+    bool attempted = false;                            // StartPod ran at least once
+    int exit_code = 0;
+    std::string terminated_reason, terminated_message;
+    bool reported = false;         // the latest state is in the API
+    std::string waiting_reported;  // reason and message of the last Pending report
+    // SIGTERM was sent; SIGKILL is due then.
+    std::optional<std::chrono::steady_clock::time_point> kill_at;
+    bool killed = false;   // SIGKILL was sent
+    bool drained = false;  // exited, and nothing is left of its process group
+    // Sync this Pod again then (retry an API call, or a missing Secret).
+    std::optional<std::chrono::steady_clock::time_point> retry_at;
+  };
+
+  // `ready`: the first heartbeat went through (else the next one is due after retry_period).
+  void SyncLoop(bool ready);
+  void ReapLoop();
+  // Reports the Node Ready and takes the not-ready taint off; false on an API error.
+  bool Heartbeat();
+  void SyncPod(const std::string& key);
+  void StartPod(const kube::Json& pod, Run& run);
+  void Terminate(const kube::Json& pod, Run& run);
+  void Report(const kube::Json& pod, Run& run);
+  void ReportWaiting(const kube::Json& pod, Run& run, const std::string& reason,
+                     const std::string& message);
+  bool Patch(const kube::Json& pod, Run& run, const kube::Json& status);
+  // The exit status the reaper saw for `pid`, if it exited.
+  std::optional<int> TakeExit(pid_t pid);
+
+  // Constant after construction.
+  kube::Client* const client_;
+  const Options options_;
+  std::string registered_at_;
+
+  std::unique_ptr<kube::Informer> informer_;
+  std::thread sync_thread_, reap_thread_;
+  std::map<std::string, Run> runs_;  // by "namespace/name"; sync thread only
+
+  std::mutex mu_;
+  std::condition_variable cv_;  // dirty_, spawned_ or stopping_ changed
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  std::set<std::string> dirty_ ABSL_GUARDED_BY(mu_);  // pods to sync
+  uint64_t spawned_ ABSL_GUARDED_BY(mu_) = 0;         // processes started so far
+  std::set<pid_t> children_ ABSL_GUARDED_BY(mu_);     // main processes not yet reaped
+  // Process groups (the main process's pid) of the Pods the node tracks -> pod key; a group
+  // stays until its last process is reaped.
+  std::map<pid_t, std::string> groups_ ABSL_GUARDED_BY(mu_);
+  std::map<pid_t, int> exits_ ABSL_GUARDED_BY(mu_);  // wait statuses of main processes
+};
+
+}  // namespace stampede::e2e
+
+#endif  // STAMPEDE_TESTS_E2E_TEST_NODE_H_
