@@ -168,9 +168,10 @@ void HttpApi::Route() {
   });
   s.Get("/readyz", [this](const httplib::Request&, httplib::Response& res) {
     // The controller exists only once its gRPC listener is up; shutting down ends readiness.
-    const bool ready = controller_->grpc_port() > 0 && !shutting_down_.load();
+    const bool up = controller_->grpc_port() > 0 && !shutting_down_.load();
+    const bool ready = up && (!options_.ready || options_.ready());
     res.status = ready ? 200 : 503;
-    res.set_content(ready ? "ok\n" : "shutting down\n", "text/plain");
+    res.set_content(ready ? "ok\n" : up ? "not leading\n" : "shutting down\n", "text/plain");
   });
   s.Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
     res.set_content(SerializeMetrics(metrics_->Collect()), kMetricsContentType);

@@ -53,6 +53,9 @@ struct HttpApiOptions {
   int max_active_runs = 4;  // POSTs beyond this many active runs get 429
   // Makes the agent launcher of each new run (required with loadtest_api).
   std::function<std::unique_ptr<AgentLauncher>()> make_launcher;
+  // /readyz also asks this (the operator: ready only while it leads, so that its Service sends
+  // agents to the leader). Unset: always.
+  std::function<bool()> ready;
 };
 
 class HttpApi {

@@ -3,6 +3,7 @@
 #include <string>
 #include <vector>
 
+#include "controller/operator/operator_command.h"
 #include "controller/run_command.h"
 #include "controller/serve_command.h"
 
@@ -11,9 +12,11 @@ int main(int argc, char** argv) {
   if (args.empty() || args[0] == "-h" || args[0] == "--help" || args[0] == "help") {
     std::cout << "stampede: distributed HTTP load testing\n\ncommands:\n"
                  "  run TEST.yaml   run one LoadTest on local agents and exit with its verdict\n"
-                 "  serve           run LoadTests posted to a REST API; Prometheus metrics\n\n"
+                 "  serve           run LoadTests posted to a REST API; Prometheus metrics\n"
+                 "  operator        run the LoadTest custom resources of a Kubernetes cluster\n\n"
               << stampede::controller::kRunUsage << "\n"
-              << stampede::controller::kServeUsage;
+              << stampede::controller::kServeUsage << "\n"
+              << stampede::controller::kOperatorUsage;
     return args.empty() ? 2 : 0;
   }
   if (args[0] == "--version" || args[0] == "version") {
@@ -23,6 +26,9 @@ int main(int argc, char** argv) {
   if (args[0] == "run") return stampede::controller::RunCommand(std::vector<std::string>(args.begin() + 1, args.end()));
   if (args[0] == "serve") {
     return stampede::controller::ServeCommand(std::vector<std::string>(args.begin() + 1, args.end()));
+  }
+  if (args[0] == "operator") {
+    return stampede::controller::OperatorCommand(std::vector<std::string>(args.begin() + 1, args.end()));
   }
   std::cerr << "stampede: unknown command \"" << args[0] << "\" (try: stampede --help)\n";
   return 2;

@@ -130,6 +130,14 @@ void Run::Fail(const std::string& reason, const std::string& message) {
   End(Phase::kFailed, reason, message);
 }
 
+void Run::AgentGone(uint32_t index, const std::string& why) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (index >= agents_.size() || Done()) return;
+  AgentSlot& slot = agents_[index];
+  if (slot.finished || slot.lost) return;
+  AgentLost(index, why);
+}
+
 void Run::End(Phase phase, const std::string& reason, const std::string& message) {
   if (Done() || ending_.has_value()) return;
   SLOG(kInfo) << "run_ending run=" << id_ << " phase=" << PhaseName(phase) << " reason=" << reason << " message=\""

@@ -75,6 +75,9 @@ class Run {
   void Abort(const std::string& reason);
   // Ends the run as Failed with `reason` (e.g. ImagePullFailed, seen by the operator).
   void Fail(const std::string& reason, const std::string& message);
+  // Agent `index` is gone for good (its Pod was deleted or failed): lost now, without waiting
+  // for it to reconnect; the spec's onAgentLoss decides what that does to the run.
+  void AgentGone(uint32_t index, const std::string& why);
 
   // From the gRPC service. OnHello returns false (and the stream should be rejected) when the
   // token is wrong or the index is taken or out of range. A Hello with a start time is an agent

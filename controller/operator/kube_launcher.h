@@ -1,0 +1,65 @@
+// Runs a LoadTest's agents as Kubernetes Pods named <loadtest>-agent-<i>, owned by the LoadTest
+// (deleting it deletes them), that dial the controller's gRPC address and authenticate with the
+// test's token from a Secret the operator owns. The Pods meet the Pod Security "restricted"
+// profile and mount no service-account token.
+//
+// Launch creates every Pod that does not exist yet; one that exists (a restarted operator, or a
+// retry) is adopted, never duplicated. Stop deletes them, unless Detach was called first (the
+// operator is shutting down and the next leader takes the agents over).
+//
+// Thread-safe. `client` must outlive the launcher.
+#ifndef STAMPEDE_CONTROLLER_OPERATOR_KUBE_LAUNCHER_H_
+#define STAMPEDE_CONTROLLER_OPERATOR_KUBE_LAUNCHER_H_
+
+#include <atomic>
+#include <string>
+
+#include "controller/agent_launcher.h"
+#include "controller/kube/client.h"
+#include "stampede/v1/loadtest.pb.h"
+
+namespace stampede::controller {
+
+struct AgentPodOptions {
+  std::string default_image = "ghcr.io/stampede-dev/stampede-agent:0.1.0";
+  std::string agent_command = "/usr/local/bin/stampede-agent";
+  int reconnect_s = 60;  // the agents' reconnect window (STAMPEDE_RECONNECT_SECONDS)
+};
+
+// Labels every agent Pod carries; `stampede.dev/loadtest=<name>` selects one test's Pods.
+inline constexpr char kLoadTestLabel[] = "stampede.dev/loadtest";
+inline constexpr char kAgentIndexLabel[] = "stampede.dev/agent-index";
+inline constexpr char kManagedByLabel[] = "app.kubernetes.io/managed-by";
+inline constexpr char kManagedByValue[] = "stampede-operator";
+
+// <loadtest>-agent-<index>
+std::string AgentPodName(const std::string& loadtest, uint32_t index);
+// The Secret holding a test's token (key "token").
+std::string TokenSecretName(const std::string& loadtest);
+// The ownerReference that ties a child to its LoadTest (controller, blockOwnerDeletion).
+kube::Json OwnerReference(const v1::LoadTest& test);
+// The Pod manifest of agent `index`.
+kube::Json AgentPod(const v1::LoadTest& test, uint32_t index, const std::string& controller_address,
+                    const AgentPodOptions& options);
+
+class KubeLauncher : public AgentLauncher {
+ public:
+  KubeLauncher(kube::Client* client, v1::LoadTest test, AgentPodOptions options);
+
+  absl::Status Launch(const LaunchRequest& request) override;
+  void Stop() override;
+  std::string LogLocation(uint32_t index) const override;
+  // From now on Stop leaves the Pods alone.
+  void Detach() { detached_.store(true); }
+
+ private:
+  kube::Client* const client_;
+  const v1::LoadTest test_;
+  const AgentPodOptions options_;
+  std::atomic<bool> detached_{false};
+  std::atomic<bool> stopped_{false};
+};
+
+}  // namespace stampede::controller
+
+#endif  // STAMPEDE_CONTROLLER_OPERATOR_KUBE_LAUNCHER_H_

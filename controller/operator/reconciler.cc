@@ -1,0 +1,460 @@
+#include "controller/operator/reconciler.h"
+
+#include <algorithm>
+#include <vector>
+
+#include "absl/strings/escaping.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "common/clock.h"
+#include "common/logging.h"
+#include "common/spec.h"
+#include "common/status_macros.h"
+#include "controller/run.h"
+
+namespace stampede::controller {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+bool Terminal(const std::string& phase) { return phase == "Succeeded" || phase == "Failed" || phase == "Aborted"; }
+
+std::string StringAt(const kube::Json& j, std::initializer_list<const char*> path) {
+  const kube::Json* at = &j;
+  for (const char* key : path) {
+    if (!at->is_object() || !at->contains(key)) return "";
+    at = &(*at)[key];
+  }
+  return at->is_string() ? at->get<std::string>() : "";
+}
+
+bool HasFinalizer(const kube::Json& object) {
+  const kube::Json& meta = object["metadata"];
+  if (!meta.contains("finalizers") || !meta["finalizers"].is_array()) return false;
+  for (const kube::Json& f : meta["finalizers"]) {
+    if (f.is_string() && f.get<std::string>() == kFinalizer) return true;
+  }
+  return false;
+}
+
+std::pair<std::string, std::string> SplitKey(const std::string& key) {
+  const size_t slash = key.find('/');
+  return {key.substr(0, slash), key.substr(slash + 1)};
+}
+
+// Container waiting reasons after which the Pod will not run without someone changing something.
+const char* StuckReason(const std::string& waiting) {
+  if (waiting == "ErrImagePull" || waiting == "ImagePullBackOff" || waiting == "InvalidImageName" ||
+      waiting == "ErrImageNeverPull") {
+    return "ImagePullFailed";
+  }
+  if (waiting == "CreateContainerConfigError" || waiting == "CreateContainerError" || waiting == "CrashLoopBackOff") {
+    return "AgentStartFailed";
+  }
+  return nullptr;
+}
+
+}  // namespace
+
+kube::Json StatusJson(const v1::LoadTestStatus& status) {
+  v1::LoadTest holder;
+  *holder.mutable_status() = status;
+  kube::Json j = kube::Json::parse(common::LoadTestToJson(holder), nullptr, /*allow_exceptions=*/false);
+  if (!j.is_object() || !j.contains("status")) return kube::Json::object();
+  return j["status"];
+}
+
+Reconciler::Reconciler(kube::Client* client, Controller* controller, ReconcilerOptions options)
+    : client_(client), controller_(controller), options_(std::move(options)) {}
+
+Reconciler::~Reconciler() { Stop(); }
+
+std::string Reconciler::LoadTestsPath(const std::string& ns) const {
+  return ns.empty() ? "/apis/stampede.dev/v1alpha1/loadtests"
+                    : absl::StrCat("/apis/stampede.dev/v1alpha1/namespaces/", ns, "/loadtests");
+}
+
+bool Reconciler::Start(std::chrono::milliseconds sync_timeout) {
+  loadtests_ = std::make_unique<kube::Informer>(client_, LoadTestsPath(options_.watch_namespace),
+                                                [this](const kube::Json& object, bool) { Enqueue(kube::ObjectKey(object)); });
+  kube::Informer::Options pod_options;
+  pod_options.label_selector = absl::StrCat(kManagedByLabel, "=", kManagedByValue);
+  const std::string pods_path = options_.watch_namespace.empty()
+                                    ? "/api/v1/pods"
+                                    : absl::StrCat("/api/v1/namespaces/", options_.watch_namespace, "/pods");
+  pods_ = std::make_unique<kube::Informer>(
+      client_, pods_path,
+      [this](const kube::Json& pod, bool) {
+        const std::string test = StringAt(pod, {"metadata", "labels", kLoadTestLabel});
+        if (!test.empty()) Enqueue(absl::StrCat(kube::MetadataField(pod, "namespace"), "/", test));
+      },
+      pod_options);
+  loadtests_->Start();
+  pods_->Start();
+  if (!loadtests_->WaitForSync(sync_timeout) || !pods_->WaitForSync(sync_timeout)) return false;
+  for (const kube::Json& object : loadtests_->List()) Enqueue(kube::ObjectKey(object));
+  worker_ = std::thread([this] { Work(); });
+  return true;
+}
+
+void Reconciler::Stop() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (stopping_) return;
+    stopping_ = true;
+  }
+  cv_.notify_all();
+  if (worker_.joinable()) worker_.join();
+  if (loadtests_ != nullptr) loadtests_->Stop();
+  if (pods_ != nullptr) pods_->Stop();
+  // The tests go on without us; whoever leads next adopts them.
+  for (auto& [key, active] : active_) active.launcher->Detach();
+  active_.clear();
+}
+
+void Reconciler::Enqueue(const std::string& key) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    queue_.insert(key);
+  }
+  cv_.notify_all();
+}
+
+void Reconciler::Work() {
+  while (true) {
+    std::set<std::string> keys;
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      cv_.wait_for(lock, std::chrono::seconds(1), [this] { return stopping_ || !queue_.empty(); });
+      if (stopping_) return;
+      keys.swap(queue_);
+    }
+    // Running tests are looked at every second whatever happens: their status comes from the
+    // Run, not from the API server.
+    for (const auto& [key, active] : active_) keys.insert(key);
+    for (const std::string& key : keys) {
+      absl::Status s;
+      try {
+        s = Reconcile(key);
+      } catch (const std::exception& e) {
+        // An object of an unexpected shape (a JSON type error): never take the operator down.
+        s = absl::InternalError(absl::StrCat("unexpected object: ", e.what()));
+      }
+      if (!s.ok()) {
+        SLOG(kWarning) << "reconcile_failed loadtest=" << key << " error=\"" << s.message() << "\"";
+        std::lock_guard<std::mutex> lock(mu_);
+        failed_.insert(key);
+      }
+    }
+    // Failed keys are tried again on the next round (at most a second later).
+    std::lock_guard<std::mutex> lock(mu_);
+    for (const std::string& key : failed_) queue_.insert(key);
+    failed_.clear();
+  }
+}
+
+absl::Status Reconciler::Reconcile(const std::string& key) {
+  const auto [ns, name] = SplitKey(key);
+  std::optional<kube::Json> object = loadtests_->Get(key);
+  auto it = active_.find(key);
+  if (!object.has_value()) {
+    // Gone without our finalizer running (it was removed by hand): stop what is left.
+    if (it != active_.end()) {
+      it->second.launcher->Stop();
+      controller_->RemoveRun(it->second.uid);
+      active_.erase(it);
+    }
+    return absl::OkStatus();
+  }
+  const std::string uid = kube::MetadataField(*object, "uid");
+  if (it != active_.end() && it->second.uid != uid) {
+    // A new LoadTest with an old one's name: the old run is over.
+    it->second.launcher->Stop();
+    controller_->RemoveRun(it->second.uid);
+    active_.erase(it);
+    it = active_.end();
+  }
+  if (!kube::MetadataField(*object, "deletionTimestamp").empty()) return Finalize(key, *object);
+
+  const std::string phase = StringAt(*object, {"status", "phase"});
+  if (Terminal(phase)) {
+    if (it != active_.end()) {
+      controller_->RemoveRun(uid);
+      active_.erase(it);
+    }
+    return absl::OkStatus();  // absorbing: never started again
+  }
+  if (!HasFinalizer(*object)) {
+    auto updated = client_->UpdateWithRetry(absl::StrCat(LoadTestsPath(ns), "/", name), [](kube::Json& o) {
+      if (!HasFinalizer(o)) o["metadata"]["finalizers"].push_back(kFinalizer);
+      return absl::OkStatus();
+    });
+    if (!updated.ok()) return updated.status();
+  }
+  if (it == active_.end()) return Begin(key, *object, phase);
+
+  Active& active = it->second;
+  if (object->contains("spec") && (*object)["spec"].value("abort", false)) {
+    active.run->Abort("spec.abort was set to true");
+  }
+  WatchPods(key, active);
+  return SyncStatus(key, active, /*force=*/false);
+}
+
+absl::Status Reconciler::Begin(const std::string& key, const kube::Json& object, const std::string& phase) {
+  const auto [ns, name] = SplitKey(key);
+  kube::Json spec_only = object;
+  spec_only.erase("status");
+  auto test = common::ParseLoadTest(spec_only.dump());
+  if (!test.ok()) {
+    // The API server's schema cannot say everything spec.cc checks (see the CRD tests).
+    v1::LoadTestStatus status;
+    status.set_phase("Failed");
+    status.set_reason("InvalidSpec");
+    status.set_message(std::string(test.status().message()));
+    status.set_observed_generation(object["metadata"].value("generation", int64_t{0}));
+    status.set_completion_time(Rfc3339(common::RealtimeNanos()));
+    Event(object, "Warning", "InvalidSpec", std::string(test.status().message()));
+    return WriteStatus(ns, name, StatusJson(status));
+  }
+  if (test->spec().abort()) {
+    v1::LoadTestStatus status;
+    status.set_phase("Aborted");
+    status.set_reason("Aborted");
+    status.set_message("spec.abort was set before the test started");
+    status.set_observed_generation(test->metadata().generation());
+    status.set_completion_time(Rfc3339(common::RealtimeNanos()));
+    return WriteStatus(ns, name, StatusJson(status));
+  }
+  ASSIGN_OR_RETURN(std::string token, EnsureToken(*test));
+  const bool adopting = phase == "Starting" || phase == "Running";
+  auto launcher = std::make_unique<KubeLauncher>(client_, *test, options_.pods);
+  KubeLauncher* raw = launcher.get();
+  const std::string uid = test->metadata().uid();
+  Active& active = active_[key];
+  active.uid = uid;
+  active.launcher = raw;
+  active.test = *test;
+  active.adopted = adopting;
+  active.run = controller_->StartRun(*test, std::move(launcher), uid, token, options_.run);
+  SLOG(kInfo) << "loadtest_" << (adopting ? "adopted" : "started") << " loadtest=" << key << " uid=" << uid
+              << " agents=" << test->spec().agents();
+  Event(object, "Normal", adopting ? "Adopted" : "Started",
+        adopting ? absl::StrCat("taking over the running test; its ", test->spec().agents(), " agent(s) reconnect")
+                 : absl::StrCat("launching ", test->spec().agents(), " agent Pod(s)"));
+  return SyncStatus(key, active, /*force=*/true);
+}
+
+void Reconciler::WatchPods(const std::string& key, Active& active) {
+  const auto [ns, name] = SplitKey(key);
+  Run& run = *active.run;
+  if (run.Done()) return;
+  const Phase phase = run.phase();
+  std::vector<bool> present(active.test.spec().agents(), false);
+  for (const kube::Json& pod : pods_->List()) {
+    if (kube::MetadataField(pod, "namespace") != ns || StringAt(pod, {"metadata", "labels", kLoadTestLabel}) != name) {
+      continue;
+    }
+    const std::string pod_name = kube::MetadataField(pod, "name");
+    uint32_t index = 0;
+    if (!absl::SimpleAtoi(StringAt(pod, {"metadata", "labels", kAgentIndexLabel}), &index) || index >= present.size()) {
+      continue;
+    }
+    present[index] = true;
+    if (!kube::MetadataField(pod, "deletionTimestamp").empty()) {
+      run.AgentGone(index, absl::StrCat("agent Pod ", pod_name, " was deleted"));
+      continue;
+    }
+    const kube::Json& status = pod.contains("status") ? pod["status"] : kube::Json::object();
+    if (status.contains("containerStatuses") && status["containerStatuses"].is_array()) {
+      for (const kube::Json& cs : status["containerStatuses"]) {
+        const std::string waiting = StringAt(cs, {"state", "waiting", "reason"});
+        if (const char* reason = StuckReason(waiting); reason != nullptr) {
+          run.Fail(reason, absl::StrCat("agent Pod ", pod_name, ": ", waiting, ": ",
+                                        StringAt(cs, {"state", "waiting", "message"})));
+        }
+      }
+    }
+    const std::string pod_phase = StringAt(status, {"phase"});
+    if (pod_phase == "Failed") {
+      int exit_code = -1;
+      if (status.contains("containerStatuses") && status["containerStatuses"].is_array() &&
+          !status["containerStatuses"].empty()) {
+        const kube::Json& term = status["containerStatuses"][0]["state"];
+        if (term.contains("terminated")) exit_code = term["terminated"].value("exitCode", -1);
+      }
+      const std::string why = absl::StrCat("agent Pod ", pod_name, " failed (exit code ", exit_code,
+                                           "); log: kubectl logs -n ", ns, " ", pod_name);
+      if (phase == Phase::kStarting) {
+        run.Fail("AgentFailed", why);
+      } else {
+        run.AgentGone(index, why);
+      }
+    }
+    if (phase == Phase::kStarting && status.contains("conditions") && status["conditions"].is_array()) {
+      for (const kube::Json& c : status["conditions"]) {
+        if (StringAt(c, {"type"}) == "PodScheduled" && StringAt(c, {"status"}) == "False" &&
+            StringAt(c, {"reason"}) == "Unschedulable") {
+          auto [at, inserted] = active.unschedulable_since.emplace(pod_name, Clock::now());
+          if (Clock::now() - at->second >= options_.unschedulable_timeout) {
+            run.Fail("Unschedulable", absl::StrCat("agent Pod ", pod_name, " cannot be scheduled: ",
+                                                   StringAt(c, {"message"})));
+          }
+        }
+      }
+    }
+  }
+  // A Pod that vanished after the launch (deleted with no grace period) is a lost agent too.
+  if (phase == Phase::kRunning) {
+    for (uint32_t i = 0; i < present.size(); ++i) {
+      if (!present[i]) run.AgentGone(i, absl::StrCat("agent Pod ", AgentPodName(name, i), " is gone"));
+    }
+  }
+}
+
+absl::Status Reconciler::SyncStatus(const std::string& key, Active& active, bool force) {
+  const auto [ns, name] = SplitKey(key);
+  const Run::Snapshot snap = active.run->TakeSnapshot(false);
+  // An adopted test stays Running in the API while its agents come back.
+  if (active.adopted && snap.phase == Phase::kStarting) return absl::OkStatus();
+  kube::Json status = StatusJson(snap.status);
+  const bool done = snap.phase == Phase::kSucceeded || snap.phase == Phase::kFailed || snap.phase == Phase::kAborted;
+  if (status != active.last_status) {
+    const bool phase_changed = status.value("phase", "") != active.last_status.value("phase", "");
+    if (!force && !phase_changed && Clock::now() - active.last_write < options_.status_interval) {
+      return absl::OkStatus();  // the next round writes it
+    }
+    RETURN_IF_ERROR(WriteStatus(ns, name, status));
+    if (phase_changed && done) {
+      kube::Json object = {{"metadata", {{"name", name}, {"namespace", ns}, {"uid", active.uid}}}};
+      Event(object, snap.phase == Phase::kSucceeded ? "Normal" : "Warning", snap.status.reason(),
+            absl::StrCat(snap.status.message(), "; requests ", snap.status.summary().requests(), ", p95 ",
+                         snap.status.summary().p95().empty() ? "n/a" : snap.status.summary().p95()));
+    }
+    active.last_status = std::move(status);
+    active.last_write = Clock::now();
+  }
+  if (done) {
+    // The final status is written: the Run's own end already deleted the Pods.
+    CleanUp(ns, name);
+    controller_->RemoveRun(active.uid);
+    active_.erase(key);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Reconciler::WriteStatus(const std::string& ns, const std::string& name, const kube::Json& status) {
+  auto written = client_->MergePatch(absl::StrCat(LoadTestsPath(ns), "/", name, "/status"), {{"status", status}});
+  return written.ok() ? absl::OkStatus() : written.status();
+}
+
+absl::Status Reconciler::Finalize(const std::string& key, const kube::Json& object) {
+  const auto [ns, name] = SplitKey(key);
+  auto it = active_.find(key);
+  if (it != active_.end()) {
+    Active& active = it->second;
+    active.run->Abort("the LoadTest was deleted");
+    active.run->WaitDone(5000);  // the agents' last reports, for the final result
+    kube::Json status = StatusJson(active.run->Status());
+    status["reason"] = "Deleted";
+    if (absl::Status s = WriteStatus(ns, name, status); !s.ok()) {
+      SLOG(kWarning) << "final_status_not_written loadtest=" << key << " error=\"" << s.message() << "\"";
+    }
+    Event(object, "Normal", "Deleted",
+          absl::StrCat("stopped by deletion after ", active.run->Status().summary().requests(), " requests"));
+    active.launcher->Stop();
+    controller_->RemoveRun(active.uid);
+    active_.erase(it);
+  }
+  CleanUp(ns, name);
+  if (!HasFinalizer(object)) return absl::OkStatus();
+  auto updated = client_->UpdateWithRetry(absl::StrCat(LoadTestsPath(ns), "/", name), [](kube::Json& o) {
+    kube::Json& finalizers = o["metadata"]["finalizers"];
+    if (!finalizers.is_array()) return absl::OkStatus();
+    finalizers.erase(std::remove(finalizers.begin(), finalizers.end(), kube::Json(kFinalizer)), finalizers.end());
+    return absl::OkStatus();
+  });
+  if (!updated.ok() && updated.status().code() != absl::StatusCode::kNotFound) return updated.status();
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::string> Reconciler::EnsureToken(const v1::LoadTest& test) {
+  const std::string& ns = test.metadata().namespace_();
+  const std::string secret_name = TokenSecretName(test.metadata().name());
+  const std::string path = absl::StrCat("/api/v1/namespaces/", ns, "/secrets");
+  const std::string token = RandomToken();
+  kube::Json secret = {
+      {"apiVersion", "v1"},
+      {"kind", "Secret"},
+      {"metadata",
+       {{"name", secret_name},
+        {"namespace", ns},
+        {"labels", {{kManagedByLabel, kManagedByValue}, {kLoadTestLabel, test.metadata().name()}}},
+        {"ownerReferences", kube::Json::array({OwnerReference(test)})}}},
+      {"type", "Opaque"},
+      {"data", {{"token", absl::Base64Escape(token)}}},
+  };
+  auto created = client_->Create(path, secret);
+  if (created.ok()) return token;
+  if (created.status().code() != absl::StatusCode::kAlreadyExists) return created.status();
+  // Ours from before a restart: the running agents hold this token.
+  ASSIGN_OR_RETURN(kube::Json existing, client_->Get(absl::StrCat(path, "/", secret_name)));
+  std::string decoded;
+  if (!absl::Base64Unescape(StringAt(existing, {"data", "token"}), &decoded) || decoded.empty()) {
+    return absl::FailedPreconditionError(absl::StrCat("Secret ", ns, "/", secret_name, " has no usable token"));
+  }
+  return decoded;
+}
+
+void Reconciler::CleanUp(const std::string& ns, const std::string& name) {
+  auto deleted = client_->Delete(absl::StrCat("/api/v1/namespaces/", ns, "/secrets/", TokenSecretName(name)));
+  if (!deleted.ok() && deleted.status().code() != absl::StatusCode::kNotFound) {
+    SLOG(kWarning) << "secret_delete_failed loadtest=" << ns << "/" << name << " error=\"" << deleted.status().message()
+                   << "\"";
+  }
+  for (const kube::Json& pod : pods_->List()) {
+    if (kube::MetadataField(pod, "namespace") != ns || StringAt(pod, {"metadata", "labels", kLoadTestLabel}) != name ||
+        !kube::MetadataField(pod, "deletionTimestamp").empty()) {
+      continue;
+    }
+    auto gone = client_->Delete(absl::StrCat("/api/v1/namespaces/", ns, "/pods/", kube::MetadataField(pod, "name")));
+    if (!gone.ok() && gone.status().code() != absl::StatusCode::kNotFound) {
+      SLOG(kWarning) << "agent_pod_delete_failed pod=" << ns << "/" << kube::MetadataField(pod, "name") << " error=\""
+                     << gone.status().message() << "\"";
+    }
+  }
+}
+
+void Reconciler::Event(const kube::Json& object, const std::string& type, const std::string& reason,
+                       const std::string& message) {
+  const std::string ns = kube::MetadataField(object, "namespace");
+  const std::string name = kube::MetadataField(object, "name");
+  const std::string now = Rfc3339(common::RealtimeNanos());
+  kube::Json event = {
+      {"apiVersion", "v1"},
+      {"kind", "Event"},
+      {"metadata", {{"generateName", absl::StrCat(name, ".")}, {"namespace", ns}}},
+      {"involvedObject",
+       {{"apiVersion", "stampede.dev/v1alpha1"},
+        {"kind", "LoadTest"},
+        {"name", name},
+        {"namespace", ns},
+        {"uid", kube::MetadataField(object, "uid")}}},
+      {"type", type},
+      {"reason", reason},
+      {"message", message.substr(0, 1024)},
+      {"source", {{"component", "stampede-operator"}}},
+      {"reportingComponent", "stampede-operator"},
+      {"reportingInstance", options_.identity.empty() ? "stampede-operator" : options_.identity},
+      {"firstTimestamp", now},
+      {"lastTimestamp", now},
+      {"count", 1},
+  };
+  auto created = client_->Create(absl::StrCat("/api/v1/namespaces/", ns, "/events"), event);
+  if (!created.ok()) {
+    SLOG(kWarning) << "event_not_recorded loadtest=" << ns << "/" << name << " reason=" << reason << " error=\""
+                   << created.status().message() << "\"";
+  }
+}
+
+}  // namespace stampede::controller

@@ -1,0 +1,420 @@
+// `stampede operator` against a real control plane (kube-apiserver, scheduler, garbage collector,
+// etcd) whose Pods are run as local processes by stampede-test-node: LoadTests applied with kubectl
+// run on agent Pods that dial the operator on 127.0.0.1 and load the test target, also on
+// 127.0.0.1. Each test states one promise of the operator and checks it from the outside (kubectl,
+// the API, the target's own count), never through the operator's internals.
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <fstream>
+#include <functional>
+#include <map>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "gtest/gtest.h"
+#include "tests/e2e/cluster.h"
+#include "tests/integration/process.h"
+
+namespace stampede::e2e {
+namespace {
+
+using nlohmann::json;
+using std::chrono::milliseconds;
+using std::chrono::seconds;
+using Clock = std::chrono::steady_clock;
+
+int FreePort() {
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
+  socklen_t len = sizeof(addr);
+  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  close(fd);
+  return ntohs(addr.sin_port);
+}
+
+std::string Dir(const std::string& path) { return path.substr(0, path.rfind('/')); }
+
+// Polls `done` every 100 ms until it holds or `timeout` passes.
+bool WaitUntil(seconds timeout, const std::function<bool()>& done) {
+  const auto deadline = Clock::now() + timeout;
+  while (Clock::now() < deadline) {
+    if (done()) return true;
+    std::this_thread::sleep_for(milliseconds(100));
+  }
+  return done();
+}
+
+size_t Count(const std::string& haystack, const std::string& needle) {
+  size_t n = 0;
+  for (size_t at = haystack.find(needle); at != std::string::npos;
+       at = haystack.find(needle, at + 1))
+    ++n;
+  return n;
+}
+
+class OperatorE2eTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    Cluster::Options options;
+    options.node_bin_dir = Dir(testing::AgentBinary());
+    options.crd_files = {std::string(STAMPEDE_SOURCE_DIR) +
+                         "/deploy/crd/loadtests.stampede.dev.yaml"};
+    auto cluster = Cluster::Start(options);
+    ASSERT_TRUE(cluster.ok()) << cluster.status();
+    cluster_ = cluster->release();
+    target_ = new testing::TestTarget();
+    grpc_port_ = FreePort();
+    std::ofstream(cluster_->dir() + "/ns.yaml")
+        << "apiVersion: v1\nkind: Namespace\nmetadata: {name: stampede-system}\n";
+    const CommandResult ns = cluster_->Kubectl({"apply", "-f", cluster_->dir() + "/ns.yaml"});
+    ASSERT_EQ(ns.exit_code, 0) << ns.ToString();
+  }
+  static void TearDownTestSuite() {
+    operator_.reset();
+    standby_.reset();
+    delete target_;
+    target_ = nullptr;
+    delete cluster_;
+    cluster_ = nullptr;
+  }
+
+  void SetUp() override {
+    ASSERT_NE(cluster_, nullptr);
+    EnsureOperator();
+    testing::HttpGet(target_->Url("/stats/reset"));
+  }
+
+  // An operator replica on the agents' port, leading (started when none runs).
+  static std::unique_ptr<testing::Process> StartOperator(const std::string& identity,
+                                                         int grpc_port) {
+    return std::make_unique<testing::Process>(std::vector<std::string>{
+        testing::ControllerBinary(), "operator", "--kubeconfig", cluster_->admin_kubeconfig(),
+        "--grpc-listen=127.0.0.1:" + std::to_string(grpc_port),
+        "--advertise-address=127.0.0.1:" + std::to_string(grpc_port),
+        "--metrics-listen=127.0.0.1:0", "--leader-elect", "--lease-namespace=stampede-system",
+        "--identity=" + identity, "--lease-duration=6s", "--renew-deadline=4s", "--retry-period=1s",
+        "--agent-reconnect=30s", "--status-interval=1s"});
+  }
+  void EnsureOperator() {
+    if (operator_ != nullptr && !operator_->Wait(milliseconds(0)).has_value()) return;
+    operator_ = StartOperator("op-" + std::to_string(++generation_), grpc_port_);
+    ASSERT_TRUE(WaitUntil(seconds(30), [] {
+      return operator_->Stderr().find("msg=reconciling") != std::string::npos;
+    })) << operator_->Stderr();
+  }
+
+  std::string Apply(const std::string& name, const std::string& spec) {
+    const std::string file = cluster_->dir() + "/" + name + ".yaml";
+    std::ofstream(file) << "apiVersion: stampede.dev/v1alpha1\nkind: LoadTest\nmetadata: {name: "
+                        << name << ", namespace: default}\nspec:\n  target: {url: \""
+                        << target_->Url("/") << "\"}\n"
+                        << spec;
+    const CommandResult r = cluster_->Kubectl({"apply", "-f", file});
+    EXPECT_EQ(r.exit_code, 0) << r.ToString();
+    return file;
+  }
+  json Get(const std::string& name) {
+    auto lt =
+        cluster_->client().Get("/apis/stampede.dev/v1alpha1/namespaces/default/loadtests/" + name);
+    return lt.ok() ? *lt : json();
+  }
+  std::string Phase(const std::string& name) {
+    json lt = Get(name);
+    return lt.is_object() && lt.contains("status") ? lt["status"].value("phase", "") : "";
+  }
+  std::vector<json> Pods(const std::string& name) {
+    auto list =
+        cluster_->client().List("/api/v1/namespaces/default/pods", "stampede.dev/loadtest=" + name);
+    return list.ok() ? (*list)["items"].get<std::vector<json>>() : std::vector<json>();
+  }
+  bool WaitPhase(const std::string& name, const std::set<std::string>& phases, seconds timeout) {
+    return WaitUntil(timeout, [&] { return phases.count(Phase(name)) != 0; });
+  }
+  std::string Diagnose(const std::string& name) {
+    return "LoadTest: " + Get(name).dump(1) + "\noperator log:\n" + operator_->Stderr() + "\n" +
+           cluster_->Logs(1500);
+  }
+
+  static Cluster* cluster_;
+  static testing::TestTarget* target_;
+  static int grpc_port_;
+  static int generation_;
+  static std::unique_ptr<testing::Process> operator_, standby_;
+};
+
+Cluster* OperatorE2eTest::cluster_ = nullptr;
+testing::TestTarget* OperatorE2eTest::target_ = nullptr;
+int OperatorE2eTest::grpc_port_ = 0;
+int OperatorE2eTest::generation_ = 0;
+std::unique_ptr<testing::Process> OperatorE2eTest::operator_, OperatorE2eTest::standby_;
+
+TEST_F(OperatorE2eTest, AppliedLoadTestSucceedsWithEveryRequestTheTargetServed) {
+  Apply("basic",
+        "  requests: [{name: home, path: /}, {name: hello, path: /hello}]\n"
+        "  load: {users: 4, thinkTime: {min: 5ms, max: 20ms}}\n  duration: 4s\n  agents: 2\n"
+        "  thresholds: [\"p99 < 5s\", \"error_rate < 1%\"]\n");
+  // The way CI waits for a test.
+  const CommandResult wait = cluster_->Kubectl(
+      {"wait", "--for=condition=Complete", "loadtest/basic", "--timeout=90s"}, seconds(100));
+  ASSERT_EQ(wait.exit_code, 0) << wait.ToString() << "\n" << Diagnose("basic");
+  const json lt = Get("basic");
+  const json& status = lt["status"];
+  EXPECT_EQ(status.value("phase", ""), "Succeeded") << Diagnose("basic");
+  EXPECT_EQ(status["agents"].value("desired", 0), 2);
+  EXPECT_EQ(status["agents"].value("finished", 0), 2);
+  EXPECT_EQ(status["summary"].value("requests", uint64_t{0}),
+            static_cast<uint64_t>(target_->Served()))
+      << "every request the target served, counted once";
+  EXPECT_GT(status["summary"].value("requests", uint64_t{0}), 0u);
+  EXPECT_FALSE(status["summary"].value("p95", "").empty());
+  EXPECT_EQ(status["thresholds"].size(), 2u);
+  EXPECT_EQ(status.value("observedGeneration", 0), lt["metadata"].value("generation", -1));
+  // kubectl get shows the columns people watch.
+  const CommandResult get = cluster_->Kubectl({"get", "lt", "basic"});
+  EXPECT_NE(get.out.find("Succeeded"), std::string::npos) << get.ToString();
+  EXPECT_NE(get.out.find("P95"), std::string::npos) << get.ToString();
+  // Cleaned up: no Pods, no Secret; the finalizer stays until the LoadTest is deleted.
+  EXPECT_TRUE(WaitUntil(seconds(20), [&] { return Pods("basic").empty(); })) << Diagnose("basic");
+  EXPECT_NE(cluster_->Kubectl({"get", "secret", "basic-agent-token"}).exit_code, 0);
+  // Events for the main transitions.
+  const CommandResult events = cluster_->Kubectl(
+      {"get", "events", "--field-selector", "involvedObject.name=basic", "-o", "json"});
+  EXPECT_NE(events.out.find("\"Started\""), std::string::npos) << events.ToString();
+  EXPECT_NE(events.out.find("\"Succeeded\""), std::string::npos) << events.ToString();
+  // No writes once nothing changes (a hot loop would bump the resourceVersion).
+  const std::string rv = Get("basic")["metadata"].value("resourceVersion", "");
+  std::this_thread::sleep_for(seconds(3));
+  EXPECT_EQ(Get("basic")["metadata"].value("resourceVersion", ""), rv)
+      << "the operator keeps writing a finished test";
+  ASSERT_EQ(cluster_->Kubectl({"delete", "lt", "basic", "--timeout=30s"}).exit_code, 0);
+}
+
+TEST_F(OperatorE2eTest, SpecErrorsTheSchemaCannotSeeEndAsFailedInvalidSpec) {
+  Apply("badthreshold", "  load: {users: 1}\n  duration: 2s\n  thresholds: [\"p95 <\"]\n");
+  ASSERT_TRUE(WaitPhase("badthreshold", {"Failed"}, seconds(30))) << Diagnose("badthreshold");
+  const json status = Get("badthreshold")["status"];
+  EXPECT_EQ(status.value("reason", ""), "InvalidSpec");
+  EXPECT_NE(status.value("message", "").find("spec.thresholds[0]"), std::string::npos)
+      << status.dump();
+  EXPECT_TRUE(Pods("badthreshold").empty());
+  cluster_->Kubectl({"delete", "lt", "badthreshold", "--timeout=30s"});
+}
+
+TEST_F(OperatorE2eTest, DeletingARunningLoadTestStopsItsAgentsAndRemovesItsPods) {
+  Apply("deleteme",
+        "  load: {users: 2, thinkTime: {min: 10ms, max: 20ms}}\n  duration: 5m\n  agents: 2\n");
+  ASSERT_EQ(cluster_
+                ->Kubectl({"wait", "--for=condition=Running", "loadtest/deleteme", "--timeout=60s"},
+                          seconds(70))
+                .exit_code,
+            0)
+      << Diagnose("deleteme");
+  ASSERT_EQ(Pods("deleteme").size(), 2u);
+  // While it runs: its Secret exists, and a user with only the `view` role cannot read it.
+  EXPECT_EQ(cluster_->Kubectl({"get", "secret", "deleteme-agent-token"}).exit_code, 0);
+  const CommandResult viewer =
+      cluster_->KubectlAs("viewer", {"get", "secret", "deleteme-agent-token"});
+  EXPECT_NE(viewer.exit_code, 0);
+  EXPECT_NE(viewer.err.find("Forbidden"), std::string::npos) << viewer.ToString();
+  EXPECT_EQ(cluster_->KubectlAs("viewer", {"get", "lt", "deleteme"}).exit_code, 0);
+
+  const auto t0 = Clock::now();
+  const CommandResult del =
+      cluster_->Kubectl({"delete", "lt", "deleteme", "--timeout=60s"}, seconds(70));
+  ASSERT_EQ(del.exit_code, 0) << del.ToString() << Diagnose("deleteme");
+  EXPECT_TRUE(WaitUntil(seconds(30), [&] { return Pods("deleteme").empty(); }))
+      << Diagnose("deleteme");
+  RecordProperty(
+      "delete_to_pods_gone_ms",
+      std::to_string(std::chrono::duration_cast<milliseconds>(Clock::now() - t0).count()));
+  EXPECT_NE(cluster_->Kubectl({"get", "secret", "deleteme-agent-token"}).exit_code, 0);
+  // The agents stopped sending load.
+  const long served = target_->Served();
+  std::this_thread::sleep_for(seconds(1));
+  EXPECT_EQ(target_->Served(), served) << "load continued after the LoadTest was deleted";
+}
+
+TEST_F(OperatorE2eTest, OperatorKilledMidRunIsReplacedAndTheTestFinishesOnceWithEverything) {
+  Apply("restart",
+        "  requests: [{name: home, path: /}]\n"
+        "  load: {users: 4, thinkTime: {min: 5ms, max: 15ms}}\n  duration: 14s\n  agents: 2\n");
+  ASSERT_TRUE(WaitUntil(seconds(60), [&] {
+    const json lt = Get("restart");
+    return lt.contains("status") && lt["status"].value("phase", "") == "Running" &&
+           lt["status"]["summary"].value("requests", uint64_t{0}) > 0;
+  })) << Diagnose("restart");
+  std::map<std::string, std::string> uids;  // pod name -> uid
+  for (const json& pod : Pods("restart")) uids[pod["metadata"]["name"]] = pod["metadata"]["uid"];
+  ASSERT_EQ(uids.size(), 2u);
+
+  operator_->Signal(SIGKILL);
+  ASSERT_TRUE(operator_->Wait(seconds(5)).has_value());
+  const std::string dead_log = operator_->Stderr();
+  operator_ = StartOperator("op-" + std::to_string(++generation_),
+                            grpc_port_);  // waits out the dead one's Lease
+
+  // The new leader adopts the test: it finds both Pods and creates none.
+  ASSERT_TRUE(
+      WaitUntil(seconds(40),
+                [] { return operator_->Stderr().find("loadtest_adopted") != std::string::npos; }))
+      << Diagnose("restart") << "\nkilled operator:\n"
+      << dead_log;
+  EXPECT_TRUE(WaitUntil(seconds(10), [] {
+    return operator_->Stderr().find("created=0 adopted=2") != std::string::npos;
+  })) << operator_->Stderr();
+  std::map<std::string, std::string> after;
+  for (const json& pod : Pods("restart")) after[pod["metadata"]["name"]] = pod["metadata"]["uid"];
+  EXPECT_EQ(after, uids) << "agent Pods were replaced";
+
+  ASSERT_TRUE(WaitPhase("restart", {"Succeeded", "Failed", "Aborted"}, seconds(90)))
+      << Diagnose("restart") << "\nkilled operator:\n"
+      << dead_log;
+  const json status = Get("restart")["status"];
+  EXPECT_EQ(status.value("phase", ""), "Succeeded") << Diagnose("restart");
+  EXPECT_EQ(status["summary"].value("requests", uint64_t{0}),
+            static_cast<uint64_t>(target_->Served()))
+      << "requests before and after the restart, each counted once";
+  // Each agent was assigned and started once, and resumed with the new operator.
+  for (const auto& [pod, uid] : uids) {
+    const std::string log = cluster_->PodLog("default", pod);
+    EXPECT_EQ(Count(log, "msg=assigned"), 1u) << pod << ":\n" << log;
+    EXPECT_GE(Count(log, "resumed_session"), 1u) << pod << ":\n" << log;
+  }
+  cluster_->Kubectl({"delete", "lt", "restart", "--timeout=30s"});
+}
+
+TEST_F(OperatorE2eTest, DeletedAgentPodFailsTheTestOrLeavesItPartialAsTheSpecSays) {
+  for (const std::string policy : {"fail", "continue"}) {
+    const std::string name = "podloss-" + policy;
+    Apply(name,
+          "  load: {users: 3, thinkTime: {min: 10ms, max: 20ms}}\n  duration: 12s\n  agents: 3\n"
+          "  onAgentLoss: " +
+              policy + "\n");
+    ASSERT_EQ(
+        cluster_
+            ->Kubectl({"wait", "--for=condition=Running", "loadtest/" + name, "--timeout=60s"},
+                      seconds(70))
+            .exit_code,
+        0)
+        << Diagnose(name);
+    ASSERT_EQ(cluster_->Kubectl({"delete", "pod", name + "-agent-1", "--wait=false"}).exit_code, 0);
+    ASSERT_TRUE(WaitPhase(name, {"Succeeded", "Failed", "Aborted"}, seconds(60))) << Diagnose(name);
+    const json status = Get(name)["status"];
+    if (policy == "fail") {
+      EXPECT_EQ(status.value("phase", ""), "Failed") << status.dump();
+      EXPECT_EQ(status.value("reason", ""), "AgentLost") << status.dump();
+      EXPECT_NE(status.value("message", "").find(name + "-agent-1"), std::string::npos)
+          << status.dump();
+    } else {
+      EXPECT_EQ(status.value("phase", ""), "Succeeded") << status.dump();
+      EXPECT_TRUE(status.value("partial", false)) << status.dump();
+      EXPECT_EQ(status["agents"].value("lost", 0), 1) << status.dump();
+    }
+    cluster_->Kubectl({"delete", "lt", name, "--timeout=30s"});
+  }
+}
+
+TEST_F(OperatorE2eTest, AgentImageThatCannotBePulledFailsTheTestInBoundedTime) {
+  const auto t0 = Clock::now();
+  Apply("badimage",
+        "  load: {users: 1}\n  duration: 10s\n  agentTemplate: {image: invalid.example/agent:1}\n");
+  ASSERT_TRUE(WaitPhase("badimage", {"Failed"}, seconds(30))) << Diagnose("badimage");
+  const json status = Get("badimage")["status"];
+  EXPECT_EQ(status.value("reason", ""), "ImagePullFailed") << status.dump();
+  EXPECT_NE(status.value("message", "").find("badimage-agent-0"), std::string::npos)
+      << status.dump();
+  RecordProperty(
+      "image_pull_failure_to_failed_ms",
+      std::to_string(std::chrono::duration_cast<milliseconds>(Clock::now() - t0).count()));
+  EXPECT_TRUE(WaitUntil(seconds(20), [&] { return Pods("badimage").empty(); }));
+  cluster_->Kubectl({"delete", "lt", "badimage", "--timeout=30s"});
+}
+
+TEST_F(OperatorE2eTest, AbortInTheSpecStopsARunningTest) {
+  Apply("abortme", "  load: {users: 2, thinkTime: {min: 10ms, max: 20ms}}\n  duration: 5m\n");
+  ASSERT_EQ(cluster_
+                ->Kubectl({"wait", "--for=condition=Running", "loadtest/abortme", "--timeout=60s"},
+                          seconds(70))
+                .exit_code,
+            0)
+      << Diagnose("abortme");
+  ASSERT_EQ(
+      cluster_
+          ->Kubectl({"patch", "lt", "abortme", "--type=merge", "-p", "{\"spec\":{\"abort\":true}}"})
+          .exit_code,
+      0);
+  ASSERT_TRUE(WaitPhase("abortme", {"Aborted", "Succeeded", "Failed"}, seconds(30)))
+      << Diagnose("abortme");
+  EXPECT_EQ(Phase("abortme"), "Aborted");
+  EXPECT_GT(Get("abortme")["status"]["summary"].value("requests", uint64_t{0}), 0u)
+      << "results so far are kept";
+  EXPECT_TRUE(WaitUntil(seconds(20), [&] { return Pods("abortme").empty(); }));
+  cluster_->Kubectl({"delete", "lt", "abortme", "--timeout=30s"});
+}
+
+TEST_F(OperatorE2eTest, FiftyAgentPodsAreCreatedAndConnectedWithinThirtySeconds) {
+  const auto t0 = Clock::now();
+  Apply("fifty",
+        "  load: {users: 50, thinkTime: {min: 100ms, max: 200ms}}\n  duration: 5s\n  agents: 50\n"
+        "  threadsPerAgent: 1\n");
+  bool connected = WaitUntil(seconds(60), [&] {
+    const json lt = Get("fifty");
+    return lt.contains("status") && lt["status"].contains("agents") &&
+           lt["status"]["agents"].value("connected", 0) == 50;
+  });
+  const auto took = std::chrono::duration_cast<milliseconds>(Clock::now() - t0);
+  RecordProperty("fifty_agents_connected_ms", std::to_string(took.count()));
+  std::cout << "50 agents: Pods created and agents connected in " << took.count() << " ms\n";
+  ASSERT_TRUE(connected) << Diagnose("fifty");
+  EXPECT_LT(took, seconds(30));
+  ASSERT_TRUE(WaitPhase("fifty", {"Succeeded", "Failed", "Aborted"}, seconds(60)))
+      << Diagnose("fifty");
+  EXPECT_EQ(Phase("fifty"), "Succeeded") << Diagnose("fifty");
+  EXPECT_EQ(Get("fifty")["status"]["summary"].value("requests", uint64_t{0}),
+            static_cast<uint64_t>(target_->Served()));
+  cluster_->Kubectl({"delete", "lt", "fifty", "--timeout=60s"}, seconds(70));
+}
+
+// Last: it stops the leader on purpose.
+TEST_F(OperatorE2eTest, SecondReplicaWaitsOnTheLeaseAndTakesOverWhenTheLeaderLeaves) {
+  standby_ = StartOperator("standby", FreePort());
+  ASSERT_TRUE(WaitUntil(seconds(20), [] {
+    return standby_->Stderr().find("leader_election waiting") != std::string::npos;
+  })) << standby_->Stderr();
+  // A few of its retries go by while the leader renews.
+  std::this_thread::sleep_for(seconds(4));
+  EXPECT_EQ(standby_->Stderr().find("leading"), std::string::npos) << standby_->Stderr();
+  const json lease =
+      cluster_->client()
+          .Get("/apis/coordination.k8s.io/v1/namespaces/stampede-system/leases/stampede-operator")
+          .value_or(json());
+  EXPECT_EQ(lease["spec"].value("holderIdentity", ""), "op-" + std::to_string(generation_))
+      << lease.dump();
+
+  operator_->Signal(SIGTERM);  // a clean exit releases the Lease
+  ASSERT_TRUE(operator_->Wait(seconds(20)).has_value());
+  EXPECT_TRUE(WaitUntil(seconds(10), [] {
+    return standby_->Stderr().find("leader_election leading") != std::string::npos;
+  })) << standby_->Stderr();
+  const json taken =
+      cluster_->client()
+          .Get("/apis/coordination.k8s.io/v1/namespaces/stampede-system/leases/stampede-operator")
+          .value_or(json());
+  EXPECT_EQ(taken["spec"].value("holderIdentity", ""), "standby") << taken.dump();
+  standby_.reset();
+  operator_.reset();
+}
+
+}  // namespace
+}  // namespace stampede::e2e

@@ -1,0 +1,110 @@
+// The agent Pod manifest: Pod Security "restricted", no service-account token, the token from the
+// test's Secret, ownership by the LoadTest, and the user's agentTemplate carried over.
+#include "controller/operator/kube_launcher.h"
+
+#include <gtest/gtest.h>
+
+#include "common/spec.h"
+#include "controller/operator/reconciler.h"
+
+namespace stampede::controller {
+namespace {
+
+v1::LoadTest ShopTest(const std::string& extra_spec) {
+  auto test = common::ParseLoadTest(
+      "apiVersion: stampede.dev/v1alpha1\nkind: LoadTest\n"
+      "metadata: {name: shop, namespace: perf, uid: 1234-abcd}\n"
+      "spec:\n  target: {url: \"http://shop.perf.svc:8080\"}\n  load: {users: 10}\n  duration: 30s\n"
+      "  agents: 3\n" + extra_spec);
+  EXPECT_TRUE(test.ok()) << test.status();
+  return test.ok() ? *test : v1::LoadTest();
+}
+
+const kube::Json* Env(const kube::Json& container, const std::string& name) {
+  for (const kube::Json& e : container["env"]) {
+    if (e["name"] == name) return &e;
+  }
+  return nullptr;
+}
+
+TEST(AgentPodTest, MeetsTheRestrictedProfileAndMountsNoToken) {
+  const kube::Json pod = AgentPod(ShopTest(""), 2, "ctl.stampede-system.svc:7070", AgentPodOptions());
+  EXPECT_EQ(pod["metadata"]["name"], "shop-agent-2");
+  EXPECT_EQ(pod["metadata"]["namespace"], "perf");
+  const kube::Json& spec = pod["spec"];
+  EXPECT_EQ(spec["automountServiceAccountToken"], false);
+  EXPECT_EQ(spec["restartPolicy"], "Never");
+  EXPECT_EQ(spec["securityContext"]["runAsNonRoot"], true);
+  EXPECT_EQ(spec["securityContext"]["seccompProfile"]["type"], "RuntimeDefault");
+  ASSERT_EQ(spec["containers"].size(), 1u);
+  const kube::Json& c = spec["containers"][0];
+  EXPECT_EQ(c["securityContext"]["allowPrivilegeEscalation"], false);
+  EXPECT_EQ(c["securityContext"]["capabilities"]["drop"], kube::Json::array({"ALL"}));
+  EXPECT_FALSE(c["securityContext"].contains("privileged"));
+  EXPECT_EQ(c["image"], AgentPodOptions().default_image);
+}
+
+TEST(AgentPodTest, DialsTheControllerWithTheTestsSecretAndIsOwnedByTheLoadTest) {
+  AgentPodOptions options;
+  options.reconnect_s = 45;
+  const kube::Json pod = AgentPod(ShopTest("  threadsPerAgent: 2\n"), 0, "10.0.0.5:7070", options);
+  const kube::Json& c = pod["spec"]["containers"][0];
+  ASSERT_NE(Env(c, "STAMPEDE_CONTROLLER"), nullptr);
+  EXPECT_EQ((*Env(c, "STAMPEDE_CONTROLLER"))["value"], "10.0.0.5:7070");
+  EXPECT_EQ((*Env(c, "STAMPEDE_RUN"))["value"], "1234-abcd");
+  EXPECT_EQ((*Env(c, "STAMPEDE_AGENT_INDEX"))["value"], "0");
+  EXPECT_EQ((*Env(c, "STAMPEDE_RECONNECT_SECONDS"))["value"], "45");
+  EXPECT_EQ((*Env(c, "STAMPEDE_THREADS"))["value"], "2");
+  const kube::Json& token = *Env(c, "STAMPEDE_TOKEN");
+  EXPECT_FALSE(token.contains("value")) << "the token must come from the Secret, not the Pod spec";
+  EXPECT_EQ(token["valueFrom"]["secretKeyRef"]["name"], TokenSecretName("shop"));
+  EXPECT_EQ(token["valueFrom"]["secretKeyRef"]["key"], "token");
+  ASSERT_EQ(pod["metadata"]["ownerReferences"].size(), 1u);
+  const kube::Json& owner = pod["metadata"]["ownerReferences"][0];
+  EXPECT_EQ(owner["kind"], "LoadTest");
+  EXPECT_EQ(owner["uid"], "1234-abcd");
+  EXPECT_EQ(owner["controller"], true);
+  EXPECT_EQ(pod["metadata"]["labels"][kLoadTestLabel], "shop");
+  EXPECT_EQ(pod["metadata"]["labels"][kAgentIndexLabel], "0");
+}
+
+TEST(AgentPodTest, CarriesTheAgentTemplateButKeepsItsOwnLabels) {
+  const kube::Json pod = AgentPod(ShopTest("  agentTemplate:\n"
+                                       "    image: registry.example/agent:1\n"
+                                       "    imagePullPolicy: Always\n"
+                                       "    resources: {requests: {cpu: 500m}, limits: {memory: 128Mi}}\n"
+                                       "    nodeSelector: {pool: load}\n"
+                                       "    tolerations: [{key: dedicated, operator: Equal, value: load, effect: NoSchedule}]\n"
+                                       "    affinity: {podAntiAffinity: {}}\n"
+                                       "    labels: {team: perf, stampede.dev/loadtest: other}\n"
+                                       "    annotations: {note: hi}\n"),
+                                  1, "c:1", AgentPodOptions());
+  const kube::Json& c = pod["spec"]["containers"][0];
+  EXPECT_EQ(c["image"], "registry.example/agent:1");
+  EXPECT_EQ(c["imagePullPolicy"], "Always");
+  EXPECT_EQ(c["resources"]["requests"]["cpu"], "500m");
+  EXPECT_EQ(c["resources"]["limits"]["memory"], "128Mi");
+  EXPECT_EQ(pod["spec"]["nodeSelector"]["pool"], "load");
+  EXPECT_EQ(pod["spec"]["tolerations"][0]["effect"], "NoSchedule");
+  EXPECT_TRUE(pod["spec"]["affinity"].contains("podAntiAffinity"));
+  EXPECT_EQ(pod["metadata"]["labels"]["team"], "perf");
+  EXPECT_EQ(pod["metadata"]["labels"][kLoadTestLabel], "shop") << "a user label must not move the Pod to another test";
+  EXPECT_EQ(pod["metadata"]["annotations"]["note"], "hi");
+}
+
+TEST(StatusJsonTest, OmitsUnsetFieldsAndWritesCountsAsNumbers) {
+  v1::LoadTestStatus status;
+  status.set_phase("Running");
+  status.mutable_summary()->set_requests(12345678901ull);
+  status.mutable_summary()->set_rps(12.5);
+  status.mutable_agents()->set_desired(3);
+  const kube::Json j = StatusJson(status);
+  EXPECT_EQ(j["phase"], "Running");
+  ASSERT_TRUE(j["summary"]["requests"].is_number()) << j.dump();
+  EXPECT_EQ(j["summary"]["requests"].get<uint64_t>(), 12345678901ull);
+  EXPECT_FALSE(j.contains("reason")) << "empty strings are left out (the API server rejects some)";
+  EXPECT_FALSE(j["summary"].contains("p95"));
+}
+
+}  // namespace
+}  // namespace stampede::controller
