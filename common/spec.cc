@@ -21,6 +21,7 @@
 #include "absl/strings/strip.h"
 #include "absl/time/time.h"
 #include "common/duration.h"
+#include "common/number_format.h"
 #include "common/threshold.h"
 #include "google/protobuf/descriptor.h"
 #include "google/protobuf/message.h"
@@ -972,19 +973,6 @@ void AppendJsonString(absl::string_view s, std::string* out) {
   out->push_back('"');
 }
 
-// Shortest text that reads back as the same double; whole numbers without exponent.
-std::string JsonNumber(double v) {
-  char buf[32];
-  if (v == std::floor(v) && std::fabs(v) < 1e15) {
-    snprintf(buf, sizeof(buf), "%.0f", v);
-    return buf;
-  }
-  for (int precision = 1; precision <= 17; ++precision) {
-    snprintf(buf, sizeof(buf), "%.*g", precision, v);
-    if (std::strtod(buf, nullptr) == v) break;
-  }
-  return buf;
-}
 
 void AppendDouble(double v, std::string* out) {
   if (std::isnan(v)) {
@@ -992,7 +980,7 @@ void AppendDouble(double v, std::string* out) {
   } else if (std::isinf(v)) {
     *out += v > 0 ? "\"Infinity\"" : "\"-Infinity\"";
   } else {
-    *out += JsonNumber(v);
+    *out += ShortestDouble(v);
   }
 }
 
@@ -1001,7 +989,7 @@ void AppendMessage(const Message& msg, std::string* out);
 void AppendValue(const Value& v, std::string* out) {
   switch (v.kind_case()) {
     case Value::kNumberValue:
-      *out += std::isfinite(v.number_value()) ? JsonNumber(v.number_value()) : "null";
+      *out += std::isfinite(v.number_value()) ? ShortestDouble(v.number_value()) : "null";
       break;
     case Value::kStringValue:
       AppendJsonString(v.string_value(), out);

@@ -21,6 +21,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/string_view.h"
 #include "absl/strings/strip.h"
+#include "common/number_format.h"
 #include "google/protobuf/descriptor.h"
 #include "nlohmann/json.hpp"
 
@@ -441,22 +442,10 @@ std::string QuoteString(const std::string& s, bool flow) {
   return absl::StrCat("'", absl::StrReplaceAll(s, {{"'", "''"}}), "'");
 }
 
-std::string FormatDouble(double v) {
-  char buf[32];
-  if (v == std::floor(v) && std::fabs(v) < 1e15) {
-    snprintf(buf, sizeof(buf), "%.0f", v);
-    return buf;
-  }
-  for (int precision = 1; precision <= 17; ++precision) {
-    snprintf(buf, sizeof(buf), "%.*g", precision, v);
-    if (std::strtod(buf, nullptr) == v) break;
-  }
-  return buf;
-}
 
 std::string Inline(const Json& v, bool flow) {
   if (v.is_string()) return QuoteString(v.get<std::string>(), flow);
-  if (v.is_number_float()) return FormatDouble(v.get<double>());
+  if (v.is_number_float()) return common::ShortestDouble(v.get<double>());
   if (v.is_object()) return "{}";  // only called for empty ones
   if (v.is_array()) {
     std::vector<std::string> items;
