@@ -245,6 +245,7 @@ class Session {
       h->set_hostname(host);
       h->set_threads(threads_);
       h->set_start_unix_nanos(start_unix_ns_);
+      if (start_unix_ns_ != 0) h->set_replayed_reports(static_cast<uint32_t>(log_.size()));
       // Hello, then (when resuming) every report so far, before the reporter may add one.
       std::lock_guard<std::mutex> lock(mu_);
       bool ok = stream->Write(hello);

@@ -71,6 +71,10 @@ class Aggregator {
   uint64_t rejected_reports() const { return rejected_reports_; }
   uint64_t duplicate_reports() const { return duplicate_reports_; }
   int64_t last_finalized() const { return next_to_finalize_ - 1; }
+  // The highest interval `agent` has reported; -1 for none.
+  int64_t reported_up_to(uint32_t agent) const {
+    return agent < reported_up_to_.size() ? reported_up_to_[agent] : -1;
+  }
 
  private:
   IntervalPoint Close(int64_t index, common::IntervalStats& stats, int64_t now_ns);

@@ -99,13 +99,18 @@ void Run::Start() {
   absl::Status launched;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    if (phase_ != Phase::kPending) return;
-    phase_ = Phase::kStarting;
-    status_.set_phase(PhaseName(phase_));
-    status_.set_reason("Launching");
-    status_.set_message(absl::StrCat("starting ", agents_.size(), " agent(s)"));
-    created_ns_ = MonoNs();
-    SetCondition("AgentsReady", false, "Launching", "waiting for the agents to connect");
+    if (launch_called_ || Done()) return;
+    launch_called_ = true;
+    // Agents of an adopted test may have resumed it already (between registration and this call);
+    // it is still launched, so that missing Pods are created.
+    if (phase_ == Phase::kPending) {
+      phase_ = Phase::kStarting;
+      status_.set_phase(PhaseName(phase_));
+      status_.set_reason("Launching");
+      status_.set_message(absl::StrCat("starting ", agents_.size(), " agent(s)"));
+      created_ns_ = MonoNs();
+      SetCondition("AgentsReady", false, "Launching", "waiting for the agents to connect");
+    }
   }
   LaunchRequest request;
   request.run_id = id_;
@@ -185,6 +190,7 @@ bool Run::OnHello(const v1::Hello& hello, std::shared_ptr<AgentConnection> conne
       return false;
     }
     slot.ready = true;
+    slot.replay_through = static_cast<int64_t>(hello.replayed_reports()) - 1;
   } else if (started_ || ending_.has_value() || phase_ != Phase::kStarting || (assigned_ && slot.assignment == nullptr)) {
     *why = "the test is no longer accepting agents";
     return false;
@@ -423,10 +429,14 @@ void Run::Tick() {
       if (started_ && !Done()) {
         const int64_t since_start = RealNs() - start_unix_ns_;
         int64_t force_before = since_start / kSecond - options_.report_grace_s;
-        if (now < adopting_until_ns_ && std::any_of(agents_.begin(), agents_.end(), [](const AgentSlot& s) {
-              return s.connection == nullptr && !s.lost && !s.finished;
-            })) {
-          force_before = 0;  // their reports are on the way
+        if (now < adopting_until_ns_) {
+          // Agents are still coming back, or replaying what they sent the previous controller:
+          // closing seconds now would leave their replayed reports out of the series.
+          for (uint32_t i = 0; i < agents_.size(); ++i) {
+            const AgentSlot& s = agents_[i];
+            if (s.lost || s.finished) continue;
+            if (s.connection == nullptr || aggregator_.reported_up_to(i) < s.replay_through) force_before = 0;
+          }
         }
         points = aggregator_.Finalize(force_before, now);
         if (!points.empty() && test_.spec().abort_on_fail() && !ending_.has_value()) {

@@ -131,6 +131,7 @@ class Run {
     int64_t last_heard_ns = 0;
     int64_t started_unix_ns = 0;
     int64_t awaiting_since_ns = 0;  // waiting for it to (re)connect since; 0: not waiting
+    int64_t replay_through = -1;    // a resumed agent replays its reports up to this interval
   };
 
   void SendAssignments() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -167,6 +168,7 @@ class Run {
   v1::LoadTestStatus status_ ABSL_GUARDED_BY(mu_);
   std::vector<AgentSlot> agents_ ABSL_GUARDED_BY(mu_);
   Aggregator aggregator_ ABSL_GUARDED_BY(mu_);
+  bool launch_called_ ABSL_GUARDED_BY(mu_) = false;
   bool assigned_ ABSL_GUARDED_BY(mu_) = false;
   bool started_ ABSL_GUARDED_BY(mu_) = false;
   bool partial_ ABSL_GUARDED_BY(mu_) = false;
