@@ -349,6 +349,13 @@ TEST_F(OperatorE2eTest, AbortInTheSpecStopsARunningTest) {
                 .exit_code,
             0)
       << Diagnose("abortme");
+  // Load has reached the status (the Running condition comes with the start broadcast, a second
+  // before the agents' first request).
+  ASSERT_TRUE(WaitUntil(seconds(60), [&] {
+    const json lt = Get("abortme");
+    return lt.contains("status") && lt["status"].contains("summary") &&
+           lt["status"]["summary"].value("requests", uint64_t{0}) > 0;
+  })) << Diagnose("abortme");
   ASSERT_EQ(
       cluster_
           ->Kubectl({"patch", "lt", "abortme", "--type=merge", "-p", "{\"spec\":{\"abort\":true}}"})
