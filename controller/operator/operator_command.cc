@@ -30,7 +30,7 @@ const char kOperatorUsage[] =
     "                         [--lease-namespace NS] [--lease-name NAME] [--identity ID]\n"
     "                         [--agent-image IMAGE] [--agent-command PATH] [--agent-reconnect DURATION]\n"
     "                         [--lease-duration D] [--renew-deadline D] [--retry-period D]\n"
-    "                         [--status-interval D]\n"
+    "                         [--status-interval D] [--unschedulable-timeout D]\n"
     "  Runs the LoadTest custom resources of a cluster on agent Pods. Flags take `--flag value` or\n"
     "  `--flag=value`.\n"
     "  --kubeconfig FILE        default: $KUBECONFIG, then the in-cluster service account, then\n"
@@ -47,6 +47,8 @@ const char kOperatorUsage[] =
     "  --agent-reconnect D      how long agents keep their load running while the operator is away\n"
     "                           (restart, new leader) and redial it (default 60s)\n"
     "  --status-interval D      least time between two status writes of a running test (default 2s)\n"
+    "  --unschedulable-timeout D  a starting test fails when an agent Pod stays unschedulable this\n"
+    "                           long (default 30s)\n"
     "  SIGINT/SIGTERM: stop watching and release the Lease; running tests go on and the next leader\n"
     "  adopts them.\n";
 
@@ -89,6 +91,7 @@ int OperatorCommand(const std::vector<std::string>& args) {
       {"--renew-deadline", "10s"},
       {"--retry-period", "2s"},
       {"--status-interval", "2s"},
+      {"--unschedulable-timeout", "30s"},
   };
   bool leader_elect = false;
   for (size_t i = 0; i < args.size(); ++i) {
@@ -118,7 +121,8 @@ int OperatorCommand(const std::vector<std::string>& args) {
     flags[a] = v;
   }
   std::map<std::string, std::chrono::milliseconds> durations;
-  for (const char* name : {"--agent-reconnect", "--lease-duration", "--renew-deadline", "--retry-period", "--status-interval"}) {
+  for (const char* name : {"--agent-reconnect", "--lease-duration", "--renew-deadline", "--retry-period",
+                           "--status-interval", "--unschedulable-timeout"}) {
     auto d = common::ParseDuration(flags[name]);
     if (!d.ok() || *d <= absl::ZeroDuration()) return Usage(absl::StrCat(name, ": \"", flags[name], "\" is not a duration"));
     durations[name] = std::chrono::milliseconds(absl::ToInt64Milliseconds(*d));
@@ -224,6 +228,7 @@ int OperatorCommand(const std::vector<std::string>& args) {
   ro.pods.agent_command = flags["--agent-command"];
   ro.pods.reconnect_s = controller_options.run_defaults.agent_reconnect_s;
   ro.status_interval = durations["--status-interval"];
+  ro.unschedulable_timeout = std::chrono::duration_cast<std::chrono::seconds>(durations["--unschedulable-timeout"]);
   ro.run = (*controller)->run_defaults();
   Reconciler reconciler(client->get(), controller->get(), ro);
   if (!reconciler.Start(std::chrono::seconds(60))) {

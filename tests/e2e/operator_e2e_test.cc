@@ -104,7 +104,8 @@ class OperatorE2eTest : public ::testing::Test {
         "--advertise-address=127.0.0.1:" + std::to_string(grpc_port),
         "--metrics-listen=127.0.0.1:0", "--leader-elect", "--lease-namespace=stampede-system",
         "--identity=" + identity, "--lease-duration=6s", "--renew-deadline=4s", "--retry-period=1s",
-        "--agent-reconnect=30s", "--status-interval=1s"});
+        "--agent-reconnect=30s", "--status-interval=1s",
+        "--unschedulable-timeout=3s"});
   }
   void EnsureOperator() {
     if (operator_ != nullptr && !operator_->Wait(milliseconds(0)).has_value()) return;
@@ -339,6 +340,19 @@ TEST_F(OperatorE2eTest, AgentImageThatCannotBePulledFailsTheTestInBoundedTime) {
       std::to_string(std::chrono::duration_cast<milliseconds>(Clock::now() - t0).count()));
   EXPECT_TRUE(WaitUntil(seconds(20), [&] { return Pods("badimage").empty(); }));
   cluster_->Kubectl({"delete", "lt", "badimage", "--timeout=30s"});
+}
+
+TEST_F(OperatorE2eTest, AgentPodThatCannotBeScheduledFailsTheTestInBoundedTime) {
+  const auto t0 = Clock::now();
+  Apply("nowhere", "  load: {users: 1}\n  duration: 10s\n  agentTemplate: {nodeSelector: {pool: does-not-exist}}\n");
+  ASSERT_TRUE(WaitPhase("nowhere", {"Failed"}, seconds(40))) << Diagnose("nowhere");
+  const json status = Get("nowhere")["status"];
+  EXPECT_EQ(status.value("reason", ""), "Unschedulable") << status.dump();
+  EXPECT_NE(status.value("message", "").find("nowhere-agent-0"), std::string::npos) << status.dump();
+  RecordProperty("unschedulable_to_failed_ms",
+                 std::to_string(std::chrono::duration_cast<milliseconds>(Clock::now() - t0).count()));
+  EXPECT_TRUE(WaitUntil(seconds(20), [&] { return Pods("nowhere").empty(); }));
+  cluster_->Kubectl({"delete", "lt", "nowhere", "--timeout=30s"});
 }
 
 TEST_F(OperatorE2eTest, AbortInTheSpecStopsARunningTest) {
