@@ -66,6 +66,17 @@ class ClientTest : public ::testing::Test {
     return client.ok() ? *std::move(client) : nullptr;
   }
 
+  // A watch that answers 200 and then sends nothing until the server shuts down.
+  void ServeSilentWatch() {
+    server_.SetHandler([this](const httplib::Request&, httplib::Response& response) {
+      response.status = 200;
+      response.set_chunked_content_provider("application/json", [this](size_t, httplib::DataSink&) {
+        server_.BlockUntilShutdown();
+        return false;
+      });
+    });
+  }
+
   FakeApiServer server_;
   FakeTime time_;
 };
@@ -589,13 +600,7 @@ TEST_F(ClientTest, WatchReportsExpiryFromHttp410AndFromAnInStreamErrorEvent) {
 }
 
 TEST_F(ClientTest, SilentWatchEndsWithIdleTimeoutInBoundedTime) {
-  server_.SetHandler([&](const httplib::Request&, httplib::Response& response) {
-    response.status = 200;
-    response.set_chunked_content_provider("application/json", [this](size_t, httplib::DataSink&) {
-      server_.BlockUntilShutdown();
-      return false;
-    });
-  });
+  ServeSilentWatch();
   std::unique_ptr<Client> client = NewClient();
   WatchOptions options;
   options.idle_timeout = milliseconds(300);
@@ -611,13 +616,7 @@ TEST_F(ClientTest, SilentWatchEndsWithIdleTimeoutInBoundedTime) {
 }
 
 TEST_F(ClientTest, CancelEndsASilentWatchPromptly) {
-  server_.SetHandler([&](const httplib::Request&, httplib::Response& response) {
-    response.status = 200;
-    response.set_chunked_content_provider("application/json", [this](size_t, httplib::DataSink&) {
-      server_.BlockUntilShutdown();
-      return false;
-    });
-  });
+  ServeSilentWatch();
   std::unique_ptr<Client> client = NewClient();
   WatchCanceler canceler;
   absl::Status status;
