@@ -346,12 +346,14 @@ class Session {
         Write(beat);
       }
     }
+    // Cancel first: the reporter may be blocked in a Write under mu_ (a hung controller stops
+    // reading, flow control stops us), and only the cancel lets it go.
+    if (!server_closed) context.TryCancel();
     {
       std::lock_guard<std::mutex> lock(mu_);
       stream_ = nullptr;
       inbox_ = nullptr;
     }
-    if (!server_closed) context.TryCancel();
     reader.join();
     const grpc::Status status = stream->Finish();
     if (rejected || failed) return End::kFailed;
