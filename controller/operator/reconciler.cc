@@ -226,7 +226,22 @@ absl::Status Reconciler::Begin(const std::string& key, const kube::Json& object,
     status.set_completion_time(Rfc3339(common::RealtimeNanos()));
     return WriteStatus(ns, name, StatusJson(status));
   }
-  ASSIGN_OR_RETURN(std::string token, EnsureToken(*test));
+  absl::StatusOr<std::string> token = EnsureToken(*test);
+  if (!token.ok()) {
+    // Forbidden or refused: retrying will not help, and the user should hear why.
+    if (token.status().code() != absl::StatusCode::kPermissionDenied &&
+        token.status().code() != absl::StatusCode::kInvalidArgument) {
+      return token.status();
+    }
+    v1::LoadTestStatus status;
+    status.set_phase("Failed");
+    status.set_reason("AgentSetupFailed");
+    status.set_message(absl::StrCat("cannot create the agents' token Secret: ", token.status().message()));
+    status.set_observed_generation(test->metadata().generation());
+    status.set_completion_time(Rfc3339(common::RealtimeNanos()));
+    Event(object, "Warning", "AgentSetupFailed", status.message());
+    return WriteStatus(ns, name, StatusJson(status));
+  }
   const bool adopting = phase == "Starting" || phase == "Running";
   auto launcher = std::make_unique<KubeLauncher>(client_, *test, options_.pods);
   KubeLauncher* raw = launcher.get();
@@ -236,7 +251,7 @@ absl::Status Reconciler::Begin(const std::string& key, const kube::Json& object,
   active.launcher = raw;
   active.test = *test;
   active.adopted = adopting;
-  active.run = controller_->StartRun(*test, std::move(launcher), uid, token, options_.run);
+  active.run = controller_->StartRun(*test, std::move(launcher), uid, *token, options_.run);
   SLOG(kInfo) << "loadtest_" << (adopting ? "adopted" : "started") << " loadtest=" << key << " uid=" << uid
               << " agents=" << test->spec().agents();
   Event(object, "Normal", adopting ? "Adopted" : "Started",
