@@ -3,8 +3,10 @@
 #include <google/protobuf/arena.h>
 #include <grpcpp/grpcpp.h>
 
+#include <atomic>
 #include <deque>
 #include <mutex>
+#include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
@@ -14,59 +16,133 @@
 namespace stampede::controller {
 namespace {
 
-class SessionReactor;
+// gRPC's asynchronous (completion-queue) API with one thread that polls the queue and runs every
+// reaction. With 1000 agents each sending a report a second, the callback API's hand-offs between
+// its polling and callback threads cost more CPU than the reports themselves; here the thread that
+// reads the bytes off the socket also merges the report.
 
-// What a Run holds: survives the reactor, forwards to it while the stream lives.
+class Session;
+
+// Whether sessions may still ask for the next call: once the queue is shut down nothing may be
+// started on it, so Shutdown closes this gate first.
+struct AcceptGate {
+  std::mutex mu;
+  bool open = true;
+};
+
+// What a completion on the queue means. Tags live inside their Session.
+struct Tag {
+  enum Kind { kAccept, kRead, kWrite, kFinish, kDone };
+  Session* session;
+  Kind kind;
+};
+
+// What a Run holds: outlives the Session, forwards to it while the stream lives.
 class Connection : public AgentConnection {
  public:
-  explicit Connection(SessionReactor* reactor) : reactor_(reactor) {}
+  explicit Connection(Session* session) : session_(session) {}
   void Send(const v1::ControllerMessage& message) override;
   void Close() override;
   void Detach() {
     std::lock_guard<std::mutex> lock(mu_);
-    reactor_ = nullptr;
+    session_ = nullptr;
   }
 
  private:
   std::mutex mu_;
-  SessionReactor* reactor_;
+  Session* session_;
 };
 
-// One agent's stream. One read and one write in flight at a time; reactions never block. gRPC
-// calls (StartWrite, Finish) are made outside mu_, since a reaction may run inline from them.
-class SessionReactor : public grpc::ServerBidiReactor<v1::AgentMessage, v1::ControllerMessage> {
+// One agent's stream. Reads are started and completed on the queue's thread only; writes may be
+// started from any thread (under mu_), one in flight at a time, and Finish only when none is. The
+// session deletes itself on the queue's thread once the call is done and no operation it started
+// is still outstanding.
+class Session {
  public:
-  explicit SessionReactor(GrpcListener::FindRun find_run)
-      : find_run_(std::move(find_run)), connection_(std::make_shared<Connection>(this)), arena_(ArenaOptions()) {
-    in_ = google::protobuf::Arena::CreateMessage<v1::AgentMessage>(&arena_);
-    StartRead(in_);
+  Session(v1::AgentService::AsyncService* service, grpc::ServerCompletionQueue* cq, AcceptGate* gate,
+          GrpcListener::FindRun find_run)
+      : service_(service),
+        cq_(cq),
+        gate_(gate),
+        find_run_(std::move(find_run)),
+        connection_(std::make_shared<Connection>(this)),
+        arena_(ArenaOptions()) {
+    context_.AsyncNotifyWhenDone(&done_tag_);
+    service_->RequestSession(&context_, &stream_, cq_, cq_, &accept_tag_);
+  }
+
+  // Runs on the queue's thread for every completion of this session's operations.
+  void Proceed(Tag::Kind kind, bool ok) {
+    switch (kind) {
+      case Tag::kAccept:
+        if (!ok) {
+          // The server is shutting down before a call came: the done tag never comes.
+          delete this;
+          return;
+        }
+        {
+          // Keep one session waiting for the next agent.
+          std::lock_guard<std::mutex> lock(gate_->mu);
+          if (gate_->open) new Session(service_, cq_, gate_, find_run_);
+        }
+        StartRead();
+        return;
+      case Tag::kRead:
+        reading_ = false;
+        OnRead(ok);
+        break;
+      case Tag::kWrite:
+        OnWriteDone(ok);
+        break;
+      case Tag::kFinish: {
+        std::lock_guard<std::mutex> lock(mu_);
+        finish_pending_ = false;
+        break;
+      }
+      case Tag::kDone:
+        done_ = true;
+        // No other thread may start anything from here on, and nothing queued is worth sending.
+        connection_->Detach();
+        {
+          std::lock_guard<std::mutex> lock(mu_);
+          queue_.clear();
+        }
+        if (run_ != nullptr && !closed_reported_) {
+          closed_reported_ = true;
+          run_->OnStreamClosed(index_, connection_.get());
+        }
+        RequestClose();
+        break;
+    }
+    MaybeDelete();
   }
 
   void Enqueue(const v1::ControllerMessage& message) {
-    Step step;
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      if (finish_called_) return;
-      queue_.push_back(message);
-      step = NextLocked();
-    }
-    Do(step);
+    std::lock_guard<std::mutex> lock(mu_);
+    if (finish_called_) return;
+    queue_.push_back(message);
+    NextLocked();
   }
 
   void RequestClose() {
-    Step step;
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      closing_ = true;
-      step = NextLocked();
-    }
-    Do(step);
+    std::lock_guard<std::mutex> lock(mu_);
+    closing_ = true;
+    NextLocked();
   }
 
-  void OnReadDone(bool ok) override {
+ private:
+  void StartRead() {
+    reading_ = true;
+    stream_.Read(in_, &read_tag_);
+  }
+
+  void OnRead(bool ok) {
     if (!ok) {
       // The agent half-closed or the stream broke: either way it sends nothing more.
-      if (run_ != nullptr) run_->OnStreamClosed(index_, connection_.get());
+      if (run_ != nullptr && !closed_reported_) {
+        closed_reported_ = true;
+        run_->OnStreamClosed(index_, connection_.get());
+      }
       RequestClose();
       return;
     }
@@ -91,74 +167,56 @@ class SessionReactor : public grpc::ServerBidiReactor<v1::AgentMessage, v1::Cont
     } else {
       run_->OnMessage(index_, *in_);
     }
-    // Nothing keeps the message: start the next one on a clean arena.
+    // Nothing keeps the message: read the next one into a clean arena.
     arena_.Reset();
     in_ = google::protobuf::Arena::CreateMessage<v1::AgentMessage>(&arena_);
-    StartRead(in_);
+    StartRead();
   }
 
-  void OnWriteDone(bool ok) override {
-    Step step;
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      writing_ = false;
-      if (!ok) {
-        queue_.clear();
-        closing_ = true;
-      }
-      step = NextLocked();
-    }
-    Do(step);
-  }
-
-  void OnCancel() override {
-    Step step;
-    {
-      std::lock_guard<std::mutex> lock(mu_);
+  void OnWriteDone(bool ok) {
+    std::lock_guard<std::mutex> lock(mu_);
+    writing_ = false;
+    if (!ok) {
       queue_.clear();
       closing_ = true;
-      step = NextLocked();
     }
-    Do(step);
+    NextLocked();
   }
 
-  void OnDone() override {
-    connection_->Detach();
-    if (run_ != nullptr) run_->OnStreamClosed(index_, connection_.get());
-    delete this;
+  void Reject(grpc::StatusCode code, const std::string& why) {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (finish_called_) return;
+    queue_.clear();
+    closing_ = true;
+    reject_ = grpc::Status(code, why);
+    NextLocked();
   }
 
- private:
-  enum class Step { kNothing, kWrite, kFinish };
-
-  // What to do next, decided under mu_ and done after releasing it.
-  Step NextLocked() {
-    if (writing_ || finish_called_) return Step::kNothing;
+  // Starts the next write, or Finish once the queue is drained and the stream is closing. A
+  // started operation never completes inline, so holding mu_ here cannot re-enter.
+  void NextLocked() {
+    if (writing_ || finish_called_) return;
     if (!queue_.empty()) {
       current_ = std::move(queue_.front());
       queue_.pop_front();
       writing_ = true;
-      return Step::kWrite;
+      stream_.Write(current_, &write_tag_);
+      return;
     }
     if (closing_) {
       finish_called_ = true;
-      return Step::kFinish;
+      finish_pending_ = true;
+      stream_.Finish(reject_, &finish_tag_);
     }
-    return Step::kNothing;
   }
 
-  void Do(Step step) {
-    if (step == Step::kWrite) StartWrite(&current_);
-    if (step == Step::kFinish) Finish(grpc::Status::OK);
-  }
-
-  void Reject(grpc::StatusCode code, const std::string& why) {
+  void MaybeDelete() {
+    if (!done_ || reading_) return;
     {
       std::lock_guard<std::mutex> lock(mu_);
-      if (finish_called_) return;
-      finish_called_ = true;
+      if (writing_ || finish_pending_) return;
     }
-    Finish(grpc::Status(code, why));
+    delete this;
   }
 
   // Reports arrive every second from every agent: parsing each into an arena, reset after it is
@@ -170,62 +228,90 @@ class SessionReactor : public grpc::ServerBidiReactor<v1::AgentMessage, v1::Cont
     return options;
   }
 
+  v1::AgentService::AsyncService* const service_;
+  grpc::ServerCompletionQueue* const cq_;
+  AcceptGate* const gate_;
   const GrpcListener::FindRun find_run_;
   const std::shared_ptr<Connection> connection_;
+  Tag accept_tag_{this, Tag::kAccept};
+  Tag read_tag_{this, Tag::kRead};
+  Tag write_tag_{this, Tag::kWrite};
+  Tag finish_tag_{this, Tag::kFinish};
+  Tag done_tag_{this, Tag::kDone};
+  grpc::ServerContext context_;
+  grpc::ServerAsyncReaderWriter<v1::ControllerMessage, v1::AgentMessage> stream_{&context_};
   google::protobuf::Arena arena_;
-  v1::AgentMessage* in_;  // on arena_; read reactions run one at a time
-  // Set once by the read reactions, which gRPC runs one at a time.
+
+  // Touched on the queue's thread only.
+  v1::AgentMessage* in_ = google::protobuf::Arena::CreateMessage<v1::AgentMessage>(&arena_);
   std::shared_ptr<Run> run_;
   uint32_t index_ = 0;
+  bool reading_ = false;
+  bool done_ = false;
+  bool closed_reported_ = false;
 
   std::mutex mu_;
   std::deque<v1::ControllerMessage> queue_;
   v1::ControllerMessage current_;  // the message being written; untouched while writing_
+  grpc::Status reject_;            // how Finish ends the stream: OK unless rejected
   bool writing_ = false;
   bool closing_ = false;
   bool finish_called_ = false;
+  bool finish_pending_ = false;
 };
 
 void Connection::Send(const v1::ControllerMessage& message) {
   std::lock_guard<std::mutex> lock(mu_);
-  if (reactor_ != nullptr) reactor_->Enqueue(message);
+  if (session_ != nullptr) session_->Enqueue(message);
 }
 
 void Connection::Close() {
   std::lock_guard<std::mutex> lock(mu_);
-  if (reactor_ != nullptr) reactor_->RequestClose();
+  if (session_ != nullptr) session_->RequestClose();
 }
-
-class Service final : public v1::AgentService::CallbackService {
- public:
-  explicit Service(GrpcListener::FindRun find_run) : find_run_(std::move(find_run)) {}
-  grpc::ServerBidiReactor<v1::AgentMessage, v1::ControllerMessage>* Session(grpc::CallbackServerContext*) override {
-    return new SessionReactor(find_run_);
-  }
-
- private:
-  GrpcListener::FindRun find_run_;
-};
 
 class Listener final : public GrpcListener {
  public:
-  Listener(std::unique_ptr<Service> service, std::unique_ptr<grpc::Server> server, int port)
-      : service_(std::move(service)), server_(std::move(server)), port_(port) {}
+  Listener(std::unique_ptr<v1::AgentService::AsyncService> service, std::unique_ptr<grpc::ServerCompletionQueue> cq,
+           std::unique_ptr<grpc::Server> server, int port, GrpcListener::FindRun find_run)
+      : service_(std::move(service)), cq_(std::move(cq)), server_(std::move(server)), port_(port) {
+    new Session(service_.get(), cq_.get(), &gate_, std::move(find_run));
+    poller_ = std::thread([this] { Poll(); });
+  }
   ~Listener() override { Shutdown(); }
   int port() const override { return port_; }
   void Shutdown() override {
     std::lock_guard<std::mutex> lock(mu_);
     if (server_ == nullptr) return;
+    // Open calls are cancelled after the deadline; their sessions see it on the queue and end.
+    // Server::Shutdown returns once every call is gone, which takes the poller: keep it running.
     server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
-    server_->Wait();
+    {
+      std::lock_guard<std::mutex> gate_lock(gate_.mu);
+      gate_.open = false;
+    }
+    cq_->Shutdown();
+    poller_.join();
     server_.reset();
   }
 
  private:
-  std::unique_ptr<Service> service_;
+  void Poll() {
+    void* tag = nullptr;
+    bool ok = false;
+    while (cq_->Next(&tag, &ok)) {
+      Tag* t = static_cast<Tag*>(tag);
+      t->session->Proceed(t->kind, ok);
+    }
+  }
+
+  std::unique_ptr<v1::AgentService::AsyncService> service_;
+  std::unique_ptr<grpc::ServerCompletionQueue> cq_;
+  AcceptGate gate_;
   std::mutex mu_;
   std::unique_ptr<grpc::Server> server_;
   const int port_;
+  std::thread poller_;
 };
 
 }  // namespace
@@ -235,7 +321,7 @@ absl::StatusOr<std::unique_ptr<GrpcListener>> GrpcListener::Start(const std::str
   // lock-order graph updated on gRPC's hot paths (a few % of the controller's CPU with 1000 agents).
   // Our own locks are std::mutex; gRPC's are tested upstream.
   absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
-  auto service = std::make_unique<Service>(std::move(find_run));
+  auto service = std::make_unique<v1::AgentService::AsyncService>();
   grpc::ServerBuilder builder;
   int port = 0;
   builder.AddListeningPort(address, grpc::InsecureServerCredentials(), &port);
@@ -247,11 +333,13 @@ absl::StatusOr<std::unique_ptr<GrpcListener>> GrpcListener::Start(const std::str
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 5000);
   builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 5000);
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
+  std::unique_ptr<grpc::ServerCompletionQueue> cq = builder.AddCompletionQueue();
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (server == nullptr || port == 0) {
     return absl::UnavailableError(absl::StrCat("cannot listen for agents on ", address));
   }
-  return std::unique_ptr<GrpcListener>(new Listener(std::move(service), std::move(server), port));
+  return std::unique_ptr<GrpcListener>(
+      new Listener(std::move(service), std::move(cq), std::move(server), port, std::move(find_run)));
 }
 
 }  // namespace stampede::controller

@@ -1,4 +1,5 @@
-// The gRPC listener for agent sessions (AgentService.Session), one callback reactor per stream.
+// The gRPC listener for agent sessions (AgentService.Session): the asynchronous API, one session
+// object per stream, every completion handled on one polling thread.
 // Only this translation unit includes grpcpp.
 #ifndef STAMPEDE_CONTROLLER_AGENT_SERVICE_H_
 #define STAMPEDE_CONTROLLER_AGENT_SERVICE_H_
