@@ -279,6 +279,7 @@ void HttpApi::Create(const httplib::Request& req, httplib::Response& res) {
     }
     run = controller_->StartRun(std::move(test), options_.make_launcher());
     runs_.push_back(run);
+    ForgetOldFinishedLocked();
   }
   SLOG(kInfo) << "loadtest_created run=" << run->id() << " remote=" << req.remote_addr;
   res.set_header("Location", absl::StrCat(kApiPrefix, "/", run->id()));
@@ -287,6 +288,22 @@ void HttpApi::Create(const httplib::Request& req, httplib::Response& res) {
             {"name", run->name()},
             {"namespace", run->name_space()},
             {"status", StatusJson(run->Status())}});
+}
+
+void HttpApi::ForgetOldFinishedLocked() {
+  size_t finished = 0;
+  for (const std::shared_ptr<Run>& r : runs_) finished += Ended(r->phase()) ? 1 : 0;
+  // Oldest first: drop finished runs from the front until the bound holds.
+  for (auto it = runs_.begin(); it != runs_.end() && finished > static_cast<size_t>(options_.max_finished_runs);) {
+    if (!Ended((*it)->phase())) {
+      ++it;
+      continue;
+    }
+    SLOG(kInfo) << "loadtest_forgotten run=" << (*it)->id() << " kept=" << options_.max_finished_runs;
+    controller_->RemoveRun((*it)->id());
+    it = runs_.erase(it);
+    --finished;
+  }
 }
 
 void HttpApi::List(const httplib::Request&, httplib::Response& res) {

@@ -51,6 +51,9 @@ struct HttpApiOptions {
   // the controller.
   bool loadtest_api = false;
   int max_active_runs = 4;  // POSTs beyond this many active runs get 429
+  // Finished runs kept for GET and /results; past this many the oldest finished one is forgotten
+  // when a new one is posted (its id then gives 404), so a long-lived server's memory is bounded.
+  int max_finished_runs = 100;
   // Makes the agent launcher of each new run (required with loadtest_api).
   std::function<std::unique_ptr<AgentLauncher>()> make_launcher;
   // /readyz also asks this (the operator: ready only while it leads, so that its Service sends
@@ -77,6 +80,7 @@ class HttpApi {
   void Route();
   std::shared_ptr<Run> Find(const std::string& id) const;
   std::vector<std::shared_ptr<Run>> RunsInOrder() const;
+  void ForgetOldFinishedLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   void Create(const httplib::Request& req, httplib::Response& res);
   void List(const httplib::Request& req, httplib::Response& res);

@@ -28,7 +28,7 @@ namespace stampede::controller {
 const char kServeUsage[] =
     "usage: stampede serve [--listen 127.0.0.1:8080] [--grpc-listen 127.0.0.1:9090] [--advertise "
     "HOST:PORT]\n"
-    "                      [--logs DIR] [--max-runs N] [--port-file FILE]\n"
+    "                      [--logs DIR] [--max-runs N] [--keep-runs N] [--port-file FILE]\n"
     "  Runs LoadTests posted to a REST API on local agent processes and exports live Prometheus "
     "metrics.\n"
     "  --listen ADDR       HTTP: /api/v1/loadtests, /metrics, /healthz, /readyz (port 0: any free "
@@ -37,6 +37,8 @@ const char kServeUsage[] =
     "  --advertise ADDR    the address agents dial (default: the gRPC listen address)\n"
     "  --logs DIR          agent logs go to DIR/<run id>/ (default: a new folder under /tmp)\n"
     "  --max-runs N        at most N LoadTests running at once; more get 429 (default 4)\n"
+    "  --keep-runs N       finished LoadTests kept for GET and results; the oldest beyond N are\n"
+    "                      forgotten when a new one is posted (default 100)\n"
     "  --port-file FILE    once serving, write the HTTP port to FILE\n"
     "  SIGINT/SIGTERM abort the running tests, then the server exits 0.\n";
 
@@ -107,7 +109,7 @@ int ServeCommand(const std::vector<std::string>& args) {
       return kExitPassed;
     }
     const bool takes_value = a == "--listen" || a == "--grpc-listen" || a == "--advertise" ||
-                             a == "--logs" || a == "--max-runs" || a == "--port-file";
+                             a == "--logs" || a == "--max-runs" || a == "--keep-runs" || a == "--port-file";
     if (!takes_value)
       return Usage(absl::StrCat(a, ": unknown ", !a.empty() && a[0] == '-' ? "flag" : "argument"));
     if (!value(&v)) return Usage(absl::StrCat(a, ": needs a value"));
@@ -122,6 +124,10 @@ int ServeCommand(const std::vector<std::string>& args) {
     if (a == "--max-runs" &&
         (!absl::SimpleAtoi(v, &http.max_active_runs) || http.max_active_runs < 1)) {
       return Usage(absl::StrCat("--max-runs: \"", v, "\" is not a count >= 1"));
+    }
+    if (a == "--keep-runs" &&
+        (!absl::SimpleAtoi(v, &http.max_finished_runs) || http.max_finished_runs < 0)) {
+      return Usage(absl::StrCat("--keep-runs: \"", v, "\" is not a count >= 0"));
     }
   }
 

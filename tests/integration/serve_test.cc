@@ -66,10 +66,11 @@ Response Convert(const httplib::Result& r) {
 // `stampede serve` on free ports; the HTTP port comes from --port-file, written once it listens.
 class Server {
  public:
-  Server() : dir_(MakeTempDir()) {
-    process_ = std::make_unique<Process>(std::vector<std::string>{
-        ControllerBinary(), "serve", "--listen", "127.0.0.1:0", "--grpc-listen", "127.0.0.1:0",
-        "--port-file", dir_ + "/port", "--logs", dir_ + "/logs"});
+  explicit Server(const std::vector<std::string>& extra_args = {}) : dir_(MakeTempDir()) {
+    std::vector<std::string> args{ControllerBinary(), "serve", "--listen", "127.0.0.1:0", "--grpc-listen",
+                                  "127.0.0.1:0", "--port-file", dir_ + "/port", "--logs", dir_ + "/logs"};
+    args.insert(args.end(), extra_args.begin(), extra_args.end());
+    process_ = std::make_unique<Process>(args);
     const bool up = WaitFor(
         [&] {
           port_ = std::atoi(ReadFile(dir_ + "/port").c_str());
@@ -344,6 +345,37 @@ TEST(Serve, ASecondPostWhileRunningConflictsAndAbortEndsTheRun) {
                 "phase=Aborted reason=Aborted message=\"controller shutting down (SIGTERM)\""),
             std::string::npos)
       << server.process().Stderr();
+}
+
+// A long-lived server keeps a bounded number of finished runs: with --keep-runs 1, posting a
+// third test forgets the oldest finished one, and keeps the newer one and the active one.
+TEST(Serve, KeepsAtMostKeepRunsFinishedRuns) {
+  TestTarget target;
+  Server server({"--keep-runs", "1"});
+  std::vector<std::string> ids;
+  for (const char* name : {"first", "second"}) {
+    const Response created = server.PostLoadTest(LoadTest(name, target.Url(""), "1s"));
+    ASSERT_EQ(created.status, 201) << created.body;
+    ids.push_back(created.Json()["id"]);
+    ASSERT_FALSE(server.WaitEnded(ids.back(), seconds(60)).is_null()) << name << " did not end";
+  }
+  // Both finished, nothing posted since: both still there.
+  EXPECT_EQ(server.Get("/api/v1/loadtests/" + ids[0]).status, 200);
+  const Response third = server.PostLoadTest(LoadTest("third", target.Url(""), "1s"));
+  ASSERT_EQ(third.status, 201) << third.body;
+  EXPECT_EQ(server.Get("/api/v1/loadtests/" + ids[0]).status, 404);
+  EXPECT_EQ(server.Get("/api/v1/loadtests/" + ids[0] + "/results").status, 404);
+  EXPECT_EQ(server.Get("/api/v1/loadtests/" + ids[1]).status, 200);
+  const json list = server.Get("/api/v1/loadtests").Json();
+  ASSERT_TRUE(list.is_object()) << "list is not JSON";
+  EXPECT_EQ(list["items"].size(), 2u);
+  EXPECT_FALSE(server.WaitEnded(third.Json()["id"], seconds(60)).is_null());
+  // A bad value is a usage error naming the flag.
+  Process bad({ControllerBinary(), "serve", "--keep-runs", "-1"});
+  const std::optional<int> rc = bad.Wait(seconds(10));
+  ASSERT_TRUE(rc.has_value());
+  EXPECT_EQ(*rc, 2);
+  EXPECT_NE(bad.Stderr().find("--keep-runs"), std::string::npos) << bad.Stderr();
 }
 
 TEST(RunMetricsListen, ServesMetricsWhileTheTestRuns) {
