@@ -4,6 +4,7 @@
 #include <grpcpp/grpcpp.h>
 
 #include <atomic>
+#include <condition_variable>
 #include <deque>
 #include <mutex>
 #include <thread>
@@ -23,11 +24,15 @@ namespace {
 
 class Session;
 
-// Whether sessions may still ask for the next call: once the queue is shut down nothing may be
-// started on it, so Shutdown closes this gate first.
-struct AcceptGate {
+// The listener's count of live sessions, and whether they may still ask for the next call.
+// Nothing may be started on the queue once it is shut down, so Shutdown first stops accepting,
+// then waits until every session has seen its call end and deleted itself, and only then shuts
+// the queue down.
+struct SessionRegistry {
   std::mutex mu;
+  std::condition_variable cv;
   bool open = true;
+  int live = 0;
 };
 
 // What a completion on the queue means. Tags live inside their Session.
@@ -59,7 +64,7 @@ class Connection : public AgentConnection {
 // is still outstanding.
 class Session {
  public:
-  Session(v1::AgentService::AsyncService* service, grpc::ServerCompletionQueue* cq, AcceptGate* gate,
+  Session(v1::AgentService::AsyncService* service, grpc::ServerCompletionQueue* cq, SessionRegistry* gate,
           GrpcListener::FindRun find_run)
       : service_(service),
         cq_(cq),
@@ -67,6 +72,10 @@ class Session {
         find_run_(std::move(find_run)),
         connection_(std::make_shared<Connection>(this)),
         arena_(ArenaOptions()) {
+    {
+      std::lock_guard<std::mutex> lock(gate_->mu);
+      ++gate_->live;
+    }
     context_.AsyncNotifyWhenDone(&done_tag_);
     service_->RequestSession(&context_, &stream_, cq_, cq_, &accept_tag_);
   }
@@ -81,9 +90,14 @@ class Session {
           return;
         }
         {
-          // Keep one session waiting for the next agent.
-          std::lock_guard<std::mutex> lock(gate_->mu);
-          if (gate_->open) new Session(service_, cq_, gate_, find_run_);
+          // Keep one session waiting for the next agent. This one stays live meanwhile, so a
+          // Shutdown that closed the gate just now still waits for the new one.
+          bool open;
+          {
+            std::lock_guard<std::mutex> lock(gate_->mu);
+            open = gate_->open;
+          }
+          if (open) new Session(service_, cq_, gate_, find_run_);
         }
         StartRead();
         return;
@@ -115,6 +129,11 @@ class Session {
         break;
     }
     MaybeDelete();
+  }
+
+  ~Session() {
+    std::lock_guard<std::mutex> lock(gate_->mu);
+    if (--gate_->live == 0) gate_->cv.notify_all();
   }
 
   void Enqueue(const v1::ControllerMessage& message) {
@@ -230,7 +249,7 @@ class Session {
 
   v1::AgentService::AsyncService* const service_;
   grpc::ServerCompletionQueue* const cq_;
-  AcceptGate* const gate_;
+  SessionRegistry* const gate_;
   const GrpcListener::FindRun find_run_;
   const std::shared_ptr<Connection> connection_;
   Tag accept_tag_{this, Tag::kAccept};
@@ -283,12 +302,15 @@ class Listener final : public GrpcListener {
   void Shutdown() override {
     std::lock_guard<std::mutex> lock(mu_);
     if (server_ == nullptr) return;
-    // Open calls are cancelled after the deadline; their sessions see it on the queue and end.
-    // Server::Shutdown returns once every call is gone, which takes the poller: keep it running.
+    // Open calls are cancelled after the deadline; each session then sees its call end on the
+    // queue (the poller keeps running) and deletes itself.
     server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
     {
-      std::lock_guard<std::mutex> gate_lock(gate_.mu);
+      std::unique_lock<std::mutex> gate_lock(gate_.mu);
       gate_.open = false;
+      if (!gate_.cv.wait_for(gate_lock, std::chrono::seconds(30), [&] { return gate_.live == 0; })) {
+        SLOG(kError) << "grpc_shutdown sessions_still_open=" << gate_.live;
+      }
     }
     cq_->Shutdown();
     poller_.join();
@@ -307,7 +329,7 @@ class Listener final : public GrpcListener {
 
   std::unique_ptr<v1::AgentService::AsyncService> service_;
   std::unique_ptr<grpc::ServerCompletionQueue> cq_;
-  AcceptGate gate_;
+  SessionRegistry gate_;
   std::mutex mu_;
   std::unique_ptr<grpc::Server> server_;
   const int port_;
