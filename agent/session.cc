@@ -27,12 +27,14 @@ namespace stampede::agent {
 
 const char kConnectUsage[] =
     "usage: stampede-agent connect --controller HOST:PORT --run ID --index I [--token T] [--threads N]\n"
-    "                              [--reconnect SECONDS]\n"
+    "                              [--reconnect SECONDS] [--replay-log-max BYTES]\n"
     "  Joins a test as one of its agents. Every flag has an environment fallback:\n"
     "  STAMPEDE_CONTROLLER, STAMPEDE_RUN, STAMPEDE_AGENT_INDEX, STAMPEDE_TOKEN (preferred over\n"
     "  --token, which other users can see in ps), STAMPEDE_THREADS, STAMPEDE_RECONNECT_SECONDS.\n"
     "  --reconnect S: when the controller goes away, keep the load running and redial it for up to S\n"
-    "  seconds, then hand the new controller every report since the start (default 0: stop at once).\n";
+    "  seconds, then hand the new controller every report since the start (default 0: stop at once).\n"
+    "  --replay-log-max B: the reports kept for that may take B bytes (default 64 MiB); past it the\n"
+    "  oldest are folded into one, which keeps the totals exact but not those seconds' own figures.\n";
 
 namespace {
 
@@ -50,6 +52,7 @@ absl::StatusOr<SessionOptions> ParseConnectFlags(const std::vector<std::string>&
   opt.token = Env("STAMPEDE_TOKEN");
   std::string index = Env("STAMPEDE_AGENT_INDEX"), threads = Env("STAMPEDE_THREADS");
   std::string reconnect = Env("STAMPEDE_RECONNECT_SECONDS");
+  std::string replay_log_max;
   for (size_t i = 0; i < args.size(); ++i) {
     const std::string& flag = args[i];
     if (i + 1 >= args.size()) return absl::InvalidArgumentError(absl::StrCat(flag, ": needs a value"));
@@ -66,6 +69,8 @@ absl::StatusOr<SessionOptions> ParseConnectFlags(const std::vector<std::string>&
       threads = value;
     } else if (flag == "--reconnect") {
       reconnect = value;
+    } else if (flag == "--replay-log-max") {
+      replay_log_max = value;
     } else {
       return absl::InvalidArgumentError(absl::StrCat(flag, ": unknown flag"));
     }
@@ -81,6 +86,10 @@ absl::StatusOr<SessionOptions> ParseConnectFlags(const std::vector<std::string>&
   if (!reconnect.empty() && (!absl::SimpleAtoi(reconnect, &opt.reconnect_s) || opt.reconnect_s < 0 ||
                              opt.reconnect_s > 3600)) {
     return absl::InvalidArgumentError("--reconnect (or STAMPEDE_RECONNECT_SECONDS): seconds in 0..3600");
+  }
+  if (!replay_log_max.empty() &&
+      (!absl::SimpleAtoi(replay_log_max, &opt.replay_log_max_bytes) || opt.replay_log_max_bytes < 1024)) {
+    return absl::InvalidArgumentError("--replay-log-max: a byte count of at least 1024");
   }
   return opt;
 }
@@ -188,6 +197,32 @@ class Session {
     return stream_->Write(msg);
   }
 
+  // Bounds log_: past the byte budget, every report but the newest ones is folded into one. A
+  // replay comes at most reconnect_s after the stream broke, so keeping more seconds than that
+  // whole means a report a controller missed is never inside a fold it partly saw already.
+  void MaybeFoldLogLocked() {
+    if (log_bytes_ <= options_.replay_log_max_bytes) return;
+    const size_t keep = static_cast<size_t>(options_.reconnect_s) + 2;
+    if (log_.size() <= keep + 1) return;
+    const size_t fold = log_.size() - keep;
+    absl::StatusOr<v1::Report> folded =
+        FoldReports(std::vector<std::string>(log_.begin(), log_.begin() + static_cast<std::ptrdiff_t>(fold)));
+    if (!folded.ok()) {
+      SLOG(kError) << "replay_log_fold_failed error=\"" << folded.status().message() << "\"";
+      return;
+    }
+    std::vector<std::string> rest;
+    rest.reserve(keep + 1);
+    rest.push_back(folded->SerializeAsString());
+    for (size_t i = fold; i < log_.size(); ++i) rest.push_back(std::move(log_[i]));
+    const int64_t before = log_bytes_;
+    log_ = std::move(rest);
+    log_bytes_ = 0;
+    for (const std::string& r : log_) log_bytes_ += static_cast<int64_t>(r.size());
+    SLOG(kInfo) << "replay_log_folded reports=" << fold << " through=" << folded->folded_through()
+                << " bytes_before=" << before << " bytes_after=" << log_bytes_;
+  }
+
   void StartEngine(int64_t start_unix_ns) {
     start_unix_ns_ = start_unix_ns;
     const int64_t delay = start_unix_ns - common::RealtimeNanos();
@@ -206,7 +241,12 @@ class Session {
         }
         first = false;
         std::lock_guard<std::mutex> lock(mu_);
-        log_.push_back(report.report().SerializeAsString());
+        if (options_.reconnect_s > 0) {  // without a reconnect window there is never a replay
+          log_.push_back(report.report().SerializeAsString());
+          log_bytes_ += static_cast<int64_t>(log_.back().size());
+          logged_through_ = report.report().interval();
+          MaybeFoldLogLocked();
+        }
         if (stream_ != nullptr) {
           last_write_ns_.store(common::MonotonicNanos());
           stream_->Write(report);
@@ -245,7 +285,7 @@ class Session {
       h->set_hostname(host);
       h->set_threads(threads_);
       h->set_start_unix_nanos(start_unix_ns_);
-      if (start_unix_ns_ != 0) h->set_replayed_reports(static_cast<uint32_t>(log_.size()));
+      if (start_unix_ns_ != 0) h->set_replayed_reports(static_cast<uint32_t>(logged_through_ + 1));
       // Hello, then (when resuming) every report so far, before the reporter may add one.
       std::lock_guard<std::mutex> lock(mu_);
       bool ok = stream->Write(hello);
@@ -393,7 +433,9 @@ class Session {
   std::mutex mu_;  // one writer at a time on the stream; guards stream_, inbox_ and log_
   Stream* stream_ = nullptr;
   Inbox* inbox_ = nullptr;
-  std::vector<std::string> log_;  // every report since the start, serialized
+  std::vector<std::string> log_;  // every report since the start, serialized (old ones folded)
+  int64_t log_bytes_ = 0;         // the sizes in log_ added up
+  int64_t logged_through_ = -1;   // the newest interval in log_
 };
 
 }  // namespace

@@ -3,7 +3,8 @@
 // says done. Stops on its own when the controller goes away or stays silent past the heartbeat
 // timeout, unless a reconnect window is set: then it keeps the load running, redials for up to
 // that long, and gives the controller it reaches every report since the start (a restarted
-// operator rebuilds the test's results from them).
+// operator rebuilds the test's results from them). Those reports are kept, serialized, only with a
+// reconnect window, within --replay-log-max bytes: past that the oldest are folded into one.
 #ifndef STAMPEDE_AGENT_SESSION_H_
 #define STAMPEDE_AGENT_SESSION_H_
 
@@ -23,6 +24,9 @@ struct SessionOptions {
   uint32_t threads = 0;    // 0: one per core
   int connect_timeout_s = 30;
   int reconnect_s = 0;     // how long to redial a lost controller; 0: stop at once
+  // With reconnect_s: the reports kept for a replay may take this many bytes; past it the oldest
+  // are folded into one (exact totals, no per-second detail for those seconds).
+  int64_t replay_log_max_bytes = 64 << 20;
 };
 
 // Flags, with environment fallbacks STAMPEDE_CONTROLLER, STAMPEDE_RUN, STAMPEDE_TOKEN,

@@ -1,5 +1,7 @@
 #include "agent/spec_config.h"
 
+#include <algorithm>
+
 #include "absl/strings/str_cat.h"
 #include "common/duration.h"
 #include "common/status_macros.h"
@@ -152,6 +154,28 @@ absl::Status MergeReport(const v1::Report& report, common::IntervalStats* into) 
   into->late += report.late();
   into->planned += report.planned();
   return absl::OkStatus();
+}
+
+absl::StatusOr<v1::Report> FoldReports(const std::vector<std::string>& serialized) {
+  if (serialized.empty()) return absl::InvalidArgumentError("no reports to fold");
+  std::vector<v1::Report> reports(serialized.size());
+  size_t requests = 0;
+  for (size_t i = 0; i < serialized.size(); ++i) {
+    if (!reports[i].ParseFromString(serialized[i])) return absl::InvalidArgumentError("a kept report does not parse");
+    for (const v1::RequestReport& r : reports[i].requests()) requests = std::max<size_t>(requests, r.request() + 1);
+  }
+  common::IntervalStats sum(requests);
+  for (const v1::Report& r : reports) RETURN_IF_ERROR(MergeReport(r, &sum));
+  sum.active_users = 0;
+  sum.in_flight = 0;
+  v1::Report out;
+  IntervalToReport(sum, &out);
+  const v1::Report& first = reports.front();
+  const v1::Report& last = reports.back();
+  out.set_interval(first.interval());
+  out.set_folded_through(std::max(last.interval(), last.folded_through()));
+  out.set_started_unix_nanos(first.started_unix_nanos());
+  return out;
 }
 
 }  // namespace stampede::agent

@@ -4,6 +4,8 @@
 #define STAMPEDE_AGENT_SPEC_CONFIG_H_
 
 #include <cstdint>
+#include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "agent/engine.h"
@@ -24,6 +26,11 @@ void IntervalToReport(const common::IntervalStats& stats, v1::Report* report);
 // The inverse, for the controller; InvalidArgument on a malformed report (bad histogram, request
 // index out of range).
 absl::Status MergeReport(const v1::Report& report, common::IntervalStats* into);
+
+// Sums consecutive reports (serialized, oldest first) into one whose `interval` is the first's and
+// `folded_through` the last's: exact counts and histograms, gauges (users, in flight) left at 0
+// since they are not sums over time. InvalidArgument if one does not parse or merge.
+absl::StatusOr<v1::Report> FoldReports(const std::vector<std::string>& serialized);
 
 }  // namespace stampede::agent
 

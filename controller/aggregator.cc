@@ -2,10 +2,15 @@
 
 #include <algorithm>
 
+#include "absl/strings/str_cat.h"
 #include "agent/spec_config.h"
 #include "stampede/v1/agent.pb.h"
 
 namespace stampede::controller {
+namespace {
+// A week of seconds bounds what a garbage interval number can make us allocate.
+constexpr int64_t kMaxInterval = 7 * 24 * 3600;
+}  // namespace
 
 Aggregator::Aggregator(std::vector<std::string> request_names, uint32_t agents, int window)
     : names_(std::move(request_names)),
@@ -16,8 +21,6 @@ Aggregator::Aggregator(std::vector<std::string> request_names, uint32_t agents, 
       cumulative_(names_.size()) {}
 
 absl::Status Aggregator::Add(uint32_t agent, const v1::Report& report) {
-  // A week of seconds bounds what a garbage interval number can make us allocate.
-  constexpr int64_t kMaxInterval = 7 * 24 * 3600;
   if (agent >= reported_up_to_.size() || report.interval() < 0 || report.interval() > kMaxInterval) {
     ++rejected_reports_;
     return absl::InvalidArgumentError("report from an unknown agent or for an interval out of range");
@@ -28,6 +31,7 @@ absl::Status Aggregator::Add(uint32_t agent, const v1::Report& report) {
   // An agent that reconnects replays every report since its start; each interval counts once.
   std::vector<bool>& seen = seen_[agent];
   const size_t slot = static_cast<size_t>(report.interval());
+  if (report.folded_through() > report.interval()) return AddFolded(agent, report);
   if (slot < seen.size() && seen[slot]) {
     ++duplicate_reports_;
     return absl::OkStatus();
@@ -47,6 +51,50 @@ absl::Status Aggregator::Add(uint32_t agent, const v1::Report& report) {
   if (slot >= seen.size()) seen.resize(std::max(slot + 1, seen.size() * 2), false);
   seen[slot] = true;
   reported_up_to_[agent] = std::max(reported_up_to_[agent], report.interval());
+  return absl::OkStatus();
+}
+
+absl::Status Aggregator::AddFolded(uint32_t agent, const v1::Report& report) {
+  const int64_t first = report.interval(), last = report.folded_through();
+  if (last > kMaxInterval) {
+    ++rejected_reports_;
+    return absl::InvalidArgumentError("folded report runs past the interval range");
+  }
+  std::vector<bool>& seen = seen_[agent];
+  if (seen.size() <= static_cast<size_t>(last)) seen.resize(static_cast<size_t>(last) + 1, false);
+  int64_t already = 0;
+  for (int64_t i = first; i <= last; ++i) already += seen[static_cast<size_t>(i)] ? 1 : 0;
+  if (already == last - first + 1) {
+    ++duplicate_reports_;
+    return absl::OkStatus();
+  }
+  if (already != 0) {
+    // Part of it is counted already and a fold cannot be split: taking it would count those
+    // seconds twice. The agent keeps its newest reports whole to make this impossible.
+    ++rejected_reports_;
+    return absl::InvalidArgumentError(absl::StrCat("folded report of intervals ", first, "..", last, " overlaps ",
+                                                   already, " interval(s) already counted"));
+  }
+  // The fold has no per-second detail: it joins the totals at once, and the seconds it covers
+  // are closed now (with what other agents sent for them) rather than left waiting for it.
+  if (absl::Status s = agent::MergeReport(report, &cumulative_); !s.ok()) {
+    ++rejected_reports_;
+    return s;
+  }
+  for (int64_t i = first; i <= last; ++i) seen[static_cast<size_t>(i)] = true;
+  reported_up_to_[agent] = std::max(reported_up_to_[agent], last);
+  ++folded_reports_;
+  while (next_to_finalize_ <= last) {
+    auto it = pending_.find(next_to_finalize_);
+    if (it != pending_.end()) {
+      const uint32_t users = cumulative_.active_users, in_flight = cumulative_.in_flight;
+      cumulative_.Merge(it->second);
+      cumulative_.active_users = users;
+      cumulative_.in_flight = in_flight;
+      pending_.erase(it);
+    }
+    ++next_to_finalize_;
+  }
   return absl::OkStatus();
 }
 

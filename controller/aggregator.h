@@ -47,7 +47,9 @@ class Aggregator {
   Aggregator(std::vector<std::string> request_names, uint32_t agents, int window = 10);
 
   // Adds an agent's report for one interval. InvalidArgument (nothing added) when malformed. A
-  // second report from the same agent for the same interval (a replay) is ignored.
+  // second report from the same agent for the same interval (a replay) is ignored. A folded
+  // report (Report.folded_through) goes straight into the totals and closes the seconds it
+  // covers without points of their own; one that overlaps seconds already counted is rejected.
   absl::Status Add(uint32_t agent, const v1::Report& report);
   // The agent sends no more reports (finished or lost): intervals stop waiting for it.
   void AgentGone(uint32_t agent);
@@ -70,6 +72,7 @@ class Aggregator {
   uint64_t late_reports() const { return late_reports_; }
   uint64_t rejected_reports() const { return rejected_reports_; }
   uint64_t duplicate_reports() const { return duplicate_reports_; }
+  uint64_t folded_reports() const { return folded_reports_; }
   int64_t last_finalized() const { return next_to_finalize_ - 1; }
   // The highest interval `agent` has reported; -1 for none.
   int64_t reported_up_to(uint32_t agent) const {
@@ -78,6 +81,7 @@ class Aggregator {
 
  private:
   IntervalPoint Close(int64_t index, common::IntervalStats& stats, int64_t now_ns);
+  absl::Status AddFolded(uint32_t agent, const v1::Report& report);
 
   const std::vector<std::string> names_;
   const int window_;
@@ -97,6 +101,7 @@ class Aggregator {
   uint64_t late_reports_ = 0;
   uint64_t rejected_reports_ = 0;
   uint64_t duplicate_reports_ = 0;
+  uint64_t folded_reports_ = 0;
 };
 
 }  // namespace stampede::controller

@@ -123,5 +123,66 @@ TEST(ControllerRestartTest, AgentsResumeWithARestartedControllerAndNothingIsLost
   EXPECT_EQ(from_series, status.summary().requests()) << "replayed reports all landed in their own seconds";
 }
 
+// An agent whose kept reports outgrow --replay-log-max folds the oldest into one; a restarted
+// controller takes the fold into its totals, which still equal what the target served.
+TEST(ControllerRestartTest, FoldedReplayLogsStillGiveExactTotals) {
+  testing::TestTarget target;
+  auto test = common::ParseLoadTest(
+      "apiVersion: stampede.dev/v1alpha1\nkind: LoadTest\nmetadata: {name: fold}\nspec:\n"
+      "  target: {url: \"" + target.Url("/") + "\"}\n"
+      "  requests: [{name: home, path: /}, {name: item, path: /item}]\n"
+      "  load: {users: 4, thinkTime: {min: 5ms, max: 15ms}}\n  duration: 10s\n  agents: 2\n");
+  ASSERT_TRUE(test.ok()) << test.status();
+  common::ApplyDefaults(&*test);
+
+  std::unique_ptr<Controller> first = NewController("127.0.0.1:0");
+  ASSERT_NE(first, nullptr);
+  const std::string address = "127.0.0.1:" + std::to_string(first->grpc_port());
+  RunOptions options = first->run_defaults();
+  options.agent_reconnect_s = 3;
+  options.start_delay_ms = 200;
+  const std::string id = "fold-run", token = "fold-token";
+  auto run = first->StartRun(*test, std::make_unique<NoLauncher>(), id, token, options);
+  std::vector<std::unique_ptr<testing::Process>> agents;
+  for (int i = 0; i < 2; ++i) {
+    // 3 s of reconnect window: the newest 5 reports stay whole, older ones fold past 1 KiB.
+    agents.push_back(std::make_unique<testing::Process>(std::vector<std::string>{
+        testing::AgentBinary(), "connect", "--controller", address, "--run", id, "--token", token, "--index",
+        std::to_string(i), "--threads", "1", "--reconnect", "3", "--replay-log-max", "1024"}));
+  }
+  // Both agents have folded (they log it) before the controller goes away.
+  const auto until = std::chrono::steady_clock::now() + seconds(20);
+  auto both_folded = [&] {
+    return agents[0]->Stderr().find("replay_log_folded") != std::string::npos &&
+           agents[1]->Stderr().find("replay_log_folded") != std::string::npos;
+  };
+  while (!both_folded() && std::chrono::steady_clock::now() < until) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  ASSERT_TRUE(both_folded()) << agents[0]->Stderr();
+  first.reset();
+  run.reset();
+  std::unique_ptr<Controller> second = NewController(address);
+  ASSERT_NE(second, nullptr);
+  auto resumed = second->StartRun(*test, std::make_unique<NoLauncher>(), id, token, options);
+  ASSERT_TRUE(resumed->WaitDone(40000)) << "the resumed run did not end";
+  const v1::LoadTestStatus status = resumed->Status();
+  EXPECT_EQ(status.phase(), "Succeeded") << status.reason() << ": " << status.message();
+  for (auto& agent : agents) {
+    auto code = agent->Wait(seconds(20));
+    ASSERT_TRUE(code.has_value()) << "agent still running";
+    EXPECT_EQ(*code, 0) << agent->Stderr();
+    EXPECT_GE(Count(agent->Stderr(), "resumed_session"), 1u) << agent->Stderr();
+  }
+  EXPECT_EQ(static_cast<long>(status.summary().requests()), target.Served());
+  // The folded seconds have no points of their own: the series starts later and sums to less.
+  const Run::Snapshot snap = resumed->TakeSnapshot(true);
+  ASSERT_FALSE(snap.series.empty());
+  EXPECT_GT(snap.series.front().index, 0);
+  uint64_t from_series = 0;
+  for (const IntervalPoint& p : snap.series) from_series += p.requests;
+  EXPECT_LT(from_series, status.summary().requests());
+}
+
 }  // namespace
 }  // namespace stampede::controller

@@ -76,5 +76,43 @@ TEST(MergeReportTest, UnknownRequestIndexIsRejectedWhole) {
   ExpectSame(into, before);
 }
 
+// A fold of consecutive reports equals their intervals merged, covers the first to the last
+// interval, keeps the first's start time, and leaves the gauges out; folding a fold again
+// extends it.
+TEST(FoldReportsTest, AFoldEqualsTheMergedIntervalsAndSpansThem) {
+  std::vector<std::string> serialized;
+  common::IntervalStats expected(2);
+  for (int64_t i = 0; i < 5; ++i) {
+    common::IntervalStats stats = SampleInterval(1000000 + static_cast<uint64_t>(i) * 777);
+    stats.index = i;
+    stats.active_users = 40;
+    expected.Merge(stats);
+    v1::Report report;
+    IntervalToReport(stats, &report);
+    if (i == 0) report.set_started_unix_nanos(123456789);
+    serialized.push_back(report.SerializeAsString());
+  }
+  absl::StatusOr<v1::Report> folded = FoldReports({serialized.begin(), serialized.begin() + 3});
+  ASSERT_TRUE(folded.ok()) << folded.status();
+  EXPECT_EQ(folded->interval(), 0);
+  EXPECT_EQ(folded->folded_through(), 2);
+  EXPECT_EQ(folded->started_unix_nanos(), 123456789);
+  EXPECT_EQ(folded->active_users(), 0u);
+  std::vector<std::string> again{folded->SerializeAsString(), serialized[3], serialized[4]};
+  absl::StatusOr<v1::Report> refolded = FoldReports(again);
+  ASSERT_TRUE(refolded.ok()) << refolded.status();
+  EXPECT_EQ(refolded->interval(), 0);
+  EXPECT_EQ(refolded->folded_through(), 4);
+  common::IntervalStats got(2);
+  ASSERT_TRUE(MergeReport(*refolded, &got).ok());
+  ExpectSame(got, expected);
+  EXPECT_EQ(got.Requests(), expected.Requests());
+}
+
+TEST(FoldReportsTest, NothingOrGarbageIsAnError) {
+  EXPECT_FALSE(FoldReports({}).ok());
+  EXPECT_FALSE(FoldReports({std::string("\xff\xff\xff", 3)}).ok());
+}
+
 }  // namespace
 }  // namespace stampede::agent
