@@ -41,16 +41,25 @@ std::unique_ptr<Controller> NewController(const std::string& listen) {
   return c.ok() ? std::move(*c) : nullptr;
 }
 
+// A two-agent LoadTest with two requests against `url`, defaults applied and validated.
+absl::StatusOr<v1::LoadTest> TwoAgentTest(const std::string& name, const std::string& url, int users,
+                                          const std::string& duration) {
+  auto test = common::ParseLoadTest("apiVersion: stampede.dev/v1alpha1\nkind: LoadTest\nmetadata: {name: " + name +
+                                    "}\nspec:\n  target: {url: \"" + url +
+                                    "\"}\n  requests: [{name: home, path: /}, {name: item, path: /item}]\n"
+                                    "  load: {users: " + std::to_string(users) +
+                                    ", thinkTime: {min: 5ms, max: 15ms}}\n  duration: " + duration +
+                                    "\n  agents: 2\n");
+  if (!test.ok()) return test.status();
+  common::ApplyDefaults(&*test);
+  if (absl::Status s = common::ValidationStatus(*test); !s.ok()) return s;
+  return test;
+}
+
 TEST(ControllerRestartTest, AgentsResumeWithARestartedControllerAndNothingIsLostOrCountedTwice) {
   testing::TestTarget target;
-  auto test = common::ParseLoadTest(
-      "apiVersion: stampede.dev/v1alpha1\nkind: LoadTest\nmetadata: {name: restart}\nspec:\n"
-      "  target: {url: \"" + target.Url("/") + "\"}\n"
-      "  requests: [{name: home, path: /}, {name: item, path: /item}]\n"
-      "  load: {users: 6, thinkTime: {min: 5ms, max: 15ms}}\n  duration: 7s\n  agents: 2\n");
+  auto test = TwoAgentTest("restart", target.Url("/"), 6, "7s");
   ASSERT_TRUE(test.ok()) << test.status();
-  common::ApplyDefaults(&*test);
-  ASSERT_TRUE(common::ValidationStatus(*test).ok()) << common::ValidationStatus(*test);
 
   std::unique_ptr<Controller> first = NewController("127.0.0.1:0");
   ASSERT_NE(first, nullptr);
@@ -127,13 +136,8 @@ TEST(ControllerRestartTest, AgentsResumeWithARestartedControllerAndNothingIsLost
 // controller takes the fold into its totals, which still equal what the target served.
 TEST(ControllerRestartTest, FoldedReplayLogsStillGiveExactTotals) {
   testing::TestTarget target;
-  auto test = common::ParseLoadTest(
-      "apiVersion: stampede.dev/v1alpha1\nkind: LoadTest\nmetadata: {name: fold}\nspec:\n"
-      "  target: {url: \"" + target.Url("/") + "\"}\n"
-      "  requests: [{name: home, path: /}, {name: item, path: /item}]\n"
-      "  load: {users: 4, thinkTime: {min: 5ms, max: 15ms}}\n  duration: 10s\n  agents: 2\n");
+  auto test = TwoAgentTest("fold", target.Url("/"), 4, "10s");
   ASSERT_TRUE(test.ok()) << test.status();
-  common::ApplyDefaults(&*test);
 
   std::unique_ptr<Controller> first = NewController("127.0.0.1:0");
   ASSERT_NE(first, nullptr);
