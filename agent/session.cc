@@ -200,8 +200,11 @@ class Session {
   // Bounds log_: past the byte budget, every report but the newest ones is folded into one. A
   // replay comes at most reconnect_s after the stream broke, so keeping more seconds than that
   // whole means a report a controller missed is never inside a fold it partly saw already.
+  // A fold itself can be large (its histograms hold every bucket any second used), so another
+  // fold waits until half the budget of new reports has come in: folding stays an occasional cost.
   void MaybeFoldLogLocked() {
     if (log_bytes_ <= options_.replay_log_max_bytes) return;
+    if (log_bytes_ - folded_bytes_ <= options_.replay_log_max_bytes / 2) return;
     const size_t keep = static_cast<size_t>(options_.reconnect_s) + 2;
     if (log_.size() <= keep + 1) return;
     const size_t fold = log_.size() - keep;
@@ -217,6 +220,7 @@ class Session {
     for (size_t i = fold; i < log_.size(); ++i) rest.push_back(std::move(log_[i]));
     const int64_t before = log_bytes_;
     log_ = std::move(rest);
+    folded_bytes_ = static_cast<int64_t>(log_.front().size());
     log_bytes_ = 0;
     for (const std::string& r : log_) log_bytes_ += static_cast<int64_t>(r.size());
     SLOG(kInfo) << "replay_log_folded reports=" << fold << " through=" << folded->folded_through()
@@ -285,9 +289,9 @@ class Session {
       h->set_hostname(host);
       h->set_threads(threads_);
       h->set_start_unix_nanos(start_unix_ns_);
-      if (start_unix_ns_ != 0) h->set_replayed_reports(static_cast<uint32_t>(logged_through_ + 1));
       // Hello, then (when resuming) every report so far, before the reporter may add one.
       std::lock_guard<std::mutex> lock(mu_);
+      if (start_unix_ns_ != 0) h->set_replayed_reports(static_cast<uint32_t>(logged_through_ + 1));
       bool ok = stream->Write(hello);
       v1::AgentMessage report;
       for (size_t i = 0; ok && i < log_.size(); ++i) {
@@ -435,6 +439,7 @@ class Session {
   Inbox* inbox_ = nullptr;
   std::vector<std::string> log_;  // every report since the start, serialized (old ones folded)
   int64_t log_bytes_ = 0;         // the sizes in log_ added up
+  int64_t folded_bytes_ = 0;      // the size of log_[0] when it is a fold
   int64_t logged_through_ = -1;   // the newest interval in log_
 };
 
