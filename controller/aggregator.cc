@@ -29,9 +29,9 @@ absl::Status Aggregator::Add(uint32_t agent, const v1::Report& report) {
   // finalized; a late one (its interval already closed) goes straight into the totals. Either way
   // each report is merged once, and MergeReport rejects a malformed one whole.
   // An agent that reconnects replays every report since its start; each interval counts once.
+  if (report.folded_through() > report.interval()) return AddFolded(agent, report);
   std::vector<bool>& seen = seen_[agent];
   const size_t slot = static_cast<size_t>(report.interval());
-  if (report.folded_through() > report.interval()) return AddFolded(agent, report);
   if (slot < seen.size() && seen[slot]) {
     ++duplicate_reports_;
     return absl::OkStatus();
@@ -87,10 +87,7 @@ absl::Status Aggregator::AddFolded(uint32_t agent, const v1::Report& report) {
   while (next_to_finalize_ <= last) {
     auto it = pending_.find(next_to_finalize_);
     if (it != pending_.end()) {
-      const uint32_t users = cumulative_.active_users, in_flight = cumulative_.in_flight;
-      cumulative_.Merge(it->second);
-      cumulative_.active_users = users;
-      cumulative_.in_flight = in_flight;
+      AddToTotals(it->second);
       pending_.erase(it);
     }
     ++next_to_finalize_;
@@ -135,12 +132,16 @@ std::vector<IntervalPoint> Aggregator::FinalizeAll(int64_t now_ns) {
   return out;
 }
 
-IntervalPoint Aggregator::Close(int64_t index, common::IntervalStats& stats, int64_t now_ns) {
+void Aggregator::AddToTotals(const common::IntervalStats& stats) {
   // Gauges of the interval (users, in flight) are not sums over time; keep the totals' own.
   const uint32_t users = cumulative_.active_users, in_flight = cumulative_.in_flight;
   cumulative_.Merge(stats);
   cumulative_.active_users = users;
   cumulative_.in_flight = in_flight;
+}
+
+IntervalPoint Aggregator::Close(int64_t index, common::IntervalStats& stats, int64_t now_ns) {
+  AddToTotals(stats);
   IntervalPoint p;
   p.index = index;
   p.active_users = stats.active_users;

@@ -82,6 +82,8 @@ class Aggregator {
  private:
   IntervalPoint Close(int64_t index, common::IntervalStats& stats, int64_t now_ns);
   absl::Status AddFolded(uint32_t agent, const v1::Report& report);
+  // Adds a closed interval (or a fold's seconds) to cumulative_, keeping its gauges.
+  void AddToTotals(const common::IntervalStats& stats);
 
   const std::vector<std::string> names_;
   const int window_;
