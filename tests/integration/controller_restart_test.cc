@@ -56,19 +56,52 @@ absl::StatusOr<v1::LoadTest> TwoAgentTest(const std::string& name, const std::st
   return test;
 }
 
+// The first controller, on a free port, running `test` as run `id` with a reconnect window.
+struct FirstController {
+  std::unique_ptr<Controller> controller;
+  std::string address;
+  RunOptions options;
+  std::shared_ptr<Run> run;
+};
+
+FirstController StartFirst(const v1::LoadTest& test, const std::string& id, const std::string& token,
+                           int reconnect_s) {
+  FirstController f;
+  f.controller = NewController("127.0.0.1:0");
+  if (f.controller == nullptr) return f;
+  f.address = "127.0.0.1:" + std::to_string(f.controller->grpc_port());
+  f.options = f.controller->run_defaults();
+  f.options.agent_reconnect_s = reconnect_s;
+  f.options.start_delay_ms = 200;
+  f.run = f.controller->StartRun(test, std::make_unique<NoLauncher>(), id, token, f.options);
+  return f;
+}
+
+// Two real agent processes (one thread each) dialing `address` for run `id`, `extra` flags added.
+std::vector<std::unique_ptr<testing::Process>> StartAgents(const std::string& address, const std::string& id,
+                                                           const std::string& token,
+                                                           const std::vector<std::string>& extra) {
+  std::vector<std::unique_ptr<testing::Process>> agents;
+  for (int i = 0; i < 2; ++i) {
+    std::vector<std::string> args{testing::AgentBinary(), "connect", "--controller", address, "--run", id,
+                                  "--token", token, "--index", std::to_string(i), "--threads", "1"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    agents.push_back(std::make_unique<testing::Process>(args));
+  }
+  return agents;
+}
+
 TEST(ControllerRestartTest, AgentsResumeWithARestartedControllerAndNothingIsLostOrCountedTwice) {
   testing::TestTarget target;
   auto test = TwoAgentTest("restart", target.Url("/"), 6, "7s");
   ASSERT_TRUE(test.ok()) << test.status();
 
-  std::unique_ptr<Controller> first = NewController("127.0.0.1:0");
-  ASSERT_NE(first, nullptr);
-  const std::string address = "127.0.0.1:" + std::to_string(first->grpc_port());
-  RunOptions options = first->run_defaults();
-  options.agent_reconnect_s = 20;
-  options.start_delay_ms = 200;
   const std::string id = "restart-run", token = "restart-token";
-  auto run = first->StartRun(*test, std::make_unique<NoLauncher>(), id, token, options);
+  FirstController first = StartFirst(*test, id, token, 20);
+  ASSERT_NE(first.controller, nullptr);
+  const std::string address = first.address;
+  const RunOptions options = first.options;
+  auto& run = first.run;
 
   // Wait (on the observer, not a sleep) until two seconds of load are in.
   std::mutex mu;
@@ -79,12 +112,7 @@ TEST(ControllerRestartTest, AgentsResumeWithARestartedControllerAndNothingIsLost
     if (p != nullptr) ++intervals;
     cv.notify_all();
   });
-  std::vector<std::unique_ptr<testing::Process>> agents;
-  for (int i = 0; i < 2; ++i) {
-    agents.push_back(std::make_unique<testing::Process>(std::vector<std::string>{
-        testing::AgentBinary(), "connect", "--controller", address, "--run", id, "--token", token, "--index",
-        std::to_string(i), "--threads", "1", "--reconnect", "20"}));
-  }
+  std::vector<std::unique_ptr<testing::Process>> agents = StartAgents(address, id, token, {"--reconnect", "20"});
   {
     std::unique_lock<std::mutex> lock(mu);
     ASSERT_TRUE(cv.wait_for(lock, seconds(20), [&] { return intervals >= 2; }))
@@ -93,7 +121,7 @@ TEST(ControllerRestartTest, AgentsResumeWithARestartedControllerAndNothingIsLost
   run->SetObserver(nullptr);
   const long served_before = target.Served();
   ASSERT_GT(served_before, 0);
-  first.reset();  // the listener goes away mid-test; the agents keep running
+  first.controller.reset();  // the listener goes away mid-test; the agents keep running
   run.reset();
 
   std::unique_ptr<Controller> second = NewController(address);
@@ -139,21 +167,14 @@ TEST(ControllerRestartTest, FoldedReplayLogsStillGiveExactTotals) {
   auto test = TwoAgentTest("fold", target.Url("/"), 4, "10s");
   ASSERT_TRUE(test.ok()) << test.status();
 
-  std::unique_ptr<Controller> first = NewController("127.0.0.1:0");
-  ASSERT_NE(first, nullptr);
-  const std::string address = "127.0.0.1:" + std::to_string(first->grpc_port());
-  RunOptions options = first->run_defaults();
-  options.agent_reconnect_s = 3;
-  options.start_delay_ms = 200;
   const std::string id = "fold-run", token = "fold-token";
-  auto run = first->StartRun(*test, std::make_unique<NoLauncher>(), id, token, options);
-  std::vector<std::unique_ptr<testing::Process>> agents;
-  for (int i = 0; i < 2; ++i) {
-    // 3 s of reconnect window: the newest 5 reports stay whole, older ones fold past 1 KiB.
-    agents.push_back(std::make_unique<testing::Process>(std::vector<std::string>{
-        testing::AgentBinary(), "connect", "--controller", address, "--run", id, "--token", token, "--index",
-        std::to_string(i), "--threads", "1", "--reconnect", "3", "--replay-log-max", "1024"}));
-  }
+  FirstController first = StartFirst(*test, id, token, 3);
+  ASSERT_NE(first.controller, nullptr);
+  const std::string address = first.address;
+  const RunOptions options = first.options;
+  // 3 s of reconnect window: the newest 5 reports stay whole, older ones fold past 1 KiB.
+  std::vector<std::unique_ptr<testing::Process>> agents =
+      StartAgents(address, id, token, {"--reconnect", "3", "--replay-log-max", "1024"});
   // Both agents have folded (they log it) before the controller goes away.
   const auto until = std::chrono::steady_clock::now() + seconds(20);
   auto both_folded = [&] {
@@ -164,8 +185,8 @@ TEST(ControllerRestartTest, FoldedReplayLogsStillGiveExactTotals) {
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
   ASSERT_TRUE(both_folded()) << agents[0]->Stderr();
-  first.reset();
-  run.reset();
+  first.controller.reset();
+  first.run.reset();
   std::unique_ptr<Controller> second = NewController(address);
   ASSERT_NE(second, nullptr);
   auto resumed = second->StartRun(*test, std::make_unique<NoLauncher>(), id, token, options);
