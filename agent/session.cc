@@ -208,8 +208,7 @@ class Session {
     const size_t keep = static_cast<size_t>(options_.reconnect_s) + 2;
     if (log_.size() <= keep + 1) return;
     const size_t fold = log_.size() - keep;
-    absl::StatusOr<v1::Report> folded =
-        FoldReports(std::vector<std::string>(log_.begin(), log_.begin() + static_cast<std::ptrdiff_t>(fold)));
+    absl::StatusOr<v1::Report> folded = FoldReports(absl::MakeConstSpan(log_).subspan(0, fold));
     if (!folded.ok()) {
       SLOG(kError) << "replay_log_fold_failed error=\"" << folded.status().message() << "\"";
       return;

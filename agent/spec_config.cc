@@ -156,25 +156,31 @@ absl::Status MergeReport(const v1::Report& report, common::IntervalStats* into) 
   return absl::OkStatus();
 }
 
-absl::StatusOr<v1::Report> FoldReports(const std::vector<std::string>& serialized) {
+absl::StatusOr<v1::Report> FoldReports(absl::Span<const std::string> serialized) {
   if (serialized.empty()) return absl::InvalidArgumentError("no reports to fold");
-  std::vector<v1::Report> reports(serialized.size());
-  size_t requests = 0;
+  // One report parsed at a time: the log being folded can be tens of MB.
+  common::IntervalStats sum;
+  v1::Report report;
+  int64_t first_interval = 0, started_unix_nanos = 0, last_interval = 0;
   for (size_t i = 0; i < serialized.size(); ++i) {
-    if (!reports[i].ParseFromString(serialized[i])) return absl::InvalidArgumentError("a kept report does not parse");
-    for (const v1::RequestReport& r : reports[i].requests()) requests = std::max<size_t>(requests, r.request() + 1);
+    if (!report.ParseFromString(serialized[i])) return absl::InvalidArgumentError("a kept report does not parse");
+    for (const v1::RequestReport& r : report.requests()) {
+      if (r.request() >= sum.requests.size()) sum.requests.resize(static_cast<size_t>(r.request()) + 1);
+    }
+    RETURN_IF_ERROR(MergeReport(report, &sum));
+    if (i == 0) {
+      first_interval = report.interval();
+      started_unix_nanos = report.started_unix_nanos();
+    }
+    last_interval = std::max(report.interval(), report.folded_through());
   }
-  common::IntervalStats sum(requests);
-  for (const v1::Report& r : reports) RETURN_IF_ERROR(MergeReport(r, &sum));
   sum.active_users = 0;
   sum.in_flight = 0;
   v1::Report out;
   IntervalToReport(sum, &out);
-  const v1::Report& first = reports.front();
-  const v1::Report& last = reports.back();
-  out.set_interval(first.interval());
-  out.set_folded_through(std::max(last.interval(), last.folded_through()));
-  out.set_started_unix_nanos(first.started_unix_nanos());
+  out.set_interval(first_interval);
+  out.set_folded_through(last_interval);
+  out.set_started_unix_nanos(started_unix_nanos);
   return out;
 }
 

@@ -5,9 +5,9 @@
 
 #include <cstdint>
 #include <string>
-#include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/types/span.h"
 #include "agent/engine.h"
 #include "common/stats.h"
 #include "stampede/v1/agent.pb.h"
@@ -30,7 +30,7 @@ absl::Status MergeReport(const v1::Report& report, common::IntervalStats* into);
 // Sums consecutive reports (serialized, oldest first) into one whose `interval` is the first's and
 // `folded_through` the last's: exact counts and histograms, gauges (users, in flight) left at 0
 // since they are not sums over time. InvalidArgument if one does not parse or merge.
-absl::StatusOr<v1::Report> FoldReports(const std::vector<std::string>& serialized);
+absl::StatusOr<v1::Report> FoldReports(absl::Span<const std::string> serialized);
 
 }  // namespace stampede::agent
 

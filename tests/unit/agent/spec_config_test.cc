@@ -92,7 +92,7 @@ TEST(FoldReportsTest, AFoldEqualsTheMergedIntervalsAndSpansThem) {
     if (i == 0) report.set_started_unix_nanos(123456789);
     serialized.push_back(report.SerializeAsString());
   }
-  absl::StatusOr<v1::Report> folded = FoldReports({serialized.begin(), serialized.begin() + 3});
+  absl::StatusOr<v1::Report> folded = FoldReports(absl::MakeConstSpan(serialized).subspan(0, 3));
   ASSERT_TRUE(folded.ok()) << folded.status();
   EXPECT_EQ(folded->interval(), 0);
   EXPECT_EQ(folded->folded_through(), 2);
