@@ -113,7 +113,7 @@ absl::StatusOr<std::unique_ptr<Engine>> Engine::Create(EngineConfig config) {
   std::lock_guard<std::mutex> lock(engine->mu_);
   engine->outboxes_.resize(threads);
   for (uint32_t i = 0; i < threads; ++i) {
-    const uint32_t share = open ? engine->connections_ / threads + (i < engine->connections_ % threads ? 1 : 0) : 0;
+    const uint32_t share = open ? static_cast<uint32_t>(common::EvenShare(engine->connections_, threads, i)) : 0;
     Engine* self = engine.get();
     engine->workers_.push_back(std::make_unique<Worker>(
         shared, config.stream_offset + i, share, seed + i,

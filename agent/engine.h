@@ -18,10 +18,10 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
-#include "agent/load_plan.h"
-#include "common/stats.h"
 #include "agent/target.h"
 #include "agent/worker.h"
+#include "common/load_plan.h"
+#include "common/stats.h"
 
 namespace stampede::agent {
 

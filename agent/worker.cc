@@ -79,8 +79,7 @@ Worker::Worker(const WorkerShared& shared, uint32_t stream_index, uint32_t conne
   if (open_model_) {
     count = std::max<uint32_t>(connections, 1);
   } else {
-    const uint32_t users = shared_.plan.MaxUsers();
-    count = users > stream_index_ ? (users - stream_index_ + shared_.stream_count - 1) / shared_.stream_count : 0;
+    count = common::EvenShare(shared_.plan.MaxUsers(), shared_.stream_count, stream_index_);
   }
   connections_.resize(count);
   free_.reserve(count);
@@ -307,10 +306,8 @@ uint32_t Worker::PickRequest() {
 
 void Worker::UpdateUsers(int64_t now) {
   const int64_t t = now - start_ns_;
-  const uint32_t global = shared_.plan.UsersAt(t);
-  const uint32_t n = shared_.stream_count;
-  uint32_t target = global > stream_index_ ? (global - stream_index_ + n - 1) / n : 0;
-  target = std::min<uint32_t>(target, static_cast<uint32_t>(connections_.size()));
+  const uint64_t share = common::EvenShare(shared_.plan.UsersAt(t), shared_.stream_count, stream_index_);
+  const uint32_t target = static_cast<uint32_t>(std::min<uint64_t>(share, connections_.size()));
   while (active_users_ < target) {
     Connection& c = connections_[active_users_++];
     c.active = true;

@@ -15,9 +15,9 @@
 #include <vector>
 
 #include "agent/http_response_parser.h"
-#include "agent/load_plan.h"
-#include "common/stats.h"
 #include "agent/target.h"
+#include "common/load_plan.h"
+#include "common/stats.h"
 
 typedef struct ssl_ctx_st SSL_CTX;
 typedef struct ssl_st SSL;
@@ -26,10 +26,12 @@ namespace stampede::agent {
 
 // The engine fills the shared statistics types (common/stats.h).
 using common::IntervalStats;
+using common::LoadPlan;
 using common::kLateNs;
 using common::Outcome;
 using common::OutcomeName;
 using common::RequestStats;
+using common::Stage;
 
 // What all workers of a run share; constant while they run.
 struct WorkerShared {

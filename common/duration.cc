@@ -25,6 +25,15 @@ absl::StatusOr<absl::Duration> ParseDuration(std::string_view text) {
   return d;
 }
 
+absl::StatusOr<int64_t> ParseDurationNanos(std::string_view field, std::string_view text) {
+  absl::StatusOr<absl::Duration> d = ParseDuration(text);
+  if (!d.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(absl::string_view(field.data(), field.size()), ": ", d.status().message()));
+  }
+  return absl::ToInt64Nanoseconds(*d);
+}
+
 std::string FormatNanos(uint64_t ns) {
   // Four significant digits at most; a value that rounds up to 1000 of a unit moves to the next.
   static const struct {

@@ -14,6 +14,8 @@ namespace stampede::common {
 // Parses a non-negative duration with a unit ("0" alone is allowed). Errors are InvalidArgument and
 // say what was expected, e.g. `"10" has no unit (write 10s or 10ms)`.
 absl::StatusOr<absl::Duration> ParseDuration(std::string_view text);
+// The same in nanoseconds, with the error prefixed by `field` ("spec.duration: ...").
+absl::StatusOr<int64_t> ParseDurationNanos(std::string_view field, std::string_view text);
 
 // Formats nanoseconds for people: "812us", "3.25ms", "1.200s", with about four significant digits.
 std::string FormatNanos(uint64_t ns);

@@ -3,7 +3,7 @@
 #include <algorithm>
 
 #include "absl/strings/str_cat.h"
-#include "agent/spec_config.h"
+#include "common/report.h"
 #include "stampede/v1/agent.pb.h"
 
 namespace stampede::controller {
@@ -43,7 +43,7 @@ absl::Status Aggregator::Add(uint32_t agent, const v1::Report& report) {
     if (it == pending_.end()) it = pending_.emplace(report.interval(), common::IntervalStats(names_.size())).first;
     target = &it->second;
   }
-  if (absl::Status s = agent::MergeReport(report, target); !s.ok()) {
+  if (absl::Status s = common::MergeReport(report, target); !s.ok()) {
     ++rejected_reports_;
     return s;
   }
@@ -77,7 +77,7 @@ absl::Status Aggregator::AddFolded(uint32_t agent, const v1::Report& report) {
   }
   // The fold has no per-second detail: it joins the totals at once, and the seconds it covers
   // are closed now (with what other agents sent for them) rather than left waiting for it.
-  if (absl::Status s = agent::MergeReport(report, &cumulative_); !s.ok()) {
+  if (absl::Status s = common::MergeReport(report, &cumulative_); !s.ok()) {
     ++rejected_reports_;
     return s;
   }

@@ -33,7 +33,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "agent/spec_config.h"
+#include "common/report.h"
 #include "common/duration.h"
 #include "common/stats.h"
 #include "stampede/v1/agent.grpc.pb.h"
@@ -177,7 +177,7 @@ std::vector<ReportVariant> MakeVariants(const Options& opt) {
     stats.max_timer_lag_ns = 300'000;
     stats.bytes_read = v.requests * 300;
     stats.bytes_written = v.requests * 120;
-    agent::IntervalToReport(stats, &v.report);
+    common::IntervalToReport(stats, &v.report);
   }
   return variants;
 }

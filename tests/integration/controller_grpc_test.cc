@@ -7,7 +7,7 @@
 #include <random>
 #include <thread>
 
-#include "agent/spec_config.h"
+#include "common/report.h"
 #include "common/histogram.h"
 #include "common/spec.h"
 #include "controller/controller.h"
@@ -146,7 +146,7 @@ TEST_F(ControllerGrpcTest, MergedResultsEqualTheUnionOfEveryAgentsSamples) {
         ++requests;
       }
       v1::AgentMessage m;
-      agent::IntervalToReport(stats, m.mutable_report());
+      common::IntervalToReport(stats, m.mutable_report());
       ASSERT_TRUE(agents[i]->Send(m));
     }
     v1::AgentMessage done;
@@ -224,7 +224,7 @@ TEST_F(ControllerGrpcTest, MalformedReportIsRejectedAndTheRestStillCounts) {
   good.requests[0].latency.Record(1000000);
   good.requests[0].outcomes[0] = 1;
   v1::AgentMessage report;
-  agent::IntervalToReport(good, report.mutable_report());
+  common::IntervalToReport(good, report.mutable_report());
   ASSERT_TRUE(a.Send(report));
   // A histogram whose counts do not add up, and a request index that does not exist.
   v1::AgentMessage bad = report;

@@ -4,7 +4,7 @@
 
 #include <gtest/gtest.h>
 
-#include "agent/spec_config.h"
+#include "common/report.h"
 #include "common/stats.h"
 #include "stampede/v1/agent.pb.h"
 
@@ -19,14 +19,14 @@ v1::Report ReportOf(int64_t interval, uint64_t n) {
   stats.requests[0].outcomes[0] = n;
   stats.requests[0].status_classes[2] = n;
   v1::Report r;
-  agent::IntervalToReport(stats, &r);
+  common::IntervalToReport(stats, &r);
   return r;
 }
 
 v1::Report Fold(int64_t first, int64_t last, uint64_t n_each) {
   std::vector<std::string> serialized;
   for (int64_t i = first; i <= last; ++i) serialized.push_back(ReportOf(i, n_each).SerializeAsString());
-  absl::StatusOr<v1::Report> folded = agent::FoldReports(serialized);
+  absl::StatusOr<v1::Report> folded = common::FoldReports(serialized);
   EXPECT_TRUE(folded.ok()) << folded.status();
   return *folded;
 }

@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "agent/spec_config.h"
+#include "common/report.h"
 #include "common/spec.h"
 #include "common/stats.h"
 #include "gmock/gmock.h"
@@ -115,7 +115,7 @@ common::IntervalStats Interval(int64_t index, int ok, uint64_t base_ns) {
 
 void Report(Run& run, uint32_t agent, const common::IntervalStats& stats) {
   v1::AgentMessage message;
-  agent::IntervalToReport(stats, message.mutable_report());
+  common::IntervalToReport(stats, message.mutable_report());
   run.OnMessage(agent, message);
 }
 

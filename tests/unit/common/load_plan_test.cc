@@ -1,4 +1,4 @@
-#include "agent/load_plan.h"
+#include "common/load_plan.h"
 
 #include <algorithm>
 #include <cmath>
@@ -11,7 +11,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
-namespace stampede::agent {
+namespace stampede::common {
 namespace {
 
 using ::testing::HasSubstr;
@@ -107,13 +107,37 @@ TEST(LoadPlanClosedTest, UsersSplitExactlyOverStreams) {
     for (uint32_t k : {1u, 2u, 3u, 7u}) {
       uint32_t sum = 0, most = 0, least = UINT32_MAX;
       for (uint32_t s = 0; s < k; ++s) {
-        const uint32_t share = s < users ? (users - s + k - 1) / k : 0;
+        const uint32_t share = static_cast<uint32_t>(EvenShare(users, k, s));
         sum += share;
         most = std::max(most, share);
         least = std::min(least, share);
       }
       EXPECT_EQ(sum, users) << "t=" << t << " k=" << k;
       EXPECT_LE(most - least, 1u) << "t=" << t << " k=" << k;
+    }
+  }
+}
+
+TEST(EvenShareTest, IsTheCountOfIndicesCongruentToThePartAndAddsUp) {
+  for (uint64_t total : {0u, 1u, 5u, 7u, 23u, 100u}) {
+    for (uint64_t parts : {1u, 2u, 3u, 7u, 10u}) {
+      uint64_t sum = 0;
+      for (uint64_t k = 0; k < parts; ++k) {
+        uint64_t congruent = 0;
+        for (uint64_t u = 0; u < total; ++u) congruent += u % parts == k;
+        EXPECT_EQ(EvenShare(total, parts, k), congruent) << total << "/" << parts << " part " << k;
+        sum += EvenShare(total, parts, k);
+      }
+      EXPECT_EQ(sum, total);
+      // Any run of consecutive parts adds up to the parts one by one (an agent's streams).
+      for (uint64_t first = 0; first < parts; ++first) {
+        for (uint64_t count = 0; first + count <= parts; ++count) {
+          uint64_t one_by_one = 0;
+          for (uint64_t k = first; k < first + count; ++k) one_by_one += EvenShare(total, parts, k);
+          EXPECT_EQ(EvenShareOfRange(total, parts, first, count), one_by_one)
+              << total << "/" << parts << " parts " << first << "+" << count;
+        }
+      }
     }
   }
 }
@@ -341,4 +365,4 @@ TEST(LoadPlanValidationTest, StagesMakeUsersAndRateOptional) {
 }
 
 }  // namespace
-}  // namespace stampede::agent
+}  // namespace stampede::common

@@ -1,11 +1,14 @@
-#include "agent/load_plan.h"
+#include "common/load_plan.h"
 
 #include <algorithm>
 #include <cmath>
 
 #include "absl/strings/str_cat.h"
+#include "common/duration.h"
+#include "common/status_macros.h"
+#include "stampede/v1/loadtest.pb.h"
 
-namespace stampede::agent {
+namespace stampede::common {
 namespace {
 
 constexpr double kNanos = 1e9;
@@ -149,4 +152,26 @@ uint64_t LoadPlan::TotalArrivals() const {
   return n;
 }
 
-}  // namespace stampede::agent
+absl::StatusOr<LoadPlan> LoadPlanFromSpec(const v1::LoadTestSpec& spec) {
+  int64_t duration = 0;
+  if (!spec.duration().empty()) {
+    ASSIGN_OR_RETURN(duration, ParseDurationNanos("spec.duration", spec.duration()));
+  }
+  std::vector<Stage> stages;
+  for (int i = 0; i < spec.load().stages_size(); ++i) {
+    const v1::Stage& s = spec.load().stages(i);
+    Stage stage;
+    ASSIGN_OR_RETURN(stage.duration_ns,
+                     ParseDurationNanos(absl::StrCat("spec.load.stages[", i, "].duration"), s.duration()));
+    stage.target = s.target();
+    stages.push_back(stage);
+  }
+  const v1::Load& load = spec.load();
+  absl::StatusOr<LoadPlan> plan = load.has_rate()
+                                      ? LoadPlan::Open(load.rate(), stages, duration)
+                                      : LoadPlan::Closed(load.users(), load.spawn_rate(), stages, duration);
+  if (!plan.ok()) return absl::InvalidArgumentError(absl::StrCat("spec.load: ", plan.status().message()));
+  return plan;
+}
+
+}  // namespace stampede::common

@@ -3,16 +3,24 @@
 //
 // The plan is a pure function of time, so any share of it is exact: worker k of n streams runs the
 // users u with u % n == k, and sends the arrivals i with i % n == k, at PlannedTime(i). Summed over
-// all streams that is exactly the plan, whether or not the numbers divide evenly.
-#ifndef STAMPEDE_AGENT_LOAD_PLAN_H_
-#define STAMPEDE_AGENT_LOAD_PLAN_H_
+// all streams that is exactly the plan, whether or not the numbers divide evenly. The controller
+// (which assigns streams to agents) and the engine (which runs them) both split with EvenShare.
+//
+// Shared by the agent and the controller; pure and thread-safe.
+#ifndef STAMPEDE_COMMON_LOAD_PLAN_H_
+#define STAMPEDE_COMMON_LOAD_PLAN_H_
 
+#include <algorithm>
 #include <cstdint>
 #include <vector>
 
 #include "absl/status/statusor.h"
 
-namespace stampede::agent {
+namespace stampede::v1 {
+class LoadTestSpec;
+}  // namespace stampede::v1
+
+namespace stampede::common {
 
 struct Stage {
   int64_t duration_ns = 0;
@@ -72,6 +80,23 @@ class LoadPlan {
   std::vector<Segment> segments_;  // cover [0, duration_ns_)
 };
 
-}  // namespace stampede::agent
+// Part `index` of `total` split into `parts` (> 0) as evenly as possible: the first
+// total % parts parts get one more. It is also how many of 0..total-1 are congruent to `index`
+// modulo `parts`, so stream k of n runs EvenShare(users, n, k) users. The parts add up to total.
+inline uint64_t EvenShare(uint64_t total, uint64_t parts, uint64_t index) {
+  return total / parts + (index < total % parts ? 1 : 0);
+}
+// The parts first .. first+count-1 of that split, added up (an agent's streams).
+inline uint64_t EvenShareOfRange(uint64_t total, uint64_t parts, uint64_t first, uint64_t count) {
+  const uint64_t rest = total % parts;
+  const uint64_t extra = rest > first ? std::min(rest, first + count) - first : 0;
+  return count * (total / parts) + extra;
+}
 
-#endif  // STAMPEDE_AGENT_LOAD_PLAN_H_
+// The load plan a validated spec describes (the whole test, before any split). InvalidArgument
+// naming the field when a duration does not parse.
+absl::StatusOr<LoadPlan> LoadPlanFromSpec(const v1::LoadTestSpec& spec);
+
+}  // namespace stampede::common
+
+#endif  // STAMPEDE_COMMON_LOAD_PLAN_H_

@@ -1,81 +1,13 @@
-#include "agent/spec_config.h"
+// The wire form of an agent's second (v1::Report) and back, and folding many into one.
+#include "common/report.h"
 
 #include <algorithm>
 
 #include "absl/strings/str_cat.h"
-#include "common/duration.h"
 #include "common/status_macros.h"
+#include "stampede/v1/agent.pb.h"
 
-namespace stampede::agent {
-namespace {
-
-absl::StatusOr<int64_t> DurationField(const std::string& field, const std::string& text) {
-  auto d = common::ParseDuration(text);
-  if (!d.ok()) return absl::InvalidArgumentError(absl::StrCat(field, ": ", d.status().message()));
-  return absl::ToInt64Nanoseconds(*d);
-}
-
-}  // namespace
-
-absl::StatusOr<EngineConfig> EngineConfigFromAssignment(const v1::Assignment& assignment,
-                                                        uint32_t threads) {
-  const v1::LoadTestSpec& spec = assignment.spec();
-  EngineConfig cfg;
-  cfg.url = spec.target().url();
-  if (!spec.target().timeout().empty()) {
-    ASSIGN_OR_RETURN(cfg.timeout_ns, DurationField("spec.target.timeout", spec.target().timeout()));
-  }
-  cfg.insecure_skip_verify = spec.target().insecure_skip_verify();
-  for (const v1::Request& r : spec.requests()) {
-    RequestSpec req;
-    req.name = r.name();
-    if (!r.method().empty()) req.method = r.method();
-    req.path = r.path();
-    for (const auto& [k, v] : r.headers()) req.headers.emplace_back(k, v);
-    req.body = r.body();
-    req.weight = r.weight() == 0 ? 1 : r.weight();
-    req.expect_status.assign(r.expect_status().begin(), r.expect_status().end());
-    cfg.requests.push_back(std::move(req));
-  }
-  const v1::Load& load = spec.load();
-  if (!load.has_rate()) {
-    if (!load.think_time().min().empty()) {
-      ASSIGN_OR_RETURN(cfg.think_min_ns, DurationField("spec.load.thinkTime.min", load.think_time().min()));
-    }
-    if (!load.think_time().max().empty()) {
-      ASSIGN_OR_RETURN(cfg.think_max_ns, DurationField("spec.load.thinkTime.max", load.think_time().max()));
-    }
-  }
-  absl::StatusOr<LoadPlan> plan = LoadPlanFromSpec(spec);
-  if (!plan.ok()) return plan.status();
-  cfg.plan = *plan;
-  cfg.threads = threads;
-  cfg.connections = assignment.connections();
-  cfg.seed = assignment.seed();
-  cfg.stream_offset = assignment.stream_offset();
-  cfg.stream_count = assignment.stream_count();
-  return cfg;
-}
-
-absl::StatusOr<LoadPlan> LoadPlanFromSpec(const v1::LoadTestSpec& spec) {
-  int64_t duration = 0;
-  if (!spec.duration().empty()) {
-    ASSIGN_OR_RETURN(duration, DurationField("spec.duration", spec.duration()));
-  }
-  std::vector<Stage> stages;
-  for (int i = 0; i < spec.load().stages_size(); ++i) {
-    const v1::Stage& s = spec.load().stages(i);
-    Stage stage;
-    ASSIGN_OR_RETURN(stage.duration_ns, DurationField(absl::StrCat("spec.load.stages[", i, "].duration"), s.duration()));
-    stage.target = s.target();
-    stages.push_back(stage);
-  }
-  const v1::Load& load = spec.load();
-  absl::StatusOr<LoadPlan> plan = load.has_rate() ? LoadPlan::Open(load.rate(), stages, duration)
-                                                  : LoadPlan::Closed(load.users(), load.spawn_rate(), stages, duration);
-  if (!plan.ok()) return absl::InvalidArgumentError(absl::StrCat("spec.load: ", plan.status().message()));
-  return plan;
-}
+namespace stampede::common {
 
 void IntervalToReport(const common::IntervalStats& stats, v1::Report* report) {
   report->set_interval(stats.index);
@@ -184,4 +116,4 @@ absl::StatusOr<v1::Report> FoldReports(absl::Span<const std::string> serialized)
   return out;
 }
 
-}  // namespace stampede::agent
+}  // namespace stampede::common

@@ -1,4 +1,4 @@
-#include "agent/spec_config.h"
+#include "common/report.h"
 
 #include <gtest/gtest.h>
 
@@ -6,12 +6,12 @@
 #include "stampede/v1/agent.pb.h"
 #include "stampede/v1/histogram.pb.h"
 
-namespace stampede::agent {
+namespace stampede::common {
 namespace {
 
 // Two requests with latency and service samples, as an agent's interval would hold them.
-common::IntervalStats SampleInterval(uint64_t base) {
-  common::IntervalStats stats(2);
+IntervalStats SampleInterval(uint64_t base) {
+  IntervalStats stats(2);
   for (uint64_t i = 0; i < 200; ++i) {
     stats.requests[0].latency.Record(base + i * 997);
     stats.requests[0].service.Record(base + i * 13);
@@ -25,7 +25,7 @@ common::IntervalStats SampleInterval(uint64_t base) {
   return stats;
 }
 
-void ExpectSame(const common::IntervalStats& a, const common::IntervalStats& b) {
+void ExpectSame(const IntervalStats& a, const IntervalStats& b) {
   ASSERT_EQ(a.requests.size(), b.requests.size());
   for (size_t i = 0; i < a.requests.size(); ++i) {
     EXPECT_EQ(a.requests[i].latency, b.requests[i].latency) << "request " << i;
@@ -36,12 +36,12 @@ void ExpectSame(const common::IntervalStats& a, const common::IntervalStats& b) 
 }
 
 TEST(MergeReportTest, MergingAReportEqualsMergingTheIntervalItCameFrom) {
-  common::IntervalStats first = SampleInterval(1000000), second = SampleInterval(5000000);
+  IntervalStats first = SampleInterval(1000000), second = SampleInterval(5000000);
   v1::Report report;
   IntervalToReport(second, &report);
-  common::IntervalStats merged = first;
+  IntervalStats merged = first;
   ASSERT_TRUE(MergeReport(report, &merged).ok());
-  common::IntervalStats expected = first;
+  IntervalStats expected = first;
   expected.Merge(second);
   ExpectSame(merged, expected);
 }
@@ -49,7 +49,7 @@ TEST(MergeReportTest, MergingAReportEqualsMergingTheIntervalItCameFrom) {
 // A report whose last histogram is malformed must leave the totals exactly as they were, though
 // the histograms before it were already added while being checked.
 TEST(MergeReportTest, ALaterMalformedHistogramTakesBackTheEarlierOnes) {
-  const common::IntervalStats before = SampleInterval(2000000);
+  const IntervalStats before = SampleInterval(2000000);
   v1::Report good;
   IntervalToReport(SampleInterval(7000000), &good);
   ASSERT_EQ(good.requests_size(), 2);
@@ -59,7 +59,7 @@ TEST(MergeReportTest, ALaterMalformedHistogramTakesBackTheEarlierOnes) {
                        : broken == 1 ? bad.mutable_requests(0)->mutable_service()
                                      : bad.mutable_requests(1)->mutable_latency();
     h->set_total_count(h->total_count() + 1);  // counts no longer add up
-    common::IntervalStats into = before;
+    IntervalStats into = before;
     const absl::Status status = MergeReport(bad, &into);
     EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument) << "broken histogram " << broken;
     ExpectSame(into, before);
@@ -67,11 +67,11 @@ TEST(MergeReportTest, ALaterMalformedHistogramTakesBackTheEarlierOnes) {
 }
 
 TEST(MergeReportTest, UnknownRequestIndexIsRejectedWhole) {
-  const common::IntervalStats before = SampleInterval(3000000);
+  const IntervalStats before = SampleInterval(3000000);
   v1::Report bad;
   IntervalToReport(SampleInterval(4000000), &bad);
   bad.mutable_requests(1)->set_request(2);
-  common::IntervalStats into = before;
+  IntervalStats into = before;
   EXPECT_EQ(MergeReport(bad, &into).code(), absl::StatusCode::kInvalidArgument);
   ExpectSame(into, before);
 }
@@ -81,9 +81,9 @@ TEST(MergeReportTest, UnknownRequestIndexIsRejectedWhole) {
 // extends it.
 TEST(FoldReportsTest, AFoldEqualsTheMergedIntervalsAndSpansThem) {
   std::vector<std::string> serialized;
-  common::IntervalStats expected(2);
+  IntervalStats expected(2);
   for (int64_t i = 0; i < 5; ++i) {
-    common::IntervalStats stats = SampleInterval(1000000 + static_cast<uint64_t>(i) * 777);
+    IntervalStats stats = SampleInterval(1000000 + static_cast<uint64_t>(i) * 777);
     stats.index = i;
     stats.active_users = 40;
     expected.Merge(stats);
@@ -103,7 +103,7 @@ TEST(FoldReportsTest, AFoldEqualsTheMergedIntervalsAndSpansThem) {
   ASSERT_TRUE(refolded.ok()) << refolded.status();
   EXPECT_EQ(refolded->interval(), 0);
   EXPECT_EQ(refolded->folded_through(), 4);
-  common::IntervalStats got(2);
+  IntervalStats got(2);
   ASSERT_TRUE(MergeReport(*refolded, &got).ok());
   ExpectSame(got, expected);
   EXPECT_EQ(got.Requests(), expected.Requests());
@@ -115,4 +115,4 @@ TEST(FoldReportsTest, NothingOrGarbageIsAnError) {
 }
 
 }  // namespace
-}  // namespace stampede::agent
+}  // namespace stampede::common
