@@ -83,4 +83,10 @@ uint64_t IntervalStats::Outcomes(Outcome o) const {
   return n;
 }
 
+RequestStats IntervalStats::Total() const {
+  RequestStats total;
+  for (const RequestStats& r : requests) total.Merge(r);
+  return total;
+}
+
 }  // namespace stampede::common

@@ -64,6 +64,8 @@ struct IntervalStats {
   uint64_t Requests() const;
   uint64_t Errors() const;
   uint64_t Outcomes(Outcome o) const;
+  // Every request name's statistics merged: the "total" row.
+  RequestStats Total() const;
 };
 
 constexpr int64_t kLateNs = 1000000;  // 1 ms

@@ -1,5 +1,6 @@
 #include "common/threshold.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
@@ -234,6 +235,50 @@ std::string FormatThresholdValue(const Threshold& t, double actual) {
       snprintf(buf, sizeof(buf), "%.0f", actual);
       return buf;
   }
+}
+
+std::vector<v1::ThresholdResult> EvaluateThresholds(const std::vector<Threshold>& thresholds,
+                                                    const std::vector<std::string>& names,
+                                                    const IntervalStats& totals, double elapsed_s) {
+  std::vector<v1::ThresholdResult> out;
+  const double elapsed = std::max(elapsed_s, 1e-9);
+  for (const Threshold& t : thresholds) {
+    RequestStats stats;
+    bool found = t.request.empty();
+    for (size_t i = 0; i < totals.requests.size() && i < names.size(); ++i) {
+      if (t.request.empty() || names[i] == t.request) {
+        stats.Merge(totals.requests[i]);
+        found = true;
+      }
+    }
+    double actual = 0;
+    switch (t.metric) {
+      case Threshold::Metric::kQuantile: actual = stats.latency.ValueAtQuantile(t.quantile); break;
+      case Threshold::Metric::kMax: actual = stats.latency.max(); break;
+      case Threshold::Metric::kMin: actual = stats.latency.min(); break;
+      case Threshold::Metric::kMean: actual = stats.latency.Mean(); break;
+      case Threshold::Metric::kErrorRate:
+        actual = stats.Requests() == 0 ? 0 : static_cast<double>(stats.Errors()) / stats.Requests();
+        break;
+      case Threshold::Metric::kRps: actual = stats.Requests() / elapsed; break;
+      case Threshold::Metric::kRequests: actual = stats.Requests(); break;
+      case Threshold::Metric::kErrors: actual = stats.Errors(); break;
+    }
+    const bool no_data = IsLatency(t.metric) && stats.latency.count() == 0;
+    v1::ThresholdResult r;
+    r.set_expression(t.expression);
+    r.set_passed(found && !no_data && t.Holds(actual));
+    r.set_actual(no_data ? "no data" : FormatThresholdValue(t, actual));
+    out.push_back(std::move(r));
+  }
+  return out;
+}
+
+const v1::ThresholdResult* FirstFailed(const std::vector<v1::ThresholdResult>& results) {
+  for (const v1::ThresholdResult& r : results) {
+    if (!r.passed()) return &r;
+  }
+  return nullptr;
 }
 
 }  // namespace stampede::common

@@ -19,8 +19,11 @@
 
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "absl/status/statusor.h"
+#include "common/stats.h"
+#include "stampede/v1/loadtest.pb.h"
 
 namespace stampede::common {
 
@@ -45,6 +48,16 @@ absl::StatusOr<Threshold> ParseThreshold(std::string_view expression);
 
 // "412ms", "0.3%", "1234.5/s", "17" — the actual value formatted for the metric.
 std::string FormatThresholdValue(const Threshold& t, double actual);
+
+// The verdict of each threshold over a run's statistics so far: `names[i]` is the name of
+// `totals.requests[i]`, `elapsed_s` how long the load has run (for rps). No data never passes a
+// latency threshold (an empty run must not look healthy: its actual value reads "no data"), and
+// a threshold on a request name the test does not have fails.
+std::vector<v1::ThresholdResult> EvaluateThresholds(const std::vector<Threshold>& thresholds,
+                                                    const std::vector<std::string>& names,
+                                                    const IntervalStats& totals, double elapsed_s);
+// The first failed result, or null when all passed.
+const v1::ThresholdResult* FirstFailed(const std::vector<v1::ThresholdResult>& results);
 
 }  // namespace stampede::common
 

@@ -64,7 +64,7 @@ Controller::~Controller() {
 std::shared_ptr<Run> Controller::StartRun(v1::LoadTest test, std::unique_ptr<AgentLauncher> launcher) {
   std::string id;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    common::MutexLock lock(&mu_);
     id = absl::StrCat(test.metadata().namespace_(), "-", test.metadata().name(), "-", ++next_run_, "-",
                       RandomToken(6));
   }
@@ -77,7 +77,7 @@ std::shared_ptr<Run> Controller::StartRun(v1::LoadTest test, std::unique_ptr<Age
   o.controller_address = agent_address_;
   std::shared_ptr<Run> run;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    common::MutexLock lock(&mu_);
     if (auto it = runs_.find(id); it != runs_.end()) return it->second;
     run = std::make_shared<Run>(id, std::move(test), token, std::move(launcher), o);
     runs_[id] = run;
@@ -89,7 +89,7 @@ std::shared_ptr<Run> Controller::StartRun(v1::LoadTest test, std::unique_ptr<Age
 void Controller::RemoveRun(const std::string& id) {
   std::shared_ptr<Run> run;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    common::MutexLock lock(&mu_);
     auto it = runs_.find(id);
     if (it == runs_.end()) return;
     run = it->second;
@@ -99,13 +99,13 @@ void Controller::RemoveRun(const std::string& id) {
 }
 
 std::shared_ptr<Run> Controller::FindRun(const std::string& id) const {
-  std::lock_guard<std::mutex> lock(mu_);
+  common::MutexLock lock(&mu_);
   auto it = runs_.find(id);
   return it == runs_.end() ? nullptr : it->second;
 }
 
 std::vector<std::shared_ptr<Run>> Controller::Runs() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  common::MutexLock lock(&mu_);
   std::vector<std::shared_ptr<Run>> out;
   for (const auto& [id, run] : runs_) out.push_back(run);
   return out;

@@ -7,14 +7,15 @@
 #include <atomic>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
+#include "common/mutex.h"
 #include "controller/run.h"
+#include "controller/run_registry.h"
 
 namespace stampede::controller {
 
@@ -30,19 +31,17 @@ struct ControllerOptions {
   bool abort_runs_on_shutdown = true;
 };
 
-class Controller {
+class Controller final : public RunRegistry {
  public:
   static absl::StatusOr<std::unique_ptr<Controller>> Create(ControllerOptions options);
-  ~Controller();  // stops the ticker, then the listener
+  ~Controller() override;  // stops the ticker, then the listener
 
   // Registers and starts a run. `test` must be valid with defaults applied.
   std::shared_ptr<Run> StartRun(v1::LoadTest test, std::unique_ptr<AgentLauncher> launcher);
-  // The same with a given id and token (the operator keeps them in the cluster, so a restarted
-  // controller can take its agents back) and options. An id already registered returns that run.
+  // RunRegistry. The agents of the run dial this controller's address.
   std::shared_ptr<Run> StartRun(v1::LoadTest test, std::unique_ptr<AgentLauncher> launcher, const std::string& id,
-                                const std::string& token, const RunOptions& options);
-  // Forgets a run (agents of it are rejected from then on). Aborts it first if it is still going.
-  void RemoveRun(const std::string& id);
+                                const std::string& token, const RunOptions& options) override;
+  void RemoveRun(const std::string& id) override;
   // The defaults every run starts from, with the address agents dial filled in.
   const RunOptions& run_defaults() const { return run_defaults_; }
   std::shared_ptr<Run> FindRun(const std::string& id) const;
@@ -61,7 +60,7 @@ class Controller {
   bool abort_runs_on_shutdown_ = true;
   std::unique_ptr<GrpcListener> listener_;
 
-  mutable std::mutex mu_;
+  mutable common::Mutex mu_;
   std::map<std::string, std::shared_ptr<Run>> runs_ ABSL_GUARDED_BY(mu_);
   uint64_t next_run_ ABSL_GUARDED_BY(mu_) = 0;
 

@@ -8,8 +8,6 @@
 #include <random>
 
 #include "absl/strings/str_cat.h"
-#include "agent/spec_config.h"
-#include "common/clock.h"
 #include "common/duration.h"
 #include "common/logging.h"
 #include "common/spec.h"
@@ -19,9 +17,6 @@ namespace stampede::controller {
 namespace {
 
 constexpr int64_t kSecond = 1'000'000'000;
-
-int64_t MonoNs() { return common::MonotonicNanos(); }
-int64_t RealNs() { return common::RealtimeNanos(); }
 
 bool ConstantTimeEquals(const std::string& a, const std::string& b) {
   if (a.size() != b.size()) return false;
@@ -71,44 +66,51 @@ Run::Run(std::string id, v1::LoadTest test, std::string token, std::unique_ptr<A
       test_(std::move(test)),
       token_(std::move(token)),
       options_(std::move(options)),
+      clock_(options_.clock != nullptr ? options_.clock : &common::SystemClock()),
       duration_ns_(common::RunDurationNs(test_.spec())),
+      timeout_ns_(TimeoutNs(test_.spec())),
+      request_names_(RequestNames(test_)),
       launcher_(std::move(launcher)),
       agents_(test_.spec().agents()),
-      aggregator_(RequestNames(test_), test_.spec().agents()) {
+      aggregator_(request_names_, test_.spec().agents()) {
   for (const std::string& expr : test_.spec().thresholds()) {
     auto t = common::ParseThreshold(expr);
     if (t.ok()) thresholds_.push_back(*t);  // validated before; a bad one cannot get here
   }
-  if (auto plan = agent::LoadPlanFromSpec(test_.spec()); plan.ok()) plan_ = *plan;
-  std::lock_guard<std::mutex> lock(mu_);
+  if (auto plan = common::LoadPlanFromSpec(test_.spec()); plan.ok()) plan_ = *plan;
+  common::MutexLock lock(&mu_);
   status_.set_phase(PhaseName(Phase::kPending));
   status_.set_observed_generation(test_.metadata().generation());
-  created_ns_ = MonoNs();
+  created_ns_ = Now();
 }
 
 Run::~Run() {
   if (launcher_ != nullptr) launcher_->Stop();
 }
 
-void Run::SetObserver(std::function<void(const IntervalPoint*)> observer) {
-  std::lock_guard<std::mutex> lock(mu_);
+void Run::SetObserver(std::function<void(const RunEvent&)> observer) {
+  common::MutexLock lock(&deliver_mu_);
   observer_ = std::move(observer);
 }
 
+void Run::SetPhase(Phase phase) {
+  phase_ = phase;
+  status_.set_phase(PhaseName(phase));
+  events_.push_back({RunEvent::Kind::kPhase, phase, {}});
+}
+
 void Run::Start() {
-  absl::Status launched;
   {
-    std::lock_guard<std::mutex> lock(mu_);
-    if (launch_called_ || Done()) return;
+    common::MutexLock lock(&mu_);
+    if (launch_called_ || DoneLocked()) return;
     launch_called_ = true;
     // Agents of an adopted test may have resumed it already (between registration and this call);
     // it is still launched, so that missing Pods are created.
     if (phase_ == Phase::kPending) {
-      phase_ = Phase::kStarting;
-      status_.set_phase(PhaseName(phase_));
+      SetPhase(Phase::kStarting);
       status_.set_reason("Launching");
       status_.set_message(absl::StrCat("starting ", agents_.size(), " agent(s)"));
-      created_ns_ = MonoNs();
+      created_ns_ = Now();
       SetCondition("AgentsReady", false, "Launching", "waiting for the agents to connect");
     }
   }
@@ -118,42 +120,43 @@ void Run::Start() {
   request.controller_address = options_.controller_address;
   request.agents = test_.spec().agents();
   request.threads_per_agent = test_.spec().threads_per_agent();
-  launched = launcher_->Launch(request);
+  const absl::Status launched = launcher_->Launch(request);
   if (!launched.ok()) {
-    std::lock_guard<std::mutex> lock(mu_);
+    common::MutexLock lock(&mu_);
     Settle(Phase::kFailed, "LaunchFailed", std::string(launched.message()));
   }
 }
 
 void Run::Abort(const std::string& reason) {
-  std::lock_guard<std::mutex> lock(mu_);
-  End(Phase::kAborted, "Aborted", reason);
+  common::MutexLock lock(&mu_);
+  WindDown({Phase::kAborted, "Aborted", reason}, reason);
+  MaybeComplete();
 }
 
 void Run::Fail(const std::string& reason, const std::string& message) {
-  std::lock_guard<std::mutex> lock(mu_);
-  End(Phase::kFailed, reason, message);
+  common::MutexLock lock(&mu_);
+  WindDown({Phase::kFailed, reason, message}, message);
+  MaybeComplete();
 }
 
 void Run::AgentGone(uint32_t index, const std::string& why) {
-  std::lock_guard<std::mutex> lock(mu_);
-  if (index >= agents_.size() || Done()) return;
+  common::MutexLock lock(&mu_);
+  if (index >= agents_.size() || DoneLocked()) return;
   AgentSlot& slot = agents_[index];
   if (slot.finished || slot.lost) return;
   AgentLost(index, why);
 }
 
-void Run::End(Phase phase, const std::string& reason, const std::string& message) {
-  if (Done() || ending_.has_value()) return;
-  SLOG(kInfo) << "run_ending run=" << id_ << " phase=" << PhaseName(phase) << " reason=" << reason << " message=\""
-              << message << "\"";
-  ending_ = {phase, {reason, message}};
-  StopAgents(/*abort=*/true, message);
-  MaybeComplete();
+void Run::WindDown(Verdict verdict, const std::string& stop_reason) {
+  if (DoneLocked() || ending_.has_value()) return;
+  SLOG(kInfo) << "run_ending run=" << id_ << " phase=" << PhaseName(verdict.phase) << " reason=" << verdict.reason
+              << " message=\"" << verdict.message << "\"";
+  ending_ = std::move(verdict);
+  StopAgents(/*abort=*/true, stop_reason);
 }
 
 bool Run::OnHello(const v1::Hello& hello, std::shared_ptr<AgentConnection> connection, std::string* why) {
-  std::lock_guard<std::mutex> lock(mu_);
+  common::MutexLock lock(&mu_);
   if (!ConstantTimeEquals(hello.token(), token_)) {
     *why = "bad token";
     return false;
@@ -164,7 +167,7 @@ bool Run::OnHello(const v1::Hello& hello, std::shared_ptr<AgentConnection> conne
   }
   AgentSlot& slot = agents_[hello.index()];
   const bool reconnecting = slot.connected && slot.connection == nullptr;
-  if (slot.lost || slot.finished || Done()) {
+  if (slot.lost || slot.finished || DoneLocked()) {
     *why = absl::StrCat("agent ", hello.index(), " already counts as ", slot.finished ? "finished" : "lost");
     return false;
   }
@@ -174,24 +177,9 @@ bool Run::OnHello(const v1::Hello& hello, std::shared_ptr<AgentConnection> conne
   }
   const int64_t resume_at = hello.start_unix_nanos();
   if (resume_at != 0) {
-    // An agent that already runs its share. A restarted controller takes the test's start from it.
-    if (!started_) {
-      if (ending_.has_value()) {
-        *why = "the test is no longer accepting agents";
-        return false;
-      }
-      MarkStarted(resume_at, "resumed: the agents were already running");
-      adopting_until_ns_ = MonoNs() + options_.agent_reconnect_s * kSecond;
-      for (AgentSlot& other : agents_) {
-        if (other.connection == nullptr && !other.lost && !other.finished) other.awaiting_since_ns = MonoNs();
-      }
-    } else if (resume_at != start_unix_ns_) {
-      *why = absl::StrCat("agent ", hello.index(), " started at another time than this test");
-      return false;
-    }
-    slot.ready = true;
-    slot.replay_through = static_cast<int64_t>(hello.replayed_reports()) - 1;
-  } else if (started_ || ending_.has_value() || phase_ != Phase::kStarting || (assigned_ && slot.assignment == nullptr)) {
+    if (!AcceptResumingAgent(slot, hello, why)) return false;
+  } else if (started_ || ending_.has_value() || phase_ != Phase::kStarting ||
+             (assigned_ && slot.assignment == nullptr)) {
     *why = "the test is no longer accepting agents";
     return false;
   }
@@ -200,7 +188,7 @@ bool Run::OnHello(const v1::Hello& hello, std::shared_ptr<AgentConnection> conne
   slot.awaiting_since_ns = 0;
   slot.hostname = hello.hostname();
   slot.threads = std::max(1u, hello.threads());
-  slot.last_heard_ns = MonoNs();
+  slot.last_heard_ns = Now();
   SLOG(kInfo) << "agent_connected run=" << id_ << " index=" << hello.index() << " host=" << hello.hostname()
               << " threads=" << hello.threads() << (resume_at != 0 ? " resumed=true" : "")
               << (reconnecting ? " reconnected=true" : "");
@@ -208,7 +196,7 @@ bool Run::OnHello(const v1::Hello& hello, std::shared_ptr<AgentConnection> conne
     if (ending_.has_value()) {
       v1::ControllerMessage msg;
       msg.mutable_stop()->set_abort(true);
-      msg.mutable_stop()->set_reason(ending_->second.second);
+      msg.mutable_stop()->set_reason(ending_->message);
       slot.connection->Send(msg);
     }
     return true;
@@ -221,6 +209,28 @@ bool Run::OnHello(const v1::Hello& hello, std::shared_ptr<AgentConnection> conne
   }
   const bool all = std::all_of(agents_.begin(), agents_.end(), [](const AgentSlot& s) { return s.connected; });
   if (all) SendAssignments();
+  return true;
+}
+
+bool Run::AcceptResumingAgent(AgentSlot& slot, const v1::Hello& hello, std::string* why) {
+  // An agent that already runs its share. A restarted controller takes the test's start from it.
+  const int64_t resume_at = hello.start_unix_nanos();
+  if (!started_) {
+    if (ending_.has_value()) {
+      *why = "the test is no longer accepting agents";
+      return false;
+    }
+    MarkStarted(resume_at, "resumed: the agents were already running");
+    adopting_until_ns_ = Now() + options_.agent_reconnect_s * kSecond;
+    for (AgentSlot& other : agents_) {
+      if (other.connection == nullptr && !other.lost && !other.finished) other.awaiting_since_ns = Now();
+    }
+  } else if (resume_at != start_unix_ns_) {
+    *why = absl::StrCat("agent ", hello.index(), " started at another time than this test");
+    return false;
+  }
+  slot.ready = true;
+  slot.replay_through = static_cast<int64_t>(hello.replayed_reports()) - 1;
   return true;
 }
 
@@ -240,17 +250,12 @@ void Run::SendAssignments() {
     a->mutable_spec()->clear_agent_template();
     a->set_stream_offset(offset);
     a->set_stream_count(streams);
-    if (load.connections() != 0) a->set_connections(load.connections() / n + (i < load.connections() % n ? 1 : 0));
+    if (load.connections() != 0) a->set_connections(static_cast<uint32_t>(common::EvenShare(load.connections(), n, i)));
     a->set_seed(seed + i);
     // For logs only: this agent's share, counted the way the engine splits (by stream).
-    const double share = static_cast<double>(slot.threads) / streams;
-    if (load.has_rate()) a->set_rate(load.rate() * share);
+    if (load.has_rate()) a->set_rate(load.rate() * slot.threads / streams);
     if (load.has_users()) {
-      uint32_t users = 0;
-      for (uint32_t s = offset; s < offset + slot.threads; ++s) {
-        users += load.users() > s ? (load.users() - s + streams - 1) / streams : 0;
-      }
-      a->set_users(users);
+      a->set_users(static_cast<uint32_t>(common::EvenShareOfRange(load.users(), streams, offset, slot.threads)));
     }
     a->set_heartbeat_timeout_seconds(options_.heartbeat_timeout_s);
     offset += slot.threads;
@@ -261,7 +266,7 @@ void Run::SendAssignments() {
 }
 
 void Run::SendStart() {
-  const int64_t start = RealNs() + static_cast<int64_t>(options_.start_delay_ms) * 1'000'000;
+  const int64_t start = WallNow() + static_cast<int64_t>(options_.start_delay_ms) * 1'000'000;
   v1::ControllerMessage msg;
   msg.mutable_start()->set_start_unix_nanos(start);
   for (AgentSlot& s : agents_) {
@@ -274,9 +279,7 @@ void Run::MarkStarted(int64_t start_unix_ns, const std::string& message) {
   started_ = true;
   assigned_ = true;
   start_unix_ns_ = start_unix_ns;
-  start_mono_ns_ = MonoNs() + (start_unix_ns - RealNs());
-  phase_ = Phase::kRunning;
-  status_.set_phase(PhaseName(phase_));
+  SetPhase(Phase::kRunning);
   status_.set_reason("Running");
   status_.set_message(message);
   status_.set_start_time(Rfc3339(start_unix_ns_));
@@ -286,10 +289,10 @@ void Run::MarkStarted(int64_t start_unix_ns, const std::string& message) {
 }
 
 void Run::OnMessage(uint32_t index, const v1::AgentMessage& message) {
-  std::lock_guard<std::mutex> lock(mu_);
+  common::MutexLock lock(&mu_);
   if (index >= agents_.size()) return;
   AgentSlot& slot = agents_[index];
-  slot.last_heard_ns = MonoNs();
+  slot.last_heard_ns = Now();
   switch (message.body_case()) {
     case v1::AgentMessage::kReady:
       slot.ready = true;
@@ -304,7 +307,6 @@ void Run::OnMessage(uint32_t index, const v1::AgentMessage& message) {
       if (absl::Status s = aggregator_.Add(index, r); !s.ok()) {
         SLOG(kWarning) << "report_rejected run=" << id_ << " agent=" << index << " error=\"" << s.message() << "\"";
       }
-      // The last, partial interval of a run is too short to judge saturation by.
       ++reports_;
       if (common::IntervalSaturated(r.busiest_thread_cpu(), r.max_timer_lag_ns())) ++saturated_reports_;
       break;
@@ -327,7 +329,7 @@ void Run::OnMessage(uint32_t index, const v1::AgentMessage& message) {
 }
 
 void Run::OnStreamClosed(uint32_t index, const AgentConnection* connection) {
-  std::lock_guard<std::mutex> lock(mu_);
+  common::MutexLock lock(&mu_);
   if (index >= agents_.size()) return;
   AgentSlot& slot = agents_[index];
   if (slot.finished || slot.lost || slot.connection == nullptr || slot.connection.get() != connection) return;
@@ -335,7 +337,7 @@ void Run::OnStreamClosed(uint32_t index, const AgentConnection* connection) {
     // It may come back (a network blip, or it redials after our restart); until then it is
     // neither connected nor lost.
     slot.connection = nullptr;
-    slot.awaiting_since_ns = MonoNs();
+    slot.awaiting_since_ns = Now();
     SLOG(kWarning) << "agent_disconnected run=" << id_ << " index=" << index << " waiting_s=" << options_.agent_reconnect_s;
     return;
   }
@@ -349,7 +351,7 @@ void Run::AgentLost(uint32_t index, const std::string& why) {
   aggregator_.AgentGone(index);
   if (slot.connection != nullptr) slot.connection->Close();
   SLOG(kWarning) << "agent_lost run=" << id_ << " index=" << index << " why=\"" << why << "\"";
-  if (ending_.has_value() || Done()) {
+  if (ending_.has_value() || DoneLocked()) {
     MaybeComplete();
     return;
   }
@@ -361,14 +363,13 @@ void Run::AgentLost(uint32_t index, const std::string& why) {
     status_.set_partial(true);
     status_.set_message(why);
   } else {
-    ending_ = {Phase::kFailed, {started_ ? "AgentLost" : "AgentFailed", why}};
-    StopAgents(/*abort=*/true, why);
+    WindDown({Phase::kFailed, started_ ? "AgentLost" : "AgentFailed", why}, why);
   }
   MaybeComplete();
 }
 
 void Run::StopAgents(bool abort, const std::string& reason) {
-  stop_deadline_ns_ = std::min(stop_deadline_ns_, MonoNs() + options_.stop_timeout_s * kSecond);
+  stop_deadline_ns_ = std::min(stop_deadline_ns_, Now() + options_.stop_timeout_s * kSecond);
   v1::ControllerMessage msg;
   msg.mutable_stop()->set_abort(abort);
   msg.mutable_stop()->set_reason(reason);
@@ -378,128 +379,157 @@ void Run::StopAgents(bool abort, const std::string& reason) {
 }
 
 void Run::Tick() {
-  std::vector<IntervalPoint> points;
   std::vector<std::shared_ptr<AgentConnection>> beat_to;
-  bool ended = false, stop_launcher = false;
+  bool stop_launcher = false;
   {
-    std::lock_guard<std::mutex> lock(mu_);
-    if (Done()) {
-      if (!launcher_stopped_) stop_launcher = launcher_stopped_ = true;
+    common::MutexLock lock(&mu_);
+    if (DoneLocked()) {
+      stop_launcher = !launcher_stopped_;
+      launcher_stopped_ = true;
     } else {
-      const int64_t now = MonoNs();
-      if (phase_ == Phase::kStarting && !ending_.has_value() && now - created_ns_ > options_.start_timeout_s * kSecond) {
-        uint32_t connected = 0, ready = 0;
-        for (const AgentSlot& s : agents_) {
-          connected += s.connected;
-          ready += s.ready;
-        }
-        ending_ = {Phase::kFailed,
-                   {"AgentsNotReady", absl::StrCat(connected, " of ", agents_.size(), " agent(s) connected and ", ready,
-                                                   " ready within ", options_.start_timeout_s,
-                                                   "s; agent 0 log: ", launcher_->LogLocation(0))}};
-        StopAgents(true, "agents not ready in time");
-        for (AgentSlot& s : agents_) {
-          if (!s.connected) {
-            s.lost = true;
-            aggregator_.AgentGone(&s - agents_.data());
-          }
-        }
+      const int64_t now = Now();
+      CheckStartTimeout(now);
+      beat_to = HeartbeatsDue(now);
+      CheckAgentsHeard(now);
+      if (started_ && !DoneLocked()) {
+        if (CloseIntervals(now) > 0) CheckAbortOnFail();
+        CheckDeadline();
       }
-      // Agents take any message as a sign of life and give up after heartbeat_timeout_s; two
-      // beats per timeout leave a whole beat of slack, and each beat is a write and a completion
-      // per agent (with 1000 agents, one per second was a sixth of the controller's CPU, one
-      // every 3.3 s about 5 %). Sent below, after the lock.
-      if (now - last_heartbeat_ns_ >= std::max(1, options_.heartbeat_timeout_s / 2) * kSecond) {
-        last_heartbeat_ns_ = now;
-        for (AgentSlot& s : agents_) {
-          if (s.connection != nullptr && !s.finished && !s.lost) beat_to.push_back(s.connection);
-        }
-      }
-      for (uint32_t i = 0; i < agents_.size(); ++i) {
-        AgentSlot& s = agents_[i];
-        if (s.finished || s.lost) continue;
-        if (s.connection != nullptr && now - s.last_heard_ns > options_.heartbeat_timeout_s * kSecond) {
-          AgentLost(i, absl::StrCat("agent ", i, " (", s.hostname, ") silent for ", options_.heartbeat_timeout_s, "s"));
-        } else if (s.connection == nullptr && s.awaiting_since_ns != 0 &&
-                   now - s.awaiting_since_ns > options_.agent_reconnect_s * kSecond) {
-          AgentLost(i, absl::StrCat("agent ", i, " did not reconnect within ", options_.agent_reconnect_s, "s; log: ",
-                                    launcher_->LogLocation(i)));
-        }
-      }
-      if (started_ && !Done()) {
-        const int64_t since_start = RealNs() - start_unix_ns_;
-        int64_t force_before = since_start / kSecond - options_.report_grace_s;
-        if (now < adopting_until_ns_) {
-          // Agents are still coming back, or replaying what they sent the previous controller:
-          // closing seconds now would leave their replayed reports out of the series.
-          for (uint32_t i = 0; i < agents_.size(); ++i) {
-            const AgentSlot& s = agents_[i];
-            if (s.lost || s.finished) continue;
-            if (s.connection == nullptr || aggregator_.reported_up_to(i) < s.replay_through) force_before = 0;
-          }
-        }
-        points = aggregator_.Finalize(force_before, now);
-        if (!points.empty() && test_.spec().abort_on_fail() && !ending_.has_value()) {
-          for (const v1::ThresholdResult& t : EvaluateThresholds()) {
-            if (!t.passed()) {
-              ending_ = {Phase::kFailed, {"ThresholdsFailed", absl::StrCat("abortOnFail: ", t.expression(), " (actual ", t.actual(), ")")}};
-              StopAgents(true, "a threshold failed (abortOnFail)");
-              break;
-            }
-          }
-        }
-        const int64_t deadline = duration_ns_ + TimeoutNs(test_.spec()) + 30 * kSecond;
-        if (!ending_.has_value() && since_start > deadline) {
-          ending_ = {Phase::kFailed, {"Deadline", absl::StrCat("agents still running ", (since_start - duration_ns_) / kSecond,
-                                                                 "s after the planned end")}};
-          StopAgents(true, "deadline exceeded");
-        }
-      }
-      if (ending_.has_value() && now > stop_deadline_ns_) {
-        for (uint32_t i = 0; i < agents_.size(); ++i) {
-          AgentSlot& s = agents_[i];
-          if (!s.finished && !s.lost) {
-            s.lost = true;
-            aggregator_.AgentGone(i);
-            if (s.connection != nullptr) s.connection->Close();
-          }
-        }
-      }
+      CheckStopDeadline(now);
       MaybeComplete();
     }
-    points.insert(points.end(), undelivered_.begin(), undelivered_.end());
-    undelivered_.clear();
-    if (Done() && !end_notified_) ended = end_notified_ = true;
   }
   if (!beat_to.empty()) {
     v1::ControllerMessage beat;
-    beat.mutable_heartbeat()->set_unix_nanos(RealNs());
+    beat.mutable_heartbeat()->set_unix_nanos(WallNow());
     for (const auto& connection : beat_to) connection->Send(beat);
   }
-  Notify(std::move(points), ended);
+  DeliverEvents();
   if (stop_launcher) launcher_->Stop();
 }
 
-void Run::Notify(std::vector<IntervalPoint> points, bool ended) {
-  std::function<void(const IntervalPoint*)> observer;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    observer = observer_;
+void Run::CheckStartTimeout(int64_t now) {
+  if (phase_ != Phase::kStarting || ending_.has_value() || now - created_ns_ <= options_.start_timeout_s * kSecond) {
+    return;
   }
-  if (!observer) return;
-  for (const IntervalPoint& p : points) observer(&p);
-  if (ended) observer(nullptr);
+  uint32_t connected = 0, ready = 0;
+  for (const AgentSlot& s : agents_) {
+    connected += s.connected;
+    ready += s.ready;
+  }
+  WindDown({Phase::kFailed, "AgentsNotReady",
+            absl::StrCat(connected, " of ", agents_.size(), " agent(s) connected and ", ready, " ready within ",
+                         options_.start_timeout_s, "s; agent 0 log: ", launcher_->LogLocation(0))},
+           "agents not ready in time");
+  // Agents that never connected will not say done.
+  for (AgentSlot& s : agents_) {
+    if (!s.connected) {
+      s.lost = true;
+      aggregator_.AgentGone(static_cast<uint32_t>(&s - agents_.data()));
+    }
+  }
+}
+
+std::vector<std::shared_ptr<AgentConnection>> Run::HeartbeatsDue(int64_t now) {
+  // Agents take any message as a sign of life and give up after heartbeat_timeout_s; two beats
+  // per timeout leave a whole beat of slack, and each beat is a write and a completion per agent
+  // (with 1000 agents, one per second was a sixth of the controller's CPU, one every 3.3 s about
+  // 5 %). Tick sends them after the lock.
+  std::vector<std::shared_ptr<AgentConnection>> due;
+  if (now - last_heartbeat_ns_ < std::max(1, options_.heartbeat_timeout_s / 2) * kSecond) return due;
+  last_heartbeat_ns_ = now;
+  for (AgentSlot& s : agents_) {
+    if (s.connection != nullptr && !s.finished && !s.lost) due.push_back(s.connection);
+  }
+  return due;
+}
+
+void Run::CheckAgentsHeard(int64_t now) {
+  for (uint32_t i = 0; i < agents_.size(); ++i) {
+    AgentSlot& s = agents_[i];
+    if (s.finished || s.lost) continue;
+    if (s.connection != nullptr && now - s.last_heard_ns > options_.heartbeat_timeout_s * kSecond) {
+      AgentLost(i, absl::StrCat("agent ", i, " (", s.hostname, ") silent for ", options_.heartbeat_timeout_s, "s"));
+    } else if (s.connection == nullptr && s.awaiting_since_ns != 0 &&
+               now - s.awaiting_since_ns > options_.agent_reconnect_s * kSecond) {
+      AgentLost(i, absl::StrCat("agent ", i, " did not reconnect within ", options_.agent_reconnect_s, "s; log: ",
+                                launcher_->LogLocation(i)));
+    }
+  }
+}
+
+size_t Run::CloseIntervals(int64_t now) {
+  const int64_t since_start = WallNow() - start_unix_ns_;
+  int64_t force_before = since_start / kSecond - options_.report_grace_s;
+  if (now < adopting_until_ns_) {
+    // Agents are still coming back, or replaying what they sent the previous controller: closing
+    // seconds now would leave their replayed reports out of the series.
+    for (uint32_t i = 0; i < agents_.size(); ++i) {
+      const AgentSlot& s = agents_[i];
+      if (s.lost || s.finished) continue;
+      if (s.connection == nullptr || aggregator_.reported_up_to(i) < s.replay_through) force_before = 0;
+    }
+  }
+  std::vector<IntervalPoint> points = aggregator_.Finalize(force_before, now);
+  for (IntervalPoint& p : points) events_.push_back({RunEvent::Kind::kInterval, phase_, std::move(p)});
+  return points.size();
+}
+
+void Run::CheckAbortOnFail() {
+  if (!test_.spec().abort_on_fail() || ending_.has_value()) return;
+  const std::vector<v1::ThresholdResult> results = EvaluateThresholds();
+  if (const v1::ThresholdResult* failed = common::FirstFailed(results); failed != nullptr) {
+    WindDown({Phase::kFailed, "ThresholdsFailed",
+              absl::StrCat("abortOnFail: ", failed->expression(), " (actual ", failed->actual(), ")")},
+             "a threshold failed (abortOnFail)");
+  }
+}
+
+void Run::CheckDeadline() {
+  // Agents end on their own at the planned end plus the grace period for requests in flight.
+  const int64_t since_start = WallNow() - start_unix_ns_;
+  const int64_t deadline = duration_ns_ + timeout_ns_ + 30 * kSecond;
+  if (ending_.has_value() || since_start <= deadline) return;
+  WindDown({Phase::kFailed, "Deadline",
+            absl::StrCat("agents still running ", (since_start - duration_ns_) / kSecond, "s after the planned end")},
+           "deadline exceeded");
+}
+
+void Run::CheckStopDeadline(int64_t now) {
+  // Agents told to stop that have not said done in time are given up on.
+  if (!ending_.has_value() || now <= stop_deadline_ns_) return;
+  for (uint32_t i = 0; i < agents_.size(); ++i) {
+    AgentSlot& s = agents_[i];
+    if (!s.finished && !s.lost) {
+      s.lost = true;
+      aggregator_.AgentGone(i);
+      if (s.connection != nullptr) s.connection->Close();
+    }
+  }
+}
+
+void Run::DeliverEvents() {
+  common::MutexLock deliver(&deliver_mu_);
+  std::vector<PendingEvent> events;
+  {
+    common::MutexLock lock(&mu_);
+    events.swap(events_);
+  }
+  if (!observer_) return;
+  for (const PendingEvent& e : events) observer_({e.kind, e.phase, e.kind == RunEvent::Kind::kInterval ? &e.point : nullptr});
 }
 
 void Run::MaybeComplete() {
-  if (Done()) return;
+  if (DoneLocked()) return;
   for (const AgentSlot& s : agents_) {
     if (!s.finished && !s.lost && (s.connected || !ending_.has_value())) return;
   }
   // Every agent has finished or is lost.
-  for (IntervalPoint& p : aggregator_.FinalizeAll(MonoNs())) undelivered_.push_back(std::move(p));
+  for (IntervalPoint& p : aggregator_.FinalizeAll(Now())) {
+    events_.push_back({RunEvent::Kind::kInterval, phase_, std::move(p)});
+  }
   if (ending_.has_value()) {
-    Settle(ending_->first, ending_->second.first, ending_->second.second);
+    Settle(ending_->phase, ending_->reason, ending_->message);
     return;
   }
   const bool any_lost = std::any_of(agents_.begin(), agents_.end(), [](const AgentSlot& s) { return s.lost; });
@@ -520,67 +550,30 @@ void Run::MaybeComplete() {
 }
 
 void Run::Settle(Phase phase, const std::string& reason, const std::string& message) {
-  if (Done()) return;
-  phase_ = phase;
-  end_unix_ns_ = RealNs();
-  status_.set_phase(PhaseName(phase));
+  if (DoneLocked()) return;
+  end_unix_ns_ = WallNow();
+  SetPhase(phase);
   status_.set_reason(reason);
   status_.set_message(message);
   status_.set_completion_time(Rfc3339(end_unix_ns_));
   const std::vector<v1::ThresholdResult> results = EvaluateThresholds();
   status_.clear_thresholds();
-  bool all_passed = true;
-  for (const v1::ThresholdResult& t : results) {
-    *status_.add_thresholds() = t;
-    all_passed = all_passed && t.passed();
-  }
+  for (const v1::ThresholdResult& t : results) *status_.add_thresholds() = t;
+  const bool all_passed = common::FirstFailed(results) == nullptr;
   SetCondition("Running", false, reason, "load is no longer applied");
   if (started_) {
     SetCondition("ThresholdsMet", all_passed, all_passed ? "ThresholdsMet" : "ThresholdsFailed",
                  all_passed ? "every threshold holds" : "at least one threshold failed");
   }
   SetCondition("Complete", true, reason, message);
+  events_.push_back({RunEvent::Kind::kEnded, phase, {}});
   SLOG(kInfo) << "run_finished run=" << id_ << " phase=" << PhaseName(phase) << " reason=" << reason << " message=\""
               << message << "\"";
-  done_cv_.notify_all();
+  done_cv_.SignalAll();
 }
 
 std::vector<v1::ThresholdResult> Run::EvaluateThresholds() const {
-  std::vector<v1::ThresholdResult> out;
-  const common::IntervalStats& cum = aggregator_.cumulative();
-  const double elapsed = std::max(ElapsedSeconds(), 1e-9);
-  for (const common::Threshold& t : thresholds_) {
-    common::RequestStats stats;
-    bool found = t.request.empty();
-    for (size_t i = 0; i < cum.requests.size(); ++i) {
-      if (t.request.empty() || aggregator_.request_names()[i] == t.request) {
-        stats.Merge(cum.requests[i]);
-        found = true;
-      }
-    }
-    double actual = 0;
-    switch (t.metric) {
-      case common::Threshold::Metric::kQuantile: actual = stats.latency.ValueAtQuantile(t.quantile); break;
-      case common::Threshold::Metric::kMax: actual = stats.latency.max(); break;
-      case common::Threshold::Metric::kMin: actual = stats.latency.min(); break;
-      case common::Threshold::Metric::kMean: actual = stats.latency.Mean(); break;
-      case common::Threshold::Metric::kErrorRate:
-        actual = stats.Requests() == 0 ? 0 : static_cast<double>(stats.Errors()) / stats.Requests();
-        break;
-      case common::Threshold::Metric::kRps: actual = stats.Requests() / elapsed; break;
-      case common::Threshold::Metric::kRequests: actual = stats.Requests(); break;
-      case common::Threshold::Metric::kErrors: actual = stats.Errors(); break;
-    }
-    v1::ThresholdResult r;
-    r.set_expression(t.expression);
-    // No data cannot pass a latency threshold: an empty run must not look healthy.
-    const bool latency = t.metric == common::Threshold::Metric::kQuantile || t.metric == common::Threshold::Metric::kMax ||
-                         t.metric == common::Threshold::Metric::kMin || t.metric == common::Threshold::Metric::kMean;
-    r.set_passed(found && !(latency && stats.latency.count() == 0) && t.Holds(actual));
-    r.set_actual(stats.latency.count() == 0 && latency ? "no data" : common::FormatThresholdValue(t, actual));
-    out.push_back(r);
-  }
-  return out;
+  return common::EvaluateThresholds(thresholds_, request_names_, aggregator_.cumulative(), ElapsedSeconds());
 }
 
 void Run::SetCondition(const std::string& type, bool value, const std::string& reason, const std::string& message) {
@@ -593,7 +586,7 @@ void Run::SetCondition(const std::string& type, bool value, const std::string& r
     c->set_type(type);
   }
   const std::string status = value ? "True" : "False";
-  if (c->status() != status) c->set_last_transition_time(Rfc3339(RealNs()));
+  if (c->status() != status) c->set_last_transition_time(Rfc3339(WallNow()));
   c->set_status(status);
   c->set_reason(reason);
   c->set_message(message);
@@ -603,29 +596,32 @@ void Run::SetCondition(const std::string& type, bool value, const std::string& r
 double Run::ElapsedSeconds() const {
   if (!started_) return 0;
   // The clock stops when the run settles (an aborted run's rate is over the time it ran).
-  const int64_t now = end_unix_ns_ != 0 ? end_unix_ns_ : RealNs();
+  const int64_t now = end_unix_ns_ != 0 ? end_unix_ns_ : WallNow();
   double elapsed = (now - start_unix_ns_) / 1e9;
   return std::clamp(elapsed, 0.0, duration_ns_ / 1e9);
 }
 
 Phase Run::phase() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  common::MutexLock lock(&mu_);
   return phase_;
 }
 
 bool Run::Done() const {
-  // Called with and without the lock; phase_ only moves forward and is read as a whole.
-  return phase_ == Phase::kSucceeded || phase_ == Phase::kFailed || phase_ == Phase::kAborted;
+  common::MutexLock lock(&mu_);
+  return DoneLocked();
 }
 
 bool Run::WaitDone(int timeout_ms) const {
-  std::unique_lock<std::mutex> lock(mu_);
-  auto done = [this]() ABSL_NO_THREAD_SAFETY_ANALYSIS { return Done(); };
-  if (timeout_ms < 0) {
-    done_cv_.wait(lock, done);
-    return true;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(std::max(timeout_ms, 0));
+  common::MutexLock lock(&mu_);
+  while (!DoneLocked()) {
+    if (timeout_ms < 0) {
+      done_cv_.Wait(&mu_);
+    } else if (!done_cv_.WaitUntil(&mu_, deadline)) {
+      return DoneLocked();
+    }
   }
-  return done_cv_.wait_for(lock, std::chrono::milliseconds(timeout_ms), done);
+  return true;
 }
 
 v1::LoadTestStatus Run::Status() const {
@@ -633,12 +629,14 @@ v1::LoadTestStatus Run::Status() const {
 }
 
 Run::Snapshot Run::TakeSnapshot(bool with_series) const {
-  std::lock_guard<std::mutex> lock(mu_);
+  common::MutexLock lock(&mu_);
   Snapshot snap;
   snap.phase = phase_;
-  snap.request_names = aggregator_.request_names();
+  snap.request_names = request_names_;
   snap.cumulative = aggregator_.cumulative();
-  for (size_t i = 0; i < snap.request_names.size(); ++i) snap.window_latency.push_back(aggregator_.WindowLatency(static_cast<int>(i)));
+  for (size_t i = 0; i < snap.request_names.size(); ++i) {
+    snap.window_latency.push_back(aggregator_.WindowLatency(static_cast<int>(i)));
+  }
   for (const common::Histogram& h : snap.window_latency) snap.window_total.Merge(h);
   snap.window_rps = aggregator_.WindowRps();
   if (with_series) snap.series = aggregator_.series();
@@ -657,7 +655,7 @@ Run::Snapshot Run::TakeSnapshot(bool with_series) const {
   }
   snap.saturated = common::RunSaturated(saturated_reports_, reports_);
   snap.elapsed_s = ElapsedSeconds();
-  if (plan_.has_value() && plan_->model() == agent::LoadPlan::Model::kOpen && phase_ == Phase::kRunning) {
+  if (plan_.has_value() && plan_->model() == common::LoadPlan::Model::kOpen && phase_ == Phase::kRunning) {
     snap.target_rate = plan_->RateAt(static_cast<int64_t>(snap.elapsed_s * 1e9));
   }
 
@@ -668,8 +666,7 @@ Run::Snapshot Run::TakeSnapshot(bool with_series) const {
   st.mutable_agents()->set_finished(snap.agents_finished);
   st.mutable_agents()->set_lost(snap.agents_lost);
   if (max_start != 0) st.set_start_skew(common::FormatNanos(static_cast<uint64_t>(max_start - min_start)));
-  common::RequestStats total;
-  for (const common::RequestStats& r : snap.cumulative.requests) total.Merge(r);
+  const common::RequestStats total = snap.cumulative.Total();
   v1::Summary* sum = st.mutable_summary();
   sum->set_requests(total.Requests());
   sum->set_errors(total.Errors());
@@ -683,7 +680,7 @@ Run::Snapshot Run::TakeSnapshot(bool with_series) const {
     sum->set_p999(common::FormatNanos(total.latency.ValueAtQuantile(0.999)));
     sum->set_max(common::FormatNanos(total.latency.max()));
   }
-  if (!Done() && started_) {
+  if (!DoneLocked() && started_) {
     st.clear_thresholds();
     for (const v1::ThresholdResult& t : EvaluateThresholds()) *st.add_thresholds() = t;
   }

@@ -3,22 +3,27 @@
 // merge their reports, watch for lost agents and deadlines, evaluate the thresholds, and settle
 // on a phase: Succeeded, Failed or Aborted, each with a reason.
 //
-// Thread-safe: gRPC sessions, the controller's ticker and API callers all call in concurrently;
-// one mutex guards the state. Callbacks to agents (AgentConnection::Send) never block.
+// Time comes from RunOptions::clock, and nothing happens on its own: the owner calls Tick about
+// every 100 ms (the Controller's ticker; a test, by hand, after moving a fake clock). Tick applies
+// the timed rules (start timeout, heartbeats, silent agents, reconnect windows, closing seconds,
+// abortOnFail, the duration deadline, the stop deadline) and delivers the events to the observer.
+//
+// Thread-safe: gRPC sessions, the ticker and API callers all call in concurrently; one mutex
+// guards the state. Calls to agents (AgentConnection::Send) never block.
 #ifndef STAMPEDE_CONTROLLER_RUN_H_
 #define STAMPEDE_CONTROLLER_RUN_H_
 
-#include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
-#include "agent/load_plan.h"
+#include "common/clock.h"
+#include "common/load_plan.h"
+#include "common/mutex.h"
 #include "common/threshold.h"
 #include "controller/agent_launcher.h"
 #include "controller/aggregator.h"
@@ -52,10 +57,26 @@ struct RunOptions {
   // started with at least this reconnect window (operator mode).
   int agent_reconnect_s = 0;
   std::string controller_address;  // what the agents dial
+  const common::Clock* clock = &common::SystemClock();  // must outlive the run
 };
 
 enum class Phase { kPending, kStarting, kRunning, kSucceeded, kFailed, kAborted };
 const char* PhaseName(Phase phase);
+inline bool IsTerminal(Phase phase) {
+  return phase == Phase::kSucceeded || phase == Phase::kFailed || phase == Phase::kAborted;
+}
+
+// What the observer hears, in the order it happened.
+struct RunEvent {
+  enum class Kind {
+    kPhase,     // the run entered `phase`
+    kInterval,  // a second was closed: `point`
+    kEnded,     // the last event: every interval is in and the phase is final
+  };
+  Kind kind;
+  Phase phase;
+  const IntervalPoint* point = nullptr;  // kInterval only; valid during the call
+};
 
 class Run {
  public:
@@ -87,12 +108,12 @@ class Run {
   void OnMessage(uint32_t index, const v1::AgentMessage& message);
   // `connection` tells a stream that was replaced by a reconnection from the current one.
   void OnStreamClosed(uint32_t index, const AgentConnection* connection);
-  // Driven every ~100 ms: heartbeats, timeouts, interval finalization, thresholds, deadlines.
+  // Applies the timed rules at the clock's current time and delivers pending events.
   void Tick();
 
   Phase phase() const;
   bool Done() const;
-  // Waits until the run has ended, up to `timeout_ms` (-1: forever); true when it has.
+  // Waits until the run has ended, up to `timeout_ms` of real time (-1: forever); true when it has.
   bool WaitDone(int timeout_ms) const;
   // The status as the LoadTest's .status shows it.
   v1::LoadTestStatus Status() const;
@@ -117,8 +138,9 @@ class Run {
   // `with_series`: include the whole per-second series (for results files).
   Snapshot TakeSnapshot(bool with_series) const;
 
-  // Called (without the lock held) once per finalized interval and once when the run ends.
-  void SetObserver(std::function<void(const IntervalPoint*)> observer);
+  // Called from Tick, without the run's lock, once per event. Once SetObserver returns, the
+  // previous observer is not running and is never called again. It must not call SetObserver.
+  void SetObserver(std::function<void(const RunEvent&)> observer);
 
  private:
   struct AgentSlot {
@@ -133,11 +155,30 @@ class Run {
     int64_t awaiting_since_ns = 0;  // waiting for it to (re)connect since; 0: not waiting
     int64_t replay_through = -1;    // a resumed agent replays its reports up to this interval
   };
+  // The verdict of a run that is winding down (agents stopping), applied when all are done.
+  struct Verdict {
+    Phase phase;
+    std::string reason;
+    std::string message;
+  };
+  struct PendingEvent {
+    RunEvent::Kind kind;
+    Phase phase;
+    IntervalPoint point;
+  };
+
+  int64_t Now() const { return clock_->MonotonicNanos(); }
+  int64_t WallNow() const { return clock_->RealtimeNanos(); }
+  bool DoneLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return IsTerminal(phase_); }
+  void SetPhase(Phase phase) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   void SendAssignments() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void SendStart() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void MarkStarted(int64_t start_unix_ns, const std::string& message) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void End(Phase phase, const std::string& reason, const std::string& message) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  bool AcceptResumingAgent(AgentSlot& slot, const v1::Hello& hello, std::string* why)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Begins winding down towards `verdict` (agents are told to stop), unless the run is already.
+  void WindDown(Verdict verdict, const std::string& stop_reason) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void AgentLost(uint32_t index, const std::string& why) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void StopAgents(bool abort, const std::string& reason) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Settle(Phase phase, const std::string& reason, const std::string& message)
@@ -147,24 +188,39 @@ class Run {
   void SetCondition(const std::string& type, bool status, const std::string& reason,
                     const std::string& message) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   double ElapsedSeconds() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void Notify(std::vector<IntervalPoint> points, bool ended);
+
+  // Tick's rules, one each, in the order Tick applies them.
+  void CheckStartTimeout(int64_t now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  std::vector<std::shared_ptr<AgentConnection>> HeartbeatsDue(int64_t now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void CheckAgentsHeard(int64_t now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Returns how many seconds were closed.
+  size_t CloseIntervals(int64_t now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void CheckAbortOnFail() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void CheckDeadline() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void CheckStopDeadline(int64_t now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void DeliverEvents() ABSL_LOCKS_EXCLUDED(mu_, deliver_mu_);
 
   // Constant after construction.
   const std::string id_;
   const v1::LoadTest test_;
   const std::string token_;
   const RunOptions options_;
+  const common::Clock* const clock_;
   const int64_t duration_ns_;
+  const int64_t timeout_ns_;  // spec.target.timeout
+  const std::vector<std::string> request_names_;
   std::vector<common::Threshold> thresholds_;
-  std::optional<agent::LoadPlan> plan_;  // the whole test's load over time (for the target rate)
+  std::optional<common::LoadPlan> plan_;  // the whole test's load over time (for the target rate)
   std::unique_ptr<AgentLauncher> launcher_;
 
-  mutable std::mutex mu_;
-  mutable std::condition_variable done_cv_;
-  std::function<void(const IntervalPoint*)> observer_ ABSL_GUARDED_BY(mu_);
+  // Held while the observer runs (taken before mu_, never inside it).
+  common::Mutex deliver_mu_;
+  std::function<void(const RunEvent&)> observer_ ABSL_GUARDED_BY(deliver_mu_);
+
+  mutable common::Mutex mu_;
+  mutable common::CondVar done_cv_;
   Phase phase_ ABSL_GUARDED_BY(mu_) = Phase::kPending;
-  // The verdict once the run is winding down (agents stopping); applied when all are done.
-  std::optional<std::pair<Phase, std::pair<std::string, std::string>>> ending_ ABSL_GUARDED_BY(mu_);
+  std::optional<Verdict> ending_ ABSL_GUARDED_BY(mu_);
   v1::LoadTestStatus status_ ABSL_GUARDED_BY(mu_);
   std::vector<AgentSlot> agents_ ABSL_GUARDED_BY(mu_);
   Aggregator aggregator_ ABSL_GUARDED_BY(mu_);
@@ -176,7 +232,6 @@ class Run {
   uint64_t saturated_reports_ ABSL_GUARDED_BY(mu_) = 0;
   int64_t created_ns_ ABSL_GUARDED_BY(mu_) = 0;
   int64_t start_unix_ns_ ABSL_GUARDED_BY(mu_) = 0;
-  int64_t start_mono_ns_ ABSL_GUARDED_BY(mu_) = 0;
   int64_t end_unix_ns_ ABSL_GUARDED_BY(mu_) = 0;  // when the run settled; 0 while it runs
   int64_t stop_deadline_ns_ ABSL_GUARDED_BY(mu_) = INT64_MAX;
   int64_t last_heartbeat_ns_ ABSL_GUARDED_BY(mu_) = 0;
@@ -184,9 +239,7 @@ class Run {
   // are still coming back with their reports (up to this time).
   int64_t adopting_until_ns_ ABSL_GUARDED_BY(mu_) = 0;
   bool launcher_stopped_ ABSL_GUARDED_BY(mu_) = false;
-  // Intervals closed outside Tick (when the last agent finished), for Tick to hand to the observer.
-  std::vector<IntervalPoint> undelivered_ ABSL_GUARDED_BY(mu_);
-  bool end_notified_ ABSL_GUARDED_BY(mu_) = false;
+  std::vector<PendingEvent> events_ ABSL_GUARDED_BY(mu_);  // for DeliverEvents, oldest first
 };
 
 // RFC 3339 UTC with millisecond precision, as Kubernetes writes times.

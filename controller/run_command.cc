@@ -213,7 +213,9 @@ int RunCommand(const std::vector<std::string>& args) {
   std::condition_variable ended_cv;
   bool ended = false;
   const int64_t duration_ns = common::RunDurationNs(run->test().spec());
-  run->SetObserver([&, tty, quiet, duration_ns](const IntervalPoint* p) {
+  run->SetObserver([&, tty, quiet, duration_ns](const RunEvent& e) {
+    if (e.kind == RunEvent::Kind::kPhase) return;
+    const IntervalPoint* p = e.point;
     if (p == nullptr) {
       if (tty && !quiet) std::fputc('\n', stderr);
       std::lock_guard<std::mutex> lock(ended_mu);

@@ -474,7 +474,9 @@ int Main(int argc, char** argv) {
   const int64_t launched_real = RealNs();
   std::shared_ptr<controller::Run> run = ctl->StartRun(std::move(*test), std::move(launcher_owned));
   // No interval can be finalized before every agent has connected, so no point is missed here.
-  run->SetObserver([&](const IntervalPoint* p) {
+  run->SetObserver([&](const controller::RunEvent& e) {
+    if (e.kind == controller::RunEvent::Kind::kPhase) return;
+    const IntervalPoint* p = e.point;
     const int64_t real = p == nullptr ? 0 : RealNs() - (MonoNs() - p->finalized_at_ns);
     std::lock_guard<std::mutex> lock(points_mu);
     if (p == nullptr) {

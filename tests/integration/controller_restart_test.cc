@@ -107,9 +107,9 @@ TEST(ControllerRestartTest, AgentsResumeWithARestartedControllerAndNothingIsLost
   std::mutex mu;
   std::condition_variable cv;
   int intervals = 0;
-  run->SetObserver([&](const IntervalPoint* p) {
+  run->SetObserver([&](const RunEvent& e) {
     std::lock_guard<std::mutex> lock(mu);
-    if (p != nullptr) ++intervals;
+    if (e.kind == RunEvent::Kind::kInterval) ++intervals;
     cv.notify_all();
   });
   std::vector<std::unique_ptr<testing::Process>> agents = StartAgents(address, id, token, {"--reconnect", "20"});
