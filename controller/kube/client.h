@@ -35,6 +35,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "controller/kube/api.h"
 #include "controller/kube/config.h"
 
 namespace httplib {
@@ -43,14 +44,8 @@ class ClientImpl;
 
 namespace stampede::kube {
 
-using Json = nlohmann::json;
-
 // A 410: the resourceVersion or continue token is too old; list again.
 bool IsExpired(const absl::Status& status);
-// A 409 Conflict on a write: re-read the object and retry.
-bool IsConflict(const absl::Status& status);
-// metadata.<field> of an object as a string; empty when absent.
-std::string MetadataField(const Json& object, const char* field);
 // "namespace/name", or "name" for cluster-scoped objects.
 std::string ObjectKey(const Json& object);
 
@@ -91,7 +86,7 @@ class WatchCanceler {
   std::thread::id watcher_ ABSL_GUARDED_BY(mu_);
 };
 
-class Client {
+class Client final : public Api {
  public:
   struct Options {
     std::chrono::milliseconds request_timeout{30'000};  // connect, and each send or read
@@ -119,24 +114,16 @@ class Client {
   Client(const Client&) = delete;
   Client& operator=(const Client&) = delete;
 
-  absl::StatusOr<Json> Get(const std::string& path);
+  absl::StatusOr<Json> Get(const std::string& path) override;
   // Every page of a collection (limit/continue), merged: the first page's kind and apiVersion,
   // all items, and the list's metadata.resourceVersion (to watch from). An expired continue
   // token restarts the list from the beginning (a few times, then FailedPrecondition).
   absl::StatusOr<Json> List(const std::string& path, const std::string& label_selector = "",
                             const std::string& field_selector = "");
-  absl::StatusOr<Json> Create(const std::string& path, const Json& body);  // POST
-  absl::StatusOr<Json> Update(const std::string& path, const Json& body);  // PUT
-  absl::StatusOr<Json> MergePatch(const std::string& path, const Json& patch);
-  // `options` is a DeleteOptions body ({"propagationPolicy": "Background"}); null sends none.
-  absl::StatusOr<Json> Delete(const std::string& path, const Json& options = Json());
-
-  // GET, mutate, PUT with the resourceVersion read; on a conflict, again from the GET, up to
-  // `attempts` times (then Aborted). When `mutate` leaves the object as it was, nothing is
-  // written and the object read is returned. An error from `mutate` is returned as is.
-  absl::StatusOr<Json> UpdateWithRetry(const std::string& path,
-                                       const std::function<absl::Status(Json& object)>& mutate,
-                                       int attempts = 5);
+  absl::StatusOr<Json> Create(const std::string& path, const Json& body) override;
+  absl::StatusOr<Json> Update(const std::string& path, const Json& body) override;
+  absl::StatusOr<Json> MergePatch(const std::string& path, const Json& patch) override;
+  absl::StatusOr<Json> Delete(const std::string& path, const Json& options = Json()) override;
 
   // Streams a collection's changes to `on_event`, in order, on the calling thread, until the
   // server ends the stream or `on_event` returns false (both OK). Expired resourceVersion (HTTP

@@ -34,7 +34,7 @@
 
 namespace stampede::kube {
 
-class Informer {
+class Informer final : public ObjectCache {
  public:
   using Handler = std::function<void(const Json& object, bool deleted)>;
 
@@ -66,8 +66,8 @@ class Informer {
   // True once the first LIST is in the cache.
   bool HasSynced() const;
   bool WaitForSync(std::chrono::milliseconds timeout) const;
-  std::optional<Json> Get(const std::string& key) const;
-  std::vector<Json> List() const;
+  std::optional<Json> Get(const std::string& key) const override;
+  std::vector<Json> List() const override;
   // The last resourceVersion seen (list, event or bookmark).
   std::string ResourceVersion() const;
 

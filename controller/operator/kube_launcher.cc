@@ -102,14 +102,14 @@ kube::Json AgentPod(const v1::LoadTest& test, uint32_t index, const std::string&
   return {{"apiVersion", "v1"}, {"kind", "Pod"}, {"metadata", metadata}, {"spec", spec}};
 }
 
-KubeLauncher::KubeLauncher(kube::Client* client, v1::LoadTest test, AgentPodOptions options)
-    : client_(client), test_(std::move(test)), options_(std::move(options)) {}
+KubeLauncher::KubeLauncher(kube::Api* api, v1::LoadTest test, AgentPodOptions options)
+    : api_(api), test_(std::move(test)), options_(std::move(options)) {}
 
 absl::Status KubeLauncher::Launch(const LaunchRequest& request) {
   const std::string& ns = test_.metadata().namespace_();
   int created = 0, adopted = 0;
   for (uint32_t i = 0; i < request.agents; ++i) {
-    auto pod = client_->Create(PodsPath(ns), AgentPod(test_, i, request.controller_address, options_));
+    auto pod = api_->Create(PodsPath(ns), AgentPod(test_, i, request.controller_address, options_));
     if (pod.ok()) {
       ++created;
     } else if (pod.status().code() == absl::StatusCode::kAlreadyExists) {
@@ -130,7 +130,7 @@ void KubeLauncher::Stop() {
   const std::string& ns = test_.metadata().namespace_();
   for (uint32_t i = 0; i < test_.spec().agents(); ++i) {
     const std::string name = AgentPodName(test_.metadata().name(), i);
-    auto deleted = client_->Delete(absl::StrCat(PodsPath(ns), "/", name), {{"propagationPolicy", "Background"}});
+    auto deleted = api_->Delete(absl::StrCat(PodsPath(ns), "/", name), {{"propagationPolicy", "Background"}});
     if (!deleted.ok() && deleted.status().code() != absl::StatusCode::kNotFound) {
       SLOG(kWarning) << "agent_pod_delete_failed pod=" << ns << "/" << name << " error=\"" << deleted.status().message()
                      << "\"";

@@ -7,7 +7,7 @@
 // retry) is adopted, never duplicated. Stop deletes them, unless Detach was called first (the
 // operator is shutting down and the next leader takes the agents over).
 //
-// Thread-safe. `client` must outlive the launcher.
+// Thread-safe. `api` must outlive the launcher.
 #ifndef STAMPEDE_CONTROLLER_OPERATOR_KUBE_LAUNCHER_H_
 #define STAMPEDE_CONTROLLER_OPERATOR_KUBE_LAUNCHER_H_
 
@@ -15,7 +15,7 @@
 #include <string>
 
 #include "controller/agent_launcher.h"
-#include "controller/kube/client.h"
+#include "controller/kube/api.h"
 #include "stampede/v1/loadtest.pb.h"
 
 namespace stampede::controller {
@@ -44,7 +44,7 @@ kube::Json AgentPod(const v1::LoadTest& test, uint32_t index, const std::string&
 
 class KubeLauncher : public AgentLauncher {
  public:
-  KubeLauncher(kube::Client* client, v1::LoadTest test, AgentPodOptions options);
+  KubeLauncher(kube::Api* api, v1::LoadTest test, AgentPodOptions options);
 
   absl::Status Launch(const LaunchRequest& request) override;
   void Stop() override;
@@ -53,7 +53,7 @@ class KubeLauncher : public AgentLauncher {
   void Detach() { detached_.store(true); }
 
  private:
-  kube::Client* const client_;
+  kube::Api* const api_;
   const v1::LoadTest test_;
   const AgentPodOptions options_;
   std::atomic<bool> detached_{false};

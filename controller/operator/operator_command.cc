@@ -20,7 +20,7 @@
 #include "controller/kube/client.h"
 #include "controller/kube/config.h"
 #include "controller/kube/leader_election.h"
-#include "controller/operator/reconciler.h"
+#include "controller/operator/reconcile_loop.h"
 
 namespace stampede::controller {
 
@@ -230,7 +230,7 @@ int OperatorCommand(const std::vector<std::string>& args) {
   ro.status_interval = durations["--status-interval"];
   ro.unschedulable_timeout = std::chrono::duration_cast<std::chrono::seconds>(durations["--unschedulable-timeout"]);
   ro.run = (*controller)->run_defaults();
-  Reconciler reconciler(client->get(), controller->get(), ro);
+  ReconcileLoop reconciler(client->get(), controller->get(), ro);
   if (!reconciler.Start(std::chrono::seconds(60))) {
     SLOG(kError) << "informers_not_synced waited_s=60";
     return 1;

@@ -6,16 +6,13 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "common/clock.h"
 #include "common/logging.h"
 #include "common/spec.h"
 #include "common/status_macros.h"
-#include "controller/run.h"
+#include "controller/controller.h"
 
 namespace stampede::controller {
 namespace {
-
-using Clock = std::chrono::steady_clock;
 
 bool Terminal(const std::string& phase) { return phase == "Succeeded" || phase == "Failed" || phase == "Aborted"; }
 
@@ -56,6 +53,26 @@ const char* StuckReason(const std::string& waiting) {
 
 }  // namespace
 
+std::string LoadTestOfPod(const kube::Json& pod) { return StringAt(pod, {"metadata", "labels", kLoadTestLabel}); }
+
+namespace {
+
+// Whether `pod` is an agent of the LoadTest `ns/name`.
+bool PodOf(const kube::Json& pod, const std::string& ns, const std::string& name) {
+  return kube::MetadataField(pod, "namespace") == ns && LoadTestOfPod(pod) == name;
+}
+
+}  // namespace
+
+std::string LoadTestsPath(const std::string& ns) {
+  return ns.empty() ? "/apis/stampede.dev/v1alpha1/loadtests"
+                    : absl::StrCat("/apis/stampede.dev/v1alpha1/namespaces/", ns, "/loadtests");
+}
+
+std::string AgentPodsPath(const std::string& ns) {
+  return ns.empty() ? "/api/v1/pods" : absl::StrCat("/api/v1/namespaces/", ns, "/pods");
+}
+
 kube::Json StatusJson(const v1::LoadTestStatus& status) {
   v1::LoadTest holder;
   *holder.mutable_status() = status;
@@ -64,105 +81,36 @@ kube::Json StatusJson(const v1::LoadTestStatus& status) {
   return j["status"];
 }
 
-Reconciler::Reconciler(kube::Client* client, Controller* controller, ReconcilerOptions options)
-    : client_(client), controller_(controller), options_(std::move(options)) {}
+Reconciler::Reconciler(ReconcilerWorld world, ReconcilerOptions options)
+    : world_(world),
+      options_(std::move(options)),
+      clock_(options_.run.clock != nullptr ? options_.run.clock : &common::SystemClock()) {}
 
-Reconciler::~Reconciler() { Stop(); }
-
-std::string Reconciler::LoadTestsPath(const std::string& ns) const {
-  return ns.empty() ? "/apis/stampede.dev/v1alpha1/loadtests"
-                    : absl::StrCat("/apis/stampede.dev/v1alpha1/namespaces/", ns, "/loadtests");
+std::vector<std::string> Reconciler::ActiveKeys() const {
+  std::vector<std::string> keys;
+  for (const auto& [key, active] : active_) keys.push_back(key);
+  return keys;
 }
 
-bool Reconciler::Start(std::chrono::milliseconds sync_timeout) {
-  loadtests_ = std::make_unique<kube::Informer>(client_, LoadTestsPath(options_.watch_namespace),
-                                                [this](const kube::Json& object, bool) { Enqueue(kube::ObjectKey(object)); });
-  kube::Informer::Options pod_options;
-  pod_options.label_selector = absl::StrCat(kManagedByLabel, "=", kManagedByValue);
-  const std::string pods_path = options_.watch_namespace.empty()
-                                    ? "/api/v1/pods"
-                                    : absl::StrCat("/api/v1/namespaces/", options_.watch_namespace, "/pods");
-  pods_ = std::make_unique<kube::Informer>(
-      client_, pods_path,
-      [this](const kube::Json& pod, bool) {
-        const std::string test = StringAt(pod, {"metadata", "labels", kLoadTestLabel});
-        if (!test.empty()) Enqueue(absl::StrCat(kube::MetadataField(pod, "namespace"), "/", test));
-      },
-      pod_options);
-  loadtests_->Start();
-  pods_->Start();
-  if (!loadtests_->WaitForSync(sync_timeout) || !pods_->WaitForSync(sync_timeout)) return false;
-  for (const kube::Json& object : loadtests_->List()) Enqueue(kube::ObjectKey(object));
-  worker_ = std::thread([this] { Work(); });
-  return true;
-}
-
-void Reconciler::Stop() {
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    if (stopping_) return;
-    stopping_ = true;
-  }
-  cv_.notify_all();
-  if (worker_.joinable()) worker_.join();
-  if (loadtests_ != nullptr) loadtests_->Stop();
-  if (pods_ != nullptr) pods_->Stop();
-  // The tests go on without us; whoever leads next adopts them.
+void Reconciler::DetachAll() {
   for (auto& [key, active] : active_) active.launcher->Detach();
   active_.clear();
 }
 
-void Reconciler::Enqueue(const std::string& key) {
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    queue_.insert(key);
-  }
-  cv_.notify_all();
-}
-
-void Reconciler::Work() {
-  while (true) {
-    std::set<std::string> keys;
-    {
-      std::unique_lock<std::mutex> lock(mu_);
-      cv_.wait_for(lock, std::chrono::seconds(1), [this] { return stopping_ || !queue_.empty(); });
-      if (stopping_) return;
-      keys.swap(queue_);
-    }
-    // Running tests are looked at every second whatever happens: their status comes from the
-    // Run, not from the API server.
-    for (const auto& [key, active] : active_) keys.insert(key);
-    for (const std::string& key : keys) {
-      absl::Status s;
-      try {
-        s = Reconcile(key);
-      } catch (const std::exception& e) {
-        // An object of an unexpected shape (a JSON type error): never take the operator down.
-        s = absl::InternalError(absl::StrCat("unexpected object: ", e.what()));
-      }
-      if (!s.ok()) {
-        SLOG(kWarning) << "reconcile_failed loadtest=" << key << " error=\"" << s.message() << "\"";
-        std::lock_guard<std::mutex> lock(mu_);
-        failed_.insert(key);
-      }
-    }
-    // Failed keys are tried again on the next round (at most a second later).
-    std::lock_guard<std::mutex> lock(mu_);
-    for (const std::string& key : failed_) queue_.insert(key);
-    failed_.clear();
-  }
+void Reconciler::Forget(std::map<std::string, Active>::iterator it) {
+  world_.runs->RemoveRun(it->second.uid);
+  active_.erase(it);
 }
 
 absl::Status Reconciler::Reconcile(const std::string& key) {
   const auto [ns, name] = SplitKey(key);
-  std::optional<kube::Json> object = loadtests_->Get(key);
+  std::optional<kube::Json> object = world_.loadtests->Get(key);
   auto it = active_.find(key);
   if (!object.has_value()) {
     // Gone without our finalizer running (it was removed by hand): stop what is left.
     if (it != active_.end()) {
       it->second.launcher->Stop();
-      controller_->RemoveRun(it->second.uid);
-      active_.erase(it);
+      Forget(it);
     }
     return absl::OkStatus();
   }
@@ -170,22 +118,18 @@ absl::Status Reconciler::Reconcile(const std::string& key) {
   if (it != active_.end() && it->second.uid != uid) {
     // A new LoadTest with an old one's name: the old run is over.
     it->second.launcher->Stop();
-    controller_->RemoveRun(it->second.uid);
-    active_.erase(it);
+    Forget(it);
     it = active_.end();
   }
   if (!kube::MetadataField(*object, "deletionTimestamp").empty()) return Finalize(key, *object);
 
   const std::string phase = StringAt(*object, {"status", "phase"});
   if (Terminal(phase)) {
-    if (it != active_.end()) {
-      controller_->RemoveRun(uid);
-      active_.erase(it);
-    }
+    if (it != active_.end()) Forget(it);
     return absl::OkStatus();  // absorbing: never started again
   }
   if (!HasFinalizer(*object)) {
-    auto updated = client_->UpdateWithRetry(absl::StrCat(LoadTestsPath(ns), "/", name), [](kube::Json& o) {
+    auto updated = world_.api->UpdateWithRetry(absl::StrCat(LoadTestsPath(ns), "/", name), [](kube::Json& o) {
       if (!HasFinalizer(o)) o["metadata"]["finalizers"].push_back(kFinalizer);
       return absl::OkStatus();
     });
@@ -201,30 +145,29 @@ absl::Status Reconciler::Reconcile(const std::string& key) {
   return SyncStatus(key, active, /*force=*/false);
 }
 
+absl::Status Reconciler::EndBeforeStart(const kube::Json& object, const std::string& phase, const std::string& reason,
+                                        const std::string& message, bool warn) {
+  v1::LoadTestStatus status;
+  status.set_phase(phase);
+  status.set_reason(reason);
+  status.set_message(message);
+  status.set_observed_generation(object["metadata"].value("generation", int64_t{0}));
+  status.set_completion_time(Rfc3339(clock_->RealtimeNanos()));
+  if (warn) Event(object, "Warning", reason, message);
+  return WriteStatus(kube::MetadataField(object, "namespace"), kube::MetadataField(object, "name"),
+                     StatusJson(status));
+}
+
 absl::Status Reconciler::Begin(const std::string& key, const kube::Json& object, const std::string& phase) {
-  const auto [ns, name] = SplitKey(key);
   kube::Json spec_only = object;
   spec_only.erase("status");
   auto test = common::ParseLoadTest(spec_only.dump());
   if (!test.ok()) {
-    // The API server's schema cannot say everything spec.cc checks (see the CRD tests).
-    v1::LoadTestStatus status;
-    status.set_phase("Failed");
-    status.set_reason("InvalidSpec");
-    status.set_message(std::string(test.status().message()));
-    status.set_observed_generation(object["metadata"].value("generation", int64_t{0}));
-    status.set_completion_time(Rfc3339(common::RealtimeNanos()));
-    Event(object, "Warning", "InvalidSpec", std::string(test.status().message()));
-    return WriteStatus(ns, name, StatusJson(status));
+    // The API server's schema cannot say everything ParseLoadTest checks (see the CRD tests).
+    return EndBeforeStart(object, "Failed", "InvalidSpec", std::string(test.status().message()), /*warn=*/true);
   }
   if (test->spec().abort()) {
-    v1::LoadTestStatus status;
-    status.set_phase("Aborted");
-    status.set_reason("Aborted");
-    status.set_message("spec.abort was set before the test started");
-    status.set_observed_generation(test->metadata().generation());
-    status.set_completion_time(Rfc3339(common::RealtimeNanos()));
-    return WriteStatus(ns, name, StatusJson(status));
+    return EndBeforeStart(object, "Aborted", "Aborted", "spec.abort was set before the test started", /*warn=*/false);
   }
   absl::StatusOr<std::string> token = EnsureToken(*test);
   if (!token.ok()) {
@@ -233,17 +176,12 @@ absl::Status Reconciler::Begin(const std::string& key, const kube::Json& object,
         token.status().code() != absl::StatusCode::kInvalidArgument) {
       return token.status();
     }
-    v1::LoadTestStatus status;
-    status.set_phase("Failed");
-    status.set_reason("AgentSetupFailed");
-    status.set_message(absl::StrCat("cannot create the agents' token Secret: ", token.status().message()));
-    status.set_observed_generation(test->metadata().generation());
-    status.set_completion_time(Rfc3339(common::RealtimeNanos()));
-    Event(object, "Warning", "AgentSetupFailed", status.message());
-    return WriteStatus(ns, name, StatusJson(status));
+    return EndBeforeStart(object, "Failed", "AgentSetupFailed",
+                          absl::StrCat("cannot create the agents' token Secret: ", token.status().message()),
+                          /*warn=*/true);
   }
   const bool adopting = phase == "Starting" || phase == "Running";
-  auto launcher = std::make_unique<KubeLauncher>(client_, *test, options_.pods);
+  auto launcher = std::make_unique<KubeLauncher>(world_.api, *test, options_.pods);
   KubeLauncher* raw = launcher.get();
   const std::string uid = test->metadata().uid();
   Active& active = active_[key];
@@ -251,7 +189,7 @@ absl::Status Reconciler::Begin(const std::string& key, const kube::Json& object,
   active.launcher = raw;
   active.test = *test;
   active.adopted = adopting;
-  active.run = controller_->StartRun(*test, std::move(launcher), uid, *token, options_.run);
+  active.run = world_.runs->StartRun(*test, std::move(launcher), uid, *token, options_.run);
   SLOG(kInfo) << "loadtest_" << (adopting ? "adopted" : "started") << " loadtest=" << key << " uid=" << uid
               << " agents=" << test->spec().agents();
   Event(object, "Normal", adopting ? "Adopted" : "Started",
@@ -263,13 +201,12 @@ absl::Status Reconciler::Begin(const std::string& key, const kube::Json& object,
 void Reconciler::WatchPods(const std::string& key, Active& active) {
   const auto [ns, name] = SplitKey(key);
   Run& run = *active.run;
-  if (run.Done()) return;
   const Phase phase = run.phase();
+  if (IsTerminal(phase)) return;
+  const int64_t now = clock_->MonotonicNanos();
   std::vector<bool> present(active.test.spec().agents(), false);
-  for (const kube::Json& pod : pods_->List()) {
-    if (kube::MetadataField(pod, "namespace") != ns || StringAt(pod, {"metadata", "labels", kLoadTestLabel}) != name) {
-      continue;
-    }
+  for (const kube::Json& pod : world_.pods->List()) {
+    if (!PodOf(pod, ns, name)) continue;
     const std::string pod_name = kube::MetadataField(pod, "name");
     uint32_t index = 0;
     if (!absl::SimpleAtoi(StringAt(pod, {"metadata", "labels", kAgentIndexLabel}), &index) || index >= present.size()) {
@@ -310,8 +247,8 @@ void Reconciler::WatchPods(const std::string& key, Active& active) {
       for (const kube::Json& c : status["conditions"]) {
         if (StringAt(c, {"type"}) == "PodScheduled" && StringAt(c, {"status"}) == "False" &&
             StringAt(c, {"reason"}) == "Unschedulable") {
-          auto [at, inserted] = active.unschedulable_since.emplace(pod_name, Clock::now());
-          if (Clock::now() - at->second >= options_.unschedulable_timeout) {
+          auto [at, inserted] = active.unschedulable_since_ns.emplace(pod_name, now);
+          if (now - at->second >= std::chrono::nanoseconds(options_.unschedulable_timeout).count()) {
             run.Fail("Unschedulable", absl::StrCat("agent Pod ", pod_name, " cannot be scheduled: ",
                                                    StringAt(c, {"message"})));
           }
@@ -333,10 +270,12 @@ absl::Status Reconciler::SyncStatus(const std::string& key, Active& active, bool
   // An adopted test stays Running in the API while its agents come back.
   if (active.adopted && snap.phase == Phase::kStarting) return absl::OkStatus();
   kube::Json status = StatusJson(snap.status);
-  const bool done = snap.phase == Phase::kSucceeded || snap.phase == Phase::kFailed || snap.phase == Phase::kAborted;
+  const bool done = IsTerminal(snap.phase);
+  const int64_t now = clock_->MonotonicNanos();
   if (status != active.last_status) {
     const bool phase_changed = status.value("phase", "") != active.last_status.value("phase", "");
-    if (!force && !phase_changed && Clock::now() - active.last_write < options_.status_interval) {
+    if (!force && !phase_changed &&
+        now - active.last_write_ns < std::chrono::nanoseconds(options_.status_interval).count()) {
       return absl::OkStatus();  // the next round writes it
     }
     RETURN_IF_ERROR(WriteStatus(ns, name, status));
@@ -347,19 +286,18 @@ absl::Status Reconciler::SyncStatus(const std::string& key, Active& active, bool
                          snap.status.summary().p95().empty() ? "n/a" : snap.status.summary().p95()));
     }
     active.last_status = std::move(status);
-    active.last_write = Clock::now();
+    active.last_write_ns = now;
   }
   if (done) {
     // The final status is written: the Run's own end already deleted the Pods.
     CleanUp(ns, name);
-    controller_->RemoveRun(active.uid);
-    active_.erase(key);
+    Forget(active_.find(key));
   }
   return absl::OkStatus();
 }
 
 absl::Status Reconciler::WriteStatus(const std::string& ns, const std::string& name, const kube::Json& status) {
-  auto written = client_->MergePatch(absl::StrCat(LoadTestsPath(ns), "/", name, "/status"), {{"status", status}});
+  auto written = world_.api->MergePatch(absl::StrCat(LoadTestsPath(ns), "/", name, "/status"), {{"status", status}});
   return written.ok() ? absl::OkStatus() : written.status();
 }
 
@@ -369,7 +307,7 @@ absl::Status Reconciler::Finalize(const std::string& key, const kube::Json& obje
   if (it != active_.end()) {
     Active& active = it->second;
     active.run->Abort("the LoadTest was deleted");
-    active.run->WaitDone(5000);  // the agents' last reports, for the final result
+    active.run->WaitDone(static_cast<int>(options_.deletion_grace.count()));  // their last reports
     kube::Json status = StatusJson(active.run->Status());
     status["reason"] = "Deleted";
     if (absl::Status s = WriteStatus(ns, name, status); !s.ok()) {
@@ -378,12 +316,11 @@ absl::Status Reconciler::Finalize(const std::string& key, const kube::Json& obje
     Event(object, "Normal", "Deleted",
           absl::StrCat("stopped by deletion after ", active.run->Status().summary().requests(), " requests"));
     active.launcher->Stop();
-    controller_->RemoveRun(active.uid);
-    active_.erase(it);
+    Forget(it);
   }
   CleanUp(ns, name);
   if (!HasFinalizer(object)) return absl::OkStatus();
-  auto updated = client_->UpdateWithRetry(absl::StrCat(LoadTestsPath(ns), "/", name), [](kube::Json& o) {
+  auto updated = world_.api->UpdateWithRetry(absl::StrCat(LoadTestsPath(ns), "/", name), [](kube::Json& o) {
     kube::Json& finalizers = o["metadata"]["finalizers"];
     if (!finalizers.is_array()) return absl::OkStatus();
     finalizers.erase(std::remove(finalizers.begin(), finalizers.end(), kube::Json(kFinalizer)), finalizers.end());
@@ -409,11 +346,11 @@ absl::StatusOr<std::string> Reconciler::EnsureToken(const v1::LoadTest& test) {
       {"type", "Opaque"},
       {"data", {{"token", absl::Base64Escape(token)}}},
   };
-  auto created = client_->Create(path, secret);
+  auto created = world_.api->Create(path, secret);
   if (created.ok()) return token;
   if (created.status().code() != absl::StatusCode::kAlreadyExists) return created.status();
   // Ours from before a restart: the running agents hold this token.
-  ASSIGN_OR_RETURN(kube::Json existing, client_->Get(absl::StrCat(path, "/", secret_name)));
+  ASSIGN_OR_RETURN(kube::Json existing, world_.api->Get(absl::StrCat(path, "/", secret_name)));
   std::string decoded;
   if (!absl::Base64Unescape(StringAt(existing, {"data", "token"}), &decoded) || decoded.empty()) {
     return absl::FailedPreconditionError(absl::StrCat("Secret ", ns, "/", secret_name, " has no usable token"));
@@ -422,17 +359,14 @@ absl::StatusOr<std::string> Reconciler::EnsureToken(const v1::LoadTest& test) {
 }
 
 void Reconciler::CleanUp(const std::string& ns, const std::string& name) {
-  auto deleted = client_->Delete(absl::StrCat("/api/v1/namespaces/", ns, "/secrets/", TokenSecretName(name)));
+  auto deleted = world_.api->Delete(absl::StrCat("/api/v1/namespaces/", ns, "/secrets/", TokenSecretName(name)));
   if (!deleted.ok() && deleted.status().code() != absl::StatusCode::kNotFound) {
     SLOG(kWarning) << "secret_delete_failed loadtest=" << ns << "/" << name << " error=\"" << deleted.status().message()
                    << "\"";
   }
-  for (const kube::Json& pod : pods_->List()) {
-    if (kube::MetadataField(pod, "namespace") != ns || StringAt(pod, {"metadata", "labels", kLoadTestLabel}) != name ||
-        !kube::MetadataField(pod, "deletionTimestamp").empty()) {
-      continue;
-    }
-    auto gone = client_->Delete(absl::StrCat("/api/v1/namespaces/", ns, "/pods/", kube::MetadataField(pod, "name")));
+  for (const kube::Json& pod : world_.pods->List()) {
+    if (!PodOf(pod, ns, name) || !kube::MetadataField(pod, "deletionTimestamp").empty()) continue;
+    auto gone = world_.api->Delete(absl::StrCat("/api/v1/namespaces/", ns, "/pods/", kube::MetadataField(pod, "name")));
     if (!gone.ok() && gone.status().code() != absl::StatusCode::kNotFound) {
       SLOG(kWarning) << "agent_pod_delete_failed pod=" << ns << "/" << kube::MetadataField(pod, "name") << " error=\""
                      << gone.status().message() << "\"";
@@ -444,7 +378,7 @@ void Reconciler::Event(const kube::Json& object, const std::string& type, const 
                        const std::string& message) {
   const std::string ns = kube::MetadataField(object, "namespace");
   const std::string name = kube::MetadataField(object, "name");
-  const std::string now = Rfc3339(common::RealtimeNanos());
+  const std::string now = Rfc3339(clock_->RealtimeNanos());
   kube::Json event = {
       {"apiVersion", "v1"},
       {"kind", "Event"},
@@ -465,7 +399,7 @@ void Reconciler::Event(const kube::Json& object, const std::string& type, const 
       {"lastTimestamp", now},
       {"count", 1},
   };
-  auto created = client_->Create(absl::StrCat("/api/v1/namespaces/", ns, "/events"), event);
+  auto created = world_.api->Create(absl::StrCat("/api/v1/namespaces/", ns, "/events"), event);
   if (!created.ok()) {
     SLOG(kWarning) << "event_not_recorded loadtest=" << ns << "/" << name << " reason=" << reason << " error=\""
                    << created.status().message() << "\"";

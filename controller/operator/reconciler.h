@@ -1,10 +1,9 @@
-// The operator's reconcile loop: LoadTest custom resources in, agent Pods and status out.
+// The operator's decisions: one LoadTest custom resource in, agent Pods and status out.
 //
-// Level-triggered, as controller-runtime's: a LoadTest's key ("namespace/name") is queued when it
-// or one of its Pods changes, and once a second while its test runs; Reconcile reads the cached
-// world and converges:
-//   - a new LoadTest gets the finalizer, a token Secret, a Run in the embedded Controller (run id =
-//     the object's uid) and its agent Pods; invalid specs end as Failed/InvalidSpec at once;
+// Level-triggered, as controller-runtime's: Reconcile(key) reads the cached world (the LoadTest
+// and its Pods) and converges:
+//   - a new LoadTest gets the finalizer, a token Secret, a Run (run id = the object's uid) and its
+//     agent Pods; invalid specs end as Failed/InvalidSpec at once;
 //   - a LoadTest whose status says Starting or Running but that this process does not run (the
 //     operator restarted, or leadership moved) is adopted: the same Pods, the same token, and the
 //     agents, which redial, replay their reports (no second start);
@@ -15,28 +14,25 @@
 //     onAgentLoss decides); spec.abort ends it as Aborted; deleting the LoadTest aborts it, writes
 //     the final status, deletes Pods and Secret, then releases the finalizer;
 //   - terminal phases are absorbing: nothing is started again.
-// Kubernetes Events mark the main transitions.
+// Kubernetes Events mark the main transitions. The ReconcileLoop (reconcile_loop.h) calls it.
 //
-// Thread safety: Start and Stop from the owner; everything else runs on the reconciler's worker
-// thread and the informers' threads.
+// Thread safety: not thread-safe; one caller (the loop's worker thread, or a test). The caches and
+// the API it is given are thread-safe and must outlive it.
 #ifndef STAMPEDE_CONTROLLER_OPERATOR_RECONCILER_H_
 #define STAMPEDE_CONTROLLER_OPERATOR_RECONCILER_H_
 
 #include <chrono>
-#include <condition_variable>
 #include <map>
 #include <memory>
-#include <mutex>
-#include <set>
 #include <string>
-#include <thread>
+#include <vector>
 
-#include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
-#include "controller/controller.h"
-#include "controller/kube/client.h"
-#include "controller/kube/informer.h"
+#include "common/clock.h"
+#include "controller/kube/api.h"
 #include "controller/operator/kube_launcher.h"
+#include "controller/run.h"
+#include "controller/run_registry.h"
 
 namespace stampede::controller {
 
@@ -49,20 +45,31 @@ struct ReconcilerOptions {
   std::chrono::milliseconds status_interval{2000};
   // A Pod that stays unschedulable this long fails a starting test.
   std::chrono::seconds unschedulable_timeout{30};
-  RunOptions run;  // agent_reconnect_s should equal pods.reconnect_s
+  // A deleted test's agents are stopped; their last reports are waited for this long.
+  std::chrono::milliseconds deletion_grace{5000};
+  RunOptions run;  // agent_reconnect_s should equal pods.reconnect_s; its clock is the reconciler's
+};
+
+// Where the reconciler reads and writes. Everything must outlive the reconciler.
+struct ReconcilerWorld {
+  kube::Api* api = nullptr;
+  const kube::ObjectCache* loadtests = nullptr;  // the LoadTests watched
+  const kube::ObjectCache* pods = nullptr;       // the agent Pods (label kManagedByLabel)
+  RunRegistry* runs = nullptr;
 };
 
 class Reconciler {
  public:
-  // `client` and `controller` must outlive the reconciler.
-  Reconciler(kube::Client* client, Controller* controller, ReconcilerOptions options);
-  ~Reconciler();  // Stop()
+  Reconciler(ReconcilerWorld world, ReconcilerOptions options);
 
-  // Starts the informers and the worker; returns once both caches are synced (or false on timeout).
-  bool Start(std::chrono::milliseconds sync_timeout);
-  // Stops watching and working. Tests keep running (their Pods are left alone): the next leader
-  // adopts them.
-  void Stop();
+  // Converges the LoadTest "namespace/name". An error means it should be tried again later.
+  absl::Status Reconcile(const std::string& key);
+  // The keys of the tests this reconciler runs: look at them again every second, since their
+  // status comes from the Run, not from the API server.
+  std::vector<std::string> ActiveKeys() const;
+  // Lets go of every running test without stopping it (its Pods are left alone): the operator
+  // is shutting down and whoever leads next adopts them.
+  void DetachAll();
 
  private:
   struct Active {
@@ -71,42 +78,35 @@ class Reconciler {
     KubeLauncher* launcher = nullptr;  // owned by the run
     v1::LoadTest test;
     kube::Json last_status = kube::Json::object();  // what we last wrote
-    std::chrono::steady_clock::time_point last_write;
+    int64_t last_write_ns = 0;                      // when, on the clock's monotonic time
     bool adopted = false;
-    std::map<std::string, std::chrono::steady_clock::time_point> unschedulable_since;
+    std::map<std::string, int64_t> unschedulable_since_ns;  // per Pod name
   };
 
-  void Enqueue(const std::string& key);
-  void Work();
-  absl::Status Reconcile(const std::string& key);
   absl::Status Begin(const std::string& key, const kube::Json& object, const std::string& phase);
   absl::Status Finalize(const std::string& key, const kube::Json& object);
+  // A test that ends before any agent ran: a final status (and a Warning event when `warn`).
+  absl::Status EndBeforeStart(const kube::Json& object, const std::string& phase, const std::string& reason,
+                              const std::string& message, bool warn);
   void WatchPods(const std::string& key, Active& active);
   absl::Status SyncStatus(const std::string& key, Active& active, bool force);
   absl::Status WriteStatus(const std::string& ns, const std::string& name, const kube::Json& status);
   absl::StatusOr<std::string> EnsureToken(const v1::LoadTest& test);
+  void Forget(std::map<std::string, Active>::iterator it);
   void CleanUp(const std::string& ns, const std::string& name);
   void Event(const kube::Json& object, const std::string& type, const std::string& reason, const std::string& message);
 
-  std::string LoadTestsPath(const std::string& ns) const;
-
-  // Constant after construction.
-  kube::Client* const client_;
-  Controller* const controller_;
+  const ReconcilerWorld world_;
   const ReconcilerOptions options_;
-  std::unique_ptr<kube::Informer> loadtests_;
-  std::unique_ptr<kube::Informer> pods_;
-  std::thread worker_;
-
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::set<std::string> queue_ ABSL_GUARDED_BY(mu_);
-  std::set<std::string> failed_ ABSL_GUARDED_BY(mu_);  // queued again on the next round
-  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
-
-  // Worker thread only.
+  const common::Clock* const clock_;
   std::map<std::string, Active> active_;
 };
+
+// The name of the LoadTest an agent Pod belongs to (its kLoadTestLabel); empty when it has none.
+std::string LoadTestOfPod(const kube::Json& pod);
+// The LoadTest collection of `ns` ("" for every namespace), and the agent Pods'.
+std::string LoadTestsPath(const std::string& ns);
+std::string AgentPodsPath(const std::string& ns);
 
 // The LoadTest status as the custom resource's .status JSON (unset fields omitted).
 kube::Json StatusJson(const v1::LoadTestStatus& status);

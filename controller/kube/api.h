@@ -1,0 +1,56 @@
+// What a controller needs of the Kubernetes API, as interfaces: the REST verbs on API paths
+// (kube::Client talks to a real API server) and a read-only cached collection (kube::Informer).
+// The reconciler is written against these, so its unit tests give it fakes.
+#ifndef STAMPEDE_CONTROLLER_KUBE_API_H_
+#define STAMPEDE_CONTROLLER_KUBE_API_H_
+
+#include <functional>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+
+namespace stampede::kube {
+
+using Json = nlohmann::json;
+
+// Paths look like "/apis/stampede.dev/v1alpha1/namespaces/ns/loadtests/x". Errors: the codes
+// kube::Client documents (NotFound, AlreadyExists, Aborted for a conflict, ...). Thread-safe.
+class Api {
+ public:
+  virtual ~Api() = default;
+  virtual absl::StatusOr<Json> Get(const std::string& path) = 0;
+  virtual absl::StatusOr<Json> Create(const std::string& path, const Json& body) = 0;  // POST
+  virtual absl::StatusOr<Json> Update(const std::string& path, const Json& body) = 0;  // PUT
+  virtual absl::StatusOr<Json> MergePatch(const std::string& path, const Json& patch) = 0;
+  // `options` is a DeleteOptions body ({"propagationPolicy": "Background"}); null sends none.
+  virtual absl::StatusOr<Json> Delete(const std::string& path, const Json& options = Json()) = 0;
+
+  // GET, mutate, PUT with the resourceVersion read; on a conflict, again from the GET, up to
+  // `attempts` times (then Aborted). When `mutate` leaves the object as it was, nothing is
+  // written and the object read is returned. An error from `mutate` is returned as is.
+  absl::StatusOr<Json> UpdateWithRetry(const std::string& path,
+                                       const std::function<absl::Status(Json& object)>& mutate,
+                                       int attempts = 5);
+};
+
+// A local copy of one collection, keyed "namespace/name" ("name" when cluster-scoped).
+// Thread-safe.
+class ObjectCache {
+ public:
+  virtual ~ObjectCache() = default;
+  virtual std::optional<Json> Get(const std::string& key) const = 0;
+  virtual std::vector<Json> List() const = 0;
+};
+
+// A 409 Conflict on a write: re-read the object and retry.
+bool IsConflict(const absl::Status& status);
+// metadata.<field> of an object as a string; empty when absent.
+std::string MetadataField(const Json& object, const char* field);
+
+}  // namespace stampede::kube
+
+#endif  // STAMPEDE_CONTROLLER_KUBE_API_H_

@@ -1,0 +1,94 @@
+#include "controller/operator/reconcile_loop.h"
+
+#include <exception>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "common/logging.h"
+
+namespace stampede::controller {
+
+ReconcileLoop::ReconcileLoop(kube::Client* client, RunRegistry* runs, ReconcilerOptions options)
+    : client_(client), runs_(runs), options_(std::move(options)) {}
+
+ReconcileLoop::~ReconcileLoop() { Stop(); }
+
+bool ReconcileLoop::Start(std::chrono::milliseconds sync_timeout) {
+  loadtests_ = std::make_unique<kube::Informer>(client_, LoadTestsPath(options_.watch_namespace),
+                                                [this](const kube::Json& object, bool) { Enqueue(kube::ObjectKey(object)); });
+  kube::Informer::Options pod_options;
+  pod_options.label_selector = absl::StrCat(kManagedByLabel, "=", kManagedByValue);
+  pods_ = std::make_unique<kube::Informer>(
+      client_, AgentPodsPath(options_.watch_namespace),
+      [this](const kube::Json& pod, bool) {
+        const std::string test = LoadTestOfPod(pod);
+        if (!test.empty()) Enqueue(absl::StrCat(kube::MetadataField(pod, "namespace"), "/", test));
+      },
+      pod_options);
+  loadtests_->Start();
+  pods_->Start();
+  if (!loadtests_->WaitForSync(sync_timeout) || !pods_->WaitForSync(sync_timeout)) return false;
+  reconciler_ = std::make_unique<Reconciler>(ReconcilerWorld{client_, loadtests_.get(), pods_.get(), runs_}, options_);
+  for (const kube::Json& object : loadtests_->List()) Enqueue(kube::ObjectKey(object));
+  worker_ = std::thread([this] { Work(); });
+  return true;
+}
+
+void ReconcileLoop::Stop() {
+  {
+    common::MutexLock lock(&mu_);
+    if (stopping_) return;
+    stopping_ = true;
+  }
+  cv_.SignalAll();
+  if (worker_.joinable()) worker_.join();
+  if (loadtests_ != nullptr) loadtests_->Stop();
+  if (pods_ != nullptr) pods_->Stop();
+  // The tests go on without us; whoever leads next adopts them.
+  if (reconciler_ != nullptr) reconciler_->DetachAll();
+}
+
+void ReconcileLoop::Enqueue(const std::string& key) {
+  {
+    common::MutexLock lock(&mu_);
+    queue_.insert(key);
+  }
+  cv_.SignalAll();
+}
+
+void ReconcileLoop::Work() {
+  std::set<std::string> failed;  // queued again on the next round
+  while (true) {
+    std::set<std::string> keys;
+    {
+      common::MutexLock lock(&mu_);
+      const auto round = std::chrono::steady_clock::now() + std::chrono::seconds(1);
+      while (!stopping_ && queue_.empty()) {
+        if (!cv_.WaitUntil(&mu_, round)) break;
+      }
+      if (stopping_) return;
+      keys.swap(queue_);
+    }
+    // Failed keys wait for the next round rather than spin (a 403 is not retried by the client).
+    keys.insert(failed.begin(), failed.end());
+    failed.clear();
+    // Running tests are looked at every second whatever happens: their status comes from the
+    // Run, not from the API server.
+    for (const std::string& key : reconciler_->ActiveKeys()) keys.insert(key);
+    for (const std::string& key : keys) {
+      absl::Status s;
+      try {
+        s = reconciler_->Reconcile(key);
+      } catch (const std::exception& e) {
+        // An object of an unexpected shape (a JSON type error): never take the operator down.
+        s = absl::InternalError(absl::StrCat("unexpected object: ", e.what()));
+      }
+      if (!s.ok()) {
+        SLOG(kWarning) << "reconcile_failed loadtest=" << key << " error=\"" << s.message() << "\"";
+        failed.insert(key);
+      }
+    }
+  }
+}
+
+}  // namespace stampede::controller

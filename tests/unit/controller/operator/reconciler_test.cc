@@ -1,0 +1,405 @@
+// The reconciler's decisions against an in-memory API, informer caches filled by the test, runs
+// held by a registry without gRPC, and a fake clock. No threads, no sleeps: each test changes the
+// world, calls Reconcile, and looks at what was written.
+#include "controller/operator/reconciler.h"
+
+#include <gtest/gtest.h>
+
+#include <map>
+#include <memory>
+#include <string>
+
+#include "absl/strings/escaping.h"
+#include "common/report.h"
+#include "controller/run.h"
+#include "stampede/v1/agent.pb.h"
+#include "tests/fakes/fake_agents.h"
+#include "tests/fakes/fake_clock.h"
+#include "tests/fakes/fake_kube.h"
+
+namespace stampede::controller {
+namespace {
+
+using testing::FakeApi;
+using testing::FakeCache;
+using testing::FakeClock;
+using testing::FakeConnection;
+using Json = kube::Json;
+
+constexpr char kKey[] = "perf/shop";
+constexpr char kPath[] = "/apis/stampede.dev/v1alpha1/namespaces/perf/loadtests/shop";
+constexpr char kPods[] = "/api/v1/namespaces/perf/pods";
+constexpr char kSecret[] = "/api/v1/namespaces/perf/secrets/shop-agent-token";
+
+// Runs as the Controller holds them, minus the gRPC listener and the ticker.
+class FakeRuns final : public RunRegistry {
+ public:
+  std::shared_ptr<Run> StartRun(v1::LoadTest test, std::unique_ptr<AgentLauncher> launcher, const std::string& id,
+                                const std::string& token, const RunOptions& options) override {
+    if (auto it = runs_.find(id); it != runs_.end()) return it->second;
+    ++started_;
+    tokens_[id] = token;
+    auto run = std::make_shared<Run>(id, std::move(test), token, std::move(launcher), options);
+    runs_[id] = run;
+    run->Start();
+    return run;
+  }
+  void RemoveRun(const std::string& id) override {
+    auto it = runs_.find(id);
+    if (it == runs_.end()) return;
+    it->second->Abort("the test was removed");
+    runs_.erase(it);
+  }
+  std::shared_ptr<Run> Find(const std::string& id) const {
+    auto it = runs_.find(id);
+    return it == runs_.end() ? nullptr : it->second;
+  }
+  int started() const { return started_; }
+  std::string token(const std::string& id) const { return tokens_.count(id) ? tokens_.at(id) : ""; }
+
+ private:
+  std::map<std::string, std::shared_ptr<Run>> runs_;
+  std::map<std::string, std::string> tokens_;
+  int started_ = 0;
+};
+
+Json LoadTest(const std::string& spec) {
+  return {{"apiVersion", "stampede.dev/v1alpha1"},
+          {"kind", "LoadTest"},
+          {"metadata", {{"name", "shop"}, {"namespace", "perf"}, {"uid", "uid-shop"}, {"generation", 1}}},
+          {"spec", Json::parse(spec)}};
+}
+
+constexpr char kSpec[] =
+    R"({"target": {"url": "http://shop.perf.svc:8080"}, "load": {"users": 4}, "duration": "3s", "agents": 2})";
+
+class ReconcilerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ReconcilerOptions options;
+    options.identity = "op-1";
+    options.status_interval = std::chrono::seconds(2);
+    options.unschedulable_timeout = std::chrono::seconds(30);
+    options.deletion_grace = std::chrono::milliseconds(0);  // the fake agents never answer a stop
+    options.run.clock = &clock_;
+    options.run.controller_address = "stampede-controller.stampede-system.svc:7070";
+    reconciler_ = std::make_unique<Reconciler>(ReconcilerWorld{&api_, &loadtests_, &pods_, &runs_}, options);
+  }
+  void TearDown() override {
+    reconciler_->DetachAll();  // the runs need not delete Pods at the end of a test
+  }
+
+  // The informers catch up with the API server.
+  void Sync() {
+    loadtests_.Replace(api_.Objects("/apis/stampede.dev/v1alpha1/namespaces/perf/loadtests"));
+    pods_.Replace(api_.Objects(kPods));
+  }
+  absl::Status Reconcile() {
+    Sync();
+    absl::Status s = reconciler_->Reconcile(kKey);
+    Sync();
+    return s;
+  }
+  Json Object() { return api_.Object(kPath).value_or(Json::object()); }
+  std::string Phase() { return Object()["status"].value("phase", ""); }
+  std::string Reason() { return Object()["status"].value("reason", ""); }
+  std::shared_ptr<controller::Run> TheRun() { return runs_.Find("uid-shop"); }
+  std::vector<std::string> EventReasons() {
+    std::vector<std::string> out;
+    for (const Json& e : api_.Objects("/api/v1/namespaces/perf/events")) out.push_back(e.value("reason", ""));
+    return out;
+  }
+  void SetPodStatus(uint32_t index, const Json& status) {
+    const std::string path = std::string(kPods) + "/shop-agent-" + std::to_string(index);
+    Json pod = api_.Object(path).value();
+    pod["status"] = status;
+    api_.Put(path, pod);
+  }
+  // The test's agents connect with the token from the Secret and say Ready: the run starts.
+  std::vector<std::shared_ptr<FakeConnection>> ConnectAgents() {
+    std::string token;
+    EXPECT_TRUE(absl::Base64Unescape(api_.Object(kSecret).value()["data"]["token"].get<std::string>(), &token));
+    std::vector<std::shared_ptr<FakeConnection>> connections;
+    for (uint32_t i = 0; i < 2; ++i) {
+      connections.push_back(std::make_shared<FakeConnection>());
+      v1::Hello hello;
+      hello.set_run("uid-shop");
+      hello.set_token(token);
+      hello.set_index(i);
+      hello.set_threads(1);
+      std::string why;
+      EXPECT_TRUE(TheRun()->OnHello(hello, connections.back(), &why)) << why;
+    }
+    for (uint32_t i = 0; i < 2; ++i) {
+      v1::AgentMessage ready;
+      ready.mutable_ready();
+      TheRun()->OnMessage(i, ready);
+    }
+    return connections;
+  }
+  void AgentSays(uint32_t index, const v1::AgentMessage& m) { TheRun()->OnMessage(index, m); }
+  void AgentDone(uint32_t index) {
+    v1::AgentMessage done;
+    done.mutable_done();
+    AgentSays(index, done);
+  }
+
+  FakeClock clock_;
+  FakeApi api_;
+  FakeCache loadtests_, pods_;
+  FakeRuns runs_;
+  std::unique_ptr<Reconciler> reconciler_;
+};
+
+TEST_F(ReconcilerTest, ANewLoadTestGetsItsFinalizerSecretRunPodsAndStatus) {
+  api_.Put(kPath, LoadTest(kSpec));
+  ASSERT_TRUE(Reconcile().ok());
+  const Json lt = Object();
+  EXPECT_EQ(lt["metadata"]["finalizers"], Json::array({kFinalizer}));
+  const std::optional<Json> secret = api_.Object(kSecret);
+  ASSERT_TRUE(secret.has_value());
+  EXPECT_EQ((*secret)["metadata"]["ownerReferences"][0]["uid"], "uid-shop");
+  ASSERT_NE(TheRun(), nullptr);
+  std::string token;
+  ASSERT_TRUE(absl::Base64Unescape((*secret)["data"]["token"].get<std::string>(), &token));
+  EXPECT_EQ(token, runs_.token("uid-shop")) << "the agents read the run's token from the Secret";
+  EXPECT_EQ(api_.Objects(kPods).size(), 2u);
+  EXPECT_TRUE(api_.Object(std::string(kPods) + "/shop-agent-1").has_value());
+  EXPECT_EQ(Phase(), "Starting");
+  EXPECT_EQ(Reason(), "Launching");
+  EXPECT_EQ(EventReasons(), std::vector<std::string>({"Started"}));
+  EXPECT_EQ(reconciler_->ActiveKeys(), std::vector<std::string>({kKey}));
+
+  // Nothing changed: nothing is written, and no second run or Pod appears.
+  const size_t writes = api_.Writes().size();
+  ASSERT_TRUE(Reconcile().ok());
+  EXPECT_EQ(api_.Writes().size(), writes) << "a reconcile of an unchanged world wrote something";
+  EXPECT_EQ(runs_.started(), 1);
+}
+
+TEST_F(ReconcilerTest, SpecErrorsTheSchemaCannotSeeEndAsFailedInvalidSpec) {
+  Json lt = LoadTest(kSpec);
+  lt["spec"]["thresholds"] = Json::array({"p95 <"});
+  api_.Put(kPath, lt);
+  ASSERT_TRUE(Reconcile().ok());
+  EXPECT_EQ(Phase(), "Failed");
+  EXPECT_EQ(Reason(), "InvalidSpec");
+  EXPECT_NE(Object()["status"].value("message", "").find("spec.thresholds[0]"), std::string::npos);
+  EXPECT_EQ(Object()["status"]["observedGeneration"], 1);
+  EXPECT_TRUE(api_.Objects(kPods).empty());
+  EXPECT_FALSE(api_.Object(kSecret).has_value());
+  EXPECT_EQ(runs_.started(), 0);
+  EXPECT_EQ(EventReasons(), std::vector<std::string>({"InvalidSpec"}));
+  // Terminal phases are absorbing: later reconciles write nothing.
+  const size_t writes = api_.Writes().size();
+  ASSERT_TRUE(Reconcile().ok());
+  EXPECT_EQ(api_.Writes().size(), writes);
+}
+
+TEST_F(ReconcilerTest, AbortSetBeforeTheStartEndsAbortedWithoutPods) {
+  Json lt = LoadTest(kSpec);
+  lt["spec"]["abort"] = true;
+  api_.Put(kPath, lt);
+  ASSERT_TRUE(Reconcile().ok());
+  EXPECT_EQ(Phase(), "Aborted");
+  EXPECT_TRUE(api_.Objects(kPods).empty());
+}
+
+TEST_F(ReconcilerTest, ASecretTheOperatorMayNotCreateFailsTheTestWithAReason) {
+  api_.Put(kPath, LoadTest(kSpec));
+  api_.Plant("POST", "/api/v1/namespaces/perf/secrets", absl::PermissionDeniedError("secrets is forbidden"));
+  ASSERT_TRUE(Reconcile().ok());
+  EXPECT_EQ(Phase(), "Failed");
+  EXPECT_EQ(Reason(), "AgentSetupFailed");
+  EXPECT_NE(Object()["status"].value("message", "").find("secrets is forbidden"), std::string::npos);
+  EXPECT_TRUE(api_.Objects(kPods).empty());
+}
+
+TEST_F(ReconcilerTest, ATransientErrorIsReturnedSoTheKeyIsTriedAgain) {
+  api_.Put(kPath, LoadTest(kSpec));
+  api_.Plant("POST", "/api/v1/namespaces/perf/secrets", absl::UnavailableError("503"));
+  EXPECT_EQ(Reconcile().code(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(runs_.started(), 0);
+  ASSERT_TRUE(Reconcile().ok());
+  EXPECT_EQ(runs_.started(), 1);
+  EXPECT_EQ(Phase(), "Starting");
+}
+
+TEST_F(ReconcilerTest, AConflictOnTheFinalizerIsRereadAndRetried) {
+  api_.Put(kPath, LoadTest(kSpec));
+  api_.Plant("PUT", kPath, absl::AbortedError("409"));
+  ASSERT_TRUE(Reconcile().ok());
+  EXPECT_EQ(api_.CountWrites(std::string("PUT ") + kPath), 2u);
+  EXPECT_EQ(Object()["metadata"]["finalizers"], Json::array({kFinalizer}));
+}
+
+TEST_F(ReconcilerTest, AnUnpullableImageFailsTheTestAndCleansUp) {
+  api_.Put(kPath, LoadTest(kSpec));
+  ASSERT_TRUE(Reconcile().ok());
+  SetPodStatus(1, {{"phase", "Pending"},
+                   {"containerStatuses",
+                    {{{"state", {{"waiting", {{"reason", "ErrImagePull"}, {"message", "no such image"}}}}}}}}});
+  ASSERT_TRUE(Reconcile().ok());
+  EXPECT_EQ(Phase(), "Failed");
+  EXPECT_EQ(Reason(), "ImagePullFailed");
+  EXPECT_NE(Object()["status"].value("message", "").find("shop-agent-1: ErrImagePull: no such image"),
+            std::string::npos);
+  EXPECT_TRUE(api_.Objects(kPods).empty()) << "a finished test's Pods are deleted";
+  EXPECT_FALSE(api_.Object(kSecret).has_value());
+  EXPECT_TRUE(reconciler_->ActiveKeys().empty());
+  EXPECT_EQ(EventReasons().back(), "ImagePullFailed");
+}
+
+TEST_F(ReconcilerTest, AnUnschedulablePodFailsTheTestOnlyAfterTheTimeout) {
+  api_.Put(kPath, LoadTest(kSpec));
+  ASSERT_TRUE(Reconcile().ok());
+  SetPodStatus(0, {{"phase", "Pending"},
+                   {"conditions",
+                    {{{"type", "PodScheduled"}, {"status", "False"}, {"reason", "Unschedulable"},
+                      {"message", "0/1 nodes are available: 1 Insufficient cpu."}}}}});
+  ASSERT_TRUE(Reconcile().ok());
+  clock_.AdvanceSeconds(29);
+  ASSERT_TRUE(Reconcile().ok());
+  EXPECT_EQ(Phase(), "Starting");
+  clock_.AdvanceSeconds(1);
+  ASSERT_TRUE(Reconcile().ok());
+  EXPECT_EQ(Phase(), "Failed");
+  EXPECT_EQ(Reason(), "Unschedulable");
+  EXPECT_NE(Object()["status"].value("message", "").find("Insufficient cpu"), std::string::npos);
+}
+
+TEST_F(ReconcilerTest, StatusIsWrittenOnAPhaseChangeAtOnceAndOtherwiseAtMostEveryInterval) {
+  api_.Put(kPath, LoadTest(kSpec));
+  ASSERT_TRUE(Reconcile().ok());
+  std::vector<std::shared_ptr<FakeConnection>> agents = ConnectAgents();
+  const std::string status_write = std::string("PATCH ") + kPath + "/status";
+  const size_t before = api_.CountWrites(status_write);
+  ASSERT_TRUE(Reconcile().ok());
+  EXPECT_EQ(Phase(), "Running") << "a phase change is written at once";
+  EXPECT_EQ(api_.CountWrites(status_write), before + 1);
+
+  // A report changes the summary: written once the interval has passed, not before.
+  clock_.AdvanceSeconds(1);
+  common::IntervalStats stats(1);
+  stats.requests[0].latency.RecordN(5'000'000, 10);
+  stats.requests[0].outcomes[0] = 10;
+  v1::AgentMessage report;
+  common::IntervalToReport(stats, report.mutable_report());
+  AgentSays(0, report);
+  AgentSays(1, report);
+  TheRun()->Tick();
+  ASSERT_TRUE(Reconcile().ok());
+  EXPECT_EQ(api_.CountWrites(status_write), before + 1) << "written again within the status interval";
+  clock_.AdvanceSeconds(1);
+  ASSERT_TRUE(Reconcile().ok());
+  EXPECT_EQ(api_.CountWrites(status_write), before + 2);
+  EXPECT_EQ(Object()["status"]["summary"]["requests"], 20);
+  // The rps moves until the elapsed time reaches the test's duration (3 s), then nothing does.
+  clock_.AdvanceSeconds(5);
+  ASSERT_TRUE(Reconcile().ok());
+  EXPECT_EQ(api_.CountWrites(status_write), before + 3);
+  clock_.AdvanceSeconds(5);
+  ASSERT_TRUE(Reconcile().ok());
+  EXPECT_EQ(api_.CountWrites(status_write), before + 3) << "nothing changed, yet the status was written";
+
+  AgentDone(0);
+  AgentDone(1);
+  ASSERT_TRUE(Reconcile().ok());
+  EXPECT_EQ(Phase(), "Succeeded");
+  EXPECT_EQ(api_.CountWrites(status_write), before + 4);
+  EXPECT_TRUE(api_.Objects(kPods).empty());
+  EXPECT_EQ(EventReasons().back(), "Succeeded");
+  // Done is absorbing: nothing more is written, nothing restarted.
+  ASSERT_TRUE(Reconcile().ok());
+  EXPECT_EQ(api_.CountWrites(status_write), before + 4);
+  EXPECT_EQ(runs_.started(), 1);
+  (void)agents;
+}
+
+TEST_F(ReconcilerTest, APodDeletedMidRunIsALostAgent) {
+  api_.Put(kPath, LoadTest(kSpec));
+  ASSERT_TRUE(Reconcile().ok());
+  std::vector<std::shared_ptr<FakeConnection>> agents = ConnectAgents();
+  ASSERT_TRUE(Reconcile().ok());
+  ASSERT_EQ(Phase(), "Running");
+  ASSERT_TRUE(api_.Delete(std::string(kPods) + "/shop-agent-1").ok());
+  ASSERT_TRUE(Reconcile().ok());
+  EXPECT_EQ(TheRun()->Status().agents().lost(), 1u);
+  EXPECT_EQ(agents[0]->Count(v1::ControllerMessage::kStop), 1u) << "onAgentLoss: fail stops the other agent";
+  AgentDone(0);
+  ASSERT_TRUE(Reconcile().ok());
+  EXPECT_EQ(Phase(), "Failed");
+  EXPECT_EQ(Reason(), "AgentLost");
+  EXPECT_NE(Object()["status"].value("message", "").find("shop-agent-1 is gone"), std::string::npos);
+}
+
+TEST_F(ReconcilerTest, SpecAbortAbortsARunningTest) {
+  api_.Put(kPath, LoadTest(kSpec));
+  ASSERT_TRUE(Reconcile().ok());
+  std::vector<std::shared_ptr<FakeConnection>> agents = ConnectAgents();
+  Json lt = Object();
+  lt["spec"]["abort"] = true;
+  api_.Put(kPath, lt);
+  ASSERT_TRUE(Reconcile().ok());
+  EXPECT_EQ(agents[1]->Count(v1::ControllerMessage::kStop), 1u);
+  AgentDone(0);
+  AgentDone(1);
+  ASSERT_TRUE(Reconcile().ok());
+  EXPECT_EQ(Phase(), "Aborted");
+  EXPECT_EQ(Object()["status"].value("message", ""), "spec.abort was set to true");
+}
+
+TEST_F(ReconcilerTest, DeletingARunningTestAbortsItWritesTheFinalStatusAndReleasesTheFinalizer) {
+  api_.Put(kPath, LoadTest(kSpec));
+  ASSERT_TRUE(Reconcile().ok());
+  ConnectAgents();
+  Json lt = Object();
+  lt["metadata"]["deletionTimestamp"] = "2026-12-02T10:00:00Z";
+  api_.Put(kPath, lt);
+  // The agents are told to stop; the final status is written with what the run had.
+  ASSERT_TRUE(Reconcile().ok());
+  const Json after = Object();
+  EXPECT_EQ(after["metadata"]["finalizers"], Json::array());
+  EXPECT_EQ(after["status"].value("reason", ""), "Deleted");
+  EXPECT_TRUE(api_.Objects(kPods).empty());
+  EXPECT_FALSE(api_.Object(kSecret).has_value());
+  EXPECT_EQ(TheRun(), nullptr) << "the run is forgotten";
+  EXPECT_EQ(EventReasons().back(), "Deleted");
+}
+
+TEST_F(ReconcilerTest, ARunningTestFromBeforeARestartIsAdoptedWithItsTokenAndPods) {
+  Json lt = LoadTest(kSpec);
+  lt["metadata"]["finalizers"] = Json::array({kFinalizer});
+  lt["status"] = {{"phase", "Running"}, {"reason", "Running"}};
+  api_.Put(kPath, lt);
+  api_.Put(kSecret, {{"metadata", {{"name", "shop-agent-token"}, {"namespace", "perf"}}},
+                     {"data", {{"token", absl::Base64Escape("the-old-token")}}}});
+  for (int i = 0; i < 2; ++i) {
+    api_.Put(std::string(kPods) + "/shop-agent-" + std::to_string(i),
+             {{"metadata",
+               {{"name", "shop-agent-" + std::to_string(i)},
+                {"namespace", "perf"},
+                {"labels", {{kLoadTestLabel, "shop"}, {kAgentIndexLabel, std::to_string(i)}}}}}});
+  }
+  const size_t pod_creates = api_.CountWrites(std::string("POST ") + kPods);
+  ASSERT_TRUE(Reconcile().ok());
+  EXPECT_EQ(runs_.token("uid-shop"), "the-old-token") << "the running agents hold the old token";
+  EXPECT_EQ(api_.CountWrites(std::string("POST ") + kPods), pod_creates + 2) << "each existing Pod is asked for once";
+  EXPECT_EQ(api_.Objects(kPods).size(), 2u) << "and none is duplicated";
+  EXPECT_EQ(Phase(), "Running") << "an adopted test stays Running while its agents come back";
+  EXPECT_EQ(EventReasons(), std::vector<std::string>({"Adopted"}));
+}
+
+TEST_F(ReconcilerTest, ALoadTestRemovedWithoutTheFinalizerStopsItsRun) {
+  api_.Put(kPath, LoadTest(kSpec));
+  ASSERT_TRUE(Reconcile().ok());
+  ASSERT_NE(TheRun(), nullptr);
+  ASSERT_TRUE(api_.Delete(kPath).ok());
+  ASSERT_TRUE(Reconcile().ok());
+  EXPECT_EQ(TheRun(), nullptr);
+  EXPECT_TRUE(reconciler_->ActiveKeys().empty());
+  EXPECT_TRUE(api_.Objects(kPods).empty()) << "its Pods are deleted";
+}
+
+}  // namespace
+}  // namespace stampede::controller
