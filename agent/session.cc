@@ -18,9 +18,11 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "agent/engine.h"
-#include "agent/spec_config.h"
+#include "agent/engine_config.h"
 #include "common/clock.h"
 #include "common/logging.h"
+#include "common/mutex.h"
+#include "common/report.h"
 #include "stampede/v1/agent.grpc.pb.h"
 
 namespace stampede::agent {
@@ -37,6 +39,8 @@ const char kConnectUsage[] =
     "  oldest are folded into one, which keeps the totals exact but not those seconds' own figures.\n";
 
 namespace {
+
+constexpr int64_t kSecondNs = 1'000'000'000;
 
 std::string Env(const char* name) {
   const char* v = std::getenv(name);
@@ -99,25 +103,31 @@ namespace {
 // Messages from the controller, handed from the reader thread to the session loop.
 class Inbox {
  public:
+  explicit Inbox(const common::Clock* clock) : clock_(clock), last_heard_ns_(clock->MonotonicNanos()) {}
+
   void Push(v1::ControllerMessage msg) {
-    std::lock_guard<std::mutex> lock(mu_);
+    common::MutexLock lock(&mu_);
     messages_.push_back(std::move(msg));
-    last_heard_ = std::chrono::steady_clock::now();
-    cv_.notify_all();
+    last_heard_ns_ = clock_->MonotonicNanos();
+    cv_.SignalAll();
   }
   void Close() {
-    std::lock_guard<std::mutex> lock(mu_);
+    common::MutexLock lock(&mu_);
     closed_ = true;
-    cv_.notify_all();
+    cv_.SignalAll();
   }
-  void Wake() { cv_.notify_all(); }
-  // Waits up to `timeout` for a message; false when none came.
-  bool Pop(std::chrono::milliseconds timeout, v1::ControllerMessage* out, bool* closed,
-           std::chrono::steady_clock::time_point* last_heard, const std::atomic<bool>& wake) {
-    std::unique_lock<std::mutex> lock(mu_);
-    cv_.wait_for(lock, timeout, [&] { return !messages_.empty() || closed_ || wake.load(); });
+  void Wake() { cv_.SignalAll(); }
+  // Waits up to `timeout` (real time) for a message; false when none came. `last_heard_ns`: when
+  // the controller last sent anything, on the clock's monotonic time.
+  bool Pop(std::chrono::milliseconds timeout, v1::ControllerMessage* out, bool* closed, int64_t* last_heard_ns,
+           const std::atomic<bool>& wake) {
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    common::MutexLock lock(&mu_);
+    while (messages_.empty() && !closed_ && !wake.load()) {
+      if (!cv_.WaitUntil(&mu_, deadline)) break;
+    }
     *closed = closed_;
-    *last_heard = last_heard_;
+    *last_heard_ns = last_heard_ns_;
     if (messages_.empty()) return false;
     *out = std::move(messages_.front());
     messages_.pop_front();
@@ -125,11 +135,12 @@ class Inbox {
   }
 
  private:
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::deque<v1::ControllerMessage> messages_;
-  bool closed_ = false;
-  std::chrono::steady_clock::time_point last_heard_ = std::chrono::steady_clock::now();
+  const common::Clock* const clock_;
+  common::Mutex mu_;
+  common::CondVar cv_;
+  std::deque<v1::ControllerMessage> messages_ ABSL_GUARDED_BY(mu_);
+  bool closed_ ABSL_GUARDED_BY(mu_) = false;
+  int64_t last_heard_ns_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace
@@ -145,7 +156,11 @@ using Stream = grpc::ClientReaderWriter<v1::AgentMessage, v1::ControllerMessage>
 class Session {
  public:
   Session(const SessionOptions& options, uint32_t threads, std::shared_ptr<grpc::Channel> channel)
-      : options_(options), threads_(threads), channel_(channel), stub_(v1::AgentService::NewStub(channel)) {}
+      : options_(options),
+        clock_(options.clock != nullptr ? options.clock : &common::SystemClock()),
+        threads_(threads),
+        channel_(channel),
+        stub_(v1::AgentService::NewStub(channel)) {}
 
   ~Session() {
     if (engine_ != nullptr) engine_->Stop(/*abort=*/true);
@@ -154,7 +169,7 @@ class Session {
 
   int Run() {
     bool lost = false;  // since the last accepted stream
-    std::chrono::system_clock::time_point deadline;
+    int64_t deadline_ns = 0;
     auto backoff = std::chrono::milliseconds(200);
     while (true) {
       const End end = Converse();
@@ -163,19 +178,20 @@ class Session {
       // The controller is gone, or (restarted) does not know the test yet. Keep the load going
       // (the reporter keeps every report) and redial until the window closes; the window runs from
       // the first loss, not from each failed attempt.
-      const auto now = std::chrono::system_clock::now();
+      const int64_t now = clock_->MonotonicNanos();
       if (!lost) {
         lost = true;
-        deadline = now + std::chrono::seconds(options_.reconnect_s);
+        deadline_ns = now + options_.reconnect_s * kSecondNs;
         SLOG(kWarning) << "controller_lost reconnect_window_s=" << options_.reconnect_s;
       }
-      if (now >= deadline) {
+      if (now >= deadline_ns) {
         SLOG(kError) << "controller_gone waited_s=" << options_.reconnect_s << " stopping=true";
         break;
       }
-      std::this_thread::sleep_for(std::min<std::chrono::system_clock::duration>(backoff, deadline - now));
+      const std::chrono::nanoseconds left(deadline_ns - now);
+      std::this_thread::sleep_for(std::min<std::chrono::nanoseconds>(backoff, left));
       backoff = std::min(backoff * 2, std::chrono::milliseconds(2000));
-      if (!channel_->WaitForConnected(deadline)) continue;
+      if (!channel_->WaitForConnected(std::chrono::system_clock::now() + left)) continue;
       if (heard_) {  // the last stream was accepted before it broke: a new loss, a new window
         lost = false;
         backoff = std::chrono::milliseconds(200);
@@ -191,9 +207,9 @@ class Session {
 
   // Writes on the current stream, if there is one; reports are kept whether or not it works.
   bool Write(const v1::AgentMessage& msg) {
-    std::lock_guard<std::mutex> lock(mu_);
+    common::MutexLock lock(&mu_);
     if (stream_ == nullptr) return false;
-    last_write_ns_.store(common::MonotonicNanos());
+    last_write_ns_.store(clock_->MonotonicNanos());
     return stream_->Write(msg);
   }
 
@@ -202,13 +218,13 @@ class Session {
   // whole means a report a controller missed is never inside a fold it partly saw already.
   // A fold itself can be large (its histograms hold every bucket any second used), so another
   // fold waits until half the budget of new reports has come in: folding stays an occasional cost.
-  void MaybeFoldLogLocked() {
+  void MaybeFoldLogLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     if (log_bytes_ <= options_.replay_log_max_bytes) return;
     if (log_bytes_ - folded_bytes_ <= options_.replay_log_max_bytes / 2) return;
     const size_t keep = static_cast<size_t>(options_.reconnect_s) + 2;
     if (log_.size() <= keep + 1) return;
     const size_t fold = log_.size() - keep;
-    absl::StatusOr<v1::Report> folded = FoldReports(absl::MakeConstSpan(log_).subspan(0, fold));
+    absl::StatusOr<v1::Report> folded = common::FoldReports(absl::MakeConstSpan(log_).subspan(0, fold));
     if (!folded.ok()) {
       SLOG(kError) << "replay_log_fold_failed error=\"" << folded.status().message() << "\"";
       return;
@@ -228,6 +244,7 @@ class Session {
 
   void StartEngine(int64_t start_unix_ns) {
     start_unix_ns_ = start_unix_ns;
+    // The engine's timers run on this machine's CLOCK_MONOTONIC, whatever clock the session reads.
     const int64_t delay = start_unix_ns - common::RealtimeNanos();
     const int64_t start_mono = common::MonotonicNanos() + std::max<int64_t>(delay, 0);
     const int64_t start_real = common::RealtimeNanos() + std::max<int64_t>(delay, 0);
@@ -236,14 +253,14 @@ class Session {
       bool first = true;
       while (auto interval = engine_->NextInterval()) {
         v1::AgentMessage report;
-        IntervalToReport(*interval, report.mutable_report());
+        common::IntervalToReport(*interval, report.mutable_report());
         if (first) {
           // The actual start, not the planned one: the difference across agents is the skew.
           const int64_t actual = engine_->ActualStartNs();
           report.mutable_report()->set_started_unix_nanos(start_real + (actual != 0 ? actual - start_mono : 0));
         }
         first = false;
-        std::lock_guard<std::mutex> lock(mu_);
+        common::MutexLock lock(&mu_);
         if (options_.reconnect_s > 0) {  // without a reconnect window there is never a replay
           log_.push_back(report.report().SerializeAsString());
           log_bytes_ += static_cast<int64_t>(log_.back().size());
@@ -251,13 +268,13 @@ class Session {
           MaybeFoldLogLocked();
         }
         if (stream_ != nullptr) {
-          last_write_ns_.store(common::MonotonicNanos());
+          last_write_ns_.store(clock_->MonotonicNanos());
           stream_->Write(report);
         }
       }
       reporter_done_.store(true);
       wake_.store(true);
-      std::lock_guard<std::mutex> lock(mu_);
+      common::MutexLock lock(&mu_);
       if (inbox_ != nullptr) inbox_->Wake();
     });
   }
@@ -266,13 +283,13 @@ class Session {
   End Converse() {
     grpc::ClientContext context;
     std::unique_ptr<Stream> stream = stub_->Session(&context);
-    Inbox inbox;
+    Inbox inbox(clock_);
     bool done_sent = false, failed = false, rejected = false;
     auto send_done = [&](const std::string& error) {
       v1::AgentMessage done;
       done.mutable_done()->set_error(error);
       Write(done);
-      std::lock_guard<std::mutex> lock(mu_);
+      common::MutexLock lock(&mu_);
       if (stream_ != nullptr) stream_->WritesDone();
       done_sent = true;
     };
@@ -289,7 +306,7 @@ class Session {
       h->set_threads(threads_);
       h->set_start_unix_nanos(start_unix_ns_);
       // Hello, then (when resuming) every report so far, before the reporter may add one.
-      std::lock_guard<std::mutex> lock(mu_);
+      common::MutexLock lock(&mu_);
       if (start_unix_ns_ != 0) h->set_replayed_reports(static_cast<uint32_t>(logged_through_ + 1));
       bool ok = stream->Write(hello);
       v1::AgentMessage report;
@@ -297,7 +314,7 @@ class Session {
         report.mutable_report()->ParseFromString(log_[i]);
         ok = stream->Write(report);
       }
-      last_write_ns_.store(common::MonotonicNanos());
+      last_write_ns_.store(clock_->MonotonicNanos());
       if (!ok) {
         SLOG(kWarning) << "controller_closed_stream phase=hello";
         context.TryCancel();
@@ -320,8 +337,8 @@ class Session {
     while (true) {
       v1::ControllerMessage msg;
       bool closed = false;
-      std::chrono::steady_clock::time_point last_heard;
-      const bool got = inbox.Pop(std::chrono::milliseconds(500), &msg, &closed, &last_heard, wake_);
+      int64_t last_heard_ns = 0;
+      const bool got = inbox.Pop(std::chrono::milliseconds(500), &msg, &closed, &last_heard_ns, wake_);
       wake_.store(false);
       if (got) {
         heard_ = true;
@@ -329,7 +346,7 @@ class Session {
           case v1::ControllerMessage::kAssignment: {
             if (start_unix_ns_ != 0) break;  // already running: the assignment cannot change
             const v1::Assignment& a = msg.assignment();
-            if (a.heartbeat_timeout_seconds() != 0) heartbeat_timeout_ = std::chrono::seconds(a.heartbeat_timeout_seconds());
+            if (a.heartbeat_timeout_seconds() != 0) heartbeat_timeout_s_ = a.heartbeat_timeout_seconds();
             auto cfg = EngineConfigFromAssignment(a, threads_);
             absl::StatusOr<std::unique_ptr<Engine>> created =
                 cfg.ok() ? Engine::Create(std::move(*cfg)) : absl::StatusOr<std::unique_ptr<Engine>>(cfg.status());
@@ -378,14 +395,14 @@ class Session {
         if (!done_sent || (!reporter_done_.load() && !stopped_before_start_)) lost = true;
         break;
       }
-      if (std::chrono::steady_clock::now() - last_heard > heartbeat_timeout_) {
-        SLOG(kError) << "controller_silent seconds=" << heartbeat_timeout_.count();
+      if (clock_->MonotonicNanos() - last_heard_ns > heartbeat_timeout_s_ * kSecondNs) {
+        SLOG(kError) << "controller_silent seconds=" << heartbeat_timeout_s_;
         lost = true;
         break;
       }
-      if (!done_sent && common::MonotonicNanos() - last_write_ns_.load() >= 1'000'000'000) {
+      if (!done_sent && clock_->MonotonicNanos() - last_write_ns_.load() >= kSecondNs) {
         v1::AgentMessage beat;
-        beat.mutable_heartbeat()->set_unix_nanos(common::RealtimeNanos());
+        beat.mutable_heartbeat()->set_unix_nanos(clock_->RealtimeNanos());
         Write(beat);
       }
     }
@@ -393,7 +410,7 @@ class Session {
     // reading, flow control stops us), and only the cancel lets it go.
     if (!server_closed) context.TryCancel();
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      common::MutexLock lock(&mu_);
       stream_ = nullptr;
       inbox_ = nullptr;
     }
@@ -417,6 +434,7 @@ class Session {
   }
 
   const SessionOptions options_;
+  const common::Clock* const clock_;
   const uint32_t threads_;
   const std::shared_ptr<grpc::Channel> channel_;
   const std::unique_ptr<v1::AgentService::Stub> stub_;
@@ -427,19 +445,19 @@ class Session {
   int64_t start_unix_ns_ = 0;  // the broadcast start; 0 until started
   bool stopped_before_start_ = false;
   bool heard_ = false;  // the controller sent something on the current stream
-  std::chrono::seconds heartbeat_timeout_{10};
+  int64_t heartbeat_timeout_s_ = 10;
 
   std::atomic<bool> reporter_done_{false};
   std::atomic<bool> wake_{false};  // set by the reporter so the loop sends Done at once
   std::atomic<int64_t> last_write_ns_{0};
 
-  std::mutex mu_;  // one writer at a time on the stream; guards stream_, inbox_ and log_
-  Stream* stream_ = nullptr;
-  Inbox* inbox_ = nullptr;
-  std::vector<std::string> log_;  // every report since the start, serialized (old ones folded)
-  int64_t log_bytes_ = 0;         // the sizes in log_ added up
-  int64_t folded_bytes_ = 0;      // the size of log_[0] when it is a fold
-  int64_t logged_through_ = -1;   // the newest interval in log_
+  common::Mutex mu_;  // one writer at a time on the stream
+  Stream* stream_ ABSL_GUARDED_BY(mu_) = nullptr;
+  Inbox* inbox_ ABSL_GUARDED_BY(mu_) = nullptr;
+  std::vector<std::string> log_ ABSL_GUARDED_BY(mu_);  // every report since the start, serialized (old ones folded)
+  int64_t log_bytes_ ABSL_GUARDED_BY(mu_) = 0;         // the sizes in log_ added up
+  int64_t folded_bytes_ ABSL_GUARDED_BY(mu_) = 0;      // the size of log_[0] when it is a fold
+  int64_t logged_through_ ABSL_GUARDED_BY(mu_) = -1;   // the newest interval in log_
 };
 
 }  // namespace

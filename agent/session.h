@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "common/clock.h"
 
 namespace stampede::agent {
 
@@ -27,6 +28,9 @@ struct SessionOptions {
   // With reconnect_s: the reports kept for a replay may take this many bytes; past it the oldest
   // are folded into one (exact totals, no per-second detail for those seconds).
   int64_t replay_log_max_bytes = 64 << 20;
+  // What the session's decisions read (heartbeats, silence, the reconnect window). The engine
+  // keeps to the machine's clocks: its start is set on CLOCK_MONOTONIC.
+  const common::Clock* clock = &common::SystemClock();
 };
 
 // Flags, with environment fallbacks STAMPEDE_CONTROLLER, STAMPEDE_RUN, STAMPEDE_TOKEN,
