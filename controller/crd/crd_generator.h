@@ -2,8 +2,8 @@
 // so the LoadTest CRD and proto/stampede/v1/loadtest.proto cannot disagree.
 //
 // Input is a FileDescriptorSet written by `protoc --include_imports --include_source_info`: the
-// source info carries the comments. The schema mirrors how common/spec.cc reads YAML into the
-// message: fields under their lowerCamelCase JSON names; string and bytes -> string; bool ->
+// source info carries the comments. The schema mirrors how common/spec_reader.cc reads YAML into
+// the message: fields under their lowerCamelCase JSON names; string and bytes -> string; bool ->
 // boolean; 32/64-bit integers -> integer (unsigned ones with minimum 0); float and double ->
 // number; enum -> string limited to the value names; repeated -> array; map -> object with
 // additionalProperties; message -> object with properties; google.protobuf.Struct / Value /

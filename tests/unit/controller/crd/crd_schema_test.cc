@@ -1,8 +1,8 @@
 // Checks deploy/crd/loadtests.stampede.dev.yaml the way kube-apiserver 1.20 would, with a minimal
 // validator for the OpenAPI subset the CRD uses (types, required, enum, bounds, pattern, oneOf,
-// unknown fields, defaults), and checks that the CRD agrees with common/spec.cc: whatever spec.cc
-// accepts the CRD accepts, and the listed invalid documents both reject. The real API server's
-// verdict comes from the e2e suite.
+// unknown fields, defaults), and checks that the CRD agrees with ParseLoadTest
+// (common/spec_reader.cc and spec_validation.cc): whatever it accepts the CRD accepts, and the
+// listed invalid documents both reject. The real API server's verdict comes from the e2e suite.
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -297,7 +297,7 @@ TEST(CrdSchemaTest, EveryExampleIsAcceptedByBoth) {
   for (const std::filesystem::path& path : examples) {
     const std::string text = ReadFile(path.string());
     const absl::StatusOr<v1::LoadTest> parsed = common::ParseLoadTest(text);
-    EXPECT_TRUE(parsed.ok()) << path << ": spec.cc: " << parsed.status().message();
+    EXPECT_TRUE(parsed.ok()) << path << ": ParseLoadTest: " << parsed.status().message();
     EXPECT_THAT(Admit(YamlToJson(YAML::Load(text))), IsEmpty()) << path;
   }
 }
@@ -310,7 +310,7 @@ constexpr char kBase[] = R"({
 
 // The two verdicts on kBase merged with `patch`.
 struct Verdicts {
-  std::string spec_cc;           // spec.cc's problems; empty: accepted
+  std::string parse;             // ParseLoadTest's problems; empty: accepted
   std::vector<std::string> crd;  // the CRD's problems; empty: accepted
 };
 
@@ -322,14 +322,14 @@ Verdicts Judge(const std::string& patch) {
 }
 
 std::string Explain(const std::string& patch, const Verdicts& v) {
-  std::string out = patch + "\n  spec.cc: " + (v.spec_cc.empty() ? "accepted" : v.spec_cc);
+  std::string out = patch + "\n  ParseLoadTest: " + (v.parse.empty() ? "accepted" : v.parse);
   out += "\n  CRD: ";
   if (v.crd.empty()) out += "accepted";
   for (const std::string& e : v.crd) out += e + "; ";
   return out;
 }
 
-TEST(CrdSchemaTest, WhatSpecCcAcceptsTheCrdAccepts) {
+TEST(CrdSchemaTest, WhatParseLoadTestAcceptsTheCrdAccepts) {
   for (const char* patch : {
            R"({})",
            R"({"spec": {"duration": "1m30s"}})",
@@ -367,7 +367,7 @@ TEST(CrdSchemaTest, WhatSpecCcAcceptsTheCrdAccepts) {
                           "conditions": [{"type": "Running", "status": "True"}]}})",
        }) {
     const Verdicts v = Judge(patch);
-    EXPECT_TRUE(v.spec_cc.empty() && v.crd.empty()) << Explain(patch, v);
+    EXPECT_TRUE(v.parse.empty() && v.crd.empty()) << Explain(patch, v);
   }
 }
 
@@ -413,15 +413,15 @@ TEST(CrdSchemaTest, BothRejectWhatTheCrdCanExpress) {
            R"({"spec": null})",
        }) {
     const Verdicts v = Judge(patch);
-    EXPECT_FALSE(v.spec_cc.empty()) << Explain(patch, v);
+    EXPECT_FALSE(v.parse.empty()) << Explain(patch, v);
     EXPECT_FALSE(v.crd.empty()) << Explain(patch, v);
   }
 }
 
-// Rules across fields, or beyond what an OpenAPI schema can say: only spec.cc (the operator, which
-// reports them in the LoadTest's status) rejects these. A CRD that starts catching one should move
-// it to the list above.
-TEST(CrdSchemaTest, OnlySpecCcRejectsRulesTheSchemaCannotExpress) {
+// Rules across fields, or beyond what an OpenAPI schema can say: only ParseLoadTest (the operator,
+// which reports them in the LoadTest's status) rejects these. A CRD that starts catching one should
+// move it to the list above.
+TEST(CrdSchemaTest, OnlyParseLoadTestRejectsRulesTheSchemaCannotExpress) {
   for (const char* patch : {
            R"({"spec": {"duration": "0s"}})",
            R"({"spec": {"duration": null}})",
@@ -437,15 +437,15 @@ TEST(CrdSchemaTest, OnlySpecCcRejectsRulesTheSchemaCannotExpress) {
            R"({"metadata": {"name": "a-name-that-is-longer-than-fifty-two-characters-in-all"}})",
        }) {
     const Verdicts v = Judge(patch);
-    EXPECT_FALSE(v.spec_cc.empty()) << Explain(patch, v);
+    EXPECT_FALSE(v.parse.empty()) << Explain(patch, v);
     EXPECT_TRUE(v.crd.empty()) << Explain(patch, v);
   }
 }
 
-// Known differences the other way: spec.cc is laxer than the API server. A plain YAML number or
-// boolean where a string is expected is text to spec.cc but a type error to Kubernetes; spec.cc
-// trims blanks around durations and takes a leading "+". If spec.cc is tightened, move the case
-// to BothRejectWhatTheCrdCanExpress.
+// Known differences the other way: ParseLoadTest is laxer than the API server. A plain YAML number
+// or boolean where a string is expected is text to ParseLoadTest but a type error to Kubernetes;
+// ParseLoadTest trims blanks around durations and takes a leading "+". If it is tightened, move the
+// case to BothRejectWhatTheCrdCanExpress.
 TEST(CrdSchemaTest, OnlyTheCrdRejectsTheseKnownDifferences) {
   for (const char* patch : {
            R"({"spec": {"requests": [{"headers": {"X-Retries": 3}}]}})",
@@ -453,12 +453,12 @@ TEST(CrdSchemaTest, OnlyTheCrdRejectsTheseKnownDifferences) {
            R"({"spec": {"duration": "+30s"}})",
        }) {
     const Verdicts v = Judge(patch);
-    EXPECT_TRUE(v.spec_cc.empty()) << Explain(patch, v);
+    EXPECT_TRUE(v.parse.empty()) << Explain(patch, v);
     EXPECT_FALSE(v.crd.empty()) << Explain(patch, v);
   }
 }
 
-TEST(CrdSchemaTest, DefaultsMatchSpecCcDefaults) {
+TEST(CrdSchemaTest, DefaultsMatchApplyDefaults) {
   Json document = Json::parse(kBase);
   document["spec"]["load"]["thinkTime"] = Json::object();
   ApplySchemaDefaults(Schema(), &document);
