@@ -7,7 +7,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/logging.h"
-#include "controller/agent_service.h"
+#include "controller/grpc_listener.h"
 
 namespace stampede::controller {
 

@@ -19,7 +19,7 @@
 
 namespace stampede::controller {
 
-class GrpcListener;  // agent_service.cc: keeps grpcpp out of this header
+class GrpcListener;  // grpc_listener.cc: keeps grpcpp out of this header
 
 struct ControllerOptions {
   std::string grpc_listen = "127.0.0.1:0";  // host:port; port 0 picks a free one

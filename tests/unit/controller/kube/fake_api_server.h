@@ -1,8 +1,8 @@
 // A real HTTP server on 127.0.0.1 (a port the kernel picks) standing in for the Kubernetes API
 // server in the kube client tests: every request is recorded and answered by one handler the
 // test sets. Handlers run on the server's threads; tests guard the state they share with them.
-#ifndef STAMPEDE_TESTS_UNIT_KUBE_FAKE_API_SERVER_H_
-#define STAMPEDE_TESTS_UNIT_KUBE_FAKE_API_SERVER_H_
+#ifndef STAMPEDE_TESTS_UNIT_CONTROLLER_KUBE_FAKE_API_SERVER_H_
+#define STAMPEDE_TESTS_UNIT_CONTROLLER_KUBE_FAKE_API_SERVER_H_
 
 #include <httplib.h>
 
@@ -184,4 +184,4 @@ inline void ReplyChunks(httplib::Response& response, std::vector<std::string> ch
 
 }  // namespace stampede::kube::testing
 
-#endif  // STAMPEDE_TESTS_UNIT_KUBE_FAKE_API_SERVER_H_
+#endif  // STAMPEDE_TESTS_UNIT_CONTROLLER_KUBE_FAKE_API_SERVER_H_

@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "tests/unit/kube/fake_api_server.h"
+#include "tests/unit/controller/kube/fake_api_server.h"
 
 namespace stampede::kube {
 namespace {

@@ -1,8 +1,8 @@
 // The gRPC listener for agent sessions (AgentService.Session): the asynchronous API, one session
 // object per stream, every completion handled on one polling thread.
 // Only this translation unit includes grpcpp.
-#ifndef STAMPEDE_CONTROLLER_AGENT_SERVICE_H_
-#define STAMPEDE_CONTROLLER_AGENT_SERVICE_H_
+#ifndef STAMPEDE_CONTROLLER_GRPC_LISTENER_H_
+#define STAMPEDE_CONTROLLER_GRPC_LISTENER_H_
 
 #include <functional>
 #include <memory>
@@ -27,4 +27,4 @@ class GrpcListener {
 
 }  // namespace stampede::controller
 
-#endif  // STAMPEDE_CONTROLLER_AGENT_SERVICE_H_
+#endif  // STAMPEDE_CONTROLLER_GRPC_LISTENER_H_

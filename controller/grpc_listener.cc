@@ -1,10 +1,9 @@
-#include "controller/agent_service.h"
+#include "controller/grpc_listener.h"
 
 #include <google/protobuf/arena.h>
 #include <grpcpp/grpcpp.h>
 
 #include <atomic>
-#include <condition_variable>
 #include <deque>
 #include <mutex>
 #include <thread>
@@ -12,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "common/logging.h"
+#include "common/mutex.h"
 #include "stampede/v1/agent.grpc.pb.h"
 
 namespace stampede::controller {
@@ -22,49 +22,49 @@ namespace {
 // its polling and callback threads cost more CPU than the reports themselves; here the thread that
 // reads the bytes off the socket also merges the report.
 
-class Session;
+class AgentStream;
 
 // The listener's count of live sessions, and whether they may still ask for the next call.
 // Nothing may be started on the queue once it is shut down, so Shutdown first stops accepting,
 // then waits until every session has seen its call end and deleted itself, and only then shuts
 // the queue down.
-struct SessionRegistry {
-  std::mutex mu;
-  std::condition_variable cv;
-  bool open = true;
-  int live = 0;
+struct StreamRegistry {
+  common::Mutex mu;
+  common::CondVar cv;
+  bool open ABSL_GUARDED_BY(mu) = true;
+  int live ABSL_GUARDED_BY(mu) = 0;
 };
 
-// What a completion on the queue means. Tags live inside their Session.
+// What a completion on the queue means. Tags live inside their AgentStream.
 struct Tag {
   enum Kind { kAccept, kRead, kWrite, kFinish, kDone };
-  Session* session;
+  AgentStream* stream;
   Kind kind;
 };
 
-// What a Run holds: outlives the Session, forwards to it while the stream lives.
+// What a Run holds: outlives the AgentStream, forwards to it while the stream lives.
 class Connection : public AgentConnection {
  public:
-  explicit Connection(Session* session) : session_(session) {}
+  explicit Connection(AgentStream* stream) : stream_(stream) {}
   void Send(const v1::ControllerMessage& message) override;
   void Close() override;
   void Detach() {
-    std::lock_guard<std::mutex> lock(mu_);
-    session_ = nullptr;
+    common::MutexLock lock(&mu_);
+    stream_ = nullptr;
   }
 
  private:
-  std::mutex mu_;
-  Session* session_;
+  common::Mutex mu_;
+  AgentStream* stream_ ABSL_GUARDED_BY(mu_);
 };
 
 // One agent's stream. Reads are started and completed on the queue's thread only; writes may be
 // started from any thread (under mu_), one in flight at a time, and Finish only when none is. The
-// session deletes itself on the queue's thread once the call is done and no operation it started
+// stream deletes itself on the queue's thread once the call is done and no operation it started
 // is still outstanding.
-class Session {
+class AgentStream {
  public:
-  Session(v1::AgentService::AsyncService* service, grpc::ServerCompletionQueue* cq, SessionRegistry* gate,
+  AgentStream(v1::AgentService::AsyncService* service, grpc::ServerCompletionQueue* cq, StreamRegistry* gate,
           GrpcListener::FindRun find_run)
       : service_(service),
         cq_(cq),
@@ -73,7 +73,7 @@ class Session {
         connection_(std::make_shared<Connection>(this)),
         arena_(ArenaOptions()) {
     {
-      std::lock_guard<std::mutex> lock(gate_->mu);
+      common::MutexLock lock(&gate_->mu);
       ++gate_->live;
     }
     context_.AsyncNotifyWhenDone(&done_tag_);
@@ -94,10 +94,10 @@ class Session {
           // Shutdown that closed the gate just now still waits for the new one.
           bool open;
           {
-            std::lock_guard<std::mutex> lock(gate_->mu);
+            common::MutexLock lock(&gate_->mu);
             open = gate_->open;
           }
-          if (open) new Session(service_, cq_, gate_, find_run_);
+          if (open) new AgentStream(service_, cq_, gate_, find_run_);
         }
         StartRead();
         return;
@@ -109,7 +109,7 @@ class Session {
         OnWriteDone(ok);
         break;
       case Tag::kFinish: {
-        std::lock_guard<std::mutex> lock(mu_);
+        common::MutexLock lock(&mu_);
         finish_pending_ = false;
         break;
       }
@@ -118,7 +118,7 @@ class Session {
         // No other thread may start anything from here on, and nothing queued is worth sending.
         connection_->Detach();
         {
-          std::lock_guard<std::mutex> lock(mu_);
+          common::MutexLock lock(&mu_);
           queue_.clear();
         }
         if (run_ != nullptr && !closed_reported_) {
@@ -131,20 +131,20 @@ class Session {
     MaybeDelete();
   }
 
-  ~Session() {
-    std::lock_guard<std::mutex> lock(gate_->mu);
-    if (--gate_->live == 0) gate_->cv.notify_all();
+  ~AgentStream() {
+    common::MutexLock lock(&gate_->mu);
+    if (--gate_->live == 0) gate_->cv.SignalAll();
   }
 
   void Enqueue(const v1::ControllerMessage& message) {
-    std::lock_guard<std::mutex> lock(mu_);
+    common::MutexLock lock(&mu_);
     if (finish_called_) return;
     queue_.push_back(message);
     NextLocked();
   }
 
   void RequestClose() {
-    std::lock_guard<std::mutex> lock(mu_);
+    common::MutexLock lock(&mu_);
     closing_ = true;
     NextLocked();
   }
@@ -193,7 +193,7 @@ class Session {
   }
 
   void OnWriteDone(bool ok) {
-    std::lock_guard<std::mutex> lock(mu_);
+    common::MutexLock lock(&mu_);
     writing_ = false;
     if (!ok) {
       queue_.clear();
@@ -203,7 +203,7 @@ class Session {
   }
 
   void Reject(grpc::StatusCode code, const std::string& why) {
-    std::lock_guard<std::mutex> lock(mu_);
+    common::MutexLock lock(&mu_);
     if (finish_called_) return;
     queue_.clear();
     closing_ = true;
@@ -213,7 +213,7 @@ class Session {
 
   // Starts the next write, or Finish once the queue is drained and the stream is closing. A
   // started operation never completes inline, so holding mu_ here cannot re-enter.
-  void NextLocked() {
+  void NextLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     if (writing_ || finish_called_) return;
     if (!queue_.empty()) {
       current_ = std::move(queue_.front());
@@ -232,7 +232,7 @@ class Session {
   void MaybeDelete() {
     if (!done_ || reading_) return;
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      common::MutexLock lock(&mu_);
       if (writing_ || finish_pending_) return;
     }
     delete this;
@@ -249,7 +249,7 @@ class Session {
 
   v1::AgentService::AsyncService* const service_;
   grpc::ServerCompletionQueue* const cq_;
-  SessionRegistry* const gate_;
+  StreamRegistry* const gate_;
   const GrpcListener::FindRun find_run_;
   const std::shared_ptr<Connection> connection_;
   Tag accept_tag_{this, Tag::kAccept};
@@ -269,24 +269,24 @@ class Session {
   bool done_ = false;
   bool closed_reported_ = false;
 
-  std::mutex mu_;
-  std::deque<v1::ControllerMessage> queue_;
-  v1::ControllerMessage current_;  // the message being written; untouched while writing_
-  grpc::Status reject_;            // how Finish ends the stream: OK unless rejected
-  bool writing_ = false;
-  bool closing_ = false;
-  bool finish_called_ = false;
-  bool finish_pending_ = false;
+  common::Mutex mu_;
+  std::deque<v1::ControllerMessage> queue_ ABSL_GUARDED_BY(mu_);
+  v1::ControllerMessage current_ ABSL_GUARDED_BY(mu_);  // the message being written; untouched while writing_
+  grpc::Status reject_ ABSL_GUARDED_BY(mu_);            // how Finish ends the stream: OK unless rejected
+  bool writing_ ABSL_GUARDED_BY(mu_) = false;
+  bool closing_ ABSL_GUARDED_BY(mu_) = false;
+  bool finish_called_ ABSL_GUARDED_BY(mu_) = false;
+  bool finish_pending_ ABSL_GUARDED_BY(mu_) = false;
 };
 
 void Connection::Send(const v1::ControllerMessage& message) {
-  std::lock_guard<std::mutex> lock(mu_);
-  if (session_ != nullptr) session_->Enqueue(message);
+  common::MutexLock lock(&mu_);
+  if (stream_ != nullptr) stream_->Enqueue(message);
 }
 
 void Connection::Close() {
-  std::lock_guard<std::mutex> lock(mu_);
-  if (session_ != nullptr) session_->RequestClose();
+  common::MutexLock lock(&mu_);
+  if (stream_ != nullptr) stream_->RequestClose();
 }
 
 class Listener final : public GrpcListener {
@@ -294,21 +294,24 @@ class Listener final : public GrpcListener {
   Listener(std::unique_ptr<v1::AgentService::AsyncService> service, std::unique_ptr<grpc::ServerCompletionQueue> cq,
            std::unique_ptr<grpc::Server> server, int port, GrpcListener::FindRun find_run)
       : service_(std::move(service)), cq_(std::move(cq)), server_(std::move(server)), port_(port) {
-    new Session(service_.get(), cq_.get(), &gate_, std::move(find_run));
+    new AgentStream(service_.get(), cq_.get(), &gate_, std::move(find_run));
     poller_ = std::thread([this] { Poll(); });
   }
   ~Listener() override { Shutdown(); }
   int port() const override { return port_; }
   void Shutdown() override {
-    std::lock_guard<std::mutex> lock(mu_);
+    common::MutexLock lock(&mu_);
     if (server_ == nullptr) return;
     // Open calls are cancelled after the deadline; each session then sees its call end on the
     // queue (the poller keeps running) and deletes itself.
     server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
     {
-      std::unique_lock<std::mutex> gate_lock(gate_.mu);
+      common::MutexLock gate_lock(&gate_.mu);
       gate_.open = false;
-      if (!gate_.cv.wait_for(gate_lock, std::chrono::seconds(30), [&] { return gate_.live == 0; })) {
+      const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+      while (gate_.live != 0 && gate_.cv.WaitUntil(&gate_.mu, deadline)) {
+      }
+      if (gate_.live != 0) {
         SLOG(kError) << "grpc_shutdown sessions_still_open=" << gate_.live;
       }
     }
@@ -323,15 +326,15 @@ class Listener final : public GrpcListener {
     bool ok = false;
     while (cq_->Next(&tag, &ok)) {
       Tag* t = static_cast<Tag*>(tag);
-      t->session->Proceed(t->kind, ok);
+      t->stream->Proceed(t->kind, ok);
     }
   }
 
   std::unique_ptr<v1::AgentService::AsyncService> service_;
   std::unique_ptr<grpc::ServerCompletionQueue> cq_;
-  SessionRegistry gate_;
-  std::mutex mu_;
-  std::unique_ptr<grpc::Server> server_;
+  StreamRegistry gate_;
+  common::Mutex mu_;
+  std::unique_ptr<grpc::Server> server_ ABSL_GUARDED_BY(mu_);
   const int port_;
   std::thread poller_;
 };
@@ -341,7 +344,7 @@ class Listener final : public GrpcListener {
 absl::StatusOr<std::unique_ptr<GrpcListener>> GrpcListener::Start(const std::string& address, FindRun find_run) {
   // Debian builds abseil without NDEBUG, which turns on absl::Mutex deadlock detection: a global
   // lock-order graph updated on gRPC's hot paths (a few % of the controller's CPU with 1000 agents).
-  // Our own locks are std::mutex; gRPC's are tested upstream.
+  // Our own locks are common::Mutex (std::mutex underneath); gRPC's are tested upstream.
   absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
   auto service = std::make_unique<v1::AgentService::AsyncService>();
   grpc::ServerBuilder builder;

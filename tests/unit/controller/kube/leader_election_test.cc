@@ -9,7 +9,7 @@
 #include <string>
 
 #include "absl/time/civil_time.h"
-#include "tests/unit/kube/fake_api_server.h"
+#include "tests/unit/controller/kube/fake_api_server.h"
 
 namespace stampede::kube {
 namespace {

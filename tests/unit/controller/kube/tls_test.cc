@@ -11,7 +11,7 @@
 #include <string>
 
 #include "controller/kube/client.h"
-#include "tests/unit/kube/fake_api_server.h"
+#include "tests/unit/controller/kube/fake_api_server.h"
 
 namespace stampede::kube {
 namespace {
