@@ -110,7 +110,7 @@ absl::StatusOr<std::unique_ptr<Engine>> Engine::Create(EngineConfig config) {
   RaiseFileLimit();
 
   uint64_t seed = config.seed != 0 ? config.seed : std::random_device{}();
-  std::lock_guard<std::mutex> lock(engine->mu_);
+  common::MutexLock lock(&engine->mu_);
   engine->outboxes_.resize(threads);
   for (uint32_t i = 0; i < threads; ++i) {
     const uint32_t share = open ? static_cast<uint32_t>(common::EvenShare(engine->connections_, threads, i)) : 0;
@@ -156,23 +156,23 @@ void Engine::Stop(bool abort) {
 
 void Engine::OnPublish(size_t worker, std::unique_ptr<IntervalStats> stats, bool final) {
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    common::MutexLock lock(&mu_);
     Outbox& box = outboxes_[worker];
     box.intervals.push_back(std::move(stats));
     box.finished = final;
   }
-  cv_.notify_all();
+  cv_.SignalAll();
 }
 
 std::unique_ptr<IntervalStats> Engine::NextInterval() {
-  std::unique_lock<std::mutex> lock(mu_);
+  common::MutexLock lock(&mu_);
   auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     for (const Outbox& box : outboxes_) {
       if (box.intervals.empty() && !box.finished) return false;
     }
     return true;
   };
-  cv_.wait(lock, ready);
+  while (!ready()) cv_.Wait(&mu_);
   int64_t index = INT64_MAX;
   for (const Outbox& box : outboxes_) {
     if (!box.intervals.empty()) index = std::min(index, box.intervals.front()->index);

@@ -7,11 +7,9 @@
 #ifndef STAMPEDE_AGENT_ENGINE_H_
 #define STAMPEDE_AGENT_ENGINE_H_
 
-#include <condition_variable>
 #include <cstdint>
 #include <deque>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -21,6 +19,7 @@
 #include "agent/target.h"
 #include "agent/worker.h"
 #include "common/load_plan.h"
+#include "common/mutex.h"
 #include "common/stats.h"
 
 namespace stampede::agent {
@@ -85,8 +84,8 @@ class Engine {
   std::vector<std::unique_ptr<Worker>> workers_;
   std::vector<std::thread> threads_;
 
-  std::mutex mu_;
-  std::condition_variable cv_;
+  common::Mutex mu_;
+  common::CondVar cv_;
   std::deque<Outbox> outboxes_ ABSL_GUARDED_BY(mu_);  // deque: Outbox is move-only
 };
 

@@ -149,12 +149,12 @@ std::vector<std::shared_ptr<Run>> HttpApi::BeginShutdown(const std::string& reas
 }
 
 std::vector<std::shared_ptr<Run>> HttpApi::RunsInOrder() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  common::MutexLock lock(&mu_);
   return runs_;
 }
 
 std::shared_ptr<Run> HttpApi::Find(const std::string& id) const {
-  std::lock_guard<std::mutex> lock(mu_);
+  common::MutexLock lock(&mu_);
   for (const std::shared_ptr<Run>& run : runs_) {
     if (run->id() == id) return run;
   }
@@ -258,7 +258,7 @@ void HttpApi::Create(const httplib::Request& req, httplib::Response& res) {
   test.clear_status();  // Stampede writes the status
   std::shared_ptr<Run> run;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    common::MutexLock lock(&mu_);
     int active = 0;
     for (const std::shared_ptr<Run>& r : runs_) {
       if (Ended(r->phase())) continue;

@@ -238,18 +238,18 @@ std::string ObjectKey(const Json& object) {
 
 void WatchCanceler::Cancel() {
   cancelled_.store(true);
-  std::unique_lock<std::mutex> lock(mu_);
+  common::MutexLock lock(&mu_);
   if (watcher_ == std::this_thread::get_id()) return;
   // httplib's stop() is lost when it lands before the request has its socket, so repeat it
   // until the watch lets go.
   while (stop_) {
     stop_();
-    detached_.wait_for(lock, std::chrono::milliseconds(10));
+    detached_.WaitFor(&mu_, std::chrono::milliseconds(10));
   }
 }
 
 bool WatchCanceler::Attach(std::function<void()> stop) {
-  std::lock_guard<std::mutex> lock(mu_);
+  common::MutexLock lock(&mu_);
   if (cancelled_.load()) return false;
   stop_ = std::move(stop);
   watcher_ = std::this_thread::get_id();
@@ -257,10 +257,10 @@ bool WatchCanceler::Attach(std::function<void()> stop) {
 }
 
 void WatchCanceler::Detach() {
-  std::lock_guard<std::mutex> lock(mu_);
+  common::MutexLock lock(&mu_);
   stop_ = nullptr;
   watcher_ = std::thread::id();
-  detached_.notify_all();
+  detached_.SignalAll();
 }
 
 Client::Client(Config config, Options options)
@@ -294,7 +294,7 @@ absl::StatusOr<std::unique_ptr<Client>> Client::New(Config config, Options optio
 }
 
 std::string Client::Token() {
-  std::lock_guard<std::mutex> lock(mu_);
+  common::MutexLock lock(&mu_);
   if (!config_.token_file.empty() &&
       options_.now() - token_read_at_ >= options_.token_reload_period) {
     token_read_at_ = options_.now();
@@ -310,7 +310,7 @@ std::string Client::Token() {
 }
 
 void Client::ReloadToken() {
-  std::lock_guard<std::mutex> lock(mu_);
+  common::MutexLock lock(&mu_);
   token_read_at_ = options_.now() - options_.token_reload_period;  // due now
 }
 

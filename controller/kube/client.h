@@ -24,15 +24,14 @@
 
 #include <atomic>
 #include <chrono>
-#include <condition_variable>
 #include <functional>
 #include <memory>
-#include <mutex>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <thread>
 
 #include "absl/base/thread_annotations.h"
+#include "common/mutex.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "controller/kube/api.h"
@@ -80,8 +79,8 @@ class WatchCanceler {
   void Detach();
 
   std::atomic<bool> cancelled_{false};
-  std::mutex mu_;
-  std::condition_variable detached_;
+  common::Mutex mu_;
+  common::CondVar detached_;
   std::function<void()> stop_ ABSL_GUARDED_BY(mu_);  // shuts the watch's socket down
   std::thread::id watcher_ ABSL_GUARDED_BY(mu_);
 };
@@ -161,7 +160,7 @@ class Client final : public Api {
   int port_ = 0;
   std::string path_prefix_;  // from a server URL like https://host/k8s/clusters/c-1
 
-  std::mutex mu_;
+  common::Mutex mu_;
   std::string token_ ABSL_GUARDED_BY(mu_);
   std::chrono::steady_clock::time_point token_read_at_ ABSL_GUARDED_BY(mu_);
 };

@@ -33,33 +33,37 @@ void Informer::Start() {
 
 void Informer::Stop() {
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    common::MutexLock lock(&mu_);
     stopping_.store(true);
   }
-  cv_.notify_all();
+  cv_.SignalAll();
   canceler_.Cancel();
   if (thread_.joinable()) thread_.join();
 }
 
 bool Informer::HasSynced() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  common::MutexLock lock(&mu_);
   return synced_;
 }
 
 bool Informer::WaitForSync(std::chrono::milliseconds timeout) const {
-  std::unique_lock<std::mutex> lock(mu_);
-  return cv_.wait_for(lock, timeout, [this] { return synced_; });
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  common::MutexLock lock(&mu_);
+  while (!synced_) {
+    if (!cv_.WaitUntil(&mu_, deadline)) return synced_;
+  }
+  return true;
 }
 
 std::optional<Json> Informer::Get(const std::string& key) const {
-  std::lock_guard<std::mutex> lock(mu_);
+  common::MutexLock lock(&mu_);
   auto it = cache_.find(key);
   if (it == cache_.end()) return std::nullopt;
   return it->second;
 }
 
 std::vector<Json> Informer::List() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  common::MutexLock lock(&mu_);
   std::vector<Json> objects;
   objects.reserve(cache_.size());
   for (const auto& [key, object] : cache_) objects.push_back(object);
@@ -67,7 +71,7 @@ std::vector<Json> Informer::List() const {
 }
 
 std::string Informer::ResourceVersion() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  common::MutexLock lock(&mu_);
   return resource_version_;
 }
 
@@ -136,7 +140,7 @@ absl::Status Informer::Relist() {
   }
   std::vector<std::pair<Json, bool>> changes;  // object, deleted
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    common::MutexLock lock(&mu_);
     for (const auto& [key, object] : cache_) {
       if (fresh.count(key) == 0) changes.emplace_back(object, true);
     }
@@ -148,7 +152,7 @@ absl::Status Informer::Relist() {
     resource_version_ = MetadataField(*list, "resourceVersion");
     synced_ = true;
   }
-  cv_.notify_all();
+  cv_.SignalAll();
   for (const auto& [object, deleted] : changes) handler_(object, deleted);
   return absl::OkStatus();
 }
@@ -158,13 +162,13 @@ void Informer::Apply(const WatchEvent& event) {
   const bool deleted = event.type == "DELETED";
   if (event.type != "ADDED" && event.type != "MODIFIED" && !deleted) {
     if (event.type == "BOOKMARK" && !resource_version.empty()) {
-      std::lock_guard<std::mutex> lock(mu_);
+      common::MutexLock lock(&mu_);
       resource_version_ = resource_version;
     }
     return;
   }
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    common::MutexLock lock(&mu_);
     if (deleted) {
       cache_.erase(ObjectKey(event.object));
     } else {
@@ -181,8 +185,12 @@ bool Informer::Backoff(int failures) {
   const double jitter = std::clamp(options_.jitter ? options_.jitter() : DefaultJitter(), 0.0, 1.0);
   const auto delay =
       std::chrono::microseconds(static_cast<int64_t>(cap * (0.5 + jitter / 2) * 1e3));
-  std::unique_lock<std::mutex> lock(mu_);
-  return !cv_.wait_for(lock, delay, [this] { return stopping_.load(); });
+  const auto deadline = std::chrono::steady_clock::now() + delay;
+  common::MutexLock lock(&mu_);
+  while (!stopping_.load()) {
+    if (!cv_.WaitUntil(&mu_, deadline)) return !stopping_.load();
+  }
+  return false;
 }
 
 }  // namespace stampede::kube

@@ -19,16 +19,15 @@
 
 #include <atomic>
 #include <chrono>
-#include <condition_variable>
 #include <functional>
 #include <map>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
+#include "common/mutex.h"
 #include "absl/status/status.h"
 #include "controller/kube/client.h"
 
@@ -88,8 +87,8 @@ class Informer final : public ObjectCache {
   std::thread thread_;
   std::atomic<bool> stopping_{false};
 
-  mutable std::mutex mu_;
-  mutable std::condition_variable cv_;  // synced_ or stopping_ changed
+  mutable common::Mutex mu_;
+  mutable common::CondVar cv_;  // synced_ or stopping_ changed
   std::map<std::string, Json> cache_ ABSL_GUARDED_BY(mu_);
   std::string resource_version_ ABSL_GUARDED_BY(mu_);
   bool synced_ ABSL_GUARDED_BY(mu_) = false;

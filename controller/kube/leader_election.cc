@@ -40,15 +40,15 @@ LeaderElector::LeaderElector(Client* client, Options options)
 
 LeaderElector::~LeaderElector() {
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    common::MutexLock lock(&mu_);
     stopping_ = true;
   }
-  cv_.notify_all();
+  cv_.SignalAll();
   if (renewer_.joinable()) renewer_.join();
 }
 
 absl::StatusOr<bool> LeaderElector::TryAcquireOrRenew() {
-  std::lock_guard<std::mutex> lock(round_mu_);
+  common::MutexLock lock(&round_mu_);
   const auto now = options_.now();
   const std::string stamp = FormatMicroTime(options_.wall_now());
   const int64_t duration_s = std::max<int64_t>(
@@ -114,7 +114,7 @@ bool LeaderElector::WaitForLeadership(const std::atomic<bool>& stop) {
   if (renewer_.joinable()) renewer_.join();  // the renew loop of a leadership since lost
   while (!stop.load()) {
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      common::MutexLock lock(&mu_);
       if (stopping_) return false;
     }
     absl::StatusOr<bool> acquired = TryAcquireOrRenew();
@@ -158,28 +158,27 @@ void LeaderElector::RenewLoop() {
 
 bool LeaderElector::Pause(std::chrono::milliseconds period, const std::atomic<bool>* stop) {
   const auto end = std::chrono::steady_clock::now() + period;
-  std::unique_lock<std::mutex> lock(mu_);
+  common::MutexLock lock(&mu_);
   while (!stopping_) {
     if (stop != nullptr && stop->load()) return false;
     const auto left = end - std::chrono::steady_clock::now();
     if (left <= std::chrono::steady_clock::duration::zero()) return true;
     // `stop` cannot notify us: look at it at least every 50 ms.
-    cv_.wait_for(
-        lock, std::min<std::chrono::steady_clock::duration>(left, std::chrono::milliseconds(50)));
+    cv_.WaitFor(&mu_, std::min<std::chrono::steady_clock::duration>(left, std::chrono::milliseconds(50)));
   }
   return false;
 }
 
 absl::Status LeaderElector::Release() {
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    common::MutexLock lock(&mu_);
     stopping_ = true;
   }
-  cv_.notify_all();
+  cv_.SignalAll();
   if (renewer_.joinable()) renewer_.join();
   if (!leader_.exchange(false)) return absl::OkStatus();
 
-  std::lock_guard<std::mutex> lock(round_mu_);
+  common::MutexLock lock(&round_mu_);
   Json released = held_lease_;
   released["spec"]["holderIdentity"] = "";
   released["spec"]["leaseDurationSeconds"] = 1;

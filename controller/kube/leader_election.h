@@ -20,13 +20,12 @@
 
 #include <atomic>
 #include <chrono>
-#include <condition_variable>
 #include <functional>
-#include <mutex>
 #include <string>
 #include <thread>
 
 #include "absl/base/thread_annotations.h"
+#include "common/mutex.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
@@ -89,12 +88,12 @@ class LeaderElector {
   std::atomic<bool> leader_{false};
   std::thread renewer_;
 
-  std::mutex mu_;
-  std::condition_variable cv_;  // stopping_ changed
+  common::Mutex mu_;
+  common::CondVar cv_;  // stopping_ changed
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
 
   // One round at a time: the state below is what the last round saw.
-  std::mutex round_mu_;
+  common::Mutex round_mu_;
   std::string observed_version_ ABSL_GUARDED_BY(round_mu_);
   std::chrono::steady_clock::time_point observed_at_ ABSL_GUARDED_BY(round_mu_);
   Json held_lease_ ABSL_GUARDED_BY(round_mu_);  // the lease as we last wrote it
