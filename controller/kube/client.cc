@@ -285,6 +285,7 @@ absl::StatusOr<std::unique_ptr<Client>> Client::New(Config config, Options optio
       return absl::NotFoundError(absl::StrCat("cannot read ", *file));
     }
   }
+  common::MutexLock lock(&client->mu_);
   client->token_ = client->config_.token;
   client->token_read_at_ = client->options_.now();
   if (!client->config_.token_file.empty()) {

@@ -20,7 +20,6 @@
 #include <chrono>
 #include <climits>
 #include <cmath>
-#include <condition_variable>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
@@ -34,6 +33,7 @@
 #include <vector>
 
 #include "common/clock.h"
+#include "common/mutex.h"
 #include "absl/base/thread_annotations.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
@@ -209,7 +209,7 @@ class FakeAgentsLauncher : public AgentLauncher {
       return absl::FailedPreconditionError(
           absl::StrCat("cannot write ", out_path_, " or ", log_path_));
     }
-    std::lock_guard<std::mutex> lock(mu_);
+    common::MutexLock lock(&mu_);
     const pid_t pid = fork();
     if (pid == 0) {
       // Only async-signal-safe calls between fork and exec: this process has gRPC threads.
@@ -242,7 +242,7 @@ class FakeAgentsLauncher : public AgentLauncher {
     const int64_t deadline = MonoNs() + static_cast<int64_t>(timeout_ms) * 1'000'000;
     while (true) {
       {
-        std::lock_guard<std::mutex> lock(mu_);
+        common::MutexLock lock(&mu_);
         if (status_.has_value() || pid_ <= 0) return status_;
         int status = 0;
         if (waitpid(pid_, &status, WNOHANG) == pid_) {
@@ -257,14 +257,14 @@ class FakeAgentsLauncher : public AgentLauncher {
 
  private:
   void Signal(int sig) {
-    std::lock_guard<std::mutex> lock(mu_);
+    common::MutexLock lock(&mu_);
     if (pid_ > 0 && !status_.has_value()) kill(pid_, sig);
   }
 
   const std::vector<std::string> args_;
   const std::vector<int> cpus_;
   const std::string out_path_, log_path_;
-  std::mutex mu_;
+  common::Mutex mu_;
   pid_t pid_ ABSL_GUARDED_BY(mu_) = 0;
   std::optional<int> status_ ABSL_GUARDED_BY(mu_);
 };
@@ -326,32 +326,34 @@ class Sampler {
   Sampler() : thread_([this] { Loop(); }) {}
   ~Sampler() {
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      common::MutexLock lock(&mu_);
       stop_ = true;
     }
-    cv_.notify_all();
+    cv_.SignalAll();
     thread_.join();
   }
   std::vector<ProcSample> samples() const {
-    std::lock_guard<std::mutex> lock(mu_);
+    common::MutexLock lock(&mu_);
     return samples_;
   }
 
  private:
   void Loop() {
-    std::unique_lock<std::mutex> lock(mu_);
+    mu_.Lock();
     while (!stop_) {
-      lock.unlock();
+      mu_.Unlock();
       ProcSample s = ReadSelf();
-      lock.lock();
+      mu_.Lock();
       samples_.push_back(s);
-      cv_.wait_for(lock, std::chrono::milliseconds(100),
-                   [this]() ABSL_NO_THREAD_SAFETY_ANALYSIS { return stop_; });
+      const auto next = std::chrono::steady_clock::now() + std::chrono::milliseconds(100);
+      while (!stop_ && cv_.WaitUntil(&mu_, next)) {
+      }
     }
+    mu_.Unlock();
   }
 
-  mutable std::mutex mu_;
-  std::condition_variable cv_;
+  mutable common::Mutex mu_;
+  common::CondVar cv_;
   bool stop_ ABSL_GUARDED_BY(mu_) = false;
   std::vector<ProcSample> samples_ ABSL_GUARDED_BY(mu_);
   std::thread thread_;  // last: starts once the members above exist
@@ -467,8 +469,8 @@ int Main(int argc, char** argv) {
       std::make_unique<FakeAgentsLauncher>(fake_args, opt.fake_agents_cpus, fake_out, fake_log);
   FakeAgentsLauncher* launcher = launcher_owned.get();
 
-  std::mutex points_mu;
-  std::condition_variable points_cv;
+  common::Mutex points_mu;
+  common::CondVar points_cv;
   std::vector<Finalized> points;
   bool points_ended = false;  // the observer's last call came: every interval is in `points`
   const int64_t launched_real = RealNs();
@@ -478,10 +480,10 @@ int Main(int argc, char** argv) {
     if (e.kind == controller::RunEvent::Kind::kPhase) return;
     const IntervalPoint* p = e.point;
     const int64_t real = p == nullptr ? 0 : RealNs() - (MonoNs() - p->finalized_at_ns);
-    std::lock_guard<std::mutex> lock(points_mu);
+    common::MutexLock lock(&points_mu);
     if (p == nullptr) {
       points_ended = true;
-      points_cv.notify_all();
+      points_cv.SignalAll();
       return;
     }
     points.push_back({p->index, p->requests, p->active_users, real});
@@ -496,8 +498,10 @@ int Main(int argc, char** argv) {
   run->WaitDone(30000);
   {
     // The last intervals reach the observer on the tick after the run ended.
-    std::unique_lock<std::mutex> lock(points_mu);
-    points_cv.wait_for(lock, std::chrono::seconds(10), [&] { return points_ended; });
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    common::MutexLock lock(&points_mu);
+    while (!points_ended && points_cv.WaitUntil(&points_mu, deadline)) {
+    }
   }
   run->SetObserver(nullptr);  // `points` dies before the controller's ticker stops
   const std::optional<int> fake_status = launcher->Wait(30000);
@@ -537,7 +541,7 @@ int Main(int argc, char** argv) {
   uint64_t series_requests = 0, reports_merged = 0, reports_merged_steady = 0, intervals_short = 0;
   int64_t steady_intervals = 0;
   {
-    std::lock_guard<std::mutex> lock(points_mu);
+    common::MutexLock lock(&points_mu);
     for (const Finalized& p : points) {
       series_requests += p.requests;
       const uint64_t merged = p.active_users / kUsersPerAgent;

@@ -16,13 +16,11 @@
 #include <atomic>
 #include <cerrno>
 #include <cmath>
-#include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
 #include <deque>
 #include <iostream>
 #include <memory>
-#include <mutex>
 #include <random>
 #include <string>
 #include <thread>
@@ -30,6 +28,7 @@
 #include <vector>
 
 #include "common/clock.h"
+#include "common/mutex.h"
 #include "absl/base/thread_annotations.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -184,8 +183,8 @@ std::vector<ReportVariant> MakeVariants(const Options& opt) {
 
 // Counters shared by all agents; the main thread waits on `cv` for them to move.
 struct Fleet {
-  std::mutex mu;
-  std::condition_variable cv;
+  common::Mutex mu;
+  common::CondVar cv;
   uint32_t assigned ABSL_GUARDED_BY(mu) = 0;
   uint32_t started ABSL_GUARDED_BY(mu) = 0;
   uint32_t finished ABSL_GUARDED_BY(mu) = 0;
@@ -203,7 +202,7 @@ struct Fleet {
   std::atomic<uint64_t> max_queue{0};
 
   void Error(const std::string& what) {
-    std::lock_guard<std::mutex> lock(mu);
+    common::MutexLock lock(&mu);
     if (first_error.empty()) first_error = what;
   }
 };
@@ -236,7 +235,7 @@ class AgentReactor final : public grpc::ClientBidiReactor<v1::AgentMessage, v1::
   bool Send(v1::AgentMessage message, uint64_t requests, bool last) {
     Step step;
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      common::MutexLock lock(&mu_);
       if (writes_closed_) return false;
       writes_closed_ = last;
       queue_.push_back({std::move(message), requests});
@@ -268,7 +267,7 @@ class AgentReactor final : public grpc::ClientBidiReactor<v1::AgentMessage, v1::
   // A heartbeat, when nothing was queued for a second and the stream still takes writes.
   void MaybeHeartbeat(int64_t now_mono) {
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      common::MutexLock lock(&mu_);
       if (writes_closed_ || now_mono - last_queued_ns_ < kSecond) return;
     }
     v1::AgentMessage m;
@@ -283,7 +282,7 @@ class AgentReactor final : public grpc::ClientBidiReactor<v1::AgentMessage, v1::
     if (!ok) {
       Step step;
       {
-        std::lock_guard<std::mutex> lock(mu_);
+        common::MutexLock lock(&mu_);
         // The controller ended the stream. Before our Done was written that is a failure; a write
         // still in flight (the Done, perhaps) is judged when it completes.
         read_closed_ = true;
@@ -299,10 +298,10 @@ class AgentReactor final : public grpc::ClientBidiReactor<v1::AgentMessage, v1::
       case v1::ControllerMessage::kAssignment: {
         users_.store(in_.assignment().users());
         {
-          std::lock_guard<std::mutex> lock(fleet_->mu);
+          common::MutexLock lock(&fleet_->mu);
           ++fleet_->assigned;
         }
-        fleet_->cv.notify_all();
+        fleet_->cv.SignalAll();
         v1::AgentMessage ready;
         ready.mutable_ready();
         Send(std::move(ready), 0, false);
@@ -312,19 +311,19 @@ class AgentReactor final : public grpc::ClientBidiReactor<v1::AgentMessage, v1::
         const int64_t start = in_.start().start_unix_nanos();
         start_unix_ns_.store(start);
         {
-          std::lock_guard<std::mutex> lock(fleet_->mu);
+          common::MutexLock lock(&fleet_->mu);
           ++fleet_->started;
           if (fleet_->start_unix_ns == 0) fleet_->start_unix_ns = start;
           if (fleet_->start_unix_ns != start) ++fleet_->start_disagreements;
         }
-        fleet_->cv.notify_all();
+        fleet_->cv.SignalAll();
         break;
       }
       case v1::ControllerMessage::kStop:
         // As a real agent: stop reporting and say done.
         if (!stopped_.exchange(true)) {
           {
-            std::lock_guard<std::mutex> lock(fleet_->mu);
+            common::MutexLock lock(&fleet_->mu);
             ++fleet_->stopped_by_controller;
           }
           fleet_->Error(
@@ -349,7 +348,7 @@ class AgentReactor final : public grpc::ClientBidiReactor<v1::AgentMessage, v1::
   void OnWriteDone(bool ok) override {
     Step step;
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      common::MutexLock lock(&mu_);
       writing_ = false;
       if (ok) {
         const v1::AgentMessage& m = current_.message;
@@ -373,7 +372,7 @@ class AgentReactor final : public grpc::ClientBidiReactor<v1::AgentMessage, v1::
   void OnDone(const grpc::Status& status) override {
     bool ok;
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      common::MutexLock lock(&mu_);
       ok = status.ok() && done_written_ && !broken_;
     }
     if (!status.ok()) {
@@ -384,11 +383,11 @@ class AgentReactor final : public grpc::ClientBidiReactor<v1::AgentMessage, v1::
                                  ": the controller closed the stream before Done was written"));
     }
     {
-      std::lock_guard<std::mutex> lock(fleet_->mu);
+      common::MutexLock lock(&fleet_->mu);
       ++fleet_->finished;
       fleet_->finished_ok += ok;
     }
-    fleet_->cv.notify_all();
+    fleet_->cv.SignalAll();
   }
 
  private:
@@ -442,7 +441,7 @@ class AgentReactor final : public grpc::ClientBidiReactor<v1::AgentMessage, v1::
   std::atomic<uint32_t> users_{0};
   std::atomic<bool> stopped_{false};
 
-  std::mutex mu_;
+  common::Mutex mu_;
   std::deque<Outgoing> queue_ ABSL_GUARDED_BY(mu_);
   Outgoing current_ ABSL_GUARDED_BY(mu_);  // being written; untouched while writing_
   bool writing_ ABSL_GUARDED_BY(mu_) = false;
@@ -473,18 +472,20 @@ class MetricsPoller {
   void SetStart(int64_t start_unix_ns) { start_unix_ns_.store(start_unix_ns); }
   // Waits up to `timeout_ms` for every interval to appear, then stops polling.
   void Finish(int timeout_ms) {
-    std::unique_lock<std::mutex> lock(mu_);
-    cv_.wait_for(lock, std::chrono::milliseconds(timeout_ms),
-                 [this]() ABSL_NO_THREAD_SAFETY_ANALYSIS { return seen_ >= intervals_ || stop_; });
-    lock.unlock();
+    {
+      const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+      common::MutexLock lock(&mu_);
+      while (seen_ < intervals_ && !stop_ && cv_.WaitUntil(&mu_, deadline)) {
+      }
+    }
     Stop();
   }
   void Stop() {
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      common::MutexLock lock(&mu_);
       stop_ = true;
     }
-    cv_.notify_all();
+    cv_.SignalAll();
     if (thread_.joinable()) thread_.join();
   }
 
@@ -532,17 +533,18 @@ class MetricsPoller {
       }
       const int64_t start = start_unix_ns_.load();
       if (start != 0 && value > 0) {
-        std::lock_guard<std::mutex> lock(mu_);
+        common::MutexLock lock(&mu_);
         for (; seen_ < static_cast<int64_t>(value) && seen_ < intervals_; ++seen_) {
           lag_ms_.push_back((got - (start + (seen_ + 1) * kSecond)) / 1e6);
         }
-        if (seen_ >= intervals_) cv_.notify_all();
+        if (seen_ >= intervals_) cv_.SignalAll();
       }
       next = std::max(next + std::chrono::nanoseconds(poll_ns_),
                       std::chrono::steady_clock::now());  // no catch-up bursts
-      std::unique_lock<std::mutex> lock(mu_);
-      if (cv_.wait_until(lock, next, [this]() ABSL_NO_THREAD_SAFETY_ANALYSIS { return stop_; }))
-        return;
+      common::MutexLock lock(&mu_);
+      while (!stop_ && cv_.WaitUntil(&mu_, next)) {
+      }
+      if (stop_) return;
     }
   }
 
@@ -555,8 +557,8 @@ class MetricsPoller {
   uint64_t failures_ = 0;
   std::string error_;
   std::vector<double> lag_ms_;
-  std::mutex mu_;
-  std::condition_variable cv_;  // wakes Finish when every interval was seen, and the poller on Stop
+  common::Mutex mu_;
+  common::CondVar cv_;  // wakes Finish when every interval was seen, and the poller on Stop
   bool stop_ ABSL_GUARDED_BY(mu_) = false;
   int64_t seen_ = 0;    // intervals seen finalized; written under mu_ while polling
   std::thread thread_;  // last: starts after the members above exist
@@ -633,18 +635,19 @@ int Main(int argc, char** argv) {
   int64_t start_unix_ns = 0;
   double connect_s = 0;
   {
-    std::unique_lock<std::mutex> lock(fleet.mu);
+    fleet.mu.Lock();
     while (true) {
-      fleet.cv.wait_for(lock, std::chrono::seconds(1), [&]() ABSL_NO_THREAD_SAFETY_ANALYSIS {
-        return fleet.started == opt.agents || fleet.finished == opt.agents;
-      });
+      const auto second = std::chrono::steady_clock::now() + std::chrono::seconds(1);
+      while (fleet.started != opt.agents && fleet.finished != opt.agents && fleet.cv.WaitUntil(&fleet.mu, second)) {
+      }
       if (fleet.started == opt.agents || fleet.finished == opt.agents || MonoNs() > give_up) break;
-      lock.unlock();
+      fleet.mu.Unlock();
       for (auto& a : agents) a->MaybeHeartbeat(MonoNs());
-      lock.lock();
+      fleet.mu.Lock();
     }
     start_unix_ns = fleet.start_unix_ns;
     connect_s = (MonoNs() - begin_mono) / 1e9;
+    fleet.mu.Unlock();
   }
 
   if (poller != nullptr) poller->SetStart(start_unix_ns);
@@ -666,7 +669,7 @@ int Main(int argc, char** argv) {
       burst_ms.push_back((MonoNs() - t0) / 1e6);
       bool all_finished;
       {
-        std::lock_guard<std::mutex> lock(fleet.mu);
+        common::MutexLock lock(&fleet.mu);
         all_finished = fleet.finished == opt.agents;
       }
       if (all_finished) break;
@@ -675,16 +678,23 @@ int Main(int argc, char** argv) {
   for (auto& a : agents) a->SendDone();
 
   {
-    std::unique_lock<std::mutex> lock(fleet.mu);
-    const auto all = [&]() ABSL_NO_THREAD_SAFETY_ANALYSIS { return fleet.finished == opt.agents; };
-    if (!fleet.cv.wait_for(lock, std::chrono::seconds(30), all)) {
+    // Waits up to `seconds` for every stream to finish; true when they all did.
+    auto all_finished_within = [&](int seconds) ABSL_EXCLUSIVE_LOCKS_REQUIRED(fleet.mu) {
+      const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(seconds);
+      while (fleet.finished != opt.agents && fleet.cv.WaitUntil(&fleet.mu, deadline)) {
+      }
+      return fleet.finished == opt.agents;
+    };
+    fleet.mu.Lock();
+    if (!all_finished_within(30)) {
       if (fleet.first_error.empty())
         fleet.first_error = "streams still open 30s after Done; cancelled";
-      lock.unlock();
+      fleet.mu.Unlock();
       for (auto& a : agents) a->Cancel();
-      lock.lock();
-      fleet.cv.wait_for(lock, std::chrono::seconds(10), all);
+      fleet.mu.Lock();
+      all_finished_within(10);
     }
+    fleet.mu.Unlock();
   }
 
   std::vector<double> lag_ms, scrape_ms;
@@ -703,7 +713,7 @@ int Main(int argc, char** argv) {
   std::sort(lag_ms.begin(), lag_ms.end());
   std::sort(scrape_ms.begin(), scrape_ms.end());
   std::sort(burst_ms.begin(), burst_ms.end());
-  std::lock_guard<std::mutex> lock(fleet.mu);
+  common::MutexLock lock(&fleet.mu);
   const bool ok = fleet.finished_ok == opt.agents && fleet.finished == opt.agents &&
                   fleet.write_failures.load() == 0 &&
                   fleet.reports_written.load() == opt.agents * static_cast<uint64_t>(intervals);

@@ -16,6 +16,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "common/mutex.h"
 #include "absl/time/time.h"
 #include "common/logging.h"
 
@@ -234,9 +235,9 @@ absl::Status TestNode::Start() {
   informer_ = std::make_unique<kube::Informer>(
       client_, "/api/v1/pods",
       [this](const Json& pod, bool) {
-        std::lock_guard<std::mutex> lock(mu_);
+        common::MutexLock lock(&mu_);
         dirty_.insert(kube::ObjectKey(pod));
-        cv_.notify_all();
+        cv_.SignalAll();
       },
       watch);
   sync_thread_ = std::thread([this, ready] { SyncLoop(ready); });
@@ -249,22 +250,22 @@ absl::Status TestNode::Start() {
 
 void TestNode::Stop() {
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    common::MutexLock lock(&mu_);
     if (stopping_) return;
     stopping_ = true;
   }
-  cv_.notify_all();
+  cv_.SignalAll();
   if (informer_ != nullptr) informer_->Stop();
   if (sync_thread_.joinable()) sync_thread_.join();
   {
     // No process starts any more: kill what runs; the reaper returns once all are reaped.
-    std::lock_guard<std::mutex> lock(mu_);
+    common::MutexLock lock(&mu_);
     for (const auto& [group, key] : groups_) {
       SLOG(kInfo) << "test_node_kill pod=" << key << " pid=" << group << " reason=shutdown";
       kill(-group, SIGKILL);
     }
   }
-  cv_.notify_all();
+  cv_.SignalAll();
   if (reap_thread_.joinable()) reap_thread_.join();
 }
 
@@ -318,13 +319,13 @@ bool TestNode::Heartbeat() {
 
 void TestNode::SyncLoop(bool ready) {
   auto next_heartbeat = Clock::now() + (ready ? options_.heartbeat_period : options_.retry_period);
-  std::unique_lock<std::mutex> lock(mu_);
+  mu_.Lock();
   while (!stopping_) {
     const auto now = Clock::now();
     if (now >= next_heartbeat) {
-      lock.unlock();
+      mu_.Unlock();
       const bool ok = Heartbeat();
-      lock.lock();
+      mu_.Lock();
       next_heartbeat = now + (ok ? options_.heartbeat_period : options_.retry_period);
       continue;
     }
@@ -340,10 +341,10 @@ void TestNode::SyncLoop(bool ready) {
       }
     }
     if (keys.empty()) {
-      cv_.wait_until(lock, wake);
+      cv_.WaitUntil(&mu_, wake);
       continue;
     }
-    lock.unlock();
+    mu_.Unlock();
     for (const std::string& key : keys) {
       try {
         SyncPod(key);
@@ -351,15 +352,16 @@ void TestNode::SyncLoop(bool ready) {
         SLOG(kError) << "test_node_sync_failed pod=" << key << " error=\"" << e.what() << "\"";
       }
     }
-    lock.lock();
+    mu_.Lock();
   }
+  mu_.Unlock();
 }
 
 void TestNode::ReapLoop() {
-  std::unique_lock<std::mutex> lock(mu_);
+  mu_.Lock();
   uint64_t seen = spawned_;
   while (!stopping_ || !children_.empty()) {
-    lock.unlock();
+    mu_.Unlock();
     // Peek before reaping: a zombie's process group can still be read, a reaped process's not.
     siginfo_t info{};
     const int peeked = waitid(P_ALL, 0, &info, WEXITED | WNOWAIT);
@@ -370,11 +372,11 @@ void TestNode::ReapLoop() {
       group = getpgid(info.si_pid);
       pid = waitpid(info.si_pid, &status, 0);  // -1 when a failed exec's waitpid was quicker
     }
-    lock.lock();
+    mu_.Lock();
     if (peeked != 0) {
       if (error != ECHILD) continue;  // EINTR
       if (stopping_) break;
-      cv_.wait(lock, [&] { return spawned_ != seen || stopping_; });  // no child at all
+      while (spawned_ == seen && !stopping_) cv_.Wait(&mu_);  // no child at all
       seen = spawned_;
       continue;
     }
@@ -383,13 +385,14 @@ void TestNode::ReapLoop() {
     if (children_.erase(pid) > 0 && groups_.count(pid) > 0) exits_[pid] = status;
     if (tracked != groups_.end()) {
       dirty_.insert(tracked->second);
-      cv_.notify_all();
+      cv_.SignalAll();
     }
   }
+  mu_.Unlock();
 }
 
 std::optional<int> TestNode::TakeExit(pid_t pid) {
-  std::lock_guard<std::mutex> lock(mu_);
+  common::MutexLock lock(&mu_);
   auto exit = exits_.find(pid);
   if (exit == exits_.end()) return std::nullopt;
   const int status = exit->second;
@@ -407,7 +410,7 @@ void TestNode::SyncPod(const std::string& key) {
     if (group > 0 && !found->second.drained) {
       SLOG(kInfo) << "test_node_kill pod=" << key << " pid=" << group << " reason=pod_gone";
       kill(-group, SIGKILL);
-      std::lock_guard<std::mutex> lock(mu_);
+      common::MutexLock lock(&mu_);
       groups_.erase(group);
       exits_.erase(group);
     }
@@ -456,7 +459,7 @@ void TestNode::SyncPod(const std::string& key) {
     // Each process of the group reaped syncs this Pod again.
     if (run.pid > 0 && kill(-run.pid, 0) == 0) return;
     run.drained = true;
-    std::lock_guard<std::mutex> lock(mu_);
+    common::MutexLock lock(&mu_);
     groups_.erase(run.pid);
   }
   if (!kube::MetadataField(*pod, "deletionTimestamp").empty()) {
@@ -529,13 +532,13 @@ void TestNode::StartPod(const Json& pod, Run& run) {
   absl::StatusOr<pid_t> pid;
   {
     // Held across fork and record, so the reaper cannot see the exit before the pid is known.
-    std::lock_guard<std::mutex> lock(mu_);
+    common::MutexLock lock(&mu_);
     pid = Spawn(argv, env, Str(container, "workingDir"), log_fd);
     if (pid.ok()) {
       children_.insert(*pid);
       groups_[*pid] = key;
       ++spawned_;
-      cv_.notify_all();
+      cv_.SignalAll();
     }
   }
   close(log_fd);

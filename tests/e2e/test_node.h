@@ -32,11 +32,9 @@
 #include <sys/types.h>
 
 #include <chrono>
-#include <condition_variable>
 #include <cstdint>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <set>
 #include <string>
@@ -44,6 +42,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
+#include "common/mutex.h"
 #include "controller/kube/client.h"
 #include "controller/kube/informer.h"
 
@@ -119,8 +118,8 @@ class TestNode {
   std::thread sync_thread_, reap_thread_;
   std::map<std::string, Run> runs_;  // by "namespace/name"; sync thread only
 
-  std::mutex mu_;
-  std::condition_variable cv_;  // dirty_, spawned_ or stopping_ changed
+  common::Mutex mu_;
+  common::CondVar cv_;  // dirty_, spawned_ or stopping_ changed
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   std::set<std::string> dirty_ ABSL_GUARDED_BY(mu_);  // pods to sync
   uint64_t spawned_ ABSL_GUARDED_BY(mu_) = 0;         // processes started so far
