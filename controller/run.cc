@@ -189,6 +189,7 @@ bool Run::OnHello(const v1::Hello& hello, std::shared_ptr<AgentConnection> conne
   slot.hostname = hello.hostname();
   slot.threads = std::max(1u, hello.threads());
   slot.last_heard_ns = Now();
+  events_.push_back({RunEvent::Kind::kAgents, phase_, {}});
   SLOG(kInfo) << "agent_connected run=" << id_ << " index=" << hello.index() << " host=" << hello.hostname()
               << " threads=" << hello.threads() << (resume_at != 0 ? " resumed=true" : "")
               << (reconnecting ? " reconnected=true" : "");
@@ -321,6 +322,7 @@ void Run::OnMessage(uint32_t index, const v1::AgentMessage& message) {
       slot.finished = true;
       aggregator_.AgentGone(index);
       if (slot.connection != nullptr) slot.connection->Close();
+      events_.push_back({RunEvent::Kind::kAgents, phase_, {}});
       MaybeComplete();
       break;
     default:
@@ -350,6 +352,7 @@ void Run::AgentLost(uint32_t index, const std::string& why) {
   slot.lost = true;
   aggregator_.AgentGone(index);
   if (slot.connection != nullptr) slot.connection->Close();
+  events_.push_back({RunEvent::Kind::kAgents, phase_, {}});
   SLOG(kWarning) << "agent_lost run=" << id_ << " index=" << index << " why=\"" << why << "\"";
   if (ending_.has_value() || DoneLocked()) {
     MaybeComplete();

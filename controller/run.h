@@ -70,6 +70,7 @@ inline bool IsTerminal(Phase phase) {
 struct RunEvent {
   enum class Kind {
     kPhase,     // the run entered `phase`
+    kAgents,    // an agent connected, finished or was lost (Status().agents() moved)
     kInterval,  // a second was closed: `point`
     kEnded,     // the last event: every interval is in and the phase is final
   };

@@ -214,7 +214,7 @@ int RunCommand(const std::vector<std::string>& args) {
   bool ended = false;
   const int64_t duration_ns = common::RunDurationNs(run->test().spec());
   run->SetObserver([&, tty, quiet, duration_ns](const RunEvent& e) {
-    if (e.kind == RunEvent::Kind::kPhase) return;
+    if (e.kind != RunEvent::Kind::kInterval && e.kind != RunEvent::Kind::kEnded) return;
     const IntervalPoint* p = e.point;
     if (p == nullptr) {
       if (tty && !quiet) std::fputc('\n', stderr);

@@ -477,7 +477,7 @@ int Main(int argc, char** argv) {
   std::shared_ptr<controller::Run> run = ctl->StartRun(std::move(*test), std::move(launcher_owned));
   // No interval can be finalized before every agent has connected, so no point is missed here.
   run->SetObserver([&](const controller::RunEvent& e) {
-    if (e.kind == controller::RunEvent::Kind::kPhase) return;
+    if (e.kind != controller::RunEvent::Kind::kInterval && e.kind != controller::RunEvent::Kind::kEnded) return;
     const IntervalPoint* p = e.point;
     const int64_t real = p == nullptr ? 0 : RealNs() - (MonoNs() - p->finalized_at_ns);
     common::MutexLock lock(&points_mu);

@@ -45,15 +45,7 @@ int FreePort() {
 
 std::string Dir(const std::string& path) { return path.substr(0, path.rfind('/')); }
 
-// Polls `done` every 100 ms until it holds or `timeout` passes.
-bool WaitUntil(seconds timeout, const std::function<bool()>& done) {
-  const auto deadline = Clock::now() + timeout;
-  while (Clock::now() < deadline) {
-    if (done()) return true;
-    std::this_thread::sleep_for(milliseconds(100));
-  }
-  return done();
-}
+using testing::WaitUntil;
 
 size_t Count(const std::string& haystack, const std::string& needle) {
   size_t n = 0;
@@ -193,11 +185,17 @@ TEST_F(OperatorE2eTest, AppliedLoadTestSucceedsWithEveryRequestTheTargetServed) 
       {"get", "events", "--field-selector", "involvedObject.name=basic", "-o", "json"});
   EXPECT_NE(events.out.find("\"Started\""), std::string::npos) << events.ToString();
   EXPECT_NE(events.out.find("\"Succeeded\""), std::string::npos) << events.ToString();
-  // No writes once nothing changes (a hot loop would bump the resourceVersion).
+  // No writes once nothing changes (a hot loop would bump the resourceVersion): touch the finished
+  // test so the operator reconciles it, then apply a test the operator must answer (an invalid
+  // one: it fails at once, with no Pods). Events reach the operator in order, so once that answer
+  // is in, the touched test was reconciled too, and must not have been written.
+  ASSERT_EQ(cluster_->Kubectl({"annotate", "lt", "basic", "touched=1"}).exit_code, 0);
   const std::string rv = Get("basic")["metadata"].value("resourceVersion", "");
-  std::this_thread::sleep_for(seconds(3));
+  Apply("basic-sentinel", "  load: {users: 1}\n  duration: 1s\n  thresholds: [\"p95 <\"]\n");
+  ASSERT_TRUE(WaitPhase("basic-sentinel", {"Failed"}, seconds(30))) << Diagnose("basic-sentinel");
   EXPECT_EQ(Get("basic")["metadata"].value("resourceVersion", ""), rv)
       << "the operator keeps writing a finished test";
+  cluster_->Kubectl({"delete", "lt", "basic-sentinel", "--timeout=30s"});
   ASSERT_EQ(cluster_->Kubectl({"delete", "lt", "basic", "--timeout=30s"}).exit_code, 0);
 }
 
@@ -240,10 +238,9 @@ TEST_F(OperatorE2eTest, DeletingARunningLoadTestStopsItsAgentsAndRemovesItsPods)
       "delete_to_pods_gone_ms",
       std::to_string(std::chrono::duration_cast<milliseconds>(Clock::now() - t0).count()));
   EXPECT_NE(cluster_->Kubectl({"get", "secret", "deleteme-agent-token"}).exit_code, 0);
-  // The agents stopped sending load.
-  const long served = target_->Served();
-  std::this_thread::sleep_for(seconds(1));
-  EXPECT_EQ(target_->Served(), served) << "load continued after the LoadTest was deleted";
+  // The agents stopped sending load: no connection to the target is left.
+  EXPECT_TRUE(WaitUntil(seconds(10), [&] { return target_->OpenConnections() == 0; }))
+      << target_->OpenConnections() << " connection(s) still open: load continued after the LoadTest was deleted";
 }
 
 TEST_F(OperatorE2eTest, OperatorKilledMidRunIsReplacedAndTheTestFinishesOnceWithEverything) {
@@ -413,13 +410,15 @@ TEST_F(OperatorE2eTest, SecondReplicaWaitsOnTheLeaseAndTakesOverWhenTheLeaderLea
   ASSERT_TRUE(WaitUntil(seconds(20), [] {
     return standby_->Stderr().find("leader_election waiting") != std::string::npos;
   })) << standby_->Stderr();
-  // A few of its retries go by while the leader renews.
-  std::this_thread::sleep_for(seconds(4));
+  // A few of its retries (1 s apart) go by while the leader renews the Lease twice.
+  const std::string lease_path = "/apis/coordination.k8s.io/v1/namespaces/stampede-system/leases/stampede-operator";
+  auto renewed_at = [&] { return cluster_->client().Get(lease_path).value_or(json())["spec"].value("renewTime", ""); };
+  const std::string first = renewed_at();
+  std::string second;
+  ASSERT_TRUE(WaitUntil(seconds(20), [&] { return (second = renewed_at()) != first; }));
+  ASSERT_TRUE(WaitUntil(seconds(20), [&] { return renewed_at() != second; }));
   EXPECT_EQ(standby_->Stderr().find("leading"), std::string::npos) << standby_->Stderr();
-  const json lease =
-      cluster_->client()
-          .Get("/apis/coordination.k8s.io/v1/namespaces/stampede-system/leases/stampede-operator")
-          .value_or(json());
+  const json lease = cluster_->client().Get(lease_path).value_or(json());
   EXPECT_EQ(lease["spec"].value("holderIdentity", ""), "op-" + std::to_string(generation_))
       << lease.dump();
 

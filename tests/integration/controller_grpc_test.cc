@@ -4,6 +4,8 @@
 #include <grpcpp/grpcpp.h>
 
 #include <chrono>
+#include <condition_variable>
+#include <mutex>
 #include <random>
 #include <thread>
 
@@ -191,13 +193,24 @@ TEST_F(ControllerGrpcTest, BadTokenUnknownRunAndTakenIndexAreRejected) {
     EXPECT_EQ(s.error_code(), grpc::StatusCode::PERMISSION_DENIED);
     EXPECT_NE(s.error_message().find("out of range"), std::string::npos) << s.error_message();
   }
+  // Wait (on the run's events) until the controller counted it, then try the same index again.
+  std::mutex mu;
+  std::condition_variable cv;
+  bool counted = false;
+  run->SetObserver([&](const RunEvent& e) {
+    if (e.kind != RunEvent::Kind::kAgents) return;
+    std::lock_guard<std::mutex> lock(mu);
+    counted = true;
+    cv.notify_all();
+  });
   FakeAgent first(controller_->agent_address());
   ASSERT_TRUE(first.Hello(launcher->last.run_id, launcher->last.token, 0));
-  // Wait until the controller counted it, then try the same index again.
-  const auto deadline = std::chrono::steady_clock::now() + seconds(10);
-  while (run->Status().agents().connected() < 1 && std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(milliseconds(5));  // polling the run's status; it has no event hook
+  {
+    std::unique_lock<std::mutex> lock(mu);
+    ASSERT_TRUE(cv.wait_for(lock, seconds(10), [&] { return counted; }));
   }
+  run->SetObserver(nullptr);
+  ASSERT_EQ(run->Status().agents().connected(), 1u);
   FakeAgent twin(controller_->agent_address());
   ASSERT_TRUE(twin.Hello(launcher->last.run_id, launcher->last.token, 0));
   grpc::Status s = twin.Finish();

@@ -1,11 +1,16 @@
 #include "tests/integration/process.h"
 
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
+#include <sys/inotify.h>
+#include <sys/syscall.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cerrno>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
@@ -24,7 +29,43 @@ std::string ReadFile(const std::string& path) {
   return ss.str();
 }
 
+// glibc 2.36 declares pidfd_open without C linkage for C++; the system call is the same.
+int PidfdOpen(pid_t pid) { return static_cast<int>(syscall(SYS_pidfd_open, pid, 0)); }
+
+int MillisecondsLeft(std::chrono::steady_clock::time_point deadline) {
+  const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+  return static_cast<int>(std::max<int64_t>(0, left.count()));
+}
+
+// Blocks until `fd` is readable or `deadline` passes; true when readable.
+bool PollReadable(int fd, std::chrono::steady_clock::time_point deadline) {
+  while (true) {
+    pollfd p{fd, POLLIN, 0};
+    const int r = poll(&p, 1, MillisecondsLeft(deadline));
+    if (r > 0) return true;
+    if (r == 0 || errno != EINTR) return false;
+  }
+}
+
 }  // namespace
+
+bool WaitForExit(pid_t pid, std::chrono::milliseconds timeout) {
+  const int fd = PidfdOpen(pid);
+  if (fd < 0) return errno == ESRCH;  // already gone
+  const bool exited = PollReadable(fd, std::chrono::steady_clock::now() + timeout);
+  close(fd);
+  return exited;
+}
+
+bool WaitUntil(std::chrono::milliseconds timeout, const std::function<bool()>& predicate,
+               std::chrono::milliseconds period) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (!predicate()) {
+    if (std::chrono::steady_clock::now() >= deadline) return false;
+    std::this_thread::sleep_for(period);
+  }
+  return true;
+}
 
 std::string MakeTempDir() {
   std::string tmpl = "/tmp/stampede-test-XXXXXX";
@@ -55,6 +96,8 @@ Process::Process(std::vector<std::string> argv) : dir_(MakeTempDir()) {
     execv(args[0], args.data());
     _exit(127);
   }
+  pidfd_ = PidfdOpen(pid_);
+  if (pidfd_ < 0) throw std::runtime_error("pidfd_open failed");
 }
 
 Process::~Process() {
@@ -63,25 +106,19 @@ Process::~Process() {
     kill(pid_, SIGKILL);
     waitpid(pid_, nullptr, 0);
   }
+  if (pidfd_ >= 0) close(pidfd_);
   std::string cmd = "rm -rf '" + dir_ + "'";
   (void)!system(cmd.c_str());
 }
 
 std::optional<int> Process::Wait(std::chrono::milliseconds timeout) {
   if (exit_code_.has_value()) return exit_code_;
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (true) {
-    int status = 0;
-    const pid_t r = waitpid(pid_, &status, WNOHANG);
-    if (r == pid_) {
-      exit_code_ = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-      return exit_code_;
-    }
-    if (std::chrono::steady_clock::now() >= deadline) return std::nullopt;
-    // Polling the child's state: there is no portable event for "child exited" we can block on
-    // with a timeout, short of a signalfd that would interfere with gtest.
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
+  // The pidfd turns readable when the child exits; then waitpid reaps it without blocking.
+  if (!PollReadable(pidfd_, std::chrono::steady_clock::now() + timeout)) return std::nullopt;
+  int status = 0;
+  if (waitpid(pid_, &status, 0) != pid_) return std::nullopt;
+  exit_code_ = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  return exit_code_;
 }
 
 void Process::Signal(int sig) { kill(pid_, sig); }
@@ -92,18 +129,29 @@ TestTarget::TestTarget(std::vector<std::string> extra_args) : dir_(MakeTempDir()
   std::vector<std::string> argv = {TargetBinary(), "--port-file", dir_ + "/port"};
   for (const std::string& a : extra_args) tls_ = tls_ || a == "--tls-cert";
   argv.insert(argv.end(), extra_args.begin(), extra_args.end());
+  // The target writes the port file (atomically, by a rename into dir_) once it accepts
+  // connections: wait for that rename, or for the target to exit.
+  const int watch = inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
+  if (watch < 0 || inotify_add_watch(watch, dir_.c_str(), IN_MOVED_TO | IN_CLOSE_WRITE) < 0) {
+    throw std::runtime_error("inotify failed");
+  }
   process_ = std::make_unique<Process>(argv);
-  // The target writes the port file (atomically) once it accepts connections.
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-  while (std::chrono::steady_clock::now() < deadline) {
+  while (true) {
     const std::string text = ReadFile(dir_ + "/port");
     if (!text.empty()) {
       port_ = std::atoi(text.c_str());
+      close(watch);
       return;
     }
-    if (process_->Wait(std::chrono::milliseconds(0)).has_value()) break;
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    pollfd fds[2] = {{watch, POLLIN, 0}, {process_->pidfd(), POLLIN, 0}};
+    const int r = poll(fds, 2, MillisecondsLeft(deadline));
+    if (r == 0 || (fds[1].revents & POLLIN) != 0) break;  // timed out, or the target exited
+    char events[4096];
+    while (read(watch, events, sizeof events) > 0) {
+    }
   }
+  close(watch);
   throw std::runtime_error("test target did not start: " + process_->Stderr());
 }
 
@@ -116,13 +164,22 @@ std::string TestTarget::Url(const std::string& path) const {
   return std::string(tls_ ? "https" : "http") + "://127.0.0.1:" + std::to_string(port_) + path;
 }
 
-long TestTarget::Served() {
-  auto body = HttpGet(Url("/stats"));
+namespace {
+
+// The number after "key": in the target's /stats JSON, or -1.
+long StatsField(TestTarget& target, const std::string& key) {
+  auto body = HttpGet(target.Url("/stats"));
   if (!body.has_value()) return -1;
-  const size_t at = body->find("\"requests\":");
+  const std::string quoted = "\"" + key + "\":";
+  const size_t at = body->find(quoted);
   if (at == std::string::npos) return -1;
-  return std::atol(body->c_str() + at + 11);
+  return std::atol(body->c_str() + at + quoted.size());
 }
+
+}  // namespace
+
+long TestTarget::Served() { return StatsField(*this, "requests"); }
+long TestTarget::OpenConnections() { return StatsField(*this, "open_connections"); }
 
 std::optional<std::string> HttpGet(const std::string& url) {
   const std::string cmd = "curl -sk --max-time 10 '" + url + "'";

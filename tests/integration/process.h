@@ -1,11 +1,13 @@
 // Test support: real child processes (the agent, the test target) with captured output, and an
-// HTTP GET (through curl) for the target's /stats. Waits are bounded; nothing sleeps blindly.
+// HTTP GET (through curl) for the target's /stats. Waits are bounded and block on events (a
+// pidfd for a process's exit, inotify for a file appearing), never on a sleep.
 #ifndef STAMPEDE_TESTS_INTEGRATION_PROCESS_H_
 #define STAMPEDE_TESTS_INTEGRATION_PROCESS_H_
 
 #include <sys/types.h>
 
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -24,12 +26,15 @@ class Process {
   pid_t pid() const { return pid_; }
   // Waits for the exit; the exit code, 128+signal if killed, or nullopt on timeout.
   std::optional<int> Wait(std::chrono::milliseconds timeout);
+  // A pidfd of the process (readable once it has exited), for waits on it and something else.
+  int pidfd() const { return pidfd_; }
   void Signal(int sig);
   std::string Stdout() const;
   std::string Stderr() const;
 
  private:
   pid_t pid_ = -1;
+  int pidfd_ = -1;
   std::optional<int> exit_code_;
   std::string dir_;
 };
@@ -43,6 +48,8 @@ class TestTarget {
   std::string Url(const std::string& path) const;  // http:// or https://
   // GET /stats: served request count, or -1 on failure.
   long Served();
+  // GET /stats: connections accepted and not yet closed, or -1 on failure.
+  long OpenConnections();
   Process& process() { return *process_; }
 
  private:
@@ -51,6 +58,16 @@ class TestTarget {
   int port_ = 0;
   bool tls_ = false;
 };
+
+// Waits until process `pid` (any process, not only a child) has exited; true when it has within
+// `timeout`. Blocks on a pidfd.
+bool WaitForExit(pid_t pid, std::chrono::milliseconds timeout);
+
+// Waits until `predicate` holds, checking it again every `period` (a condition another process
+// changes, like a counter behind an HTTP endpoint or an object in the API server); true when it
+// held within `timeout`.
+bool WaitUntil(std::chrono::milliseconds timeout, const std::function<bool()>& predicate,
+               std::chrono::milliseconds period = std::chrono::milliseconds(100));
 
 // GET with curl (certificates not verified); the body, or nullopt on any failure.
 std::optional<std::string> HttpGet(const std::string& url);

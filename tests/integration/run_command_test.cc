@@ -59,15 +59,6 @@ std::vector<int> Children(int pid) {
   return out;
 }
 
-bool Alive(int pid) {
-  // A zombie still answers kill(0); read its state instead.
-  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
-  std::string line;
-  if (!std::getline(stat, line)) return false;
-  const size_t close = line.rfind(')');
-  return close != std::string::npos && close + 2 < line.size() && line[close + 2] != 'Z';
-}
-
 // Waits until the run's stderr shows `lines` progress lines (the load is running).
 void WaitForProgress(Process& run, int lines) {
   const auto deadline = std::chrono::steady_clock::now() + seconds(30);
@@ -155,13 +146,7 @@ TEST_F(RunCommandTest, KilledAgentFailsTheRunWithAReason) {
   EXPECT_NE(r["status"]["message"].get<std::string>().find("agent"), std::string::npos);
   EXPECT_EQ(r["status"]["agents"]["lost"], 1u);
   // The other agents were stopped, and what they did is all in the totals.
-  for (int pid : agents) {
-    const auto deadline = std::chrono::steady_clock::now() + seconds(10);
-    while (Alive(pid) && std::chrono::steady_clock::now() < deadline) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));  // polling /proc; no event exists
-    }
-    EXPECT_FALSE(Alive(pid)) << "agent " << pid << " still running";
-  }
+  for (int pid : agents) EXPECT_TRUE(WaitForExit(pid, seconds(10))) << "agent " << pid << " still running";
   EXPECT_LE(static_cast<long>(r["summary"]["requests"].get<uint64_t>()), target.Served());
 }
 
@@ -197,17 +182,13 @@ TEST_F(RunCommandTest, AgentsStopOnTheirOwnWhenTheControllerIsKilled) {
   // The agents were reparented; they must notice the closed stream and exit well before the
   // heartbeat timeout (10 s) would force them.
   for (int pid : agents) {
-    const auto deadline = std::chrono::steady_clock::now() + seconds(15);
-    while (Alive(pid) && std::chrono::steady_clock::now() < deadline) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));  // polling /proc; no event exists
-    }
-    EXPECT_FALSE(Alive(pid)) << "agent " << pid << " kept running without its controller";
-    if (Alive(pid)) kill(pid, SIGKILL);
+    const bool exited = WaitForExit(pid, seconds(15));
+    EXPECT_TRUE(exited) << "agent " << pid << " kept running without its controller";
+    if (!exited) kill(pid, SIGKILL);
   }
-  // And no more requests arrive at the target.
-  const long served = target.Served();
-  std::this_thread::sleep_for(std::chrono::milliseconds(300));  // a quiet period is the thing measured
-  EXPECT_EQ(target.Served(), served);
+  // And nothing is left that could send a request: every connection to the target is closed.
+  EXPECT_TRUE(WaitUntil(seconds(5), [&] { return target.OpenConnections() == 0; }))
+      << target.OpenConnections() << " connection(s) still open";
 }
 
 TEST_F(RunCommandTest, InterruptAbortsAndWritesPartialResults) {

@@ -10,7 +10,9 @@
 // /truncated are counted just before the close or the write; /stall when its request is received.
 // Requests rejected as unparsable (400 before routing, 431) are not counted; a well-formed request
 // with a bad endpoint argument (/delay/abc, /status/100) is counted and answered 400 keep-alive.
-// HEAD gets the headers of the GET response without the body.
+// HEAD gets the headers of the GET response without the body. /stats also has "connections"
+// (accepted since the start) and "open_connections" (accepted and not closed yet, not counting the
+// one asking), which reaches 0 once every other client has gone.
 //
 // Bounds: request head 16 KiB (431 and close); /bytes up to 64 MiB; /chunked up to 100000 chunks;
 // delays up to one hour; at most 10000 distinct paths in /stats (the rest go under "(other)").
@@ -58,7 +60,11 @@ constexpr int kListenBacklog = 4096;
 
 class Stats {
  public:
-  void CountConnection() { connections_.fetch_add(1, std::memory_order_relaxed); }
+  void CountConnection() {
+    connections_.fetch_add(1, std::memory_order_relaxed);
+    open_.fetch_add(1, std::memory_order_relaxed);
+  }
+  void ConnectionClosed() { open_.fetch_sub(1, std::memory_order_relaxed); }
 
   void CountRequest(const std::string& path) {
     std::lock_guard<std::mutex> lock(mu_);
@@ -80,6 +86,7 @@ class Stats {
     connections_.store(0, std::memory_order_relaxed);
   }
 
+  // Called while serving /stats, whose own connection is open.
   std::string ToJson() {
     std::lock_guard<std::mutex> lock(mu_);
     std::string out = "{\"requests\": " + std::to_string(requests_) + ", \"by_path\": {";
@@ -91,7 +98,7 @@ class Stats {
       out += ": " + std::to_string(count);
     }
     out += "}, \"connections\": " + std::to_string(connections_.load(std::memory_order_relaxed)) +
-           "}\n";
+           ", \"open_connections\": " + std::to_string(open_.load(std::memory_order_relaxed) - 1) + "}\n";
     return out;
   }
 
@@ -115,6 +122,7 @@ class Stats {
   }
 
   std::atomic<uint64_t> connections_{0};
+  std::atomic<int64_t> open_{0};  // accepted and not yet closed
   std::mutex mu_;
   uint64_t requests_ = 0;                    // guarded by mu_
   std::map<std::string, uint64_t> by_path_;  // guarded by mu_
@@ -693,6 +701,7 @@ void* ConnectionThread(void* raw) {
     if (ssl == nullptr || SSL_set_fd(ssl, args->fd) != 1) {
       if (ssl != nullptr) SSL_free(ssl);
       close(args->fd);
+      GlobalStats().ConnectionClosed();
       return nullptr;
     }
   }
@@ -709,6 +718,7 @@ void* ConnectionThread(void* raw) {
       conn.Reset();
       break;
   }
+  GlobalStats().ConnectionClosed();
   return nullptr;
 }
 
@@ -722,6 +732,7 @@ void StartConnectionThread(int fd, SSL_CTX* tls) {
   if (pthread_create(&thread, &attr, ConnectionThread, args) != 0) {
     delete args;
     close(fd);
+    GlobalStats().ConnectionClosed();
   }
   pthread_attr_destroy(&attr);
 }

@@ -56,6 +56,10 @@ class RunTest : public ::testing::Test {
     auto run = std::make_unique<controller::Run>("run-1", MakeTest(spec), kToken, std::make_unique<FakeLauncher>(launcher_),
                                      options);
     run->SetObserver([this](const RunEvent& e) {
+      if (e.kind == RunEvent::Kind::kAgents) {
+        ++agent_events_;
+        return;
+      }
       events_.push_back(e.kind == RunEvent::Kind::kPhase      ? std::string(PhaseName(e.phase))
                         : e.kind == RunEvent::Kind::kInterval ? "s" + std::to_string(e.point->index)
                                                               : "end");
@@ -136,7 +140,8 @@ class RunTest : public ::testing::Test {
 
   FakeClock clock_;
   std::shared_ptr<LauncherLog> launcher_ = std::make_shared<LauncherLog>();
-  std::vector<std::string> events_;
+  std::vector<std::string> events_;  // phases, seconds and the end
+  int agent_events_ = 0;
   std::vector<IntervalPoint> points_;
   std::string why_;
 };
@@ -206,6 +211,7 @@ TEST_F(RunTest, AHealthyRunAssignsExactSharesStartsTogetherAndSucceeds) {
   EXPECT_EQ(Condition(status, "Running"), "False/Succeeded");
   EXPECT_TRUE(a.connection->closed());
   EXPECT_EQ(events_, (std::vector<std::string>{"Starting", "Running", "s0", "s1", "s2", "Succeeded", "end"}));
+  EXPECT_EQ(agent_events_, 4) << "two connected, two finished";
   EXPECT_EQ(launcher_->Stops(), 1) << "the launcher is stopped once the run is over";
   run->Tick();
   EXPECT_EQ(launcher_->Stops(), 1);
