@@ -153,6 +153,14 @@ class Validator {
       Add("spec.agentTemplate.imagePullPolicy",
           absl::StrCat("must be Always, IfNotPresent or Never, got ", Quote(pull_policy)));
     }
+    if (spec.secret_headers_size() > 64) {
+      Add("spec.secretHeaders", absl::StrCat("at most 64 names, got ", spec.secret_headers_size()));
+    }
+    for (int i = 0; i < spec.secret_headers_size(); ++i) {
+      if (!IsToken(spec.secret_headers(i))) {
+        Add(Index("spec.secretHeaders", i), absl::StrCat(Quote(spec.secret_headers(i)), " is not a header name"));
+      }
+    }
     for (int i = 0; i < spec.thresholds_size(); ++i) {
       const std::string path = Index("spec.thresholds", i);
       absl::StatusOr<Threshold> t = ParseThreshold(spec.thresholds(i));

@@ -1,12 +1,11 @@
 #include "controller/http_api.h"
 
-#include <httplib.h>
-
-#include <chrono>
+#include <algorithm>
 #include <nlohmann/json.hpp>
 #include <utility>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
@@ -22,23 +21,23 @@ using nlohmann::json;
 constexpr char kApiPrefix[] = "/api/v1/loadtests";
 constexpr char kRunIdAnnotation[] = "stampede.dev/run-id";
 
-bool Ended(Phase phase) {
-  return phase == Phase::kSucceeded || phase == Phase::kFailed || phase == Phase::kAborted;
-}
-
-void SendJson(httplib::Response& res, int status, const json& body) {
-  res.status = status;
+HttpResponse JsonResponse(int status, const json& body) {
   // Request names are the user's bytes; invalid UTF-8 must not turn a response into a 500.
-  res.set_content(body.dump(-1, ' ', false, json::error_handler_t::replace) + "\n",
-                  "application/json");
+  return {status, "application/json", body.dump(-1, ' ', false, json::error_handler_t::replace) + "\n", {}, false};
 }
 
-void SendError(httplib::Response& res, int status, const std::string& message) {
-  SendJson(res, status, {{"error", message}});
+HttpResponse Error(int status, const std::string& message) { return JsonResponse(status, {{"error", message}}); }
+
+HttpResponse Text(int status, std::string body) { return {status, "text/plain", std::move(body), {}, false}; }
+
+HttpResponse NoSuchRun(const std::string& id) {
+  return Error(404, absl::StrCat("no LoadTest run with id \"", id, "\""));
 }
 
-void NoSuchRun(httplib::Response& res, const std::string& id) {
-  SendError(res, 404, absl::StrCat("no LoadTest run with id \"", id, "\""));
+HttpResponse MethodNotAllowed(const char* allow) {
+  HttpResponse r = Error(405, absl::StrCat("this route takes ", allow));
+  r.headers.emplace_back("Allow", allow);
+  return r;
 }
 
 // The status as the LoadTest JSON writes it (64-bit counts as numbers), as a json value.
@@ -50,98 +49,95 @@ json StatusJson(const v1::LoadTestStatus& status) {
 }
 
 std::string LoadTestWithStatus(const Run& run) {
-  v1::LoadTest test = run.test();
+  v1::LoadTest test = Redacted(run.test());
   *test.mutable_status() = run.Status();
   (*test.mutable_metadata()->mutable_annotations())[kRunIdAnnotation] = run.id();
   return common::LoadTestToJson(test) + "\n";
 }
 
-// Media types a LoadTest may arrive as. YAML is a superset of JSON and the parser takes both, so
-// the type only filters out what is clearly something else (a form upload, HTML). curl -d sends
-// application/x-www-form-urlencoded, so that is taken as "unspecified".
-bool AcceptedContentType(const std::string& header) {
-  const std::string type =
-      absl::AsciiStrToLower(absl::StripAsciiWhitespace(header.substr(0, header.find(';'))));
-  for (const char* ok : {"", "application/json", "application/yaml", "application/x-yaml",
-                         "text/yaml", "text/x-yaml", "text/plain",
-                         "application/x-www-form-urlencoded", "application/octet-stream"}) {
-    if (type == ok) return true;
-  }
-  return false;
+bool ConstantTimeEquals(absl::string_view a, absl::string_view b) {
+  if (a.size() != b.size()) return false;
+  unsigned char diff = 0;
+  for (size_t i = 0; i < a.size(); ++i) diff |= static_cast<unsigned char>(a[i] ^ b[i]);
+  return diff == 0;
+}
+
+bool IsLoopback(const std::string& host) {
+  return host == "localhost" || host == "::1" || absl::StartsWith(host, "127.");
 }
 
 }  // namespace
 
-absl::StatusOr<std::pair<std::string, int>> SplitHostPort(const std::string& address) {
-  const size_t colon = address.rfind(':');
-  int port = -1;
-  if (colon == std::string::npos || !absl::SimpleAtoi(address.substr(colon + 1), &port) ||
-      port < 0 || port > 65535) {
-    return absl::InvalidArgumentError(absl::StrCat("\"", address, "\" is not host:port"));
+bool IsLoadTestMediaType(const std::string& header) {
+  const std::string type =
+      absl::AsciiStrToLower(absl::StripAsciiWhitespace(header.substr(0, header.find(';'))));
+  if (type == "application/json" || type == "application/yaml" || type == "application/x-yaml") return true;
+  // A structured-syntax suffix (RFC 6839), e.g. application/vnd.example+json.
+  constexpr absl::string_view kPrefix = "application/";
+  if (!absl::StartsWith(type, kPrefix) || type.find('/', kPrefix.size()) != std::string::npos) return false;
+  const bool suffixed = absl::EndsWith(type, "+json") || absl::EndsWith(type, "+yaml");
+  return suffixed && type.size() > kPrefix.size() + 5;
+}
+
+v1::LoadTest Redacted(v1::LoadTest test) {
+  std::vector<std::string> secret = {"authorization", "cookie", "proxy-authorization"};
+  for (const std::string& h : test.spec().secret_headers()) secret.push_back(absl::AsciiStrToLower(h));
+  for (v1::Request& r : *test.mutable_spec()->mutable_requests()) {
+    for (auto& [name, value] : *r.mutable_headers()) {
+      if (std::find(secret.begin(), secret.end(), absl::AsciiStrToLower(name)) != secret.end()) value = "<redacted>";
+    }
   }
-  std::string host = address.substr(0, colon);
-  if (host.size() >= 2 && host.front() == '[' && host.back() == ']')
-    host = host.substr(1, host.size() - 2);
-  if (host.empty()) host = "0.0.0.0";
-  return std::make_pair(host, port);
+  return test;
 }
 
 HttpApi::HttpApi(HttpApiOptions options, Controller* controller)
-    : options_(std::move(options)),
-      controller_(controller),
-      server_(std::make_unique<httplib::Server>()) {
+    : options_(std::move(options)), controller_(controller) {
   metrics_ = options_.loadtest_api ? std::make_unique<RunMetrics>([this] { return RunsInOrder(); })
                                    : RunMetrics::ForController(controller_);
 }
 
 HttpApi::~HttpApi() { Stop(); }
 
-absl::StatusOr<std::unique_ptr<HttpApi>> HttpApi::Start(HttpApiOptions options,
-                                                        Controller* controller) {
+absl::StatusOr<std::unique_ptr<HttpApi>> HttpApi::Start(HttpApiOptions options, Controller* controller) {
   auto address = SplitHostPort(options.listen);
   if (!address.ok()) return address.status();
   if (options.loadtest_api && !options.make_launcher) {
     return absl::InvalidArgumentError("the LoadTest API needs a launcher factory");
   }
   std::unique_ptr<HttpApi> api(new HttpApi(std::move(options), controller));
-  httplib::Server& server = *api->server_;
-  const size_t threads = static_cast<size_t>(std::max(1, api->options_.threads));
-  server.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
-  server.set_payload_max_length(api->options_.max_body_bytes);
-  api->Route();
-  const auto& [host, port] = *address;
-  api->port_ =
-      port == 0 ? server.bind_to_any_port(host) : (server.bind_to_port(host, port) ? port : -1);
-  if (api->port_ <= 0) {
-    return absl::UnavailableError(
-        absl::StrCat("cannot listen on ", api->options_.listen, " (in use?)"));
-  }
+  HttpServerOptions server;
+  server.listen = api->options_.listen;
+  server.workers = std::max(1, api->options_.threads);
+  server.max_body_bytes = api->options_.max_body_bytes;
+  server.max_connections = api->options_.max_connections;
   HttpApi* self = api.get();
-  api->thread_ = std::thread([self] { self->server_->listen_after_bind(); });
-  // httplib's stop() is lost if it comes before the accept loop runs; the socket already
-  // listens (connections queue), this only makes Stop() reliable.
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
-  while (!server.is_running() && std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  auto started = HttpServer::Start(
+      server, [self](const HttpRequest& req) { return self->Quick(req); },
+      [self](const HttpRequest& req) { return self->Handle(req); });
+  if (!started.ok()) return started.status();
+  api->server_ = std::move(*started);
+  const std::string host = address->first;
+  if (IsLoopback(host)) {
+    // What a browser on this machine sends as Host when it means this server.
+    const std::string port = std::to_string(api->server_->port());
+    for (const char* name : {"localhost", "127.0.0.1", "[::1]"}) api->allowed_hosts_.push_back(absl::StrCat(name, ":", port));
+    if (host != "localhost" && host != "127.0.0.1" && host != "::1") api->allowed_hosts_.push_back(absl::StrCat(host, ":", port));
   }
-  SLOG(kInfo) << "http_listening address=" << host << ":" << api->port_
-              << " api=" << api->options_.loadtest_api;
+  SLOG(kInfo) << "http_listening address=" << host << ":" << api->port() << " api=" << api->options_.loadtest_api
+              << " token=" << (api->options_.token.empty() ? "none" : "required");
   return api;
 }
 
 void HttpApi::Stop() {
-  std::call_once(stopped_, [this] {
-    shutting_down_.store(true);
-    server_->stop();
-    if (thread_.joinable()) thread_.join();
-  });
+  shutting_down_.store(true);
+  if (server_ != nullptr) server_->Stop();
 }
 
 std::vector<std::shared_ptr<Run>> HttpApi::BeginShutdown(const std::string& reason) {
   shutting_down_.store(true);
   std::vector<std::shared_ptr<Run>> active;
   for (const std::shared_ptr<Run>& run : RunsInOrder()) {
-    if (Ended(run->phase())) continue;
+    if (IsTerminal(run->phase())) continue;
     run->Abort(reason);
     active.push_back(run);
   }
@@ -161,98 +157,102 @@ std::shared_ptr<Run> HttpApi::Find(const std::string& id) const {
   return nullptr;
 }
 
-void HttpApi::Route() {
-  httplib::Server& s = *server_;
-  s.Get("/healthz", [](const httplib::Request&, httplib::Response& res) {
-    res.set_content("ok\n", "text/plain");
-  });
-  s.Get("/readyz", [this](const httplib::Request&, httplib::Response& res) {
+std::optional<HttpResponse> HttpApi::Quick(const HttpRequest& req) {
+  if (req.path == "/healthz") {
+    if (req.method != "GET" && req.method != "HEAD") return MethodNotAllowed("GET");
+    return Text(200, "ok\n");
+  }
+  if (req.path == "/readyz") {
+    if (req.method != "GET" && req.method != "HEAD") return MethodNotAllowed("GET");
     // The controller exists only once its gRPC listener is up; shutting down ends readiness.
     const bool up = controller_->grpc_port() > 0 && !shutting_down_.load();
     const bool ready = up && (!options_.ready || options_.ready());
-    res.status = ready ? 200 : 503;
-    res.set_content(ready ? "ok\n" : up ? "not leading\n" : "shutting down\n", "text/plain");
-  });
-  s.Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
-    res.set_content(SerializeMetrics(metrics_->Collect()), kMetricsContentType);
-  });
-  // A request without Content-Length or Transfer-Encoding has no body (RFC 9112 section 6.3), but
-  // httplib 0.11.4 reads a POST's body until the connection closes and answers 400 after its read
-  // timeout (`curl -X POST .../abort` would). The request object is not const where httplib
-  // owns it, only in this callback's signature.
-  s.set_pre_routing_handler([](const httplib::Request& req, httplib::Response&) {
-    if (!req.has_header("Content-Length") && !req.has_header("Transfer-Encoding")) {
-      const_cast<httplib::Request&>(req).headers.emplace("Content-Length", "0");
-    }
-    return httplib::Server::HandlerResponse::Unhandled;
-  });
-  // 413, 404 and the like come without a body from httplib; give them a JSON one.
-  s.set_error_handler(
-      httplib::Server::HandlerWithResponse([](const httplib::Request& req, httplib::Response& res) {
-        if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
-        json body = {{"error", absl::StrCat("HTTP ", res.status)}};
-        if (res.status == 400) body = {{"error", "bad request"}};
-        if (res.status == 404) body = {{"error", "not found"}, {"path", req.path}};
-        if (res.status == 413) body = {{"error", "request body too large"}};
-        SendJson(res, res.status, body);
-        return httplib::Server::HandlerResponse::Handled;
-      }));
-  s.set_exception_handler(
-      [](const httplib::Request& req, httplib::Response& res, std::exception_ptr e) {
-        std::string what = "unknown";
-        try {
-          std::rethrow_exception(e);
-        } catch (const std::exception& ex) {
-          what = ex.what();
-        } catch (...) {
-        }
-        SLOG(kError) << "http_handler_failed path=" << req.path << " error=\"" << what << "\"";
-        SendError(res, 500, "internal error");
-      });
-  if (!options_.loadtest_api) return;
-
-  const std::string api = kApiPrefix;
-  s.Post(api, [this](const httplib::Request& req, httplib::Response& res) { Create(req, res); });
-  s.Get(api, [this](const httplib::Request& req, httplib::Response& res) { List(req, res); });
-  s.Get(api + "/([^/]+)", [this](const httplib::Request& req, httplib::Response& res) {
-    std::shared_ptr<Run> run = Find(req.matches[1]);
-    if (run == nullptr) return NoSuchRun(res, req.matches[1]);
-    Get(run, res);
-  });
-  s.Get("/api/v1/namespaces/([^/]+)/loadtests/([^/]+)",
-        [this](const httplib::Request& req, httplib::Response& res) {
-          const std::string ns = req.matches[1], name = req.matches[2];
-          std::shared_ptr<Run> newest;
-          for (const std::shared_ptr<Run>& run : RunsInOrder()) {
-            if (run->name_space() == ns && run->name() == name) newest = run;
-          }
-          if (newest == nullptr) {
-            return SendError(res, 404, absl::StrCat("no LoadTest ", ns, "/", name));
-          }
-          Get(newest, res);
-        });
-  s.Post(api + "/([^/]+)/abort",
-         [this](const httplib::Request& req, httplib::Response& res) { Abort(req, res); });
-  s.Get(api + "/([^/]+)/results(\\.csv)?",
-        [this](const httplib::Request& req, httplib::Response& res) { Results(req, res); });
+    return Text(ready ? 200 : 503, ready ? "ok\n" : up ? "not leading\n" : "shutting down\n");
+  }
+  // Refusals are cheap: they need not wait for a worker.
+  return Refusal(req);
 }
 
-void HttpApi::Create(const httplib::Request& req, httplib::Response& res) {
-  if (shutting_down_.load()) return SendError(res, 503, "shutting down");
-  const std::string type = req.get_header_value("Content-Type");
-  if (!AcceptedContentType(type)) {
-    return SendError(res, 415,
-                     absl::StrCat("Content-Type \"", type,
-                                  "\": send the LoadTest as application/yaml or application/json"));
+std::optional<HttpResponse> HttpApi::Refusal(const HttpRequest& req) const {
+  if (!allowed_hosts_.empty()) {
+    const std::string& host = req.Header("host");
+    if (std::find(allowed_hosts_.begin(), allowed_hosts_.end(), host) == allowed_hosts_.end()) {
+      return Error(403, absl::StrCat("Host \"", host, "\" is not this server (use ", allowed_hosts_.front(), ")"));
+    }
+  }
+  if (const std::string& origin = req.Header("origin"); !origin.empty()) {
+    const std::string same = absl::StrCat("http://", req.Header("host"));
+    if (origin != same) {
+      return Error(403, absl::StrCat("requests from web pages (Origin ", origin, ") are refused"));
+    }
+  }
+  if (options_.token.empty() || (req.path == "/metrics" && options_.public_metrics)) return std::nullopt;
+  const std::string& auth = req.Header("authorization");
+  constexpr absl::string_view kBearer = "Bearer ";
+  if (auth.size() <= kBearer.size() || !absl::StartsWithIgnoreCase(auth, kBearer) ||
+      !ConstantTimeEquals(absl::string_view(auth).substr(kBearer.size()), options_.token)) {
+    HttpResponse r = Error(401, "this server needs \"Authorization: Bearer TOKEN\" (the token stampede serve printed)");
+    r.headers.emplace_back("WWW-Authenticate", "Bearer");
+    return r;
+  }
+  return std::nullopt;
+}
+
+HttpResponse HttpApi::Handle(const HttpRequest& req) {
+  const std::vector<std::string> parts = absl::StrSplit(req.path, '/', absl::SkipEmpty());
+  const bool get = req.method == "GET" || req.method == "HEAD", post = req.method == "POST";
+  if (req.path == "/metrics") {
+    if (!get) return MethodNotAllowed("GET");
+    return {200, kMetricsContentType, SerializeMetrics(metrics_->Collect()), {}, false};
+  }
+  const bool api = options_.loadtest_api && parts.size() >= 3 && parts[0] == "api" && parts[1] == "v1";
+  if (api && parts[2] == "loadtests") {
+    if (parts.size() == 3) {
+      if (post) return Create(req);
+      if (get) return List();
+      return MethodNotAllowed("GET, POST");
+    }
+    const std::string& id = parts[3];
+    if (parts.size() == 4) {
+      if (!get) return MethodNotAllowed("GET");
+      std::shared_ptr<Run> run = Find(id);
+      return run == nullptr ? NoSuchRun(id) : Get(*run);
+    }
+    if (parts.size() == 5 && parts[4] == "abort") {
+      if (!post) return MethodNotAllowed("POST");
+      return Abort(req, id);
+    }
+    if (parts.size() == 5 && (parts[4] == "results" || parts[4] == "results.csv")) {
+      if (!get) return MethodNotAllowed("GET");
+      return Results(req, id, parts[4] == "results.csv");
+    }
+  }
+  if (api && parts.size() == 6 && parts[2] == "namespaces" && parts[4] == "loadtests") {
+    if (!get) return MethodNotAllowed("GET");
+    std::shared_ptr<Run> newest;
+    for (const std::shared_ptr<Run>& run : RunsInOrder()) {
+      if (run->name_space() == parts[3] && run->name() == parts[5]) newest = run;
+    }
+    if (newest == nullptr) return Error(404, absl::StrCat("no LoadTest ", parts[3], "/", parts[5]));
+    return Get(*newest);
+  }
+  return JsonResponse(404, {{"error", "not found"}, {"path", req.path}});
+}
+
+HttpResponse HttpApi::Create(const HttpRequest& req) {
+  if (shutting_down_.load()) return Error(503, "shutting down");
+  const std::string& type = req.Header("content-type");
+  if (!IsLoadTestMediaType(type)) {
+    return Error(415, absl::StrCat("Content-Type \"", type,
+                                   "\": send the LoadTest as application/yaml or application/json"));
   }
   absl::StatusOr<v1::LoadTest> parsed = common::ParseLoadTest(req.body);
   if (!parsed.ok()) {
     json problems = json::array();
-    for (absl::string_view line :
-         absl::StrSplit(parsed.status().message(), '\n', absl::SkipWhitespace())) {
+    for (absl::string_view line : absl::StrSplit(parsed.status().message(), '\n', absl::SkipWhitespace())) {
       problems.push_back(std::string(line));
     }
-    return SendJson(res, 400, {{"error", "invalid LoadTest"}, {"problems", problems}});
+    return JsonResponse(400, {{"error", "invalid LoadTest"}, {"problems", problems}});
   }
   v1::LoadTest test = std::move(*parsed);
   test.clear_status();  // Stampede writes the status
@@ -261,41 +261,36 @@ void HttpApi::Create(const httplib::Request& req, httplib::Response& res) {
     common::MutexLock lock(&mu_);
     int active = 0;
     for (const std::shared_ptr<Run>& r : runs_) {
-      if (Ended(r->phase())) continue;
+      if (IsTerminal(r->phase())) continue;
       ++active;
       if (r->name_space() == test.metadata().namespace_() && r->name() == test.metadata().name()) {
-        return SendJson(
-            res, 409,
-            {{"error", absl::StrCat("LoadTest ", r->name_space(), "/", r->name(),
-                                    " is still running; abort it or wait until it ends")},
-             {"id", r->id()}});
+        return JsonResponse(409, {{"error", absl::StrCat("LoadTest ", r->name_space(), "/", r->name(),
+                                                         " is still running; abort it or wait until it ends")},
+                                  {"id", r->id()}});
       }
     }
     if (active >= options_.max_active_runs) {
-      res.set_header("Retry-After", "10");
-      return SendError(
-          res, 429,
-          absl::StrCat(active, " LoadTests are running, the most this server runs at once"));
+      HttpResponse busy = Error(429, absl::StrCat(active, " LoadTests are running, the most this server runs at once"));
+      busy.headers.emplace_back("Retry-After", "10");
+      return busy;
     }
     run = controller_->StartRun(std::move(test), options_.make_launcher());
     runs_.push_back(run);
     ForgetOldFinishedLocked();
   }
-  SLOG(kInfo) << "loadtest_created run=" << run->id() << " remote=" << req.remote_addr;
-  res.set_header("Location", absl::StrCat(kApiPrefix, "/", run->id()));
-  SendJson(res, 201,
-           {{"id", run->id()},
-            {"name", run->name()},
-            {"namespace", run->name_space()},
-            {"status", StatusJson(run->Status())}});
+  SLOG(kInfo) << "loadtest_created run=" << run->id() << " remote=" << req.remote;
+  HttpResponse created = JsonResponse(
+      201, {{"id", run->id()}, {"name", run->name()}, {"namespace", run->name_space()}, {"status", StatusJson(run->Status())}});
+  created.headers.emplace_back("Location", absl::StrCat(kApiPrefix, "/", run->id()));
+  return created;
 }
 
 void HttpApi::ForgetOldFinishedLocked() {
   size_t finished = 0;
-  for (const std::shared_ptr<Run>& r : runs_) finished += Ended(r->phase()) ? 1 : 0;
+  for (const std::shared_ptr<Run>& r : runs_) finished += IsTerminal(r->phase()) ? 1 : 0;
   // Oldest first: drop finished runs from the front until the bound holds.
   for (auto it = runs_.begin(); it != runs_.end() && finished > static_cast<size_t>(options_.max_finished_runs);) {
-    if (!Ended((*it)->phase())) {
+    if (!IsTerminal((*it)->phase())) {
       ++it;
       continue;
     }
@@ -306,52 +301,44 @@ void HttpApi::ForgetOldFinishedLocked() {
   }
 }
 
-void HttpApi::List(const httplib::Request&, httplib::Response& res) {
+HttpResponse HttpApi::List() {
   json items = json::array();
   for (const std::shared_ptr<Run>& run : RunsInOrder()) {
     const v1::LoadTestStatus status = run->Status();
     json summary = StatusJson(status);
-    items.push_back(
-        {{"id", run->id()},
-         {"name", run->name()},
-         {"namespace", run->name_space()},
-         {"phase", status.phase()},
-         {"summary", summary.contains("summary") ? summary["summary"] : json::object()}});
+    items.push_back({{"id", run->id()},
+                     {"name", run->name()},
+                     {"namespace", run->name_space()},
+                     {"phase", status.phase()},
+                     {"summary", summary.contains("summary") ? summary["summary"] : json::object()}});
   }
-  SendJson(res, 200, {{"items", items}});
+  return JsonResponse(200, {{"items", items}});
 }
 
-void HttpApi::Get(const std::shared_ptr<Run>& run, httplib::Response& res) {
-  res.set_content(LoadTestWithStatus(*run), "application/json");
-}
+HttpResponse HttpApi::Get(const Run& run) { return {200, "application/json", LoadTestWithStatus(run), {}, false}; }
 
-void HttpApi::Abort(const httplib::Request& req, httplib::Response& res) {
-  std::shared_ptr<Run> run = Find(req.matches[1]);
-  if (run == nullptr) return NoSuchRun(res, req.matches[1]);
-  if (Ended(run->phase())) {
-    return SendJson(
-        res, 409,
-        {{"error", absl::StrCat("the run has already ended (", PhaseName(run->phase()), ")")},
-         {"id", run->id()}});
+HttpResponse HttpApi::Abort(const HttpRequest& req, const std::string& id) {
+  std::shared_ptr<Run> run = Find(id);
+  if (run == nullptr) return NoSuchRun(id);
+  if (IsTerminal(run->phase())) {
+    return JsonResponse(409, {{"error", absl::StrCat("the run has already ended (", PhaseName(run->phase()), ")")},
+                              {"id", run->id()}});
   }
-  run->Abort(absl::StrCat("aborted through the API from ", req.remote_addr));
-  SendJson(res, 202, {{"id", run->id()}, {"status", StatusJson(run->Status())}});
+  run->Abort(absl::StrCat("aborted through the API from ", req.remote));
+  return JsonResponse(202, {{"id", run->id()}, {"status", StatusJson(run->Status())}});
 }
 
-void HttpApi::Results(const httplib::Request& req, httplib::Response& res) {
-  std::shared_ptr<Run> run = Find(req.matches[1]);
-  if (run == nullptr) return NoSuchRun(res, req.matches[1]);
-  const std::string format = req.get_param_value("format");
-  const bool csv = req.matches[2].matched || format == "csv";
+HttpResponse HttpApi::Results(const HttpRequest& req, const std::string& id, bool csv_path) {
+  std::shared_ptr<Run> run = Find(id);
+  if (run == nullptr) return NoSuchRun(id);
+  const std::string format = req.QueryParam("format");
+  const bool csv = csv_path || format == "csv";
   if (!csv && !format.empty() && format != "json") {
-    return SendError(res, 400, absl::StrCat("format \"", format, "\": use json or csv"));
+    return Error(400, absl::StrCat("format \"", format, "\": use json or csv"));
   }
   const Run::Snapshot snapshot = run->TakeSnapshot(/*with_series=*/true);
-  if (csv) {
-    res.set_content(ResultsCsv(snapshot), "text/csv; charset=utf-8");
-  } else {
-    res.set_content(ResultsJson(*run, snapshot), "application/json");
-  }
+  if (csv) return {200, "text/csv; charset=utf-8", ResultsCsv(snapshot), {}, false};
+  return {200, "application/json", ResultsJson(*run, snapshot), {}, false};
 }
 
 }  // namespace stampede::controller

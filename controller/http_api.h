@@ -3,10 +3,12 @@
 //
 //   POST /api/v1/loadtests                          a LoadTest (YAML or JSON) -> 201 + Location
 //                                                   400 invalid (every problem listed), 409 same
-//                                                   namespace/name still active, 429 too many
-//                                                   active
+//                                                   namespace/name still active, 415 not
+//                                                   application/json or application/yaml, 429 too
+//                                                   many active
 //   GET  /api/v1/loadtests                          {"items":[{id,name,namespace,phase,summary}]}
-//   GET  /api/v1/loadtests/{id}                     the LoadTest with its live status
+//   GET  /api/v1/loadtests/{id}                     the LoadTest with its live status (secret
+//                                                   request headers redacted)
 //   GET  /api/v1/namespaces/{ns}/loadtests/{name}   the same, for the newest run of that name
 //   POST /api/v1/loadtests/{id}/abort               202; 409 when it has already ended
 //   GET  /api/v1/loadtests/{id}/results[?format=csv] results JSON (or per-second CSV)
@@ -14,8 +16,13 @@
 //   GET  /metrics                                   Prometheus text format 0.0.4 (metrics.h)
 //   GET  /healthz, /readyz                          200 "ok"; /readyz 503 once shutting down
 //
-// Errors are JSON objects {"error": "..."}; unknown routes and ids give 404, bodies over the limit
-// 413. Served by a fixed pool of worker threads; every method is thread-safe.
+// With a token, every route but /healthz and /readyz (and /metrics, when public) needs
+// "Authorization: Bearer TOKEN" (401 otherwise). Requests from a browser are held to the address
+// the server listens on: on a loopback listener the Host must name it (localhost, 127.0.0.1, [::1]
+// with its port), and an Origin must be the Host itself (same origin), else 403: a web page cannot
+// drive the API (DNS rebinding included). Errors are JSON objects {"error": "..."}; unknown routes give 404, a
+// known route with another method 405. Served by http_server.h (its bounds and deadlines); every
+// method is thread-safe.
 #ifndef STAMPEDE_CONTROLLER_HTTP_API_H_
 #define STAMPEDE_CONTROLLER_HTTP_API_H_
 
@@ -23,7 +30,7 @@
 #include <cstddef>
 #include <functional>
 #include <memory>
-#include <mutex>  // std::once_flag
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -33,21 +40,19 @@
 #include "common/mutex.h"
 #include "controller/agent_launcher.h"
 #include "controller/controller.h"
+#include "controller/http_server.h"
 #include "controller/metrics.h"
-
-namespace httplib {
-class Server;
-struct Request;
-struct Response;
-}  // namespace httplib
 
 namespace stampede::controller {
 
 struct HttpApiOptions {
   std::string listen = "127.0.0.1:8080";  // host:port; port 0 picks a free one
-  // Worker threads; each serves one connection at a time, so this bounds concurrent clients.
-  int threads = 8;
-  size_t max_body_bytes = 1 << 20;  // larger request bodies get 413
+  int threads = 4;                        // handler threads (health answers on the I/O thread)
+  size_t max_body_bytes = 1 << 20;        // larger request bodies get 413, however framed
+  size_t max_connections = 256;
+  // Bearer token every route but health (and public metrics) needs; empty: none is asked for.
+  std::string token;
+  bool public_metrics = false;  // /metrics without the token
   // The /api/v1 routes. Without them (stampede run --metrics-listen) /metrics shows every run of
   // the controller.
   bool loadtest_api = false;
@@ -69,7 +74,8 @@ class HttpApi {
                                                         Controller* controller);
   ~HttpApi();  // Stop()
 
-  int port() const { return port_; }
+  int port() const { return server_->port(); }
+  const HttpServerCounters& counters() const { return server_->counters(); }
   // /readyz turns 503 and POSTs get 503; every run started here that is still active is aborted.
   // Returns those runs, so the caller can wait for them to settle.
   std::vector<std::shared_ptr<Run>> BeginShutdown(const std::string& reason);
@@ -78,34 +84,40 @@ class HttpApi {
 
  private:
   HttpApi(HttpApiOptions options, Controller* controller);
-  void Route();
+  std::optional<HttpResponse> Quick(const HttpRequest& req);
+  HttpResponse Handle(const HttpRequest& req);
+  // 403/401 for a request the checks refuse; nullopt when it may go on.
+  std::optional<HttpResponse> Refusal(const HttpRequest& req) const;
   std::shared_ptr<Run> Find(const std::string& id) const;
   std::vector<std::shared_ptr<Run>> RunsInOrder() const;
   void ForgetOldFinishedLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
-  void Create(const httplib::Request& req, httplib::Response& res);
-  void List(const httplib::Request& req, httplib::Response& res);
-  void Get(const std::shared_ptr<Run>& run, httplib::Response& res);
-  void Abort(const httplib::Request& req, httplib::Response& res);
-  void Results(const httplib::Request& req, httplib::Response& res);
+  HttpResponse Create(const HttpRequest& req);
+  HttpResponse List();
+  HttpResponse Get(const Run& run);
+  HttpResponse Abort(const HttpRequest& req, const std::string& id);
+  HttpResponse Results(const HttpRequest& req, const std::string& id, bool csv);
 
   // Constant after construction.
   const HttpApiOptions options_;
   Controller* const controller_;
   std::unique_ptr<RunMetrics> metrics_;
-  std::unique_ptr<httplib::Server> server_;
-  std::thread thread_;
-  int port_ = 0;
+  std::vector<std::string> allowed_hosts_;  // Host values a browser may use; empty: any
+  std::unique_ptr<HttpServer> server_;
 
   std::atomic<bool> shutting_down_{false};
-  std::once_flag stopped_;
   // Serializes POSTs, so two of the same name cannot both pass the 409 check.
   mutable common::Mutex mu_;
   std::vector<std::shared_ptr<Run>> runs_ ABSL_GUARDED_BY(mu_);  // oldest first
 };
 
-// "host:port", "[v6]:port" or ":port" (all interfaces). InvalidArgument when malformed.
-absl::StatusOr<std::pair<std::string, int>> SplitHostPort(const std::string& address);
+// Whether `header` (a Content-Type) is one a LoadTest may come as: application/json,
+// application/yaml, application/x-yaml, or application/*+json / *+yaml, with any parameters.
+bool IsLoadTestMediaType(const std::string& header);
+
+// A copy of `test` whose secret request headers (Authorization, Cookie, Proxy-Authorization, and
+// those named in spec.secretHeaders) read "<redacted>".
+v1::LoadTest Redacted(v1::LoadTest test);
 
 }  // namespace stampede::controller
 

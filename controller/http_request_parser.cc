@@ -116,14 +116,15 @@ size_t HttpRequestParser::Feed(std::string_view data) {
     const size_t before = head_.size();
     const size_t room = max_head_bytes_ + 1 - std::min(before, max_head_bytes_ + 1);
     head_.append(data.substr(used, room));
-    // A bare LF anywhere in the head is refused at once rather than waited on.
-    for (size_t i = before; i < head_.size(); ++i) {
+    const size_t end = head_.find("\r\n\r\n", before >= 3 ? before - 3 : 0);
+    // A bare LF in the head is refused at once rather than waited on (what follows the head is
+    // body, where any byte goes).
+    for (size_t i = before, last = end == std::string::npos ? head_.size() : end + 4; i < last; ++i) {
       if (head_[i] == '\n' && (i == 0 || head_[i - 1] != '\r')) {
         Fail(400, "a bare LF ends a line");
         return used;
       }
     }
-    const size_t end = head_.find("\r\n\r\n", before >= 3 ? before - 3 : 0);
     if (end == std::string::npos) {
       if (head_.size() > max_head_bytes_) {
         Fail(431, "the request head is too large");
@@ -226,7 +227,7 @@ void HttpRequestParser::ParseHead() {
   if (has_length && chunked) return Fail(400, "both Content-Length and Transfer-Encoding");
   if (chunked && request_.minor_version == 0) return Fail(400, "Transfer-Encoding in HTTP/1.0");
   if (has_length && length > max_body_bytes_) {
-    return Fail(413, "the body is larger than the server takes");
+    return Fail(413, "request body too large");
   }
   body_mode_ = chunked ? BodyMode::kChunked : has_length && length > 0 ? BodyMode::kLength : BodyMode::kNone;
   remaining_ = length;
@@ -280,7 +281,7 @@ size_t HttpRequestParser::FeedBody(std::string_view data) {
         for (char c : digits) size = size * 16 + static_cast<uint64_t>(HexValue(c));
         line_.clear();
         if (size > max_body_bytes_ - std::min(max_body_bytes_, request_.body.size())) {
-          Fail(413, "the body is larger than the server takes");
+          Fail(413, "request body too large");
           return used;
         }
         if (size == 0) {

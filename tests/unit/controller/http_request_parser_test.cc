@@ -39,6 +39,7 @@ std::vector<Case> GoodRequests() {
        "/api/v1/loadtests/a/results", "format=csv&x=1", "", true},
       {"POST /api/v1/loadtests HTTP/1.1\r\nHost: x\r\nContent-Length: 11\r\n\r\nhello world", "POST",
        "/api/v1/loadtests", "", "hello world", true},
+      {"POST /p HTTP/1.1\r\nContent-Length: 9\r\n\r\nkind:\n x\n", "POST", "/p", "", "kind:\n x\n", true},  // LFs in a body
       {"POST /p HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5;ext=1\r\nhello\r\n6\r\n world\r\n0\r\nX-T: 1\r\n\r\n",
        "POST", "/p", "", "hello world", true},
       {"GET / HTTP/1.0\r\n\r\n", "GET", "/", "", "", false},
@@ -138,7 +139,7 @@ TEST(HttpRequestParserTest, WhatCouldMeanTwoThingsIsRefusedWithAStatus) {
       {"POST / HTTP/1.1\r\nExpect: 200-ok\r\n\r\n", 417, "100-continue"},
       {"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", 400, "hexadecimal"},
       {"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabcX", 400, "CRLF"},
-      {"POST / HTTP/1.1\r\nContent-Length: 5000\r\n\r\n", 413, "larger"},
+      {"POST / HTTP/1.1\r\nContent-Length: 5000\r\n\r\n", 413, "too large"},
   };
   for (const Bad& b : bad) {
     for (size_t piece : {size_t{0}, size_t{1}}) {
