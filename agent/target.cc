@@ -4,19 +4,10 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "common/http_syntax.h"
 
 namespace stampede::agent {
 namespace {
-
-bool IsToken(const std::string& s) {
-  if (s.empty()) return false;
-  for (unsigned char c : s) {
-    if (!std::isalnum(c) && std::string_view("!#$%&'*+-.^_`|~").find(c) == std::string_view::npos) {
-      return false;
-    }
-  }
-  return true;
-}
 
 // Host names (RFC 1123 letters, digits, '-', '.', and '_' seen in the wild) or IPv6 literals.
 bool ValidHost(const std::string& host, bool ipv6) {
@@ -28,13 +19,8 @@ bool ValidHost(const std::string& host, bool ipv6) {
   return true;
 }
 
-bool HasControl(const std::string& s) {
-  for (unsigned char c : s) {
-    if (c < 0x20 && c != '\t') return true;
-    if (c == 0x7f) return true;
-  }
-  return false;
-}
+using common::HasControl;
+using common::IsToken;
 
 }  // namespace
 
@@ -95,8 +81,8 @@ absl::StatusOr<Url> ParseUrl(const std::string& text) {
     }
     url.port = static_cast<uint16_t>(port);
   }
-  if (HasControl(url.path) || url.path.find(' ') != std::string::npos) {
-    return absl::InvalidArgumentError(absl::StrCat("url \"", text, "\": path has spaces or control characters"));
+  if (const std::string problem = common::PathProblem(url.path); !problem.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat("url \"", text, "\": the path ", problem));
   }
   return url;
 }
@@ -126,13 +112,13 @@ absl::StatusOr<std::vector<PreparedRequest>> PrepareRequests(const Url& target,
       path += spec.path;
       if (!query.empty()) absl::StrAppend(&path, spec.path.find('?') == std::string::npos ? "?" : "&", query);
     }
-    if (HasControl(path) || path.find(' ') != std::string::npos) {
-      return absl::InvalidArgumentError(absl::StrCat(where, ".path: spaces or control characters"));
+    if (const std::string problem = common::PathProblem(path); !problem.empty()) {
+      return absl::InvalidArgumentError(absl::StrCat(where, ".path: \"", path, "\" ", problem));
     }
     PreparedRequest req;
     req.name = spec.name.empty() ? absl::StrCat(spec.method, " ", path) : spec.name;
     req.head = spec.method == "HEAD";
-    bool has_host = false, has_length = false;
+    bool has_host = false;
     std::string headers;
     for (const auto& [name, value] : spec.headers) {
       if (!IsToken(name)) {
@@ -144,16 +130,17 @@ absl::StatusOr<std::vector<PreparedRequest>> PrepareRequests(const Url& target,
       std::string lower = name;
       for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
       if (lower == "host") has_host = true;
-      if (lower == "content-length") has_length = true;
-      if (lower == "transfer-encoding") {
-        return absl::InvalidArgumentError(absl::StrCat(where, ".headers: Transfer-Encoding is set by stampede"));
+      // The body's framing is ours: a user's value would make every request on a kept-alive
+      // connection misframed.
+      if (lower == "transfer-encoding" || lower == "content-length") {
+        return absl::InvalidArgumentError(absl::StrCat(where, ".headers: ", name, " is set by stampede"));
       }
       absl::StrAppend(&headers, name, ": ", value, "\r\n");
     }
     req.wire = absl::StrCat(spec.method, " ", path, " HTTP/1.1\r\n");
     if (!has_host) absl::StrAppend(&req.wire, "Host: ", host, "\r\n");
     absl::StrAppend(&req.wire, "User-Agent: stampede/0.1\r\n", headers);
-    if (!has_length && (!spec.body.empty() || spec.method == "POST" || spec.method == "PUT" ||
+    if ((!spec.body.empty() || spec.method == "POST" || spec.method == "PUT" ||
                         spec.method == "PATCH")) {
       absl::StrAppend(&req.wire, "Content-Length: ", spec.body.size(), "\r\n");
     }

@@ -22,6 +22,9 @@ absl::StatusOr<absl::Duration> ParseDuration(std::string_view text) {
   if (d < absl::ZeroDuration()) {
     return absl::InvalidArgumentError(absl::StrCat("\"", trimmed, "\" is negative"));
   }
+  if (d > kMaxDuration) {
+    return absl::InvalidArgumentError(absl::StrCat("\"", trimmed, "\" is longer than 168h (7 days), the longest Stampede takes"));
+  }
   return d;
 }
 

@@ -11,8 +11,12 @@
 
 namespace stampede::common {
 
-// Parses a non-negative duration with a unit ("0" alone is allowed). Errors are InvalidArgument and
-// say what was expected, e.g. `"10" has no unit (write 10s or 10ms)`.
+// The longest duration anything takes (a test, a timeout, a ramp): 7 days. One bound for all, so
+// that every sum and deadline built from durations stays far inside int64 nanoseconds.
+inline constexpr absl::Duration kMaxDuration = absl::Hours(7 * 24);
+
+// Parses a non-negative duration with a unit ("0" alone is allowed), at most kMaxDuration. Errors
+// are InvalidArgument and say what was expected, e.g. `"10" has no unit (write 10s or 10ms)`.
 absl::StatusOr<absl::Duration> ParseDuration(std::string_view text);
 // The same in nanoseconds, with the error prefixed by `field` ("spec.duration: ...").
 absl::StatusOr<int64_t> ParseDurationNanos(std::string_view field, std::string_view text);

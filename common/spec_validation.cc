@@ -20,6 +20,7 @@
 #include "absl/strings/strip.h"
 #include "absl/time/time.h"
 #include "common/duration.h"
+#include "common/http_syntax.h"
 #include "common/spec.h"
 #include "common/spec_internal.h"
 #include "common/threshold.h"
@@ -36,25 +37,6 @@ using spec_internal::Quote;
 constexpr char kApiVersion[] = "stampede.dev/v1alpha1";
 constexpr char kKind[] = "LoadTest";
 
-// RFC 7230 token: methods and header names.
-bool IsToken(absl::string_view s) {
-  if (s.empty()) return false;
-  for (char c : s) {
-    if (!absl::ascii_isalnum(static_cast<unsigned char>(c)) &&
-        absl::string_view("!#$%&'*+-.^_`|~").find(c) == absl::string_view::npos) {
-      return false;
-    }
-  }
-  return true;
-}
-
-bool HasControl(absl::string_view s) {
-  for (char c : s) {
-    const unsigned char u = static_cast<unsigned char>(c);
-    if ((u < 0x20 && u != '\t') || u == 0x7f) return true;
-  }
-  return false;
-}
 
 bool IsDnsLabel(absl::string_view s) {
   if (s.empty()) return false;
@@ -73,7 +55,7 @@ std::string UrlProblem(absl::string_view url) {
   if (!absl::ConsumePrefix(&rest, "http://") && !absl::ConsumePrefix(&rest, "https://")) {
     return absl::StrCat(Quote(url), " must start with http:// or https://");
   }
-  if (HasControl(url) || absl::StrContains(url, ' ')) {
+  if (HasControl(std::string_view(url.data(), url.size())) || absl::StrContains(url, ' ')) {
     return absl::StrCat(Quote(url), " has spaces or control characters");
   }
   if (absl::StrContains(url, '#')) return absl::StrCat(Quote(url), " has a #fragment");
@@ -100,6 +82,10 @@ std::string UrlProblem(absl::string_view url) {
   if (has_port &&
       (!absl::SimpleAtoi(port, &port_number) || port_number == 0 || port_number > 65535)) {
     return absl::StrCat(Quote(url), ": port ", Quote(port), " is not in 1..65535");
+  }
+  const absl::string_view path = rest.substr(authority.size());
+  if (std::string problem = PathProblem(std::string_view(path.data(), path.size())); !problem.empty()) {
+    return absl::StrCat(Quote(url), ": the path ", problem);
   }
   return "";
 }
@@ -248,17 +234,18 @@ class Validator {
       }
       if (!r.path().empty() && r.path()[0] != '/') {
         Add(path + ".path", absl::StrCat(Quote(r.path()), " must start with /"));
-      } else if (HasControl(r.path()) || absl::StrContains(r.path(), ' ')) {
-        Add(path + ".path",
-            absl::StrCat(Quote(r.path()),
-                         " has spaces or control characters (encode them, e.g. %20)"));
+      } else if (std::string problem = PathProblem(r.path()); !problem.empty()) {
+        Add(path + ".path", absl::StrCat(Quote(r.path()), " ", problem));
       }
       std::map<std::string, std::string> sorted_headers(r.headers().begin(), r.headers().end());
       for (const auto& [header, value] : sorted_headers) {
         const std::string header_path = Child(path + ".headers", header);
         if (!IsToken(header)) {
           Add(header_path, absl::StrCat(Quote(header), " is not a header name"));
-        } else if (absl::EqualsIgnoreCase(header, "Transfer-Encoding")) {
+        } else if (absl::EqualsIgnoreCase(header, "Transfer-Encoding") ||
+                   absl::EqualsIgnoreCase(header, "Content-Length")) {
+          // The body's framing is Stampede's: a user's Content-Length would misframe every
+          // request on a kept-alive connection.
           Add(header_path, "is set by Stampede; remove it");
         }
         if (HasControl(value))
@@ -277,6 +264,11 @@ class Validator {
         Add(path + ".name",
             absl::StrCat(Quote(name),
                          " must not contain braces (thresholds use them) or control characters"));
+      } else if (absl::StripAsciiWhitespace(name).empty()) {
+        Add(path + ".name", "must not be blank");
+      } else if (name == "*" || absl::EqualsIgnoreCase(name, "total")) {
+        // The aggregate rows: request="*" in /metrics, "total" in the table and the CSV.
+        Add(path + ".name", absl::StrCat(Quote(name), " is reserved for the total over all requests"));
       }
       const auto previous = std::find(names.begin(), names.end(), name);
       if (previous != names.end()) {

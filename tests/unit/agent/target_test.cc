@@ -1,5 +1,7 @@
 #include "agent/target.h"
 
+#include "absl/strings/str_cat.h"
+
 #include <string>
 #include <vector>
 
@@ -139,10 +141,10 @@ TEST(PrepareRequestsTest, EmptyPostStillSendsContentLength) {
             "PUT / HTTP/1.1\r\nHost: h\r\nUser-Agent: stampede/0.1\r\nContent-Length: 0\r\n\r\n");
 }
 
-TEST(PrepareRequestsTest, GivenHostAndContentLengthAreNotDuplicated) {
+TEST(PrepareRequestsTest, AGivenHostIsNotDuplicated) {
   RequestSpec spec;
   spec.method = "POST";
-  spec.headers = {{"host", "virtual.example"}, {"CONTENT-LENGTH", "2"}};
+  spec.headers = {{"host", "virtual.example"}};
   spec.body = "hi";
   const auto prepared = MustPrepare("http://10.0.0.1:8080/", {spec});
   ASSERT_EQ(prepared.size(), 1u);
@@ -150,9 +152,36 @@ TEST(PrepareRequestsTest, GivenHostAndContentLengthAreNotDuplicated) {
             "POST / HTTP/1.1\r\n"
             "User-Agent: stampede/0.1\r\n"
             "host: virtual.example\r\n"
-            "CONTENT-LENGTH: 2\r\n"
+            "Content-Length: 2\r\n"
             "\r\n"
             "hi");
+}
+
+TEST(PrepareRequestsTest, TheBodysFramingIsStampedesAlone) {
+  // A user's Content-Length (like Transfer-Encoding) would misframe every request on a kept-alive
+  // connection once the body differs (issue 9).
+  for (const char* header : {"CONTENT-LENGTH", "Transfer-Encoding"}) {
+    RequestSpec spec;
+    spec.method = "POST";
+    spec.headers = {{header, "2"}};
+    spec.body = "hi";
+    const auto prepared = PrepareRequests(MustParse("http://h/"), {spec});
+    ASSERT_FALSE(prepared.ok()) << header;
+    EXPECT_EQ(prepared.status().message(), absl::StrCat("requests[0].headers: ", header, " is set by stampede"));
+  }
+}
+
+TEST(PrepareRequestsTest, OnePathRuleForFragmentsSpacesAndRawUtf8) {
+  for (const char* path : {"/a#frag", "/a b", "/caf\xc3\xa9", "/a%zz"}) {
+    RequestSpec spec;
+    spec.path = path;
+    const auto prepared = PrepareRequests(MustParse("http://h/"), {spec});
+    EXPECT_FALSE(prepared.ok()) << path << " went out on the wire";
+  }
+  EXPECT_FALSE(ParseUrl("http://h/x#top").ok());
+  RequestSpec encoded;
+  encoded.path = "/caf%C3%A9?q=a%20b";
+  EXPECT_EQ(MustPrepare("http://h/", {encoded}).size(), 1u);
 }
 
 TEST(PrepareRequestsTest, HeadRequestsAreMarked) {

@@ -34,6 +34,11 @@ TEST(ParseDurationTest, AcceptsGoSyntax) {
   }
 }
 
+TEST(ParseDurationTest, SevenDaysIsTheLongest) {
+  EXPECT_EQ(*ParseDuration("168h"), absl::Hours(168));
+  EXPECT_EQ(*ParseDuration("7h59m"), absl::Hours(7) + absl::Minutes(59));
+}
+
 TEST(ParseDurationTest, EmptyIsInvalid) {
   for (const char* text : {"", "   "}) {
     const absl::StatusOr<absl::Duration> got = ParseDuration(text);
@@ -51,6 +56,9 @@ TEST(ParseDurationTest, RejectsBadInputNamingIt) {
       {"10", "\"10\"", "no unit"},          {" 10 ", "\"10\"", "no unit"},
       {"abc", "\"abc\"", "not a duration"}, {"-5s", "\"-5s\"", "negative"},
       {"inf", "\"inf\"", "not a duration"},
+      // Near the int64 range (issue 9): one bound for every duration, in the parser.
+      {"2562048h", "\"2562048h\"", "longer than 168h"}, {"168h1ns", "\"168h1ns\"", "longer than 168h"},
+      {"9223372036s", "\"9223372036s\"", "longer than 168h"},
   };
   for (const auto& c : cases) {
     const absl::StatusOr<absl::Duration> got = ParseDuration(c.text);

@@ -1,0 +1,67 @@
+// The HTTP syntax rules Stampede checks in more than one place (the spec validator, the engine's
+// request preparation, the controller's request parser), written once. Header-only and
+// dependency-free, so the fuzzed parsers can use it too. Pure.
+#ifndef STAMPEDE_COMMON_HTTP_SYNTAX_H_
+#define STAMPEDE_COMMON_HTTP_SYNTAX_H_
+
+#include <string>
+#include <string_view>
+
+namespace stampede::common {
+
+// RFC 9110 tchar: what methods and header names are made of.
+inline bool IsTokenChar(unsigned char c) {
+  if ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')) return true;
+  return std::string_view("!#$%&'*+-.^_`|~").find(static_cast<char>(c)) != std::string_view::npos;
+}
+
+inline bool IsToken(std::string_view s) {
+  if (s.empty()) return false;
+  for (char c : s) {
+    if (!IsTokenChar(static_cast<unsigned char>(c))) return false;
+  }
+  return true;
+}
+
+// Control characters other than tab (what a header value must not hold).
+inline bool HasControl(std::string_view s) {
+  for (char c : s) {
+    const auto u = static_cast<unsigned char>(c);
+    if ((u < 0x20 && u != '\t') || u == 0x7f) return true;
+  }
+  return false;
+}
+
+// One rule for request paths (and their query): only what RFC 3986 allows unencoded there,
+// unreserved, sub-delims, ':', '@', '/', '?', and '%' with two hex digits. A space, a control
+// character, a '#' (a fragment never goes on the wire), '"', '<', '>', '\', '^', '`', '{', '|',
+// '}' and any byte of raw UTF-8 must be percent-encoded. Returns what is wrong, or "" when the
+// path is fine.
+inline std::string PathProblem(std::string_view path) {
+  auto hex = [](char c) {
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+  };
+  for (size_t i = 0; i < path.size(); ++i) {
+    const auto c = static_cast<unsigned char>(path[i]);
+    if (c == '%') {
+      if (i + 2 >= path.size() || !hex(path[i + 1]) || !hex(path[i + 2])) {
+        return "has a % that is not followed by two hex digits (write %25 for a percent sign)";
+      }
+      i += 2;
+      continue;
+    }
+    const bool allowed = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                         std::string_view("-._~!$&'()*+,;=:@/?").find(static_cast<char>(c)) != std::string_view::npos;
+    if (allowed) continue;
+    if (c == '#') return "has a '#': a fragment is never sent to a server; remove it, or write %23";
+    if (c == ' ') return "has a space (encode it as %20)";
+    if (c >= 0x80) return "has raw non-ASCII bytes (percent-encode them, e.g. \"é\" as %C3%A9)";
+    if (c < 0x20 || c == 0x7f) return "has control characters (percent-encode them)";
+    return std::string("has '") + static_cast<char>(c) + "', which must be percent-encoded";
+  }
+  return "";
+}
+
+}  // namespace stampede::common
+
+#endif  // STAMPEDE_COMMON_HTTP_SYNTAX_H_
