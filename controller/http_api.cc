@@ -10,6 +10,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "common/host_port.h"
 #include "common/logging.h"
 #include "common/spec.h"
 #include "controller/results.h"
@@ -72,20 +73,6 @@ bool AcceptedContentType(const std::string& header) {
 
 }  // namespace
 
-absl::StatusOr<std::pair<std::string, int>> SplitHostPort(const std::string& address) {
-  const size_t colon = address.rfind(':');
-  int port = -1;
-  if (colon == std::string::npos || !absl::SimpleAtoi(address.substr(colon + 1), &port) ||
-      port < 0 || port > 65535) {
-    return absl::InvalidArgumentError(absl::StrCat("\"", address, "\" is not host:port"));
-  }
-  std::string host = address.substr(0, colon);
-  if (host.size() >= 2 && host.front() == '[' && host.back() == ']')
-    host = host.substr(1, host.size() - 2);
-  if (host.empty()) host = "0.0.0.0";
-  return std::make_pair(host, port);
-}
-
 HttpApi::HttpApi(HttpApiOptions options, Controller* controller)
     : options_(std::move(options)),
       controller_(controller),
@@ -98,7 +85,7 @@ HttpApi::~HttpApi() { Stop(); }
 
 absl::StatusOr<std::unique_ptr<HttpApi>> HttpApi::Start(HttpApiOptions options,
                                                         Controller* controller) {
-  auto address = SplitHostPort(options.listen);
+  auto address = common::SplitHostPort(options.listen);
   if (!address.ok()) return address.status();
   if (options.loadtest_api && !options.make_launcher) {
     return absl::InvalidArgumentError("the LoadTest API needs a launcher factory");
@@ -149,12 +136,12 @@ std::vector<std::shared_ptr<Run>> HttpApi::BeginShutdown(const std::string& reas
 }
 
 std::vector<std::shared_ptr<Run>> HttpApi::RunsInOrder() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  common::MutexLock lock(&mu_);
   return runs_;
 }
 
 std::shared_ptr<Run> HttpApi::Find(const std::string& id) const {
-  std::lock_guard<std::mutex> lock(mu_);
+  common::MutexLock lock(&mu_);
   for (const std::shared_ptr<Run>& run : runs_) {
     if (run->id() == id) return run;
   }
@@ -258,7 +245,7 @@ void HttpApi::Create(const httplib::Request& req, httplib::Response& res) {
   test.clear_status();  // Stampede writes the status
   std::shared_ptr<Run> run;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    common::MutexLock lock(&mu_);
     int active = 0;
     for (const std::shared_ptr<Run>& r : runs_) {
       if (Ended(r->phase())) continue;

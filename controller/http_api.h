@@ -23,13 +23,14 @@
 #include <cstddef>
 #include <functional>
 #include <memory>
-#include <mutex>
+#include <mutex>  // std::once_flag
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
+#include "common/mutex.h"
 #include "controller/agent_launcher.h"
 #include "controller/controller.h"
 #include "controller/metrics.h"
@@ -99,12 +100,9 @@ class HttpApi {
   std::atomic<bool> shutting_down_{false};
   std::once_flag stopped_;
   // Serializes POSTs, so two of the same name cannot both pass the 409 check.
-  mutable std::mutex mu_;
+  mutable common::Mutex mu_;
   std::vector<std::shared_ptr<Run>> runs_ ABSL_GUARDED_BY(mu_);  // oldest first
 };
-
-// "host:port", "[v6]:port" or ":port" (all interfaces). InvalidArgument when malformed.
-absl::StatusOr<std::pair<std::string, int>> SplitHostPort(const std::string& address);
 
 }  // namespace stampede::controller
 

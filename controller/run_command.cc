@@ -16,6 +16,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "common/duration.h"
+#include "common/host_port.h"
 #include "common/logging.h"
 #include "common/spec.h"
 #include "common/stop_signals.h"
@@ -104,7 +105,7 @@ int RunCommand(const std::vector<std::string>& args) {
       if (!value(&logs)) return kExitInvalid;
     } else if (a == "--metrics-listen") {
       if (!value(&metrics_listen)) return kExitInvalid;
-      if (!SplitHostPort(metrics_listen).ok()) {
+      if (!common::SplitHostPort(metrics_listen).ok()) {
         std::cerr << "stampede run: --metrics-listen: \"" << metrics_listen << "\" is not host:port\n";
         return kExitInvalid;
       }
@@ -206,7 +207,7 @@ int RunCommand(const std::vector<std::string>& args) {
                  (*controller)->agent_address().c_str(), logs.c_str());
     if (metrics_server != nullptr) {
       std::fprintf(stderr, "stampede run %s: metrics on http://%s:%d/metrics\n", name.c_str(),
-                   SplitHostPort(metrics_listen)->first.c_str(), metrics_server->port());
+                   common::SplitHostPort(metrics_listen)->first.c_str(), metrics_server->port());
     }
   }
   std::mutex ended_mu;

@@ -15,6 +15,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "common/host_port.h"
 #include "common/logging.h"
 #include "common/stop_signals.h"
 #include "controller/controller.h"
@@ -114,7 +115,7 @@ int ServeCommand(const std::vector<std::string>& args) {
       return Usage(absl::StrCat(a, ": unknown ", !a.empty() && a[0] == '-' ? "flag" : "argument"));
     if (!value(&v)) return Usage(absl::StrCat(a, ": needs a value"));
     if (a == "--listen" || a == "--grpc-listen" || a == "--advertise") {
-      if (!SplitHostPort(v).ok()) return Usage(absl::StrCat(a, ": \"", v, "\" is not host:port"));
+      if (!common::SplitHostPort(v).ok()) return Usage(absl::StrCat(a, ": \"", v, "\" is not host:port"));
     }
     if (a == "--listen") http.listen = v;
     if (a == "--grpc-listen") controller_options.grpc_listen = v;

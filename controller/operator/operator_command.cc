@@ -13,6 +13,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "common/duration.h"
+#include "common/host_port.h"
 #include "common/logging.h"
 #include "common/stop_signals.h"
 #include "controller/controller.h"
@@ -131,7 +132,7 @@ int OperatorCommand(const std::vector<std::string>& args) {
     return Usage("--renew-deadline must be shorter than --lease-duration");
   }
   for (const char* name : {"--grpc-listen", "--metrics-listen"}) {
-    if (!SplitHostPort(flags[name]).ok()) return Usage(absl::StrCat(name, ": \"", flags[name], "\" is not host:port"));
+    if (!common::SplitHostPort(flags[name]).ok()) return Usage(absl::StrCat(name, ": \"", flags[name], "\" is not host:port"));
   }
 
   common::BlockStopSignals();
