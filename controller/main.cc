@@ -14,7 +14,7 @@ int main(int argc, char** argv) {
                  "  run TEST.yaml   run one LoadTest on local agents and exit with its verdict\n"
                  "  serve           run LoadTests posted to a REST API; Prometheus metrics\n"
                  "  operator        run the LoadTest custom resources of a Kubernetes cluster\n\n"
-              << stampede::controller::kRunUsage << "\n"
+              << stampede::controller::RunUsage() << "\n"
               << stampede::controller::kServeUsage << "\n"
               << stampede::controller::kOperatorUsage;
     return args.empty() ? 2 : 0;
