@@ -45,44 +45,6 @@ const char kServeUsage[] =
 
 namespace {
 
-// A LocalLauncher whose log folder is named after the run, which is only known at Launch.
-class PerRunLocalLauncher : public AgentLauncher {
- public:
-  PerRunLocalLauncher(std::string agent_binary, std::string logs_root)
-      : agent_binary_(std::move(agent_binary)), logs_root_(std::move(logs_root)) {}
-
-  absl::Status Launch(const LaunchRequest& request) override {
-    LocalLauncher* launcher = nullptr;
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      if (launcher_ != nullptr) return absl::FailedPreconditionError("agents already launched");
-      launcher_ = std::make_unique<LocalLauncher>(agent_binary_,
-                                                  absl::StrCat(logs_root_, "/", request.run_id));
-      launcher = launcher_.get();
-    }
-    return launcher->Launch(request);
-  }
-  void Stop() override {
-    if (LocalLauncher* launcher = Get(); launcher != nullptr) launcher->Stop();
-  }
-  std::string LogLocation(uint32_t index) const override {
-    LocalLauncher* launcher = Get();
-    return launcher == nullptr ? logs_root_ : launcher->LogLocation(index);
-  }
-
- private:
-  // Set once; LocalLauncher is thread-safe, so it is used outside mu_ (Stop may take seconds).
-  LocalLauncher* Get() const {
-    std::lock_guard<std::mutex> lock(mu_);
-    return launcher_.get();
-  }
-
-  const std::string agent_binary_;
-  const std::string logs_root_;
-  mutable std::mutex mu_;
-  std::unique_ptr<LocalLauncher> launcher_ ABSL_GUARDED_BY(mu_);
-};
-
 int Usage(const std::string& problem) {
   std::cerr << "stampede serve: " << problem << "\n\n" << kServeUsage;
   return kExitInvalid;
