@@ -15,7 +15,7 @@ int main(int argc, char** argv) {
                  "  serve           run LoadTests posted to a REST API; Prometheus metrics\n"
                  "  operator        run the LoadTest custom resources of a Kubernetes cluster\n\n"
               << stampede::controller::RunUsage() << "\n"
-              << stampede::controller::kServeUsage << "\n"
+              << stampede::controller::ServeUsage() << "\n"
               << stampede::controller::kOperatorUsage;
     return args.empty() ? 2 : 0;
   }
