@@ -16,7 +16,7 @@ int main(int argc, char** argv) {
                  "  operator        run the LoadTest custom resources of a Kubernetes cluster\n\n"
               << stampede::controller::RunUsage() << "\n"
               << stampede::controller::ServeUsage() << "\n"
-              << stampede::controller::kOperatorUsage;
+              << stampede::controller::OperatorUsage();
     return args.empty() ? 2 : 0;
   }
   if (args[0] == "--version" || args[0] == "version") {
