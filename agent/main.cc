@@ -22,8 +22,12 @@ int main(int argc, char** argv) {
   if (args[0] == "connect") {
     auto options = stampede::agent::ParseConnectFlags(std::vector<std::string>(args.begin() + 1, args.end()));
     if (!options.ok()) {
-      std::cerr << "stampede-agent connect: " << options.status().message() << "\n\n" << stampede::agent::kConnectUsage;
+      std::cerr << "stampede-agent connect: " << options.status().message() << "\n\n" << stampede::agent::ConnectUsage();
       return 2;
+    }
+    if (options->help) {
+      std::cout << stampede::agent::ConnectUsage();
+      return 0;
     }
     return stampede::agent::RunSession(*options);
   }
