@@ -4,216 +4,175 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstdio>
 #include <iostream>
 #include <nlohmann/json.hpp>
-#include <thread>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
-#include "common/duration.h"
 #include "common/clock.h"
-#include "common/logging.h"
-#include "common/stop_signals.h"
+#include "common/duration.h"
+#include "common/flags.h"
+#include "common/report_printer.h"
 #include "common/status_macros.h"
+#include "common/stop_signals.h"
 
 namespace stampede::agent {
-
-const char kBenchUsage[] =
-    "usage: stampede-agent bench --url URL (--users N | --rate R) --duration D [options]\n"
-    "\n"
-    "load model (exactly one of --users and --rate):\n"
-    "  --users N            closed model: N virtual users, each on its own keep-alive connection\n"
-    "  --spawn-rate R       users started per second (default: all at once)\n"
-    "  --think MIN[,MAX]    think time between a user's requests, uniform in [MIN, MAX] (default 0s)\n"
-    "  --rate R             open model: R requests per second, latency measured from the planned\n"
-    "                       send time (coordinated-omission corrected) and as service time\n"
-    "  --connections N      open model: requests in flight at most (default: rate/10, 100..10000)\n"
-    "  --stages D:T,...     ramp linearly from the --users or --rate value (0 if neither is given:\n"
-    "                       users) through each target, e.g. 10s:100,30s:100,10s:0\n"
-    "  --duration D         how long to apply load (e.g. 30s, 1m30s); optional with --stages\n"
-    "\n"
-    "requests:\n"
-    "  --url URL            http:// or https:// target\n"
-    "  --method M           HTTP method (default GET)\n"
-    "  --header 'K: V'      extra request header (repeatable)\n"
-    "  --body S             request body\n"
-    "  --expect-status L    status codes that count as success, e.g. 200,201 (default 100-399)\n"
-    "  --timeout D          per-request timeout (default 10s)\n"
-    "  --grace D            time in-flight requests get after the end (default: the timeout)\n"
-    "  --insecure           https: skip certificate verification\n"
-    "  --cacert FILE        https: trust this CA (PEM) as well\n"
-    "\n"
-    "engine and output:\n"
-    "  --threads T          event-loop threads (default: one per core)\n"
-    "  --seed N             random seed for the request mix and think times\n"
-    "  --json               print the summary as JSON\n"
-    "  --quiet              no per-second progress lines\n";
-
 namespace {
+
+using common::FlagSet;
+
+// The flags as given, before ParseBenchFlags checks them together and makes the load plan.
+struct BenchFlagValues {
+  int64_t users = -1;  // -1: not given
+  double rate = -1;    // -1: not given
+  double spawn_rate = 0;
+  std::vector<Stage> stages;
+  int64_t duration_ns = 0;
+  RequestSpec request;
+  std::vector<std::string> headers;  // "Name: value"
+};
+
+absl::Status ParseThink(const std::string& value, EngineConfig* cfg) {
+  std::vector<std::string> parts = absl::StrSplit(value, ',');
+  if (parts.size() > 2) return absl::InvalidArgumentError("want MIN or MIN,MAX");
+  ASSIGN_OR_RETURN(absl::Duration min, common::ParseDuration(parts[0]));
+  absl::Duration max = min;
+  if (parts.size() == 2) {
+    ASSIGN_OR_RETURN(max, common::ParseDuration(parts[1]));
+    if (max < min) return absl::InvalidArgumentError("MAX is below MIN");
+  }
+  cfg->think_min_ns = absl::ToInt64Nanoseconds(min);
+  cfg->think_max_ns = absl::ToInt64Nanoseconds(max);
+  return absl::OkStatus();
+}
+
+absl::Status ParseStages(const std::string& value, std::vector<Stage>* stages) {
+  for (absl::string_view part : absl::StrSplit(value, ',')) {
+    std::vector<std::string> dt = absl::StrSplit(part, ':');
+    Stage s;
+    if (dt.size() != 2 || !absl::SimpleAtod(dt[1], &s.target) || s.target < 0) {
+      return absl::InvalidArgumentError(absl::StrCat("\"", part, "\" is not DURATION:TARGET"));
+    }
+    ASSIGN_OR_RETURN(absl::Duration d, common::ParseDuration(dt[0]));
+    if (d <= absl::ZeroDuration()) {
+      return absl::InvalidArgumentError(absl::StrCat("\"", part, "\" has no duration"));
+    }
+    s.duration_ns = absl::ToInt64Nanoseconds(d);
+    stages->push_back(s);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ParseExpectStatus(const std::string& value, std::vector<int>* codes) {
+  for (absl::string_view code : absl::StrSplit(value, ',')) {
+    int c;
+    if (!absl::SimpleAtoi(code, &c) || c < 100 || c > 599) {
+      return absl::InvalidArgumentError(absl::StrCat("\"", code, "\" is not a status code"));
+    }
+    codes->push_back(c);
+  }
+  return absl::OkStatus();
+}
+
+FlagSet BenchFlags(BenchOptions* o, BenchFlagValues* v) {
+  EngineConfig& cfg = o->engine;
+  FlagSet flags("stampede-agent bench", &o->help);
+  flags.Synopsis("--url URL (--users N | --rate R) --duration D [options]");
+  flags.Group("load model (exactly one of --users and --rate):");
+  flags.Count("--users", "N",
+              "closed model: N virtual users, each on its own keep-alive connection", &v->users, 0,
+              10'000'000);
+  flags.Number("--spawn-rate", "R", "users started per second (default: all at once)",
+               &v->spawn_rate, FlagSet::kPositive);
+  flags.Custom("--think", "MIN[,MAX]",
+               "think time between a user's requests, uniform in [MIN, MAX] (default 0s)",
+               [&cfg](const std::string& value) { return ParseThink(value, &cfg); });
+  flags.Number("--rate", "R",
+               "open model: R requests per second, latency measured from the planned send time "
+               "(coordinated-omission corrected) and as service time",
+               &v->rate, FlagSet::kNonNegative);
+  flags.Count("--connections", "N",
+              "open model: requests in flight at most (default: rate/10, 100..10000)",
+              &cfg.connections, 1);
+  flags.Custom("--stages", "D:T,...",
+               "ramp linearly from the --users or --rate value (0 if neither is given: users) "
+               "through each target, e.g. 10s:100,30s:100,10s:0",
+               [v](const std::string& value) { return ParseStages(value, &v->stages); });
+  flags.DurationNanos("--duration", "D",
+                      "how long to apply load (e.g. 30s, 1m30s); optional with --stages",
+                      &v->duration_ns, FlagSet::kPositive);
+  flags.Group("requests:");
+  flags.String("--url", "URL", "http:// or https:// target", &cfg.url).Required();
+  flags.String("--method", "M", "HTTP method (default GET)", &v->request.method);
+  flags.Strings("--header", "'K: V'", "extra request header", &v->headers);
+  flags.String("--body", "S", "request body", &v->request.body);
+  flags.Custom("--expect-status", "L",
+               "status codes that count as success, e.g. 200,201 (default 100-399)",
+               [v](const std::string& value) {
+                 return ParseExpectStatus(value, &v->request.expect_status);
+               });
+  flags.DurationNanos("--timeout", "D", "per-request timeout (default 10s)", &cfg.timeout_ns,
+                      FlagSet::kPositive);
+  flags.DurationNanos("--grace", "D",
+                      "time in-flight requests get after the end (default: the timeout)",
+                      &cfg.grace_ns, FlagSet::kNonNegative);
+  flags.Bool("--insecure", "https: skip certificate verification", &cfg.insecure_skip_verify);
+  flags.String("--cacert", "FILE", "https: trust this CA (PEM) as well", &cfg.ca_file);
+  flags.Group("engine and output:");
+  flags.Count("--threads", "T", "event-loop threads (default: one per core)", &cfg.threads, 1,
+              1024);
+  flags.Custom("--seed", "N", "random seed for the request mix and think times",
+               [&cfg](const std::string& value) {
+                 if (absl::SimpleAtoi(value, &cfg.seed)) return absl::OkStatus();
+                 return absl::InvalidArgumentError(absl::StrCat("\"", value, "\" is not a number"));
+               });
+  flags.Bool("--json", "print the summary as JSON", &o->json);
+  flags.Bool("--quiet", "no per-second progress lines", &o->quiet);
+  return flags;
+}
 
 absl::Status FlagError(const std::string& flag, const std::string& why) {
   return absl::InvalidArgumentError(absl::StrCat(flag, ": ", why));
 }
 
-absl::StatusOr<int64_t> DurationFlag(const std::string& flag, const std::string& value) {
-  auto d = common::ParseDuration(value);
-  if (!d.ok()) return FlagError(flag, std::string(d.status().message()));
-  return absl::ToInt64Nanoseconds(*d);
-}
-
-}  // namespace
-
-absl::StatusOr<BenchOptions> ParseBenchFlags(const std::vector<std::string>& args) {
-  BenchOptions opt;
-  EngineConfig& cfg = opt.engine;
-  RequestSpec request;
-  bool request_customized = false;
-  int64_t users = -1, duration = 0;
-  double rate = -1, spawn_rate = 0;
-  std::vector<Stage> stages;
-  for (size_t i = 0; i < args.size(); ++i) {
-    const std::string& flag = args[i];
-    auto value = [&]() -> absl::StatusOr<std::string> {
-      if (i + 1 >= args.size()) return FlagError(flag, "needs a value");
-      return args[++i];
-    };
-    if (flag == "--json") {
-      opt.json = true;
-    } else if (flag == "--quiet") {
-      opt.quiet = true;
-    } else if (flag == "--insecure") {
-      cfg.insecure_skip_verify = true;
-    } else if (flag == "--url") {
-      ASSIGN_OR_RETURN(cfg.url, value());
-    } else if (flag == "--users") {
-      ASSIGN_OR_RETURN(std::string v, value());
-      if (!absl::SimpleAtoi(v, &users) || users < 0 || users > 10'000'000) {
-        return FlagError(flag, absl::StrCat("\"", v, "\" is not a user count"));
-      }
-    } else if (flag == "--rate") {
-      ASSIGN_OR_RETURN(std::string v, value());
-      if (!absl::SimpleAtod(v, &rate) || !(rate >= 0) || !std::isfinite(rate)) {
-        return FlagError(flag, absl::StrCat("\"", v, "\" is not a rate"));
-      }
-    } else if (flag == "--spawn-rate") {
-      ASSIGN_OR_RETURN(std::string v, value());
-      if (!absl::SimpleAtod(v, &spawn_rate) || !(spawn_rate > 0) || !std::isfinite(spawn_rate)) {
-        return FlagError(flag, absl::StrCat("\"", v, "\" is not a rate > 0"));
-      }
-    } else if (flag == "--think") {
-      ASSIGN_OR_RETURN(std::string v, value());
-      std::vector<std::string> parts = absl::StrSplit(v, ',');
-      if (parts.size() > 2) return FlagError(flag, "want MIN or MIN,MAX");
-      ASSIGN_OR_RETURN(cfg.think_min_ns, DurationFlag(flag, parts[0]));
-      cfg.think_max_ns = cfg.think_min_ns;
-      if (parts.size() == 2) {
-        ASSIGN_OR_RETURN(cfg.think_max_ns, DurationFlag(flag, parts[1]));
-        if (cfg.think_max_ns < cfg.think_min_ns) return FlagError(flag, "MAX is below MIN");
-      }
-    } else if (flag == "--stages") {
-      ASSIGN_OR_RETURN(std::string v, value());
-      for (absl::string_view part : absl::StrSplit(v, ',')) {
-        std::vector<std::string> dt = absl::StrSplit(part, ':');
-        Stage s;
-        if (dt.size() != 2 || !absl::SimpleAtod(dt[1], &s.target) || s.target < 0) {
-          return FlagError(flag, absl::StrCat("\"", part, "\" is not DURATION:TARGET"));
-        }
-        ASSIGN_OR_RETURN(s.duration_ns, DurationFlag(flag, dt[0]));
-        if (s.duration_ns <= 0) return FlagError(flag, absl::StrCat("\"", part, "\" has no duration"));
-        stages.push_back(s);
-      }
-    } else if (flag == "--duration") {
-      ASSIGN_OR_RETURN(std::string v, value());
-      ASSIGN_OR_RETURN(duration, DurationFlag(flag, v));
-      if (duration <= 0) return FlagError(flag, "must be > 0");
-    } else if (flag == "--timeout") {
-      ASSIGN_OR_RETURN(std::string v, value());
-      ASSIGN_OR_RETURN(cfg.timeout_ns, DurationFlag(flag, v));
-      if (cfg.timeout_ns <= 0) return FlagError(flag, "must be > 0");
-    } else if (flag == "--grace") {
-      ASSIGN_OR_RETURN(std::string v, value());
-      ASSIGN_OR_RETURN(cfg.grace_ns, DurationFlag(flag, v));
-    } else if (flag == "--threads") {
-      ASSIGN_OR_RETURN(std::string v, value());
-      if (!absl::SimpleAtoi(v, &cfg.threads) || cfg.threads == 0 || cfg.threads > 1024) {
-        return FlagError(flag, absl::StrCat("\"", v, "\" is not a thread count in 1..1024"));
-      }
-    } else if (flag == "--connections") {
-      ASSIGN_OR_RETURN(std::string v, value());
-      if (!absl::SimpleAtoi(v, &cfg.connections) || cfg.connections == 0) {
-        return FlagError(flag, absl::StrCat("\"", v, "\" is not a count > 0"));
-      }
-    } else if (flag == "--seed") {
-      ASSIGN_OR_RETURN(std::string v, value());
-      if (!absl::SimpleAtoi(v, &cfg.seed)) return FlagError(flag, absl::StrCat("\"", v, "\" is not a number"));
-    } else if (flag == "--method") {
-      ASSIGN_OR_RETURN(request.method, value());
-      request_customized = true;
-    } else if (flag == "--header") {
-      ASSIGN_OR_RETURN(std::string v, value());
-      const size_t colon = v.find(':');
-      if (colon == std::string::npos || colon == 0) return FlagError(flag, absl::StrCat("\"", v, "\" is not 'Name: value'"));
-      std::string name = v.substr(0, colon), val = v.substr(colon + 1);
-      while (!val.empty() && val.front() == ' ') val.erase(0, 1);
-      request.headers.emplace_back(name, val);
-      request_customized = true;
-    } else if (flag == "--body") {
-      ASSIGN_OR_RETURN(request.body, value());
-      request_customized = true;
-    } else if (flag == "--expect-status") {
-      ASSIGN_OR_RETURN(std::string v, value());
-      for (absl::string_view code : absl::StrSplit(v, ',')) {
-        int c;
-        if (!absl::SimpleAtoi(code, &c) || c < 100 || c > 599) {
-          return FlagError(flag, absl::StrCat("\"", code, "\" is not a status code"));
-        }
-        request.expect_status.push_back(c);
-      }
-      request_customized = true;
-    } else if (flag == "--cacert") {
-      ASSIGN_OR_RETURN(cfg.ca_file, value());
-    } else if (flag == "-h" || flag == "--help") {
-      return absl::InvalidArgumentError("help");
-    } else {
-      return FlagError(flag, "unknown flag");
-    }
+// The checks that span flags, then the load plan they describe.
+absl::StatusOr<LoadPlan> MakePlan(const BenchFlagValues& v, const EngineConfig& cfg) {
+  if (v.users >= 0 && v.rate >= 0) return FlagError("--users/--rate", "give exactly one of them");
+  if (v.users < 0 && v.rate < 0 && v.stages.empty()) {
+    return FlagError("--users/--rate", "give exactly one of them");
   }
-  if (cfg.url.empty()) return FlagError("--url", "is required");
-  if (users >= 0 && rate >= 0) return FlagError("--users/--rate", "give exactly one of them");
-  if (users < 0 && rate < 0 && stages.empty()) return FlagError("--users/--rate", "give exactly one of them");
-  if (stages.empty() && users == 0) return FlagError("--users", "must be > 0 (or start a --stages ramp)");
-  if (stages.empty() && rate == 0) return FlagError("--rate", "must be > 0 (or start a --stages ramp)");
-  if (duration == 0 && stages.empty()) return FlagError("--duration", "is required");
-  const bool open = rate >= 0;
-  if (open && spawn_rate > 0) return FlagError("--spawn-rate", "applies to --users only");
-  if (open && (cfg.think_min_ns > 0 || cfg.think_max_ns > 0)) return FlagError("--think", "applies to --users only");
+  if (v.stages.empty() && v.users == 0) {
+    return FlagError("--users", "must be > 0 (or start a --stages ramp)");
+  }
+  if (v.stages.empty() && v.rate == 0) {
+    return FlagError("--rate", "must be > 0 (or start a --stages ramp)");
+  }
+  if (v.duration_ns == 0 && v.stages.empty()) return FlagError("--duration", "is required");
+  const bool open = v.rate >= 0;
+  if (open && v.spawn_rate > 0) return FlagError("--spawn-rate", "applies to --users only");
+  if (open && (cfg.think_min_ns > 0 || cfg.think_max_ns > 0)) {
+    return FlagError("--think", "applies to --users only");
+  }
   if (!open && cfg.connections != 0) {
     return FlagError("--connections", "applies to --rate only (each user has one connection)");
   }
-  if (!stages.empty() && spawn_rate > 0) return FlagError("--spawn-rate", "cannot be combined with --stages");
+  if (!v.stages.empty() && v.spawn_rate > 0) {
+    return FlagError("--spawn-rate", "cannot be combined with --stages");
+  }
   // With --stages alone the model is closed, starting from 0 users.
   absl::StatusOr<LoadPlan> plan =
-      open ? LoadPlan::Open(rate, stages, duration)
-           : LoadPlan::Closed(static_cast<uint32_t>(std::max<int64_t>(users, 0)), spawn_rate, stages, duration);
-  if (!plan.ok()) return FlagError(open ? "--rate" : "--users", std::string(plan.status().message()));
-  cfg.plan = *plan;
-  if (request_customized) cfg.requests.push_back(request);
-  return opt;
+      open ? LoadPlan::Open(v.rate, v.stages, v.duration_ns)
+           : LoadPlan::Closed(static_cast<uint32_t>(std::max<int64_t>(v.users, 0)), v.spawn_rate,
+                              v.stages, v.duration_ns);
+  if (!plan.ok())
+    return FlagError(open ? "--rate" : "--users", std::string(plan.status().message()));
+  return plan;
 }
-
-namespace {
-
-struct Totals {
-  IntervalStats all;
-  double busiest_thread = 0;
-  int64_t max_lag_ns = 0;
-  bool saturated = false;
-  uint64_t intervals = 0;
-  uint64_t saturated_intervals = 0;
-};
 
 nlohmann::json Percentiles(const common::Histogram& h) {
   return {{"count", h.count()},
@@ -227,181 +186,227 @@ nlohmann::json Percentiles(const common::Histogram& h) {
           {"max", h.max()}};
 }
 
+double CpuSeconds(const BenchResult& r) { return r.user_cpu_s + r.system_cpu_s; }
+
+bool Saturated(const BenchResult& r) {
+  return common::RunSaturated(r.saturated_seconds, r.seconds);
+}
+
 std::atomic<Engine*> g_engine{nullptr};
 
-}  // namespace
+double Seconds(const timeval& t) { return t.tv_sec + t.tv_usec / 1e6; }
 
-int RunBench(BenchOptions options) {
-  // Block the stop signals in every thread; one watcher thread turns them into Engine::Stop.
-  common::BlockStopSignals();
-
-  const bool open = options.engine.plan.model() == LoadPlan::Model::kOpen;
-  const std::string url = options.engine.url;
-  auto created = Engine::Create(std::move(options.engine));
-  if (!created.ok()) {
-    std::cerr << "stampede-agent bench: " << created.status().message() << "\n";
-    return 2;
-  }
-  std::unique_ptr<Engine> engine = std::move(*created);
-  g_engine.store(engine.get());
-  common::WatchStopSignals([](int, int count) {
-    // A second signal skips the grace period for requests in flight.
-    if (Engine* e = g_engine.load(); e != nullptr) e->Stop(/*abort=*/count > 1);
-  });
+// Runs the engine to its end, a progress line per second on stderr unless quiet.
+BenchResult Measure(Engine* engine, const std::string& url, bool quiet) {
   const LoadPlan& plan = engine->plan();
+  BenchResult r;
+  r.url = url;
+  r.open = plan.model() == LoadPlan::Model::kOpen;
+  r.threads = engine->threads();
+  r.connections = engine->connections();
+  r.max_users = plan.MaxUsers();
+  r.planned_arrivals = r.open ? plan.TotalArrivals() : 0;
+  r.planned_duration_s = plan.duration_ns() / 1e9;
+  for (const PreparedRequest& request : engine->requests()) r.request_names.push_back(request.name);
+  r.totals = common::IntervalStats(engine->requests().size());
 
   rusage before{};
   getrusage(RUSAGE_SELF, &before);
   engine->Start();
-  const bool tty = isatty(STDERR_FILENO);
-  if (!options.quiet) {
+  if (!quiet) {
     std::fprintf(stderr, "stampede-agent bench %s: %s for %.1fs, %u thread(s)%s\n", url.c_str(),
-                 open ? absl::StrCat(plan.RateAt(0) > 0 ? plan.RateAt(0) : 0, " req/s (open model)").c_str()
-                      : absl::StrCat(plan.MaxUsers(), " users (closed model)").c_str(),
-                 plan.duration_ns() / 1e9, engine->threads(),
-                 open ? absl::StrCat(", ", engine->connections(), " connections").c_str() : "");
+                 r.open ? absl::StrCat(std::max(plan.RateAt(0), 0.0), " req/s (open model)").c_str()
+                        : absl::StrCat(r.max_users, " users (closed model)").c_str(),
+                 r.planned_duration_s, r.threads,
+                 r.open ? absl::StrCat(", ", r.connections, " connections").c_str() : "");
   }
-
-  Totals totals;
-  totals.all = IntervalStats(engine->requests().size());
-  while (auto interval = engine->NextInterval()) {
-    totals.all.Merge(*interval);
-    totals.busiest_thread = std::max(totals.busiest_thread, interval->busiest_thread_cpu);
-    totals.max_lag_ns = std::max(totals.max_lag_ns, interval->max_timer_lag_ns);
-    const bool saturated_now = common::IntervalSaturated(interval->busiest_thread_cpu, interval->max_timer_lag_ns);
-    ++totals.intervals;
-    if (saturated_now) ++totals.saturated_intervals;
-    totals.saturated = common::RunSaturated(totals.saturated_intervals, totals.intervals);
-    if (options.quiet) continue;
-    common::Histogram latency;
-    for (const RequestStats& r : interval->requests) latency.Merge(r.latency);
-    char line[256];
+  common::ProgressPrinter progress(stderr, isatty(STDERR_FILENO));
+  while (std::unique_ptr<common::IntervalStats> interval = engine->NextInterval()) {
+    r.totals.Merge(*interval);
+    r.busiest_thread = std::max(r.busiest_thread, interval->busiest_thread_cpu);
+    r.max_timer_lag_ns = std::max(r.max_timer_lag_ns, interval->max_timer_lag_ns);
+    const bool saturated =
+        common::IntervalSaturated(interval->busiest_thread_cpu, interval->max_timer_lag_ns);
+    ++r.seconds;
+    if (saturated) ++r.saturated_seconds;
+    if (quiet) continue;
+    const common::Histogram latency = interval->Total().latency;
+    common::ProgressPoint point;
+    point.index = interval->index;
     // Requests still finishing after the end land in a last, partial interval.
-    const bool drain = interval->index * 1'000'000'000LL >= plan.duration_ns();
-    char when[16];
-    std::snprintf(when, sizeof(when), drain ? "drain" : "%4llds", static_cast<long long>(interval->index + 1));
-    std::snprintf(line, sizeof(line),
-                  "%5s  %s %-7u %s %-9llu p50 %-9s p95 %-9s p99 %-9s errors %llu%s", when,
-                  open ? "inflight" : "users",
-                  open ? interval->in_flight : interval->active_users, drain ? "done" : "rps ",
-                  static_cast<unsigned long long>(interval->Requests()),
-                  common::FormatNanos(latency.ValueAtQuantile(0.5)).c_str(),
-                  common::FormatNanos(latency.ValueAtQuantile(0.95)).c_str(),
-                  common::FormatNanos(latency.ValueAtQuantile(0.99)).c_str(),
-                  static_cast<unsigned long long>(interval->Errors()),
-                  saturated_now ? "  [generator saturated]" : "");
-    std::fprintf(stderr, tty ? "\r%s\x1b[K" : "%s\n", line);
+    point.drain = interval->index * 1'000'000'000LL >= plan.duration_ns();
+    point.concurrency_name = r.open ? "inflight" : "users";
+    point.concurrency = r.open ? interval->in_flight : interval->active_users;
+    point.requests = interval->Requests();
+    point.errors = interval->Errors();
+    point.p50_ns = latency.ValueAtQuantile(0.5);
+    point.p95_ns = latency.ValueAtQuantile(0.95);
+    point.p99_ns = latency.ValueAtQuantile(0.99);
+    point.saturated = saturated;
+    progress.Print(common::FormatProgressLine(point));
   }
-  if (!options.quiet && tty) std::fputc('\n', stderr);
-  const double elapsed_s = std::max(1e-9, (common::MonotonicNanos() - engine->start_ns()) / 1e9);
+  if (!quiet) progress.Finish();
+  r.elapsed_s = std::max(1e-9, (common::MonotonicNanos() - engine->start_ns()) / 1e9);
   rusage after{};
   getrusage(RUSAGE_SELF, &after);
-  auto seconds = [](const timeval& a, const timeval& b) {
-    return (b.tv_sec - a.tv_sec) + (b.tv_usec - a.tv_usec) / 1e6;
-  };
-  const double user_s = seconds(before.ru_utime, after.ru_utime);
-  const double sys_s = seconds(before.ru_stime, after.ru_stime);
+  r.user_cpu_s = Seconds(after.ru_utime) - Seconds(before.ru_utime);
+  r.system_cpu_s = Seconds(after.ru_stime) - Seconds(before.ru_stime);
+  return r;
+}
 
-  RequestStats total;
-  for (const RequestStats& r : totals.all.requests) total.Merge(r);
+}  // namespace
+
+absl::StatusOr<BenchOptions> ParseBenchFlags(const std::vector<std::string>& args) {
+  BenchOptions options;
+  BenchFlagValues v;
+  RETURN_IF_ERROR(BenchFlags(&options, &v).Parse(args));
+  if (options.help) return options;
+  for (const std::string& header : v.headers) {
+    const size_t colon = header.find(':');
+    if (colon == std::string::npos || colon == 0) {
+      return FlagError("--header", absl::StrCat("\"", header, "\" is not 'Name: value'"));
+    }
+    std::string name = header.substr(0, colon), value = header.substr(colon + 1);
+    while (!value.empty() && value.front() == ' ') value.erase(0, 1);
+    v.request.headers.emplace_back(name, value);
+  }
+  ASSIGN_OR_RETURN(options.engine.plan, MakePlan(v, options.engine));
+  // Without --method, --header, --body or --expect-status this is the engine's default request.
+  options.engine.requests = {v.request};
+  return options;
+}
+
+std::string BenchUsage() {
+  BenchOptions options;
+  BenchFlagValues values;
+  return BenchFlags(&options, &values).Usage();
+}
+
+std::string BenchSummaryJson(const BenchResult& r) {
+  const common::RequestStats total = r.totals.Total();
   const uint64_t requests = total.Requests();
+  const uint64_t dropped = total.outcomes[static_cast<size_t>(common::Outcome::kDropped)];
   nlohmann::json errors = nlohmann::json::object();
-  for (size_t o = 1; o < static_cast<size_t>(Outcome::kCount); ++o) {
-    errors[OutcomeName(static_cast<Outcome>(o))] = total.outcomes[o];
+  for (size_t o = 1; o < static_cast<size_t>(common::Outcome::kCount); ++o) {
+    errors[common::OutcomeName(static_cast<common::Outcome>(o))] = total.outcomes[o];
   }
   nlohmann::json status = nlohmann::json::object();
   for (int c = 1; c <= 5; ++c) status[absl::StrCat(c, "xx")] = total.status_classes[c];
   nlohmann::json out = {
-      {"url", url},
-      {"model", open ? "open" : "closed"},
-      {"threads", engine->threads()},
-      {"duration_s", elapsed_s},
+      {"url", r.url},
+      {"model", r.open ? "open" : "closed"},
+      {"threads", r.threads},
+      {"duration_s", r.elapsed_s},
       {"requests", requests},
       {"ok", total.outcomes[0]},
       {"errors_total", total.Errors()},
       {"errors", errors},
       {"status", status},
-      {"rps", requests / elapsed_s},
+      {"rps", requests / r.elapsed_s},
       {"latency_ns", Percentiles(total.latency)},
-      {"connections_opened", totals.all.connections_opened},
-      {"bytes_read", totals.all.bytes_read},
-      {"bytes_written", totals.all.bytes_written},
-      {"cpu", {{"user_s", user_s},
-               {"system_s", sys_s},
-               {"requests_per_cpu_s", (user_s + sys_s) > 0 ? requests / (user_s + sys_s) : 0.0},
-               {"busiest_thread", totals.busiest_thread},
-               {"max_timer_lag_ns", totals.max_lag_ns}}},
-      {"saturated", totals.saturated},
+      {"connections_opened", r.totals.connections_opened},
+      {"bytes_read", r.totals.bytes_read},
+      {"bytes_written", r.totals.bytes_written},
+      {"cpu",
+       {{"user_s", r.user_cpu_s},
+        {"system_s", r.system_cpu_s},
+        {"requests_per_cpu_s", CpuSeconds(r) > 0 ? requests / CpuSeconds(r) : 0.0},
+        {"busiest_thread", r.busiest_thread},
+        {"max_timer_lag_ns", r.max_timer_lag_ns}}},
+      {"saturated", Saturated(r)},
   };
-  if (open) {
+  if (r.open) {
     out["users"] = nullptr;
     out["service_time_ns"] = Percentiles(total.service);
-    out["open"] = {{"target_rate", static_cast<double>(plan.TotalArrivals()) / (plan.duration_ns() / 1e9)},
-                   {"connections", engine->connections()},
-                   {"planned", totals.all.planned},
-                   {"late", totals.all.late},
-                   {"dropped", total.outcomes[static_cast<size_t>(Outcome::kDropped)]},
-                   {"achieved_rate", (totals.all.planned - total.outcomes[static_cast<size_t>(Outcome::kDropped)]) / (plan.duration_ns() / 1e9)}};
+    out["open"] = {{"target_rate", static_cast<double>(r.planned_arrivals) / r.planned_duration_s},
+                   {"connections", r.connections},
+                   {"planned", r.totals.planned},
+                   {"late", r.totals.late},
+                   {"dropped", dropped},
+                   {"achieved_rate", (r.totals.planned - dropped) / r.planned_duration_s}};
   } else {
-    out["users"] = plan.MaxUsers();
+    out["users"] = r.max_users;
   }
-  if (engine->requests().size() > 1) {
+  if (r.request_names.size() > 1) {
     nlohmann::json by_name = nlohmann::json::object();
-    for (size_t i = 0; i < engine->requests().size(); ++i) {
-      const RequestStats& r = totals.all.requests[i];
-      by_name[engine->requests()[i].name] = {{"requests", r.Requests()}, {"errors", r.Errors()},
-                                             {"latency_ns", Percentiles(r.latency)}};
+    for (size_t i = 0; i < r.request_names.size(); ++i) {
+      const common::RequestStats& s = r.totals.requests[i];
+      by_name[r.request_names[i]] = {{"requests", s.Requests()},
+                                     {"errors", s.Errors()},
+                                     {"latency_ns", Percentiles(s.latency)}};
     }
     out["by_request"] = by_name;
   }
+  return out.dump(2) + "\n";
+}
 
-  if (options.json) {
-    std::cout << out.dump(2) << std::endl;
-  } else {
-    auto fmt = [](uint64_t ns) { return common::FormatNanos(ns); };
-    std::printf("\n  %llu requests in %.2fs, %.0f req/s, %llu errors\n",
-                static_cast<unsigned long long>(requests), elapsed_s, requests / elapsed_s,
+std::string BenchSummaryText(const BenchResult& r) {
+  const common::RequestStats total = r.totals.Total();
+  const uint64_t requests = total.Requests();
+  auto fmt = [](uint64_t ns) { return common::FormatNanos(ns); };
+  std::string out;
+  char line[512];
+  std::snprintf(line, sizeof(line), "\n  %llu requests in %.2fs, %.0f req/s, %llu errors\n",
+                static_cast<unsigned long long>(requests), r.elapsed_s, requests / r.elapsed_s,
                 static_cast<unsigned long long>(total.Errors()));
-    auto print_latency = [&](const char* title, const common::Histogram& h) {
-      std::printf("  %-16s p50 %-9s p90 %-9s p99 %-9s p99.9 %-9s max %s\n", title,
-                  fmt(h.ValueAtQuantile(0.5)).c_str(), fmt(h.ValueAtQuantile(0.9)).c_str(),
+  out += line;
+  auto latency = [&](const char* title, const common::Histogram& h) {
+    std::snprintf(line, sizeof(line), "  %-16s p50 %-9s p90 %-9s p99 %-9s p99.9 %-9s max %s\n",
+                  title, fmt(h.ValueAtQuantile(0.5)).c_str(), fmt(h.ValueAtQuantile(0.9)).c_str(),
                   fmt(h.ValueAtQuantile(0.99)).c_str(), fmt(h.ValueAtQuantile(0.999)).c_str(),
                   fmt(h.max()).c_str());
-    };
-    print_latency(open ? "latency (corr.)" : "latency", total.latency);
-    if (open) {
-      print_latency("service time", total.service);
-      std::printf("  arrivals: %llu planned, %llu late (>1ms), %llu dropped\n",
-                  static_cast<unsigned long long>(totals.all.planned),
-                  static_cast<unsigned long long>(totals.all.late),
-                  static_cast<unsigned long long>(total.outcomes[static_cast<size_t>(Outcome::kDropped)]));
-    }
-    std::printf("  status:");
-    for (int c = 1; c <= 5; ++c) {
-      if (total.status_classes[c] != 0) std::printf(" %dxx=%llu", c, static_cast<unsigned long long>(total.status_classes[c]));
-    }
-    std::printf("\n");
-    if (total.Errors() != 0) {
-      std::printf("  errors:");
-      for (size_t o = 1; o < static_cast<size_t>(Outcome::kCount); ++o) {
-        if (total.outcomes[o] != 0) {
-          std::printf(" %s=%llu", OutcomeName(static_cast<Outcome>(o)), static_cast<unsigned long long>(total.outcomes[o]));
-        }
-      }
-      std::printf("\n");
-    }
-    std::printf("  client cpu: %.2fs user + %.2fs system = %.0f req per cpu-second; busiest thread %.0f%%\n",
-                user_s, sys_s, (user_s + sys_s) > 0 ? requests / (user_s + sys_s) : 0.0,
-                totals.busiest_thread * 100);
-    if (totals.saturated) {
-      std::printf("  WARNING: the generator was saturated in %llu of %llu seconds (a thread above 90%% CPU\n"
-                  "  or timers late by >10ms); the figures may describe the client, not the target.\n"
-                  "  Add threads or agents.\n",
-                  static_cast<unsigned long long>(totals.saturated_intervals),
-                  static_cast<unsigned long long>(totals.intervals));
-    }
+    out += line;
+  };
+  latency(r.open ? "latency (corr.)" : "latency", total.latency);
+  if (r.open) {
+    latency("service time", total.service);
+    std::snprintf(line, sizeof(line), "  arrivals: %llu planned, %llu late (>1ms), %llu dropped\n",
+                  static_cast<unsigned long long>(r.totals.planned),
+                  static_cast<unsigned long long>(r.totals.late),
+                  static_cast<unsigned long long>(
+                      total.outcomes[static_cast<size_t>(common::Outcome::kDropped)]));
+    out += line;
   }
+  out += "  status:";
+  for (int c = 1; c <= 5; ++c) {
+    if (total.status_classes[c] != 0) absl::StrAppend(&out, " ", c, "xx=", total.status_classes[c]);
+  }
+  out += "\n" + common::FormatErrorCounts(total);
+  std::snprintf(
+      line, sizeof(line),
+      "  client cpu: %.2fs user + %.2fs system = %.0f req per cpu-second; busiest thread %.0f%%\n",
+      r.user_cpu_s, r.system_cpu_s, CpuSeconds(r) > 0 ? requests / CpuSeconds(r) : 0.0,
+      r.busiest_thread * 100);
+  out += line;
+  if (Saturated(r)) {
+    std::snprintf(line, sizeof(line),
+                  "  WARNING: the generator was saturated in %llu of %llu seconds (a thread above "
+                  "90%% CPU\n  or timers late by >10ms); the figures may describe the client, not "
+                  "the target.\n  Add threads or agents.\n",
+                  static_cast<unsigned long long>(r.saturated_seconds),
+                  static_cast<unsigned long long>(r.seconds));
+    out += line;
+  }
+  return out;
+}
+
+int RunBench(BenchOptions options) {
+  // Block the stop signals in every thread; one watcher thread turns them into Engine::Stop.
+  common::BlockStopSignals();
+  const std::string url = options.engine.url;
+  absl::StatusOr<std::unique_ptr<Engine>> engine = Engine::Create(std::move(options.engine));
+  if (!engine.ok()) {
+    std::cerr << "stampede-agent bench: " << engine.status().message() << "\n";
+    return 2;
+  }
+  g_engine.store(engine->get());
+  common::WatchStopSignals([](int, int count) {
+    // A second signal skips the grace period for requests in flight.
+    if (Engine* e = g_engine.load(); e != nullptr) e->Stop(/*abort=*/count > 1);
+  });
+  const BenchResult result = Measure(engine->get(), url, options.quiet);
   g_engine.store(nullptr);
+  std::cout << (options.json ? BenchSummaryJson(result) : BenchSummaryText(result)) << std::flush;
   return 0;
 }
 

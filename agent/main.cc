@@ -12,7 +12,7 @@ int main(int argc, char** argv) {
     std::cout << "stampede-agent: Stampede's load generator\n\ncommands:\n"
                  "  bench     run a load test from flags and print a summary (like wrk)\n"
                  "  connect   join a distributed test as one of its agents (started by the controller)\n\n"
-              << stampede::agent::kBenchUsage;
+              << stampede::agent::BenchUsage();
     return args.empty() ? 2 : 0;
   }
   if (args[0] == "--version" || args[0] == "version") {
@@ -22,8 +22,12 @@ int main(int argc, char** argv) {
   if (args[0] == "connect") {
     auto options = stampede::agent::ParseConnectFlags(std::vector<std::string>(args.begin() + 1, args.end()));
     if (!options.ok()) {
-      std::cerr << "stampede-agent connect: " << options.status().message() << "\n\n" << stampede::agent::kConnectUsage;
+      std::cerr << "stampede-agent connect: " << options.status().message() << "\n\n" << stampede::agent::ConnectUsage();
       return 2;
+    }
+    if (options->help) {
+      std::cout << stampede::agent::ConnectUsage();
+      return 0;
     }
     return stampede::agent::RunSession(*options);
   }
@@ -33,13 +37,13 @@ int main(int argc, char** argv) {
   }
   auto options = stampede::agent::ParseBenchFlags(std::vector<std::string>(args.begin() + 1, args.end()));
   if (!options.ok()) {
-    if (options.status().message() == "help") {
-      std::cout << stampede::agent::kBenchUsage;
-      return 0;
-    }
     std::cerr << "stampede-agent bench: " << options.status().message() << "\n\n"
-              << stampede::agent::kBenchUsage;
+              << stampede::agent::BenchUsage();
     return 2;
+  }
+  if (options->help) {
+    std::cout << stampede::agent::BenchUsage();
+    return 0;
   }
   return stampede::agent::RunBench(std::move(*options));
 }

@@ -7,95 +7,77 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
-#include <condition_variable>
-#include <cstdlib>
 #include <deque>
 #include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
 
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "agent/engine.h"
 #include "agent/engine_config.h"
 #include "common/clock.h"
+#include "common/flags.h"
 #include "common/logging.h"
 #include "common/mutex.h"
 #include "common/report.h"
+#include "common/status_macros.h"
 #include "stampede/v1/agent.grpc.pb.h"
 
 namespace stampede::agent {
-
-const char kConnectUsage[] =
-    "usage: stampede-agent connect --controller HOST:PORT --run ID --index I [--token T] [--threads N]\n"
-    "                              [--reconnect SECONDS] [--replay-log-max BYTES]\n"
-    "  Joins a test as one of its agents. Every flag has an environment fallback:\n"
-    "  STAMPEDE_CONTROLLER, STAMPEDE_RUN, STAMPEDE_AGENT_INDEX, STAMPEDE_TOKEN (preferred over\n"
-    "  --token, which other users can see in ps), STAMPEDE_THREADS, STAMPEDE_RECONNECT_SECONDS.\n"
-    "  --reconnect S: when the controller goes away, keep the load running and redial it for up to S\n"
-    "  seconds, then hand the new controller every report since the start (default 0: stop at once).\n"
-    "  --replay-log-max B: the reports kept for that may take B bytes (default 64 MiB); past it the\n"
-    "  oldest are folded into one, which keeps the totals exact but not those seconds' own figures.\n";
 
 namespace {
 
 constexpr int64_t kSecondNs = 1'000'000'000;
 
-std::string Env(const char* name) {
-  const char* v = std::getenv(name);
-  return v == nullptr ? "" : v;
+common::FlagSet ConnectFlags(SessionOptions* o) {
+  common::FlagSet flags("stampede-agent connect", &o->help);
+  flags.Description(
+      "Joins a test as one of its agents. Every flag but --replay-log-max has an environment "
+      "fallback (in brackets); prefer STAMPEDE_TOKEN to --token, which other users can see in ps.");
+  flags.String("--controller", "HOST:PORT", "the controller's gRPC address", &o->controller)
+      .Env("STAMPEDE_CONTROLLER")
+      .Required();
+  flags.String("--run", "ID", "the test's run id", &o->run).Env("STAMPEDE_RUN").Required();
+  flags.Count("--index", "I", "this agent's index in the test", &o->index, 0)
+      .Env("STAMPEDE_AGENT_INDEX")
+      .Required();
+  flags.String("--token", "T", "the test's secret", &o->token).Env("STAMPEDE_TOKEN");
+  flags
+      .Count("--threads", "N", "event-loop threads (default 0: one per core)", &o->threads, 0, 1024)
+      .Env("STAMPEDE_THREADS");
+  flags
+      .Count("--reconnect", "SECONDS",
+             "when the controller goes away, keep the load running and redial it for up to "
+             "SECONDS, then hand the new controller every report since the start (default 0: "
+             "stop at once)",
+             &o->reconnect_s, 0, 3600)
+      .Env("STAMPEDE_RECONNECT_SECONDS");
+  flags.Count(
+      "--replay-log-max", "BYTES",
+      "with --reconnect, the reports kept for a replay may take BYTES (default 64 MiB); past "
+      "it the oldest are folded into one, which keeps the totals exact but not those "
+      "seconds' own figures",
+      &o->replay_log_max_bytes, 1024);
+  return flags;
 }
 
 }  // namespace
 
+absl::StatusOr<SessionOptions> ParseConnectFlags(const std::vector<std::string>& args,
+                                                 const common::FlagSet::EnvLookup& env) {
+  SessionOptions options;
+  RETURN_IF_ERROR(ConnectFlags(&options).Parse(args, env));
+  return options;
+}
+
 absl::StatusOr<SessionOptions> ParseConnectFlags(const std::vector<std::string>& args) {
-  SessionOptions opt;
-  opt.controller = Env("STAMPEDE_CONTROLLER");
-  opt.run = Env("STAMPEDE_RUN");
-  opt.token = Env("STAMPEDE_TOKEN");
-  std::string index = Env("STAMPEDE_AGENT_INDEX"), threads = Env("STAMPEDE_THREADS");
-  std::string reconnect = Env("STAMPEDE_RECONNECT_SECONDS");
-  std::string replay_log_max;
-  for (size_t i = 0; i < args.size(); ++i) {
-    const std::string& flag = args[i];
-    if (i + 1 >= args.size()) return absl::InvalidArgumentError(absl::StrCat(flag, ": needs a value"));
-    const std::string& value = args[++i];
-    if (flag == "--controller") {
-      opt.controller = value;
-    } else if (flag == "--run") {
-      opt.run = value;
-    } else if (flag == "--token") {
-      opt.token = value;
-    } else if (flag == "--index") {
-      index = value;
-    } else if (flag == "--threads") {
-      threads = value;
-    } else if (flag == "--reconnect") {
-      reconnect = value;
-    } else if (flag == "--replay-log-max") {
-      replay_log_max = value;
-    } else {
-      return absl::InvalidArgumentError(absl::StrCat(flag, ": unknown flag"));
-    }
-  }
-  if (opt.controller.empty()) return absl::InvalidArgumentError("--controller (or STAMPEDE_CONTROLLER): is required");
-  if (opt.run.empty()) return absl::InvalidArgumentError("--run (or STAMPEDE_RUN): is required");
-  if (index.empty() || !absl::SimpleAtoi(index, &opt.index)) {
-    return absl::InvalidArgumentError("--index (or STAMPEDE_AGENT_INDEX): a number is required");
-  }
-  if (!threads.empty() && (!absl::SimpleAtoi(threads, &opt.threads) || opt.threads > 1024)) {
-    return absl::InvalidArgumentError("--threads (or STAMPEDE_THREADS): not a thread count");
-  }
-  if (!reconnect.empty() && (!absl::SimpleAtoi(reconnect, &opt.reconnect_s) || opt.reconnect_s < 0 ||
-                             opt.reconnect_s > 3600)) {
-    return absl::InvalidArgumentError("--reconnect (or STAMPEDE_RECONNECT_SECONDS): seconds in 0..3600");
-  }
-  if (!replay_log_max.empty() &&
-      (!absl::SimpleAtoi(replay_log_max, &opt.replay_log_max_bytes) || opt.replay_log_max_bytes < 1024)) {
-    return absl::InvalidArgumentError("--replay-log-max: a byte count of at least 1024");
-  }
-  return opt;
+  return ParseConnectFlags(args, common::FlagSet::ProcessEnv);
+}
+
+std::string ConnectUsage() {
+  SessionOptions unused;
+  return ConnectFlags(&unused).Usage();
 }
 
 namespace {

@@ -14,6 +14,7 @@
 
 #include "absl/status/statusor.h"
 #include "common/clock.h"
+#include "common/flags.h"
 
 namespace stampede::agent {
 
@@ -31,18 +32,23 @@ struct SessionOptions {
   // What the session's decisions read (heartbeats, silence, the reconnect window). The engine
   // keeps to the machine's clocks: its start is set on CLOCK_MONOTONIC.
   const common::Clock* clock = &common::SystemClock();
+  bool help = false;  // -h/--help: print ConnectUsage(), nothing else
 };
 
 // Flags, with environment fallbacks STAMPEDE_CONTROLLER, STAMPEDE_RUN, STAMPEDE_TOKEN,
-// STAMPEDE_AGENT_INDEX, STAMPEDE_THREADS. InvalidArgument names the missing or bad one.
+// STAMPEDE_AGENT_INDEX, STAMPEDE_THREADS, STAMPEDE_RECONNECT_SECONDS (a flag on the command line
+// wins). InvalidArgument "FLAG: why" names the missing or bad one, and the variable when the bad
+// value came from it. The first form reads the process environment.
 absl::StatusOr<SessionOptions> ParseConnectFlags(const std::vector<std::string>& args);
+absl::StatusOr<SessionOptions> ParseConnectFlags(const std::vector<std::string>& args,
+                                                 const common::FlagSet::EnvLookup& env);
 
 // Runs the session to its end. Exit code: 0 when the agent finished its share (or was stopped by
 // the controller), 1 when the session failed (controller unreachable, gone, silent, or rejected
 // us, or the engine could not start).
 int RunSession(const SessionOptions& options);
 
-extern const char kConnectUsage[];
+std::string ConnectUsage();
 
 }  // namespace stampede::agent
 

@@ -9,6 +9,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "common/host_port.h"
 #include "common/logging.h"
 #include "common/spec.h"
 #include "controller/results.h"
@@ -99,7 +100,7 @@ HttpApi::HttpApi(HttpApiOptions options, Controller* controller)
 HttpApi::~HttpApi() { Stop(); }
 
 absl::StatusOr<std::unique_ptr<HttpApi>> HttpApi::Start(HttpApiOptions options, Controller* controller) {
-  auto address = SplitHostPort(options.listen);
+  auto address = common::SplitHostPort(options.listen);
   if (!address.ok()) return address.status();
   if (options.loadtest_api && !options.make_launcher) {
     return absl::InvalidArgumentError("the LoadTest API needs a launcher factory");

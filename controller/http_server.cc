@@ -17,9 +17,9 @@
 #include <map>
 #include <thread>
 
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "common/clock.h"
+#include "common/host_port.h"
 #include "common/logging.h"
 #include "common/mutex.h"
 
@@ -70,20 +70,6 @@ std::string PeerAddress(const sockaddr_storage& addr) {
 
 }  // namespace
 
-absl::StatusOr<std::pair<std::string, int>> SplitHostPort(const std::string& address) {
-  const size_t colon = address.rfind(':');
-  int port = -1;
-  if (colon == std::string::npos || !absl::SimpleAtoi(address.substr(colon + 1), &port) ||
-      port < 0 || port > 65535) {
-    return absl::InvalidArgumentError(absl::StrCat("\"", address, "\" is not host:port"));
-  }
-  std::string host = address.substr(0, colon);
-  if (host.size() >= 2 && host.front() == '[' && host.back() == ']')
-    host = host.substr(1, host.size() - 2);
-  if (host.empty()) host = "0.0.0.0";
-  return std::make_pair(host, port);
-}
-
 const char* HttpReason(int status) {
   switch (status) {
     case 100: return "Continue";
@@ -123,7 +109,7 @@ class HttpServer::Impl {
   }
 
   absl::StatusOr<int> Listen() {
-    auto address = SplitHostPort(options_.listen);
+    auto address = common::SplitHostPort(options_.listen);
     if (!address.ok()) return address.status();
     const auto& [host, port] = *address;
     addrinfo hints{};

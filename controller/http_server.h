@@ -92,9 +92,6 @@ class HttpServer {
   HttpServerCounters counters_;
 };
 
-// "host:port", "[v6]:port" or ":port" (all interfaces). InvalidArgument when malformed.
-absl::StatusOr<std::pair<std::string, int>> SplitHostPort(const std::string& address);
-
 // The reason phrase of a status code ("Not Found").
 const char* HttpReason(int status);
 

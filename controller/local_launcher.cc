@@ -72,7 +72,7 @@ absl::Status LocalLauncher::Launch(const LaunchRequest& request) {
   for (std::string& s : env_strings) envp.push_back(s.data());
   envp.push_back(nullptr);
 
-  std::lock_guard<std::mutex> lock(mu_);
+  common::MutexLock lock(&mu_);
   for (uint32_t i = 0; i < request.agents; ++i) {
     std::vector<std::string> args = {agent_binary_, "connect", "--controller", request.controller_address,
                                      "--run", request.run_id, "--index", std::to_string(i)};
@@ -112,14 +112,14 @@ absl::Status LocalLauncher::Launch(const LaunchRequest& request) {
 }
 
 std::vector<pid_t> LocalLauncher::Pids() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  common::MutexLock lock(&mu_);
   return pids_;
 }
 
 void LocalLauncher::Stop() {
   std::vector<pid_t> pids;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    common::MutexLock lock(&mu_);
     pids.swap(pids_);
   }
   if (pids.empty()) return;
@@ -157,6 +157,35 @@ void LocalLauncher::Stop() {
     // program owns; poll briefly.
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
+}
+
+PerRunLocalLauncher::PerRunLocalLauncher(std::string agent_binary, std::string logs_root)
+    : agent_binary_(std::move(agent_binary)), logs_root_(std::move(logs_root)) {}
+
+absl::Status PerRunLocalLauncher::Launch(const LaunchRequest& request) {
+  LocalLauncher* launcher = nullptr;
+  {
+    common::MutexLock lock(&mu_);
+    if (launcher_ != nullptr) return absl::FailedPreconditionError("agents already launched");
+    launcher_ =
+        std::make_unique<LocalLauncher>(agent_binary_, absl::StrCat(logs_root_, "/", request.run_id));
+    launcher = launcher_.get();
+  }
+  return launcher->Launch(request);
+}
+
+void PerRunLocalLauncher::Stop() {
+  if (LocalLauncher* launcher = Get(); launcher != nullptr) launcher->Stop();
+}
+
+std::string PerRunLocalLauncher::LogLocation(uint32_t index) const {
+  LocalLauncher* launcher = Get();
+  return launcher == nullptr ? logs_root_ : launcher->LogLocation(index);
+}
+
+LocalLauncher* PerRunLocalLauncher::Get() const {
+  common::MutexLock lock(&mu_);
+  return launcher_.get();
 }
 
 }  // namespace stampede::controller

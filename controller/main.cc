@@ -14,9 +14,9 @@ int main(int argc, char** argv) {
                  "  run TEST.yaml   run one LoadTest on local agents and exit with its verdict\n"
                  "  serve           run LoadTests posted to a REST API; Prometheus metrics\n"
                  "  operator        run the LoadTest custom resources of a Kubernetes cluster\n\n"
-              << stampede::controller::kRunUsage << "\n"
-              << stampede::controller::kServeUsage << "\n"
-              << stampede::controller::kOperatorUsage;
+              << stampede::controller::RunUsage() << "\n"
+              << stampede::controller::ServeUsage() << "\n"
+              << stampede::controller::OperatorUsage();
     return args.empty() ? 2 : 0;
   }
   if (args[0] == "--version" || args[0] == "version") {

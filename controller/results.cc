@@ -44,8 +44,7 @@ std::string ResultsJson(const Run& run, const Run::Snapshot& snap) {
   *holder.mutable_status() = snap.status;
   const json status = json::parse(common::LoadTestToJson(holder))["status"];
 
-  common::RequestStats total;
-  for (const common::RequestStats& r : snap.cumulative.requests) total.Merge(r);
+  const common::RequestStats total = snap.cumulative.Total();
   json summary = Counts(total);
   summary["durationSeconds"] = snap.elapsed_s;
   summary["rps"] = snap.elapsed_s > 0 ? total.Requests() / snap.elapsed_s : 0.0;

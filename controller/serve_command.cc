@@ -10,12 +10,11 @@
 #include <cstring>
 #include <iostream>
 #include <memory>
-#include <mutex>
 
-#include "absl/base/thread_annotations.h"
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "common/flags.h"
 #include "common/logging.h"
+#include "common/status_macros.h"
 #include "common/stop_signals.h"
 #include "controller/controller.h"
 #include "controller/http_api.h"
@@ -24,171 +23,115 @@
 #include "controller/run_command.h"
 
 namespace stampede::controller {
-
-const char kServeUsage[] =
-    "usage: stampede serve [--listen 127.0.0.1:8080] [--grpc-listen 127.0.0.1:9090] [--advertise "
-    "HOST:PORT]\n"
-    "                      [--logs DIR] [--max-runs N] [--keep-runs N] [--port-file FILE]\n"
-    "  Runs LoadTests posted to a REST API on local agent processes and exports live Prometheus "
-    "metrics.\n"
-    "  --listen ADDR       HTTP: /api/v1/loadtests, /metrics, /healthz, /readyz (port 0: any free "
-    "port)\n"
-    "  --grpc-listen ADDR  where agents connect (port 0: any free port)\n"
-    "  --advertise ADDR    the address agents dial (default: the gRPC listen address)\n"
-    "  --logs DIR          agent logs go to DIR/<run id>/ (default: a new folder under /tmp)\n"
-    "  --max-runs N        at most N LoadTests running at once; more get 429 (default 4)\n"
-    "  --keep-runs N       finished LoadTests kept for GET and results; the oldest beyond N are\n"
-    "                      forgotten when a new one is posted (default 100)\n"
-    "  --port-file FILE    once serving, write the HTTP port to FILE\n"
-    "  SIGINT/SIGTERM abort the running tests, then the server exits 0.\n";
-
 namespace {
 
-// A LocalLauncher whose log folder is named after the run, which is only known at Launch.
-class PerRunLocalLauncher : public AgentLauncher {
- public:
-  PerRunLocalLauncher(std::string agent_binary, std::string logs_root)
-      : agent_binary_(std::move(agent_binary)), logs_root_(std::move(logs_root)) {}
+common::FlagSet ServeFlags(ServeCommandOptions* o) {
+  common::FlagSet flags("stampede serve", &o->help);
+  flags.Description(
+      "Runs LoadTests posted to a REST API on local agent processes and exports live Prometheus "
+      "metrics.");
+  flags.HostPort("--listen", "ADDR",
+                 "HTTP: /api/v1/loadtests, /metrics, /healthz, /readyz (default 127.0.0.1:8080; "
+                 "port 0: any free port)",
+                 &o->listen);
+  flags.HostPort("--grpc-listen", "ADDR",
+                 "where agents connect (default 127.0.0.1:9090; port 0: any free port)",
+                 &o->grpc_listen);
+  flags.HostPort("--advertise", "ADDR",
+                 "the address agents dial (default: the gRPC listen address)", &o->advertise);
+  flags.String("--logs", "DIR", "agent logs go to DIR/<run id>/ (default: a new folder under /tmp)",
+               &o->logs);
+  flags.Count("--max-runs", "N", "at most N LoadTests running at once; more get 429 (default 4)",
+              &o->max_runs, 1);
+  flags.Count("--keep-runs", "N",
+              "finished LoadTests kept for GET and results; the oldest beyond N are forgotten when "
+              "a new one is posted (default 100)",
+              &o->keep_runs, 0);
+  flags.String("--port-file", "FILE", "once serving, write the HTTP port to FILE", &o->port_file);
+  flags.Footer("SIGINT/SIGTERM abort the running tests, then the server exits 0.");
+  return flags;
+}
 
-  absl::Status Launch(const LaunchRequest& request) override {
-    LocalLauncher* launcher = nullptr;
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      if (launcher_ != nullptr) return absl::FailedPreconditionError("agents already launched");
-      launcher_ = std::make_unique<LocalLauncher>(agent_binary_,
-                                                  absl::StrCat(logs_root_, "/", request.run_id));
-      launcher = launcher_.get();
-    }
-    return launcher->Launch(request);
-  }
-  void Stop() override {
-    if (LocalLauncher* launcher = Get(); launcher != nullptr) launcher->Stop();
-  }
-  std::string LogLocation(uint32_t index) const override {
-    LocalLauncher* launcher = Get();
-    return launcher == nullptr ? logs_root_ : launcher->LogLocation(index);
-  }
-
- private:
-  // Set once; LocalLauncher is thread-safe, so it is used outside mu_ (Stop may take seconds).
-  LocalLauncher* Get() const {
-    std::lock_guard<std::mutex> lock(mu_);
-    return launcher_.get();
-  }
-
-  const std::string agent_binary_;
-  const std::string logs_root_;
-  mutable std::mutex mu_;
-  std::unique_ptr<LocalLauncher> launcher_ ABSL_GUARDED_BY(mu_);
-};
-
-int Usage(const std::string& problem) {
-  std::cerr << "stampede serve: " << problem << "\n\n" << kServeUsage;
+int UsageError(const absl::Status& status) {
+  std::cerr << "stampede serve: " << status.message() << "\n\n" << ServeUsage();
   return kExitInvalid;
 }
 
-}  // namespace
-
-int ServeCommand(const std::vector<std::string>& args) {
-  HttpApiOptions http;
-  http.listen = "127.0.0.1:8080";
-  http.loadtest_api = true;
-  ControllerOptions controller_options;
-  controller_options.grpc_listen = "127.0.0.1:9090";
-  std::string logs, port_file;
-  for (size_t i = 0; i < args.size(); ++i) {
-    const std::string& a = args[i];
-    std::string v;
-    auto value = [&](std::string* into) {
-      if (i + 1 >= args.size()) return false;
-      *into = args[++i];
-      return true;
-    };
-    if (a == "-h" || a == "--help") {
-      std::cout << kServeUsage;
-      return kExitPassed;
-    }
-    const bool takes_value = a == "--listen" || a == "--grpc-listen" || a == "--advertise" ||
-                             a == "--logs" || a == "--max-runs" || a == "--keep-runs" || a == "--port-file";
-    if (!takes_value)
-      return Usage(absl::StrCat(a, ": unknown ", !a.empty() && a[0] == '-' ? "flag" : "argument"));
-    if (!value(&v)) return Usage(absl::StrCat(a, ": needs a value"));
-    if (a == "--listen" || a == "--grpc-listen" || a == "--advertise") {
-      if (!SplitHostPort(v).ok()) return Usage(absl::StrCat(a, ": \"", v, "\" is not host:port"));
-    }
-    if (a == "--listen") http.listen = v;
-    if (a == "--grpc-listen") controller_options.grpc_listen = v;
-    if (a == "--advertise") controller_options.advertise_address = v;
-    if (a == "--logs") logs = v;
-    if (a == "--port-file") port_file = v;
-    if (a == "--max-runs" &&
-        (!absl::SimpleAtoi(v, &http.max_active_runs) || http.max_active_runs < 1)) {
-      return Usage(absl::StrCat("--max-runs: \"", v, "\" is not a count >= 1"));
-    }
-    if (a == "--keep-runs" &&
-        (!absl::SimpleAtoi(v, &http.max_finished_runs) || http.max_finished_runs < 0)) {
-      return Usage(absl::StrCat("--keep-runs: \"", v, "\" is not a count >= 0"));
-    }
-  }
-
-  // Before any thread exists, so every thread inherits the mask and only sigwait sees them.
-  common::BlockStopSignals();
-  sigset_t signals;  // for the non-blocking check of a second signal below
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGINT);
-  sigaddset(&signals, SIGTERM);
-
-  const std::string agent_binary = FindAgentBinary();
-  if (agent_binary.empty()) {
-    std::cerr << "stampede serve: cannot find stampede-agent (set STAMPEDE_AGENT_BINARY)\n";
-    return kExitRunError;
-  }
+// --logs, created if need be, or a new folder under /tmp.
+absl::StatusOr<std::string> LogsRoot(const std::string& logs) {
   if (logs.empty()) {
     char tmpl[] = "/tmp/stampede-serve-XXXXXX";
     if (mkdtemp(tmpl) == nullptr) {
-      std::cerr << "stampede serve: cannot create a log folder under /tmp\n";
-      return kExitRunError;
+      return absl::UnavailableError("cannot create a log folder under /tmp");
     }
-    logs = tmpl;
-  } else if (mkdir(logs.c_str(), 0755) != 0 && errno != EEXIST) {
-    std::cerr << "stampede serve: --logs: cannot create " << logs << ": " << std::strerror(errno)
-              << "\n";
-    return kExitRunError;
+    return std::string(tmpl);
   }
-  http.make_launcher = [agent_binary, logs] {
+  if (mkdir(logs.c_str(), 0755) != 0 && errno != EEXIST) {
+    return absl::UnavailableError(
+        absl::StrCat("--logs: cannot create ", logs, ": ", std::strerror(errno)));
+  }
+  return logs;
+}
+
+struct Server {
+  std::string logs;
+  ControllerOptions controller_options;
+  std::unique_ptr<Controller> controller;
+  std::unique_ptr<HttpApi> api;
+};
+
+// Everything a failure of which is a run error (exit 3): the agent binary, the log folder, the
+// two listeners, the port file.
+absl::StatusOr<Server> Start(const ServeCommandOptions& options) {
+  Server server;
+  const std::string agent_binary = FindAgentBinary();
+  if (agent_binary.empty()) {
+    return absl::FailedPreconditionError("cannot find stampede-agent (set STAMPEDE_AGENT_BINARY)");
+  }
+  ASSIGN_OR_RETURN(server.logs, LogsRoot(options.logs));
+  server.controller_options.grpc_listen = options.grpc_listen;
+  server.controller_options.advertise_address = options.advertise;
+  absl::StatusOr<std::unique_ptr<Controller>> controller =
+      Controller::Create(server.controller_options);
+  if (!controller.ok()) {
+    return absl::Status(controller.status().code(),
+                        absl::StrCat("agents' gRPC listener: ", controller.status().message()));
+  }
+  server.controller = std::move(*controller);
+
+  HttpApiOptions http;
+  http.listen = options.listen;
+  http.loadtest_api = true;
+  http.max_active_runs = options.max_runs;
+  http.max_finished_runs = options.keep_runs;
+  http.make_launcher = [agent_binary, logs = server.logs] {
     return std::make_unique<PerRunLocalLauncher>(agent_binary, logs);
   };
+  ASSIGN_OR_RETURN(server.api, HttpApi::Start(http, server.controller.get()));
+  if (!options.port_file.empty()) {
+    absl::Status s = WriteFileAtomically(options.port_file, absl::StrCat(server.api->port(), "\n"));
+    if (!s.ok()) return absl::Status(s.code(), absl::StrCat("--port-file: ", s.message()));
+  }
+  SLOG(kInfo) << "serving http_port=" << server.api->port()
+              << " grpc=" << server.controller->agent_address() << " logs=" << server.logs
+              << " max_runs=" << options.max_runs;
+  return server;
+}
 
-  auto controller = Controller::Create(controller_options);
-  if (!controller.ok()) {
-    std::cerr << "stampede serve: agents' gRPC listener: " << controller.status().message() << "\n";
-    return kExitRunError;
-  }
-  auto api = HttpApi::Start(http, controller->get());
-  if (!api.ok()) {
-    std::cerr << "stampede serve: " << api.status().message() << "\n";
-    return kExitRunError;
-  }
-  if (!port_file.empty()) {
-    if (absl::Status s = WriteFileAtomically(port_file, absl::StrCat((*api)->port(), "\n"));
-        !s.ok()) {
-      std::cerr << "stampede serve: --port-file: " << s.message() << "\n";
-      return kExitRunError;
-    }
-  }
-  SLOG(kInfo) << "serving http_port=" << (*api)->port()
-              << " grpc=" << (*controller)->agent_address() << " logs=" << logs
-              << " max_runs=" << http.max_active_runs;
-
-  const int sig = common::WaitForStopSignal();
-  const std::string reason =
-      absl::StrCat("controller shutting down (", sig == SIGINT ? "SIGINT" : "SIGTERM", ")");
-  SLOG(kInfo) << "shutdown signal=" << (sig == SIGINT ? "SIGINT" : "SIGTERM");
-  // Aborted runs settle once their agents confirm (bounded by the run's stop timeout); a second
-  // signal skips the wait.
-  const std::vector<std::shared_ptr<Run>> active = (*api)->BeginShutdown(reason);
-  const auto deadline = std::chrono::steady_clock::now() +
-                        std::chrono::seconds(controller_options.run_defaults.stop_timeout_s + 2);
+// Aborts the active runs and waits until they settle, once their agents confirm (bounded by the
+// run's stop timeout); a second signal skips the wait. Then stops the API and the controller.
+void ShutDown(Server* server, int sig) {
+  const char* name = sig == SIGINT ? "SIGINT" : "SIGTERM";
+  SLOG(kInfo) << "shutdown signal=" << name;
+  const std::vector<std::shared_ptr<Run>> active =
+      server->api->BeginShutdown(absl::StrCat("controller shutting down (", name, ")"));
+  sigset_t signals;  // for the non-blocking check of a second signal
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  const auto deadline =
+      std::chrono::steady_clock::now() +
+      std::chrono::seconds(server->controller_options.run_defaults.stop_timeout_s + 2);
   bool hurry = false;
   for (const std::shared_ptr<Run>& run : active) {
     while (!hurry && !run->WaitDone(100)) {
@@ -197,10 +140,40 @@ int ServeCommand(const std::vector<std::string>& args) {
               sigtimedwait(&signals, nullptr, &zero) > 0;
     }
   }
-  (*api)->Stop();
-  api->reset();
-  controller->reset();  // aborts whatever is left and stops the agents
+  server->api->Stop();
+  server->api.reset();
+  server->controller.reset();  // aborts whatever is left and stops the agents
   SLOG(kInfo) << "stopped";
+}
+
+}  // namespace
+
+absl::StatusOr<ServeCommandOptions> ParseServeFlags(const std::vector<std::string>& args) {
+  ServeCommandOptions options;
+  RETURN_IF_ERROR(ServeFlags(&options).Parse(args));
+  return options;
+}
+
+std::string ServeUsage() {
+  ServeCommandOptions unused;
+  return ServeFlags(&unused).Usage();
+}
+
+int ServeCommand(const std::vector<std::string>& args) {
+  absl::StatusOr<ServeCommandOptions> options = ParseServeFlags(args);
+  if (!options.ok()) return UsageError(options.status());
+  if (options->help) {
+    std::cout << ServeUsage();
+    return kExitPassed;
+  }
+  // Before any thread exists, so every thread inherits the mask and only sigwait sees them.
+  common::BlockStopSignals();
+  absl::StatusOr<Server> server = Start(*options);
+  if (!server.ok()) {
+    std::cerr << "stampede serve: " << server.status().message() << "\n";
+    return kExitRunError;
+  }
+  ShutDown(&*server, common::WaitForStopSignal());
   return kExitPassed;
 }
 

@@ -6,13 +6,29 @@
 #include <string>
 #include <vector>
 
+#include "absl/status/statusor.h"
+
 namespace stampede::controller {
+
+struct ServeCommandOptions {
+  std::string listen = "127.0.0.1:8080";       // the REST API and /metrics; port 0: any free one
+  std::string grpc_listen = "127.0.0.1:9090";  // where agents connect; port 0: any free one
+  std::string advertise;                       // the address agents dial; empty: grpc_listen's
+  std::string logs;       // agent logs go to logs/<run id>/; empty: a new folder under /tmp
+  int max_runs = 4;       // LoadTests running at once; more get 429
+  int keep_runs = 100;    // finished LoadTests kept; beyond, a POST forgets the oldest
+  std::string port_file;  // once serving, the HTTP port is written here; empty: nowhere
+  bool help = false;      // -h/--help: print ServeUsage(), nothing else
+};
+
+// Parses the arguments after "serve". InvalidArgument "FLAG: why" names the flag that is wrong.
+absl::StatusOr<ServeCommandOptions> ParseServeFlags(const std::vector<std::string>& args);
 
 // Returns when SIGINT or SIGTERM arrived (0; active runs are aborted first) or on a startup error
 // (2: bad flags, 3: cannot listen or no agent binary).
 int ServeCommand(const std::vector<std::string>& args);
 
-extern const char kServeUsage[];
+std::string ServeUsage();
 
 }  // namespace stampede::controller
 

@@ -3,17 +3,16 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
-#include <condition_variable>
 #include <fstream>
 #include <iostream>
-#include <map>
-#include <mutex>
 
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "common/duration.h"
+#include "common/flags.h"
 #include "common/logging.h"
+#include "common/mutex.h"
+#include "common/status_macros.h"
 #include "common/stop_signals.h"
 #include "controller/controller.h"
 #include "controller/http_api.h"
@@ -23,40 +22,78 @@
 #include "controller/operator/reconcile_loop.h"
 
 namespace stampede::controller {
-
-const char kOperatorUsage[] =
-    "usage: stampede operator [--kubeconfig FILE] [--namespace NS] [--grpc-listen ADDR]\n"
-    "                         [--advertise-address HOST:PORT] [--metrics-listen ADDR] [--leader-elect]\n"
-    "                         [--lease-namespace NS] [--lease-name NAME] [--identity ID]\n"
-    "                         [--agent-image IMAGE] [--agent-command PATH] [--agent-reconnect DURATION]\n"
-    "                         [--lease-duration D] [--renew-deadline D] [--retry-period D]\n"
-    "                         [--status-interval D] [--unschedulable-timeout D]\n"
-    "  Runs the LoadTest custom resources of a cluster on agent Pods. Flags take `--flag value` or\n"
-    "  `--flag=value`.\n"
-    "  --kubeconfig FILE        default: $KUBECONFIG, then the in-cluster service account, then\n"
-    "                           ~/.kube/config\n"
-    "  --namespace NS           watch only NS (default: every namespace)\n"
-    "  --grpc-listen ADDR       where agents connect (default 0.0.0.0:7070)\n"
-    "  --advertise-address A    what agent Pods dial (default: the listen address; in a cluster, the\n"
-    "                           operator's Service, e.g. stampede-controller.stampede-system.svc:7070)\n"
-    "  --metrics-listen ADDR    /metrics, /healthz, /readyz (default 0.0.0.0:9090; /readyz is 200 only\n"
-    "                           on the leader)\n"
-    "  --leader-elect           work only while holding the Lease (default lease: stampede-system/\n"
-    "                           stampede-operator; durations 15s / 10s / 2s)\n"
-    "  --agent-image IMAGE      agent image when spec.agentTemplate.image is empty\n"
-    "  --agent-reconnect D      how long agents keep their load running while the operator is away\n"
-    "                           (restart, new leader) and redial it (default 60s)\n"
-    "  --status-interval D      least time between two status writes of a running test (default 2s)\n"
-    "  --unschedulable-timeout D  a starting test fails when an agent Pod stays unschedulable this\n"
-    "                           long (default 30s)\n"
-    "  SIGINT/SIGTERM: stop watching and release the Lease; running tests go on and the next leader\n"
-    "  adopts them.\n";
-
 namespace {
 
-int Usage(const std::string& problem) {
-  std::cerr << "stampede operator: " << problem << "\n\n" << kOperatorUsage;
-  return 2;
+common::FlagSet OperatorFlags(OperatorCommandOptions* o) {
+  using common::FlagSet;
+  FlagSet flags("stampede operator", &o->help);
+  flags.Description(
+      "Runs the LoadTest custom resources of a cluster on agent Pods. Flags take `--flag value` or "
+      "`--flag=value`.");
+  flags.String("--kubeconfig", "FILE",
+               "default: $KUBECONFIG, then the in-cluster service account, then ~/.kube/config",
+               &o->kubeconfig);
+  flags.String("--namespace", "NS", "watch only NS (default: every namespace)",
+               &o->watch_namespace);
+  flags.HostPort("--grpc-listen", "ADDR", "where agents connect (default 0.0.0.0:7070)",
+                 &o->grpc_listen);
+  flags.String("--advertise-address", "HOST:PORT",
+               "what agent Pods dial (default: the listen address; in a cluster, the operator's "
+               "Service, e.g. stampede-controller.stampede-system.svc:7070)",
+               &o->advertise_address);
+  flags.HostPort("--metrics-listen", "ADDR",
+                 "/metrics, /healthz, /readyz (default 0.0.0.0:9090; /readyz is 200 only on the "
+                 "leader)",
+                 &o->metrics_listen);
+  flags.Bool("--leader-elect",
+             "work only while holding the Lease (default lease: stampede-system/"
+             "stampede-operator; durations 15s / 10s / 2s)",
+             &o->leader_elect);
+  flags.String("--lease-namespace", "NS",
+               "the Lease's namespace (default: the operator's own in a cluster, else "
+               "stampede-system)",
+               &o->lease_namespace);
+  flags.String("--lease-name", "NAME", "the Lease's name (default stampede-operator)",
+               &o->lease_name);
+  flags.String("--identity", "ID", "this replica's name in the Lease (default: host name-pid)",
+               &o->identity);
+  flags.String("--agent-image", "IMAGE",
+               absl::StrCat("agent image when spec.agentTemplate.image is empty (default ",
+                            AgentPodOptions().default_image, ")"),
+               &o->agent_image);
+  flags.String("--agent-command", "PATH",
+               absl::StrCat("stampede-agent's path in the image (default ",
+                            AgentPodOptions().agent_command, ")"),
+               &o->agent_command);
+  flags.Duration("--agent-reconnect", "D",
+                 "how long agents keep their load running while the operator is away (restart, "
+                 "new leader) and redial it (default 60s, at most 1h)",
+                 &o->agent_reconnect, FlagSet::kPositive, absl::Hours(1));
+  flags.Duration("--lease-duration", "D", "how long the Lease holds unrenewed (default 15s)",
+                 &o->lease_duration, FlagSet::kPositive);
+  flags.Duration("--renew-deadline", "D",
+                 "the leader steps down when it could not renew for this long; shorter than "
+                 "--lease-duration (default 10s)",
+                 &o->renew_deadline, FlagSet::kPositive);
+  flags.Duration("--retry-period", "D",
+                 "how often a candidate tries to take the Lease (default 2s)", &o->retry_period,
+                 FlagSet::kPositive);
+  flags.Duration("--status-interval", "D",
+                 "least time between two status writes of a running test (default 2s)",
+                 &o->status_interval, FlagSet::kPositive);
+  flags.Duration("--unschedulable-timeout", "D",
+                 "a starting test fails when an agent Pod stays unschedulable this long (default "
+                 "30s)",
+                 &o->unschedulable_timeout, FlagSet::kPositive);
+  flags.Footer(
+      "SIGINT/SIGTERM: stop watching and release the Lease; running tests go on and the next "
+      "leader adopts them.");
+  return flags;
+}
+
+int Fail(const std::string& message) {
+  std::cerr << "stampede operator: " << message << "\n";
+  return 1;
 }
 
 std::string DefaultIdentity() {
@@ -72,175 +109,111 @@ std::string InClusterNamespace() {
   return ns;
 }
 
-}  // namespace
-
-int OperatorCommand(const std::vector<std::string>& args) {
-  std::map<std::string, std::string> flags = {
-      {"--kubeconfig", ""},
-      {"--namespace", ""},
-      {"--grpc-listen", "0.0.0.0:7070"},
-      {"--advertise-address", ""},
-      {"--metrics-listen", "0.0.0.0:9090"},
-      {"--lease-namespace", ""},
-      {"--lease-name", "stampede-operator"},
-      {"--identity", ""},
-      {"--agent-image", AgentPodOptions().default_image},
-      {"--agent-command", AgentPodOptions().agent_command},
-      {"--agent-reconnect", "60s"},
-      {"--lease-duration", "15s"},
-      {"--renew-deadline", "10s"},
-      {"--retry-period", "2s"},
-      {"--status-interval", "2s"},
-      {"--unschedulable-timeout", "30s"},
-  };
-  bool leader_elect = false;
-  for (size_t i = 0; i < args.size(); ++i) {
-    std::string a = args[i], v;
-    if (a == "-h" || a == "--help") {
-      std::cout << kOperatorUsage;
-      return 0;
-    }
-    if (a == "--leader-elect" || a == "--leader-elect=true") {
-      leader_elect = true;
-      continue;
-    }
-    if (a == "--leader-elect=false") continue;
-    const size_t eq = a.find('=');
-    const bool inline_value = eq != std::string::npos;
-    if (inline_value) {
-      v = a.substr(eq + 1);
-      a = a.substr(0, eq);
-    }
-    if (flags.find(a) == flags.end()) {
-      return Usage(absl::StrCat(a, ": unknown ", !a.empty() && a[0] == '-' ? "flag" : "argument"));
-    }
-    if (!inline_value) {
-      if (i + 1 >= args.size()) return Usage(absl::StrCat(a, ": needs a value"));
-      v = args[++i];
-    }
-    flags[a] = v;
-  }
-  std::map<std::string, std::chrono::milliseconds> durations;
-  for (const char* name : {"--agent-reconnect", "--lease-duration", "--renew-deadline", "--retry-period",
-                           "--status-interval", "--unschedulable-timeout"}) {
-    auto d = common::ParseDuration(flags[name]);
-    if (!d.ok() || *d <= absl::ZeroDuration()) return Usage(absl::StrCat(name, ": \"", flags[name], "\" is not a duration"));
-    durations[name] = std::chrono::milliseconds(absl::ToInt64Milliseconds(*d));
-  }
-  if (durations["--renew-deadline"] >= durations["--lease-duration"]) {
-    return Usage("--renew-deadline must be shorter than --lease-duration");
-  }
-  for (const char* name : {"--grpc-listen", "--metrics-listen"}) {
-    if (!SplitHostPort(flags[name]).ok()) return Usage(absl::StrCat(name, ": \"", flags[name], "\" is not host:port"));
-  }
-
-  common::BlockStopSignals();
-  auto config = kube::LoadConfig(flags["--kubeconfig"]);
-  if (!config.ok()) {
-    std::cerr << "stampede operator: " << config.status().message() << "\n";
-    return 1;
-  }
-  auto client = kube::Client::New(*config);
-  if (!client.ok()) {
-    std::cerr << "stampede operator: " << client.status().message() << "\n";
-    return 1;
-  }
-  // Can we reach the API server and read LoadTests at all? Say so now rather than in a loop.
-  const std::string probe = flags["--namespace"].empty()
+// A client of an API server on which LoadTests can be listed (the CRD is installed): said now
+// rather than in a loop.
+absl::StatusOr<std::unique_ptr<kube::Client>> ConnectToCluster(
+    const OperatorCommandOptions& options) {
+  ASSIGN_OR_RETURN(kube::Config config, kube::LoadConfig(options.kubeconfig));
+  ASSIGN_OR_RETURN(std::unique_ptr<kube::Client> client, kube::Client::New(config));
+  const std::string probe = options.watch_namespace.empty()
                                 ? "/apis/stampede.dev/v1alpha1/loadtests?limit=1"
-                                : absl::StrCat("/apis/stampede.dev/v1alpha1/namespaces/", flags["--namespace"], "/loadtests?limit=1");
-  if (auto probed = (*client)->Get(probe); !probed.ok()) {
-    std::cerr << "stampede operator: cannot list LoadTests (is the CRD installed? kubectl apply -k deploy/): "
-              << probed.status().message() << "\n";
-    return 1;
+                                : absl::StrCat("/apis/stampede.dev/v1alpha1/namespaces/",
+                                               options.watch_namespace, "/loadtests?limit=1");
+  if (absl::StatusOr<kube::Json> probed = client->Get(probe); !probed.ok()) {
+    return absl::Status(
+        probed.status().code(),
+        absl::StrCat("cannot list LoadTests (is the CRD installed? kubectl apply -k deploy/): ",
+                     probed.status().message()));
   }
+  return client;
+}
 
-  const int reconnect_s = static_cast<int>(durations["--agent-reconnect"].count() / 1000);
-  ControllerOptions controller_options;
-  controller_options.grpc_listen = flags["--grpc-listen"];
-  controller_options.advertise_address = flags["--advertise-address"];
-  controller_options.abort_runs_on_shutdown = false;
-  controller_options.run_defaults.agent_reconnect_s = std::max(1, reconnect_s);
+ControllerOptions ControllerOptionsFor(const OperatorCommandOptions& options) {
+  ControllerOptions c;
+  c.grpc_listen = options.grpc_listen;
+  c.advertise_address = options.advertise_address;
+  c.abort_runs_on_shutdown = false;
+  c.run_defaults.agent_reconnect_s =
+      std::max<int>(1, absl::ToInt64Seconds(options.agent_reconnect));
   // Pods take longer to come up than local processes (scheduling, image pulls).
-  controller_options.run_defaults.start_timeout_s = 180;
-  auto controller = Controller::Create(controller_options);
-  if (!controller.ok()) {
-    std::cerr << "stampede operator: agents' gRPC listener: " << controller.status().message() << "\n";
-    return 1;
-  }
+  c.run_defaults.start_timeout_s = 180;
+  return c;
+}
 
-  const std::string identity = flags["--identity"].empty() ? DefaultIdentity() : flags["--identity"];
-  std::unique_ptr<kube::LeaderElector> elector;
-  std::atomic<bool> stop{false}, lost{false};
-  std::mutex mu;
-  std::condition_variable cv;
-  auto wake = [&] { std::lock_guard<std::mutex> lock(mu); cv.notify_all(); };
-  if (leader_elect) {
-    kube::LeaderElector::Options lo;
-    lo.lease_namespace = flags["--lease-namespace"];
-    if (lo.lease_namespace.empty()) lo.lease_namespace = InClusterNamespace();
-    if (lo.lease_namespace.empty()) lo.lease_namespace = "stampede-system";
-    lo.lease_name = flags["--lease-name"];
-    lo.identity = identity;
-    lo.lease_duration = durations["--lease-duration"];
-    lo.renew_deadline = durations["--renew-deadline"];
-    lo.retry_period = durations["--retry-period"];
-    lo.renew_period = std::min(durations["--retry-period"], durations["--renew-deadline"] / 3);
-    lo.on_lost = [&] {
-      lost.store(true);
-      wake();
-    };
-    elector = std::make_unique<kube::LeaderElector>(client->get(), lo);
+// Why the operator stops: a stop signal, or the Lease lost. Either ends Wait.
+class StopOrLoss {
+ public:
+  void Stop() {
+    stop_.store(true);
+    common::MutexLock lock(&mu_);
+    cv_.SignalAll();
   }
-
-  HttpApiOptions http;
-  http.listen = flags["--metrics-listen"];
-  kube::LeaderElector* elector_ptr = elector.get();
-  http.ready = [elector_ptr] { return elector_ptr == nullptr || elector_ptr->IsLeader(); };
-  auto api = HttpApi::Start(http, controller->get());
-  if (!api.ok()) {
-    std::cerr << "stampede operator: --metrics-listen: " << api.status().message() << "\n";
-    return 1;
+  void Lost() {
+    common::MutexLock lock(&mu_);
+    lost_ = true;
+    cv_.SignalAll();
   }
-  common::WatchStopSignals([&](int sig, int count) {
-    SLOG(kInfo) << "shutdown signal=" << (sig == SIGINT ? "SIGINT" : "SIGTERM") << " count=" << count;
-    if (count > 1) _exit(1);
-    stop.store(true);
-    wake();
-  });
-  SLOG(kInfo) << "operator identity=" << identity << " grpc=" << (*controller)->agent_address()
-              << " metrics_port=" << (*api)->port() << " namespace=" << (flags["--namespace"].empty() ? "(all)" : flags["--namespace"])
-              << " leader_elect=" << leader_elect;
+  // True when the Lease was lost.
+  bool Wait() {
+    common::MutexLock lock(&mu_);
+    while (!stop_.load() && !lost_) cv_.Wait(&mu_);
+    return lost_;
+  }
+  // For LeaderElector::WaitForLeadership.
+  const std::atomic<bool>& stop() const { return stop_; }
 
+ private:
+  std::atomic<bool> stop_{false};
+  common::Mutex mu_;
+  common::CondVar cv_;
+  bool lost_ ABSL_GUARDED_BY(mu_) = false;
+};
+
+std::unique_ptr<kube::LeaderElector> MakeElector(const OperatorCommandOptions& options,
+                                                 kube::Client* client, const std::string& identity,
+                                                 StopOrLoss* stop) {
+  kube::LeaderElector::Options lo;
+  lo.lease_namespace = options.lease_namespace;
+  if (lo.lease_namespace.empty()) lo.lease_namespace = InClusterNamespace();
+  if (lo.lease_namespace.empty()) lo.lease_namespace = "stampede-system";
+  lo.lease_name = options.lease_name;
+  lo.identity = identity;
+  lo.lease_duration = absl::ToChronoMilliseconds(options.lease_duration);
+  lo.renew_deadline = absl::ToChronoMilliseconds(options.renew_deadline);
+  lo.retry_period = absl::ToChronoMilliseconds(options.retry_period);
+  lo.renew_period = std::min(lo.retry_period, lo.renew_deadline / 3);
+  lo.on_lost = [stop] { stop->Lost(); };
+  return std::make_unique<kube::LeaderElector>(client, lo);
+}
+
+// Waits to lead (with an elector), then reconciles until stopped; returns the exit code.
+int LeadAndReconcile(const OperatorCommandOptions& options, const std::string& identity,
+                     kube::Client* client, Controller* controller, kube::LeaderElector* elector,
+                     StopOrLoss* stop) {
   if (elector != nullptr) {
-    SLOG(kInfo) << "leader_election waiting lease=" << flags["--lease-name"];
-    if (!elector->WaitForLeadership(stop)) {
+    SLOG(kInfo) << "leader_election waiting lease=" << options.lease_name;
+    if (!elector->WaitForLeadership(stop->stop())) {
       SLOG(kInfo) << "stopped before leading";
       return 0;
     }
     SLOG(kInfo) << "leader_election leading identity=" << identity;
   }
-
   ReconcilerOptions ro;
-  ro.watch_namespace = flags["--namespace"];
+  ro.watch_namespace = options.watch_namespace;
   ro.identity = identity;
-  ro.pods.default_image = flags["--agent-image"];
-  ro.pods.agent_command = flags["--agent-command"];
-  ro.pods.reconnect_s = controller_options.run_defaults.agent_reconnect_s;
-  ro.status_interval = durations["--status-interval"];
-  ro.unschedulable_timeout = std::chrono::duration_cast<std::chrono::seconds>(durations["--unschedulable-timeout"]);
-  ro.run = (*controller)->run_defaults();
-  ReconcileLoop reconciler(client->get(), controller->get(), ro);
+  ro.pods.default_image = options.agent_image;
+  ro.pods.agent_command = options.agent_command;
+  ro.pods.reconnect_s = controller->run_defaults().agent_reconnect_s;
+  ro.status_interval = absl::ToChronoMilliseconds(options.status_interval);
+  ro.unschedulable_timeout = absl::ToChronoSeconds(options.unschedulable_timeout);
+  ro.run = controller->run_defaults();
+  ReconcileLoop reconciler(client, controller, ro);
   if (!reconciler.Start(std::chrono::seconds(60))) {
     SLOG(kError) << "informers_not_synced waited_s=60";
     return 1;
   }
   SLOG(kInfo) << "reconciling";
-  {
-    std::unique_lock<std::mutex> lock(mu);
-    cv.wait(lock, [&] { return stop.load() || lost.load(); });
-  }
-  if (lost.load()) {
+  if (stop->Wait()) {
     // Another replica may lead already: stop acting at once, touch nothing, exit.
     SLOG(kError) << "leadership_lost exiting=true";
     _exit(1);
@@ -251,9 +224,69 @@ int OperatorCommand(const std::vector<std::string>& args) {
       SLOG(kWarning) << "lease_release_failed error=\"" << s.message() << "\"";
     }
   }
+  return 0;
+}
+
+}  // namespace
+
+absl::StatusOr<OperatorCommandOptions> ParseOperatorFlags(const std::vector<std::string>& args) {
+  OperatorCommandOptions options;
+  RETURN_IF_ERROR(OperatorFlags(&options).Parse(args));
+  if (!options.help && options.renew_deadline >= options.lease_duration) {
+    return absl::InvalidArgumentError("--renew-deadline: must be shorter than --lease-duration");
+  }
+  return options;
+}
+
+std::string OperatorUsage() {
+  OperatorCommandOptions unused;
+  return OperatorFlags(&unused).Usage();
+}
+
+int OperatorCommand(const std::vector<std::string>& args) {
+  absl::StatusOr<OperatorCommandOptions> options = ParseOperatorFlags(args);
+  if (!options.ok()) {
+    std::cerr << "stampede operator: " << options.status().message() << "\n\n" << OperatorUsage();
+    return 2;
+  }
+  if (options->help) {
+    std::cout << OperatorUsage();
+    return 0;
+  }
+  common::BlockStopSignals();
+  absl::StatusOr<std::unique_ptr<kube::Client>> client = ConnectToCluster(*options);
+  if (!client.ok()) return Fail(std::string(client.status().message()));
+  absl::StatusOr<std::unique_ptr<Controller>> controller =
+      Controller::Create(ControllerOptionsFor(*options));
+  if (!controller.ok()) {
+    return Fail(absl::StrCat("agents' gRPC listener: ", controller.status().message()));
+  }
+  const std::string identity = options->identity.empty() ? DefaultIdentity() : options->identity;
+  StopOrLoss stop;
+  std::unique_ptr<kube::LeaderElector> elector =
+      options->leader_elect ? MakeElector(*options, client->get(), identity, &stop) : nullptr;
+
+  HttpApiOptions http;
+  http.listen = options->metrics_listen;
+  http.ready = [elector = elector.get()] { return elector == nullptr || elector->IsLeader(); };
+  absl::StatusOr<std::unique_ptr<HttpApi>> api = HttpApi::Start(http, controller->get());
+  if (!api.ok()) return Fail(absl::StrCat("--metrics-listen: ", api.status().message()));
+  common::WatchStopSignals([&stop](int sig, int count) {
+    SLOG(kInfo) << "shutdown signal=" << (sig == SIGINT ? "SIGINT" : "SIGTERM")
+                << " count=" << count;
+    if (count > 1) _exit(1);
+    stop.Stop();
+  });
+  SLOG(kInfo) << "operator identity=" << identity << " grpc=" << (*controller)->agent_address()
+              << " metrics_port=" << (*api)->port() << " namespace="
+              << (options->watch_namespace.empty() ? "(all)" : options->watch_namespace)
+              << " leader_elect=" << options->leader_elect;
+
+  const int code =
+      LeadAndReconcile(*options, identity, client->get(), controller->get(), elector.get(), &stop);
   (*api)->Stop();
   SLOG(kInfo) << "stopped";
-  return 0;
+  return code;
 }
 
 }  // namespace stampede::controller

@@ -8,12 +8,41 @@
 #include <string>
 #include <vector>
 
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "controller/operator/kube_launcher.h"
+
 namespace stampede::controller {
 
-extern const char kOperatorUsage[];
+struct OperatorCommandOptions {
+  std::string kubeconfig;       // empty: $KUBECONFIG, the service account, ~/.kube/config
+  std::string watch_namespace;  // --namespace; empty: every namespace
+  std::string grpc_listen = "0.0.0.0:7070";  // where agents connect
+  std::string advertise_address;             // what agent Pods dial; empty: the listen address
+  std::string metrics_listen = "0.0.0.0:9090";
+  bool leader_elect = false;
+  std::string lease_namespace;  // empty: the in-cluster namespace, then stampede-system
+  std::string lease_name = "stampede-operator";
+  std::string identity;  // empty: host name and pid
+  std::string agent_image = AgentPodOptions().default_image;
+  std::string agent_command = AgentPodOptions().agent_command;
+  absl::Duration agent_reconnect = absl::Seconds(60);  // at most 1h, the agents' own bound
+  absl::Duration lease_duration = absl::Seconds(15);
+  absl::Duration renew_deadline = absl::Seconds(10);  // shorter than lease_duration
+  absl::Duration retry_period = absl::Seconds(2);
+  absl::Duration status_interval = absl::Seconds(2);
+  absl::Duration unschedulable_timeout = absl::Seconds(30);
+  bool help = false;  // -h/--help: print OperatorUsage(), nothing else
+};
+
+// Parses the arguments after "operator". InvalidArgument "FLAG: why" names the flag that is wrong.
+absl::StatusOr<OperatorCommandOptions> ParseOperatorFlags(const std::vector<std::string>& args);
+
 // Exit code: 0 after SIGINT/SIGTERM, 1 when leadership was lost or the API server is unusable,
 // 2 for bad flags.
 int OperatorCommand(const std::vector<std::string>& args);
+
+std::string OperatorUsage();
 
 }  // namespace stampede::controller
 

@@ -1,12 +1,20 @@
-// `stampede-agent connect` flags: the replay log bound and the errors that name the flag.
+// `stampede-agent connect` flags: defaults, bounds, the environment fallbacks, the replay log
+// bound and the errors that name the flag.
 #include <gtest/gtest.h>
+
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
 
 #include "agent/session.h"
 
 namespace stampede::agent {
 namespace {
 
-std::vector<std::string> Base() { return {"--controller", "127.0.0.1:1", "--run", "r", "--index", "0"}; }
+std::vector<std::string> Base() {
+  return {"--controller", "127.0.0.1:1", "--run", "r", "--index", "0"};
+}
 
 TEST(ConnectFlagsTest, ReplayLogMaxDefaultsTo64MiBAndTakesAByteCount) {
   absl::StatusOr<SessionOptions> opt = ParseConnectFlags(Base());
@@ -26,7 +34,106 @@ TEST(ConnectFlagsTest, BadReplayLogMaxIsNamed) {
     args.insert(args.end(), {"--replay-log-max", bad});
     const absl::StatusOr<SessionOptions> opt = ParseConnectFlags(args);
     ASSERT_FALSE(opt.ok()) << bad;
-    EXPECT_NE(opt.status().message().find("--replay-log-max"), absl::string_view::npos) << opt.status();
+    EXPECT_NE(opt.status().message().find("--replay-log-max"), absl::string_view::npos)
+        << opt.status();
+  }
+}
+
+// The environment as a map, for the fallbacks.
+common::FlagSet::EnvLookup Env(std::map<std::string, std::string> vars) {
+  return [vars](const std::string& name) -> std::optional<std::string> {
+    auto it = vars.find(name);
+    if (it == vars.end()) return std::nullopt;
+    return it->second;
+  };
+}
+
+TEST(ConnectFlagsTest, Defaults) {
+  absl::StatusOr<SessionOptions> opt = ParseConnectFlags(Base(), Env({}));
+  ASSERT_TRUE(opt.ok()) << opt.status();
+  EXPECT_EQ(opt->controller, "127.0.0.1:1");
+  EXPECT_EQ(opt->run, "r");
+  EXPECT_EQ(opt->index, 0u);
+  EXPECT_EQ(opt->token, "");
+  EXPECT_EQ(opt->threads, 0u);
+  EXPECT_EQ(opt->reconnect_s, 0);
+  EXPECT_FALSE(opt->help);
+}
+
+TEST(ConnectFlagsTest, EveryFlagHasAnEnvironmentFallbackButTheReplayLogBound) {
+  absl::StatusOr<SessionOptions> opt =
+      ParseConnectFlags({}, Env({{"STAMPEDE_CONTROLLER", "c:7070"},
+                                 {"STAMPEDE_RUN", "run-1"},
+                                 {"STAMPEDE_AGENT_INDEX", "3"},
+                                 {"STAMPEDE_TOKEN", "secret"},
+                                 {"STAMPEDE_THREADS", "2"},
+                                 {"STAMPEDE_RECONNECT_SECONDS", "60"}}));
+  ASSERT_TRUE(opt.ok()) << opt.status();
+  EXPECT_EQ(opt->controller, "c:7070");
+  EXPECT_EQ(opt->run, "run-1");
+  EXPECT_EQ(opt->index, 3u);
+  EXPECT_EQ(opt->token, "secret");
+  EXPECT_EQ(opt->threads, 2u);
+  EXPECT_EQ(opt->reconnect_s, 60);
+}
+
+TEST(ConnectFlagsTest, TheCommandLineWinsOverTheEnvironment) {
+  std::vector<std::string> args = Base();
+  args.insert(args.end(), {"--threads=4", "--token", "t"});
+  absl::StatusOr<SessionOptions> opt =
+      ParseConnectFlags(args, Env({{"STAMPEDE_CONTROLLER", "other:1"},
+                                   {"STAMPEDE_AGENT_INDEX", "9"},
+                                   {"STAMPEDE_THREADS", "bad"},
+                                   {"STAMPEDE_TOKEN", "env"}}));
+  ASSERT_TRUE(opt.ok()) << opt.status();
+  EXPECT_EQ(opt->controller, "127.0.0.1:1");
+  EXPECT_EQ(opt->index, 0u);
+  EXPECT_EQ(opt->threads, 4u);
+  EXPECT_EQ(opt->token, "t");
+}
+
+TEST(ConnectFlagsTest, ErrorsNameTheFlagAndTheVariable) {
+  const struct {
+    std::vector<std::string> args;
+    std::map<std::string, std::string> env;
+    std::string message;
+  } cases[] = {
+      {{"--run", "r", "--index", "0"}, {}, "--controller (or STAMPEDE_CONTROLLER): is required"},
+      {{"--controller", "c:1", "--index", "0"}, {}, "--run (or STAMPEDE_RUN): is required"},
+      {{"--controller", "c:1", "--run", "r"}, {}, "--index (or STAMPEDE_AGENT_INDEX): is required"},
+      {{"--controller", "c:1", "--run", "r", "--index", "x"},
+       {},
+       "--index: \"x\" is not a count >= 0"},
+      {{"--controller", "c:1", "--run", "r"},
+       {{"STAMPEDE_AGENT_INDEX", "-1"}},
+       "--index (from STAMPEDE_AGENT_INDEX): \"-1\" is not a count >= 0"},
+      {Base(),
+       {{"STAMPEDE_THREADS", "2000"}},
+       "--threads (from STAMPEDE_THREADS): \"2000\" is not a count in 0..1024"},
+      {Base(),
+       {{"STAMPEDE_RECONNECT_SECONDS", "3601"}},
+       "--reconnect (from STAMPEDE_RECONNECT_SECONDS): \"3601\" is not a count in 0..3600"},
+      {{"--controller"}, {}, "--controller: needs a value"},
+      {{"--bogus", "1"}, {}, "--bogus: unknown flag"},
+  };
+  for (const auto& c : cases) {
+    const absl::StatusOr<SessionOptions> opt = ParseConnectFlags(c.args, Env(c.env));
+    ASSERT_FALSE(opt.ok()) << c.message;
+    EXPECT_EQ(opt.status().message(), c.message);
+  }
+}
+
+TEST(ConnectFlagsTest, HelpAndUsage) {
+  absl::StatusOr<SessionOptions> opt = ParseConnectFlags({"--help"}, Env({}));
+  ASSERT_TRUE(opt.ok()) << opt.status();
+  EXPECT_TRUE(opt->help);
+  const std::string usage = ConnectUsage();
+  for (const char* text :
+       {"--controller HOST:PORT", "[env STAMPEDE_CONTROLLER]", "--run ID", "[env STAMPEDE_RUN]",
+        "--index I", "[env STAMPEDE_AGENT_INDEX]", "--token T", "[env STAMPEDE_TOKEN]",
+        "--threads N", "[env STAMPEDE_THREADS]", "--reconnect SECONDS",
+        "[env STAMPEDE_RECONNECT_SECONDS]", "--replay-log-max BYTES"}) {
+    EXPECT_NE(usage.find(text), std::string::npos) << text;
   }
 }
 

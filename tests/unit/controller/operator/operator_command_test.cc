@@ -1,0 +1,130 @@
+// `stampede operator` flags: defaults, each flag's bounds, the lease's cross-check, and errors
+// that name the flag.
+#include "controller/operator/operator_command.h"
+
+#include <string>
+#include <vector>
+
+#include "gtest/gtest.h"
+
+namespace stampede::controller {
+namespace {
+
+TEST(OperatorFlagsTest, Defaults) {
+  absl::StatusOr<OperatorCommandOptions> o = ParseOperatorFlags({});
+  ASSERT_TRUE(o.ok()) << o.status();
+  EXPECT_EQ(o->kubeconfig, "");
+  EXPECT_EQ(o->watch_namespace, "");
+  EXPECT_EQ(o->grpc_listen, "0.0.0.0:7070");
+  EXPECT_EQ(o->advertise_address, "");
+  EXPECT_EQ(o->metrics_listen, "0.0.0.0:9090");
+  EXPECT_FALSE(o->leader_elect);
+  EXPECT_EQ(o->lease_namespace, "");
+  EXPECT_EQ(o->lease_name, "stampede-operator");
+  EXPECT_EQ(o->identity, "");
+  EXPECT_EQ(o->agent_image, AgentPodOptions().default_image);
+  EXPECT_EQ(o->agent_command, AgentPodOptions().agent_command);
+  EXPECT_EQ(o->agent_reconnect, absl::Seconds(60));
+  EXPECT_EQ(o->lease_duration, absl::Seconds(15));
+  EXPECT_EQ(o->renew_deadline, absl::Seconds(10));
+  EXPECT_EQ(o->retry_period, absl::Seconds(2));
+  EXPECT_EQ(o->status_interval, absl::Seconds(2));
+  EXPECT_EQ(o->unschedulable_timeout, absl::Seconds(30));
+  EXPECT_FALSE(o->help);
+}
+
+// As the e2e test and deploy/operator.yaml start it.
+TEST(OperatorFlagsTest, EveryFlagInBothForms) {
+  absl::StatusOr<OperatorCommandOptions> o =
+      ParseOperatorFlags({"--kubeconfig",
+                          "/k",
+                          "--namespace=ns",
+                          "--grpc-listen=127.0.0.1:7070",
+                          "--advertise-address",
+                          "svc.ns.svc:7070",
+                          "--metrics-listen=127.0.0.1:0",
+                          "--leader-elect",
+                          "--lease-namespace=stampede-system",
+                          "--lease-name",
+                          "l",
+                          "--identity=op-1",
+                          "--agent-image",
+                          "img:1",
+                          "--agent-command=/bin/agent",
+                          "--agent-reconnect=30s",
+                          "--lease-duration=6s",
+                          "--renew-deadline",
+                          "4s",
+                          "--retry-period=1s",
+                          "--status-interval=500ms",
+                          "--unschedulable-timeout",
+                          "3s"});
+  ASSERT_TRUE(o.ok()) << o.status();
+  EXPECT_EQ(o->kubeconfig, "/k");
+  EXPECT_EQ(o->watch_namespace, "ns");
+  EXPECT_EQ(o->grpc_listen, "127.0.0.1:7070");
+  EXPECT_EQ(o->advertise_address, "svc.ns.svc:7070");
+  EXPECT_EQ(o->metrics_listen, "127.0.0.1:0");
+  EXPECT_TRUE(o->leader_elect);
+  EXPECT_EQ(o->lease_namespace, "stampede-system");
+  EXPECT_EQ(o->lease_name, "l");
+  EXPECT_EQ(o->identity, "op-1");
+  EXPECT_EQ(o->agent_image, "img:1");
+  EXPECT_EQ(o->agent_command, "/bin/agent");
+  EXPECT_EQ(o->agent_reconnect, absl::Seconds(30));
+  EXPECT_EQ(o->lease_duration, absl::Seconds(6));
+  EXPECT_EQ(o->renew_deadline, absl::Seconds(4));
+  EXPECT_EQ(o->retry_period, absl::Seconds(1));
+  EXPECT_EQ(o->status_interval, absl::Milliseconds(500));
+  EXPECT_EQ(o->unschedulable_timeout, absl::Seconds(3));
+}
+
+TEST(OperatorFlagsTest, LeaderElectTakesTrueOrFalse) {
+  EXPECT_TRUE(ParseOperatorFlags({"--leader-elect=true"})->leader_elect);
+  EXPECT_FALSE(ParseOperatorFlags({"--leader-elect", "--leader-elect=false"})->leader_elect);
+}
+
+TEST(OperatorFlagsTest, Help) { EXPECT_TRUE(ParseOperatorFlags({"--help"})->help); }
+
+TEST(OperatorFlagsTest, ErrorsNameTheFlag) {
+  const struct {
+    std::vector<std::string> args;
+    std::string message;
+  } cases[] = {
+      {{"--renew-deadline=15s"}, "--renew-deadline: must be shorter than --lease-duration"},
+      {{"--lease-duration", "5s"}, "--renew-deadline: must be shorter than --lease-duration"},
+      {{"--agent-reconnect", "2h"}, "--agent-reconnect: \"2h\" is not a duration > 0 and <= 1h"},
+      {{"--agent-reconnect", "0s"}, "--agent-reconnect: \"0s\" is not a duration > 0 and <= 1h"},
+      {{"--lease-duration=0"}, "--lease-duration: \"0\" is not a duration > 0"},
+      {{"--retry-period", "2"}, "--retry-period: \"2\" has no unit (write 2s or 2ms)"},
+      {{"--status-interval", "soon"},
+       "--status-interval: \"soon\" is not a duration (examples: 500ms, 10s, 1m30s, 2h)"},
+      {{"--unschedulable-timeout", "-1s"}, "--unschedulable-timeout: \"-1s\" is negative"},
+      {{"--grpc-listen", "7070"}, "--grpc-listen: \"7070\" is not host:port"},
+      {{"--metrics-listen=x"}, "--metrics-listen: \"x\" is not host:port"},
+      {{"--leader-elect=maybe"}, "--leader-elect: \"maybe\" is not true or false"},
+      {{"--namespace"}, "--namespace: needs a value"},
+      {{"--bogus=1"}, "--bogus: unknown flag"},
+      {{"stray"}, "stray: unknown argument"},
+  };
+  for (const auto& c : cases) {
+    const absl::StatusOr<OperatorCommandOptions> o = ParseOperatorFlags(c.args);
+    ASSERT_FALSE(o.ok()) << c.message;
+    EXPECT_EQ(o.status().message(), c.message);
+  }
+}
+
+TEST(OperatorFlagsTest, UsageListsEveryFlag) {
+  const std::string usage = OperatorUsage();
+  for (const char* flag :
+       {"--kubeconfig FILE", "--namespace NS", "--grpc-listen ADDR",
+        "--advertise-address HOST:PORT", "--metrics-listen ADDR", "--leader-elect",
+        "--lease-namespace NS", "--lease-name NAME", "--identity ID", "--agent-image IMAGE",
+        "--agent-command PATH", "--agent-reconnect D", "--lease-duration D", "--renew-deadline D",
+        "--retry-period D", "--status-interval D", "--unschedulable-timeout D", "SIGINT/SIGTERM"}) {
+    EXPECT_NE(usage.find(flag), std::string::npos) << flag;
+  }
+}
+
+}  // namespace
+}  // namespace stampede::controller
