@@ -36,7 +36,8 @@ absl::StatusOr<std::unique_ptr<Engine>> Engine::Create(EngineConfig config) {
   WorkerShared& shared = engine->shared_;
   ASSIGN_OR_RETURN(shared.requests, PrepareRequests(url, config.requests));
   uint64_t total = 0;
-  for (const PreparedRequest& r : shared.requests) shared.cumulative_weights.push_back(total += r.weight);
+  for (const PreparedRequest& r : shared.requests)
+    shared.cumulative_weights.push_back(total += r.weight);
   shared.plan = config.plan;
   if (config.timeout_ns <= 0) return absl::InvalidArgumentError("timeout: must be > 0");
   if (config.think_min_ns < 0 || config.think_max_ns < 0) {
@@ -78,15 +79,18 @@ absl::StatusOr<std::unique_ptr<Engine>> Engine::Create(EngineConfig config) {
     } else {
       SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, nullptr);
       SSL_CTX_set_default_verify_paths(ctx);
-      if (!config.ca_file.empty() && SSL_CTX_load_verify_locations(ctx, config.ca_file.c_str(), nullptr) != 1) {
-        return absl::InvalidArgumentError(absl::StrCat("cacert: cannot load \"", config.ca_file, "\""));
+      if (!config.ca_file.empty() &&
+          SSL_CTX_load_verify_locations(ctx, config.ca_file.c_str(), nullptr) != 1) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("cacert: cannot load \"", config.ca_file, "\""));
       }
     }
     shared.sni = url.host;
   }
 
   const bool open = shared.plan.model() == LoadPlan::Model::kOpen;
-  uint32_t threads = config.threads != 0 ? config.threads : std::max(1u, std::thread::hardware_concurrency());
+  uint32_t threads =
+      config.threads != 0 ? config.threads : std::max(1u, std::thread::hardware_concurrency());
   if (config.stream_count == 0) {
     // Alone, threads beyond the user count would idle.
     if (!open) threads = std::max(1u, std::min(threads, shared.plan.MaxUsers()));
@@ -101,7 +105,8 @@ absl::StatusOr<std::unique_ptr<Engine>> Engine::Create(EngineConfig config) {
     // Enough connections for the rate at 100 ms latency, at least 100; the rest queue (and count
     // as late) rather than opening unbounded connections while the target stalls.
     double peak = 0;
-    for (int64_t t = 0; t < shared.plan.duration_ns(); t += 100'000'000) peak = std::max(peak, shared.plan.RateAt(t));
+    for (int64_t t = 0; t < shared.plan.duration_ns(); t += 100'000'000)
+      peak = std::max(peak, shared.plan.RateAt(t));
     engine->connections_ = config.connections != 0
                                ? config.connections
                                : static_cast<uint32_t>(std::clamp(peak / 10, 100.0, 10000.0));
@@ -113,11 +118,14 @@ absl::StatusOr<std::unique_ptr<Engine>> Engine::Create(EngineConfig config) {
   common::MutexLock lock(&engine->mu_);
   engine->outboxes_.resize(threads);
   for (uint32_t i = 0; i < threads; ++i) {
-    const uint32_t share = open ? static_cast<uint32_t>(common::EvenShare(engine->connections_, threads, i)) : 0;
+    const uint32_t share =
+        open ? static_cast<uint32_t>(common::EvenShare(engine->connections_, threads, i)) : 0;
     Engine* self = engine.get();
-    engine->workers_.push_back(std::make_unique<Worker>(
-        shared, config.stream_offset + i, share, seed + i,
-        [self, i](std::unique_ptr<IntervalStats> stats, bool final) { self->OnPublish(i, std::move(stats), final); }));
+    engine->workers_.push_back(
+        std::make_unique<Worker>(shared, config.stream_offset + i, share, seed + i,
+                                 [self, i](std::unique_ptr<IntervalStats> stats, bool final) {
+                                   self->OnPublish(i, std::move(stats), final);
+                                 }));
   }
   return engine;
 }

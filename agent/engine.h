@@ -33,10 +33,10 @@ struct EngineConfig {
   uint32_t threads = 0;      // 0: one per core (never more than the closed model's users)
   uint32_t connections = 0;  // open model: requests in flight at most, over all threads; 0: auto
   int64_t timeout_ns = 10'000'000'000;
-  int64_t grace_ns = -1;     // after the end, in-flight requests may finish this long; -1: timeout
+  int64_t grace_ns = -1;  // after the end, in-flight requests may finish this long; -1: timeout
   bool insecure_skip_verify = false;
-  std::string ca_file;       // extra trusted CA (PEM) for https targets
-  uint64_t seed = 0;         // 0: random
+  std::string ca_file;  // extra trusted CA (PEM) for https targets
+  uint64_t seed = 0;    // 0: random
   // Distributed runs: this engine's threads are streams [stream_offset, stream_offset + threads)
   // of stream_count over all agents (see LoadPlan). 0: the engine has the whole plan.
   uint32_t stream_offset = 0;

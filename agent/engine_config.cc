@@ -13,7 +13,8 @@ absl::StatusOr<EngineConfig> EngineConfigFromAssignment(const v1::Assignment& as
   EngineConfig cfg;
   cfg.url = spec.target().url();
   if (!spec.target().timeout().empty()) {
-    ASSIGN_OR_RETURN(cfg.timeout_ns, common::ParseDurationNanos("spec.target.timeout", spec.target().timeout()));
+    ASSIGN_OR_RETURN(cfg.timeout_ns,
+                     common::ParseDurationNanos("spec.target.timeout", spec.target().timeout()));
   }
   cfg.insecure_skip_verify = spec.target().insecure_skip_verify();
   for (const v1::Request& r : spec.requests()) {
@@ -30,10 +31,12 @@ absl::StatusOr<EngineConfig> EngineConfigFromAssignment(const v1::Assignment& as
   const v1::Load& load = spec.load();
   if (!load.has_rate()) {
     if (!load.think_time().min().empty()) {
-      ASSIGN_OR_RETURN(cfg.think_min_ns, common::ParseDurationNanos("spec.load.thinkTime.min", load.think_time().min()));
+      ASSIGN_OR_RETURN(cfg.think_min_ns, common::ParseDurationNanos("spec.load.thinkTime.min",
+                                                                    load.think_time().min()));
     }
     if (!load.think_time().max().empty()) {
-      ASSIGN_OR_RETURN(cfg.think_max_ns, common::ParseDurationNanos("spec.load.thinkTime.max", load.think_time().max()));
+      ASSIGN_OR_RETURN(cfg.think_max_ns, common::ParseDurationNanos("spec.load.thinkTime.max",
+                                                                    load.think_time().max()));
     }
   }
   ASSIGN_OR_RETURN(cfg.plan, common::LoadPlanFromSpec(spec));

@@ -97,7 +97,8 @@ HttpResponseParser::Result HttpResponseParser::Parse(const char* data, size_t le
         if (nl == nullptr) {
           // One byte over the limit is allowed only if it is the CR of a line exactly at it.
           const size_t carried = partial_line_.size() + (len - pos);
-          if (carried > kMaxLineBytes + 1 || (carried == kMaxLineBytes + 1 && data[len - 1] != '\r')) {
+          if (carried > kMaxLineBytes + 1 ||
+              (carried == kMaxLineBytes + 1 && data[len - 1] != '\r')) {
             *consumed = len;
             return Fail("line too long");
           }

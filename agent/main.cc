@@ -11,7 +11,8 @@ int main(int argc, char** argv) {
   if (args.empty() || args[0] == "-h" || args[0] == "--help" || args[0] == "help") {
     std::cout << "stampede-agent: Stampede's load generator\n\ncommands:\n"
                  "  bench     run a load test from flags and print a summary (like wrk)\n"
-                 "  connect   join a distributed test as one of its agents (started by the controller)\n\n"
+                 "  connect   join a distributed test as one of its agents (started by the "
+                 "controller)\n\n"
               << stampede::agent::BenchUsage();
     return args.empty() ? 2 : 0;
   }
@@ -20,9 +21,11 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (args[0] == "connect") {
-    auto options = stampede::agent::ParseConnectFlags(std::vector<std::string>(args.begin() + 1, args.end()));
+    auto options =
+        stampede::agent::ParseConnectFlags(std::vector<std::string>(args.begin() + 1, args.end()));
     if (!options.ok()) {
-      std::cerr << "stampede-agent connect: " << options.status().message() << "\n\n" << stampede::agent::ConnectUsage();
+      std::cerr << "stampede-agent connect: " << options.status().message() << "\n\n"
+                << stampede::agent::ConnectUsage();
       return 2;
     }
     if (options->help) {
@@ -32,10 +35,12 @@ int main(int argc, char** argv) {
     return stampede::agent::RunSession(*options);
   }
   if (args[0] != "bench") {
-    std::cerr << "stampede-agent: unknown command \"" << args[0] << "\" (try: stampede-agent bench --help)\n";
+    std::cerr << "stampede-agent: unknown command \"" << args[0]
+              << "\" (try: stampede-agent bench --help)\n";
     return 2;
   }
-  auto options = stampede::agent::ParseBenchFlags(std::vector<std::string>(args.begin() + 1, args.end()));
+  auto options =
+      stampede::agent::ParseBenchFlags(std::vector<std::string>(args.begin() + 1, args.end()));
   if (!options.ok()) {
     std::cerr << "stampede-agent bench: " << options.status().message() << "\n\n"
               << stampede::agent::BenchUsage();

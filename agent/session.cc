@@ -85,7 +85,8 @@ namespace {
 // Messages from the controller, handed from the reader thread to the session loop.
 class Inbox {
  public:
-  explicit Inbox(const common::Clock* clock) : clock_(clock), last_heard_ns_(clock->MonotonicNanos()) {}
+  explicit Inbox(const common::Clock* clock)
+      : clock_(clock), last_heard_ns_(clock->MonotonicNanos()) {}
 
   void Push(v1::ControllerMessage msg) {
     common::MutexLock lock(&mu_);
@@ -101,8 +102,8 @@ class Inbox {
   void Wake() { cv_.SignalAll(); }
   // Waits up to `timeout` (real time) for a message; false when none came. `last_heard_ns`: when
   // the controller last sent anything, on the clock's monotonic time.
-  bool Pop(std::chrono::milliseconds timeout, v1::ControllerMessage* out, bool* closed, int64_t* last_heard_ns,
-           const std::atomic<bool>& wake) {
+  bool Pop(std::chrono::milliseconds timeout, v1::ControllerMessage* out, bool* closed,
+           int64_t* last_heard_ns, const std::atomic<bool>& wake) {
     const auto deadline = std::chrono::steady_clock::now() + timeout;
     common::MutexLock lock(&mu_);
     while (messages_.empty() && !closed_ && !wake.load()) {
@@ -206,7 +207,8 @@ class Session {
     const size_t keep = static_cast<size_t>(options_.reconnect_s) + 2;
     if (log_.size() <= keep + 1) return;
     const size_t fold = log_.size() - keep;
-    absl::StatusOr<v1::Report> folded = common::FoldReports(absl::MakeConstSpan(log_).subspan(0, fold));
+    absl::StatusOr<v1::Report> folded =
+        common::FoldReports(absl::MakeConstSpan(log_).subspan(0, fold));
     if (!folded.ok()) {
       SLOG(kError) << "replay_log_fold_failed error=\"" << folded.status().message() << "\"";
       return;
@@ -239,7 +241,8 @@ class Session {
         if (first) {
           // The actual start, not the planned one: the difference across agents is the skew.
           const int64_t actual = engine_->ActualStartNs();
-          report.mutable_report()->set_started_unix_nanos(start_real + (actual != 0 ? actual - start_mono : 0));
+          report.mutable_report()->set_started_unix_nanos(start_real +
+                                                          (actual != 0 ? actual - start_mono : 0));
         }
         first = false;
         common::MutexLock lock(&mu_);
@@ -320,7 +323,8 @@ class Session {
       v1::ControllerMessage msg;
       bool closed = false;
       int64_t last_heard_ns = 0;
-      const bool got = inbox.Pop(std::chrono::milliseconds(500), &msg, &closed, &last_heard_ns, wake_);
+      const bool got =
+          inbox.Pop(std::chrono::milliseconds(500), &msg, &closed, &last_heard_ns, wake_);
       wake_.store(false);
       if (got) {
         heard_ = true;
@@ -328,10 +332,12 @@ class Session {
           case v1::ControllerMessage::kAssignment: {
             if (start_unix_ns_ != 0) break;  // already running: the assignment cannot change
             const v1::Assignment& a = msg.assignment();
-            if (a.heartbeat_timeout_seconds() != 0) heartbeat_timeout_s_ = a.heartbeat_timeout_seconds();
+            if (a.heartbeat_timeout_seconds() != 0)
+              heartbeat_timeout_s_ = a.heartbeat_timeout_seconds();
             auto cfg = EngineConfigFromAssignment(a, threads_);
             absl::StatusOr<std::unique_ptr<Engine>> created =
-                cfg.ok() ? Engine::Create(std::move(*cfg)) : absl::StatusOr<std::unique_ptr<Engine>>(cfg.status());
+                cfg.ok() ? Engine::Create(std::move(*cfg))
+                         : absl::StatusOr<std::unique_ptr<Engine>>(cfg.status());
             if (!created.ok()) {
               SLOG(kError) << "assignment_rejected error=\"" << created.status().message() << "\"";
               send_done(std::string(created.status().message()));
@@ -339,8 +345,9 @@ class Session {
               break;
             }
             engine_ = std::move(*created);
-            SLOG(kInfo) << "assigned run=" << options_.run << " index=" << options_.index << " users=" << a.users()
-                        << " rate=" << a.rate() << " streams=" << a.stream_offset() << "+" << threads_ << "/"
+            SLOG(kInfo) << "assigned run=" << options_.run << " index=" << options_.index
+                        << " users=" << a.users() << " rate=" << a.rate()
+                        << " streams=" << a.stream_offset() << "+" << threads_ << "/"
                         << a.stream_count();
             v1::AgentMessage ready;
             ready.mutable_ready();
@@ -352,7 +359,8 @@ class Session {
             StartEngine(msg.start().start_unix_nanos());
             break;
           case v1::ControllerMessage::kStop:
-            SLOG(kInfo) << "stop_requested abort=" << msg.stop().abort() << " reason=\"" << msg.stop().reason() << "\"";
+            SLOG(kInfo) << "stop_requested abort=" << msg.stop().abort() << " reason=\""
+                        << msg.stop().reason() << "\"";
             if (engine_ != nullptr && start_unix_ns_ != 0) {
               engine_->Stop(msg.stop().abort());
             } else if (!done_sent) {
@@ -403,7 +411,8 @@ class Session {
     // one that does not know the test yet): the reports are not delivered.
     if (!status.ok()) lost = true;
     if (lost && !status.ok() && status.error_code() != grpc::StatusCode::CANCELLED) {
-      SLOG(kWarning) << "stream_ended status=" << status.error_code() << " message=\"" << status.error_message() << "\"";
+      SLOG(kWarning) << "stream_ended status=" << status.error_code() << " message=\""
+                     << status.error_message() << "\"";
     }
     if (lost) {
       if (options_.reconnect_s == 0) {
@@ -436,20 +445,24 @@ class Session {
   common::Mutex mu_;  // one writer at a time on the stream
   Stream* stream_ ABSL_GUARDED_BY(mu_) = nullptr;
   Inbox* inbox_ ABSL_GUARDED_BY(mu_) = nullptr;
-  std::vector<std::string> log_ ABSL_GUARDED_BY(mu_);  // every report since the start, serialized (old ones folded)
-  int64_t log_bytes_ ABSL_GUARDED_BY(mu_) = 0;         // the sizes in log_ added up
-  int64_t folded_bytes_ ABSL_GUARDED_BY(mu_) = 0;      // the size of log_[0] when it is a fold
-  int64_t logged_through_ ABSL_GUARDED_BY(mu_) = -1;   // the newest interval in log_
+  std::vector<std::string> log_
+      ABSL_GUARDED_BY(mu_);  // every report since the start, serialized (old ones folded)
+  int64_t log_bytes_ ABSL_GUARDED_BY(mu_) = 0;        // the sizes in log_ added up
+  int64_t folded_bytes_ ABSL_GUARDED_BY(mu_) = 0;     // the size of log_[0] when it is a fold
+  int64_t logged_through_ ABSL_GUARDED_BY(mu_) = -1;  // the newest interval in log_
 };
 
 }  // namespace
 
 int RunSession(const SessionOptions& options) {
   signal(SIGPIPE, SIG_IGN);
-  const uint32_t threads = options.threads != 0 ? options.threads : std::max(1u, std::thread::hardware_concurrency());
+  const uint32_t threads =
+      options.threads != 0 ? options.threads : std::max(1u, std::thread::hardware_concurrency());
   auto channel = grpc::CreateChannel(options.controller, grpc::InsecureChannelCredentials());
-  if (!channel->WaitForConnected(std::chrono::system_clock::now() + std::chrono::seconds(options.connect_timeout_s))) {
-    SLOG(kError) << "controller_unreachable address=" << options.controller << " waited_s=" << options.connect_timeout_s;
+  if (!channel->WaitForConnected(std::chrono::system_clock::now() +
+                                 std::chrono::seconds(options.connect_timeout_s))) {
+    SLOG(kError) << "controller_unreachable address=" << options.controller
+                 << " waited_s=" << options.connect_timeout_s;
     return 1;
   }
   Session session(options, threads, channel);

@@ -23,9 +23,9 @@ struct SessionOptions {
   std::string run;         // the test's run id
   std::string token;       // the test's secret
   uint32_t index = 0;
-  uint32_t threads = 0;    // 0: one per core
+  uint32_t threads = 0;  // 0: one per core
   int connect_timeout_s = 30;
-  int reconnect_s = 0;     // how long to redial a lost controller; 0: stop at once
+  int reconnect_s = 0;  // how long to redial a lost controller; 0: stop at once
   // With reconnect_s: the reports kept for a replay may take this many bytes; past it the oldest
   // are folded into one (exact totals, no per-second detail for those seconds).
   int64_t replay_log_max_bytes = 64 << 20;

@@ -47,7 +47,8 @@ absl::StatusOr<Url> ParseUrl(const std::string& text) {
   url.path = slash == std::string::npos ? "/" : rest.substr(slash);
   if (url.path[0] == '?') url.path = "/" + url.path;
   if (authority.find('@') != std::string::npos) {
-    return absl::InvalidArgumentError(absl::StrCat("url \"", text, "\": credentials in URLs are not supported"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("url \"", text, "\": credentials in URLs are not supported"));
   }
   std::string port_text;
   if (!authority.empty() && authority[0] == '[') {
@@ -67,9 +68,11 @@ absl::StatusOr<Url> ParseUrl(const std::string& text) {
     url.host = authority.substr(0, colon);
     if (colon != std::string::npos) port_text = authority.substr(colon + 1);
   }
-  if (url.host.empty()) return absl::InvalidArgumentError(absl::StrCat("url \"", text, "\" has no host"));
+  if (url.host.empty())
+    return absl::InvalidArgumentError(absl::StrCat("url \"", text, "\" has no host"));
   if (!ValidHost(url.host, !authority.empty() && authority[0] == '[')) {
-    return absl::InvalidArgumentError(absl::StrCat("url \"", text, "\": host \"", url.host, "\" has characters a host name cannot have"));
+    return absl::InvalidArgumentError(absl::StrCat("url \"", text, "\": host \"", url.host,
+                                                   "\" has characters a host name cannot have"));
   }
   if (port_text.empty()) {
     url.port = url.tls ? 443 : 80;
@@ -87,8 +90,8 @@ absl::StatusOr<Url> ParseUrl(const std::string& text) {
   return url;
 }
 
-absl::StatusOr<std::vector<PreparedRequest>> PrepareRequests(const Url& target,
-                                                             const std::vector<RequestSpec>& specs) {
+absl::StatusOr<std::vector<PreparedRequest>> PrepareRequests(
+    const Url& target, const std::vector<RequestSpec>& specs) {
   if (specs.empty()) return absl::InvalidArgumentError("requests: at least one request is needed");
   std::vector<PreparedRequest> out;
   const std::string host = target.HostHeader();
@@ -96,12 +99,14 @@ absl::StatusOr<std::vector<PreparedRequest>> PrepareRequests(const Url& target,
     const RequestSpec& spec = specs[i];
     const std::string where = absl::StrCat("requests[", i, "]");
     if (!IsToken(spec.method)) {
-      return absl::InvalidArgumentError(absl::StrCat(where, ".method: \"", spec.method, "\" is not an HTTP method"));
+      return absl::InvalidArgumentError(
+          absl::StrCat(where, ".method: \"", spec.method, "\" is not an HTTP method"));
     }
     std::string path = target.path;
     if (!spec.path.empty()) {
       if (spec.path[0] != '/') {
-        return absl::InvalidArgumentError(absl::StrCat(where, ".path: \"", spec.path, "\" must start with /"));
+        return absl::InvalidArgumentError(
+            absl::StrCat(where, ".path: \"", spec.path, "\" must start with /"));
       }
       // The target URL's path is a prefix and its query is kept:
       // "http://h/api?v=2" + "/users?id=1" = "/api/users?id=1&v=2".
@@ -110,7 +115,8 @@ absl::StatusOr<std::vector<PreparedRequest>> PrepareRequests(const Url& target,
       if (q != std::string::npos) path.resize(q);
       if (!path.empty() && path.back() == '/') path.pop_back();
       path += spec.path;
-      if (!query.empty()) absl::StrAppend(&path, spec.path.find('?') == std::string::npos ? "?" : "&", query);
+      if (!query.empty())
+        absl::StrAppend(&path, spec.path.find('?') == std::string::npos ? "?" : "&", query);
     }
     if (const std::string problem = common::PathProblem(path); !problem.empty()) {
       return absl::InvalidArgumentError(absl::StrCat(where, ".path: \"", path, "\" ", problem));
@@ -122,10 +128,12 @@ absl::StatusOr<std::vector<PreparedRequest>> PrepareRequests(const Url& target,
     std::string headers;
     for (const auto& [name, value] : spec.headers) {
       if (!IsToken(name)) {
-        return absl::InvalidArgumentError(absl::StrCat(where, ".headers: \"", name, "\" is not a header name"));
+        return absl::InvalidArgumentError(
+            absl::StrCat(where, ".headers: \"", name, "\" is not a header name"));
       }
       if (HasControl(value)) {
-        return absl::InvalidArgumentError(absl::StrCat(where, ".headers.", name, ": control characters in value"));
+        return absl::InvalidArgumentError(
+            absl::StrCat(where, ".headers.", name, ": control characters in value"));
       }
       std::string lower = name;
       for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
@@ -133,7 +141,8 @@ absl::StatusOr<std::vector<PreparedRequest>> PrepareRequests(const Url& target,
       // The body's framing is ours: a user's value would make every request on a kept-alive
       // connection misframed.
       if (lower == "transfer-encoding" || lower == "content-length") {
-        return absl::InvalidArgumentError(absl::StrCat(where, ".headers: ", name, " is set by stampede"));
+        return absl::InvalidArgumentError(
+            absl::StrCat(where, ".headers: ", name, " is set by stampede"));
       }
       absl::StrAppend(&headers, name, ": ", value, "\r\n");
     }
@@ -141,7 +150,7 @@ absl::StatusOr<std::vector<PreparedRequest>> PrepareRequests(const Url& target,
     if (!has_host) absl::StrAppend(&req.wire, "Host: ", host, "\r\n");
     absl::StrAppend(&req.wire, "User-Agent: stampede/0.1\r\n", headers);
     if ((!spec.body.empty() || spec.method == "POST" || spec.method == "PUT" ||
-                        spec.method == "PATCH")) {
+         spec.method == "PATCH")) {
       absl::StrAppend(&req.wire, "Content-Length: ", spec.body.size(), "\r\n");
     }
     absl::StrAppend(&req.wire, "\r\n", spec.body);
@@ -150,7 +159,8 @@ absl::StatusOr<std::vector<PreparedRequest>> PrepareRequests(const Url& target,
     } else {
       for (int s : spec.expect_status) {
         if (s < 100 || s > 599) {
-          return absl::InvalidArgumentError(absl::StrCat(where, ".expectStatus: ", s, " is not in 100..599"));
+          return absl::InvalidArgumentError(
+              absl::StrCat(where, ".expectStatus: ", s, " is not in 100..599"));
         }
         req.expected_status_mask[s / 64] |= uint64_t{1} << (s % 64);
       }

@@ -25,9 +25,9 @@ absl::StatusOr<Url> ParseUrl(const std::string& text);
 
 // One entry of the weighted request mix (Locust's tasks, k6's requests).
 struct RequestSpec {
-  std::string name;    // label in results; defaults to "METHOD path"
+  std::string name;  // label in results; defaults to "METHOD path"
   std::string method = "GET";
-  std::string path;    // appended to the target URL's path
+  std::string path;  // appended to the target URL's path
   std::vector<std::pair<std::string, std::string>> headers;
   std::string body;
   uint32_t weight = 1;

@@ -25,9 +25,9 @@ namespace {
 constexpr size_t kReadBufferBytes = 64 * 1024;
 constexpr int kMaxEvents = 512;
 constexpr int64_t kSecond = 1000000000;
-constexpr int64_t kRampCheckNs = 10000000;      // users are (de)activated on a 10 ms grid
-constexpr int64_t kFirstBackoffNs = 10000000;   // after a failed connection attempt: 10 ms,
-constexpr int64_t kMaxBackoffNs = 1000000000;   // doubling up to 1 s, per user
+constexpr int64_t kRampCheckNs = 10000000;     // users are (de)activated on a 10 ms grid
+constexpr int64_t kFirstBackoffNs = 10000000;  // after a failed connection attempt: 10 ms,
+constexpr int64_t kMaxBackoffNs = 1000000000;  // doubling up to 1 s, per user
 
 int64_t Now() { return common::MonotonicNanos(); }
 int64_t ThreadCpuNs() { return common::ThreadCpuNanos(); }
@@ -39,8 +39,8 @@ char wake_tag;
 }  // namespace
 
 enum class Worker::State : uint8_t {
-  kIdle,         // no request: closed model user inactive or done; open model connection free
-  kThinking,     // closed model: waiting for the think time (or a backoff) to end
+  kIdle,      // no request: closed model user inactive or done; open model connection free
+  kThinking,  // closed model: waiting for the think time (or a backoff) to end
   kConnecting,
   kHandshaking,  // TLS
   kSending,
@@ -57,8 +57,8 @@ struct Worker::Connection {
   bool tracked = false;  // in the timeout list
   uint32_t request = 0;
   size_t written = 0;
-  int64_t start_ns = 0;    // closed: when the request started (connect included); open: planned
-  int64_t send_ns = 0;     // when its first byte was written
+  int64_t start_ns = 0;  // closed: when the request started (connect included); open: planned
+  int64_t send_ns = 0;   // when its first byte was written
   int64_t deadline_ns = 0;
   int64_t wake_ns = 0;
   int64_t backoff_ns = 0;
@@ -116,7 +116,8 @@ void Worker::Run(int64_t start_ns) {
   // Timer slack would let the kernel delay our wakeups by 50 us; pacing wants them on time.
   prctl(PR_SET_TIMERSLACK, 1UL);
   if (epoll_fd_ < 0 || timer_fd_ < 0 || wake_fd_ < 0) {
-    SLOG(kError) << "worker_setup_failed why=\"could not create the epoll, timerfd or eventfd descriptor\"";
+    SLOG(kError)
+        << "worker_setup_failed why=\"could not create the epoll, timerfd or eventfd descriptor\"";
     current_ = std::make_unique<IntervalStats>(shared_.requests.size());
     publish_(std::move(current_), true);
     return;
@@ -168,7 +169,8 @@ void Worker::Loop() {
         ssize_t ignored = read(timer_fd_, &ticks, sizeof(ticks));
         (void)ignored;
         const int64_t lag = Now() - armed_ns_;
-        if (armed_ns_ != INT64_MAX && lag > current_->max_timer_lag_ns) current_->max_timer_lag_ns = lag;
+        if (armed_ns_ != INT64_MAX && lag > current_->max_timer_lag_ns)
+          current_->max_timer_lag_ns = lag;
         armed_ns_ = INT64_MAX;
       } else if (ptr == &wake_tag) {
         uint64_t value;
@@ -222,9 +224,8 @@ void Worker::Housekeeping(int64_t now) {
   while (timeout_head_ != nullptr && timeout_head_->deadline_ns <= now) {
     Fail(*timeout_head_, Outcome::kTimeout);
   }
-  auto later = [](const std::pair<int64_t, Connection*>& a, const std::pair<int64_t, Connection*>& b) {
-    return a.first > b.first;
-  };
+  auto later = [](const std::pair<int64_t, Connection*>& a,
+                  const std::pair<int64_t, Connection*>& b) { return a.first > b.first; };
   while (!wakeups_.empty() && wakeups_.front().first <= now) {
     std::pop_heap(wakeups_.begin(), wakeups_.end(), later);
     auto [at, c] = wakeups_.back();
@@ -281,7 +282,9 @@ void Worker::PublishInterval(bool final) {
   current_->cpu_seconds = (cpu - thread_cpu_ns_) / 1e9;
   // A final interval of a few microseconds says nothing about saturation.
   current_->busiest_thread_cpu =
-      interval_ns < kSecond / 10 ? 0 : std::min(1.0, static_cast<double>(cpu - thread_cpu_ns_) / interval_ns);
+      interval_ns < kSecond / 10
+          ? 0
+          : std::min(1.0, static_cast<double>(cpu - thread_cpu_ns_) / interval_ns);
   thread_cpu_ns_ = cpu;
   publish_(std::move(current_), final);
   current_ = std::make_unique<IntervalStats>(shared_.requests.size());
@@ -306,7 +309,8 @@ uint32_t Worker::PickRequest() {
 
 void Worker::UpdateUsers(int64_t now) {
   const int64_t t = now - start_ns_;
-  const uint64_t share = common::EvenShare(shared_.plan.UsersAt(t), shared_.stream_count, stream_index_);
+  const uint64_t share =
+      common::EvenShare(shared_.plan.UsersAt(t), shared_.stream_count, stream_index_);
   const uint32_t target = static_cast<uint32_t>(std::min<uint64_t>(share, connections_.size()));
   while (active_users_ < target) {
     Connection& c = connections_[active_users_++];
@@ -322,8 +326,9 @@ void Worker::UpdateUsers(int64_t now) {
       CloseSocket(c);
     }
   }
-  next_ramp_ns_ = t < shared_.plan.RampEnd() ? std::min(now + kRampCheckNs, start_ns_ + shared_.plan.RampEnd())
-                                             : INT64_MAX;
+  next_ramp_ns_ = t < shared_.plan.RampEnd()
+                      ? std::min(now + kRampCheckNs, start_ns_ + shared_.plan.RampEnd())
+                      : INT64_MAX;
 }
 
 void Worker::DispatchArrivals(int64_t now) {
@@ -418,7 +423,8 @@ void Worker::OnEvent(Connection& c, uint32_t events) {
     case State::kSending:
       if (events & (EPOLLOUT | EPOLLERR | EPOLLHUP)) Send(c);
       // A response (often an error) can arrive before the request is fully written.
-      if ((c.state == State::kSending || c.state == State::kReceiving) && (events & EPOLLIN)) Receive(c, events);
+      if ((c.state == State::kSending || c.state == State::kReceiving) && (events & EPOLLIN))
+        Receive(c, events);
       return;
     case State::kReceiving:
       Receive(c, events);
@@ -446,7 +452,8 @@ void Worker::OnConnected(Connection& c) {
       return;
     }
     SSL_set_tlsext_host_name(c.ssl, shared_.sni.c_str());
-    if (SSL_CTX_get_verify_mode(shared_.ssl_ctx) != SSL_VERIFY_NONE) SSL_set1_host(c.ssl, shared_.sni.c_str());
+    if (SSL_CTX_get_verify_mode(shared_.ssl_ctx) != SSL_VERIFY_NONE)
+      SSL_set1_host(c.ssl, shared_.sni.c_str());
     SSL_set_connect_state(c.ssl);
     c.state = State::kHandshaking;
     Handshake(c);
@@ -475,7 +482,8 @@ void Worker::Send(Connection& c) {
     ssize_t n;
     if (c.ssl != nullptr) {
       ERR_clear_error();
-      const int rc = SSL_write(c.ssl, wire.data() + c.written, static_cast<int>(wire.size() - c.written));
+      const int rc =
+          SSL_write(c.ssl, wire.data() + c.written, static_cast<int>(wire.size() - c.written));
       if (rc <= 0) {
         const int err = SSL_get_error(c.ssl, rc);
         if (err == SSL_ERROR_WANT_WRITE || err == SSL_ERROR_WANT_READ) return;
@@ -568,10 +576,12 @@ void Worker::Complete(Connection& c, int64_t now, bool close_after) {
   const int status = c.parser.status();
   const int status_class = status / 100;
   ++stats.status_classes[status_class >= 1 && status_class <= 5 ? status_class : 0];
-  const Outcome outcome = shared_.requests[c.request].Expected(status) ? Outcome::kOk : Outcome::kUnexpectedStatus;
+  const Outcome outcome =
+      shared_.requests[c.request].Expected(status) ? Outcome::kOk : Outcome::kUnexpectedStatus;
   ++stats.outcomes[static_cast<size_t>(outcome)];
   stats.latency.Record(static_cast<uint64_t>(std::max<int64_t>(now - c.start_ns, 0)));
-  if (open_model_) stats.service.Record(static_cast<uint64_t>(std::max<int64_t>(now - c.send_ns, 0)));
+  if (open_model_)
+    stats.service.Record(static_cast<uint64_t>(std::max<int64_t>(now - c.send_ns, 0)));
   c.reused = true;
   c.backoff_ns = 0;
   // A response that came before the whole request was written leaves the stream out of step.
@@ -607,7 +617,8 @@ void Worker::AfterRequest(Connection& c, int64_t now, int64_t backoff_ns) {
   }
   int64_t think = shared_.think_min_ns;
   if (shared_.think_max_ns > think) {
-    think += static_cast<int64_t>(Random() % static_cast<uint64_t>(shared_.think_max_ns - think + 1));
+    think +=
+        static_cast<int64_t>(Random() % static_cast<uint64_t>(shared_.think_max_ns - think + 1));
   }
   const int64_t wait = std::max(think, backoff_ns);
   if (wait <= 0) {
@@ -650,8 +661,14 @@ void Worker::Track(Connection& c, int64_t deadline) {
 void Worker::Untrack(Connection& c) {
   if (!c.tracked) return;
   c.tracked = false;
-  if (c.prev != nullptr) c.prev->next = c.next; else timeout_head_ = c.next;
-  if (c.next != nullptr) c.next->prev = c.prev; else timeout_tail_ = c.prev;
+  if (c.prev != nullptr)
+    c.prev->next = c.next;
+  else
+    timeout_head_ = c.next;
+  if (c.next != nullptr)
+    c.next->prev = c.prev;
+  else
+    timeout_tail_ = c.prev;
   c.prev = c.next = nullptr;
 }
 

@@ -26,8 +26,8 @@ namespace stampede::agent {
 
 // The engine fills the shared statistics types (common/stats.h).
 using common::IntervalStats;
-using common::LoadPlan;
 using common::kLateNs;
+using common::LoadPlan;
 using common::Outcome;
 using common::OutcomeName;
 using common::RequestStats;
@@ -40,13 +40,13 @@ struct WorkerShared {
   LoadPlan plan;
   sockaddr_storage address{};
   socklen_t address_len = 0;
-  bool dns_failed = false;  // every connection attempt then counts as a DNS error
+  bool dns_failed = false;     // every connection attempt then counts as a DNS error
   SSL_CTX* ssl_ctx = nullptr;  // null for plain HTTP
   std::string sni;
   int64_t think_min_ns = 0;  // closed model: uniform think time between requests
   int64_t think_max_ns = 0;
   int64_t timeout_ns = 0;
-  int64_t grace_ns = 0;     // how long in-flight requests may finish after the end
+  int64_t grace_ns = 0;       // how long in-flight requests may finish after the end
   uint32_t stream_count = 1;  // workers sharing the plan, over all agents
 };
 

@@ -16,14 +16,15 @@ absl::StatusOr<absl::Duration> ParseDuration(std::string_view text) {
   }
   absl::Duration d;
   if (!absl::ParseDuration(trimmed, &d) || d == absl::InfiniteDuration()) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "\"", trimmed, "\" is not a duration (examples: 500ms, 10s, 1m30s, 2h)"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("\"", trimmed, "\" is not a duration (examples: 500ms, 10s, 1m30s, 2h)"));
   }
   if (d < absl::ZeroDuration()) {
     return absl::InvalidArgumentError(absl::StrCat("\"", trimmed, "\" is negative"));
   }
   if (d > kMaxDuration) {
-    return absl::InvalidArgumentError(absl::StrCat("\"", trimmed, "\" is longer than 168h (7 days), the longest Stampede takes"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("\"", trimmed, "\" is longer than 168h (7 days), the longest Stampede takes"));
   }
   return d;
 }

@@ -169,7 +169,8 @@ absl::Status Histogram::MergeFromProto(const v1::Histogram& in) {
 absl::Status Histogram::AddProtoCounts(const v1::Histogram& in) {
   if (in.layout_version() != kLayoutVersion) {
     return absl::InvalidArgumentError(absl::StrCat("histogram layout_version ", in.layout_version(),
-                                                   " is not supported (want ", kLayoutVersion, ")"));
+                                                   " is not supported (want ", kLayoutVersion,
+                                                   ")"));
   }
   if (in.total_count() == 0) {
     if (in.counts_size() != 0) return absl::InvalidArgumentError("empty histogram has counts");
@@ -207,8 +208,8 @@ absl::Status Histogram::AddProtoCounts(const v1::Histogram& in) {
   }
   if (error == nullptr && total != in.total_count()) {
     UndoProtoCounts(in, done);
-    return absl::InvalidArgumentError(
-        absl::StrCat("histogram counts add up to ", total, ", total_count says ", in.total_count()));
+    return absl::InvalidArgumentError(absl::StrCat("histogram counts add up to ", total,
+                                                   ", total_count says ", in.total_count()));
   }
   if (error != nullptr) {
     UndoProtoCounts(in, done);

@@ -1,15 +1,15 @@
 // A log-linear latency histogram of nanosecond values, in the spirit of HdrHistogram.
 //
 // Values below 2048 ns are counted exactly; above that, every power-of-two range [2^k, 2^(k+1)) is
-// split into 1024 equal buckets, so a bucket is at most 1/1024 of its lowest value wide and any value
-// reported from a bucket (its midpoint) is within 0.05 % of every value counted in it. The range is
-// 0 ns .. 2^42-1 ns (about 73 minutes); larger values are counted in the last bucket, while min and
-// max stay exact. Because all histograms share one bucket layout, merging adds counts bucket by
-// bucket and is exact: merge(A, B) is the histogram of A's and B's samples together.
+// split into 1024 equal buckets, so a bucket is at most 1/1024 of its lowest value wide and any
+// value reported from a bucket (its midpoint) is within 0.05 % of every value counted in it. The
+// range is 0 ns .. 2^42-1 ns (about 73 minutes); larger values are counted in the last bucket,
+// while min and max stay exact. Because all histograms share one bucket layout, merging adds counts
+// bucket by bucket and is exact: merge(A, B) is the histogram of A's and B's samples together.
 //
-// Memory: the 33,792 counters (264 KiB of address space) are mapped lazily by the kernel, so only the
-// pages that hold recorded values become resident; Reset, Merge and serialization touch only the
-// range between the smallest and largest recorded value.
+// Memory: the 33,792 counters (264 KiB of address space) are mapped lazily by the kernel, so only
+// the pages that hold recorded values become resident; Reset, Merge and serialization touch only
+// the range between the smallest and largest recorded value.
 //
 // Not thread-safe: one histogram per thread, merged when read (see agent/worker.h).
 #ifndef STAMPEDE_COMMON_HISTOGRAM_H_
@@ -82,8 +82,9 @@ class Histogram {
 
   // Sparse protobuf form (see proto/stampede/v1/histogram.proto).
   void ToProto(v1::Histogram* out) const;
-  // Adds a serialized histogram to this one. InvalidArgument (and no change) when `in` is malformed:
-  // another layout version, indices out of range, or counts that do not add up to total_count.
+  // Adds a serialized histogram to this one. InvalidArgument (and no change) when `in` is
+  // malformed: another layout version, indices out of range, or counts that do not add up to
+  // total_count.
   absl::Status MergeFromProto(const v1::Histogram& in);
   // MergeFromProto in two steps, for callers that merge several messages all or nothing (a
   // report): AddProtoCounts checks `in` while adding its bucket counts and leaves no trace when it

@@ -50,8 +50,10 @@ inline std::string PathProblem(std::string_view path) {
       i += 2;
       continue;
     }
-    const bool allowed = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-                         std::string_view("-._~!$&'()*+,;=:@/?").find(static_cast<char>(c)) != std::string_view::npos;
+    const bool allowed = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') ||
+                         (c >= 'A' && c <= 'Z') ||
+                         std::string_view("-._~!$&'()*+,;=:@/?").find(static_cast<char>(c)) !=
+                             std::string_view::npos;
     if (allowed) continue;
     if (c == '#') return "has a '#': a fragment is never sent to a server; remove it, or write %23";
     if (c == ' ') return "has a space (encode it as %20)";

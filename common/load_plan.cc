@@ -19,7 +19,8 @@ absl::Status CheckStages(const std::vector<Stage>& stages, const char* what) {
       return absl::InvalidArgumentError(absl::StrCat("stages[", i, "].duration: must be > 0"));
     }
     if (!(stages[i].target >= 0) || !std::isfinite(stages[i].target)) {
-      return absl::InvalidArgumentError(absl::StrCat("stages[", i, "].target: must be >= 0 ", what));
+      return absl::InvalidArgumentError(
+          absl::StrCat("stages[", i, "].target: must be >= 0 ", what));
     }
   }
   return absl::OkStatus();
@@ -76,7 +77,8 @@ absl::StatusOr<LoadPlan> LoadPlan::Closed(uint32_t users, double spawn_rate,
   plan.spawn_rate_ = spawn_rate;
   if (stages.empty()) {
     plan.max_users_ = users;
-    plan.ramp_end_ns_ = spawn_rate > 0 ? static_cast<int64_t>(std::ceil((users - 1) / spawn_rate * kNanos)) : 0;
+    plan.ramp_end_ns_ =
+        spawn_rate > 0 ? static_cast<int64_t>(std::ceil((users - 1) / spawn_rate * kNanos)) : 0;
   } else {
     plan.BuildSegments(users, stages);
     plan.ramp_end_ns_ = std::min(StagesDuration(stages), duration_ns);
@@ -84,7 +86,8 @@ absl::StatusOr<LoadPlan> LoadPlan::Closed(uint32_t users, double spawn_rate,
   return plan;
 }
 
-absl::StatusOr<LoadPlan> LoadPlan::Open(double rate, std::vector<Stage> stages, int64_t duration_ns) {
+absl::StatusOr<LoadPlan> LoadPlan::Open(double rate, std::vector<Stage> stages,
+                                        int64_t duration_ns) {
   LoadPlan plan;
   plan.model_ = Model::kOpen;
   if (auto s = CheckStages(stages, "requests per second"); !s.ok()) return s;
@@ -161,16 +164,18 @@ absl::StatusOr<LoadPlan> LoadPlanFromSpec(const v1::LoadTestSpec& spec) {
   for (int i = 0; i < spec.load().stages_size(); ++i) {
     const v1::Stage& s = spec.load().stages(i);
     Stage stage;
-    ASSIGN_OR_RETURN(stage.duration_ns,
-                     ParseDurationNanos(absl::StrCat("spec.load.stages[", i, "].duration"), s.duration()));
+    ASSIGN_OR_RETURN(
+        stage.duration_ns,
+        ParseDurationNanos(absl::StrCat("spec.load.stages[", i, "].duration"), s.duration()));
     stage.target = s.target();
     stages.push_back(stage);
   }
   const v1::Load& load = spec.load();
-  absl::StatusOr<LoadPlan> plan = load.has_rate()
-                                      ? LoadPlan::Open(load.rate(), stages, duration)
-                                      : LoadPlan::Closed(load.users(), load.spawn_rate(), stages, duration);
-  if (!plan.ok()) return absl::InvalidArgumentError(absl::StrCat("spec.load: ", plan.status().message()));
+  absl::StatusOr<LoadPlan> plan =
+      load.has_rate() ? LoadPlan::Open(load.rate(), stages, duration)
+                      : LoadPlan::Closed(load.users(), load.spawn_rate(), stages, duration);
+  if (!plan.ok())
+    return absl::InvalidArgumentError(absl::StrCat("spec.load: ", plan.status().message()));
   return plan;
 }
 

@@ -62,8 +62,8 @@ class LoadPlan {
   struct Segment {
     int64_t start_ns;
     int64_t duration_ns;
-    double start_level;  // users or rate at the segment's start
-    double slope;        // per second
+    double start_level;      // users or rate at the segment's start
+    double slope;            // per second
     double arrivals_before;  // open model: cumulative arrivals at the segment's start...
     double arrivals_end;     // ...and at its end
   };

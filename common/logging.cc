@@ -27,10 +27,14 @@ std::atomic<int>& Level() {
 
 const char* LevelName(LogLevel level) {
   switch (level) {
-    case LogLevel::kDebug: return "debug";
-    case LogLevel::kInfo: return "info";
-    case LogLevel::kWarning: return "warning";
-    case LogLevel::kError: return "error";
+    case LogLevel::kDebug:
+      return "debug";
+    case LogLevel::kInfo:
+      return "info";
+    case LogLevel::kWarning:
+      return "warning";
+    case LogLevel::kError:
+      return "error";
   }
   return "?";
 }
@@ -39,7 +43,9 @@ const char* LevelName(LogLevel level) {
 
 void SetLogLevel(LogLevel level) { Level().store(static_cast<int>(level)); }
 
-bool LogEnabled(LogLevel level) { return static_cast<int>(level) >= Level().load(std::memory_order_relaxed); }
+bool LogEnabled(LogLevel level) {
+  return static_cast<int>(level) >= Level().load(std::memory_order_relaxed);
+}
 
 LogMessage::LogMessage(LogLevel level) {
   timespec ts;

@@ -38,9 +38,11 @@ absl::Status MergeReport(const v1::Report& report, common::IntervalStats* into) 
   // counts are added (one pass) and taken back if a later part of the report is bad.
   for (const v1::RequestReport& r : report.requests()) {
     if (r.request() >= into->requests.size()) {
-      return absl::InvalidArgumentError(absl::StrCat("report names request ", r.request(), " of ", into->requests.size()));
+      return absl::InvalidArgumentError(
+          absl::StrCat("report names request ", r.request(), " of ", into->requests.size()));
     }
-    if (r.outcomes_size() > static_cast<int>(common::Outcome::kCount) || r.status_classes_size() > 6) {
+    if (r.outcomes_size() > static_cast<int>(common::Outcome::kCount) ||
+        r.status_classes_size() > 6) {
       return absl::InvalidArgumentError("report has too many outcome or status counters");
     }
   }
@@ -95,9 +97,11 @@ absl::StatusOr<v1::Report> FoldReports(absl::Span<const std::string> serialized)
   v1::Report report;
   int64_t first_interval = 0, started_unix_nanos = 0, last_interval = 0;
   for (size_t i = 0; i < serialized.size(); ++i) {
-    if (!report.ParseFromString(serialized[i])) return absl::InvalidArgumentError("a kept report does not parse");
+    if (!report.ParseFromString(serialized[i]))
+      return absl::InvalidArgumentError("a kept report does not parse");
     for (const v1::RequestReport& r : report.requests()) {
-      if (r.request() >= sum.requests.size()) sum.requests.resize(static_cast<size_t>(r.request()) + 1);
+      if (r.request() >= sum.requests.size())
+        sum.requests.resize(static_cast<size_t>(r.request()) + 1);
     }
     RETURN_IF_ERROR(MergeReport(report, &sum));
     if (i == 0) {

@@ -1,6 +1,6 @@
 // An agent's one-second statistics on the wire (v1::Report): the engine's IntervalStats turned into
-// a report, a report merged back into IntervalStats (the controller's side), and many reports folded
-// into one (the agent's bounded replay log). Pure and thread-safe.
+// a report, a report merged back into IntervalStats (the controller's side), and many reports
+// folded into one (the agent's bounded replay log). Pure and thread-safe.
 #ifndef STAMPEDE_COMMON_REPORT_H_
 #define STAMPEDE_COMMON_REPORT_H_
 

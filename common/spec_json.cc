@@ -57,7 +57,6 @@ void AppendJsonString(absl::string_view s, std::string* out) {
   out->push_back('"');
 }
 
-
 void AppendDouble(double v, std::string* out) {
   if (std::isnan(v)) {
     *out += "\"NaN\"";

@@ -37,7 +37,6 @@ using spec_internal::Quote;
 constexpr char kApiVersion[] = "stampede.dev/v1alpha1";
 constexpr char kKind[] = "LoadTest";
 
-
 bool IsDnsLabel(absl::string_view s) {
   if (s.empty()) return false;
   for (char c : s) {
@@ -84,7 +83,8 @@ std::string UrlProblem(absl::string_view url) {
     return absl::StrCat(Quote(url), ": port ", Quote(port), " is not in 1..65535");
   }
   const absl::string_view path = rest.substr(authority.size());
-  if (std::string problem = PathProblem(std::string_view(path.data(), path.size())); !problem.empty()) {
+  if (std::string problem = PathProblem(std::string_view(path.data(), path.size()));
+      !problem.empty()) {
     return absl::StrCat(Quote(url), ": the path ", problem);
   }
   return "";
@@ -144,7 +144,8 @@ class Validator {
     }
     for (int i = 0; i < spec.secret_headers_size(); ++i) {
       if (!IsToken(spec.secret_headers(i))) {
-        Add(Index("spec.secretHeaders", i), absl::StrCat(Quote(spec.secret_headers(i)), " is not a header name"));
+        Add(Index("spec.secretHeaders", i),
+            absl::StrCat(Quote(spec.secret_headers(i)), " is not a header name"));
       }
     }
     for (int i = 0; i < spec.thresholds_size(); ++i) {
@@ -268,7 +269,8 @@ class Validator {
         Add(path + ".name", "must not be blank");
       } else if (name == "*" || absl::EqualsIgnoreCase(name, "total")) {
         // The aggregate rows: request="*" in /metrics, "total" in the table and the CSV.
-        Add(path + ".name", absl::StrCat(Quote(name), " is reserved for the total over all requests"));
+        Add(path + ".name",
+            absl::StrCat(Quote(name), " is reserved for the total over all requests"));
       }
       const auto previous = std::find(names.begin(), names.end(), name);
       if (previous != names.end()) {

@@ -6,18 +6,30 @@ namespace stampede::common {
 
 const char* OutcomeName(Outcome outcome) {
   switch (outcome) {
-    case Outcome::kOk: return "ok";
-    case Outcome::kUnexpectedStatus: return "status";
-    case Outcome::kConnect: return "connect";
-    case Outcome::kDns: return "dns";
-    case Outcome::kTls: return "tls";
-    case Outcome::kTimeout: return "timeout";
-    case Outcome::kReset: return "reset";
-    case Outcome::kClosed: return "closed";
-    case Outcome::kMalformed: return "malformed";
-    case Outcome::kDropped: return "dropped";
-    case Outcome::kCancelled: return "cancelled";
-    case Outcome::kCount: break;
+    case Outcome::kOk:
+      return "ok";
+    case Outcome::kUnexpectedStatus:
+      return "status";
+    case Outcome::kConnect:
+      return "connect";
+    case Outcome::kDns:
+      return "dns";
+    case Outcome::kTls:
+      return "tls";
+    case Outcome::kTimeout:
+      return "timeout";
+    case Outcome::kReset:
+      return "reset";
+    case Outcome::kClosed:
+      return "closed";
+    case Outcome::kMalformed:
+      return "malformed";
+    case Outcome::kDropped:
+      return "dropped";
+    case Outcome::kCancelled:
+      return "cancelled";
+    case Outcome::kCount:
+      break;
   }
   return "?";
 }

@@ -33,7 +33,8 @@ struct RequestStats {
   // Closed model: response end - request start. Open model: response end - planned send time
   // (corrected for coordinated omission). Recorded for every complete response.
   Histogram latency;
-  // Open model only: response end - actual send start (service time, as an uncorrected client sees).
+  // Open model only: response end - actual send start (service time, as an uncorrected client
+  // sees).
   Histogram service;
   std::array<uint64_t, static_cast<size_t>(Outcome::kCount)> outcomes{};
   std::array<uint64_t, 6> status_classes{};  // [1] = 1xx ... [5] = 5xx; [0] other
@@ -50,11 +51,11 @@ struct IntervalStats {
   uint64_t connections_opened = 0;
   uint64_t bytes_read = 0;
   uint64_t bytes_written = 0;
-  uint64_t late = 0;     // open model: sent more than kLateNs after the planned time
-  uint64_t planned = 0;  // open model: arrivals that came due
-  uint32_t active_users = 0;  // closed model, at the end of the interval
-  uint32_t in_flight = 0;     // at the end of the interval
-  double cpu_seconds = 0;     // CPU the worker threads used in this interval
+  uint64_t late = 0;              // open model: sent more than kLateNs after the planned time
+  uint64_t planned = 0;           // open model: arrivals that came due
+  uint32_t active_users = 0;      // closed model, at the end of the interval
+  uint32_t in_flight = 0;         // at the end of the interval
+  double cpu_seconds = 0;         // CPU the worker threads used in this interval
   double busiest_thread_cpu = 0;  // the highest single worker's CPU share, 0..1
   int64_t max_timer_lag_ns = 0;   // how late the event loops woke for timers, worst case
 

@@ -9,9 +9,9 @@
 #define STAMPEDE_CONCAT_INNER_(a, b) a##b
 #define STAMPEDE_CONCAT_(a, b) STAMPEDE_CONCAT_INNER_(a, b)
 
-#define RETURN_IF_ERROR(expr)                         \
-  do {                                                \
-    ::absl::Status stampede_status_ = (expr);         \
+#define RETURN_IF_ERROR(expr)                            \
+  do {                                                   \
+    ::absl::Status stampede_status_ = (expr);            \
     if (!stampede_status_.ok()) return stampede_status_; \
   } while (0)
 

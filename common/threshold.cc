@@ -253,16 +253,30 @@ std::vector<v1::ThresholdResult> EvaluateThresholds(const std::vector<Threshold>
     }
     double actual = 0;
     switch (t.metric) {
-      case Threshold::Metric::kQuantile: actual = stats.latency.ValueAtQuantile(t.quantile); break;
-      case Threshold::Metric::kMax: actual = stats.latency.max(); break;
-      case Threshold::Metric::kMin: actual = stats.latency.min(); break;
-      case Threshold::Metric::kMean: actual = stats.latency.Mean(); break;
+      case Threshold::Metric::kQuantile:
+        actual = stats.latency.ValueAtQuantile(t.quantile);
+        break;
+      case Threshold::Metric::kMax:
+        actual = stats.latency.max();
+        break;
+      case Threshold::Metric::kMin:
+        actual = stats.latency.min();
+        break;
+      case Threshold::Metric::kMean:
+        actual = stats.latency.Mean();
+        break;
       case Threshold::Metric::kErrorRate:
         actual = stats.Requests() == 0 ? 0 : static_cast<double>(stats.Errors()) / stats.Requests();
         break;
-      case Threshold::Metric::kRps: actual = stats.Requests() / elapsed; break;
-      case Threshold::Metric::kRequests: actual = stats.Requests(); break;
-      case Threshold::Metric::kErrors: actual = stats.Errors(); break;
+      case Threshold::Metric::kRps:
+        actual = stats.Requests() / elapsed;
+        break;
+      case Threshold::Metric::kRequests:
+        actual = stats.Requests();
+        break;
+      case Threshold::Metric::kErrors:
+        actual = stats.Errors();
+        break;
     }
     const bool no_data = IsLatency(t.metric) && stats.latency.count() == 0;
     v1::ThresholdResult r;

@@ -21,9 +21,11 @@ Aggregator::Aggregator(std::vector<std::string> request_names, uint32_t agents, 
       cumulative_(names_.size()) {}
 
 absl::Status Aggregator::Add(uint32_t agent, const v1::Report& report) {
-  if (agent >= reported_up_to_.size() || report.interval() < 0 || report.interval() > kMaxInterval) {
+  if (agent >= reported_up_to_.size() || report.interval() < 0 ||
+      report.interval() > kMaxInterval) {
     ++rejected_reports_;
-    return absl::InvalidArgumentError("report from an unknown agent or for an interval out of range");
+    return absl::InvalidArgumentError(
+        "report from an unknown agent or for an interval out of range");
   }
   // A report goes into its pending interval, which joins the cumulative totals when it is
   // finalized; a late one (its interval already closed) goes straight into the totals. Either way
@@ -40,7 +42,8 @@ absl::Status Aggregator::Add(uint32_t agent, const v1::Report& report) {
   common::IntervalStats* target = &cumulative_;
   if (!late) {
     auto it = pending_.find(report.interval());
-    if (it == pending_.end()) it = pending_.emplace(report.interval(), common::IntervalStats(names_.size())).first;
+    if (it == pending_.end())
+      it = pending_.emplace(report.interval(), common::IntervalStats(names_.size())).first;
     target = &it->second;
   }
   if (absl::Status s = common::MergeReport(report, target); !s.ok()) {
@@ -72,8 +75,9 @@ absl::Status Aggregator::AddFolded(uint32_t agent, const v1::Report& report) {
     // Part of it is counted already and a fold cannot be split: taking it would count those
     // seconds twice. The agent keeps its newest reports whole to make this impossible.
     ++rejected_reports_;
-    return absl::InvalidArgumentError(absl::StrCat("folded report of intervals ", first, "..", last, " overlaps ",
-                                                   already, " interval(s) already counted"));
+    return absl::InvalidArgumentError(absl::StrCat("folded report of intervals ", first, "..", last,
+                                                   " overlaps ", already,
+                                                   " interval(s) already counted"));
   }
   // The fold has no per-second detail: it joins the totals at once, and the seconds it covers
   // are closed now (with what other agents sent for them) rather than left waiting for it.

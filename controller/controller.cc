@@ -12,7 +12,8 @@
 namespace stampede::controller {
 
 std::string RandomToken(size_t bytes) {
-  static const char kAlphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+  static const char kAlphabet[] =
+      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
   std::string raw(bytes, '\0');
   const int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
   size_t got = 0;
@@ -34,13 +35,15 @@ std::string RandomToken(size_t bytes) {
 absl::StatusOr<std::unique_ptr<Controller>> Controller::Create(ControllerOptions options) {
   std::unique_ptr<Controller> c(new Controller());
   Controller* self = c.get();
-  auto listener = GrpcListener::Start(options.grpc_listen, [self](const std::string& id) { return self->FindRun(id); });
+  auto listener = GrpcListener::Start(options.grpc_listen,
+                                      [self](const std::string& id) { return self->FindRun(id); });
   if (!listener.ok()) return listener.status();
   c->listener_ = std::move(*listener);
   c->grpc_port_ = c->listener_->port();
   if (options.advertise_address.empty()) {
     const std::string host = options.grpc_listen.substr(0, options.grpc_listen.rfind(':'));
-    c->agent_address_ = absl::StrCat(host == "0.0.0.0" || host == "[::]" ? "127.0.0.1" : host, ":", c->grpc_port_);
+    c->agent_address_ =
+        absl::StrCat(host == "0.0.0.0" || host == "[::]" ? "127.0.0.1" : host, ":", c->grpc_port_);
   } else {
     c->agent_address_ = options.advertise_address;
   }
@@ -61,18 +64,21 @@ Controller::~Controller() {
   if (listener_ != nullptr) listener_->Shutdown();
 }
 
-std::shared_ptr<Run> Controller::StartRun(v1::LoadTest test, std::unique_ptr<AgentLauncher> launcher) {
+std::shared_ptr<Run> Controller::StartRun(v1::LoadTest test,
+                                          std::unique_ptr<AgentLauncher> launcher) {
   std::string id;
   {
     common::MutexLock lock(&mu_);
-    id = absl::StrCat(test.metadata().namespace_(), "-", test.metadata().name(), "-", ++next_run_, "-",
-                      RandomToken(6));
+    id = absl::StrCat(test.metadata().namespace_(), "-", test.metadata().name(), "-", ++next_run_,
+                      "-", RandomToken(6));
   }
   return StartRun(std::move(test), std::move(launcher), id, RandomToken(), run_defaults_);
 }
 
-std::shared_ptr<Run> Controller::StartRun(v1::LoadTest test, std::unique_ptr<AgentLauncher> launcher,
-                                          const std::string& id, const std::string& token, const RunOptions& options) {
+std::shared_ptr<Run> Controller::StartRun(v1::LoadTest test,
+                                          std::unique_ptr<AgentLauncher> launcher,
+                                          const std::string& id, const std::string& token,
+                                          const RunOptions& options) {
   RunOptions o = options;
   o.controller_address = agent_address_;
   std::shared_ptr<Run> run;

@@ -39,8 +39,9 @@ class Controller final : public RunRegistry {
   // Registers and starts a run. `test` must be valid with defaults applied.
   std::shared_ptr<Run> StartRun(v1::LoadTest test, std::unique_ptr<AgentLauncher> launcher);
   // RunRegistry. The agents of the run dial this controller's address.
-  std::shared_ptr<Run> StartRun(v1::LoadTest test, std::unique_ptr<AgentLauncher> launcher, const std::string& id,
-                                const std::string& token, const RunOptions& options) override;
+  std::shared_ptr<Run> StartRun(v1::LoadTest test, std::unique_ptr<AgentLauncher> launcher,
+                                const std::string& id, const std::string& token,
+                                const RunOptions& options) override;
   void RemoveRun(const std::string& id) override;
   // The defaults every run starts from, with the address agents dial filled in.
   const RunOptions& run_defaults() const { return run_defaults_; }

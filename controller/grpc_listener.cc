@@ -64,8 +64,8 @@ class Connection : public AgentConnection {
 // is still outstanding.
 class AgentStream {
  public:
-  AgentStream(v1::AgentService::AsyncService* service, grpc::ServerCompletionQueue* cq, StreamRegistry* gate,
-          GrpcListener::FindRun find_run)
+  AgentStream(v1::AgentService::AsyncService* service, grpc::ServerCompletionQueue* cq,
+              StreamRegistry* gate, GrpcListener::FindRun find_run)
       : service_(service),
         cq_(cq),
         gate_(gate),
@@ -172,13 +172,15 @@ class AgentStream {
       }
       std::shared_ptr<Run> run = find_run_(in_->hello().run());
       if (run == nullptr) {
-        Reject(grpc::StatusCode::NOT_FOUND, absl::StrCat("no test with run id \"", in_->hello().run(), "\""));
+        Reject(grpc::StatusCode::NOT_FOUND,
+               absl::StrCat("no test with run id \"", in_->hello().run(), "\""));
         return;
       }
       index_ = in_->hello().index();
       std::string why;
       if (!run->OnHello(in_->hello(), connection_, &why)) {
-        SLOG(kWarning) << "agent_rejected run=" << in_->hello().run() << " index=" << index_ << " why=\"" << why << "\"";
+        SLOG(kWarning) << "agent_rejected run=" << in_->hello().run() << " index=" << index_
+                       << " why=\"" << why << "\"";
         Reject(grpc::StatusCode::PERMISSION_DENIED, why);
         return;
       }
@@ -271,8 +273,9 @@ class AgentStream {
 
   common::Mutex mu_;
   std::deque<v1::ControllerMessage> queue_ ABSL_GUARDED_BY(mu_);
-  v1::ControllerMessage current_ ABSL_GUARDED_BY(mu_);  // the message being written; untouched while writing_
-  grpc::Status reject_ ABSL_GUARDED_BY(mu_);            // how Finish ends the stream: OK unless rejected
+  v1::ControllerMessage current_
+      ABSL_GUARDED_BY(mu_);                   // the message being written; untouched while writing_
+  grpc::Status reject_ ABSL_GUARDED_BY(mu_);  // how Finish ends the stream: OK unless rejected
   bool writing_ ABSL_GUARDED_BY(mu_) = false;
   bool closing_ ABSL_GUARDED_BY(mu_) = false;
   bool finish_called_ ABSL_GUARDED_BY(mu_) = false;
@@ -291,8 +294,9 @@ void Connection::Close() {
 
 class Listener final : public GrpcListener {
  public:
-  Listener(std::unique_ptr<v1::AgentService::AsyncService> service, std::unique_ptr<grpc::ServerCompletionQueue> cq,
-           std::unique_ptr<grpc::Server> server, int port, GrpcListener::FindRun find_run)
+  Listener(std::unique_ptr<v1::AgentService::AsyncService> service,
+           std::unique_ptr<grpc::ServerCompletionQueue> cq, std::unique_ptr<grpc::Server> server,
+           int port, GrpcListener::FindRun find_run)
       : service_(std::move(service)), cq_(std::move(cq)), server_(std::move(server)), port_(port) {
     new AgentStream(service_.get(), cq_.get(), &gate_, std::move(find_run));
     poller_ = std::thread([this] { Poll(); });
@@ -341,10 +345,11 @@ class Listener final : public GrpcListener {
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<GrpcListener>> GrpcListener::Start(const std::string& address, FindRun find_run) {
+absl::StatusOr<std::unique_ptr<GrpcListener>> GrpcListener::Start(const std::string& address,
+                                                                  FindRun find_run) {
   // Debian builds abseil without NDEBUG, which turns on absl::Mutex deadlock detection: a global
-  // lock-order graph updated on gRPC's hot paths (a few % of the controller's CPU with 1000 agents).
-  // Our own locks are common::Mutex (std::mutex underneath); gRPC's are tested upstream.
+  // lock-order graph updated on gRPC's hot paths (a few % of the controller's CPU with 1000
+  // agents). Our own locks are common::Mutex (std::mutex underneath); gRPC's are tested upstream.
   absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
   auto service = std::make_unique<v1::AgentService::AsyncService>();
   grpc::ServerBuilder builder;
@@ -363,8 +368,8 @@ absl::StatusOr<std::unique_ptr<GrpcListener>> GrpcListener::Start(const std::str
   if (server == nullptr || port == 0) {
     return absl::UnavailableError(absl::StrCat("cannot listen for agents on ", address));
   }
-  return std::unique_ptr<GrpcListener>(
-      new Listener(std::move(service), std::move(cq), std::move(server), port, std::move(find_run)));
+  return std::unique_ptr<GrpcListener>(new Listener(std::move(service), std::move(cq),
+                                                    std::move(server), port, std::move(find_run)));
 }
 
 }  // namespace stampede::controller

@@ -18,7 +18,8 @@ class GrpcListener {
   using FindRun = std::function<std::shared_ptr<Run>(const std::string& run_id)>;
 
   // Listens on `address` (host:port; port 0: any free port).
-  static absl::StatusOr<std::unique_ptr<GrpcListener>> Start(const std::string& address, FindRun find_run);
+  static absl::StatusOr<std::unique_ptr<GrpcListener>> Start(const std::string& address,
+                                                             FindRun find_run);
   virtual ~GrpcListener() = default;
   virtual int port() const = 0;
   // Cancels open sessions and stops; waits for the handlers to finish.

@@ -24,12 +24,20 @@ constexpr char kRunIdAnnotation[] = "stampede.dev/run-id";
 
 HttpResponse JsonResponse(int status, const json& body) {
   // Request names are the user's bytes; invalid UTF-8 must not turn a response into a 500.
-  return {status, "application/json", body.dump(-1, ' ', false, json::error_handler_t::replace) + "\n", {}, false};
+  return {status,
+          "application/json",
+          body.dump(-1, ' ', false, json::error_handler_t::replace) + "\n",
+          {},
+          false};
 }
 
-HttpResponse Error(int status, const std::string& message) { return JsonResponse(status, {{"error", message}}); }
+HttpResponse Error(int status, const std::string& message) {
+  return JsonResponse(status, {{"error", message}});
+}
 
-HttpResponse Text(int status, std::string body) { return {status, "text/plain", std::move(body), {}, false}; }
+HttpResponse Text(int status, std::string body) {
+  return {status, "text/plain", std::move(body), {}, false};
+}
 
 HttpResponse NoSuchRun(const std::string& id) {
   return Error(404, absl::StrCat("no LoadTest run with id \"", id, "\""));
@@ -72,20 +80,24 @@ bool IsLoopback(const std::string& host) {
 bool IsLoadTestMediaType(const std::string& header) {
   const std::string type =
       absl::AsciiStrToLower(absl::StripAsciiWhitespace(header.substr(0, header.find(';'))));
-  if (type == "application/json" || type == "application/yaml" || type == "application/x-yaml") return true;
+  if (type == "application/json" || type == "application/yaml" || type == "application/x-yaml")
+    return true;
   // A structured-syntax suffix (RFC 6839), e.g. application/vnd.example+json.
   constexpr absl::string_view kPrefix = "application/";
-  if (!absl::StartsWith(type, kPrefix) || type.find('/', kPrefix.size()) != std::string::npos) return false;
+  if (!absl::StartsWith(type, kPrefix) || type.find('/', kPrefix.size()) != std::string::npos)
+    return false;
   const bool suffixed = absl::EndsWith(type, "+json") || absl::EndsWith(type, "+yaml");
   return suffixed && type.size() > kPrefix.size() + 5;
 }
 
 v1::LoadTest Redacted(v1::LoadTest test) {
   std::vector<std::string> secret = {"authorization", "cookie", "proxy-authorization"};
-  for (const std::string& h : test.spec().secret_headers()) secret.push_back(absl::AsciiStrToLower(h));
+  for (const std::string& h : test.spec().secret_headers())
+    secret.push_back(absl::AsciiStrToLower(h));
   for (v1::Request& r : *test.mutable_spec()->mutable_requests()) {
     for (auto& [name, value] : *r.mutable_headers()) {
-      if (std::find(secret.begin(), secret.end(), absl::AsciiStrToLower(name)) != secret.end()) value = "<redacted>";
+      if (std::find(secret.begin(), secret.end(), absl::AsciiStrToLower(name)) != secret.end())
+        value = "<redacted>";
     }
   }
   return test;
@@ -99,7 +111,8 @@ HttpApi::HttpApi(HttpApiOptions options, Controller* controller)
 
 HttpApi::~HttpApi() { Stop(); }
 
-absl::StatusOr<std::unique_ptr<HttpApi>> HttpApi::Start(HttpApiOptions options, Controller* controller) {
+absl::StatusOr<std::unique_ptr<HttpApi>> HttpApi::Start(HttpApiOptions options,
+                                                        Controller* controller) {
   auto address = common::SplitHostPort(options.listen);
   if (!address.ok()) return address.status();
   if (options.loadtest_api && !options.make_launcher) {
@@ -121,10 +134,13 @@ absl::StatusOr<std::unique_ptr<HttpApi>> HttpApi::Start(HttpApiOptions options, 
   if (IsLoopback(host)) {
     // What a browser on this machine sends as Host when it means this server.
     const std::string port = std::to_string(api->server_->port());
-    for (const char* name : {"localhost", "127.0.0.1", "[::1]"}) api->allowed_hosts_.push_back(absl::StrCat(name, ":", port));
-    if (host != "localhost" && host != "127.0.0.1" && host != "::1") api->allowed_hosts_.push_back(absl::StrCat(host, ":", port));
+    for (const char* name : {"localhost", "127.0.0.1", "[::1]"})
+      api->allowed_hosts_.push_back(absl::StrCat(name, ":", port));
+    if (host != "localhost" && host != "127.0.0.1" && host != "::1")
+      api->allowed_hosts_.push_back(absl::StrCat(host, ":", port));
   }
-  SLOG(kInfo) << "http_listening address=" << host << ":" << api->port() << " api=" << api->options_.loadtest_api
+  SLOG(kInfo) << "http_listening address=" << host << ":" << api->port()
+              << " api=" << api->options_.loadtest_api
               << " token=" << (api->options_.token.empty() ? "none" : "required");
   return api;
 }
@@ -178,7 +194,8 @@ std::optional<HttpResponse> HttpApi::Refusal(const HttpRequest& req) const {
   if (!allowed_hosts_.empty()) {
     const std::string& host = req.Header("host");
     if (std::find(allowed_hosts_.begin(), allowed_hosts_.end(), host) == allowed_hosts_.end()) {
-      return Error(403, absl::StrCat("Host \"", host, "\" is not this server (use ", allowed_hosts_.front(), ")"));
+      return Error(403, absl::StrCat("Host \"", host, "\" is not this server (use ",
+                                     allowed_hosts_.front(), ")"));
     }
   }
   if (const std::string& origin = req.Header("origin"); !origin.empty()) {
@@ -187,12 +204,15 @@ std::optional<HttpResponse> HttpApi::Refusal(const HttpRequest& req) const {
       return Error(403, absl::StrCat("requests from web pages (Origin ", origin, ") are refused"));
     }
   }
-  if (options_.token.empty() || (req.path == "/metrics" && options_.public_metrics)) return std::nullopt;
+  if (options_.token.empty() || (req.path == "/metrics" && options_.public_metrics))
+    return std::nullopt;
   const std::string& auth = req.Header("authorization");
   constexpr absl::string_view kBearer = "Bearer ";
   if (auth.size() <= kBearer.size() || !absl::StartsWithIgnoreCase(auth, kBearer) ||
       !ConstantTimeEquals(absl::string_view(auth).substr(kBearer.size()), options_.token)) {
-    HttpResponse r = Error(401, "this server needs \"Authorization: Bearer TOKEN\" (the token stampede serve printed)");
+    HttpResponse r = Error(
+        401,
+        "this server needs \"Authorization: Bearer TOKEN\" (the token stampede serve printed)");
     r.headers.emplace_back("WWW-Authenticate", "Bearer");
     return r;
   }
@@ -206,7 +226,8 @@ HttpResponse HttpApi::Handle(const HttpRequest& req) {
     if (!get) return MethodNotAllowed("GET");
     return {200, kMetricsContentType, SerializeMetrics(metrics_->Collect()), {}, false};
   }
-  const bool api = options_.loadtest_api && parts.size() >= 3 && parts[0] == "api" && parts[1] == "v1";
+  const bool api =
+      options_.loadtest_api && parts.size() >= 3 && parts[0] == "api" && parts[1] == "v1";
   if (api && parts[2] == "loadtests") {
     if (parts.size() == 3) {
       if (post) return Create(req);
@@ -244,13 +265,15 @@ HttpResponse HttpApi::Create(const HttpRequest& req) {
   if (shutting_down_.load()) return Error(503, "shutting down");
   const std::string& type = req.Header("content-type");
   if (!IsLoadTestMediaType(type)) {
-    return Error(415, absl::StrCat("Content-Type \"", type,
-                                   "\": send the LoadTest as application/yaml or application/json"));
+    return Error(415,
+                 absl::StrCat("Content-Type \"", type,
+                              "\": send the LoadTest as application/yaml or application/json"));
   }
   absl::StatusOr<v1::LoadTest> parsed = common::ParseLoadTest(req.body);
   if (!parsed.ok()) {
     json problems = json::array();
-    for (absl::string_view line : absl::StrSplit(parsed.status().message(), '\n', absl::SkipWhitespace())) {
+    for (absl::string_view line :
+         absl::StrSplit(parsed.status().message(), '\n', absl::SkipWhitespace())) {
       problems.push_back(std::string(line));
     }
     return JsonResponse(400, {{"error", "invalid LoadTest"}, {"problems", problems}});
@@ -265,13 +288,15 @@ HttpResponse HttpApi::Create(const HttpRequest& req) {
       if (IsTerminal(r->phase())) continue;
       ++active;
       if (r->name_space() == test.metadata().namespace_() && r->name() == test.metadata().name()) {
-        return JsonResponse(409, {{"error", absl::StrCat("LoadTest ", r->name_space(), "/", r->name(),
-                                                         " is still running; abort it or wait until it ends")},
-                                  {"id", r->id()}});
+        return JsonResponse(
+            409, {{"error", absl::StrCat("LoadTest ", r->name_space(), "/", r->name(),
+                                         " is still running; abort it or wait until it ends")},
+                  {"id", r->id()}});
       }
     }
     if (active >= options_.max_active_runs) {
-      HttpResponse busy = Error(429, absl::StrCat(active, " LoadTests are running, the most this server runs at once"));
+      HttpResponse busy = Error(
+          429, absl::StrCat(active, " LoadTests are running, the most this server runs at once"));
       busy.headers.emplace_back("Retry-After", "10");
       return busy;
     }
@@ -280,8 +305,10 @@ HttpResponse HttpApi::Create(const HttpRequest& req) {
     ForgetOldFinishedLocked();
   }
   SLOG(kInfo) << "loadtest_created run=" << run->id() << " remote=" << req.remote;
-  HttpResponse created = JsonResponse(
-      201, {{"id", run->id()}, {"name", run->name()}, {"namespace", run->name_space()}, {"status", StatusJson(run->Status())}});
+  HttpResponse created = JsonResponse(201, {{"id", run->id()},
+                                            {"name", run->name()},
+                                            {"namespace", run->name_space()},
+                                            {"status", StatusJson(run->Status())}});
   created.headers.emplace_back("Location", absl::StrCat(kApiPrefix, "/", run->id()));
   return created;
 }
@@ -290,12 +317,14 @@ void HttpApi::ForgetOldFinishedLocked() {
   size_t finished = 0;
   for (const std::shared_ptr<Run>& r : runs_) finished += IsTerminal(r->phase()) ? 1 : 0;
   // Oldest first: drop finished runs from the front until the bound holds.
-  for (auto it = runs_.begin(); it != runs_.end() && finished > static_cast<size_t>(options_.max_finished_runs);) {
+  for (auto it = runs_.begin();
+       it != runs_.end() && finished > static_cast<size_t>(options_.max_finished_runs);) {
     if (!IsTerminal((*it)->phase())) {
       ++it;
       continue;
     }
-    SLOG(kInfo) << "loadtest_forgotten run=" << (*it)->id() << " kept=" << options_.max_finished_runs;
+    SLOG(kInfo) << "loadtest_forgotten run=" << (*it)->id()
+                << " kept=" << options_.max_finished_runs;
     controller_->RemoveRun((*it)->id());
     it = runs_.erase(it);
     --finished;
@@ -307,23 +336,27 @@ HttpResponse HttpApi::List() {
   for (const std::shared_ptr<Run>& run : RunsInOrder()) {
     const v1::LoadTestStatus status = run->Status();
     json summary = StatusJson(status);
-    items.push_back({{"id", run->id()},
-                     {"name", run->name()},
-                     {"namespace", run->name_space()},
-                     {"phase", status.phase()},
-                     {"summary", summary.contains("summary") ? summary["summary"] : json::object()}});
+    items.push_back(
+        {{"id", run->id()},
+         {"name", run->name()},
+         {"namespace", run->name_space()},
+         {"phase", status.phase()},
+         {"summary", summary.contains("summary") ? summary["summary"] : json::object()}});
   }
   return JsonResponse(200, {{"items", items}});
 }
 
-HttpResponse HttpApi::Get(const Run& run) { return {200, "application/json", LoadTestWithStatus(run), {}, false}; }
+HttpResponse HttpApi::Get(const Run& run) {
+  return {200, "application/json", LoadTestWithStatus(run), {}, false};
+}
 
 HttpResponse HttpApi::Abort(const HttpRequest& req, const std::string& id) {
   std::shared_ptr<Run> run = Find(id);
   if (run == nullptr) return NoSuchRun(id);
   if (IsTerminal(run->phase())) {
-    return JsonResponse(409, {{"error", absl::StrCat("the run has already ended (", PhaseName(run->phase()), ")")},
-                              {"id", run->id()}});
+    return JsonResponse(
+        409, {{"error", absl::StrCat("the run has already ended (", PhaseName(run->phase()), ")")},
+              {"id", run->id()}});
   }
   run->Abort(absl::StrCat("aborted through the API from ", req.remote));
   return JsonResponse(202, {{"id", run->id()}, {"status", StatusJson(run->Status())}});

@@ -20,9 +20,9 @@
 // "Authorization: Bearer TOKEN" (401 otherwise). Requests from a browser are held to the address
 // the server listens on: on a loopback listener the Host must name it (localhost, 127.0.0.1, [::1]
 // with its port), and an Origin must be the Host itself (same origin), else 403: a web page cannot
-// drive the API (DNS rebinding included). Errors are JSON objects {"error": "..."}; unknown routes give 404, a
-// known route with another method 405. Served by http_server.h (its bounds and deadlines); every
-// method is thread-safe.
+// drive the API (DNS rebinding included). Errors are JSON objects {"error": "..."}; unknown routes
+// give 404, a known route with another method 405. Served by http_server.h (its bounds and
+// deadlines); every method is thread-safe.
 #ifndef STAMPEDE_CONTROLLER_HTTP_API_H_
 #define STAMPEDE_CONTROLLER_HTTP_API_H_
 

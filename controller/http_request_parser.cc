@@ -11,8 +11,21 @@ constexpr size_t kMaxChunkLine = 1024;  // a chunk size with its extensions
 bool IsTokenChar(unsigned char c) {
   if (std::isalnum(c)) return true;
   switch (c) {
-    case '!': case '#': case '$': case '%': case '&': case '\'': case '*': case '+': case '-':
-    case '.': case '^': case '_': case '`': case '|': case '~':
+    case '!':
+    case '#':
+    case '$':
+    case '%':
+    case '&':
+    case '\'':
+    case '*':
+    case '+':
+    case '-':
+    case '.':
+    case '^':
+    case '_':
+    case '`':
+    case '|':
+    case '~':
       return true;
     default:
       return false;
@@ -47,7 +60,8 @@ std::string PercentDecode(std::string_view s) {
   for (size_t i = 0; i < s.size(); ++i) {
     if (s[i] == '+') {
       out += ' ';
-    } else if (s[i] == '%' && i + 2 < s.size() && HexValue(s[i + 1]) >= 0 && HexValue(s[i + 2]) >= 0) {
+    } else if (s[i] == '%' && i + 2 < s.size() && HexValue(s[i + 1]) >= 0 &&
+               HexValue(s[i + 2]) >= 0) {
       out += static_cast<char>(HexValue(s[i + 1]) * 16 + HexValue(s[i + 2]));
       i += 2;
     } else {
@@ -119,7 +133,8 @@ size_t HttpRequestParser::Feed(std::string_view data) {
     const size_t end = head_.find("\r\n\r\n", before >= 3 ? before - 3 : 0);
     // A bare LF in the head is refused at once rather than waited on (what follows the head is
     // body, where any byte goes).
-    for (size_t i = before, last = end == std::string::npos ? head_.size() : end + 4; i < last; ++i) {
+    for (size_t i = before, last = end == std::string::npos ? head_.size() : end + 4; i < last;
+         ++i) {
       if (head_[i] == '\n' && (i == 0 || head_[i - 1] != '\r')) {
         Fail(400, "a bare LF ends a line");
         return used;
@@ -160,7 +175,8 @@ void HttpRequestParser::ParseHead() {
   const std::string_view version = line.substr(sp2 + 1);
   if (!IsToken(method)) return Fail(400, "the method is not a token");
   if (target.empty() || target.front() != '/' ||
-      std::any_of(target.begin(), target.end(), [](char c) { return static_cast<unsigned char>(c) <= ' ' || c == 0x7f; })) {
+      std::any_of(target.begin(), target.end(),
+                  [](char c) { return static_cast<unsigned char>(c) <= ' ' || c == 0x7f; })) {
     return Fail(400, "the target is not an absolute path");
   }
   if (version == "HTTP/1.1") {
@@ -178,7 +194,8 @@ void HttpRequestParser::ParseHead() {
   request_.path = std::string(target.substr(0, q));
   if (q != std::string_view::npos) request_.query = std::string(target.substr(q + 1));
 
-  std::string_view rest = line_end == std::string_view::npos ? std::string_view() : head.substr(line_end + 2);
+  std::string_view rest =
+      line_end == std::string_view::npos ? std::string_view() : head.substr(line_end + 2);
   while (!rest.empty()) {
     const size_t end = rest.find("\r\n");
     std::string_view field = rest.substr(0, end);
@@ -203,7 +220,8 @@ void HttpRequestParser::ParseHead() {
   for (const auto& [name, value] : request_.headers) {
     if (name == "content-length") {
       uint64_t n = 0;
-      if (value.empty() || value.size() > 18 || !std::all_of(value.begin(), value.end(), ::isdigit)) {
+      if (value.empty() || value.size() > 18 ||
+          !std::all_of(value.begin(), value.end(), ::isdigit)) {
         return Fail(400, "Content-Length is not a number");
       }
       n = std::stoull(value);
@@ -211,14 +229,16 @@ void HttpRequestParser::ParseHead() {
       has_length = true;
       length = n;
     } else if (name == "transfer-encoding") {
-      if (Lower(value) != "chunked" || chunked) return Fail(501, "only Transfer-Encoding: chunked is served");
+      if (Lower(value) != "chunked" || chunked)
+        return Fail(501, "only Transfer-Encoding: chunked is served");
       chunked = true;
     } else if (name == "connection") {
       const std::string v = Lower(value);
       close = close || v.find("close") != std::string::npos;
       keep_alive = keep_alive || v.find("keep-alive") != std::string::npos;
     } else if (name == "expect") {
-      if (Lower(value) != "100-continue") return Fail(417, "only Expect: 100-continue is understood");
+      if (Lower(value) != "100-continue")
+        return Fail(417, "only Expect: 100-continue is understood");
       request_.expect_continue = true;
     }
   }
@@ -229,7 +249,9 @@ void HttpRequestParser::ParseHead() {
   if (has_length && length > max_body_bytes_) {
     return Fail(413, "request body too large");
   }
-  body_mode_ = chunked ? BodyMode::kChunked : has_length && length > 0 ? BodyMode::kLength : BodyMode::kNone;
+  body_mode_ = chunked                    ? BodyMode::kChunked
+               : has_length && length > 0 ? BodyMode::kLength
+                                          : BodyMode::kNone;
   remaining_ = length;
   state_ = body_mode_ == BodyMode::kNone ? State::kDone : State::kBody;
   if (body_mode_ == BodyMode::kLength) request_.body.reserve(length);

@@ -24,15 +24,15 @@ namespace stampede::controller {
 
 struct HttpRequest {
   std::string method;
-  std::string target;  // as sent: path and query
-  std::string path;    // the target up to '?', percent-decoding left to the router
-  std::string query;   // after '?', without it
+  std::string target;     // as sent: path and query
+  std::string path;       // the target up to '?', percent-decoding left to the router
+  std::string query;      // after '?', without it
   int minor_version = 1;  // HTTP/1.x
   std::vector<std::pair<std::string, std::string>> headers;  // names lowercased, values trimmed
   std::string body;
-  bool keep_alive = true;     // what the client asked for (version and Connection)
+  bool keep_alive = true;        // what the client asked for (version and Connection)
   bool expect_continue = false;  // "Expect: 100-continue"
-  std::string remote;         // the peer's address, set by the server
+  std::string remote;            // the peer's address, set by the server
 
   // The first header of that name (lowercase), or "".
   const std::string& Header(std::string_view lowercase_name) const;
@@ -43,10 +43,10 @@ struct HttpRequest {
 class HttpRequestParser {
  public:
   enum class State {
-    kHead,     // reading the request line and headers
-    kBody,     // the head is complete (see request()); reading the body
-    kDone,     // a whole request is in request()
-    kError,    // the input is not a request this server takes: answer error_status() and close
+    kHead,   // reading the request line and headers
+    kBody,   // the head is complete (see request()); reading the body
+    kDone,   // a whole request is in request()
+    kError,  // the input is not a request this server takes: answer error_status() and close
   };
 
   HttpRequestParser(size_t max_head_bytes, size_t max_body_bytes)

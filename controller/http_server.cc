@@ -72,35 +72,60 @@ std::string PeerAddress(const sockaddr_storage& addr) {
 
 const char* HttpReason(int status) {
   switch (status) {
-    case 100: return "Continue";
-    case 200: return "OK";
-    case 201: return "Created";
-    case 202: return "Accepted";
-    case 204: return "No Content";
-    case 400: return "Bad Request";
-    case 401: return "Unauthorized";
-    case 403: return "Forbidden";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 408: return "Request Timeout";
-    case 409: return "Conflict";
-    case 413: return "Content Too Large";
-    case 415: return "Unsupported Media Type";
-    case 417: return "Expectation Failed";
-    case 429: return "Too Many Requests";
-    case 431: return "Request Header Fields Too Large";
-    case 500: return "Internal Server Error";
-    case 501: return "Not Implemented";
-    case 503: return "Service Unavailable";
-    case 505: return "HTTP Version Not Supported";
-    default: return "Unknown";
+    case 100:
+      return "Continue";
+    case 200:
+      return "OK";
+    case 201:
+      return "Created";
+    case 202:
+      return "Accepted";
+    case 204:
+      return "No Content";
+    case 400:
+      return "Bad Request";
+    case 401:
+      return "Unauthorized";
+    case 403:
+      return "Forbidden";
+    case 404:
+      return "Not Found";
+    case 405:
+      return "Method Not Allowed";
+    case 408:
+      return "Request Timeout";
+    case 409:
+      return "Conflict";
+    case 413:
+      return "Content Too Large";
+    case 415:
+      return "Unsupported Media Type";
+    case 417:
+      return "Expectation Failed";
+    case 429:
+      return "Too Many Requests";
+    case 431:
+      return "Request Header Fields Too Large";
+    case 500:
+      return "Internal Server Error";
+    case 501:
+      return "Not Implemented";
+    case 503:
+      return "Service Unavailable";
+    case 505:
+      return "HTTP Version Not Supported";
+    default:
+      return "Unknown";
   }
 }
 
 class HttpServer::Impl {
  public:
   Impl(HttpServerOptions options, QuickHandler quick, Handler handler, HttpServerCounters* counters)
-      : options_(std::move(options)), quick_(std::move(quick)), handler_(std::move(handler)), counters_(counters) {}
+      : options_(std::move(options)),
+        quick_(std::move(quick)),
+        handler_(std::move(handler)),
+        counters_(counters) {}
 
   ~Impl() {
     for (int fd : {listen_fd_, epoll_fd_, wake_fd_}) {
@@ -117,17 +142,20 @@ class HttpServer::Impl {
     hints.ai_socktype = SOCK_STREAM;
     hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
     addrinfo* result = nullptr;
-    if (getaddrinfo(host.c_str(), std::to_string(port).c_str(), &hints, &result) != 0 || result == nullptr) {
+    if (getaddrinfo(host.c_str(), std::to_string(port).c_str(), &hints, &result) != 0 ||
+        result == nullptr) {
       return absl::InvalidArgumentError(absl::StrCat("cannot resolve \"", host, "\""));
     }
     listen_fd_ = socket(result->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     int one = 1;
     setsockopt(listen_fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    const bool bound = listen_fd_ >= 0 && bind(listen_fd_, result->ai_addr, result->ai_addrlen) == 0 &&
+    const bool bound = listen_fd_ >= 0 &&
+                       bind(listen_fd_, result->ai_addr, result->ai_addrlen) == 0 &&
                        listen(listen_fd_, kListenBacklog) == 0;
     freeaddrinfo(result);
     if (!bound) {
-      return absl::UnavailableError(absl::StrCat("cannot listen on ", options_.listen, ": ", std::strerror(errno)));
+      return absl::UnavailableError(
+          absl::StrCat("cannot listen on ", options_.listen, ": ", std::strerror(errno)));
     }
     sockaddr_storage bound_addr{};
     socklen_t len = sizeof bound_addr;
@@ -137,14 +165,16 @@ class HttpServer::Impl {
                                : ntohs(reinterpret_cast<sockaddr_in6*>(&bound_addr)->sin6_port);
     epoll_fd_ = epoll_create1(EPOLL_CLOEXEC);
     wake_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    if (epoll_fd_ < 0 || wake_fd_ < 0) return absl::InternalError("cannot create the epoll or eventfd descriptor");
+    if (epoll_fd_ < 0 || wake_fd_ < 0)
+      return absl::InternalError("cannot create the epoll or eventfd descriptor");
     Watch(listen_fd_, EPOLLIN, kListenTag);
     Watch(wake_fd_, EPOLLIN, kWakeTag);
     return bound_port;
   }
 
   void Start() {
-    for (int i = 0; i < std::max(1, options_.workers); ++i) workers_.emplace_back([this] { WorkLoop(); });
+    for (int i = 0; i < std::max(1, options_.workers); ++i)
+      workers_.emplace_back([this] { WorkLoop(); });
     loop_ = std::thread([this] { Loop(); });
   }
 
@@ -257,13 +287,18 @@ class HttpServer::Impl {
     while (true) {
       sockaddr_storage addr{};
       socklen_t len = sizeof addr;
-      const int fd = accept4(listen_fd_, reinterpret_cast<sockaddr*>(&addr), &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+      const int fd = accept4(listen_fd_, reinterpret_cast<sockaddr*>(&addr), &len,
+                             SOCK_NONBLOCK | SOCK_CLOEXEC);
       if (fd < 0) return;  // EAGAIN, or out of descriptors: the backlog holds the rest
       counters_->accepted.fetch_add(1);
       if (connections_.size() >= options_.max_connections && !EvictOne()) {
         counters_->refused.fetch_add(1);
         // Best effort: the 503 fits in the socket buffer of a new connection.
-        const std::string refusal = Serialize({503, "application/json", JsonError("too many connections; try again"), {{"Retry-After", "1"}}, true},
+        const std::string refusal = Serialize({503,
+                                               "application/json",
+                                               JsonError("too many connections; try again"),
+                                               {{"Retry-After", "1"}},
+                                               true},
                                               false, false);
         ssize_t ignored = send(fd, refusal.data(), refusal.size(), MSG_NOSIGNAL);
         (void)ignored;
@@ -351,7 +386,9 @@ class HttpServer::Impl {
       const HttpRequestParser::State state = c.parser.state();
       if (state == HttpRequestParser::State::kError) {
         counters_->rejected.fetch_add(1);
-        Respond(c, {c.parser.error_status(), "application/json", JsonError(c.parser.error()), {}, true}, false, false);
+        Respond(
+            c, {c.parser.error_status(), "application/json", JsonError(c.parser.error()), {}, true},
+            false, false);
         return connections_.count(id) != 0;
       }
       if (before == HttpRequestParser::State::kHead && state == HttpRequestParser::State::kBody) {
@@ -380,7 +417,8 @@ class HttpServer::Impl {
     c.stage = Stage::kHandling;
     c.deadline_ns = INT64_MAX;  // a handler takes what it takes; the client may wait or leave
     Interest(c, EPOLLRDHUP);
-    if (std::optional<HttpResponse> quick = quick_ ? quick_(request) : std::nullopt; quick.has_value()) {
+    if (std::optional<HttpResponse> quick = quick_ ? quick_(request) : std::nullopt;
+        quick.has_value()) {
       Respond(c, std::move(*quick), keep_alive, head);
       return;
     }
@@ -392,7 +430,12 @@ class HttpServer::Impl {
         return;
       }
     }
-    Respond(c, {503, "application/json", JsonError("the server is busy; try again"), {{"Retry-After", "1"}}, false},
+    Respond(c,
+            {503,
+             "application/json",
+             JsonError("the server is busy; try again"),
+             {{"Retry-After", "1"}},
+             false},
             keep_alive, head);
   }
 
@@ -410,12 +453,14 @@ class HttpServer::Impl {
       try {
         response = handler_(job.request);
       } catch (const std::exception& e) {
-        SLOG(kError) << "http_handler_failed path=" << job.request.path << " error=\"" << e.what() << "\"";
+        SLOG(kError) << "http_handler_failed path=" << job.request.path << " error=\"" << e.what()
+                     << "\"";
         response = {500, "application/json", JsonError("internal error"), {}, false};
       }
       {
         common::MutexLock lock(&mu_);
-        done_.push_back({job.id, std::move(response), job.request.keep_alive, job.request.method == "HEAD"});
+        done_.push_back(
+            {job.id, std::move(response), job.request.keep_alive, job.request.method == "HEAD"});
       }
       Wake();
     }
@@ -446,7 +491,8 @@ class HttpServer::Impl {
 
   void Flush(Connection& c) {
     while (c.out_sent < c.out.size()) {
-      const ssize_t n = send(c.fd, c.out.data() + c.out_sent, c.out.size() - c.out_sent, MSG_NOSIGNAL);
+      const ssize_t n =
+          send(c.fd, c.out.data() + c.out_sent, c.out.size() - c.out_sent, MSG_NOSIGNAL);
       if (n > 0) {
         c.out_sent += static_cast<size_t>(n);
         continue;
@@ -493,7 +539,10 @@ class HttpServer::Impl {
       counters_->timed_out.fetch_add(1);
       if (c->stage == Stage::kReading && c->started_request) {
         // A request that is too slow hears why; an idle connection is just closed.
-        Respond(*c, {408, "application/json", JsonError("the request did not arrive in time"), {}, true}, false, false);
+        Respond(
+            *c,
+            {408, "application/json", JsonError("the request did not arrive in time"), {}, true},
+            false, false);
       } else {
         CloseConnection(*c);
       }
@@ -519,10 +568,11 @@ class HttpServer::Impl {
   std::deque<Done> done_ ABSL_GUARDED_BY(mu_);
 };
 
-absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(HttpServerOptions options, QuickHandler quick,
-                                                              Handler handler) {
+absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(HttpServerOptions options,
+                                                              QuickHandler quick, Handler handler) {
   std::unique_ptr<HttpServer> server(new HttpServer());
-  server->impl_ = std::make_unique<Impl>(std::move(options), std::move(quick), std::move(handler), &server->counters_);
+  server->impl_ = std::make_unique<Impl>(std::move(options), std::move(quick), std::move(handler),
+                                         &server->counters_);
   absl::StatusOr<int> port = server->impl_->Listen();
   if (!port.ok()) return port.status();
   server->port_ = *port;

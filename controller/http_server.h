@@ -74,8 +74,8 @@ class HttpServer {
   using QuickHandler = std::function<std::optional<HttpResponse>(const HttpRequest&)>;
 
   // Binds `listen` and starts serving. Unavailable when it cannot listen.
-  static absl::StatusOr<std::unique_ptr<HttpServer>> Start(HttpServerOptions options, QuickHandler quick,
-                                                           Handler handler);
+  static absl::StatusOr<std::unique_ptr<HttpServer>> Start(HttpServerOptions options,
+                                                           QuickHandler quick, Handler handler);
   ~HttpServer();  // Stop()
 
   int port() const { return port_; }

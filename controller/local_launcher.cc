@@ -21,7 +21,9 @@ extern char** environ;
 namespace stampede::controller {
 namespace {
 
-bool Executable(const std::string& path) { return !path.empty() && access(path.c_str(), X_OK) == 0; }
+bool Executable(const std::string& path) {
+  return !path.empty() && access(path.c_str(), X_OK) == 0;
+}
 
 std::string SelfDir() {
   char buf[PATH_MAX];
@@ -34,9 +36,11 @@ std::string SelfDir() {
 }  // namespace
 
 std::string FindAgentBinary() {
-  if (const char* env = std::getenv("STAMPEDE_AGENT_BINARY"); env != nullptr && Executable(env)) return env;
+  if (const char* env = std::getenv("STAMPEDE_AGENT_BINARY"); env != nullptr && Executable(env))
+    return env;
   const std::string self = SelfDir();
-  for (const std::string& candidate : {self + "/stampede-agent", self + "/../agent/stampede-agent"}) {
+  for (const std::string& candidate :
+       {self + "/stampede-agent", self + "/../agent/stampede-agent"}) {
     if (Executable(candidate)) return candidate;
   }
   if (const char* path = std::getenv("PATH"); path != nullptr) {
@@ -59,7 +63,8 @@ std::string LocalLauncher::LogLocation(uint32_t index) const {
 
 absl::Status LocalLauncher::Launch(const LaunchRequest& request) {
   if (!Executable(agent_binary_)) {
-    return absl::FailedPreconditionError(absl::StrCat("agent binary \"", agent_binary_, "\" is not executable"));
+    return absl::FailedPreconditionError(
+        absl::StrCat("agent binary \"", agent_binary_, "\" is not executable"));
   }
   mkdir(log_dir_.c_str(), 0755);
   // The token travels in the environment, not in argv where ps would show it.
@@ -74,15 +79,17 @@ absl::Status LocalLauncher::Launch(const LaunchRequest& request) {
 
   common::MutexLock lock(&mu_);
   for (uint32_t i = 0; i < request.agents; ++i) {
-    std::vector<std::string> args = {agent_binary_, "connect", "--controller", request.controller_address,
-                                     "--run", request.run_id, "--index", std::to_string(i)};
+    std::vector<std::string> args = {
+        agent_binary_, "connect",      "--controller", request.controller_address,
+        "--run",       request.run_id, "--index",      std::to_string(i)};
     if (request.threads_per_agent != 0) {
       args.push_back("--threads");
       args.push_back(std::to_string(request.threads_per_agent));
     }
     const std::string log = LogLocation(i);
     const int fd = open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0) return absl::UnavailableError(absl::StrCat("cannot create ", log, ": ", strerror(errno)));
+    if (fd < 0)
+      return absl::UnavailableError(absl::StrCat("cannot create ", log, ": ", strerror(errno)));
     std::vector<char*> argv;
     for (std::string& a : args) argv.push_back(a.data());
     argv.push_back(nullptr);
@@ -140,7 +147,8 @@ void LocalLauncher::Stop() {
   while (!reap()) {
     const auto now = std::chrono::steady_clock::now();
     if (!termed && now > deadline - std::chrono::seconds(4)) {
-      for (pid_t pid : pids) if (pid > 0) kill(pid, SIGTERM);
+      for (pid_t pid : pids)
+        if (pid > 0) kill(pid, SIGTERM);
       termed = true;
     }
     if (now > deadline) {
@@ -167,8 +175,8 @@ absl::Status PerRunLocalLauncher::Launch(const LaunchRequest& request) {
   {
     common::MutexLock lock(&mu_);
     if (launcher_ != nullptr) return absl::FailedPreconditionError("agents already launched");
-    launcher_ =
-        std::make_unique<LocalLauncher>(agent_binary_, absl::StrCat(logs_root_, "/", request.run_id));
+    launcher_ = std::make_unique<LocalLauncher>(agent_binary_,
+                                                absl::StrCat(logs_root_, "/", request.run_id));
     launcher = launcher_.get();
   }
   return launcher->Launch(request);

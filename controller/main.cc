@@ -23,12 +23,15 @@ int main(int argc, char** argv) {
     std::cout << "stampede 0.1.0\n";
     return 0;
   }
-  if (args[0] == "run") return stampede::controller::RunCommand(std::vector<std::string>(args.begin() + 1, args.end()));
+  if (args[0] == "run")
+    return stampede::controller::RunCommand(std::vector<std::string>(args.begin() + 1, args.end()));
   if (args[0] == "serve") {
-    return stampede::controller::ServeCommand(std::vector<std::string>(args.begin() + 1, args.end()));
+    return stampede::controller::ServeCommand(
+        std::vector<std::string>(args.begin() + 1, args.end()));
   }
   if (args[0] == "operator") {
-    return stampede::controller::OperatorCommand(std::vector<std::string>(args.begin() + 1, args.end()));
+    return stampede::controller::OperatorCommand(
+        std::vector<std::string>(args.begin() + 1, args.end()));
   }
   std::cerr << "stampede: unknown command \"" << args[0] << "\" (try: stampede --help)\n";
   return 2;

@@ -14,11 +14,15 @@ namespace {
 using nlohmann::json;
 
 json Latency(const common::Histogram& h) {
-  return {{"count", h.count()},         {"min", h.min()},
+  return {{"count", h.count()},
+          {"min", h.min()},
           {"mean", static_cast<uint64_t>(h.Mean())},
-          {"p50", h.ValueAtQuantile(0.5)},  {"p90", h.ValueAtQuantile(0.9)},
-          {"p95", h.ValueAtQuantile(0.95)}, {"p99", h.ValueAtQuantile(0.99)},
-          {"p999", h.ValueAtQuantile(0.999)}, {"max", h.max()}};
+          {"p50", h.ValueAtQuantile(0.5)},
+          {"p90", h.ValueAtQuantile(0.9)},
+          {"p95", h.ValueAtQuantile(0.95)},
+          {"p99", h.ValueAtQuantile(0.99)},
+          {"p999", h.ValueAtQuantile(0.999)},
+          {"max", h.max()}};
 }
 
 json Counts(const common::RequestStats& r) {
@@ -27,12 +31,15 @@ json Counts(const common::RequestStats& r) {
     outcomes[common::OutcomeName(static_cast<common::Outcome>(o))] = r.outcomes[o];
   }
   for (int c = 1; c <= 5; ++c) status[absl::StrCat(c, "xx")] = r.status_classes[c];
-  return {{"requests", r.Requests()}, {"errors", r.Errors()}, {"outcomes", outcomes}, {"status", status}};
+  return {{"requests", r.Requests()},
+          {"errors", r.Errors()},
+          {"outcomes", outcomes},
+          {"status", status}};
 }
 
 json Point(const IntervalPoint::Request& r) {
-  return {{"requests", r.requests}, {"errors", r.errors}, {"p50", r.p50}, {"p90", r.p90}, {"p95", r.p95},
-          {"p99", r.p99},           {"p999", r.p999},     {"max", r.max}};
+  return {{"requests", r.requests}, {"errors", r.errors}, {"p50", r.p50},   {"p90", r.p90},
+          {"p95", r.p95},           {"p99", r.p99},       {"p999", r.p999}, {"max", r.max}};
 }
 
 }  // namespace
@@ -48,7 +55,8 @@ std::string ResultsJson(const Run& run, const Run::Snapshot& snap) {
   json summary = Counts(total);
   summary["durationSeconds"] = snap.elapsed_s;
   summary["rps"] = snap.elapsed_s > 0 ? total.Requests() / snap.elapsed_s : 0.0;
-  summary["errorRate"] = total.Requests() == 0 ? 0.0 : static_cast<double>(total.Errors()) / total.Requests();
+  summary["errorRate"] =
+      total.Requests() == 0 ? 0.0 : static_cast<double>(total.Errors()) / total.Requests();
   summary["latencyNs"] = Latency(total.latency);
   if (total.service.count() != 0) summary["serviceTimeNs"] = Latency(total.service);
   summary["late"] = snap.cumulative.late;
@@ -90,8 +98,10 @@ std::string ResultsJson(const Run& run, const Run::Snapshot& snap) {
 }
 
 std::string ResultsCsv(const Run::Snapshot& snap) {
-  std::string out = "second,request,requests,errors,p50_ms,p90_ms,p95_ms,p99_ms,p999_ms,max_ms,active_users\n";
-  auto row = [&out](int64_t second, const std::string& name, const IntervalPoint::Request& r, uint32_t users) {
+  std::string out =
+      "second,request,requests,errors,p50_ms,p90_ms,p95_ms,p99_ms,p999_ms,max_ms,active_users\n";
+  auto row = [&out](int64_t second, const std::string& name, const IntervalPoint::Request& r,
+                    uint32_t users) {
     std::string quoted = "\"";
     for (char c : name) {
       if (c == '"') quoted += '"';
@@ -99,8 +109,9 @@ std::string ResultsCsv(const Run::Snapshot& snap) {
     }
     quoted += '"';
     char buf[256];
-    snprintf(buf, sizeof(buf), "%lld,%s,%llu,%llu,%.3f,%.3f,%.3f,%.3f,%.3f,%.3f,%u\n", static_cast<long long>(second),
-             quoted.c_str(), static_cast<unsigned long long>(r.requests), static_cast<unsigned long long>(r.errors),
+    snprintf(buf, sizeof(buf), "%lld,%s,%llu,%llu,%.3f,%.3f,%.3f,%.3f,%.3f,%.3f,%u\n",
+             static_cast<long long>(second), quoted.c_str(),
+             static_cast<unsigned long long>(r.requests), static_cast<unsigned long long>(r.errors),
              r.p50 / 1e6, r.p90 / 1e6, r.p95 / 1e6, r.p99 / 1e6, r.p999 / 1e6, r.max / 1e6, users);
     out += buf;
   };

@@ -40,12 +40,18 @@ int64_t TimeoutNs(const v1::LoadTestSpec& spec) {
 
 const char* PhaseName(Phase phase) {
   switch (phase) {
-    case Phase::kPending: return "Pending";
-    case Phase::kStarting: return "Starting";
-    case Phase::kRunning: return "Running";
-    case Phase::kSucceeded: return "Succeeded";
-    case Phase::kFailed: return "Failed";
-    case Phase::kAborted: return "Aborted";
+    case Phase::kPending:
+      return "Pending";
+    case Phase::kStarting:
+      return "Starting";
+    case Phase::kRunning:
+      return "Running";
+    case Phase::kSucceeded:
+      return "Succeeded";
+    case Phase::kFailed:
+      return "Failed";
+    case Phase::kAborted:
+      return "Aborted";
   }
   return "Unknown";
 }
@@ -60,8 +66,8 @@ std::string Rfc3339(int64_t unix_ns) {
   return buf;
 }
 
-Run::Run(std::string id, v1::LoadTest test, std::string token, std::unique_ptr<AgentLauncher> launcher,
-         RunOptions options)
+Run::Run(std::string id, v1::LoadTest test, std::string token,
+         std::unique_ptr<AgentLauncher> launcher, RunOptions options)
     : id_(std::move(id)),
       test_(std::move(test)),
       token_(std::move(token)),
@@ -149,13 +155,14 @@ void Run::AgentGone(uint32_t index, const std::string& why) {
 
 void Run::WindDown(Verdict verdict, const std::string& stop_reason) {
   if (DoneLocked() || ending_.has_value()) return;
-  SLOG(kInfo) << "run_ending run=" << id_ << " phase=" << PhaseName(verdict.phase) << " reason=" << verdict.reason
-              << " message=\"" << verdict.message << "\"";
+  SLOG(kInfo) << "run_ending run=" << id_ << " phase=" << PhaseName(verdict.phase)
+              << " reason=" << verdict.reason << " message=\"" << verdict.message << "\"";
   ending_ = std::move(verdict);
   StopAgents(/*abort=*/true, stop_reason);
 }
 
-bool Run::OnHello(const v1::Hello& hello, std::shared_ptr<AgentConnection> connection, std::string* why) {
+bool Run::OnHello(const v1::Hello& hello, std::shared_ptr<AgentConnection> connection,
+                  std::string* why) {
   common::MutexLock lock(&mu_);
   if (!ConstantTimeEquals(hello.token(), token_)) {
     *why = "bad token";
@@ -168,7 +175,8 @@ bool Run::OnHello(const v1::Hello& hello, std::shared_ptr<AgentConnection> conne
   AgentSlot& slot = agents_[hello.index()];
   const bool reconnecting = slot.connected && slot.connection == nullptr;
   if (slot.lost || slot.finished || DoneLocked()) {
-    *why = absl::StrCat("agent ", hello.index(), " already counts as ", slot.finished ? "finished" : "lost");
+    *why = absl::StrCat("agent ", hello.index(), " already counts as ",
+                        slot.finished ? "finished" : "lost");
     return false;
   }
   if (slot.connection != nullptr) {
@@ -190,8 +198,9 @@ bool Run::OnHello(const v1::Hello& hello, std::shared_ptr<AgentConnection> conne
   slot.threads = std::max(1u, hello.threads());
   slot.last_heard_ns = Now();
   events_.push_back({RunEvent::Kind::kAgents, phase_, {}});
-  SLOG(kInfo) << "agent_connected run=" << id_ << " index=" << hello.index() << " host=" << hello.hostname()
-              << " threads=" << hello.threads() << (resume_at != 0 ? " resumed=true" : "")
+  SLOG(kInfo) << "agent_connected run=" << id_ << " index=" << hello.index()
+              << " host=" << hello.hostname() << " threads=" << hello.threads()
+              << (resume_at != 0 ? " resumed=true" : "")
               << (reconnecting ? " reconnected=true" : "");
   if (resume_at != 0) {
     if (ending_.has_value()) {
@@ -208,7 +217,8 @@ bool Run::OnHello(const v1::Hello& hello, std::shared_ptr<AgentConnection> conne
     slot.connection->Send(*slot.assignment);
     return true;
   }
-  const bool all = std::all_of(agents_.begin(), agents_.end(), [](const AgentSlot& s) { return s.connected; });
+  const bool all =
+      std::all_of(agents_.begin(), agents_.end(), [](const AgentSlot& s) { return s.connected; });
   if (all) SendAssignments();
   return true;
 }
@@ -224,7 +234,8 @@ bool Run::AcceptResumingAgent(AgentSlot& slot, const v1::Hello& hello, std::stri
     MarkStarted(resume_at, "resumed: the agents were already running");
     adopting_until_ns_ = Now() + options_.agent_reconnect_s * kSecond;
     for (AgentSlot& other : agents_) {
-      if (other.connection == nullptr && !other.lost && !other.finished) other.awaiting_since_ns = Now();
+      if (other.connection == nullptr && !other.lost && !other.finished)
+        other.awaiting_since_ns = Now();
     }
   } else if (resume_at != start_unix_ns_) {
     *why = absl::StrCat("agent ", hello.index(), " started at another time than this test");
@@ -251,12 +262,14 @@ void Run::SendAssignments() {
     a->mutable_spec()->clear_agent_template();
     a->set_stream_offset(offset);
     a->set_stream_count(streams);
-    if (load.connections() != 0) a->set_connections(static_cast<uint32_t>(common::EvenShare(load.connections(), n, i)));
+    if (load.connections() != 0)
+      a->set_connections(static_cast<uint32_t>(common::EvenShare(load.connections(), n, i)));
     a->set_seed(seed + i);
     // For logs only: this agent's share, counted the way the engine splits (by stream).
     if (load.has_rate()) a->set_rate(load.rate() * slot.threads / streams);
     if (load.has_users()) {
-      a->set_users(static_cast<uint32_t>(common::EvenShareOfRange(load.users(), streams, offset, slot.threads)));
+      a->set_users(static_cast<uint32_t>(
+          common::EvenShareOfRange(load.users(), streams, offset, slot.threads)));
     }
     a->set_heartbeat_timeout_seconds(options_.heartbeat_timeout_s);
     offset += slot.threads;
@@ -284,9 +297,11 @@ void Run::MarkStarted(int64_t start_unix_ns, const std::string& message) {
   status_.set_reason("Running");
   status_.set_message(message);
   status_.set_start_time(Rfc3339(start_unix_ns_));
-  SetCondition("AgentsReady", true, "AllAgentsReady", absl::StrCat(agents_.size(), " agent(s) ready"));
+  SetCondition("AgentsReady", true, "AllAgentsReady",
+               absl::StrCat(agents_.size(), " agent(s) ready"));
   SetCondition("Running", true, "Started", "load is being applied");
-  SLOG(kInfo) << "run_started run=" << id_ << " agents=" << agents_.size() << " message=\"" << message << "\"";
+  SLOG(kInfo) << "run_started run=" << id_ << " agents=" << agents_.size() << " message=\""
+              << message << "\"";
 }
 
 void Run::OnMessage(uint32_t index, const v1::AgentMessage& message) {
@@ -306,10 +321,12 @@ void Run::OnMessage(uint32_t index, const v1::AgentMessage& message) {
       const v1::Report& r = message.report();
       if (r.started_unix_nanos() != 0) slot.started_unix_ns = r.started_unix_nanos();
       if (absl::Status s = aggregator_.Add(index, r); !s.ok()) {
-        SLOG(kWarning) << "report_rejected run=" << id_ << " agent=" << index << " error=\"" << s.message() << "\"";
+        SLOG(kWarning) << "report_rejected run=" << id_ << " agent=" << index << " error=\""
+                       << s.message() << "\"";
       }
       ++reports_;
-      if (common::IntervalSaturated(r.busiest_thread_cpu(), r.max_timer_lag_ns())) ++saturated_reports_;
+      if (common::IntervalSaturated(r.busiest_thread_cpu(), r.max_timer_lag_ns()))
+        ++saturated_reports_;
       break;
     }
     case v1::AgentMessage::kDone:
@@ -334,16 +351,20 @@ void Run::OnStreamClosed(uint32_t index, const AgentConnection* connection) {
   common::MutexLock lock(&mu_);
   if (index >= agents_.size()) return;
   AgentSlot& slot = agents_[index];
-  if (slot.finished || slot.lost || slot.connection == nullptr || slot.connection.get() != connection) return;
+  if (slot.finished || slot.lost || slot.connection == nullptr ||
+      slot.connection.get() != connection)
+    return;
   if (options_.agent_reconnect_s > 0 && !ending_.has_value()) {
     // It may come back (a network blip, or it redials after our restart); until then it is
     // neither connected nor lost.
     slot.connection = nullptr;
     slot.awaiting_since_ns = Now();
-    SLOG(kWarning) << "agent_disconnected run=" << id_ << " index=" << index << " waiting_s=" << options_.agent_reconnect_s;
+    SLOG(kWarning) << "agent_disconnected run=" << id_ << " index=" << index
+                   << " waiting_s=" << options_.agent_reconnect_s;
     return;
   }
-  AgentLost(index, absl::StrCat("agent ", index, " (", slot.hostname, ") closed its stream before it was done; log: ",
+  AgentLost(index, absl::StrCat("agent ", index, " (", slot.hostname,
+                                ") closed its stream before it was done; log: ",
                                 launcher_->LogLocation(index)));
 }
 
@@ -412,7 +433,8 @@ void Run::Tick() {
 }
 
 void Run::CheckStartTimeout(int64_t now) {
-  if (phase_ != Phase::kStarting || ending_.has_value() || now - created_ns_ <= options_.start_timeout_s * kSecond) {
+  if (phase_ != Phase::kStarting || ending_.has_value() ||
+      now - created_ns_ <= options_.start_timeout_s * kSecond) {
     return;
   }
   uint32_t connected = 0, ready = 0;
@@ -421,8 +443,9 @@ void Run::CheckStartTimeout(int64_t now) {
     ready += s.ready;
   }
   WindDown({Phase::kFailed, "AgentsNotReady",
-            absl::StrCat(connected, " of ", agents_.size(), " agent(s) connected and ", ready, " ready within ",
-                         options_.start_timeout_s, "s; agent 0 log: ", launcher_->LogLocation(0))},
+            absl::StrCat(connected, " of ", agents_.size(), " agent(s) connected and ", ready,
+                         " ready within ", options_.start_timeout_s,
+                         "s; agent 0 log: ", launcher_->LogLocation(0))},
            "agents not ready in time");
   // Agents that never connected will not say done.
   for (AgentSlot& s : agents_) {
@@ -439,7 +462,8 @@ std::vector<std::shared_ptr<AgentConnection>> Run::HeartbeatsDue(int64_t now) {
   // (with 1000 agents, one per second was a sixth of the controller's CPU, one every 3.3 s about
   // 5 %). Tick sends them after the lock.
   std::vector<std::shared_ptr<AgentConnection>> due;
-  if (now - last_heartbeat_ns_ < std::max(1, options_.heartbeat_timeout_s / 2) * kSecond) return due;
+  if (now - last_heartbeat_ns_ < std::max(1, options_.heartbeat_timeout_s / 2) * kSecond)
+    return due;
   last_heartbeat_ns_ = now;
   for (AgentSlot& s : agents_) {
     if (s.connection != nullptr && !s.finished && !s.lost) due.push_back(s.connection);
@@ -452,11 +476,12 @@ void Run::CheckAgentsHeard(int64_t now) {
     AgentSlot& s = agents_[i];
     if (s.finished || s.lost) continue;
     if (s.connection != nullptr && now - s.last_heard_ns > options_.heartbeat_timeout_s * kSecond) {
-      AgentLost(i, absl::StrCat("agent ", i, " (", s.hostname, ") silent for ", options_.heartbeat_timeout_s, "s"));
+      AgentLost(i, absl::StrCat("agent ", i, " (", s.hostname, ") silent for ",
+                                options_.heartbeat_timeout_s, "s"));
     } else if (s.connection == nullptr && s.awaiting_since_ns != 0 &&
                now - s.awaiting_since_ns > options_.agent_reconnect_s * kSecond) {
-      AgentLost(i, absl::StrCat("agent ", i, " did not reconnect within ", options_.agent_reconnect_s, "s; log: ",
-                                launcher_->LogLocation(i)));
+      AgentLost(i, absl::StrCat("agent ", i, " did not reconnect within ",
+                                options_.agent_reconnect_s, "s; log: ", launcher_->LogLocation(i)));
     }
   }
 }
@@ -470,11 +495,13 @@ size_t Run::CloseIntervals(int64_t now) {
     for (uint32_t i = 0; i < agents_.size(); ++i) {
       const AgentSlot& s = agents_[i];
       if (s.lost || s.finished) continue;
-      if (s.connection == nullptr || aggregator_.reported_up_to(i) < s.replay_through) force_before = 0;
+      if (s.connection == nullptr || aggregator_.reported_up_to(i) < s.replay_through)
+        force_before = 0;
     }
   }
   std::vector<IntervalPoint> points = aggregator_.Finalize(force_before, now);
-  for (IntervalPoint& p : points) events_.push_back({RunEvent::Kind::kInterval, phase_, std::move(p)});
+  for (IntervalPoint& p : points)
+    events_.push_back({RunEvent::Kind::kInterval, phase_, std::move(p)});
   return points.size();
 }
 
@@ -482,9 +509,10 @@ void Run::CheckAbortOnFail() {
   if (!test_.spec().abort_on_fail() || ending_.has_value()) return;
   const std::vector<v1::ThresholdResult> results = EvaluateThresholds();
   if (const v1::ThresholdResult* failed = common::FirstFailed(results); failed != nullptr) {
-    WindDown({Phase::kFailed, "ThresholdsFailed",
-              absl::StrCat("abortOnFail: ", failed->expression(), " (actual ", failed->actual(), ")")},
-             "a threshold failed (abortOnFail)");
+    WindDown(
+        {Phase::kFailed, "ThresholdsFailed",
+         absl::StrCat("abortOnFail: ", failed->expression(), " (actual ", failed->actual(), ")")},
+        "a threshold failed (abortOnFail)");
   }
 }
 
@@ -494,7 +522,8 @@ void Run::CheckDeadline() {
   const int64_t deadline = duration_ns_ + timeout_ns_ + 30 * kSecond;
   if (ending_.has_value() || since_start <= deadline) return;
   WindDown({Phase::kFailed, "Deadline",
-            absl::StrCat("agents still running ", (since_start - duration_ns_) / kSecond, "s after the planned end")},
+            absl::StrCat("agents still running ", (since_start - duration_ns_) / kSecond,
+                         "s after the planned end")},
            "deadline exceeded");
 }
 
@@ -519,7 +548,8 @@ void Run::DeliverEvents() {
     events.swap(events_);
   }
   if (!observer_) return;
-  for (const PendingEvent& e : events) observer_({e.kind, e.phase, e.kind == RunEvent::Kind::kInterval ? &e.point : nullptr});
+  for (const PendingEvent& e : events)
+    observer_({e.kind, e.phase, e.kind == RunEvent::Kind::kInterval ? &e.point : nullptr});
 }
 
 void Run::MaybeComplete() {
@@ -535,20 +565,24 @@ void Run::MaybeComplete() {
     Settle(ending_->phase, ending_->reason, ending_->message);
     return;
   }
-  const bool any_lost = std::any_of(agents_.begin(), agents_.end(), [](const AgentSlot& s) { return s.lost; });
+  const bool any_lost =
+      std::any_of(agents_.begin(), agents_.end(), [](const AgentSlot& s) { return s.lost; });
   if (any_lost && !partial_) {
     Settle(Phase::kFailed, "AgentLost", "agents were lost");
     return;
   }
   std::string failed;
   for (const v1::ThresholdResult& t : EvaluateThresholds()) {
-    if (!t.passed()) absl::StrAppend(&failed, failed.empty() ? "" : "; ", t.expression(), " (actual ", t.actual(), ")");
+    if (!t.passed())
+      absl::StrAppend(&failed, failed.empty() ? "" : "; ", t.expression(), " (actual ", t.actual(),
+                      ")");
   }
   if (!failed.empty()) {
     Settle(Phase::kFailed, "ThresholdsFailed", failed);
   } else {
     Settle(Phase::kSucceeded, partial_ ? "SucceededPartial" : "Succeeded",
-           partial_ ? "thresholds met, but some agents were lost: results are partial" : "all thresholds met");
+           partial_ ? "thresholds met, but some agents were lost: results are partial"
+                    : "all thresholds met");
   }
 }
 
@@ -570,16 +604,18 @@ void Run::Settle(Phase phase, const std::string& reason, const std::string& mess
   }
   SetCondition("Complete", true, reason, message);
   events_.push_back({RunEvent::Kind::kEnded, phase, {}});
-  SLOG(kInfo) << "run_finished run=" << id_ << " phase=" << PhaseName(phase) << " reason=" << reason << " message=\""
-              << message << "\"";
+  SLOG(kInfo) << "run_finished run=" << id_ << " phase=" << PhaseName(phase) << " reason=" << reason
+              << " message=\"" << message << "\"";
   done_cv_.SignalAll();
 }
 
 std::vector<v1::ThresholdResult> Run::EvaluateThresholds() const {
-  return common::EvaluateThresholds(thresholds_, request_names_, aggregator_.cumulative(), ElapsedSeconds());
+  return common::EvaluateThresholds(thresholds_, request_names_, aggregator_.cumulative(),
+                                    ElapsedSeconds());
 }
 
-void Run::SetCondition(const std::string& type, bool value, const std::string& reason, const std::string& message) {
+void Run::SetCondition(const std::string& type, bool value, const std::string& reason,
+                       const std::string& message) {
   v1::Condition* c = nullptr;
   for (v1::Condition& existing : *status_.mutable_conditions()) {
     if (existing.type() == type) c = &existing;
@@ -615,7 +651,8 @@ bool Run::Done() const {
 }
 
 bool Run::WaitDone(int timeout_ms) const {
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(std::max(timeout_ms, 0));
+  const auto deadline =
+      std::chrono::steady_clock::now() + std::chrono::milliseconds(std::max(timeout_ms, 0));
   common::MutexLock lock(&mu_);
   while (!DoneLocked()) {
     if (timeout_ms < 0) {
@@ -627,9 +664,7 @@ bool Run::WaitDone(int timeout_ms) const {
   return true;
 }
 
-v1::LoadTestStatus Run::Status() const {
-  return TakeSnapshot(false).status;
-}
+v1::LoadTestStatus Run::Status() const { return TakeSnapshot(false).status; }
 
 Run::Snapshot Run::TakeSnapshot(bool with_series) const {
   common::MutexLock lock(&mu_);
@@ -658,7 +693,8 @@ Run::Snapshot Run::TakeSnapshot(bool with_series) const {
   }
   snap.saturated = common::RunSaturated(saturated_reports_, reports_);
   snap.elapsed_s = ElapsedSeconds();
-  if (plan_.has_value() && plan_->model() == common::LoadPlan::Model::kOpen && phase_ == Phase::kRunning) {
+  if (plan_.has_value() && plan_->model() == common::LoadPlan::Model::kOpen &&
+      phase_ == Phase::kRunning) {
     snap.target_rate = plan_->RateAt(static_cast<int64_t>(snap.elapsed_s * 1e9));
   }
 
@@ -668,13 +704,15 @@ Run::Snapshot Run::TakeSnapshot(bool with_series) const {
   st.mutable_agents()->set_connected(snap.agents_connected);
   st.mutable_agents()->set_finished(snap.agents_finished);
   st.mutable_agents()->set_lost(snap.agents_lost);
-  if (max_start != 0) st.set_start_skew(common::FormatNanos(static_cast<uint64_t>(max_start - min_start)));
+  if (max_start != 0)
+    st.set_start_skew(common::FormatNanos(static_cast<uint64_t>(max_start - min_start)));
   const common::RequestStats total = snap.cumulative.Total();
   v1::Summary* sum = st.mutable_summary();
   sum->set_requests(total.Requests());
   sum->set_errors(total.Errors());
   sum->set_rps(snap.elapsed_s > 0 ? total.Requests() / snap.elapsed_s : 0);
-  sum->set_error_rate(total.Requests() == 0 ? 0 : static_cast<double>(total.Errors()) / total.Requests());
+  sum->set_error_rate(
+      total.Requests() == 0 ? 0 : static_cast<double>(total.Errors()) / total.Requests());
   if (total.latency.count() != 0) {
     sum->set_p50(common::FormatNanos(total.latency.ValueAtQuantile(0.5)));
     sum->set_p90(common::FormatNanos(total.latency.ValueAtQuantile(0.9)));

@@ -56,7 +56,7 @@ struct RunOptions {
   // long a restarted controller waits for a running test's agents. 0: lost at once. Agents must be
   // started with at least this reconnect window (operator mode).
   int agent_reconnect_s = 0;
-  std::string controller_address;  // what the agents dial
+  std::string controller_address;                       // what the agents dial
   const common::Clock* clock = &common::SystemClock();  // must outlive the run
 };
 
@@ -105,7 +105,8 @@ class Run {
   // token is wrong or the index is taken or out of range. A Hello with a start time is an agent
   // that already runs, reconnecting (to this controller, or to a restarted one, which then
   // adopts that start instead of starting the test a second time).
-  bool OnHello(const v1::Hello& hello, std::shared_ptr<AgentConnection> connection, std::string* why);
+  bool OnHello(const v1::Hello& hello, std::shared_ptr<AgentConnection> connection,
+               std::string* why);
   void OnMessage(uint32_t index, const v1::AgentMessage& message);
   // `connection` tells a stream that was replaced by a reconnection from the current one.
   void OnStreamClosed(uint32_t index, const AgentConnection* connection);
@@ -146,7 +147,8 @@ class Run {
  private:
   struct AgentSlot {
     std::shared_ptr<AgentConnection> connection;  // null while disconnected
-    std::unique_ptr<v1::ControllerMessage> assignment;  // resent when it reconnects before the start
+    std::unique_ptr<v1::ControllerMessage>
+        assignment;  // resent when it reconnects before the start
     std::string hostname;
     uint32_t threads = 0;
     bool connected = false, ready = false, finished = false, lost = false;
@@ -175,7 +177,8 @@ class Run {
 
   void SendAssignments() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void SendStart() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void MarkStarted(int64_t start_unix_ns, const std::string& message) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void MarkStarted(int64_t start_unix_ns, const std::string& message)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   bool AcceptResumingAgent(AgentSlot& slot, const v1::Hello& hello, std::string* why)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Begins winding down towards `verdict` (agents are told to stop), unless the run is already.
@@ -192,7 +195,8 @@ class Run {
 
   // Tick's rules, one each, in the order Tick applies them.
   void CheckStartTimeout(int64_t now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  std::vector<std::shared_ptr<AgentConnection>> HeartbeatsDue(int64_t now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  std::vector<std::shared_ptr<AgentConnection>> HeartbeatsDue(int64_t now)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void CheckAgentsHeard(int64_t now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Returns how many seconds were closed.
   size_t CloseIntervals(int64_t now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

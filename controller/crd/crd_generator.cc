@@ -442,7 +442,6 @@ std::string QuoteString(const std::string& s, bool flow) {
   return absl::StrCat("'", absl::StrReplaceAll(s, {{"'", "''"}}), "'");
 }
 
-
 std::string Inline(const Json& v, bool flow) {
   if (v.is_string()) return QuoteString(v.get<std::string>(), flow);
   if (v.is_number_float()) return common::ShortestDouble(v.get<double>());

@@ -16,9 +16,9 @@ std::string MetadataField(const Json& object, const char* field) {
   return value != metadata->end() && value->is_string() ? value->get<std::string>() : "";
 }
 
-absl::StatusOr<Json> Api::UpdateWithRetry(
-    const std::string& path, const std::function<absl::Status(Json& object)>& mutate,
-    int attempts) {
+absl::StatusOr<Json> Api::UpdateWithRetry(const std::string& path,
+                                          const std::function<absl::Status(Json& object)>& mutate,
+                                          int attempts) {
   absl::Status conflict;
   for (int attempt = 0; attempt < std::max(1, attempts); ++attempt) {
     ASSIGN_OR_RETURN(Json current, Get(path));

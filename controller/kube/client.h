@@ -31,9 +31,9 @@
 #include <thread>
 
 #include "absl/base/thread_annotations.h"
-#include "common/mutex.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "common/mutex.h"
 #include "controller/kube/api.h"
 #include "controller/kube/config.h"
 

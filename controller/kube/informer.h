@@ -27,8 +27,8 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
-#include "common/mutex.h"
 #include "absl/status/status.h"
+#include "common/mutex.h"
 #include "controller/kube/client.h"
 
 namespace stampede::kube {

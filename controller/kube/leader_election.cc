@@ -164,7 +164,8 @@ bool LeaderElector::Pause(std::chrono::milliseconds period, const std::atomic<bo
     const auto left = end - std::chrono::steady_clock::now();
     if (left <= std::chrono::steady_clock::duration::zero()) return true;
     // `stop` cannot notify us: look at it at least every 50 ms.
-    cv_.WaitFor(&mu_, std::min<std::chrono::steady_clock::duration>(left, std::chrono::milliseconds(50)));
+    cv_.WaitFor(&mu_,
+                std::min<std::chrono::steady_clock::duration>(left, std::chrono::milliseconds(50)));
   }
   return false;
 }

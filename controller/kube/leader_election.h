@@ -25,10 +25,10 @@
 #include <thread>
 
 #include "absl/base/thread_annotations.h"
-#include "common/mutex.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "common/mutex.h"
 #include "controller/kube/client.h"
 
 namespace stampede::kube {

@@ -8,12 +8,15 @@
 namespace stampede::controller {
 namespace {
 
-std::string PodsPath(const std::string& ns) { return absl::StrCat("/api/v1/namespaces/", ns, "/pods"); }
+std::string PodsPath(const std::string& ns) {
+  return absl::StrCat("/api/v1/namespaces/", ns, "/pods");
+}
 
 // A google.protobuf.Struct (free-form Kubernetes object in the spec) as JSON.
 kube::Json StructToJson(const google::protobuf::Message& message) {
   std::string text;
-  if (!google::protobuf::util::MessageToJsonString(message, &text).ok()) return kube::Json::object();
+  if (!google::protobuf::util::MessageToJsonString(message, &text).ok())
+    return kube::Json::object();
   return kube::Json::parse(text, nullptr, /*allow_exceptions=*/false);
 }
 
@@ -23,11 +26,17 @@ std::string AgentPodName(const std::string& loadtest, uint32_t index) {
   return absl::StrCat(loadtest, "-agent-", index);
 }
 
-std::string TokenSecretName(const std::string& loadtest) { return absl::StrCat(loadtest, "-agent-token"); }
+std::string TokenSecretName(const std::string& loadtest) {
+  return absl::StrCat(loadtest, "-agent-token");
+}
 
 kube::Json OwnerReference(const v1::LoadTest& test) {
-  return {{"apiVersion", "stampede.dev/v1alpha1"}, {"kind", "LoadTest"},   {"name", test.metadata().name()},
-          {"uid", test.metadata().uid()},           {"controller", true}, {"blockOwnerDeletion", true}};
+  return {{"apiVersion", "stampede.dev/v1alpha1"},
+          {"kind", "LoadTest"},
+          {"name", test.metadata().name()},
+          {"uid", test.metadata().uid()},
+          {"controller", true},
+          {"blockOwnerDeletion", true}};
 }
 
 kube::Json AgentPod(const v1::LoadTest& test, uint32_t index, const std::string& controller_address,
@@ -53,7 +62,8 @@ kube::Json AgentPod(const v1::LoadTest& test, uint32_t index, const std::string&
       {{"name", "STAMPEDE_RECONNECT_SECONDS"}, {"value", std::to_string(options.reconnect_s)}},
   });
   if (test.spec().threads_per_agent() != 0) {
-    env.push_back({{"name", "STAMPEDE_THREADS"}, {"value", std::to_string(test.spec().threads_per_agent())}});
+    env.push_back(
+        {{"name", "STAMPEDE_THREADS"}, {"value", std::to_string(test.spec().threads_per_agent())}});
   }
   kube::Json container = {
       {"name", "agent"},
@@ -115,13 +125,14 @@ absl::Status KubeLauncher::Launch(const LaunchRequest& request) {
     } else if (pod.status().code() == absl::StatusCode::kAlreadyExists) {
       ++adopted;  // deterministic names: a retry or a restarted operator finds its own Pods
     } else {
-      return absl::Status(pod.status().code(),
-                          absl::StrCat("creating agent Pod ", AgentPodName(test_.metadata().name(), i), ": ",
-                                       pod.status().message()));
+      return absl::Status(
+          pod.status().code(),
+          absl::StrCat("creating agent Pod ", AgentPodName(test_.metadata().name(), i), ": ",
+                       pod.status().message()));
     }
   }
-  SLOG(kInfo) << "agent_pods loadtest=" << ns << "/" << test_.metadata().name() << " created=" << created
-              << " adopted=" << adopted;
+  SLOG(kInfo) << "agent_pods loadtest=" << ns << "/" << test_.metadata().name()
+              << " created=" << created << " adopted=" << adopted;
   return absl::OkStatus();
 }
 
@@ -130,16 +141,18 @@ void KubeLauncher::Stop() {
   const std::string& ns = test_.metadata().namespace_();
   for (uint32_t i = 0; i < test_.spec().agents(); ++i) {
     const std::string name = AgentPodName(test_.metadata().name(), i);
-    auto deleted = api_->Delete(absl::StrCat(PodsPath(ns), "/", name), {{"propagationPolicy", "Background"}});
+    auto deleted =
+        api_->Delete(absl::StrCat(PodsPath(ns), "/", name), {{"propagationPolicy", "Background"}});
     if (!deleted.ok() && deleted.status().code() != absl::StatusCode::kNotFound) {
-      SLOG(kWarning) << "agent_pod_delete_failed pod=" << ns << "/" << name << " error=\"" << deleted.status().message()
-                     << "\"";
+      SLOG(kWarning) << "agent_pod_delete_failed pod=" << ns << "/" << name << " error=\""
+                     << deleted.status().message() << "\"";
     }
   }
 }
 
 std::string KubeLauncher::LogLocation(uint32_t index) const {
-  return absl::StrCat("kubectl logs -n ", test_.metadata().namespace_(), " ", AgentPodName(test_.metadata().name(), index));
+  return absl::StrCat("kubectl logs -n ", test_.metadata().namespace_(), " ",
+                      AgentPodName(test_.metadata().name(), index));
 }
 
 }  // namespace stampede::controller

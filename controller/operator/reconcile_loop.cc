@@ -14,8 +14,9 @@ ReconcileLoop::ReconcileLoop(kube::Client* client, RunRegistry* runs, Reconciler
 ReconcileLoop::~ReconcileLoop() { Stop(); }
 
 bool ReconcileLoop::Start(std::chrono::milliseconds sync_timeout) {
-  loadtests_ = std::make_unique<kube::Informer>(client_, LoadTestsPath(options_.watch_namespace),
-                                                [this](const kube::Json& object, bool) { Enqueue(kube::ObjectKey(object)); });
+  loadtests_ = std::make_unique<kube::Informer>(
+      client_, LoadTestsPath(options_.watch_namespace),
+      [this](const kube::Json& object, bool) { Enqueue(kube::ObjectKey(object)); });
   kube::Informer::Options pod_options;
   pod_options.label_selector = absl::StrCat(kManagedByLabel, "=", kManagedByValue);
   pods_ = std::make_unique<kube::Informer>(
@@ -28,7 +29,8 @@ bool ReconcileLoop::Start(std::chrono::milliseconds sync_timeout) {
   loadtests_->Start();
   pods_->Start();
   if (!loadtests_->WaitForSync(sync_timeout) || !pods_->WaitForSync(sync_timeout)) return false;
-  reconciler_ = std::make_unique<Reconciler>(ReconcilerWorld{client_, loadtests_.get(), pods_.get(), runs_}, options_);
+  reconciler_ = std::make_unique<Reconciler>(
+      ReconcilerWorld{client_, loadtests_.get(), pods_.get(), runs_}, options_);
   for (const kube::Json& object : loadtests_->List()) Enqueue(kube::ObjectKey(object));
   worker_ = std::thread([this] { Work(); });
   return true;

@@ -14,7 +14,9 @@
 namespace stampede::controller {
 namespace {
 
-bool Terminal(const std::string& phase) { return phase == "Succeeded" || phase == "Failed" || phase == "Aborted"; }
+bool Terminal(const std::string& phase) {
+  return phase == "Succeeded" || phase == "Failed" || phase == "Aborted";
+}
 
 std::string StringAt(const kube::Json& j, std::initializer_list<const char*> path) {
   const kube::Json* at = &j;
@@ -45,7 +47,8 @@ const char* StuckReason(const std::string& waiting) {
       waiting == "ErrImageNeverPull") {
     return "ImagePullFailed";
   }
-  if (waiting == "CreateContainerConfigError" || waiting == "CreateContainerError" || waiting == "CrashLoopBackOff") {
+  if (waiting == "CreateContainerConfigError" || waiting == "CreateContainerError" ||
+      waiting == "CrashLoopBackOff") {
     return "AgentStartFailed";
   }
   return nullptr;
@@ -53,7 +56,9 @@ const char* StuckReason(const std::string& waiting) {
 
 }  // namespace
 
-std::string LoadTestOfPod(const kube::Json& pod) { return StringAt(pod, {"metadata", "labels", kLoadTestLabel}); }
+std::string LoadTestOfPod(const kube::Json& pod) {
+  return StringAt(pod, {"metadata", "labels", kLoadTestLabel});
+}
 
 namespace {
 
@@ -76,7 +81,8 @@ std::string AgentPodsPath(const std::string& ns) {
 kube::Json StatusJson(const v1::LoadTestStatus& status) {
   v1::LoadTest holder;
   *holder.mutable_status() = status;
-  kube::Json j = kube::Json::parse(common::LoadTestToJson(holder), nullptr, /*allow_exceptions=*/false);
+  kube::Json j =
+      kube::Json::parse(common::LoadTestToJson(holder), nullptr, /*allow_exceptions=*/false);
   if (!j.is_object() || !j.contains("status")) return kube::Json::object();
   return j["status"];
 }
@@ -129,10 +135,11 @@ absl::Status Reconciler::Reconcile(const std::string& key) {
     return absl::OkStatus();  // absorbing: never started again
   }
   if (!HasFinalizer(*object)) {
-    auto updated = world_.api->UpdateWithRetry(absl::StrCat(LoadTestsPath(ns), "/", name), [](kube::Json& o) {
-      if (!HasFinalizer(o)) o["metadata"]["finalizers"].push_back(kFinalizer);
-      return absl::OkStatus();
-    });
+    auto updated =
+        world_.api->UpdateWithRetry(absl::StrCat(LoadTestsPath(ns), "/", name), [](kube::Json& o) {
+          if (!HasFinalizer(o)) o["metadata"]["finalizers"].push_back(kFinalizer);
+          return absl::OkStatus();
+        });
     if (!updated.ok()) return updated.status();
   }
   if (it == active_.end()) return Begin(key, *object, phase);
@@ -145,8 +152,9 @@ absl::Status Reconciler::Reconcile(const std::string& key) {
   return SyncStatus(key, active, /*force=*/false);
 }
 
-absl::Status Reconciler::EndBeforeStart(const kube::Json& object, const std::string& phase, const std::string& reason,
-                                        const std::string& message, bool warn) {
+absl::Status Reconciler::EndBeforeStart(const kube::Json& object, const std::string& phase,
+                                        const std::string& reason, const std::string& message,
+                                        bool warn) {
   v1::LoadTestStatus status;
   status.set_phase(phase);
   status.set_reason(reason);
@@ -158,16 +166,19 @@ absl::Status Reconciler::EndBeforeStart(const kube::Json& object, const std::str
                      StatusJson(status));
 }
 
-absl::Status Reconciler::Begin(const std::string& key, const kube::Json& object, const std::string& phase) {
+absl::Status Reconciler::Begin(const std::string& key, const kube::Json& object,
+                               const std::string& phase) {
   kube::Json spec_only = object;
   spec_only.erase("status");
   auto test = common::ParseLoadTest(spec_only.dump());
   if (!test.ok()) {
     // The API server's schema cannot say everything ParseLoadTest checks (see the CRD tests).
-    return EndBeforeStart(object, "Failed", "InvalidSpec", std::string(test.status().message()), /*warn=*/true);
+    return EndBeforeStart(object, "Failed", "InvalidSpec", std::string(test.status().message()),
+                          /*warn=*/true);
   }
   if (test->spec().abort()) {
-    return EndBeforeStart(object, "Aborted", "Aborted", "spec.abort was set before the test started", /*warn=*/false);
+    return EndBeforeStart(object, "Aborted", "Aborted",
+                          "spec.abort was set before the test started", /*warn=*/false);
   }
   absl::StatusOr<std::string> token = EnsureToken(*test);
   if (!token.ok()) {
@@ -176,9 +187,10 @@ absl::Status Reconciler::Begin(const std::string& key, const kube::Json& object,
         token.status().code() != absl::StatusCode::kInvalidArgument) {
       return token.status();
     }
-    return EndBeforeStart(object, "Failed", "AgentSetupFailed",
-                          absl::StrCat("cannot create the agents' token Secret: ", token.status().message()),
-                          /*warn=*/true);
+    return EndBeforeStart(
+        object, "Failed", "AgentSetupFailed",
+        absl::StrCat("cannot create the agents' token Secret: ", token.status().message()),
+        /*warn=*/true);
   }
   const bool adopting = phase == "Starting" || phase == "Running";
   auto launcher = std::make_unique<KubeLauncher>(world_.api, *test, options_.pods);
@@ -190,10 +202,11 @@ absl::Status Reconciler::Begin(const std::string& key, const kube::Json& object,
   active.test = *test;
   active.adopted = adopting;
   active.run = world_.runs->StartRun(*test, std::move(launcher), uid, *token, options_.run);
-  SLOG(kInfo) << "loadtest_" << (adopting ? "adopted" : "started") << " loadtest=" << key << " uid=" << uid
-              << " agents=" << test->spec().agents();
+  SLOG(kInfo) << "loadtest_" << (adopting ? "adopted" : "started") << " loadtest=" << key
+              << " uid=" << uid << " agents=" << test->spec().agents();
   Event(object, "Normal", adopting ? "Adopted" : "Started",
-        adopting ? absl::StrCat("taking over the running test; its ", test->spec().agents(), " agent(s) reconnect")
+        adopting ? absl::StrCat("taking over the running test; its ", test->spec().agents(),
+                                " agent(s) reconnect")
                  : absl::StrCat("launching ", test->spec().agents(), " agent Pod(s)"));
   return SyncStatus(key, active, /*force=*/true);
 }
@@ -209,7 +222,8 @@ void Reconciler::WatchPods(const std::string& key, Active& active) {
     if (!PodOf(pod, ns, name)) continue;
     const std::string pod_name = kube::MetadataField(pod, "name");
     uint32_t index = 0;
-    if (!absl::SimpleAtoi(StringAt(pod, {"metadata", "labels", kAgentIndexLabel}), &index) || index >= present.size()) {
+    if (!absl::SimpleAtoi(StringAt(pod, {"metadata", "labels", kAgentIndexLabel}), &index) ||
+        index >= present.size()) {
       continue;
     }
     present[index] = true;
@@ -243,12 +257,14 @@ void Reconciler::WatchPods(const std::string& key, Active& active) {
         run.AgentGone(index, why);
       }
     }
-    if (phase == Phase::kStarting && status.contains("conditions") && status["conditions"].is_array()) {
+    if (phase == Phase::kStarting && status.contains("conditions") &&
+        status["conditions"].is_array()) {
       for (const kube::Json& c : status["conditions"]) {
         if (StringAt(c, {"type"}) == "PodScheduled" && StringAt(c, {"status"}) == "False" &&
             StringAt(c, {"reason"}) == "Unschedulable") {
           auto [at, inserted] = active.unschedulable_since_ns.emplace(pod_name, now);
-          if (now - at->second >= std::chrono::nanoseconds(options_.unschedulable_timeout).count()) {
+          if (now - at->second >=
+              std::chrono::nanoseconds(options_.unschedulable_timeout).count()) {
             run.Fail("Unschedulable", absl::StrCat("agent Pod ", pod_name, " cannot be scheduled: ",
                                                    StringAt(c, {"message"})));
           }
@@ -259,7 +275,8 @@ void Reconciler::WatchPods(const std::string& key, Active& active) {
   // A Pod that vanished after the launch (deleted with no grace period) is a lost agent too.
   if (phase == Phase::kRunning) {
     for (uint32_t i = 0; i < present.size(); ++i) {
-      if (!present[i]) run.AgentGone(i, absl::StrCat("agent Pod ", AgentPodName(name, i), " is gone"));
+      if (!present[i])
+        run.AgentGone(i, absl::StrCat("agent Pod ", AgentPodName(name, i), " is gone"));
     }
   }
 }
@@ -282,8 +299,9 @@ absl::Status Reconciler::SyncStatus(const std::string& key, Active& active, bool
     if (phase_changed && done) {
       kube::Json object = {{"metadata", {{"name", name}, {"namespace", ns}, {"uid", active.uid}}}};
       Event(object, snap.phase == Phase::kSucceeded ? "Normal" : "Warning", snap.status.reason(),
-            absl::StrCat(snap.status.message(), "; requests ", snap.status.summary().requests(), ", p95 ",
-                         snap.status.summary().p95().empty() ? "n/a" : snap.status.summary().p95()));
+            absl::StrCat(
+                snap.status.message(), "; requests ", snap.status.summary().requests(), ", p95 ",
+                snap.status.summary().p95().empty() ? "n/a" : snap.status.summary().p95()));
     }
     active.last_status = std::move(status);
     active.last_write_ns = now;
@@ -296,8 +314,10 @@ absl::Status Reconciler::SyncStatus(const std::string& key, Active& active, bool
   return absl::OkStatus();
 }
 
-absl::Status Reconciler::WriteStatus(const std::string& ns, const std::string& name, const kube::Json& status) {
-  auto written = world_.api->MergePatch(absl::StrCat(LoadTestsPath(ns), "/", name, "/status"), {{"status", status}});
+absl::Status Reconciler::WriteStatus(const std::string& ns, const std::string& name,
+                                     const kube::Json& status) {
+  auto written = world_.api->MergePatch(absl::StrCat(LoadTestsPath(ns), "/", name, "/status"),
+                                        {{"status", status}});
   return written.ok() ? absl::OkStatus() : written.status();
 }
 
@@ -311,22 +331,27 @@ absl::Status Reconciler::Finalize(const std::string& key, const kube::Json& obje
     kube::Json status = StatusJson(active.run->Status());
     status["reason"] = "Deleted";
     if (absl::Status s = WriteStatus(ns, name, status); !s.ok()) {
-      SLOG(kWarning) << "final_status_not_written loadtest=" << key << " error=\"" << s.message() << "\"";
+      SLOG(kWarning) << "final_status_not_written loadtest=" << key << " error=\"" << s.message()
+                     << "\"";
     }
     Event(object, "Normal", "Deleted",
-          absl::StrCat("stopped by deletion after ", active.run->Status().summary().requests(), " requests"));
+          absl::StrCat("stopped by deletion after ", active.run->Status().summary().requests(),
+                       " requests"));
     active.launcher->Stop();
     Forget(it);
   }
   CleanUp(ns, name);
   if (!HasFinalizer(object)) return absl::OkStatus();
-  auto updated = world_.api->UpdateWithRetry(absl::StrCat(LoadTestsPath(ns), "/", name), [](kube::Json& o) {
-    kube::Json& finalizers = o["metadata"]["finalizers"];
-    if (!finalizers.is_array()) return absl::OkStatus();
-    finalizers.erase(std::remove(finalizers.begin(), finalizers.end(), kube::Json(kFinalizer)), finalizers.end());
-    return absl::OkStatus();
-  });
-  if (!updated.ok() && updated.status().code() != absl::StatusCode::kNotFound) return updated.status();
+  auto updated =
+      world_.api->UpdateWithRetry(absl::StrCat(LoadTestsPath(ns), "/", name), [](kube::Json& o) {
+        kube::Json& finalizers = o["metadata"]["finalizers"];
+        if (!finalizers.is_array()) return absl::OkStatus();
+        finalizers.erase(std::remove(finalizers.begin(), finalizers.end(), kube::Json(kFinalizer)),
+                         finalizers.end());
+        return absl::OkStatus();
+      });
+  if (!updated.ok() && updated.status().code() != absl::StatusCode::kNotFound)
+    return updated.status();
   return absl::OkStatus();
 }
 
@@ -353,23 +378,27 @@ absl::StatusOr<std::string> Reconciler::EnsureToken(const v1::LoadTest& test) {
   ASSIGN_OR_RETURN(kube::Json existing, world_.api->Get(absl::StrCat(path, "/", secret_name)));
   std::string decoded;
   if (!absl::Base64Unescape(StringAt(existing, {"data", "token"}), &decoded) || decoded.empty()) {
-    return absl::FailedPreconditionError(absl::StrCat("Secret ", ns, "/", secret_name, " has no usable token"));
+    return absl::FailedPreconditionError(
+        absl::StrCat("Secret ", ns, "/", secret_name, " has no usable token"));
   }
   return decoded;
 }
 
 void Reconciler::CleanUp(const std::string& ns, const std::string& name) {
-  auto deleted = world_.api->Delete(absl::StrCat("/api/v1/namespaces/", ns, "/secrets/", TokenSecretName(name)));
+  auto deleted = world_.api->Delete(
+      absl::StrCat("/api/v1/namespaces/", ns, "/secrets/", TokenSecretName(name)));
   if (!deleted.ok() && deleted.status().code() != absl::StatusCode::kNotFound) {
-    SLOG(kWarning) << "secret_delete_failed loadtest=" << ns << "/" << name << " error=\"" << deleted.status().message()
-                   << "\"";
+    SLOG(kWarning) << "secret_delete_failed loadtest=" << ns << "/" << name << " error=\""
+                   << deleted.status().message() << "\"";
   }
   for (const kube::Json& pod : world_.pods->List()) {
     if (!PodOf(pod, ns, name) || !kube::MetadataField(pod, "deletionTimestamp").empty()) continue;
-    auto gone = world_.api->Delete(absl::StrCat("/api/v1/namespaces/", ns, "/pods/", kube::MetadataField(pod, "name")));
+    auto gone = world_.api->Delete(
+        absl::StrCat("/api/v1/namespaces/", ns, "/pods/", kube::MetadataField(pod, "name")));
     if (!gone.ok() && gone.status().code() != absl::StatusCode::kNotFound) {
-      SLOG(kWarning) << "agent_pod_delete_failed pod=" << ns << "/" << kube::MetadataField(pod, "name") << " error=\""
-                     << gone.status().message() << "\"";
+      SLOG(kWarning) << "agent_pod_delete_failed pod=" << ns << "/"
+                     << kube::MetadataField(pod, "name") << " error=\"" << gone.status().message()
+                     << "\"";
     }
   }
 }
@@ -401,8 +430,8 @@ void Reconciler::Event(const kube::Json& object, const std::string& type, const 
   };
   auto created = world_.api->Create(absl::StrCat("/api/v1/namespaces/", ns, "/events"), event);
   if (!created.ok()) {
-    SLOG(kWarning) << "event_not_recorded loadtest=" << ns << "/" << name << " reason=" << reason << " error=\""
-                   << created.status().message() << "\"";
+    SLOG(kWarning) << "event_not_recorded loadtest=" << ns << "/" << name << " reason=" << reason
+                   << " error=\"" << created.status().message() << "\"";
   }
 }
 

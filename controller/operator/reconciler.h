@@ -86,15 +86,17 @@ class Reconciler {
   absl::Status Begin(const std::string& key, const kube::Json& object, const std::string& phase);
   absl::Status Finalize(const std::string& key, const kube::Json& object);
   // A test that ends before any agent ran: a final status (and a Warning event when `warn`).
-  absl::Status EndBeforeStart(const kube::Json& object, const std::string& phase, const std::string& reason,
-                              const std::string& message, bool warn);
+  absl::Status EndBeforeStart(const kube::Json& object, const std::string& phase,
+                              const std::string& reason, const std::string& message, bool warn);
   void WatchPods(const std::string& key, Active& active);
   absl::Status SyncStatus(const std::string& key, Active& active, bool force);
-  absl::Status WriteStatus(const std::string& ns, const std::string& name, const kube::Json& status);
+  absl::Status WriteStatus(const std::string& ns, const std::string& name,
+                           const kube::Json& status);
   absl::StatusOr<std::string> EnsureToken(const v1::LoadTest& test);
   void Forget(std::map<std::string, Active>::iterator it);
   void CleanUp(const std::string& ns, const std::string& name);
-  void Event(const kube::Json& object, const std::string& type, const std::string& reason, const std::string& message);
+  void Event(const kube::Json& object, const std::string& type, const std::string& reason,
+             const std::string& message);
 
   const ReconcilerWorld world_;
   const ReconcilerOptions options_;

@@ -32,15 +32,15 @@
 #include <thread>
 #include <vector>
 
-#include "common/clock.h"
-#include "common/mutex.h"
 #include "absl/base/thread_annotations.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "common/clock.h"
 #include "common/duration.h"
 #include "common/logging.h"
+#include "common/mutex.h"
 #include "common/spec.h"
 #include "controller/controller.h"
 #include "controller/http_api.h"
@@ -477,7 +477,9 @@ int Main(int argc, char** argv) {
   std::shared_ptr<controller::Run> run = ctl->StartRun(std::move(*test), std::move(launcher_owned));
   // No interval can be finalized before every agent has connected, so no point is missed here.
   run->SetObserver([&](const controller::RunEvent& e) {
-    if (e.kind != controller::RunEvent::Kind::kInterval && e.kind != controller::RunEvent::Kind::kEnded) return;
+    if (e.kind != controller::RunEvent::Kind::kInterval &&
+        e.kind != controller::RunEvent::Kind::kEnded)
+      return;
     const IntervalPoint* p = e.point;
     const int64_t real = p == nullptr ? 0 : RealNs() - (MonoNs() - p->finalized_at_ns);
     common::MutexLock lock(&points_mu);

@@ -27,13 +27,13 @@
 #include <type_traits>
 #include <vector>
 
-#include "common/clock.h"
-#include "common/mutex.h"
 #include "absl/base/thread_annotations.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "common/report.h"
+#include "common/clock.h"
 #include "common/duration.h"
+#include "common/mutex.h"
+#include "common/report.h"
 #include "common/stats.h"
 #include "stampede/v1/agent.grpc.pb.h"
 
@@ -473,7 +473,8 @@ class MetricsPoller {
   // Waits up to `timeout_ms` for every interval to appear, then stops polling.
   void Finish(int timeout_ms) {
     {
-      const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+      const auto deadline =
+          std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
       common::MutexLock lock(&mu_);
       while (seen_ < intervals_ && !stop_ && cv_.WaitUntil(&mu_, deadline)) {
       }
@@ -638,7 +639,8 @@ int Main(int argc, char** argv) {
     fleet.mu.Lock();
     while (true) {
       const auto second = std::chrono::steady_clock::now() + std::chrono::seconds(1);
-      while (fleet.started != opt.agents && fleet.finished != opt.agents && fleet.cv.WaitUntil(&fleet.mu, second)) {
+      while (fleet.started != opt.agents && fleet.finished != opt.agents &&
+             fleet.cv.WaitUntil(&fleet.mu, second)) {
       }
       if (fleet.started == opt.agents || fleet.finished == opt.agents || MonoNs() > give_up) break;
       fleet.mu.Unlock();

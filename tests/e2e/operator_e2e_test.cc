@@ -96,8 +96,7 @@ class OperatorE2eTest : public ::testing::Test {
         "--advertise-address=127.0.0.1:" + std::to_string(grpc_port),
         "--metrics-listen=127.0.0.1:0", "--leader-elect", "--lease-namespace=stampede-system",
         "--identity=" + identity, "--lease-duration=6s", "--renew-deadline=4s", "--retry-period=1s",
-        "--agent-reconnect=30s", "--status-interval=1s",
-        "--unschedulable-timeout=3s"});
+        "--agent-reconnect=30s", "--status-interval=1s", "--unschedulable-timeout=3s"});
   }
   void EnsureOperator() {
     if (operator_ != nullptr && !operator_->Wait(milliseconds(0)).has_value()) return;
@@ -240,7 +239,8 @@ TEST_F(OperatorE2eTest, DeletingARunningLoadTestStopsItsAgentsAndRemovesItsPods)
   EXPECT_NE(cluster_->Kubectl({"get", "secret", "deleteme-agent-token"}).exit_code, 0);
   // The agents stopped sending load: no connection to the target is left.
   EXPECT_TRUE(WaitUntil(seconds(10), [&] { return target_->OpenConnections() == 0; }))
-      << target_->OpenConnections() << " connection(s) still open: load continued after the LoadTest was deleted";
+      << target_->OpenConnections()
+      << " connection(s) still open: load continued after the LoadTest was deleted";
 }
 
 TEST_F(OperatorE2eTest, OperatorKilledMidRunIsReplacedAndTheTestFinishesOnceWithEverything) {
@@ -341,13 +341,17 @@ TEST_F(OperatorE2eTest, AgentImageThatCannotBePulledFailsTheTestInBoundedTime) {
 
 TEST_F(OperatorE2eTest, AgentPodThatCannotBeScheduledFailsTheTestInBoundedTime) {
   const auto t0 = Clock::now();
-  Apply("nowhere", "  load: {users: 1}\n  duration: 10s\n  agentTemplate: {nodeSelector: {pool: does-not-exist}}\n");
+  Apply("nowhere",
+        "  load: {users: 1}\n  duration: 10s\n  agentTemplate: {nodeSelector: {pool: "
+        "does-not-exist}}\n");
   ASSERT_TRUE(WaitPhase("nowhere", {"Failed"}, seconds(40))) << Diagnose("nowhere");
   const json status = Get("nowhere")["status"];
   EXPECT_EQ(status.value("reason", ""), "Unschedulable") << status.dump();
-  EXPECT_NE(status.value("message", "").find("nowhere-agent-0"), std::string::npos) << status.dump();
-  RecordProperty("unschedulable_to_failed_ms",
-                 std::to_string(std::chrono::duration_cast<milliseconds>(Clock::now() - t0).count()));
+  EXPECT_NE(status.value("message", "").find("nowhere-agent-0"), std::string::npos)
+      << status.dump();
+  RecordProperty(
+      "unschedulable_to_failed_ms",
+      std::to_string(std::chrono::duration_cast<milliseconds>(Clock::now() - t0).count()));
   EXPECT_TRUE(WaitUntil(seconds(20), [&] { return Pods("nowhere").empty(); }));
   cluster_->Kubectl({"delete", "lt", "nowhere", "--timeout=30s"});
 }
@@ -411,8 +415,11 @@ TEST_F(OperatorE2eTest, SecondReplicaWaitsOnTheLeaseAndTakesOverWhenTheLeaderLea
     return standby_->Stderr().find("leader_election waiting") != std::string::npos;
   })) << standby_->Stderr();
   // A few of its retries (1 s apart) go by while the leader renews the Lease twice.
-  const std::string lease_path = "/apis/coordination.k8s.io/v1/namespaces/stampede-system/leases/stampede-operator";
-  auto renewed_at = [&] { return cluster_->client().Get(lease_path).value_or(json())["spec"].value("renewTime", ""); };
+  const std::string lease_path =
+      "/apis/coordination.k8s.io/v1/namespaces/stampede-system/leases/stampede-operator";
+  auto renewed_at = [&] {
+    return cluster_->client().Get(lease_path).value_or(json())["spec"].value("renewTime", "");
+  };
   const std::string first = renewed_at();
   std::string second;
   ASSERT_TRUE(WaitUntil(seconds(20), [&] { return (second = renewed_at()) != first; }));

@@ -16,9 +16,9 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
-#include "common/mutex.h"
 #include "absl/time/time.h"
 #include "common/logging.h"
+#include "common/mutex.h"
 
 extern char** environ;
 

@@ -46,7 +46,9 @@ class FakeLauncher final : public controller::AgentLauncher {
     common::MutexLock lock(&log_->mu);
     ++log_->stops;
   }
-  std::string LogLocation(uint32_t index) const override { return "fake-log-" + std::to_string(index); }
+  std::string LogLocation(uint32_t index) const override {
+    return "fake-log-" + std::to_string(index);
+  }
 
  private:
   const std::shared_ptr<LauncherLog> log_;

@@ -35,11 +35,14 @@ class FakeApi final : public kube::Api {
     if (absl::Status planted = PlantedAnswer("POST", collection); !planted.ok()) return planted;
     Json object = body;
     std::string name = kube::MetadataField(object, "name");
-    if (name.empty()) name = absl::StrCat(kube::MetadataField(object, "generateName"), ++generated_);
+    if (name.empty())
+      name = absl::StrCat(kube::MetadataField(object, "generateName"), ++generated_);
     object["metadata"]["name"] = name;
     const std::string path = absl::StrCat(collection, "/", name);
-    if (objects_.count(path) != 0) return absl::AlreadyExistsError(absl::StrCat("POST ", path, ": 409"));
-    if (kube::MetadataField(object, "uid").empty()) object["metadata"]["uid"] = absl::StrCat("uid-", name);
+    if (objects_.count(path) != 0)
+      return absl::AlreadyExistsError(absl::StrCat("POST ", path, ": 409"));
+    if (kube::MetadataField(object, "uid").empty())
+      object["metadata"]["uid"] = absl::StrCat("uid-", name);
     object["metadata"]["resourceVersion"] = std::to_string(++version_);
     objects_[path] = object;
     return object;
@@ -50,7 +53,8 @@ class FakeApi final : public kube::Api {
     if (absl::Status planted = PlantedAnswer("PUT", path); !planted.ok()) return planted;
     auto it = objects_.find(path);
     if (it == objects_.end()) return absl::NotFoundError(absl::StrCat("PUT ", path, ": 404"));
-    if (kube::MetadataField(body, "resourceVersion") != kube::MetadataField(it->second, "resourceVersion")) {
+    if (kube::MetadataField(body, "resourceVersion") !=
+        kube::MetadataField(it->second, "resourceVersion")) {
       return absl::AbortedError(absl::StrCat("PUT ", path, ": 409 the object has been modified"));
     }
     it->second = body;
@@ -61,7 +65,8 @@ class FakeApi final : public kube::Api {
     common::MutexLock lock(&mu_);
     writes_.push_back(absl::StrCat("PATCH ", path));
     if (absl::Status planted = PlantedAnswer("PATCH", path); !planted.ok()) return planted;
-    const std::string object_path = absl::EndsWith(path, "/status") ? path.substr(0, path.size() - 7) : path;
+    const std::string object_path =
+        absl::EndsWith(path, "/status") ? path.substr(0, path.size() - 7) : path;
     auto it = objects_.find(object_path);
     if (it == objects_.end()) return absl::NotFoundError(absl::StrCat("PATCH ", path, ": 404"));
     it->second.merge_patch(patch);
@@ -72,7 +77,8 @@ class FakeApi final : public kube::Api {
     common::MutexLock lock(&mu_);
     writes_.push_back(absl::StrCat("DELETE ", path));
     if (absl::Status planted = PlantedAnswer("DELETE", path); !planted.ok()) return planted;
-    if (objects_.erase(path) == 0) return absl::NotFoundError(absl::StrCat("DELETE ", path, ": 404"));
+    if (objects_.erase(path) == 0)
+      return absl::NotFoundError(absl::StrCat("DELETE ", path, ": 404"));
     return Json::object();
   }
 
@@ -93,7 +99,8 @@ class FakeApi final : public kube::Api {
     common::MutexLock lock(&mu_);
     std::vector<Json> out;
     for (const auto& [path, object] : objects_) {
-      if (absl::StartsWith(path, collection + "/") && path.find('/', collection.size() + 1) == std::string::npos) {
+      if (absl::StartsWith(path, collection + "/") &&
+          path.find('/', collection.size() + 1) == std::string::npos) {
         out.push_back(object);
       }
     }
@@ -101,7 +108,8 @@ class FakeApi final : public kube::Api {
   }
   // The next `times` calls of `method` (GET, POST, PUT, PATCH, DELETE) on a path that starts with
   // `path_prefix` answer `status`.
-  void Plant(const std::string& method, const std::string& path_prefix, absl::Status status, int times = 1) {
+  void Plant(const std::string& method, const std::string& path_prefix, absl::Status status,
+             int times = 1) {
     common::MutexLock lock(&mu_);
     planted_.push_back({method, path_prefix, std::move(status), times});
   }
@@ -123,7 +131,8 @@ class FakeApi final : public kube::Api {
     int times;
   };
   // The planted answer for this call, if any (OK when none).
-  absl::Status PlantedAnswer(const std::string& method, const std::string& path) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+  absl::Status PlantedAnswer(const std::string& method, const std::string& path)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     for (auto& p : planted_) {
       if (p.times > 0 && p.method == method && absl::StartsWith(path, p.prefix)) {
         --p.times;
@@ -161,7 +170,8 @@ class FakeCache final : public kube::ObjectCache {
     common::MutexLock lock(&mu_);
     objects_.clear();
     for (const Json& o : objects) {
-      objects_[absl::StrCat(kube::MetadataField(o, "namespace"), "/", kube::MetadataField(o, "name"))] = o;
+      objects_[absl::StrCat(kube::MetadataField(o, "namespace"), "/",
+                            kube::MetadataField(o, "name"))] = o;
     }
   }
 

@@ -40,11 +40,14 @@ BenchResult RunBench(std::vector<std::string> args, seconds limit = seconds(60))
   return r;
 }
 
-uint64_t Errors(const json& s, const std::string& kind) { return s["errors"][kind].get<uint64_t>(); }
+uint64_t Errors(const json& s, const std::string& kind) {
+  return s["errors"][kind].get<uint64_t>();
+}
 
 TEST(AgentBench, ClosedModelCountsEqualWhatTheTargetServed) {
   TestTarget target;
-  BenchResult r = RunBench({"--url", target.Url("/"), "--users", "20", "--threads", "2", "--duration", "2s"});
+  BenchResult r =
+      RunBench({"--url", target.Url("/"), "--users", "20", "--threads", "2", "--duration", "2s"});
   ASSERT_EQ(r.exit_code, 0) << r.stderr_text;
   const uint64_t requests = r.summary["requests"];
   EXPECT_GT(requests, 1000u);
@@ -70,12 +73,14 @@ TEST(AgentBench, OpenModelSendsExactlyThePlannedArrivals) {
   // Every response took at least the 2 ms the target waited, in both views.
   EXPECT_GE(r.summary["latency_ns"]["min"].get<uint64_t>(), 2'000'000u);
   EXPECT_GE(r.summary["service_time_ns"]["min"].get<uint64_t>(), 2'000'000u);
-  EXPECT_GE(r.summary["latency_ns"]["p50"].get<uint64_t>(), r.summary["service_time_ns"]["p50"].get<uint64_t>());
+  EXPECT_GE(r.summary["latency_ns"]["p50"].get<uint64_t>(),
+            r.summary["service_time_ns"]["p50"].get<uint64_t>());
 }
 
 TEST(AgentBench, StagesRampUsersAndTheResultsStillAddUp) {
   TestTarget target;
-  BenchResult r = RunBench({"--url", target.Url("/delay/5"), "--stages", "1s:10,1s:10,1s:0", "--threads", "2"});
+  BenchResult r =
+      RunBench({"--url", target.Url("/delay/5"), "--stages", "1s:10,1s:10,1s:0", "--threads", "2"});
   ASSERT_EQ(r.exit_code, 0) << r.stderr_text;
   EXPECT_EQ(r.summary["users"], 10u);
   EXPECT_EQ(r.summary["errors_total"], 0u) << r.summary.dump();
@@ -86,7 +91,8 @@ TEST(AgentBench, StagesRampUsersAndTheResultsStillAddUp) {
 
 TEST(AgentBench, ChunkedEofDelimitedAndContinueResponsesAreComplete) {
   TestTarget target;
-  for (const char* path : {"/chunked/40", "/eof-body", "/continue", "/status/204", "/bytes/200000"}) {
+  for (const char* path :
+       {"/chunked/40", "/eof-body", "/continue", "/status/204", "/bytes/200000"}) {
     SCOPED_TRACE(path);
     BenchResult r = RunBench({"--url", target.Url(path), "--users", "2", "--duration", "500ms"});
     ASSERT_EQ(r.exit_code, 0) << r.stderr_text;
@@ -107,9 +113,9 @@ TEST(AgentBench, ConnectionCloseResponsesReconnectEveryRequest) {
 
 struct ErrorCase {
   std::string name;
-  std::string path;          // on the test target; empty: use url
+  std::string path;  // on the test target; empty: use url
   std::string url;
-  std::string kind;          // the only error kind expected
+  std::string kind;  // the only error kind expected
   std::vector<std::string> extra;
 };
 
@@ -130,7 +136,8 @@ TEST_P(AgentBenchErrors, EveryFailureIsCountedUnderItsKind) {
   TestTarget target;
   std::string url = c.url.empty() ? target.Url(c.path) : c.url;
   if (url == "closed-port") url = "http://127.0.0.1:" + std::to_string(ClosedPort()) + "/";
-  std::vector<std::string> args = {"--url", url, "--users", "3", "--duration", "1s", "--timeout", "300ms", "--grace", "0s"};
+  std::vector<std::string> args = {"--url", url,         "--users", "3",       "--duration",
+                                   "1s",    "--timeout", "300ms",   "--grace", "0s"};
   args.insert(args.end(), c.extra.begin(), c.extra.end());
   BenchResult r = RunBench(args);
   ASSERT_EQ(r.exit_code, 0) << r.stderr_text;
@@ -139,7 +146,8 @@ TEST_P(AgentBenchErrors, EveryFailureIsCountedUnderItsKind) {
   EXPECT_EQ(r.summary["ok"], 0u) << r.summary.dump();
   // Stalled requests in flight at the end are cancelled, not timed out; nothing else may appear.
   const uint64_t cancelled = Errors(r.summary, "cancelled");
-  EXPECT_EQ(Errors(r.summary, c.kind) + (c.kind == "cancelled" ? 0 : cancelled), requests) << r.summary.dump();
+  EXPECT_EQ(Errors(r.summary, c.kind) + (c.kind == "cancelled" ? 0 : cancelled), requests)
+      << r.summary.dump();
   EXPECT_GT(Errors(r.summary, c.kind), 0u) << r.summary.dump();
 }
 
@@ -161,9 +169,10 @@ class AgentBenchTls : public ::testing::Test {
  protected:
   void SetUp() override {
     dir_ = MakeTempDir();
-    const std::string cmd = "openssl req -x509 -newkey rsa:2048 -nodes -subj /CN=localhost "
-                            "-addext subjectAltName=DNS:localhost,IP:127.0.0.1 -days 1 -keyout " +
-                            dir_ + "/key.pem -out " + dir_ + "/cert.pem >/dev/null 2>&1";
+    const std::string cmd =
+        "openssl req -x509 -newkey rsa:2048 -nodes -subj /CN=localhost "
+        "-addext subjectAltName=DNS:localhost,IP:127.0.0.1 -days 1 -keyout " +
+        dir_ + "/key.pem -out " + dir_ + "/cert.pem >/dev/null 2>&1";
     ASSERT_EQ(std::system(cmd.c_str()), 0);
     target_ = std::make_unique<TestTarget>(
         std::vector<std::string>{"--tls-cert", dir_ + "/cert.pem", "--tls-key", dir_ + "/key.pem"});
@@ -184,7 +193,8 @@ TEST_F(AgentBenchTls, InsecureSkipVerifyServesRequests) {
 }
 
 TEST_F(AgentBenchTls, TrustedCaVerifiesAndUntrustedFails) {
-  BenchResult trusted = RunBench({"--url", Url(), "--users", "2", "--duration", "500ms", "--cacert", dir_ + "/cert.pem"});
+  BenchResult trusted = RunBench(
+      {"--url", Url(), "--users", "2", "--duration", "500ms", "--cacert", dir_ + "/cert.pem"});
   ASSERT_EQ(trusted.exit_code, 0) << trusted.stderr_text;
   EXPECT_GT(trusted.summary["ok"].get<uint64_t>(), 0u) << trusted.summary.dump();
   EXPECT_EQ(trusted.summary["errors_total"], 0u) << trusted.summary.dump();
@@ -197,11 +207,12 @@ TEST_F(AgentBenchTls, TrustedCaVerifiesAndUntrustedFails) {
 
 TEST(AgentBench, InterruptStopsEarlyAndStillReportsEverything) {
   TestTarget target;
-  Process agent({AgentBinary(), "bench", "--json", "--url", target.Url("/delay/20"), "--users", "10",
-                 "--duration", "60s"});
+  Process agent({AgentBinary(), "bench", "--json", "--url", target.Url("/delay/20"), "--users",
+                 "10", "--duration", "60s"});
   // Wait for the first progress line: the load is running.
   const auto deadline = std::chrono::steady_clock::now() + seconds(20);
-  while (agent.Stderr().find("rps") == std::string::npos && std::chrono::steady_clock::now() < deadline) {
+  while (agent.Stderr().find("rps") == std::string::npos &&
+         std::chrono::steady_clock::now() < deadline) {
     ASSERT_FALSE(agent.Wait(std::chrono::milliseconds(20)).has_value()) << agent.Stderr();
   }
   agent.Signal(SIGINT);
@@ -220,13 +231,16 @@ TEST(AgentBench, BadFlagsGetAUsageErrorNamingTheFlag) {
       {{"--users", "10", "--duration", "1s"}, "--url"},
       {{"--url", "http://127.0.0.1:1/", "--duration", "1s"}, "--users/--rate"},
       {{"--url", "http://127.0.0.1:1/", "--users", "0", "--duration", "1s"}, "--users"},
-      {{"--url", "http://127.0.0.1:1/", "--users", "5", "--rate", "10", "--duration", "1s"}, "--users/--rate"},
+      {{"--url", "http://127.0.0.1:1/", "--users", "5", "--rate", "10", "--duration", "1s"},
+       "--users/--rate"},
       {{"--url", "http://127.0.0.1:1/", "--users", "5"}, "--duration"},
       {{"--url", "http://127.0.0.1:1/", "--users", "5", "--duration", "10"}, "no unit"},
       {{"--url", "http://127.0.0.1:1/", "--users", "5", "--duration", "1s", "--bogus"}, "--bogus"},
       {{"--url", "ftp://x/", "--users", "5", "--duration", "1s"}, "http://"},
-      {{"--url", "http://127.0.0.1:1/", "--rate", "5", "--duration", "1s", "--think", "1s"}, "--think"},
-      {{"--url", "http://127.0.0.1:1/", "--users", "5", "--duration", "1s", "--method", "GE T"}, "method"},
+      {{"--url", "http://127.0.0.1:1/", "--rate", "5", "--duration", "1s", "--think", "1s"},
+       "--think"},
+      {{"--url", "http://127.0.0.1:1/", "--users", "5", "--duration", "1s", "--method", "GE T"},
+       "method"},
   };
   for (const auto& [args, needle] : cases) {
     std::vector<std::string> argv = {AgentBinary(), "bench"};

@@ -9,8 +9,8 @@
 #include <random>
 #include <thread>
 
-#include "common/report.h"
 #include "common/histogram.h"
+#include "common/report.h"
 #include "common/spec.h"
 #include "controller/controller.h"
 #include "gtest/gtest.h"
@@ -42,7 +42,8 @@ class FakeAgent {
     stream_ = stub_->Session(&context_);
   }
   bool Send(const v1::AgentMessage& m) { return stream_->Write(m); }
-  bool Hello(const std::string& run, const std::string& token, uint32_t index, uint32_t threads = 1) {
+  bool Hello(const std::string& run, const std::string& token, uint32_t index,
+             uint32_t threads = 1) {
     v1::AgentMessage m;
     m.mutable_hello()->set_run(run);
     m.mutable_hello()->set_token(token);
@@ -77,7 +78,9 @@ v1::LoadTest Spec(uint32_t agents, uint32_t users) {
       "apiVersion: stampede.dev/v1alpha1\nkind: LoadTest\nmetadata: {name: fake}\nspec:\n"
       "  target: {url: \"http://127.0.0.1:1\"}\n"
       "  requests: [{name: a, path: /a}, {name: b, path: /b}]\n"
-      "  load: {users: " + std::to_string(users) + "}\n  duration: 3s\n  agents: " + std::to_string(agents) + "\n"
+      "  load: {users: " +
+      std::to_string(users) + "}\n  duration: 3s\n  agents: " + std::to_string(agents) +
+      "\n"
       "  thresholds: [\"p99 < 1h\"]\n");
   EXPECT_TRUE(test.ok()) << test.status();
   return *test;
@@ -163,7 +166,8 @@ TEST_F(ControllerGrpcTest, MergedResultsEqualTheUnionOfEveryAgentsSamples) {
   for (const auto& r : snap.cumulative.requests) merged.Merge(r.latency);
   EXPECT_TRUE(merged == union_all);
   EXPECT_TRUE(snap.cumulative.requests[0].latency == union_a);
-  for (double q : {0.5, 0.9, 0.99, 0.999}) EXPECT_EQ(merged.ValueAtQuantile(q), union_all.ValueAtQuantile(q)) << q;
+  for (double q : {0.5, 0.9, 0.99, 0.999})
+    EXPECT_EQ(merged.ValueAtQuantile(q), union_all.ValueAtQuantile(q)) << q;
   EXPECT_EQ(snap.status.summary().requests(), requests);
   ASSERT_EQ(snap.series.size(), 3u);
   uint64_t series_total = 0;

@@ -28,7 +28,9 @@ class NoLauncher : public AgentLauncher {
 
 size_t Count(const std::string& haystack, const std::string& needle) {
   size_t n = 0;
-  for (size_t at = haystack.find(needle); at != std::string::npos; at = haystack.find(needle, at + 1)) ++n;
+  for (size_t at = haystack.find(needle); at != std::string::npos;
+       at = haystack.find(needle, at + 1))
+    ++n;
   return n;
 }
 
@@ -42,14 +44,15 @@ std::unique_ptr<Controller> NewController(const std::string& listen) {
 }
 
 // A two-agent LoadTest with two requests against `url`, defaults applied and validated.
-absl::StatusOr<v1::LoadTest> TwoAgentTest(const std::string& name, const std::string& url, int users,
-                                          const std::string& duration) {
-  auto test = common::ParseLoadTest("apiVersion: stampede.dev/v1alpha1\nkind: LoadTest\nmetadata: {name: " + name +
-                                    "}\nspec:\n  target: {url: \"" + url +
-                                    "\"}\n  requests: [{name: home, path: /}, {name: item, path: /item}]\n"
-                                    "  load: {users: " + std::to_string(users) +
-                                    ", thinkTime: {min: 5ms, max: 15ms}}\n  duration: " + duration +
-                                    "\n  agents: 2\n");
+absl::StatusOr<v1::LoadTest> TwoAgentTest(const std::string& name, const std::string& url,
+                                          int users, const std::string& duration) {
+  auto test = common::ParseLoadTest(
+      "apiVersion: stampede.dev/v1alpha1\nkind: LoadTest\nmetadata: {name: " + name +
+      "}\nspec:\n  target: {url: \"" + url +
+      "\"}\n  requests: [{name: home, path: /}, {name: item, path: /item}]\n"
+      "  load: {users: " +
+      std::to_string(users) + ", thinkTime: {min: 5ms, max: 15ms}}\n  duration: " + duration +
+      "\n  agents: 2\n");
   if (!test.ok()) return test.status();
   common::ApplyDefaults(&*test);
   if (absl::Status s = common::ValidationStatus(*test); !s.ok()) return s;
@@ -64,8 +67,8 @@ struct FirstController {
   std::shared_ptr<Run> run;
 };
 
-FirstController StartFirst(const v1::LoadTest& test, const std::string& id, const std::string& token,
-                           int reconnect_s) {
+FirstController StartFirst(const v1::LoadTest& test, const std::string& id,
+                           const std::string& token, int reconnect_s) {
   FirstController f;
   f.controller = NewController("127.0.0.1:0");
   if (f.controller == nullptr) return f;
@@ -78,13 +81,24 @@ FirstController StartFirst(const v1::LoadTest& test, const std::string& id, cons
 }
 
 // Two real agent processes (one thread each) dialing `address` for run `id`, `extra` flags added.
-std::vector<std::unique_ptr<testing::Process>> StartAgents(const std::string& address, const std::string& id,
+std::vector<std::unique_ptr<testing::Process>> StartAgents(const std::string& address,
+                                                           const std::string& id,
                                                            const std::string& token,
                                                            const std::vector<std::string>& extra) {
   std::vector<std::unique_ptr<testing::Process>> agents;
   for (int i = 0; i < 2; ++i) {
-    std::vector<std::string> args{testing::AgentBinary(), "connect", "--controller", address, "--run", id,
-                                  "--token", token, "--index", std::to_string(i), "--threads", "1"};
+    std::vector<std::string> args{testing::AgentBinary(),
+                                  "connect",
+                                  "--controller",
+                                  address,
+                                  "--run",
+                                  id,
+                                  "--token",
+                                  token,
+                                  "--index",
+                                  std::to_string(i),
+                                  "--threads",
+                                  "1"};
     args.insert(args.end(), extra.begin(), extra.end());
     agents.push_back(std::make_unique<testing::Process>(args));
   }
@@ -112,11 +126,13 @@ TEST(ControllerRestartTest, AgentsResumeWithARestartedControllerAndNothingIsLost
     if (e.kind == RunEvent::Kind::kInterval) ++intervals;
     cv.notify_all();
   });
-  std::vector<std::unique_ptr<testing::Process>> agents = StartAgents(address, id, token, {"--reconnect", "20"});
+  std::vector<std::unique_ptr<testing::Process>> agents =
+      StartAgents(address, id, token, {"--reconnect", "20"});
   {
     std::unique_lock<std::mutex> lock(mu);
     ASSERT_TRUE(cv.wait_for(lock, seconds(20), [&] { return intervals >= 2; }))
-        << "no load reached the first controller\n" << agents[0]->Stderr();
+        << "no load reached the first controller\n"
+        << agents[0]->Stderr();
   }
   run->SetObserver(nullptr);
   const long served_before = target.Served();
@@ -133,7 +149,8 @@ TEST(ControllerRestartTest, AgentsResumeWithARestartedControllerAndNothingIsLost
          std::chrono::steady_clock::now() < until) {
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
-  ASSERT_NE(agents[0]->Stderr().find("stream_ended status=5"), std::string::npos) << agents[0]->Stderr();
+  ASSERT_NE(agents[0]->Stderr().find("stream_ended status=5"), std::string::npos)
+      << agents[0]->Stderr();
   auto resumed = second->StartRun(*test, std::make_unique<NoLauncher>(), id, token, options);
   ASSERT_TRUE(resumed->WaitDone(40000)) << "the resumed run did not end";
   const v1::LoadTestStatus status = resumed->Status();
@@ -145,7 +162,8 @@ TEST(ControllerRestartTest, AgentsResumeWithARestartedControllerAndNothingIsLost
     ASSERT_TRUE(code.has_value()) << "agent still running";
     EXPECT_EQ(*code, 0) << agent->Stderr();
     const std::string log = agent->Stderr();
-    EXPECT_EQ(Count(log, "assigned run="), 1u) << "a second assignment means a second start\n" << log;
+    EXPECT_EQ(Count(log, "assigned run="), 1u) << "a second assignment means a second start\n"
+                                               << log;
     EXPECT_GE(Count(log, "resumed_session reports_replayed="), 1u) << log;
   }
   // Every request, before and after the restart, counted exactly once.
@@ -157,7 +175,8 @@ TEST(ControllerRestartTest, AgentsResumeWithARestartedControllerAndNothingIsLost
   EXPECT_EQ(snap.series.front().index, 0) << "the new controller rebuilt the series from the start";
   uint64_t from_series = 0;
   for (const IntervalPoint& p : snap.series) from_series += p.requests;
-  EXPECT_EQ(from_series, status.summary().requests()) << "replayed reports all landed in their own seconds";
+  EXPECT_EQ(from_series, status.summary().requests())
+      << "replayed reports all landed in their own seconds";
 }
 
 // An agent whose kept reports outgrow --replay-log-max folds the oldest into one; a restarted

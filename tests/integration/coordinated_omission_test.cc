@@ -26,7 +26,8 @@ TEST(CoordinatedOmission, StallShowsInCorrectedLatencyNotInServiceTime) {
   while (true) {
     const std::string err = agent.Stderr();
     size_t lines = 0;
-    for (size_t at = err.find(" rps "); at != std::string::npos; at = err.find(" rps ", at + 1)) ++lines;
+    for (size_t at = err.find(" rps "); at != std::string::npos; at = err.find(" rps ", at + 1))
+      ++lines;
     if (lines >= 2) break;
     ASSERT_LT(std::chrono::steady_clock::now(), deadline) << err;
     ASSERT_FALSE(agent.Wait(std::chrono::milliseconds(10)).has_value()) << err;

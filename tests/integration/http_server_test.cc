@@ -4,12 +4,11 @@
 #include "controller/http_server.h"
 
 #include <arpa/inet.h>
+#include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
-
-#include <gtest/gtest.h>
 
 #include <atomic>
 #include <chrono>
@@ -48,7 +47,8 @@ class RawClient {
   std::string ReadUntil(const std::string& until, milliseconds timeout = milliseconds(5000)) {
     const auto deadline = std::chrono::steady_clock::now() + timeout;
     while (received_.find(until) == std::string::npos && !closed_) {
-      const auto left = std::chrono::duration_cast<milliseconds>(deadline - std::chrono::steady_clock::now());
+      const auto left =
+          std::chrono::duration_cast<milliseconds>(deadline - std::chrono::steady_clock::now());
       if (left.count() <= 0) break;
       pollfd p{fd_, POLLIN, 0};
       if (poll(&p, 1, static_cast<int>(left.count())) <= 0) break;
@@ -111,7 +111,11 @@ class HttpServerTest : public ::testing::Test {
         },
         [this](const HttpRequest& r) {
           if (r.path == "/block") gate_.Wait();
-          return HttpResponse{200, "text/plain", r.method + " " + r.path + " " + std::to_string(r.body.size()), {}, false};
+          return HttpResponse{200,
+                              "text/plain",
+                              r.method + " " + r.path + " " + std::to_string(r.body.size()),
+                              {},
+                              false};
         });
     ASSERT_TRUE(server.ok()) << server.status();
     server_ = std::move(*server);
@@ -135,7 +139,9 @@ TEST_F(HttpServerTest, KeepAliveServesRequestsInOrderAndPipelined) {
   EXPECT_NE(got.find("HTTP/1.1 200 OK\r\n"), std::string::npos) << got;
   EXPECT_NE(got.find("Connection: keep-alive"), std::string::npos) << got;
   c.Clear();
-  c.Send("POST /b HTTP/1.1\r\nContent-Length: 3\r\n\r\nabcGET /healthz HTTP/1.1\r\n\r\nGET /c HTTP/1.1\r\nConnection: close\r\n\r\n");
+  c.Send(
+      "POST /b HTTP/1.1\r\nContent-Length: 3\r\n\r\nabcGET /healthz HTTP/1.1\r\n\r\nGET /c "
+      "HTTP/1.1\r\nConnection: close\r\n\r\n");
   got = c.ReadUntil("GET /c 0");
   const size_t b = got.find("POST /b 3"), h = got.find("ok\n"), last = got.find("GET /c 0");
   ASSERT_NE(b, std::string::npos) << got;
@@ -167,11 +173,13 @@ TEST_F(HttpServerTest, SlowHeadsTimeOutWhileHealthStaysResponsive) {
     h.Send("GET /healthz HTTP/1.1\r\n\r\n");
     const auto t0 = std::chrono::steady_clock::now();
     EXPECT_NE(h.ReadUntil("ok\n", seconds(2)).find("ok\n"), std::string::npos);
-    EXPECT_LT(std::chrono::steady_clock::now() - t0, seconds(2)) << "/healthz waited behind slow clients";
+    EXPECT_LT(std::chrono::steady_clock::now() - t0, seconds(2))
+        << "/healthz waited behind slow clients";
   }
   for (auto& c : slow) {
     const std::string got = c->ReadUntil("\r\n\r\n", seconds(3));
-    EXPECT_NE(got.find("HTTP/1.1 408"), std::string::npos) << "a trickled head was not cut off: " << got;
+    EXPECT_NE(got.find("HTTP/1.1 408"), std::string::npos)
+        << "a trickled head was not cut off: " << got;
   }
   stop.store(true);
   trickler.join();
@@ -222,8 +230,8 @@ TEST_F(HttpServerTest, AFullQueueAnswers503) {
   ASSERT_TRUE(gate_.WaitForWaiting(1));
   b.Send("GET /queued HTTP/1.1\r\n\r\n");  // waits in the queue
   // The queue holds one: c is sent once the server has b's request.
-  ASSERT_TRUE(stampede::testing::WaitUntil(seconds(5), [&] { return server_->counters().requests.load() >= 2; },
-                                           milliseconds(5)));
+  ASSERT_TRUE(stampede::testing::WaitUntil(
+      seconds(5), [&] { return server_->counters().requests.load() >= 2; }, milliseconds(5)));
   c.Send("GET /c HTTP/1.1\r\n\r\n");
   EXPECT_NE(c.ReadUntil("\r\n\r\n").find("HTTP/1.1 503"), std::string::npos);
   gate_.Open();

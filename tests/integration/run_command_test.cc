@@ -9,8 +9,8 @@
 #include <nlohmann/json.hpp>
 #include <set>
 #include <sstream>
-#include <thread>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "gtest/gtest.h"
@@ -31,8 +31,9 @@ class RunCommandTest : public ::testing::Test {
 
   std::string WriteSpec(const std::string& name, const std::string& body) {
     const std::string path = dir_ + "/" + name + ".yaml";
-    std::ofstream(path) << "apiVersion: stampede.dev/v1alpha1\nkind: LoadTest\nmetadata: {name: " << name
-                        << "}\nspec:\n" << body;
+    std::ofstream(path) << "apiVersion: stampede.dev/v1alpha1\nkind: LoadTest\nmetadata: {name: "
+                        << name << "}\nspec:\n"
+                        << body;
     return path;
   }
   json ReadJson(const std::string& path) {
@@ -65,7 +66,8 @@ void WaitForProgress(Process& run, int lines) {
   while (true) {
     const std::string err = run.Stderr();
     int n = 0;
-    for (size_t at = err.find(" rps "); at != std::string::npos; at = err.find(" rps ", at + 1)) ++n;
+    for (size_t at = err.find(" rps "); at != std::string::npos; at = err.find(" rps ", at + 1))
+      ++n;
     if (n >= lines) return;
     ASSERT_LT(std::chrono::steady_clock::now(), deadline) << err;
     ASSERT_FALSE(run.Wait(std::chrono::milliseconds(20)).has_value()) << err;
@@ -74,10 +76,13 @@ void WaitForProgress(Process& run, int lines) {
 
 TEST_F(RunCommandTest, ThreeAgentsTotalsEqualWhatTheTargetServed) {
   TestTarget target;
-  const std::string spec = WriteSpec("three", "  target: {url: \"" + target.Url("") + "\"}\n"
-      "  requests:\n    - {name: home, path: /, weight: 3}\n    - {name: slow, path: /delay/3}\n"
-      "  load: {users: 12}\n  duration: 3s\n  agents: 3\n  threadsPerAgent: 1\n"
-      "  thresholds: [\"p95 < 1s\", \"error_rate < 1%\"]\n");
+  const std::string spec = WriteSpec(
+      "three", "  target: {url: \"" + target.Url("") +
+                   "\"}\n"
+                   "  requests:\n    - {name: home, path: /, weight: 3}\n    - {name: slow, path: "
+                   "/delay/3}\n"
+                   "  load: {users: 12}\n  duration: 3s\n  agents: 3\n  threadsPerAgent: 1\n"
+                   "  thresholds: [\"p95 < 1s\", \"error_rate < 1%\"]\n");
   auto run = StartRun({spec, "--out", dir_ + "/r.json", "--csv", dir_ + "/r.csv"});
   auto code = run->Wait(seconds(60));
   ASSERT_TRUE(code.has_value());
@@ -105,8 +110,11 @@ TEST_F(RunCommandTest, ThreeAgentsTotalsEqualWhatTheTargetServed) {
 
 TEST_F(RunCommandTest, FailedThresholdExitsOne) {
   TestTarget target;
-  const std::string spec = WriteSpec("slow", "  target: {url: \"" + target.Url("/delay/20") + "\"}\n"
-      "  load: {users: 2}\n  duration: 1s\n  thresholds: [\"p50 < 5ms\", \"error_rate < 1%\"]\n");
+  const std::string spec =
+      WriteSpec("slow", "  target: {url: \"" + target.Url("/delay/20") +
+                            "\"}\n"
+                            "  load: {users: 2}\n  duration: 1s\n  thresholds: [\"p50 < 5ms\", "
+                            "\"error_rate < 1%\"]\n");
   auto run = StartRun({spec});
   auto code = run->Wait(seconds(60));
   ASSERT_TRUE(code.has_value());
@@ -116,8 +124,9 @@ TEST_F(RunCommandTest, FailedThresholdExitsOne) {
 }
 
 TEST_F(RunCommandTest, InvalidSpecExitsTwoNamingEveryField) {
-  const std::string spec = WriteSpec("bad", "  target: {url: \"ftp://x\"}\n  load: {users: 0, bogus: 1}\n"
-                                            "  duration: 10\n  agents: 5000\n");
+  const std::string spec = WriteSpec("bad",
+                                     "  target: {url: \"ftp://x\"}\n  load: {users: 0, bogus: 1}\n"
+                                     "  duration: 10\n  agents: 5000\n");
   auto run = StartRun({spec});
   auto code = run->Wait(seconds(20));
   ASSERT_TRUE(code.has_value());
@@ -130,8 +139,10 @@ TEST_F(RunCommandTest, InvalidSpecExitsTwoNamingEveryField) {
 
 TEST_F(RunCommandTest, KilledAgentFailsTheRunWithAReason) {
   TestTarget target;
-  const std::string spec = WriteSpec("kill", "  target: {url: \"" + target.Url("/delay/2") + "\"}\n"
-      "  load: {users: 6}\n  duration: 60s\n  agents: 3\n  threadsPerAgent: 1\n");
+  const std::string spec = WriteSpec(
+      "kill", "  target: {url: \"" + target.Url("/delay/2") +
+                  "\"}\n"
+                  "  load: {users: 6}\n  duration: 60s\n  agents: 3\n  threadsPerAgent: 1\n");
   auto run = StartRun({spec, "--out", dir_ + "/r.json"});
   WaitForProgress(*run, 1);
   const std::vector<int> agents = Children(run->pid());
@@ -146,14 +157,18 @@ TEST_F(RunCommandTest, KilledAgentFailsTheRunWithAReason) {
   EXPECT_NE(r["status"]["message"].get<std::string>().find("agent"), std::string::npos);
   EXPECT_EQ(r["status"]["agents"]["lost"], 1u);
   // The other agents were stopped, and what they did is all in the totals.
-  for (int pid : agents) EXPECT_TRUE(WaitForExit(pid, seconds(10))) << "agent " << pid << " still running";
+  for (int pid : agents)
+    EXPECT_TRUE(WaitForExit(pid, seconds(10))) << "agent " << pid << " still running";
   EXPECT_LE(static_cast<long>(r["summary"]["requests"].get<uint64_t>()), target.Served());
 }
 
 TEST_F(RunCommandTest, LostAgentWithContinuePolicyGivesPartialSuccess) {
   TestTarget target;
-  const std::string spec = WriteSpec("cont", "  target: {url: \"" + target.Url("/delay/2") + "\"}\n"
-      "  load: {users: 6}\n  duration: 4s\n  agents: 3\n  threadsPerAgent: 1\n  onAgentLoss: continue\n");
+  const std::string spec =
+      WriteSpec("cont", "  target: {url: \"" + target.Url("/delay/2") +
+                            "\"}\n"
+                            "  load: {users: 6}\n  duration: 4s\n  agents: 3\n  threadsPerAgent: "
+                            "1\n  onAgentLoss: continue\n");
   auto run = StartRun({spec, "--out", dir_ + "/r.json"});
   WaitForProgress(*run, 1);
   const std::vector<int> agents = Children(run->pid());
@@ -171,8 +186,10 @@ TEST_F(RunCommandTest, LostAgentWithContinuePolicyGivesPartialSuccess) {
 
 TEST_F(RunCommandTest, AgentsStopOnTheirOwnWhenTheControllerIsKilled) {
   TestTarget target;
-  const std::string spec = WriteSpec("orphan", "  target: {url: \"" + target.Url("/delay/2") + "\"}\n"
-      "  load: {users: 4}\n  duration: 120s\n  agents: 2\n  threadsPerAgent: 1\n");
+  const std::string spec = WriteSpec(
+      "orphan", "  target: {url: \"" + target.Url("/delay/2") +
+                    "\"}\n"
+                    "  load: {users: 4}\n  duration: 120s\n  agents: 2\n  threadsPerAgent: 1\n");
   auto run = StartRun({spec});
   WaitForProgress(*run, 1);
   const std::vector<int> agents = Children(run->pid());
@@ -193,8 +210,10 @@ TEST_F(RunCommandTest, AgentsStopOnTheirOwnWhenTheControllerIsKilled) {
 
 TEST_F(RunCommandTest, InterruptAbortsAndWritesPartialResults) {
   TestTarget target;
-  const std::string spec = WriteSpec("ctrlc", "  target: {url: \"" + target.Url("/delay/2") + "\"}\n"
-      "  load: {users: 4}\n  duration: 120s\n  agents: 2\n  threadsPerAgent: 1\n");
+  const std::string spec = WriteSpec(
+      "ctrlc", "  target: {url: \"" + target.Url("/delay/2") +
+                   "\"}\n"
+                   "  load: {users: 4}\n  duration: 120s\n  agents: 2\n  threadsPerAgent: 1\n");
   auto run = StartRun({spec, "--out", dir_ + "/r.json"});
   WaitForProgress(*run, 2);
   run->Signal(SIGINT);

@@ -67,8 +67,9 @@ Response Convert(const httplib::Result& r) {
 class Server {
  public:
   explicit Server(const std::vector<std::string>& extra_args = {}) : dir_(MakeTempDir()) {
-    std::vector<std::string> args{ControllerBinary(), "serve", "--listen", "127.0.0.1:0", "--grpc-listen",
-                                  "127.0.0.1:0", "--port-file", dir_ + "/port", "--logs", dir_ + "/logs"};
+    std::vector<std::string> args{ControllerBinary(), "serve",       "--listen",    "127.0.0.1:0",
+                                  "--grpc-listen",    "127.0.0.1:0", "--port-file", dir_ + "/port",
+                                  "--logs",           dir_ + "/logs"};
     args.insert(args.end(), extra_args.begin(), extra_args.end());
     process_ = std::make_unique<Process>(args);
     const bool up = WaitFor(

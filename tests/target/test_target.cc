@@ -98,7 +98,8 @@ class Stats {
       out += ": " + std::to_string(count);
     }
     out += "}, \"connections\": " + std::to_string(connections_.load(std::memory_order_relaxed)) +
-           ", \"open_connections\": " + std::to_string(open_.load(std::memory_order_relaxed) - 1) + "}\n";
+           ", \"open_connections\": " + std::to_string(open_.load(std::memory_order_relaxed) - 1) +
+           "}\n";
     return out;
   }
 

@@ -55,13 +55,15 @@ TEST(EngineConfigTest, ABadDurationIsNamedByItsField) {
   absl::StatusOr<EngineConfig> cfg = EngineConfigFromAssignment(a, 1);
   ASSERT_FALSE(cfg.ok());
   EXPECT_EQ(cfg.status().code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_NE(cfg.status().message().find("spec.load.thinkTime.max"), std::string::npos) << cfg.status();
+  EXPECT_NE(cfg.status().message().find("spec.load.thinkTime.max"), std::string::npos)
+      << cfg.status();
 
   a = ClosedAssignment();
   a.mutable_spec()->mutable_load()->add_stages()->set_duration("10");
   cfg = EngineConfigFromAssignment(a, 1);
   ASSERT_FALSE(cfg.ok());
-  EXPECT_NE(cfg.status().message().find("spec.load.stages[0].duration"), std::string::npos) << cfg.status();
+  EXPECT_NE(cfg.status().message().find("spec.load.stages[0].duration"), std::string::npos)
+      << cfg.status();
 }
 
 }  // namespace

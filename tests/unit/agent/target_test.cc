@@ -1,11 +1,10 @@
 #include "agent/target.h"
 
-#include "absl/strings/str_cat.h"
-
 #include <string>
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -167,7 +166,8 @@ TEST(PrepareRequestsTest, TheBodysFramingIsStampedesAlone) {
     spec.body = "hi";
     const auto prepared = PrepareRequests(MustParse("http://h/"), {spec});
     ASSERT_FALSE(prepared.ok()) << header;
-    EXPECT_EQ(prepared.status().message(), absl::StrCat("requests[0].headers: ", header, " is set by stampede"));
+    EXPECT_EQ(prepared.status().message(),
+              absl::StrCat("requests[0].headers: ", header, " is set by stampede"));
   }
 }
 

@@ -53,11 +53,14 @@ TEST(ParseDurationTest, RejectsBadInputNamingIt) {
     const char* quoted;  // how the message names the (trimmed) input
     const char* reason;
   } cases[] = {
-      {"10", "\"10\"", "no unit"},          {" 10 ", "\"10\"", "no unit"},
-      {"abc", "\"abc\"", "not a duration"}, {"-5s", "\"-5s\"", "negative"},
+      {"10", "\"10\"", "no unit"},
+      {" 10 ", "\"10\"", "no unit"},
+      {"abc", "\"abc\"", "not a duration"},
+      {"-5s", "\"-5s\"", "negative"},
       {"inf", "\"inf\"", "not a duration"},
       // Near the int64 range (issue 9): one bound for every duration, in the parser.
-      {"2562048h", "\"2562048h\"", "longer than 168h"}, {"168h1ns", "\"168h1ns\"", "longer than 168h"},
+      {"2562048h", "\"2562048h\"", "longer than 168h"},
+      {"168h1ns", "\"168h1ns\"", "longer than 168h"},
       {"9223372036s", "\"9223372036s\"", "longer than 168h"},
   };
   for (const auto& c : cases) {
@@ -75,11 +78,21 @@ TEST(FormatNanosTest, PicksUnitAndPrecision) {
     uint64_t ns;
     const char* want;
   } cases[] = {
-      {0, "0ns"},           {999, "999ns"},         {1000, "1.00us"},         {1500, "1.50us"},
-      {12345, "12.3us"},    {812000, "812us"},      {2500000, "2.50ms"},      {3250000, "3.25ms"},
-      {45600000, "45.6ms"}, {1200000000, "1.200s"}, {90000000000, "90.000s"},
+      {0, "0ns"},
+      {999, "999ns"},
+      {1000, "1.00us"},
+      {1500, "1.50us"},
+      {12345, "12.3us"},
+      {812000, "812us"},
+      {2500000, "2.50ms"},
+      {3250000, "3.25ms"},
+      {45600000, "45.6ms"},
+      {1200000000, "1.200s"},
+      {90000000000, "90.000s"},
       // Rounding up to 1000 of a unit moves to the next unit.
-      {9999, "10.0us"},     {999999, "1.00ms"},     {999999999, "1.000s"},
+      {9999, "10.0us"},
+      {999999, "1.00ms"},
+      {999999999, "1.000s"},
   };
   for (const auto& c : cases) EXPECT_EQ(FormatNanos(c.ns), c.want) << c.ns;
 }

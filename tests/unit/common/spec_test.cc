@@ -724,15 +724,18 @@ TEST(ValidateLoadTestTest, RequestRules) {
        {"spec.requests[0].path: \"/a\\nb\" has control characters (percent-encode them)"}},
       {"path fragment",
        request([](v1::Request& r) { r.set_path("/a#frag"); }),
-       {"spec.requests[0].path: \"/a#frag\" has a '#': a fragment is never sent to a server; remove "
+       {"spec.requests[0].path: \"/a#frag\" has a '#': a fragment is never sent to a server; "
+        "remove "
         "it, or write %23"}},
       {"path raw utf-8",
        request([](v1::Request& r) { r.set_path("/caf\xc3\xa9"); }),
-       {"spec.requests[0].path: \"/caf\xc3\xa9\" has raw non-ASCII bytes (percent-encode them, e.g. "
+       {"spec.requests[0].path: \"/caf\xc3\xa9\" has raw non-ASCII bytes (percent-encode them, "
+        "e.g. "
         "\"\xc3\xa9\" as %C3%A9)"}},
       {"path bad percent",
        request([](v1::Request& r) { r.set_path("/a%zz"); }),
-       {"spec.requests[0].path: \"/a%zz\" has a % that is not followed by two hex digits (write %25 "
+       {"spec.requests[0].path: \"/a%zz\" has a % that is not followed by two hex digits (write "
+        "%25 "
         "for a percent sign)"}},
       {"path encoded", request([](v1::Request& r) { r.set_path("/caf%C3%A9?q=a%20b&x=1"); }), {}},
       {"content-length header",
@@ -744,7 +747,9 @@ TEST(ValidateLoadTestTest, RequestRules) {
       {"name total",
        request([](v1::Request& r) { r.set_name("Total"); }),
        {"spec.requests[0].name: \"Total\" is reserved for the total over all requests"}},
-      {"name blank", request([](v1::Request& r) { r.set_name(" "); }), {"spec.requests[0].name: must not be blank"}},
+      {"name blank",
+       request([](v1::Request& r) { r.set_name(" "); }),
+       {"spec.requests[0].name: must not be blank"}},
       {"header name",
        request([](v1::Request& r) { (*r.mutable_headers())["Bad Header"] = "x"; }),
        {"spec.requests[0].headers.Bad Header: \"Bad Header\" is not a header name"}},
@@ -985,7 +990,8 @@ TEST(ValidateLoadTestTest, RunRules) {
        {"spec.agentTemplate.imagePullPolicy: must be Always, IfNotPresent or Never, got "
         "\"ifNotPresent\""}},
       {"image pull policy Never",
-       spec([](v1::LoadTestSpec& s) { s.mutable_agent_template()->set_image_pull_policy("Never"); }),
+       spec(
+           [](v1::LoadTestSpec& s) { s.mutable_agent_template()->set_image_pull_policy("Never"); }),
        {}},
       {"threshold syntax",
        spec([](v1::LoadTestSpec& s) { s.add_thresholds("p95 <"); }),
@@ -1126,7 +1132,8 @@ spec:
 )");
   ASSERT_FALSE(parsed.ok());
   const std::string message(parsed.status().message());
-  EXPECT_NE(message.find("spec.agents: must be between 1 and 1000, got 0"), std::string::npos) << message;
+  EXPECT_NE(message.find("spec.agents: must be between 1 and 1000, got 0"), std::string::npos)
+      << message;
   EXPECT_NE(message.find("spec.requests[0].weight: must be > 0"), std::string::npos) << message;
   EXPECT_EQ(message.find("spec.requests[1].weight"), std::string::npos) << message;
 }

@@ -25,7 +25,8 @@ v1::Report ReportOf(int64_t interval, uint64_t n) {
 
 v1::Report Fold(int64_t first, int64_t last, uint64_t n_each) {
   std::vector<std::string> serialized;
-  for (int64_t i = first; i <= last; ++i) serialized.push_back(ReportOf(i, n_each).SerializeAsString());
+  for (int64_t i = first; i <= last; ++i)
+    serialized.push_back(ReportOf(i, n_each).SerializeAsString());
   absl::StatusOr<v1::Report> folded = common::FoldReports(serialized);
   EXPECT_TRUE(folded.ok()) << folded.status();
   return *folded;

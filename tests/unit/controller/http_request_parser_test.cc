@@ -37,10 +37,12 @@ std::vector<Case> GoodRequests() {
       {"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n", "GET", "/healthz", "", "", true},
       {"GET /api/v1/loadtests/a/results?format=csv&x=1 HTTP/1.1\r\nHost: x\r\n\r\n", "GET",
        "/api/v1/loadtests/a/results", "format=csv&x=1", "", true},
-      {"POST /api/v1/loadtests HTTP/1.1\r\nHost: x\r\nContent-Length: 11\r\n\r\nhello world", "POST",
-       "/api/v1/loadtests", "", "hello world", true},
-      {"POST /p HTTP/1.1\r\nContent-Length: 9\r\n\r\nkind:\n x\n", "POST", "/p", "", "kind:\n x\n", true},  // LFs in a body
-      {"POST /p HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5;ext=1\r\nhello\r\n6\r\n world\r\n0\r\nX-T: 1\r\n\r\n",
+      {"POST /api/v1/loadtests HTTP/1.1\r\nHost: x\r\nContent-Length: 11\r\n\r\nhello world",
+       "POST", "/api/v1/loadtests", "", "hello world", true},
+      {"POST /p HTTP/1.1\r\nContent-Length: 9\r\n\r\nkind:\n x\n", "POST", "/p", "", "kind:\n x\n",
+       true},  // LFs in a body
+      {"POST /p HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5;ext=1\r\nhello\r\n6\r\n "
+       "world\r\n0\r\nX-T: 1\r\n\r\n",
        "POST", "/p", "", "hello world", true},
       {"GET / HTTP/1.0\r\n\r\n", "GET", "/", "", "", false},
       {"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n", "GET", "/", "", "", true},
@@ -80,7 +82,9 @@ TEST(HttpRequestParserTest, EveryRequestParsesWholeInEverySplitAndByteByByte) {
 
 TEST(HttpRequestParserTest, HeadersAreLowercasedAndTrimmedAndTheQueryDecodes) {
   HttpRequestParser p(kHead, kBody);
-  p.Feed("GET /r?format=c%73v&name=a+b&empty HTTP/1.1\r\nX-Thing:   two words \t\r\nAuthorization: Bearer t\r\n\r\n");
+  p.Feed(
+      "GET /r?format=c%73v&name=a+b&empty HTTP/1.1\r\nX-Thing:   two words \t\r\nAuthorization: "
+      "Bearer t\r\n\r\n");
   ASSERT_EQ(p.state(), State::kDone);
   EXPECT_EQ(p.request().Header("x-thing"), "two words");
   EXPECT_EQ(p.request().Header("authorization"), "Bearer t");
@@ -180,7 +184,8 @@ TEST(HttpRequestParserTest, AHeadOverTheLimitIsRefusedWithoutBufferingMore) {
   // Trailers count against the head limit too.
   HttpRequestParser q(kHead, kBody);
   q.Feed("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n");
-  for (int i = 0; i < 100 && q.state() == State::kBody; ++i) q.Feed("X-Trailer: " + std::string(50, 'b') + "\r\n");
+  for (int i = 0; i < 100 && q.state() == State::kBody; ++i)
+    q.Feed("X-Trailer: " + std::string(50, 'b') + "\r\n");
   EXPECT_EQ(q.error_status(), 431);
 }
 

@@ -53,8 +53,8 @@ class RunTest : public ::testing::Test {
 
   // A run of `spec` with `agents` agents, launched (phase Starting) and observed.
   std::unique_ptr<controller::Run> Launch(const std::string& spec, RunOptions options) {
-    auto run = std::make_unique<controller::Run>("run-1", MakeTest(spec), kToken, std::make_unique<FakeLauncher>(launcher_),
-                                     options);
+    auto run = std::make_unique<controller::Run>(
+        "run-1", MakeTest(spec), kToken, std::make_unique<FakeLauncher>(launcher_), options);
     run->SetObserver([this](const RunEvent& e) {
       if (e.kind == RunEvent::Kind::kAgents) {
         ++agent_events_;
@@ -68,7 +68,9 @@ class RunTest : public ::testing::Test {
     run->Start();
     return run;
   }
-  std::unique_ptr<controller::Run> Launch(const std::string& spec) { return Launch(spec, Options()); }
+  std::unique_ptr<controller::Run> Launch(const std::string& spec) {
+    return Launch(spec, Options());
+  }
 
   bool Hello(controller::Run& run, Agent& agent, int64_t start_unix_ns = 0, uint32_t replayed = 0,
              const std::string& token = kToken) {
@@ -89,8 +91,8 @@ class RunTest : public ::testing::Test {
     run.OnMessage(agent.index, m);
   }
   // `requests` responses of `latency_ns` each in `interval`, `errors` of them timeouts.
-  void Report(controller::Run& run, const Agent& agent, int64_t interval, uint64_t requests, uint64_t latency_ns,
-              uint64_t errors = 0) {
+  void Report(controller::Run& run, const Agent& agent, int64_t interval, uint64_t requests,
+              uint64_t latency_ns, uint64_t errors = 0) {
     common::IntervalStats stats(run.test().spec().requests_size());
     stats.index = interval;
     common::RequestStats& r = stats.requests[0];
@@ -149,7 +151,8 @@ class RunTest : public ::testing::Test {
 constexpr char kTwoAgents[] = "  load: {users: 10}\n  duration: 3s\n  agents: 2\n";
 
 TEST_F(RunTest, AHealthyRunAssignsExactSharesStartsTogetherAndSucceeds) {
-  auto run = Launch("  load: {users: 10}\n  duration: 3s\n  agents: 2\n  thresholds: [\"p95 < 50ms\"]\n");
+  auto run =
+      Launch("  load: {users: 10}\n  duration: 3s\n  agents: 2\n  thresholds: [\"p95 < 50ms\"]\n");
   EXPECT_EQ(launcher_->Launches(), 1);
   EXPECT_EQ(run->phase(), Phase::kStarting);
   EXPECT_EQ(Condition(run->Status(), "AgentsReady"), "False/Launching");
@@ -187,7 +190,8 @@ TEST_F(RunTest, AHealthyRunAssignsExactSharesStartsTogetherAndSucceeds) {
     clock_.AdvanceSeconds(1);
     Report(*run, a, s, 100, 10'000'000);
     run->Tick();
-    EXPECT_EQ(points_.size(), static_cast<size_t>(s)) << "a second closed before every agent reported it";
+    EXPECT_EQ(points_.size(), static_cast<size_t>(s))
+        << "a second closed before every agent reported it";
     Report(*run, b, s, 300, 20'000'000);
     run->Tick();
     ASSERT_EQ(points_.size(), static_cast<size_t>(s + 1));
@@ -210,7 +214,8 @@ TEST_F(RunTest, AHealthyRunAssignsExactSharesStartsTogetherAndSucceeds) {
   EXPECT_EQ(Condition(status, "Complete"), "True/Succeeded");
   EXPECT_EQ(Condition(status, "Running"), "False/Succeeded");
   EXPECT_TRUE(a.connection->closed());
-  EXPECT_EQ(events_, (std::vector<std::string>{"Starting", "Running", "s0", "s1", "s2", "Succeeded", "end"}));
+  EXPECT_EQ(events_, (std::vector<std::string>{"Starting", "Running", "s0", "s1", "s2", "Succeeded",
+                                               "end"}));
   EXPECT_EQ(agent_events_, 4) << "two connected, two finished";
   EXPECT_EQ(launcher_->Stops(), 1) << "the launcher is stopped once the run is over";
   run->Tick();
@@ -233,9 +238,11 @@ TEST_F(RunTest, AgentsThatNeverConnectFailTheRunAtTheStartTimeout) {
   const v1::LoadTestStatus status = run->Status();
   EXPECT_EQ(status.phase(), "Failed");
   EXPECT_EQ(status.reason(), "AgentsNotReady");
-  EXPECT_NE(status.message().find("1 of 2 agent(s) connected and 0 ready within 5s"), std::string::npos)
+  EXPECT_NE(status.message().find("1 of 2 agent(s) connected and 0 ready within 5s"),
+            std::string::npos)
       << status.message();
-  EXPECT_NE(status.message().find("fake-log-0"), std::string::npos) << "the message says where the log is";
+  EXPECT_NE(status.message().find("fake-log-0"), std::string::npos)
+      << "the message says where the log is";
   EXPECT_EQ(status.agents().lost(), 1u);
   EXPECT_EQ(Condition(status, "AgentsReady"), "False/Launching");
   EXPECT_EQ(Condition(status, "Complete"), "True/AgentsNotReady");
@@ -263,7 +270,8 @@ TEST_F(RunTest, ASilentAgentIsLostAndFailsTheRun) {
   status = run->Status();
   EXPECT_EQ(status.phase(), "Failed");
   EXPECT_EQ(status.reason(), "AgentLost");
-  EXPECT_NE(status.message().find("agent 1 (host-1) silent for 10s"), std::string::npos) << status.message();
+  EXPECT_NE(status.message().find("agent 1 (host-1) silent for 10s"), std::string::npos)
+      << status.message();
   EXPECT_EQ(Condition(status, "Complete"), "True/AgentLost");
 }
 
@@ -301,11 +309,13 @@ TEST_F(RunTest, AnAgentThatReconnectsWithinTheWindowIsKept) {
   Report(*run, agents[1], 0, 10, 1'000'000);
   run->OnStreamClosed(1, agents[1].connection.get());
   Advance(*run, 4000);
-  EXPECT_EQ(run->Status().agents().lost(), 0u) << "within the window it is neither connected nor lost";
+  EXPECT_EQ(run->Status().agents().lost(), 0u)
+      << "within the window it is neither connected nor lost";
   Agent back;
   back.index = 1;
   ASSERT_TRUE(Hello(*run, back, start, /*replayed=*/1)) << why_;
-  EXPECT_EQ(back.connection->Count(Body::kAssignment), 0u) << "a running agent is not assigned again";
+  EXPECT_EQ(back.connection->Count(Body::kAssignment), 0u)
+      << "a running agent is not assigned again";
   EXPECT_EQ(back.connection->Count(Body::kStart), 0u) << "nor started again";
   Report(*run, back, 0, 10, 1'000'000);  // its replay: counted once
   Report(*run, agents[0], 1, 10, 1'000'000);
@@ -331,18 +341,21 @@ TEST_F(RunTest, AnAgentThatDoesNotReconnectWithinTheWindowIsLost) {
   EXPECT_EQ(run->Status().agents().lost(), 1u);
   Agent late;
   late.index = 1;
-  EXPECT_FALSE(Hello(*run, late, agents[0].connection->Sent(Body::kStart)[0].start().start_unix_nanos()));
+  EXPECT_FALSE(
+      Hello(*run, late, agents[0].connection->Sent(Body::kStart)[0].start().start_unix_nanos()));
   EXPECT_EQ(why_, "agent 1 already counts as lost");
   Done(*run, agents[0]);
   run->Tick();
   EXPECT_EQ(run->Status().reason(), "AgentLost");
-  EXPECT_NE(run->Status().message().find("agent 1 did not reconnect within 5s; log: fake-log-1"), std::string::npos)
+  EXPECT_NE(run->Status().message().find("agent 1 did not reconnect within 5s; log: fake-log-1"),
+            std::string::npos)
       << run->Status().message();
 }
 
 TEST_F(RunTest, AbortOnFailStopsTheAgentsAtTheFirstFailedThreshold) {
-  auto run = Launch("  load: {users: 10}\n  duration: 60s\n  agents: 1\n  abortOnFail: true\n"
-                    "  thresholds: [\"error_rate < 10%\"]\n");
+  auto run = Launch(
+      "  load: {users: 10}\n  duration: 60s\n  agents: 1\n  abortOnFail: true\n"
+      "  thresholds: [\"error_rate < 10%\"]\n");
   std::vector<Agent> agents = StartAll(*run, 1);
   clock_.AdvanceSeconds(2);
   Report(*run, agents[0], 0, 100, 1'000'000, /*errors=*/5);
@@ -353,7 +366,8 @@ TEST_F(RunTest, AbortOnFailStopsTheAgentsAtTheFirstFailedThreshold) {
   run->Tick();
   ASSERT_EQ(agents[0].connection->Count(Body::kStop), 1u);
   EXPECT_TRUE(agents[0].connection->Sent(Body::kStop)[0].stop().abort());
-  EXPECT_EQ(agents[0].connection->Sent(Body::kStop)[0].stop().reason(), "a threshold failed (abortOnFail)");
+  EXPECT_EQ(agents[0].connection->Sent(Body::kStop)[0].stop().reason(),
+            "a threshold failed (abortOnFail)");
   Done(*run, agents[0]);
   run->Tick();
   const v1::LoadTestStatus status = run->Status();
@@ -420,7 +434,8 @@ TEST_F(RunTest, AReportForASecondAlreadyClosedStillCountsInTheTotals) {
   for (const Agent& a : agents) Done(*run, a);
   run->Tick();
   EXPECT_EQ(run->Status().summary().requests(), 17u);
-  EXPECT_EQ(run->TakeSnapshot(true).series.at(0).requests, 10u) << "the closed second keeps its point";
+  EXPECT_EQ(run->TakeSnapshot(true).series.at(0).requests, 10u)
+      << "the closed second keeps its point";
 }
 
 TEST_F(RunTest, ARestartedControllerAdoptsRunningAgentsWithoutASecondStart) {

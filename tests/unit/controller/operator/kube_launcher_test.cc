@@ -14,8 +14,10 @@ v1::LoadTest ShopTest(const std::string& extra_spec) {
   auto test = common::ParseLoadTest(
       "apiVersion: stampede.dev/v1alpha1\nkind: LoadTest\n"
       "metadata: {name: shop, namespace: perf, uid: 1234-abcd}\n"
-      "spec:\n  target: {url: \"http://shop.perf.svc:8080\"}\n  load: {users: 10}\n  duration: 30s\n"
-      "  agents: 3\n" + extra_spec);
+      "spec:\n  target: {url: \"http://shop.perf.svc:8080\"}\n  load: {users: 10}\n  duration: "
+      "30s\n"
+      "  agents: 3\n" +
+      extra_spec);
   EXPECT_TRUE(test.ok()) << test.status();
   return test.ok() ? *test : v1::LoadTest();
 }
@@ -28,7 +30,8 @@ const kube::Json* Env(const kube::Json& container, const std::string& name) {
 }
 
 TEST(AgentPodTest, MeetsTheRestrictedProfileAndMountsNoToken) {
-  const kube::Json pod = AgentPod(ShopTest(""), 2, "ctl.stampede-system.svc:7070", AgentPodOptions());
+  const kube::Json pod =
+      AgentPod(ShopTest(""), 2, "ctl.stampede-system.svc:7070", AgentPodOptions());
   EXPECT_EQ(pod["metadata"]["name"], "shop-agent-2");
   EXPECT_EQ(pod["metadata"]["namespace"], "perf");
   const kube::Json& spec = pod["spec"];
@@ -69,16 +72,18 @@ TEST(AgentPodTest, DialsTheControllerWithTheTestsSecretAndIsOwnedByTheLoadTest) 
 }
 
 TEST(AgentPodTest, CarriesTheAgentTemplateButKeepsItsOwnLabels) {
-  const kube::Json pod = AgentPod(ShopTest("  agentTemplate:\n"
-                                       "    image: registry.example/agent:1\n"
-                                       "    imagePullPolicy: Always\n"
-                                       "    resources: {requests: {cpu: 500m}, limits: {memory: 128Mi}}\n"
-                                       "    nodeSelector: {pool: load}\n"
-                                       "    tolerations: [{key: dedicated, operator: Equal, value: load, effect: NoSchedule}]\n"
-                                       "    affinity: {podAntiAffinity: {}}\n"
-                                       "    labels: {team: perf, stampede.dev/loadtest: other}\n"
-                                       "    annotations: {note: hi}\n"),
-                                  1, "c:1", AgentPodOptions());
+  const kube::Json pod = AgentPod(
+      ShopTest(
+          "  agentTemplate:\n"
+          "    image: registry.example/agent:1\n"
+          "    imagePullPolicy: Always\n"
+          "    resources: {requests: {cpu: 500m}, limits: {memory: 128Mi}}\n"
+          "    nodeSelector: {pool: load}\n"
+          "    tolerations: [{key: dedicated, operator: Equal, value: load, effect: NoSchedule}]\n"
+          "    affinity: {podAntiAffinity: {}}\n"
+          "    labels: {team: perf, stampede.dev/loadtest: other}\n"
+          "    annotations: {note: hi}\n"),
+      1, "c:1", AgentPodOptions());
   const kube::Json& c = pod["spec"]["containers"][0];
   EXPECT_EQ(c["image"], "registry.example/agent:1");
   EXPECT_EQ(c["imagePullPolicy"], "Always");
@@ -88,7 +93,8 @@ TEST(AgentPodTest, CarriesTheAgentTemplateButKeepsItsOwnLabels) {
   EXPECT_EQ(pod["spec"]["tolerations"][0]["effect"], "NoSchedule");
   EXPECT_TRUE(pod["spec"]["affinity"].contains("podAntiAffinity"));
   EXPECT_EQ(pod["metadata"]["labels"]["team"], "perf");
-  EXPECT_EQ(pod["metadata"]["labels"][kLoadTestLabel], "shop") << "a user label must not move the Pod to another test";
+  EXPECT_EQ(pod["metadata"]["labels"][kLoadTestLabel], "shop")
+      << "a user label must not move the Pod to another test";
   EXPECT_EQ(pod["metadata"]["annotations"]["note"], "hi");
 }
 

@@ -34,8 +34,9 @@ constexpr char kSecret[] = "/api/v1/namespaces/perf/secrets/shop-agent-token";
 // Runs as the Controller holds them, minus the gRPC listener and the ticker.
 class FakeRuns final : public RunRegistry {
  public:
-  std::shared_ptr<Run> StartRun(v1::LoadTest test, std::unique_ptr<AgentLauncher> launcher, const std::string& id,
-                                const std::string& token, const RunOptions& options) override {
+  std::shared_ptr<Run> StartRun(v1::LoadTest test, std::unique_ptr<AgentLauncher> launcher,
+                                const std::string& id, const std::string& token,
+                                const RunOptions& options) override {
     if (auto it = runs_.find(id); it != runs_.end()) return it->second;
     ++started_;
     tokens_[id] = token;
@@ -66,7 +67,8 @@ class FakeRuns final : public RunRegistry {
 Json LoadTest(const std::string& spec) {
   return {{"apiVersion", "stampede.dev/v1alpha1"},
           {"kind", "LoadTest"},
-          {"metadata", {{"name", "shop"}, {"namespace", "perf"}, {"uid", "uid-shop"}, {"generation", 1}}},
+          {"metadata",
+           {{"name", "shop"}, {"namespace", "perf"}, {"uid", "uid-shop"}, {"generation", 1}}},
           {"spec", Json::parse(spec)}};
 }
 
@@ -83,7 +85,8 @@ class ReconcilerTest : public ::testing::Test {
     options.deletion_grace = std::chrono::milliseconds(0);  // the fake agents never answer a stop
     options.run.clock = &clock_;
     options.run.controller_address = "stampede-controller.stampede-system.svc:7070";
-    reconciler_ = std::make_unique<Reconciler>(ReconcilerWorld{&api_, &loadtests_, &pods_, &runs_}, options);
+    reconciler_ =
+        std::make_unique<Reconciler>(ReconcilerWorld{&api_, &loadtests_, &pods_, &runs_}, options);
   }
   void TearDown() override {
     reconciler_->DetachAll();  // the runs need not delete Pods at the end of a test
@@ -106,7 +109,8 @@ class ReconcilerTest : public ::testing::Test {
   std::shared_ptr<controller::Run> TheRun() { return runs_.Find("uid-shop"); }
   std::vector<std::string> EventReasons() {
     std::vector<std::string> out;
-    for (const Json& e : api_.Objects("/api/v1/namespaces/perf/events")) out.push_back(e.value("reason", ""));
+    for (const Json& e : api_.Objects("/api/v1/namespaces/perf/events"))
+      out.push_back(e.value("reason", ""));
     return out;
   }
   void SetPodStatus(uint32_t index, const Json& status) {
@@ -118,7 +122,8 @@ class ReconcilerTest : public ::testing::Test {
   // The test's agents connect with the token from the Secret and say Ready: the run starts.
   std::vector<std::shared_ptr<FakeConnection>> ConnectAgents() {
     std::string token;
-    EXPECT_TRUE(absl::Base64Unescape(api_.Object(kSecret).value()["data"]["token"].get<std::string>(), &token));
+    EXPECT_TRUE(absl::Base64Unescape(
+        api_.Object(kSecret).value()["data"]["token"].get<std::string>(), &token));
     std::vector<std::shared_ptr<FakeConnection>> connections;
     for (uint32_t i = 0; i < 2; ++i) {
       connections.push_back(std::make_shared<FakeConnection>());
@@ -207,11 +212,13 @@ TEST_F(ReconcilerTest, AbortSetBeforeTheStartEndsAbortedWithoutPods) {
 
 TEST_F(ReconcilerTest, ASecretTheOperatorMayNotCreateFailsTheTestWithAReason) {
   api_.Put(kPath, LoadTest(kSpec));
-  api_.Plant("POST", "/api/v1/namespaces/perf/secrets", absl::PermissionDeniedError("secrets is forbidden"));
+  api_.Plant("POST", "/api/v1/namespaces/perf/secrets",
+             absl::PermissionDeniedError("secrets is forbidden"));
   ASSERT_TRUE(Reconcile().ok());
   EXPECT_EQ(Phase(), "Failed");
   EXPECT_EQ(Reason(), "AgentSetupFailed");
-  EXPECT_NE(Object()["status"].value("message", "").find("secrets is forbidden"), std::string::npos);
+  EXPECT_NE(Object()["status"].value("message", "").find("secrets is forbidden"),
+            std::string::npos);
   EXPECT_TRUE(api_.Objects(kPods).empty());
 }
 
@@ -236,14 +243,17 @@ TEST_F(ReconcilerTest, AConflictOnTheFinalizerIsRereadAndRetried) {
 TEST_F(ReconcilerTest, AnUnpullableImageFailsTheTestAndCleansUp) {
   api_.Put(kPath, LoadTest(kSpec));
   ASSERT_TRUE(Reconcile().ok());
-  SetPodStatus(1, {{"phase", "Pending"},
-                   {"containerStatuses",
-                    {{{"state", {{"waiting", {{"reason", "ErrImagePull"}, {"message", "no such image"}}}}}}}}});
+  SetPodStatus(
+      1,
+      {{"phase", "Pending"},
+       {"containerStatuses",
+        {{{"state", {{"waiting", {{"reason", "ErrImagePull"}, {"message", "no such image"}}}}}}}}});
   ASSERT_TRUE(Reconcile().ok());
   EXPECT_EQ(Phase(), "Failed");
   EXPECT_EQ(Reason(), "ImagePullFailed");
-  EXPECT_NE(Object()["status"].value("message", "").find("shop-agent-1: ErrImagePull: no such image"),
-            std::string::npos);
+  EXPECT_NE(
+      Object()["status"].value("message", "").find("shop-agent-1: ErrImagePull: no such image"),
+      std::string::npos);
   EXPECT_TRUE(api_.Objects(kPods).empty()) << "a finished test's Pods are deleted";
   EXPECT_FALSE(api_.Object(kSecret).has_value());
   EXPECT_TRUE(reconciler_->ActiveKeys().empty());
@@ -255,7 +265,9 @@ TEST_F(ReconcilerTest, AnUnschedulablePodFailsTheTestOnlyAfterTheTimeout) {
   ASSERT_TRUE(Reconcile().ok());
   SetPodStatus(0, {{"phase", "Pending"},
                    {"conditions",
-                    {{{"type", "PodScheduled"}, {"status", "False"}, {"reason", "Unschedulable"},
+                    {{{"type", "PodScheduled"},
+                      {"status", "False"},
+                      {"reason", "Unschedulable"},
                       {"message", "0/1 nodes are available: 1 Insufficient cpu."}}}}});
   ASSERT_TRUE(Reconcile().ok());
   clock_.AdvanceSeconds(29);
@@ -289,7 +301,8 @@ TEST_F(ReconcilerTest, StatusIsWrittenOnAPhaseChangeAtOnceAndOtherwiseAtMostEver
   AgentSays(1, report);
   TheRun()->Tick();
   ASSERT_TRUE(Reconcile().ok());
-  EXPECT_EQ(api_.CountWrites(status_write), before + 1) << "written again within the status interval";
+  EXPECT_EQ(api_.CountWrites(status_write), before + 1)
+      << "written again within the status interval";
   clock_.AdvanceSeconds(1);
   ASSERT_TRUE(Reconcile().ok());
   EXPECT_EQ(api_.CountWrites(status_write), before + 2);
@@ -300,7 +313,8 @@ TEST_F(ReconcilerTest, StatusIsWrittenOnAPhaseChangeAtOnceAndOtherwiseAtMostEver
   EXPECT_EQ(api_.CountWrites(status_write), before + 3);
   clock_.AdvanceSeconds(5);
   ASSERT_TRUE(Reconcile().ok());
-  EXPECT_EQ(api_.CountWrites(status_write), before + 3) << "nothing changed, yet the status was written";
+  EXPECT_EQ(api_.CountWrites(status_write), before + 3)
+      << "nothing changed, yet the status was written";
 
   AgentDone(0);
   AgentDone(1);
@@ -325,12 +339,14 @@ TEST_F(ReconcilerTest, APodDeletedMidRunIsALostAgent) {
   ASSERT_TRUE(api_.Delete(std::string(kPods) + "/shop-agent-1").ok());
   ASSERT_TRUE(Reconcile().ok());
   EXPECT_EQ(TheRun()->Status().agents().lost(), 1u);
-  EXPECT_EQ(agents[0]->Count(v1::ControllerMessage::kStop), 1u) << "onAgentLoss: fail stops the other agent";
+  EXPECT_EQ(agents[0]->Count(v1::ControllerMessage::kStop), 1u)
+      << "onAgentLoss: fail stops the other agent";
   AgentDone(0);
   ASSERT_TRUE(Reconcile().ok());
   EXPECT_EQ(Phase(), "Failed");
   EXPECT_EQ(Reason(), "AgentLost");
-  EXPECT_NE(Object()["status"].value("message", "").find("shop-agent-1 is gone"), std::string::npos);
+  EXPECT_NE(Object()["status"].value("message", "").find("shop-agent-1 is gone"),
+            std::string::npos);
 }
 
 TEST_F(ReconcilerTest, SpecAbortAbortsARunningTest) {
@@ -384,7 +400,8 @@ TEST_F(ReconcilerTest, ARunningTestFromBeforeARestartIsAdoptedWithItsTokenAndPod
   const size_t pod_creates = api_.CountWrites(std::string("POST ") + kPods);
   ASSERT_TRUE(Reconcile().ok());
   EXPECT_EQ(runs_.token("uid-shop"), "the-old-token") << "the running agents hold the old token";
-  EXPECT_EQ(api_.CountWrites(std::string("POST ") + kPods), pod_creates + 2) << "each existing Pod is asked for once";
+  EXPECT_EQ(api_.CountWrites(std::string("POST ") + kPods), pod_creates + 2)
+      << "each existing Pod is asked for once";
   EXPECT_EQ(api_.Objects(kPods).size(), 2u) << "and none is duplicated";
   EXPECT_EQ(Phase(), "Running") << "an adopted test stays Running while its agents come back";
   EXPECT_EQ(EventReasons(), std::vector<std::string>({"Adopted"}));
