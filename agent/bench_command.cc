@@ -17,6 +17,7 @@
 #include "common/clock.h"
 #include "common/duration.h"
 #include "common/flags.h"
+#include "common/histogram_json.h"
 #include "common/report_printer.h"
 #include "common/status_macros.h"
 #include "common/stop_signals.h"
@@ -174,18 +175,6 @@ absl::StatusOr<LoadPlan> MakePlan(const BenchFlagValues& v, const EngineConfig& 
   return plan;
 }
 
-nlohmann::json Percentiles(const common::Histogram& h) {
-  return {{"count", h.count()},
-          {"min", h.min()},
-          {"mean", static_cast<uint64_t>(std::llround(h.Mean()))},
-          {"p50", h.ValueAtQuantile(0.5)},
-          {"p90", h.ValueAtQuantile(0.9)},
-          {"p95", h.ValueAtQuantile(0.95)},
-          {"p99", h.ValueAtQuantile(0.99)},
-          {"p999", h.ValueAtQuantile(0.999)},
-          {"max", h.max()}};
-}
-
 double CpuSeconds(const BenchResult& r) { return r.user_cpu_s + r.system_cpu_s; }
 
 bool Saturated(const BenchResult& r) {
@@ -303,7 +292,7 @@ std::string BenchSummaryJson(const BenchResult& r) {
       {"errors", errors},
       {"status", status},
       {"rps", requests / r.elapsed_s},
-      {"latency_ns", Percentiles(total.latency)},
+      {"latency_ns", common::HistogramSummaryJson(total.latency)},
       {"connections_opened", r.totals.connections_opened},
       {"bytes_read", r.totals.bytes_read},
       {"bytes_written", r.totals.bytes_written},
@@ -317,7 +306,7 @@ std::string BenchSummaryJson(const BenchResult& r) {
   };
   if (r.open) {
     out["users"] = nullptr;
-    out["service_time_ns"] = Percentiles(total.service);
+    out["service_time_ns"] = common::HistogramSummaryJson(total.service);
     out["open"] = {{"target_rate", static_cast<double>(r.planned_arrivals) / r.planned_duration_s},
                    {"connections", r.connections},
                    {"planned", r.totals.planned},
@@ -333,7 +322,7 @@ std::string BenchSummaryJson(const BenchResult& r) {
       const common::RequestStats& s = r.totals.requests[i];
       by_name[r.request_names[i]] = {{"requests", s.Requests()},
                                      {"errors", s.Errors()},
-                                     {"latency_ns", Percentiles(s.latency)}};
+                                     {"latency_ns", common::HistogramSummaryJson(s.latency)}};
     }
     out["by_request"] = by_name;
   }

@@ -273,6 +273,9 @@ class HttpServer::Impl {
     }
     for (auto& [id, c] : connections_) close(c->fd);
     connections_.clear();
+    // Connections still in the backlog are reset with it, rather than left waiting.
+    close(listen_fd_);
+    listen_fd_ = -1;
   }
 
   int TimeoutMs() const {

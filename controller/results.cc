@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "absl/strings/str_cat.h"
+#include "common/histogram_json.h"
 #include "common/spec.h"
 #include "common/stats.h"
 
@@ -12,18 +13,6 @@ namespace stampede::controller {
 namespace {
 
 using nlohmann::json;
-
-json Latency(const common::Histogram& h) {
-  return {{"count", h.count()},
-          {"min", h.min()},
-          {"mean", static_cast<uint64_t>(h.Mean())},
-          {"p50", h.ValueAtQuantile(0.5)},
-          {"p90", h.ValueAtQuantile(0.9)},
-          {"p95", h.ValueAtQuantile(0.95)},
-          {"p99", h.ValueAtQuantile(0.99)},
-          {"p999", h.ValueAtQuantile(0.999)},
-          {"max", h.max()}};
-}
 
 json Counts(const common::RequestStats& r) {
   json outcomes = json::object(), status = json::object();
@@ -57,8 +46,9 @@ std::string ResultsJson(const Run& run, const Run::Snapshot& snap) {
   summary["rps"] = snap.elapsed_s > 0 ? total.Requests() / snap.elapsed_s : 0.0;
   summary["errorRate"] =
       total.Requests() == 0 ? 0.0 : static_cast<double>(total.Errors()) / total.Requests();
-  summary["latencyNs"] = Latency(total.latency);
-  if (total.service.count() != 0) summary["serviceTimeNs"] = Latency(total.service);
+  summary["latencyNs"] = common::HistogramSummaryJson(total.latency);
+  if (total.service.count() != 0)
+    summary["serviceTimeNs"] = common::HistogramSummaryJson(total.service);
   summary["late"] = snap.cumulative.late;
   summary["planned"] = snap.cumulative.planned;
   summary["connectionsOpened"] = snap.cumulative.connections_opened;
@@ -69,8 +59,8 @@ std::string ResultsJson(const Run& run, const Run::Snapshot& snap) {
     const common::RequestStats& r = snap.cumulative.requests[i];
     json entry = Counts(r);
     entry["name"] = snap.request_names[i];
-    entry["latencyNs"] = Latency(r.latency);
-    if (r.service.count() != 0) entry["serviceTimeNs"] = Latency(r.service);
+    entry["latencyNs"] = common::HistogramSummaryJson(r.latency);
+    if (r.service.count() != 0) entry["serviceTimeNs"] = common::HistogramSummaryJson(r.service);
     requests.push_back(entry);
   }
   json series = json::array();

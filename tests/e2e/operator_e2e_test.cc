@@ -47,14 +47,6 @@ std::string Dir(const std::string& path) { return path.substr(0, path.rfind('/')
 
 using testing::WaitUntil;
 
-size_t Count(const std::string& haystack, const std::string& needle) {
-  size_t n = 0;
-  for (size_t at = haystack.find(needle); at != std::string::npos;
-       at = haystack.find(needle, at + 1))
-    ++n;
-  return n;
-}
-
 class OperatorE2eTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
@@ -286,8 +278,8 @@ TEST_F(OperatorE2eTest, OperatorKilledMidRunIsReplacedAndTheTestFinishesOnceWith
   // Each agent was assigned and started once, and resumed with the new operator.
   for (const auto& [pod, uid] : uids) {
     const std::string log = cluster_->PodLog("default", pod);
-    EXPECT_EQ(Count(log, "msg=assigned"), 1u) << pod << ":\n" << log;
-    EXPECT_GE(Count(log, "resumed_session"), 1u) << pod << ":\n" << log;
+    EXPECT_EQ(testing::CountOf(log, "msg=assigned"), 1u) << pod << ":\n" << log;
+    EXPECT_GE(testing::CountOf(log, "resumed_session"), 1u) << pod << ":\n" << log;
   }
   cluster_->Kubectl({"delete", "lt", "restart", "--timeout=30s"});
 }

@@ -26,14 +26,6 @@ class NoLauncher : public AgentLauncher {
   std::string LogLocation(uint32_t) const override { return "(test)"; }
 };
 
-size_t Count(const std::string& haystack, const std::string& needle) {
-  size_t n = 0;
-  for (size_t at = haystack.find(needle); at != std::string::npos;
-       at = haystack.find(needle, at + 1))
-    ++n;
-  return n;
-}
-
 std::unique_ptr<Controller> NewController(const std::string& listen) {
   ControllerOptions options;
   options.grpc_listen = listen;
@@ -162,9 +154,10 @@ TEST(ControllerRestartTest, AgentsResumeWithARestartedControllerAndNothingIsLost
     ASSERT_TRUE(code.has_value()) << "agent still running";
     EXPECT_EQ(*code, 0) << agent->Stderr();
     const std::string log = agent->Stderr();
-    EXPECT_EQ(Count(log, "assigned run="), 1u) << "a second assignment means a second start\n"
-                                               << log;
-    EXPECT_GE(Count(log, "resumed_session reports_replayed="), 1u) << log;
+    EXPECT_EQ(testing::CountOf(log, "assigned run="), 1u)
+        << "a second assignment means a second start\n"
+        << log;
+    EXPECT_GE(testing::CountOf(log, "resumed_session reports_replayed="), 1u) << log;
   }
   // Every request, before and after the restart, counted exactly once.
   const long served = target.Served();
@@ -216,7 +209,7 @@ TEST(ControllerRestartTest, FoldedReplayLogsStillGiveExactTotals) {
     auto code = agent->Wait(seconds(20));
     ASSERT_TRUE(code.has_value()) << "agent still running";
     EXPECT_EQ(*code, 0) << agent->Stderr();
-    EXPECT_GE(Count(agent->Stderr(), "resumed_session"), 1u) << agent->Stderr();
+    EXPECT_GE(testing::CountOf(agent->Stderr(), "resumed_session"), 1u) << agent->Stderr();
   }
   EXPECT_EQ(static_cast<long>(status.summary().requests()), target.Served());
   // The folded seconds have no points of their own: the series starts later and sums to less.

@@ -182,6 +182,14 @@ long StatsField(TestTarget& target, const std::string& key) {
 long TestTarget::Served() { return StatsField(*this, "requests"); }
 long TestTarget::OpenConnections() { return StatsField(*this, "open_connections"); }
 
+size_t CountOf(const std::string& haystack, const std::string& needle) {
+  size_t n = 0;
+  for (size_t at = haystack.find(needle); at != std::string::npos;
+       at = haystack.find(needle, at + 1))
+    ++n;
+  return n;
+}
+
 std::optional<std::string> HttpGet(const std::string& url) {
   const std::string cmd = "curl -sk --max-time 10 '" + url + "'";
   FILE* pipe = popen(cmd.c_str(), "r");

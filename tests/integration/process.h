@@ -69,6 +69,9 @@ bool WaitForExit(pid_t pid, std::chrono::milliseconds timeout);
 bool WaitUntil(std::chrono::milliseconds timeout, const std::function<bool()>& predicate,
                std::chrono::milliseconds period = std::chrono::milliseconds(100));
 
+// How many times `needle` occurs in `haystack` (lines in a log, say).
+size_t CountOf(const std::string& haystack, const std::string& needle);
+
 // GET with curl (certificates not verified); the body, or nullopt on any failure.
 std::optional<std::string> HttpGet(const std::string& url);
 
