@@ -11,8 +11,6 @@ namespace stampede::controller {
 
 std::string ResultsJson(const Run& run, const Run::Snapshot& snapshot);
 std::string ResultsCsv(const Run::Snapshot& snapshot);
-// Writes `content` to `path` via a temporary file and a rename, so readers never see half a file.
-absl::Status WriteFileAtomically(const std::string& path, const std::string& content);
 
 }  // namespace stampede::controller
 

@@ -6,12 +6,13 @@
 
 #include <atomic>
 #include <cstdio>
-#include <fstream>
 #include <iostream>
-#include <sstream>
+#include <optional>
+#include <tuple>
 
 #include "absl/strings/str_cat.h"
 #include "common/duration.h"
+#include "common/files.h"
 #include "common/flags.h"
 #include "common/host_port.h"
 #include "common/logging.h"
@@ -61,11 +62,10 @@ int Fail(int code, const std::string& message) {
 
 // The test file with the overrides of the flags, validated.
 absl::StatusOr<v1::LoadTest> ReadTest(const RunCommandOptions& options) {
-  std::ifstream in(options.file);
-  if (!in) return absl::InvalidArgumentError(absl::StrCat("cannot read ", options.file));
-  std::stringstream text;
-  text << in.rdbuf();
-  absl::StatusOr<v1::LoadTest> test = common::ParseLoadTest(text.str());
+  // At most what ParseLoadTest takes, plus one byte to tell a larger file.
+  absl::StatusOr<std::string> text = common::ReadSmallFile(options.file, common::kMaxLoadTestBytes);
+  if (!text.ok()) return absl::InvalidArgumentError(std::string(text.status().message()));
+  absl::StatusOr<v1::LoadTest> test = common::ParseLoadTest(*text);
   if (!test.ok()) {
     return absl::InvalidArgumentError(
         absl::StrCat(options.file, " is not a valid LoadTest:\n", test.status().message()));
@@ -179,25 +179,25 @@ void FollowRun(Run* run, bool quiet) {
   run->SetObserver(nullptr);  // waits for the observer to return: it uses this frame
 }
 
-void PrintSummary(const Run::Snapshot& snap) {
+void PrintSummary(const Run::Snapshot& snap, FILE* out) {
   std::fputs(
-      common::FormatRequestTable(snap.request_names, snap.cumulative, snap.elapsed_s).c_str(),
-      stdout);
+      common::FormatRequestTable(snap.request_names, snap.cumulative, snap.elapsed_s).c_str(), out);
   const v1::LoadTestStatus& st = snap.status;
   for (const v1::ThresholdResult& t : st.thresholds()) {
-    std::printf("  %s %-30s actual %s\n", t.passed() ? "PASS" : "FAIL", t.expression().c_str(),
-                t.actual().c_str());
+    std::fprintf(out, "  %s %-30s actual %s\n", t.passed() ? "PASS" : "FAIL",
+                 t.expression().c_str(), t.actual().c_str());
   }
   if (snap.saturated) {
-    std::printf(
+    std::fprintf(
+        out,
         "  WARNING: an agent was saturated (a thread above 90%% CPU or timers >10ms late); the "
         "figures may\n  describe the generator rather than the target. Add agents or threads.\n");
   }
   if (!st.start_skew().empty()) {
-    std::printf("  agents started within %s of each other\n", st.start_skew().c_str());
+    std::fprintf(out, "  agents started within %s of each other\n", st.start_skew().c_str());
   }
-  std::printf("  %s: %s%s%s\n", st.phase().c_str(), st.reason().c_str(),
-              st.message().empty() ? "" : " - ", st.message().c_str());
+  std::fprintf(out, "  %s: %s%s%s\n", st.phase().c_str(), st.reason().c_str(),
+               st.message().empty() ? "" : " - ", st.message().c_str());
 }
 
 int ExitCodeFor(const v1::LoadTestStatus& st) {
@@ -207,15 +207,40 @@ int ExitCodeFor(const v1::LoadTestStatus& st) {
   return kExitRunError;
 }
 
-// Writes --out and --csv; a file that cannot be written turns a pass into a run error.
-int WriteResults(const RunCommandOptions& options, const Run& run, const Run::Snapshot& snap,
-                 int code) {
-  for (const auto& [path, content] :
-       {std::pair<std::string, std::string>{options.out_json,
-                                            options.out_json.empty() ? "" : ResultsJson(run, snap)},
-        {options.out_csv, options.out_csv.empty() ? "" : ResultsCsv(snap)}}) {
+// --out and --csv, checked before the test starts.
+struct Outputs {
+  std::optional<common::OutputFile> json, csv;
+  bool to_stdout = false;  // one of them is "-": the summary goes to stderr instead
+};
+
+absl::StatusOr<Outputs> PrepareOutputs(const RunCommandOptions& options) {
+  Outputs out;
+  for (const auto& [flag, path, dest] :
+       {std::tuple<const char*, const std::string&, std::optional<common::OutputFile>*>{
+            "--out", options.out_json, &out.json},
+        {"--csv", options.out_csv, &out.csv}}) {
     if (path.empty()) continue;
-    if (absl::Status s = WriteFileAtomically(path, content); !s.ok()) {
+    absl::StatusOr<common::OutputFile> file = common::OutputFile::Prepare(path);
+    if (!file.ok())
+      return absl::InvalidArgumentError(absl::StrCat(flag, ": ", file.status().message()));
+    *dest = std::move(*file);
+    out.to_stdout = out.to_stdout || path == "-";
+  }
+  if (options.out_json == "-" && options.out_csv == "-") {
+    return absl::InvalidArgumentError(
+        "--out and --csv: only one of them can be \"-\" (standard output)");
+  }
+  return out;
+}
+
+// Writes --out and --csv; a file that cannot be written turns a pass into a run error.
+int WriteResults(const Outputs& outputs, const Run& run, const Run::Snapshot& snap, int code) {
+  for (const auto& [file, content] :
+       {std::pair<const std::optional<common::OutputFile>&, std::string>{
+            outputs.json, outputs.json.has_value() ? ResultsJson(run, snap) : ""},
+        {outputs.csv, outputs.csv.has_value() ? ResultsCsv(snap) : ""}}) {
+    if (!file.has_value()) continue;
+    if (absl::Status s = file->Write(content); !s.ok()) {
       std::cerr << "stampede run: " << s.message() << "\n";
       if (code == kExitPassed) code = kExitRunError;
     }
@@ -250,6 +275,9 @@ int RunCommand(const std::vector<std::string>& args) {
   if (std::getenv("STAMPEDE_LOG_LEVEL") == nullptr) common::SetLogLevel(common::LogLevel::kWarning);
   absl::StatusOr<v1::LoadTest> test = ReadTest(*options);
   if (!test.ok()) return Fail(kExitInvalid, std::string(test.status().message()));
+  // Before the test, not after it: an output that cannot be written is known at once.
+  absl::StatusOr<Outputs> outputs = PrepareOutputs(*options);
+  if (!outputs.ok()) return Fail(kExitInvalid, std::string(outputs.status().message()));
 
   common::BlockStopSignals();
   absl::StatusOr<LocalSetUp> local = SetUp(*options);
@@ -274,8 +302,8 @@ int RunCommand(const std::vector<std::string>& args) {
   g_run.store(nullptr);
   if (local->metrics_server != nullptr) local->metrics_server->Stop();
 
-  PrintSummary(snap);
-  return WriteResults(*options, *run, snap, ExitCodeFor(snap.status));
+  PrintSummary(snap, outputs->to_stdout ? stderr : stdout);
+  return WriteResults(*outputs, *run, snap, ExitCodeFor(snap.status));
 }
 
 }  // namespace stampede::controller

@@ -137,6 +137,35 @@ TEST_F(RunCommandTest, InvalidSpecExitsTwoNamingEveryField) {
   }
 }
 
+// Issue 9: what is not a spec file is refused at once, without reading it, and an output that
+// cannot be written is known before the test starts, not after it.
+TEST_F(RunCommandTest, WhatIsNotASpecFileOrCannotBeWrittenIsRefusedBeforeTheTest) {
+  const struct {
+    std::vector<std::string> args;
+    std::string message;
+  } cases[] = {
+      {{"/dev/zero"}, "/dev/zero is a character device, not a file to read"},
+      {{dir_}, dir_ + " is a directory, not a file to read"},
+      {{WriteSpec("out",
+                  "  target: {url: \"http://127.0.0.1:1\"}\n  load: {users: 1}\n  duration: 1h\n"),
+        "--out", dir_ + "/no/such/dir/r.json"},
+       "--out: cannot write in " + dir_ + "/no/such/dir: No such file or directory"},
+      {{WriteSpec("csv",
+                  "  target: {url: \"http://127.0.0.1:1\"}\n  load: {users: 1}\n  duration: 1h\n"),
+        "--csv", dir_},
+       "--csv: " + dir_ + " is a directory"},
+  };
+  for (const auto& c : cases) {
+    auto run = StartRun(c.args);
+    auto code = run->Wait(seconds(10));
+    ASSERT_TRUE(code.has_value()) << c.args[0] << " was read or run";
+    EXPECT_EQ(*code, 2) << run->Stderr();
+    EXPECT_NE(run->Stderr().find(c.message), std::string::npos) << run->Stderr();
+    EXPECT_EQ(run->Stderr().find("agent(s)"), std::string::npos)
+        << "the test started: " << run->Stderr();
+  }
+}
+
 TEST_F(RunCommandTest, KilledAgentFailsTheRunWithAReason) {
   TestTarget target;
   const std::string spec = WriteSpec(
