@@ -12,7 +12,9 @@
 #include <memory>
 
 #include "absl/strings/str_cat.h"
+#include "common/files.h"
 #include "common/flags.h"
+#include "common/host_port.h"
 #include "common/logging.h"
 #include "common/status_macros.h"
 #include "common/stop_signals.h"
@@ -48,6 +50,19 @@ common::FlagSet ServeFlags(ServeCommandOptions* o) {
               "a new one is posted (default 100)",
               &o->keep_runs, 0);
   flags.String("--port-file", "FILE", "once serving, write the HTTP port to FILE", &o->port_file);
+  flags.Group("access");
+  flags.String(
+      "--token-file", "FILE",
+      "the bearer token every route but /healthz and /readyz needs, from the first line of "
+      "FILE (at least 16 characters)",
+      &o->token_file);
+  flags
+      .String("--token", "TOKEN",
+              "the same token given directly (others can read it in ps; prefer --token-file or "
+              "$STAMPEDE_API_TOKEN). With neither, a random token is printed at the start",
+              &o->token)
+      .Env("STAMPEDE_API_TOKEN");
+  flags.Bool("--public-metrics", "serve /metrics without the token", &o->public_metrics);
   flags.Footer("SIGINT/SIGTERM abort the running tests, then the server exits 0.");
   return flags;
 }
@@ -80,6 +95,40 @@ struct Server {
   std::unique_ptr<HttpApi> api;
 };
 
+constexpr size_t kMinTokenLength = 16;
+
+// The API's token: --token-file's first line, --token, or a new random one (printed).
+absl::StatusOr<std::string> ApiToken(const ServeCommandOptions& options) {
+  if (!options.token_file.empty()) {
+    ASSIGN_OR_RETURN(std::string text, common::ReadSmallFile(options.token_file, 4096));
+    std::string token = text.substr(0, text.find('\n'));
+    while (!token.empty() && (token.back() == '\r' || token.back() == ' ' || token.back() == '\t'))
+      token.pop_back();
+    if (token.size() < kMinTokenLength) {
+      return absl::InvalidArgumentError(absl::StrCat("--token-file: the token in ",
+                                                     options.token_file, " is shorter than ",
+                                                     kMinTokenLength, " characters"));
+    }
+    return token;
+  }
+  if (!options.token.empty()) {
+    if (options.token.size() < kMinTokenLength) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--token: shorter than ", kMinTokenLength, " characters"));
+    }
+    return options.token;
+  }
+  const std::string token = RandomToken(24);
+  std::cerr << "stampede serve: API token (send \"Authorization: Bearer TOKEN\"; fix one with "
+               "--token-file):\n  "
+            << token << "\n";
+  return token;
+}
+
+bool IsLoopbackHost(const std::string& host) {
+  return host == "localhost" || host == "::1" || host.rfind("127.", 0) == 0;
+}
+
 // Everything a failure of which is a run error (exit 3): the agent binary, the log folder, the
 // two listeners, the port file.
 absl::StatusOr<Server> Start(const ServeCommandOptions& options) {
@@ -102,6 +151,19 @@ absl::StatusOr<Server> Start(const ServeCommandOptions& options) {
   HttpApiOptions http;
   http.listen = options.listen;
   http.loadtest_api = true;
+  ASSIGN_OR_RETURN(http.token, ApiToken(options));
+  http.public_metrics = options.public_metrics;
+  for (const auto& [flag, address] :
+       {std::pair<const char*, std::string>{"--listen", options.listen},
+        {"--grpc-listen", options.grpc_listen}}) {
+    const std::string host = common::SplitHostPort(address)->first;
+    if (!IsLoopbackHost(host)) {
+      std::cerr << "stampede serve: WARNING: " << flag << " " << address
+                << " listens beyond this machine: anyone who can reach it and has the token can "
+                   "start load tests from here\n";
+      SLOG(kWarning) << "listening_beyond_loopback flag=" << flag << " address=" << address;
+    }
+  }
   http.max_active_runs = options.max_runs;
   http.max_finished_runs = options.keep_runs;
   http.make_launcher = [agent_binary, logs = server.logs] {
@@ -109,7 +171,9 @@ absl::StatusOr<Server> Start(const ServeCommandOptions& options) {
   };
   ASSIGN_OR_RETURN(server.api, HttpApi::Start(http, server.controller.get()));
   if (!options.port_file.empty()) {
-    absl::Status s = WriteFileAtomically(options.port_file, absl::StrCat(server.api->port(), "\n"));
+    absl::StatusOr<common::OutputFile> file = common::OutputFile::Prepare(options.port_file);
+    absl::Status s =
+        file.ok() ? file->Write(absl::StrCat(server.api->port(), "\n")) : file.status();
     if (!s.ok()) return absl::Status(s.code(), absl::StrCat("--port-file: ", s.message()));
   }
   SLOG(kInfo) << "serving http_port=" << server.api->port()

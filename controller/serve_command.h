@@ -18,7 +18,12 @@ struct ServeCommandOptions {
   int max_runs = 4;       // LoadTests running at once; more get 429
   int keep_runs = 100;    // finished LoadTests kept; beyond, a POST forgets the oldest
   std::string port_file;  // once serving, the HTTP port is written here; empty: nowhere
-  bool help = false;      // -h/--help: print ServeUsage(), nothing else
+  // The bearer token the API asks for: from token_file (its first line), else token (also
+  // $STAMPEDE_API_TOKEN), else a random one printed at the start. At least 16 characters.
+  std::string token;
+  std::string token_file;
+  bool public_metrics = false;  // /metrics without the token (for a Prometheus scrape)
+  bool help = false;            // -h/--help: print ServeUsage(), nothing else
 };
 
 // Parses the arguments after "serve". InvalidArgument "FLAG: why" names the flag that is wrong.

@@ -16,6 +16,7 @@
 #include <sstream>
 #include <string>
 #include <thread>
+#include <tuple>
 #include <vector>
 
 #include "gtest/gtest.h"
@@ -63,13 +64,21 @@ Response Convert(const httplib::Result& r) {
   return out;
 }
 
+constexpr char kToken[] = "serve-test-token-0123456789";
+
 // `stampede serve` on free ports; the HTTP port comes from --port-file, written once it listens.
+// The API token is kToken (from --token-file) unless `with_token` is false; the client sends it.
 class Server {
  public:
-  explicit Server(const std::vector<std::string>& extra_args = {}) : dir_(MakeTempDir()) {
+  explicit Server(const std::vector<std::string>& extra_args = {}, bool with_token = true)
+      : dir_(MakeTempDir()) {
     std::vector<std::string> args{ControllerBinary(), "serve",       "--listen",    "127.0.0.1:0",
                                   "--grpc-listen",    "127.0.0.1:0", "--port-file", dir_ + "/port",
                                   "--logs",           dir_ + "/logs"};
+    if (with_token) {
+      std::ofstream(dir_ + "/token") << kToken << "\n";
+      args.insert(args.end(), {"--token-file", dir_ + "/token"});
+    }
     args.insert(args.end(), extra_args.begin(), extra_args.end());
     process_ = std::make_unique<Process>(args);
     const bool up = WaitFor(
@@ -82,6 +91,7 @@ class Server {
       throw std::runtime_error("stampede serve did not start: " + process_->Stderr());
     client_ = std::make_unique<httplib::Client>("127.0.0.1", port_);
     client_->set_read_timeout(10, 0);
+    if (with_token) client_->set_bearer_token_auth(kToken);
   }
   ~Server() {
     process_.reset();
@@ -95,6 +105,19 @@ class Server {
   Process& process() { return *process_; }
 
   Response Get(const std::string& path) { return Convert(client_->Get(path.c_str())); }
+  // Any method, with exactly these headers (no token unless given).
+  Response Send(const std::string& method, const std::string& path, const httplib::Headers& headers,
+                const std::string& body = "", const std::string& type = "") {
+    httplib::Client bare("127.0.0.1", port_);
+    bare.set_read_timeout(10, 0);
+    httplib::Request req;
+    req.method = method;
+    req.path = path;
+    req.headers = headers;
+    req.body = body;
+    if (!type.empty()) req.set_header("Content-Type", type);
+    return Convert(bare.send(req));
+  }
   Response Post(const std::string& path, const std::string& body, const std::string& type) {
     return Convert(client_->Post(path.c_str(), body, type.c_str()));
   }
@@ -178,10 +201,13 @@ double SumSamples(const std::string& text, const std::string& prefix, const std:
   return sum;
 }
 
-// The status code curl gets for a bodiless POST (no Content-Length header at all).
+// The status code curl gets for a bodiless POST (no Content-Length header at all), with the token.
 int CurlPost(const std::string& url) {
-  FILE* p = popen(
-      ("curl -s -o /dev/null -w '%{http_code}' --max-time 10 -X POST '" + url + "'").c_str(), "r");
+  FILE* p =
+      popen(("curl -s -o /dev/null -w '%{http_code}' --max-time 10 -H 'Authorization: Bearer " +
+             std::string(kToken) + "' -X POST '" + url + "'")
+                .c_str(),
+            "r");
   if (p == nullptr) return -1;
   char buf[16] = {0};
   const size_t n = std::fread(buf, 1, sizeof(buf) - 1, p);
@@ -350,6 +376,181 @@ TEST(Serve, ASecondPostWhileRunningConflictsAndAbortEndsTheRun) {
 
 // A long-lived server keeps a bounded number of finished runs: with --keep-runs 1, posting a
 // third test forgets the oldest finished one, and keeps the newer one and the active one.
+// Issue 9: a web page must not be able to drive a developer's local server, and nothing is served
+// without the token but health.
+TEST(Serve, EveryRouteButHealthNeedsTheToken) {
+  Server server;
+  const std::string lt = LoadTest("guarded", "http://127.0.0.1:1", "1s");
+  for (const auto& [method, path] :
+       std::vector<std::pair<std::string, std::string>>{{"GET", "/api/v1/loadtests"},
+                                                        {"POST", "/api/v1/loadtests"},
+                                                        {"GET", "/metrics"},
+                                                        {"GET", "/api/v1/loadtests/x/results"},
+                                                        {"POST", "/api/v1/loadtests/x/abort"}}) {
+    const Response none = server.Send(method, path, {}, lt, "application/yaml");
+    EXPECT_EQ(none.status, 401) << method << " " << path << ": " << none.body;
+    const Response wrong = server.Send(
+        method, path, {{"Authorization", "Bearer not-the-token-at-all"}}, lt, "application/yaml");
+    EXPECT_EQ(wrong.status, 401) << method << " " << path;
+  }
+  EXPECT_EQ(server.Send("GET", "/healthz", {}).status, 200);
+  EXPECT_EQ(server.Send("GET", "/readyz", {}).status, 200);
+  EXPECT_EQ(
+      server.Send("GET", "/api/v1/loadtests", {{"Authorization", std::string("Bearer ") + kToken}})
+          .status,
+      200);
+  EXPECT_EQ(server.Get("/api/v1/loadtests").Json()["items"].size(), 0u)
+      << "a refused POST started a test";
+}
+
+TEST(Serve, PublicMetricsNeedNoTokenAndAGeneratedTokenIsPrinted) {
+  Server server({"--public-metrics"}, /*with_token=*/false);
+  EXPECT_EQ(server.Send("GET", "/metrics", {}).status, 200);
+  EXPECT_EQ(server.Send("GET", "/api/v1/loadtests", {}).status, 401);
+  const std::string err = server.process().Stderr();
+  const size_t at = err.find("API token");
+  ASSERT_NE(at, std::string::npos) << err;
+  const size_t line = err.find("\n  ", at);
+  ASSERT_NE(line, std::string::npos) << err;
+  const std::string token = err.substr(line + 3, err.find('\n', line + 3) - line - 3);
+  EXPECT_GE(token.size(), 16u) << err;
+  EXPECT_EQ(server.Send("GET", "/api/v1/loadtests", {{"Authorization", "Bearer " + token}}).status,
+            200);
+}
+
+TEST(Serve, OnlyYamlOrJsonBodiesAreTaken) {
+  Server server;
+  const std::string lt = LoadTest("types", "http://127.0.0.1:1", "1s");
+  const httplib::Headers auth = {{"Authorization", std::string("Bearer ") + kToken}};
+  // What a browser sends from any page without a preflight, and what curl -d sends.
+  for (const std::string type :
+       {"text/plain", "application/x-www-form-urlencoded", "multipart/form-data",
+        "application/octet-stream", "", "text/yaml"}) {
+    EXPECT_EQ(server.Send("POST", "/api/v1/loadtests", auth, lt, type).status, 415)
+        << "\"" << type << "\"";
+  }
+  EXPECT_EQ(server.Send("POST", "/api/v1/loadtests", auth, lt, "application/x-yaml; charset=utf-8")
+                .status,
+            201);
+}
+
+TEST(Serve, RequestsFromWebPagesAndOtherHostsAreRefused) {
+  Server server;
+  const httplib::Headers auth = {{"Authorization", std::string("Bearer ") + kToken}};
+  auto with = [&](std::initializer_list<std::pair<const std::string, std::string>> extra) {
+    httplib::Headers h = auth;
+    for (const auto& e : extra) h.insert(e);
+    return h;
+  };
+  const std::string self = "127.0.0.1:" + std::to_string(server.port());
+  // DNS rebinding: a page on evil.example resolved to 127.0.0.1.
+  const Response rebound =
+      server.Send("GET", "/api/v1/loadtests",
+                  with({{"Host", "evil.example:" + std::to_string(server.port())}}));
+  EXPECT_EQ(rebound.status, 403) << rebound.body;
+  EXPECT_NE(rebound.Json()["error"].get<std::string>().find("is not this server"),
+            std::string::npos);
+  const Response cross = server.Send("GET", "/api/v1/loadtests",
+                                     with({{"Host", self}, {"Origin", "http://evil.example"}}));
+  EXPECT_EQ(cross.status, 403) << cross.body;
+  EXPECT_EQ(
+      server.Send("GET", "/api/v1/loadtests", with({{"Host", self}, {"Origin", "http://" + self}}))
+          .status,
+      200)
+      << "a same-origin page (a web UI served here) is not refused";
+  EXPECT_EQ(server
+                .Send("GET", "/api/v1/loadtests",
+                      with({{"Host", "localhost:" + std::to_string(server.port())}}))
+                .status,
+            200);
+}
+
+TEST(Serve, AKnownRouteWithAnotherMethodIs405) {
+  Server server;
+  const httplib::Headers auth = {{"Authorization", std::string("Bearer ") + kToken}};
+  for (const auto& [method, path, allow] :
+       std::vector<std::tuple<std::string, std::string, std::string>>{
+           {"DELETE", "/api/v1/loadtests/x", "GET"},
+           {"PUT", "/api/v1/loadtests", "GET, POST"},
+           {"OPTIONS", "/api/v1/loadtests", "GET, POST"},
+           {"GET", "/api/v1/loadtests/x/abort", "POST"},
+           {"POST", "/metrics", "GET"},
+           {"DELETE", "/healthz", "GET"}}) {
+    httplib::Client c("127.0.0.1", server.port());
+    httplib::Request req;
+    req.method = method;
+    req.path = path;
+    req.headers = auth;
+    const httplib::Result r = c.send(req);
+    ASSERT_TRUE(r) << method << " " << path;
+    EXPECT_EQ(r->status, 405) << method << " " << path;
+    EXPECT_EQ(r->get_header_value("Allow"), allow) << method << " " << path;
+  }
+}
+
+TEST(Serve, SecretRequestHeadersAreRedactedWhenATestIsRead) {
+  TestTarget target;
+  Server server;
+  const std::string lt =
+      "apiVersion: stampede.dev/v1alpha1\nkind: LoadTest\nmetadata: {name: secrets, namespace: "
+      "it}\nspec:\n"
+      "  target: {url: \"" +
+      target.Url("") +
+      "\"}\n"
+      "  requests:\n    - {path: /, headers: {Authorization: Bearer s3cret, X-Api-Key: k3y, "
+      "Cookie: c00kie, X-Plain: shown}}\n"
+      "  secretHeaders: [x-api-key]\n  load: {users: 1}\n  duration: 1s\n";
+  const Response created = server.PostLoadTest(lt);
+  ASSERT_EQ(created.status, 201) << created.body;
+  const Response got = server.Get("/api/v1/loadtests/" + created.Json()["id"].get<std::string>());
+  ASSERT_EQ(got.status, 200);
+  for (const char* secret : {"s3cret", "k3y", "c00kie"}) {
+    EXPECT_EQ(got.body.find(secret), std::string::npos) << secret << " echoed back: " << got.body;
+  }
+  const json headers = got.Json()["spec"]["requests"][0]["headers"];
+  EXPECT_EQ(headers["Authorization"], "<redacted>");
+  EXPECT_EQ(headers["X-Api-Key"], "<redacted>");
+  EXPECT_EQ(headers["X-Plain"], "shown");
+}
+
+// The body limit holds however the body is framed, without buffering past it.
+TEST(Serve, AChunkedUploadIsRefusedAtTheLimitWithoutBeingBuffered) {
+  Server server;
+  const int pid = server.process().pid();
+  auto peak_kb = [pid] {
+    std::ifstream status("/proc/" + std::to_string(pid) + "/status");
+    std::string line;
+    while (std::getline(status, line)) {
+      if (line.rfind("VmHWM:", 0) == 0) return std::atol(line.c_str() + 6);
+    }
+    return -1L;
+  };
+  const long before = peak_kb();
+  // 64 MiB in 64 KiB chunks; curl streams it with Transfer-Encoding: chunked.
+  const std::string dir = MakeTempDir();
+  FILE* p = popen(("head -c 67108864 /dev/zero | curl -s -o " + dir +
+                   "/body -w '%{http_code}' --max-time 30 -H "
+                   "'Authorization: Bearer " +
+                   std::string(kToken) +
+                   "' -H 'Content-Type: application/yaml' "
+                   "-H 'Transfer-Encoding: chunked' --data-binary @- " +
+                   server.Url("/api/v1/loadtests"))
+                      .c_str(),
+                  "r");
+  ASSERT_NE(p, nullptr);
+  char code[16] = {0};
+  const size_t n = std::fread(code, 1, sizeof(code) - 1, p);
+  pclose(p);
+  ASSERT_GT(n, 0u);
+  EXPECT_STREQ(code, "413");
+  EXPECT_NE(ReadFile(dir + "/body").find("request body too large"), std::string::npos);
+  (void)!std::system(("rm -rf '" + dir + "'").c_str());
+  const long after = peak_kb();
+  EXPECT_LT(after - before, 8 * 1024)
+      << "peak RSS grew by " << (after - before) << " KB for a refused upload";
+  RecordProperty("chunked_upload_peak_rss_growth_kb", std::to_string(after - before));
+}
+
 TEST(Serve, KeepsAtMostKeepRunsFinishedRuns) {
   TestTarget target;
   Server server({"--keep-runs", "1"});
