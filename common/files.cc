@@ -17,7 +17,8 @@ namespace {
 absl::Status Errno(const std::string& what, const std::string& path, int error) {
   const std::string message = absl::StrCat(what, " ", path, ": ", std::strerror(error));
   if (error == ENOENT) return absl::NotFoundError(message);
-  if (error == EACCES || error == EPERM || error == EROFS) return absl::PermissionDeniedError(message);
+  if (error == EACCES || error == EPERM || error == EROFS)
+    return absl::PermissionDeniedError(message);
   return absl::UnavailableError(message);
 }
 
@@ -57,7 +58,8 @@ absl::StatusOr<std::string> ReadSmallFile(const std::string& path, size_t max_by
   if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
     const mode_t mode = st.st_mode;
     close(fd);
-    return absl::InvalidArgumentError(absl::StrCat(path, " is ", KindOf(mode), ", not a file to read"));
+    return absl::InvalidArgumentError(
+        absl::StrCat(path, " is ", KindOf(mode), ", not a file to read"));
   }
   std::string content;
   content.resize(max_bytes + 1);
@@ -94,13 +96,15 @@ absl::StatusOr<OutputFile> OutputFile::Prepare(const std::string& path) {
     } else {
       char link[PATH_MAX];
       const ssize_t n = readlink(path.c_str(), link, sizeof link - 1);
-      if (n <= 0) return absl::FailedPreconditionError(Errno("cannot follow", path, errno).message());
+      if (n <= 0)
+        return absl::FailedPreconditionError(Errno("cannot follow", path, errno).message());
       link[n] = '\0';
       target = link[0] == '/' ? std::string(link) : absl::StrCat(Directory(path), "/", link);
     }
   }
   if (stat(target.c_str(), &st) == 0) {
-    if (S_ISDIR(st.st_mode)) return absl::FailedPreconditionError(absl::StrCat(path, " is a directory"));
+    if (S_ISDIR(st.st_mode))
+      return absl::FailedPreconditionError(absl::StrCat(path, " is a directory"));
     if (access(target.c_str(), W_OK) != 0) {
       return absl::FailedPreconditionError(Errno("cannot write", path, errno).message());
     }
@@ -118,7 +122,8 @@ absl::StatusOr<OutputFile> OutputFile::Prepare(const std::string& path) {
 
 absl::Status OutputFile::Write(const std::string& content) const {
   if (kind_ == Kind::kStdout) {
-    if (const int error = WriteAll(STDOUT_FILENO, content); error != 0) return Errno("cannot write", "standard output", error);
+    if (const int error = WriteAll(STDOUT_FILENO, content); error != 0)
+      return Errno("cannot write", "standard output", error);
     return absl::OkStatus();
   }
   if (kind_ == Kind::kInPlace) {
@@ -126,7 +131,8 @@ absl::Status OutputFile::Write(const std::string& content) const {
     if (fd < 0) return Errno("cannot open", path_, errno);
     const int error = WriteAll(fd, content);
     const int close_error = close(fd) == 0 ? 0 : errno;
-    if (error != 0 || close_error != 0) return Errno("cannot write", path_, error != 0 ? error : close_error);
+    if (error != 0 || close_error != 0)
+      return Errno("cannot write", path_, error != 0 ? error : close_error);
     return absl::OkStatus();
   }
   std::string tmp = absl::StrCat(target_, ".tmp-XXXXXX");
