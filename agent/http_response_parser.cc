@@ -92,6 +92,19 @@ HttpResponseParser::Result HttpResponseParser::Parse(const char* data, size_t le
         break;
       default: {
         // Line-oriented states.
+        if (state_ == State::kStatusLine) {
+          // Bytes that cannot begin "HTTP/1." are not a response, whatever follows (an HTTP/2
+          // frame, a TLS alert, a banner): say so at the first wrong byte rather than wait for a
+          // line end that may never come.
+          static constexpr char kPrefix[] = "HTTP/1.";
+          const size_t have = partial_line_.size();
+          for (size_t i = have; i + 1 < sizeof(kPrefix) && pos + (i - have) < len; ++i) {
+            if (data[pos + (i - have)] != kPrefix[i]) {
+              *consumed = pos + (i - have) + 1;
+              return Fail("not an HTTP/1.x response");
+            }
+          }
+        }
         const char* start = data + pos;
         const void* nl = std::memchr(start, '\n', len - pos);
         if (nl == nullptr) {

@@ -222,7 +222,10 @@ void Worker::Housekeeping(int64_t now) {
   if (!stopping_ && now >= end_ns_) BeginStop(now, false);
 
   while (timeout_head_ != nullptr && timeout_head_->deadline_ns <= now) {
-    Fail(*timeout_head_, Outcome::kTimeout);
+    // A handshake that never completes (https:// to a plain-HTTP port that waits for a request
+    // head) is a TLS failure, not a slow response.
+    Fail(*timeout_head_,
+         timeout_head_->state == State::kHandshaking ? Outcome::kTls : Outcome::kTimeout);
   }
   auto later = [](const std::pair<int64_t, Connection*>& a,
                   const std::pair<int64_t, Connection*>& b) { return a.first > b.first; };

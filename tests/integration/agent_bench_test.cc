@@ -136,6 +136,7 @@ TEST_P(AgentBenchErrors, EveryFailureIsCountedUnderItsKind) {
   TestTarget target;
   std::string url = c.url.empty() ? target.Url(c.path) : c.url;
   if (url == "closed-port") url = "http://127.0.0.1:" + std::to_string(ClosedPort()) + "/";
+  if (url == "https-to-plain") url = "https://127.0.0.1:" + std::to_string(target.port()) + "/";
   std::vector<std::string> args = {"--url", url,         "--users", "3",       "--duration",
                                    "1s",    "--timeout", "300ms",   "--grace", "0s"};
   args.insert(args.end(), c.extra.begin(), c.extra.end());
@@ -160,6 +161,11 @@ INSTANTIATE_TEST_SUITE_P(
         ErrorCase{"closed_without_response", "/drop", "", "closed", {}},
         ErrorCase{"truncated_body", "/truncated", "", "closed", {}},
         ErrorCase{"malformed", "/malformed", "", "malformed", {}},
+        // Issue 9: not HTTP at all, then a close, was counted as closed; an HTTP/2 frame as a
+        // timeout after the whole timeout; https:// to a plain port as a timeout.
+        ErrorCase{"not_http_then_close", "/not-http", "", "malformed", {}},
+        ErrorCase{"http2_frame", "/h2-frame", "", "malformed", {"--timeout", "60s"}},
+        ErrorCase{"https_to_plain_port", "", "https-to-plain", "tls", {"--insecure"}},
         ErrorCase{"timeout", "/stall", "", "timeout", {}},
         ErrorCase{"connect_refused", "", "closed-port", "connect", {}},
         ErrorCase{"dns", "", "http://no-such-host.invalid/", "dns", {}}),

@@ -6,8 +6,9 @@
 // pipelined requests and requests split across reads are both handled. Optional TLS via OpenSSL.
 //
 // Counting: a request is counted just before its response is written (after any delay), so a
-// client that has seen a response always finds it in /stats. /drop, /reset, /malformed and
-// /truncated are counted just before the close or the write; /stall when its request is received.
+// client that has seen a response always finds it in /stats. /drop, /reset, /malformed,
+// /not-http and /truncated are counted just before the close or the write; /stall and /h2-frame
+// when their request is received.
 // Requests rejected as unparsable (400 before routing, 431) are not counted; a well-formed request
 // with a bad endpoint argument (/delay/abc, /status/100) is counted and answered 400 keep-alive.
 // HEAD gets the headers of the GET response without the body. /stats also has "connections"
@@ -613,6 +614,21 @@ Next Dispatch(Connection& conn, const Request& req) {
     stats.CountRequest(path);
     conn.Write("HTTP/1.1 abc garbage\r\n\r\n");
     return Next::kCloseGracefully;
+  }
+  if (path == "/not-http") {
+    // Bytes that are not HTTP at all, then a close (a banner, another protocol).
+    stats.CountRequest(path);
+    conn.Write("SSH-2.0-OpenSSH_9.2\r\n");
+    return Next::kCloseGracefully;
+  }
+  if (path == "/h2-frame") {
+    // What an HTTP/2-only server sends an HTTP/1 client: a SETTINGS frame, then it waits.
+    stats.CountRequest(path);
+    conn.Write(std::string("\x00\x00\x00\x04\x00\x00\x00\x00\x00", 9));
+    char buf[4096];
+    while (conn.Read(buf, sizeof buf) > 0) {
+    }
+    return Next::kClose;
   }
   if (path == "/truncated") {
     stats.CountRequest(path);

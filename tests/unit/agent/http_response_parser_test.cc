@@ -281,6 +281,27 @@ TEST(HttpResponseParserTest, ErrorNamesTheReason) {
   EXPECT_EQ(parser.OnEof(), Result::kError);
 }
 
+TEST(HttpResponseParserTest, BytesThatCannotBeginAResponseFailAtOnceWithoutALineEnd) {
+  // An HTTP/2 SETTINGS frame, a banner, a TLS alert: judged at the first wrong byte, not after a
+  // line end that may never come (issue 9: counted as closed, or as a timeout).
+  for (const std::string& input :
+       {std::string("\x00\x00\x00\x04\x00", 5), std::string("SSH-2.0"), std::string("\x15\x03\x03"),
+        std::string("HTTP/2 200"), std::string("HTTZ")}) {
+    HttpResponseParser parser;
+    parser.Reset(false);
+    size_t consumed = 0;
+    EXPECT_EQ(parser.Parse(input.data(), input.size(), &consumed), Result::kError) << input;
+    EXPECT_STREQ(parser.error(), "not an HTTP/1.x response");
+  }
+  // A prefix of "HTTP/1." waits for more, split anywhere.
+  HttpResponseParser parser;
+  parser.Reset(false);
+  size_t consumed = 0;
+  EXPECT_EQ(parser.Parse("HTT", 3, &consumed), Result::kNeedMore);
+  EXPECT_EQ(parser.Parse("P/1", 3, &consumed), Result::kNeedMore);
+  EXPECT_EQ(parser.Parse("x", 1, &consumed), Result::kError);
+}
+
 TEST(HttpResponseParserTest, LineTooLongIsAnError) {
   const std::string long_line =
       "HTTP/1.1 200 OK\r\nX-Long: " + std::string(HttpResponseParser::kMaxLineBytes, 'a') +
