@@ -19,6 +19,7 @@
 #include "common/flags.h"
 #include "common/histogram_json.h"
 #include "common/report_printer.h"
+#include "common/spec.h"
 #include "common/status_macros.h"
 #include "common/stop_signals.h"
 
@@ -87,19 +88,19 @@ FlagSet BenchFlags(BenchOptions* o, BenchFlagValues* v) {
   flags.Group("load model (exactly one of --users and --rate):");
   flags.Count("--users", "N",
               "closed model: N virtual users, each on its own keep-alive connection", &v->users, 0,
-              10'000'000);
+              common::kMaxUsers);
   flags.Number("--spawn-rate", "R", "users started per second (default: all at once)",
-               &v->spawn_rate, FlagSet::kPositive);
+               &v->spawn_rate, FlagSet::kPositive, common::kMaxUsers);
   flags.Custom("--think", "MIN[,MAX]",
                "think time between a user's requests, uniform in [MIN, MAX] (default 0s)",
                [&cfg](const std::string& value) { return ParseThink(value, &cfg); });
   flags.Number("--rate", "R",
                "open model: R requests per second, latency measured from the planned send time "
                "(coordinated-omission corrected) and as service time",
-               &v->rate, FlagSet::kNonNegative);
+               &v->rate, FlagSet::kNonNegative, common::kMaxRate);
   flags.Count("--connections", "N",
               "open model: requests in flight at most (default: rate/10, 100..10000)",
-              &cfg.connections, 1);
+              &cfg.connections, 1, common::kMaxUsers);
   flags.Custom("--stages", "D:T,...",
                "ramp linearly from the --users or --rate value (0 if neither is given: users) "
                "through each target, e.g. 10s:100,30s:100,10s:0",
@@ -164,6 +165,14 @@ absl::StatusOr<LoadPlan> MakePlan(const BenchFlagValues& v, const EngineConfig& 
   }
   if (!v.stages.empty() && v.spawn_rate > 0) {
     return FlagError("--spawn-rate", "cannot be combined with --stages");
+  }
+  // The same bounds as a LoadTest's (common/spec.h).
+  for (const Stage& s : v.stages) {
+    const double bound = open ? common::kMaxRate : common::kMaxUsers;
+    if (s.target > bound) {
+      return FlagError("--stages", absl::StrCat("a target of ", s.target, " is more than ", bound,
+                                                open ? " requests per second" : " users"));
+    }
   }
   // With --stages alone the model is closed, starting from 0 users.
   absl::StatusOr<LoadPlan> plan =

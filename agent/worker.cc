@@ -257,18 +257,18 @@ void Worker::BeginStop(int64_t now, bool abort) {
   stopping_ = true;
   drain_deadline_ns_ = abort ? now : now + shared_.grace_ns;
   next_ramp_ns_ = INT64_MAX;
-  if (open_model_) {
-    // Arrivals that came due before the end but found no free connection are dropped.
-    const int64_t end = std::min(now, end_ns_);
-    while (next_arrival_ns_ < end) {
-      ++current_->planned;
-      ++current_->requests[PickRequest()].outcomes[static_cast<size_t>(Outcome::kDropped)];
-      next_arrival_ += shared_.stream_count;
-      const int64_t t = shared_.plan.PlannedTime(next_arrival_);
-      next_arrival_ns_ = t == INT64_MAX ? INT64_MAX : start_ns_ + t;
-    }
-    next_arrival_ns_ = INT64_MAX;
+  if (open_model_ && next_arrival_ns_ < std::min(now, end_ns_)) {
+    // Arrivals that came due before the end but were never sent are dropped. Counted, not
+    // visited: at a rate the target could not take for long, one by one took hours and ignored
+    // the stop signals. This stream's arrivals are next_arrival_, + stream_count, ... below the
+    // plan's count at the end.
+    const uint64_t due = shared_.plan.ArrivalsBefore(std::min(now, end_ns_) - start_ns_);
+    const uint64_t streams = shared_.stream_count;
+    const uint64_t missed = due > next_arrival_ ? (due - next_arrival_ + streams - 1) / streams : 0;
+    current_->planned += missed;
+    DropByWeight(missed);
   }
+  next_arrival_ns_ = INT64_MAX;
   for (Connection& c : connections_) {
     if (c.state == State::kThinking) c.state = State::kIdle;
     if (c.state == State::kIdle) CloseSocket(c);
@@ -301,6 +301,24 @@ uint64_t Worker::Random() {
   z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
   z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
   return z ^ (z >> 31);
+}
+
+void Worker::DropByWeight(uint64_t count) {
+  // The requests' shares by weight, the rounding remainder picked at random as a send would.
+  const auto& cum = shared_.cumulative_weights;
+  const uint64_t total = cum.back();
+  uint64_t assigned = 0, previous = 0;
+  for (size_t i = 0; i < cum.size(); ++i) {
+    const uint64_t weight = cum[i] - previous;
+    previous = cum[i];
+    const uint64_t share =
+        static_cast<uint64_t>(static_cast<unsigned __int128>(count) * weight / total);
+    current_->requests[i].outcomes[static_cast<size_t>(Outcome::kDropped)] += share;
+    assigned += share;
+  }
+  for (; assigned < count; ++assigned) {
+    ++current_->requests[PickRequest()].outcomes[static_cast<size_t>(Outcome::kDropped)];
+  }
 }
 
 uint32_t Worker::PickRequest() {

@@ -88,6 +88,8 @@ class Worker {
   void UpdateUsers(int64_t now);
   void DispatchArrivals(int64_t now);
   uint32_t PickRequest();
+  // Counts `count` arrivals as dropped, shared over the requests by weight.
+  void DropByWeight(uint64_t count);
   uint64_t Random();
 
   void StartRequest(Connection& c, int64_t now);

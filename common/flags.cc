@@ -165,18 +165,22 @@ absl::Status FlagSet::ParseCount(const std::string& value, int64_t min, int64_t 
 }
 
 FlagSet& FlagSet::Number(std::string name, std::string value_name, std::string help, double* dest,
-                         Lower lower) {
-  return Custom(std::move(name), std::move(value_name), std::move(help),
-                [dest, lower](const std::string& value) {
-                  double n = 0;
-                  if (!absl::SimpleAtod(value, &n) || !std::isfinite(n) || n < 0 ||
-                      (lower == kPositive && n == 0)) {
-                    return absl::InvalidArgumentError(absl::StrCat(
-                        Quoted(value), " is not a number ", lower == kPositive ? "> 0" : ">= 0"));
-                  }
-                  *dest = n;
-                  return absl::OkStatus();
-                });
+                         Lower lower, double max) {
+  return Custom(
+      std::move(name), std::move(value_name), std::move(help),
+      [dest, lower, max](const std::string& value) {
+        double n = 0;
+        if (!absl::SimpleAtod(value, &n) || !std::isfinite(n) || n < 0 ||
+            (lower == kPositive && n == 0)) {
+          return absl::InvalidArgumentError(absl::StrCat(Quoted(value), " is not a number ",
+                                                         lower == kPositive ? "> 0" : ">= 0"));
+        }
+        if (n > max) {
+          return absl::InvalidArgumentError(absl::StrCat(Quoted(value), " is more than ", max));
+        }
+        *dest = n;
+        return absl::OkStatus();
+      });
 }
 
 FlagSet& FlagSet::Duration(std::string name, std::string value_name, std::string help,

@@ -92,9 +92,9 @@ class FlagSet {
                     return s;
                   });
   }
-  // A finite number, >= 0 or > 0.
+  // A finite number, >= 0 or > 0, at most `max`.
   FlagSet& Number(std::string name, std::string value_name, std::string help, double* dest,
-                  Lower lower);
+                  Lower lower, double max = std::numeric_limits<double>::infinity());
   // A duration as common::ParseDuration reads it ("500ms", "1m30s"), >= 0 or > 0, at most `max`.
   FlagSet& Duration(std::string name, std::string value_name, std::string help,
                     absl::Duration* dest, Lower lower,

@@ -149,6 +149,25 @@ int64_t LoadPlan::PlannedTime(uint64_t n) const {
   return s.start_ns + std::max<int64_t>(into, 0);
 }
 
+double LoadPlan::CumulativeAt(int64_t t_ns) const {
+  if (segments_.empty() || t_ns <= 0) return 0;
+  auto it = std::upper_bound(segments_.begin(), segments_.end(), t_ns,
+                             [](int64_t t, const Segment& s) { return t < s.start_ns; });
+  const Segment& s = *(it - 1);
+  const double secs = std::clamp<int64_t>(t_ns - s.start_ns, 0, s.duration_ns) / kNanos;
+  return s.arrivals_before + s.start_level * secs + s.slope * secs * secs / 2;
+}
+
+uint64_t LoadPlan::ArrivalsBefore(int64_t t_ns) const {
+  if (t_ns <= 0) return 0;
+  if (t_ns >= duration_ns_) return TotalArrivals();
+  // The integral gives it to within rounding; PlannedTime, which the workers follow, settles it.
+  uint64_t n = static_cast<uint64_t>(std::max(0.0, std::ceil(CumulativeAt(t_ns))));
+  while (n > 0 && PlannedTime(n - 1) >= t_ns) --n;
+  while (PlannedTime(n) < t_ns) ++n;
+  return n;
+}
+
 uint64_t LoadPlan::TotalArrivals() const {
   uint64_t n = static_cast<uint64_t>(std::max(0.0, std::ceil(total_arrivals_)));
   while (n > 0 && PlannedTime(n - 1) == INT64_MAX) --n;

@@ -57,6 +57,9 @@ class LoadPlan {
   int64_t PlannedTime(uint64_t n) const;
   // Open model: arrivals due in [0, duration).
   uint64_t TotalArrivals() const;
+  // Open model: how many arrivals are due before `t_ns` (those n with PlannedTime(n) < t_ns), by
+  // arithmetic: a stopping worker counts what it never sent without visiting each one.
+  uint64_t ArrivalsBefore(int64_t t_ns) const;
 
  private:
   struct Segment {
@@ -68,6 +71,7 @@ class LoadPlan {
     double arrivals_end;     // ...and at its end
   };
   double LevelAt(int64_t t_ns) const;
+  double CumulativeAt(int64_t t_ns) const;  // open model: the integral of the rate up to t_ns
   void BuildSegments(double initial, const std::vector<Stage>& stages);
 
   Model model_ = Model::kClosed;

@@ -332,6 +332,29 @@ TEST(LoadPlanOpenTest, ArrivalsSplitExactlyOverStreamsAtAStageBoundary) {
   for (const StageCase& c : StageBoundaryCases()) ExpectExactSplit(c);
 }
 
+// ArrivalsBefore(t) is what counting PlannedTime one by one gives, at any t (issue 9: a stopping
+// worker counted its unsent arrivals one by one, which at --rate 1e12 took hours).
+TEST(LoadPlanOpenTest, ArrivalsBeforeATimeAreCountedByArithmetic) {
+  std::vector<StageCase> cases = StageCases();
+  for (const StageCase& c : StageBoundaryCases()) cases.push_back(c);
+  cases.push_back({"constant_7_per_s", {}, 3 * kSec});
+  for (const StageCase& c : cases) {
+    const absl::StatusOr<LoadPlan> plan =
+        LoadPlan::Open(c.name == std::string("constant_7_per_s") ? 7 : 0, c.stages, c.duration_ns);
+    ASSERT_TRUE(plan.ok()) << c.name << ": " << plan.status();
+    uint64_t counted = 0;  // arrivals n with PlannedTime(n) < t, by walking
+    for (int64_t t = -kMs; t <= plan->duration_ns() + kSec; t += 37 * kMs) {
+      while (plan->PlannedTime(counted) < t) ++counted;
+      EXPECT_EQ(plan->ArrivalsBefore(t), counted) << c.name << " t=" << t;
+    }
+    EXPECT_EQ(plan->ArrivalsBefore(plan->duration_ns()), plan->TotalArrivals()) << c.name;
+  }
+  // A rate far beyond what any target takes: still a handful of operations.
+  const absl::StatusOr<LoadPlan> huge = LoadPlan::Open(1e7, {}, 3600 * kSec);
+  ASSERT_TRUE(huge.ok());
+  EXPECT_EQ(huge->ArrivalsBefore(1800 * kSec), 18'000'000'000u);
+}
+
 void ExpectInvalid(const absl::Status& status, const std::string& field) {
   EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument) << status;
   EXPECT_THAT(std::string(status.message()), HasSubstr(field));
