@@ -1,5 +1,6 @@
 // ParseLoadTest: reads YAML (or JSON) into a LoadTest by walking its protobuf descriptor, within
 // the document bounds, then hands the message to spec_validation.cc.
+#include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -8,6 +9,7 @@
 #include <cstdint>
 #include <limits>
 #include <map>
+#include <sstream>
 #include <string>
 #include <utility>
 #include <vector>
@@ -637,6 +639,49 @@ std::string LexicalBoundsProblem(absl::string_view text) {
   return "";
 }
 
+// Counts a text's documents from yaml-cpp's events, two at the most, and notes where the second
+// begins. YAML::LoadAll is not used: on some inputs ("," alone) HandleNextDocument keeps returning
+// true without consuming anything, and LoadAll loops forever, adding a node each time
+// (jbeder/yaml-cpp#1319, after 0.7.0) -- a REST body of one comma took a worker and every byte of
+// memory.
+class DocumentCounter final : public YAML::EventHandler {
+ public:
+  int documents() const { return documents_; }
+  const YAML::Mark& second() const { return second_; }
+
+  void OnDocumentStart(const YAML::Mark&) override {
+    ++documents_;
+    first_node_ = true;
+  }
+  void OnDocumentEnd() override {}
+  void OnNull(const YAML::Mark& mark, YAML::anchor_t) override { Node(mark); }
+  void OnAlias(const YAML::Mark& mark, YAML::anchor_t) override { Node(mark); }
+  void OnScalar(const YAML::Mark& mark, const std::string&, YAML::anchor_t,
+                const std::string&) override {
+    Node(mark);
+  }
+  void OnSequenceStart(const YAML::Mark& mark, const std::string&, YAML::anchor_t,
+                       YAML::EmitterStyle::value) override {
+    Node(mark);
+  }
+  void OnSequenceEnd() override {}
+  void OnMapStart(const YAML::Mark& mark, const std::string&, YAML::anchor_t,
+                  YAML::EmitterStyle::value) override {
+    Node(mark);
+  }
+  void OnMapEnd() override {}
+
+ private:
+  void Node(const YAML::Mark& mark) {
+    if (first_node_ && documents_ == 2) second_ = mark;
+    first_node_ = false;
+  }
+
+  int documents_ = 0;
+  bool first_node_ = false;
+  YAML::Mark second_;
+};
+
 }  // namespace
 
 absl::StatusOr<v1::LoadTest> ParseLoadTest(std::string_view text) {
@@ -652,23 +697,27 @@ absl::StatusOr<v1::LoadTest> ParseLoadTest(std::string_view text) {
   if (std::string problem = LexicalBoundsProblem(view); !problem.empty()) {
     return absl::InvalidArgumentError(problem);
   }
-  std::vector<YAML::Node> documents;
+  YAML::Node root;
   try {
-    documents = YAML::LoadAll(std::string(text));
+    std::istringstream stream{std::string(text)};
+    YAML::Parser events(stream);
+    DocumentCounter counter;
+    while (counter.documents() < 2 && events.HandleNextDocument(counter)) {
+    }
+    if (counter.documents() > 1) {
+      return absl::InvalidArgumentError(absl::StrCat("line ", counter.second().line + 1,
+                                                     ": expected one document, got more than one "
+                                                     "(put each LoadTest in its own file)"));
+    }
+    root = YAML::Load(std::string(text));
   } catch (const YAML::Exception& e) {
     return absl::InvalidArgumentError(absl::StrCat("line ", e.mark.line + 1, ", column ",
                                                    e.mark.column + 1, ": invalid YAML: ", e.msg));
   }
-  if (documents.empty() || (documents.size() == 1 && documents[0].IsNull())) {
+  if (root.IsNull()) {
     return absl::InvalidArgumentError(
         "the document is empty; expected a LoadTest (apiVersion, kind, metadata, spec)");
   }
-  if (documents.size() > 1) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("line ", documents[1].Mark().line + 1, ": expected one document, got ",
-                     documents.size(), " (put each LoadTest in its own file)"));
-  }
-  const YAML::Node& root = documents[0];
   if (!root.IsMap()) {
     return absl::InvalidArgumentError(absl::StrCat(
         "line ", root.Mark().line + 1,

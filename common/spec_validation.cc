@@ -297,7 +297,9 @@ class Validator {
       }
     }
     if (rate) Level(load.rate(), "spec.load.rate", kMaxRate, !stages);
-    if (!std::isfinite(load.spawn_rate()) || load.spawn_rate() < 0) {
+    if (!std::isfinite(load.spawn_rate())) {
+      Add("spec.load.spawnRate", "must be a finite number");
+    } else if (load.spawn_rate() < 0) {
       Add("spec.load.spawnRate", "must be >= 0");
     } else if (load.spawn_rate() > 0 && !users) {
       Add("spec.load.spawnRate", "only applies to the closed model (users)");

@@ -323,6 +323,9 @@ TEST(Serve, RejectsBadRequestsWithJsonErrors) {
   EXPECT_EQ(syntax.status, 400);
   EXPECT_EQ(syntax.Json()["problems"].size(), 1u) << syntax.body;
   EXPECT_EQ(server.Post("/api/v1/loadtests", "<html/>", "text/html").status, 415);
+  // A lone comma made yaml-cpp's LoadAll loop forever, allocating (a worker and all memory gone).
+  const Response comma = server.Post("/api/v1/loadtests", ",", "application/yaml");
+  EXPECT_EQ(comma.status, 400) << comma.body;
   const Response big =
       server.Post("/api/v1/loadtests", std::string(2 << 20, 'a'), "application/yaml");
   EXPECT_EQ(big.status, 413);
