@@ -64,6 +64,32 @@ inline std::string PathProblem(std::string_view path) {
   return "";
 }
 
+// Whether `content_type` (a Content-Type header) is one a LoadTest may come as:
+// application/json, application/yaml, application/x-yaml, or an application/*+json or *+yaml type
+// (RFC 6839), with any parameters, any case.
+inline bool IsLoadTestMediaType(std::string_view content_type) {
+  std::string type(content_type.substr(0, content_type.find(';')));
+  while (!type.empty() && (type.back() == ' ' || type.back() == '\t')) type.pop_back();
+  size_t start = 0;
+  while (start < type.size() && (type[start] == ' ' || type[start] == '\t')) ++start;
+  type = type.substr(start);
+  for (char& c : type) {
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+  }
+  if (type == "application/json" || type == "application/yaml" || type == "application/x-yaml")
+    return true;
+  constexpr std::string_view kPrefix = "application/";
+  if (type.compare(0, kPrefix.size(), kPrefix) != 0 ||
+      type.find('/', kPrefix.size()) != std::string::npos) {
+    return false;
+  }
+  auto ends_with = [&](std::string_view suffix) {
+    return type.size() > kPrefix.size() + suffix.size() &&
+           type.compare(type.size() - suffix.size(), suffix.size(), suffix) == 0;
+  };
+  return ends_with("+json") || ends_with("+yaml");
+}
+
 }  // namespace stampede::common
 
 #endif  // STAMPEDE_COMMON_HTTP_SYNTAX_H_

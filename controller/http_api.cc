@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "common/host_port.h"
+#include "common/http_syntax.h"
 #include "common/logging.h"
 #include "common/spec.h"
 #include "controller/results.h"
@@ -76,19 +77,6 @@ bool IsLoopback(const std::string& host) {
 }
 
 }  // namespace
-
-bool IsLoadTestMediaType(const std::string& header) {
-  const std::string type =
-      absl::AsciiStrToLower(absl::StripAsciiWhitespace(header.substr(0, header.find(';'))));
-  if (type == "application/json" || type == "application/yaml" || type == "application/x-yaml")
-    return true;
-  // A structured-syntax suffix (RFC 6839), e.g. application/vnd.example+json.
-  constexpr absl::string_view kPrefix = "application/";
-  if (!absl::StartsWith(type, kPrefix) || type.find('/', kPrefix.size()) != std::string::npos)
-    return false;
-  const bool suffixed = absl::EndsWith(type, "+json") || absl::EndsWith(type, "+yaml");
-  return suffixed && type.size() > kPrefix.size() + 5;
-}
 
 v1::LoadTest Redacted(v1::LoadTest test) {
   std::vector<std::string> secret = {"authorization", "cookie", "proxy-authorization"};
@@ -264,7 +252,7 @@ HttpResponse HttpApi::Handle(const HttpRequest& req) {
 HttpResponse HttpApi::Create(const HttpRequest& req) {
   if (shutting_down_.load()) return Error(503, "shutting down");
   const std::string& type = req.Header("content-type");
-  if (!IsLoadTestMediaType(type)) {
+  if (!common::IsLoadTestMediaType(type)) {
     return Error(415,
                  absl::StrCat("Content-Type \"", type,
                               "\": send the LoadTest as application/yaml or application/json"));

@@ -111,10 +111,6 @@ class HttpApi {
   std::vector<std::shared_ptr<Run>> runs_ ABSL_GUARDED_BY(mu_);  // oldest first
 };
 
-// Whether `header` (a Content-Type) is one a LoadTest may come as: application/json,
-// application/yaml, application/x-yaml, or application/*+json / *+yaml, with any parameters.
-bool IsLoadTestMediaType(const std::string& header);
-
 // A copy of `test` whose secret request headers (Authorization, Cookie, Proxy-Authorization, and
 // those named in spec.secretHeaders) read "<redacted>".
 v1::LoadTest Redacted(v1::LoadTest test);

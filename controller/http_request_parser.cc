@@ -3,38 +3,14 @@
 #include <algorithm>
 #include <cctype>
 
+#include "common/http_syntax.h"
+
 namespace stampede::controller {
 namespace {
 
 constexpr size_t kMaxChunkLine = 1024;  // a chunk size with its extensions
 
-bool IsTokenChar(unsigned char c) {
-  if (std::isalnum(c)) return true;
-  switch (c) {
-    case '!':
-    case '#':
-    case '$':
-    case '%':
-    case '&':
-    case '\'':
-    case '*':
-    case '+':
-    case '-':
-    case '.':
-    case '^':
-    case '_':
-    case '`':
-    case '|':
-    case '~':
-      return true;
-    default:
-      return false;
-  }
-}
-
-bool IsToken(std::string_view s) {
-  return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) { return IsTokenChar(c); });
-}
+using common::IsToken;
 
 std::string Lower(std::string_view s) {
   std::string out(s);
