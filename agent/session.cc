@@ -407,6 +407,18 @@ class Session {
     reader.join();
     const grpc::Status status = stream->Finish();
     if (rejected || failed) return End::kFailed;
+    // The controller refused us (a bad token, a taken index, a run it has not got): that is not a
+    // lost controller. An unknown run is worth redialling in a reconnect window (a restarted
+    // operator reads its tests back after it listens); a refusal never is.
+    const bool refused =
+        status.error_code() == grpc::StatusCode::PERMISSION_DENIED ||
+        status.error_code() == grpc::StatusCode::FAILED_PRECONDITION ||
+        (status.error_code() == grpc::StatusCode::NOT_FOUND && options_.reconnect_s == 0);
+    if (refused) {
+      SLOG(kError) << "rejected status=" << status.error_code() << " reason=\""
+                   << status.error_message() << "\" stopping=true";
+      return End::kFailed;
+    }
     // A controller that ends the stream with an error did not take our Done (say, a restarted
     // one that does not know the test yet): the reports are not delivered.
     if (!status.ok()) lost = true;

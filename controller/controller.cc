@@ -40,6 +40,8 @@ absl::StatusOr<std::unique_ptr<Controller>> Controller::Create(ControllerOptions
   if (!listener.ok()) return listener.status();
   c->listener_ = std::move(*listener);
   c->grpc_port_ = c->listener_->port();
+  c->listen_address_ = absl::StrCat(options.grpc_listen.substr(0, options.grpc_listen.rfind(':')),
+                                    ":", c->grpc_port_);
   if (options.advertise_address.empty()) {
     const std::string host = options.grpc_listen.substr(0, options.grpc_listen.rfind(':'));
     c->agent_address_ =

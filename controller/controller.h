@@ -50,6 +50,8 @@ class Controller final : public RunRegistry {
 
   int grpc_port() const { return grpc_port_; }
   const std::string& agent_address() const { return agent_address_; }
+  // Where the listener is bound: the --grpc-listen host with the port actually taken.
+  const std::string& listen_address() const { return listen_address_; }
 
  private:
   Controller() = default;
@@ -57,6 +59,7 @@ class Controller final : public RunRegistry {
 
   int grpc_port_ = 0;
   std::string agent_address_;
+  std::string listen_address_;
   RunOptions run_defaults_;
   bool abort_runs_on_shutdown_ = true;
   std::unique_ptr<GrpcListener> listener_;

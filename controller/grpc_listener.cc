@@ -172,6 +172,9 @@ class AgentStream {
       }
       std::shared_ptr<Run> run = find_run_(in_->hello().run());
       if (run == nullptr) {
+        // A restarted operator answers this until it has read its tests back; say so in its log.
+        SLOG(kWarning) << "agent_rejected run=" << in_->hello().run()
+                       << " index=" << in_->hello().index() << " why=\"unknown run\"";
         Reject(grpc::StatusCode::NOT_FOUND,
                absl::StrCat("no test with run id \"", in_->hello().run(), "\""));
         return;

@@ -177,7 +177,8 @@ absl::StatusOr<Server> Start(const ServeCommandOptions& options) {
     if (!s.ok()) return absl::Status(s.code(), absl::StrCat("--port-file: ", s.message()));
   }
   SLOG(kInfo) << "serving http_port=" << server.api->port()
-              << " grpc=" << server.controller->agent_address() << " logs=" << server.logs
+              << " grpc_listen=" << server.controller->listen_address()
+              << " agents_dial=" << server.controller->agent_address() << " logs=" << server.logs
               << " max_runs=" << options.max_runs;
   return server;
 }

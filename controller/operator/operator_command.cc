@@ -277,7 +277,9 @@ int OperatorCommand(const std::vector<std::string>& args) {
     if (count > 1) _exit(1);
     stop.Stop();
   });
-  SLOG(kInfo) << "operator identity=" << identity << " grpc=" << (*controller)->agent_address()
+  SLOG(kInfo) << "operator identity=" << identity
+              << " grpc_listen=" << (*controller)->listen_address()
+              << " agents_dial=" << (*controller)->agent_address()
               << " metrics_port=" << (*api)->port() << " namespace="
               << (options->watch_namespace.empty() ? "(all)" : options->watch_namespace)
               << " leader_elect=" << options->leader_elect;

@@ -7,6 +7,7 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <tuple>
 #include <vector>
 
 #include "common/spec.h"
@@ -95,6 +96,30 @@ std::vector<std::unique_ptr<testing::Process>> StartAgents(const std::string& ad
     agents.push_back(std::make_unique<testing::Process>(args));
   }
   return agents;
+}
+
+// Issue 9: a refused agent said controller_gone; it says why it was refused and stops, and the
+// controller logs an unknown run id too.
+TEST(ControllerRestartTest, ARefusedAgentSaysWhyAndStops) {
+  testing::TestTarget target;
+  auto test = TwoAgentTest("refused", target.Url("/"), 2, "30s");
+  ASSERT_TRUE(test.ok()) << test.status();
+  FirstController first = StartFirst(*test, "refused-run", "the-token", 0);
+  ASSERT_NE(first.controller, nullptr);
+  for (const auto& [run, token, reason] :
+       std::vector<std::tuple<std::string, std::string, std::string>>{
+           {"refused-run", "a-wrong-token", "bad token"},
+           {"no-such-run", "the-token", "no test with run id"}}) {
+    testing::Process agent({testing::AgentBinary(), "connect", "--controller", first.address,
+                            "--run", run, "--token", token, "--index", "0", "--threads", "1"});
+    const auto code = agent.Wait(seconds(20));
+    ASSERT_TRUE(code.has_value()) << agent.Stderr();
+    EXPECT_EQ(*code, 1);
+    EXPECT_NE(agent.Stderr().find("msg=rejected"), std::string::npos) << agent.Stderr();
+    EXPECT_NE(agent.Stderr().find(reason), std::string::npos) << agent.Stderr();
+    EXPECT_EQ(agent.Stderr().find("controller_gone"), std::string::npos) << agent.Stderr();
+  }
+  first.run->Abort("test over");
 }
 
 TEST(ControllerRestartTest, AgentsResumeWithARestartedControllerAndNothingIsLostOrCountedTwice) {
