@@ -23,6 +23,22 @@ inline bool IsToken(std::string_view s) {
   return true;
 }
 
+// ASCII lowercase (header names, tokens); other bytes unchanged.
+inline std::string AsciiLower(std::string_view s) {
+  std::string out(s);
+  for (char& c : out) {
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+  }
+  return out;
+}
+
+// Without the spaces and tabs around it (HTTP's optional white space).
+inline std::string_view TrimOws(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+  return s;
+}
+
 // Control characters other than tab (what a header value must not hold).
 inline bool HasControl(std::string_view s) {
   for (char c : s) {
@@ -68,14 +84,7 @@ inline std::string PathProblem(std::string_view path) {
 // application/json, application/yaml, application/x-yaml, or an application/*+json or *+yaml type
 // (RFC 6839), with any parameters, any case.
 inline bool IsLoadTestMediaType(std::string_view content_type) {
-  std::string type(content_type.substr(0, content_type.find(';')));
-  while (!type.empty() && (type.back() == ' ' || type.back() == '\t')) type.pop_back();
-  size_t start = 0;
-  while (start < type.size() && (type[start] == ' ' || type[start] == '\t')) ++start;
-  type = type.substr(start);
-  for (char& c : type) {
-    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-  }
+  const std::string type = AsciiLower(TrimOws(content_type.substr(0, content_type.find(';'))));
   if (type == "application/json" || type == "application/yaml" || type == "application/x-yaml")
     return true;
   constexpr std::string_view kPrefix = "application/";

@@ -12,17 +12,8 @@ constexpr size_t kMaxChunkLine = 1024;  // a chunk size with its extensions
 
 using common::IsToken;
 
-std::string Lower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return out;
-}
-
-std::string_view Trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-  return s;
-}
+using common::AsciiLower;
+using common::TrimOws;
 
 int HexValue(char c) {
   if (c >= '0' && c <= '9') return c - '0';
@@ -181,14 +172,14 @@ void HttpRequestParser::ParseHead() {
     if (colon == std::string_view::npos || !IsToken(field.substr(0, colon))) {
       return Fail(400, "a header line is not NAME: VALUE");
     }
-    const std::string_view value = Trim(field.substr(colon + 1));
+    const std::string_view value = TrimOws(field.substr(colon + 1));
     if (std::any_of(value.begin(), value.end(), [](char c) {
           const auto u = static_cast<unsigned char>(c);
           return (u < ' ' && u != '\t') || u == 0x7f;
         })) {
       return Fail(400, "a header value holds a control character");
     }
-    request_.headers.emplace_back(Lower(field.substr(0, colon)), std::string(value));
+    request_.headers.emplace_back(AsciiLower(field.substr(0, colon)), std::string(value));
   }
 
   bool has_length = false, chunked = false, close = false, keep_alive = false;
@@ -205,15 +196,15 @@ void HttpRequestParser::ParseHead() {
       has_length = true;
       length = n;
     } else if (name == "transfer-encoding") {
-      if (Lower(value) != "chunked" || chunked)
+      if (AsciiLower(value) != "chunked" || chunked)
         return Fail(501, "only Transfer-Encoding: chunked is served");
       chunked = true;
     } else if (name == "connection") {
-      const std::string v = Lower(value);
+      const std::string v = AsciiLower(value);
       close = close || v.find("close") != std::string::npos;
       keep_alive = keep_alive || v.find("keep-alive") != std::string::npos;
     } else if (name == "expect") {
-      if (Lower(value) != "100-continue")
+      if (AsciiLower(value) != "100-continue")
         return Fail(417, "only Expect: 100-continue is understood");
       request_.expect_continue = true;
     }

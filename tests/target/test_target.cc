@@ -48,6 +48,8 @@
 #include <string_view>
 #include <thread>
 
+#include "common/http_syntax.h"
+
 namespace stampede::test_target {
 namespace {
 
@@ -253,30 +255,9 @@ struct Request {
   uint64_t content_length = 0;
 };
 
-bool IsTokenChar(char c) {
-  return std::isalnum(static_cast<unsigned char>(c)) ||
-         std::strchr("!#$%&'*+-.^_`|~", c) != nullptr;
-}
-
-bool IsToken(std::string_view s) {
-  if (s.empty()) return false;
-  for (char c : s) {
-    if (!IsTokenChar(c)) return false;
-  }
-  return true;
-}
-
-std::string Lower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return out;
-}
-
-std::string_view Trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-  return s;
-}
+using stampede::common::AsciiLower;
+using stampede::common::IsToken;
+using stampede::common::TrimOws;
 
 // Digits only, no sign, no overflow, at most `max`.
 bool ParseUint(std::string_view s, uint64_t max, uint64_t* out) {
@@ -331,8 +312,8 @@ bool ParseRequestHead(std::string_view head, Request* req) {
     if (colon == std::string_view::npos) return false;
     std::string_view name = header.substr(0, colon);  // no obs-fold, no space before the colon
     if (!IsToken(name)) return false;
-    std::string_view value = Trim(header.substr(colon + 1));
-    std::string lname = Lower(name);
+    std::string_view value = TrimOws(header.substr(colon + 1));
+    std::string lname = AsciiLower(name);
     if (lname == "content-length") {
       uint64_t length;
       if (!ParseUint(value, UINT64_MAX / 2, &length)) return false;
@@ -342,14 +323,14 @@ bool ParseRequestHead(std::string_view head, Request* req) {
     } else if (lname == "transfer-encoding") {
       req->has_transfer_encoding = true;
     } else if (lname == "expect") {
-      req->expect_continue = Lower(value) == "100-continue";
+      req->expect_continue = AsciiLower(value) == "100-continue";
     } else if (lname == "connection") {
-      std::string tokens = Lower(value);
+      std::string tokens = AsciiLower(value);
       size_t start = 0;
       while (start <= tokens.size()) {
         size_t comma = tokens.find(',', start);
         if (comma == std::string::npos) comma = tokens.size();
-        std::string_view token = Trim(std::string_view(tokens).substr(start, comma - start));
+        std::string_view token = TrimOws(std::string_view(tokens).substr(start, comma - start));
         if (token == "close") saw_close = true;
         if (token == "keep-alive") saw_keep_alive = true;
         start = comma + 1;

@@ -44,10 +44,12 @@ struct Agent {
 
 class RunTest : public ::testing::Test {
  protected:
-  RunOptions Options() {
+  // The run's options on the fake clock; `reconnect_s` is the agents' reconnect window.
+  RunOptions Options(int reconnect_s = 0) {
     RunOptions o;
     o.clock = &clock_;
     o.controller_address = "127.0.0.1:7070";
+    o.agent_reconnect_s = reconnect_s;
     return o;
   }
 
@@ -299,9 +301,7 @@ TEST_F(RunTest, WithOnAgentLossContinueALostAgentLeavesAPartialSuccess) {
 }
 
 TEST_F(RunTest, AnAgentThatReconnectsWithinTheWindowIsKept) {
-  RunOptions options = Options();
-  options.agent_reconnect_s = 5;
-  auto run = Launch(kTwoAgents, options);
+  auto run = Launch(kTwoAgents, Options(/*reconnect_s=*/5));
   std::vector<Agent> agents = StartAll(*run, 2);
   const int64_t start = agents[0].connection->Sent(Body::kStart)[0].start().start_unix_nanos();
   clock_.AdvanceSeconds(2);
@@ -330,9 +330,7 @@ TEST_F(RunTest, AnAgentThatReconnectsWithinTheWindowIsKept) {
 }
 
 TEST_F(RunTest, AnAgentThatDoesNotReconnectWithinTheWindowIsLost) {
-  RunOptions options = Options();
-  options.agent_reconnect_s = 5;
-  auto run = Launch(kTwoAgents, options);
+  auto run = Launch(kTwoAgents, Options(/*reconnect_s=*/5));
   std::vector<Agent> agents = StartAll(*run, 2);
   run->OnStreamClosed(1, agents[1].connection.get());
   Advance(*run, 5000);
@@ -439,9 +437,7 @@ TEST_F(RunTest, AReportForASecondAlreadyClosedStillCountsInTheTotals) {
 }
 
 TEST_F(RunTest, ARestartedControllerAdoptsRunningAgentsWithoutASecondStart) {
-  RunOptions options = Options();
-  options.agent_reconnect_s = 10;
-  auto run = Launch(kTwoAgents, options);
+  auto run = Launch(kTwoAgents, Options(/*reconnect_s=*/10));
   EXPECT_EQ(run->phase(), Phase::kStarting);
   // The agents started 2.5 s ago, under the previous controller, which saw 2 seconds of reports.
   const int64_t start = clock_.RealtimeNanos() - 2500LL * 1'000'000;
@@ -476,9 +472,7 @@ TEST_F(RunTest, ARestartedControllerAdoptsRunningAgentsWithoutASecondStart) {
 }
 
 TEST_F(RunTest, AResumingAgentFromAnotherStartIsRejected) {
-  RunOptions options = Options();
-  options.agent_reconnect_s = 10;
-  auto run = Launch(kTwoAgents, options);
+  auto run = Launch(kTwoAgents, Options(/*reconnect_s=*/10));
   Agent a, b;
   a.index = 0;
   b.index = 1;
@@ -503,9 +497,7 @@ TEST_F(RunTest, HelloIsRejectedForABadTokenAnIndexOutOfRangeOrATakenIndex) {
 }
 
 TEST_F(RunTest, AnAgentThatLosesItsStreamBeforeTheStartGetsTheSameShareAgain) {
-  RunOptions options = Options();
-  options.agent_reconnect_s = 5;
-  auto run = Launch(kTwoAgents, options);
+  auto run = Launch(kTwoAgents, Options(/*reconnect_s=*/5));
   Agent a, b;
   a.index = 0;
   b.index = 1;
