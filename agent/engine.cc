@@ -2,6 +2,7 @@
 
 #include <netdb.h>
 #include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 #include <sys/resource.h>
 #include <time.h>
 
@@ -24,6 +25,18 @@ void RaiseFileLimit() {
   if (getrlimit(RLIMIT_NOFILE, &lim) == 0 && lim.rlim_cur < lim.rlim_max) {
     lim.rlim_cur = lim.rlim_max;
     setrlimit(RLIMIT_NOFILE, &lim);
+  }
+}
+
+// OpenSSL decodes a certificate's extensions the first time a verification looks at them and
+// caches them in the shared X509. Worker threads verifying their first handshakes at once would
+// race on that cache (ThreadSanitizer sees one thread decode while another compares key ids), so
+// decode the trusted certificates here, before any worker starts.
+void WarmCertificateCache(X509_STORE* store) {
+  STACK_OF(X509_OBJECT)* objects = X509_STORE_get0_objects(store);
+  for (int i = 0; i < sk_X509_OBJECT_num(objects); ++i) {
+    X509* cert = X509_OBJECT_get0_X509(sk_X509_OBJECT_value(objects, i));
+    if (cert != nullptr) X509_check_purpose(cert, -1, 0);
   }
 }
 
@@ -84,6 +97,7 @@ absl::StatusOr<std::unique_ptr<Engine>> Engine::Create(EngineConfig config) {
         return absl::InvalidArgumentError(
             absl::StrCat("cacert: cannot load \"", config.ca_file, "\""));
       }
+      WarmCertificateCache(SSL_CTX_get_cert_store(ctx));
     }
     shared.sni = url.host;
   }
