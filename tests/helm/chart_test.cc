@@ -1,0 +1,448 @@
+// The Helm chart (helm/stampede), checked with the real Helm 3.17.1 binary that scripts/helm-fetch
+// installs: lint, what each value changes in the rendered objects, the schema's refusals, the CRD
+// being deploy/'s, `kubectl kustomize deploy/` giving the same objects as the default install, and
+// the README's values table listing exactly the chart's values.
+#include <algorithm>
+#include <cstdlib>
+#include <fstream>
+#include <map>
+#include <set>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "gtest/gtest.h"
+#include "nlohmann/json.hpp"
+#include "tests/integration/process.h"
+#include "yaml-cpp/yaml.h"
+
+namespace stampede::testing {
+namespace {
+
+using nlohmann::json;
+
+const std::string kSource = STAMPEDE_SOURCE_DIR;
+const std::string kChart = kSource + "/helm/stampede";
+
+std::string EnvOr(const char* name, const std::string& fallback) {
+  const char* value = std::getenv(name);
+  return value != nullptr && *value != '\0' ? value : fallback;
+}
+
+std::string HelmBinary() { return EnvOr("STAMPEDE_HELM", "/var/cache/stampede/helm/2.0.4/helm"); }
+std::string KubectlBinary() {
+  return EnvOr("STAMPEDE_K8S_BIN", "/var/cache/stampede/k8s/bin") + "/kubectl";
+}
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+struct Result {
+  int code = -1;
+  std::string out;
+  std::string err;
+};
+
+Result RunCommand(std::vector<std::string> argv) {
+  Process p(std::move(argv));
+  Result r;
+  if (std::optional<int> code = p.Wait(std::chrono::seconds(60)); code.has_value()) r.code = *code;
+  r.out = p.Stdout();
+  r.err = p.Stderr();
+  return r;
+}
+
+// yaml-cpp's scalars carry no type: every scalar becomes a string, on both sides of a comparison.
+json ToJson(const YAML::Node& node) {
+  switch (node.Type()) {
+    case YAML::NodeType::Map: {
+      json object = json::object();
+      for (const auto& entry : node) object[entry.first.as<std::string>()] = ToJson(entry.second);
+      return object;
+    }
+    case YAML::NodeType::Sequence: {
+      json array = json::array();
+      for (const auto& item : node) array.push_back(ToJson(item));
+      return array;
+    }
+    case YAML::NodeType::Scalar:
+      return node.as<std::string>();
+    default:
+      return nullptr;
+  }
+}
+
+// Objects of a multi-document YAML stream, keyed "Kind namespace/name".
+using Objects = std::map<std::string, json>;
+
+Objects ParseObjects(const std::string& stream) {
+  Objects objects;
+  for (const YAML::Node& doc : YAML::LoadAll(stream)) {
+    if (!doc.IsMap()) continue;
+    json object = ToJson(doc);
+    const json& meta = object["metadata"];
+    const std::string key =
+        absl::StrCat(object["kind"].get<std::string>(), " ", meta.value("namespace", ""), "/",
+                     meta["name"].get<std::string>());
+    EXPECT_EQ(objects.count(key), 0u) << "rendered twice: " << key;
+    objects[key] = std::move(object);
+  }
+  return objects;
+}
+
+// values_files are under helm/stampede/ci/; sets are --set a=b.
+Result HelmTemplate(const std::vector<std::string>& values_files,
+                    const std::vector<std::string>& sets, const std::string& ns = "stampede-system",
+                    const std::string& release = "stampede") {
+  std::vector<std::string> argv = {HelmBinary(), "template", release, kChart, "--namespace", ns};
+  for (const std::string& f : values_files) {
+    argv.push_back("--values");
+    argv.push_back(kChart + "/ci/" + f);
+  }
+  for (const std::string& s : sets) {
+    argv.push_back("--set");
+    argv.push_back(s);
+  }
+  return RunCommand(argv);
+}
+
+Objects Rendered(const std::vector<std::string>& values_files = {},
+                 const std::vector<std::string>& sets = {},
+                 const std::string& ns = "stampede-system",
+                 const std::string& release = "stampede") {
+  Result result = HelmTemplate(values_files, sets, ns, release);
+  EXPECT_EQ(result.code, 0) << result.err;
+  return ParseObjects(result.out);
+}
+
+std::set<std::string> Kinds(const Objects& objects) {
+  std::set<std::string> kinds;
+  for (const auto& [key, object] : objects) kinds.insert(object["kind"].get<std::string>());
+  return kinds;
+}
+
+const json& Container(const json& deployment) {
+  return deployment["spec"]["template"]["spec"]["containers"][0];
+}
+
+std::vector<std::string> Args(const Objects& objects, const std::string& key) {
+  std::vector<std::string> args;
+  for (const json& a : Container(objects.at(key))["args"]) args.push_back(a.get<std::string>());
+  return args;
+}
+
+bool HasArg(const std::vector<std::string>& args, const std::string& arg) {
+  return std::find(args.begin(), args.end(), arg) != args.end();
+}
+
+bool HasArgPrefix(const std::vector<std::string>& args, const std::string& prefix) {
+  return std::any_of(args.begin(), args.end(),
+                     [&](const std::string& a) { return absl::StartsWith(a, prefix); });
+}
+
+class HelmChart : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (!std::ifstream(HelmBinary()).good()) {
+      GTEST_FAIL() << HelmBinary()
+                   << " is missing: run scripts/helm-fetch, or point STAMPEDE_HELM at helm";
+    }
+  }
+};
+
+TEST_F(HelmChart, LintsStrictlyWithEveryValueSet) {
+  for (const std::string values :
+       {"", "namespaced-values.yaml", "ha-values.yaml", "custom-values.yaml"}) {
+    std::vector<std::string> argv = {HelmBinary(), "lint", "--strict", kChart};
+    if (!values.empty()) argv.insert(argv.end(), {"--values", kChart + "/ci/" + values});
+    Result r = RunCommand(argv);
+    EXPECT_EQ(r.code, 0) << values << "\n" << r.out << r.err;
+    EXPECT_TRUE(absl::StrContains(r.out, "0 chart(s) failed")) << r.out;
+  }
+}
+
+TEST_F(HelmChart, DefaultsInstallTheOperatorInTheReleaseNamespaceAndNoNamespace) {
+  Objects objects = Rendered({}, {}, "perf-tools");
+  EXPECT_EQ(Kinds(objects), (std::set<std::string>{"ClusterRole", "ClusterRoleBinding",
+                                                   "CustomResourceDefinition", "Deployment", "Role",
+                                                   "RoleBinding", "Service", "ServiceAccount"}));
+  for (const auto& [key, object] : objects) {
+    const std::string kind = object["kind"];
+    if (kind == "ClusterRole" || kind == "ClusterRoleBinding" || kind == "CustomResourceDefinition")
+      continue;
+    EXPECT_EQ(object["metadata"].value("namespace", ""), "perf-tools") << key;
+    EXPECT_EQ(object["metadata"]["labels"]["app.kubernetes.io/version"], "0.1.0") << key;
+  }
+  const std::string deployment = "Deployment perf-tools/stampede-controller";
+  const std::vector<std::string> args = Args(objects, deployment);
+  EXPECT_TRUE(HasArg(args, "--advertise-address=stampede-controller.perf-tools.svc:7070"));
+  EXPECT_TRUE(HasArg(args, "--lease-namespace=perf-tools"));
+  EXPECT_TRUE(HasArg(args, "--lease-name=stampede-operator"));
+  EXPECT_TRUE(HasArg(args, "--leader-elect"));
+  EXPECT_TRUE(HasArg(args, "--agent-image=ghcr.io/stampede-dev/stampede-agent:0.1.0"));
+  EXPECT_FALSE(HasArgPrefix(args, "--namespace"));
+  const json& container = Container(objects.at(deployment));
+  // The tag follows appVersion; the restricted profile holds by default.
+  EXPECT_EQ(container["image"], "ghcr.io/stampede-dev/stampede:0.1.0");
+  EXPECT_EQ(container["securityContext"]["readOnlyRootFilesystem"], "true");
+  EXPECT_EQ(container["securityContext"]["allowPrivilegeEscalation"], "false");
+  EXPECT_EQ(container["securityContext"]["capabilities"]["drop"], json::array({"ALL"}));
+  const json& pod = objects.at(deployment)["spec"]["template"]["spec"];
+  EXPECT_EQ(pod["securityContext"]["runAsUser"], "65532");
+  EXPECT_EQ(pod["securityContext"]["runAsNonRoot"], "true");
+  EXPECT_EQ(pod["securityContext"]["seccompProfile"]["type"], "RuntimeDefault");
+  EXPECT_EQ(pod["serviceAccountName"], "stampede-operator");
+  const json& binding = objects.at("ClusterRoleBinding /stampede-operator");
+  EXPECT_EQ(binding["subjects"][0]["namespace"], "perf-tools");
+  // Another release name gives other object names, so two releases do not collide.
+  Objects other = Rendered({}, {}, "perf-tools", "perf");
+  EXPECT_EQ(other.count("Deployment perf-tools/perf-stampede-controller"), 1u);
+  EXPECT_EQ(other.count("ClusterRole /perf-stampede-operator"), 1u);
+}
+
+TEST_F(HelmChart, TheCrdIsDeploysAndKeptOnUninstallUnlessAskedNotTo) {
+  const std::string deploy_crd = ReadFile(kSource + "/deploy/crd/loadtests.stampede.dev.yaml");
+  ASSERT_FALSE(deploy_crd.empty());
+  EXPECT_EQ(ReadFile(kChart + "/files/loadtests.stampede.dev.yaml"), deploy_crd)
+      << "the chart's CRD differs from deploy/crd/: run the update-crd target";
+  const std::string key = "CustomResourceDefinition /loadtests.stampede.dev";
+  Objects objects = Rendered();
+  json rendered = objects.at(key);
+  EXPECT_EQ(rendered["metadata"]["annotations"]["helm.sh/resource-policy"], "keep");
+  rendered["metadata"].erase("annotations");
+  rendered["metadata"].erase("labels");
+  EXPECT_EQ(rendered, ToJson(YAML::Load(deploy_crd)));
+
+  Objects not_kept = Rendered({}, {"crds.keep=false"});
+  EXPECT_FALSE(not_kept.at(key)["metadata"].contains("annotations"));
+  Objects none = Rendered({}, {"crds.install=false"});
+  EXPECT_EQ(none.count(key), 0u);
+}
+
+TEST_F(HelmChart, WatchNamespacesGivesRolesThereAndTheSameListToTheOperator) {
+  Objects objects = Rendered({"namespaced-values.yaml"});
+  EXPECT_EQ(Kinds(objects).count("ClusterRole"), 0u);
+  EXPECT_EQ(Kinds(objects).count("ClusterRoleBinding"), 0u);
+  const json cluster_rules = Rendered().at("ClusterRole /stampede-operator")["rules"];
+  for (const std::string ns : {"team-a"}) {
+    const std::string role = "Role " + ns + "/stampede-operator";
+    ASSERT_EQ(objects.count(role), 1u) << role;
+    EXPECT_EQ(objects.at(role)["rules"], cluster_rules) << "the same permissions, namespaced";
+    const json& binding = objects.at("RoleBinding " + ns + "/stampede-operator");
+    EXPECT_EQ(binding["subjects"][0]["namespace"], "stampede-system");
+    EXPECT_EQ(binding["roleRef"]["kind"], "Role");
+  }
+  const std::vector<std::string> args =
+      Args(objects, "Deployment stampede-system/stampede-controller");
+  EXPECT_TRUE(HasArg(args, "--namespace=team-a"));
+  // The leader-election Role stays in the release namespace.
+  EXPECT_EQ(objects.count("Role stampede-system/stampede-operator-leader-election"), 1u);
+}
+
+TEST_F(HelmChart, TwoReplicasElectALeaderAndKeepOneThroughADrain) {
+  Objects objects = Rendered({"ha-values.yaml"});
+  const std::string deployment = "Deployment stampede-system/stampede-controller";
+  EXPECT_EQ(objects.at(deployment)["spec"]["replicas"], "2");
+  const std::vector<std::string> args = Args(objects, deployment);
+  EXPECT_TRUE(HasArg(args, "--leader-elect"));
+  EXPECT_TRUE(HasArg(args, "--lease-name=stampede-leader"));
+  EXPECT_TRUE(HasArg(args, "--lease-duration=20s"));
+  EXPECT_TRUE(HasArg(args, "--renew-deadline=12s"));
+  EXPECT_TRUE(HasArg(args, "--retry-period=3s"));
+  const json& pdb = objects.at("PodDisruptionBudget stampede-system/stampede-controller");
+  EXPECT_EQ(pdb["spec"]["maxUnavailable"], "1");
+  EXPECT_EQ(pdb["spec"]["selector"]["matchLabels"],
+            objects.at(deployment)["spec"]["selector"]["matchLabels"]);
+  Objects min_available =
+      Rendered({}, {"podDisruptionBudget.enabled=true", "podDisruptionBudget.minAvailable=1"});
+  const json& spec =
+      min_available.at("PodDisruptionBudget stampede-system/stampede-controller")["spec"];
+  EXPECT_EQ(spec["minAvailable"], "1");
+  EXPECT_FALSE(spec.contains("maxUnavailable"));
+  // Without leader election there is no Lease to hold, and no Role for one.
+  Objects single = Rendered({}, {"leaderElection.enabled=false"});
+  EXPECT_FALSE(HasArg(Args(single, deployment), "--leader-elect"));
+  EXPECT_EQ(single.count("Role stampede-system/stampede-operator-leader-election"), 0u);
+}
+
+TEST_F(HelmChart, CustomImagesAndSchedulingReachTheObjects) {
+  Objects objects = Rendered({"custom-values.yaml"}, {}, "perf");
+  const std::string deployment = "Deployment perf/loadgen-controller";
+  ASSERT_EQ(objects.count(deployment), 1u);
+  const json& pod = objects.at(deployment)["spec"]["template"]["spec"];
+  const json& container = Container(objects.at(deployment));
+  EXPECT_EQ(container["image"],
+            "registry.example.test:5000/perf/stampede:0.1.0-rc1@sha256:"
+            "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef");
+  EXPECT_EQ(container["imagePullPolicy"], "Always");
+  EXPECT_EQ(pod["imagePullSecrets"], json::parse(R"([{"name":"regcred"}])"));
+  EXPECT_EQ(pod["nodeSelector"]["kubernetes.io/os"], "linux");
+  EXPECT_EQ(pod["tolerations"][0]["key"], "dedicated");
+  EXPECT_EQ(pod["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
+               ["nodeSelectorTerms"][0]["matchExpressions"][0]["values"],
+            json::array({"amd64"}));
+  EXPECT_EQ(pod["topologySpreadConstraints"][0]["topologyKey"], "kubernetes.io/hostname");
+  EXPECT_EQ(pod["priorityClassName"], "system-cluster-critical");
+  EXPECT_EQ(pod["serviceAccountName"], "perf-operator");
+  EXPECT_EQ(objects.count("ServiceAccount perf/perf-operator"), 0u)
+      << "serviceAccount.create=false";
+  EXPECT_EQ(objects.at("ClusterRoleBinding /loadgen-operator")["subjects"][0]["name"],
+            "perf-operator");
+  EXPECT_EQ(container["env"], json::parse(R"([{"name":"TZ","value":"UTC"}])"));
+  const json& template_meta = objects.at(deployment)["spec"]["template"]["metadata"];
+  EXPECT_EQ(template_meta["labels"]["sidecar.example.test/inject"], "false");
+  EXPECT_EQ(template_meta["annotations"]["example.test/owner"], "perf");
+  for (const auto& [key, object] : objects) {
+    EXPECT_EQ(object["metadata"]["labels"]["team"], "perf") << key << ": commonLabels";
+  }
+
+  const std::vector<std::string> args = Args(objects, deployment);
+  EXPECT_TRUE(
+      HasArg(args, "--agent-image=registry.example.test:5000/perf/stampede-agent:0.1.0-rc1"));
+  EXPECT_TRUE(HasArg(args, "--agent-reconnect=2m"));
+  EXPECT_TRUE(HasArg(args, "--advertise-address=loadgen-controller.perf.svc:7070"));
+  EXPECT_TRUE(HasArg(args, "--status-interval=5s")) << "extraArgs";
+}
+
+TEST_F(HelmChart, OptionalMonitoringObjectsAreOffUntilEnabled) {
+  Objects objects = Rendered(
+      {}, {"metrics.serviceMonitor.enabled=true", "metrics.serviceMonitor.labels.release=prom",
+           "metrics.serviceMonitor.interval=30s"});
+  const json& monitor = objects.at("ServiceMonitor stampede-system/stampede-controller");
+  EXPECT_EQ(monitor["metadata"]["labels"]["release"], "prom");
+  EXPECT_EQ(monitor["spec"]["endpoints"][0]["port"], "metrics");
+  EXPECT_EQ(monitor["spec"]["endpoints"][0]["interval"], "30s");
+  // It selects the controller's Service, whose labels are the Pods' selector labels.
+  EXPECT_EQ(
+      monitor["spec"]["selector"]["matchLabels"],
+      objects.at(
+          "Deployment stampede-system/stampede-controller")["spec"]["selector"]["matchLabels"]);
+  EXPECT_EQ(monitor["spec"]["namespaceSelector"]["matchNames"], json::array({"stampede-system"}));
+  // Enabled with no dashboard file yet, the ConfigMap is left out rather than rendered empty.
+  Objects dashboard = Rendered({}, {"grafanaDashboard.enabled=true"});
+  for (const auto& [key, object] : dashboard) {
+    if (object["kind"] == "ConfigMap") {
+      EXPECT_FALSE(object["data"].empty()) << key;
+    }
+  }
+}
+
+TEST_F(HelmChart, BadValuesAreRefusedNamingTheValue) {
+  const std::vector<std::pair<std::vector<std::string>, std::string>> cases = {
+      {{"replicaCount=2", "leaderElection.enabled=false"}, "leaderElection.enabled"},
+      {{"image.pullPolicy=Sometimes"}, "image.pullPolicy"},
+      {{"image.digest=latest"}, "image.digest"},
+      {{"agent.image.tag=has space"}, "agent.image.tag"},
+      {{"watchNamespaces[0]=Team_A"}, "watchNamespaces.0"},
+      {{"watchNamespaces={a,b}"}, "watchNamespaces"},
+      {{"service.grpcPort=70000"}, "service.grpcPort"},
+      {{"leaderElection.leaseDuration=15"}, "leaderElection.leaseDuration"},
+      {{"agent.reconnect=soon"}, "agent.reconnect"},
+      {{"imagePullSecret[0].name=regcred"}, "imagePullSecret"},
+      {{"extraArgs[0]=status-interval=5s"}, "extraArgs.0"},
+      {{"serviceAccount.create=false"}, "serviceAccount.name"},
+      {{"crds.keep=maybe"}, "crds.keep"},
+  };
+  for (const auto& [sets, field] : cases) {
+    Result r = HelmTemplate({}, sets);
+    EXPECT_NE(r.code, 0) << absl::StrJoin(sets, " ") << " was accepted";
+    EXPECT_TRUE(absl::StrContains(r.err, field))
+        << absl::StrJoin(sets, " ") << ": the error does not name " << field << ":\n"
+        << r.err;
+  }
+}
+
+// Removes Helm's own labels wherever a label map sits (metadata, selectors, Pod templates).
+void DropHelmLabels(json& node) {
+  static const std::set<std::string> kHelmLabels = {"app.kubernetes.io/instance",
+                                                    "app.kubernetes.io/managed-by",
+                                                    "app.kubernetes.io/version", "helm.sh/chart"};
+  if (node.is_object()) {
+    for (const std::string& label : kHelmLabels) node.erase(label);
+    for (auto& [key, value] : node.items()) DropHelmLabels(value);
+  } else if (node.is_array()) {
+    for (json& item : node) DropHelmLabels(item);
+  }
+}
+
+TEST_F(HelmChart, KustomizeAndTheDefaultInstallGiveTheSameObjects) {
+  Result kustomize = RunCommand({KubectlBinary(), "kustomize", kSource + "/deploy"});
+  ASSERT_EQ(kustomize.code, 0) << kustomize.err << " (kubectl from scripts/k8s-build)";
+  Objects from_kustomize = ParseObjects(kustomize.out);
+  // The chart never creates a Namespace: `helm install --create-namespace` does.
+  ASSERT_EQ(from_kustomize.erase("Namespace /stampede-system"), 1u);
+  Objects from_helm = Rendered();
+  // The CRD file has no labels or annotations; the chart labels it and marks it kept.
+  json& crd = from_helm.at("CustomResourceDefinition /loadtests.stampede.dev")["metadata"];
+  crd.erase("labels");
+  crd.erase("annotations");
+  std::set<std::string> helm_keys, kustomize_keys;
+  for (auto& [key, object] : from_helm) {
+    DropHelmLabels(object);
+    helm_keys.insert(key);
+  }
+  for (auto& [key, object] : from_kustomize) kustomize_keys.insert(key);
+  ASSERT_EQ(helm_keys, kustomize_keys);
+  for (const std::string& key : helm_keys) {
+    EXPECT_EQ(from_helm.at(key), from_kustomize.at(key))
+        << key << "\nhelm:      " << from_helm.at(key).dump()
+        << "\nkustomize: " << from_kustomize.at(key).dump();
+  }
+}
+
+// The values the README documents: a schema object with additionalProperties false is opened up
+// into its keys; anything else (Kubernetes objects passed through, lists, scalars) is one row.
+void SchemaLeaves(const json& schema, const std::string& prefix, std::set<std::string>* leaves) {
+  for (const auto& [key, sub] : schema["properties"].items()) {
+    const std::string path = prefix.empty() ? key : prefix + "." + key;
+    if (sub.value("additionalProperties", json(true)) == json(false) &&
+        sub.contains("properties")) {
+      SchemaLeaves(sub, path, leaves);
+    } else {
+      leaves->insert(path);
+    }
+  }
+}
+
+bool ValuesHave(const YAML::Node& values, const std::string& path) {
+  YAML::Node node = YAML::Clone(values);
+  for (const std::string& part : std::vector<std::string>(absl::StrSplit(path, '.'))) {
+    if (!node.IsMap() || !node[part]) return false;
+    node = node[part];
+  }
+  return true;
+}
+
+TEST_F(HelmChart, TheReadmeValuesTableListsEveryValue) {
+  const json schema = json::parse(ReadFile(kChart + "/values.schema.json"));
+  std::set<std::string> leaves;
+  SchemaLeaves(schema, "", &leaves);
+  leaves.erase("global");  // open for umbrella charts; the chart reads nothing from it
+  const YAML::Node values = YAML::LoadFile(kChart + "/values.yaml");
+  for (const std::string& leaf : leaves) EXPECT_TRUE(ValuesHave(values, leaf)) << leaf;
+  // Rows of the table under "### Helm values" look like "| `image.tag` | ... |".
+  const std::string readme = ReadFile(kSource + "/README.md");
+  const size_t start = readme.find("### Helm values");
+  ASSERT_NE(start, std::string::npos) << "README.md has no \"### Helm values\" section";
+  std::set<std::string> documented;
+  std::istringstream lines(readme.substr(start));
+  std::string line;
+  std::getline(lines, line);
+  while (std::getline(lines, line) && !absl::StartsWith(line, "#")) {
+    if (!absl::StartsWith(line, "| `")) continue;
+    const size_t end = line.find('`', 3);
+    documented.insert(line.substr(3, end - 3));
+  }
+  EXPECT_EQ(documented, leaves);
+}
+
+}  // namespace
+}  // namespace stampede::testing
