@@ -16,6 +16,7 @@ namespace {
 
 using ::testing::Contains;
 using ::testing::ElementsAre;
+using ::testing::IsSupersetOf;
 
 const std::string kDeploy = STAMPEDE_DEPLOY_DIR;
 
@@ -122,10 +123,12 @@ TEST(DeployTest, ControllerPodIsRestricted) {
   EXPECT_TRUE(c["securityContext"]["readOnlyRootFilesystem"].as<bool>());
   EXPECT_THAT(Strings(c["securityContext"]["capabilities"]["drop"]), Contains("ALL"));
   EXPECT_FALSE(c["securityContext"]["capabilities"]["add"].IsDefined());
-  EXPECT_THAT(Strings(c["args"]), ElementsAre("operator", "--grpc-listen=0.0.0.0:7070",
-                                              "--advertise-address=stampede-controller."
-                                              "stampede-system.svc:7070",
-                                              "--metrics-listen=0.0.0.0:9090", "--leader-elect"));
+  // The Lease and the agents' address are in the operator's own namespace.
+  EXPECT_THAT(Strings(c["args"]),
+              IsSupersetOf({"operator", "--grpc-listen=0.0.0.0:7070",
+                            "--advertise-address=stampede-controller.stampede-system.svc:7070",
+                            "--metrics-listen=0.0.0.0:9090", "--leader-elect",
+                            "--lease-namespace=stampede-system"}));
   EXPECT_EQ(c["readinessProbe"]["httpGet"]["path"].as<std::string>(), "/readyz");
   EXPECT_EQ(c["livenessProbe"]["httpGet"]["path"].as<std::string>(), "/healthz");
   EXPECT_EQ(c["readinessProbe"]["httpGet"]["port"].as<std::string>(), "metrics");
