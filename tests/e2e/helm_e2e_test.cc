@@ -7,7 +7,6 @@
 #include <gtest/gtest.h>
 
 #include <cstdio>
-#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <memory>
@@ -25,11 +24,6 @@ namespace {
 
 constexpr char kSourceDir[] = STAMPEDE_SOURCE_DIR;
 
-std::string HelmBinary() {
-  const char* helm = std::getenv("STAMPEDE_HELM");
-  return helm != nullptr && *helm != '\0' ? helm : "/var/cache/stampede/helm/2.0.4/helm";
-}
-
 class HelmE2eTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
@@ -45,23 +39,19 @@ class HelmE2eTest : public ::testing::Test {
 
   void SetUp() override {
     ASSERT_NE(cluster_, nullptr) << start_error_;
-    ASSERT_TRUE(std::ifstream(HelmBinary()).good())
-        << HelmBinary() << " is missing: run scripts/helm-fetch, or point STAMPEDE_HELM at helm";
+    ASSERT_TRUE(std::ifstream(testing::HelmBinary()).good())
+        << testing::HelmBinary()
+        << " is missing: run scripts/helm-fetch, or point STAMPEDE_HELM at helm";
   }
   void TearDown() override {
     if (HasFailure() && cluster_ != nullptr) std::fprintf(stderr, "%s\n", cluster_->Logs().c_str());
   }
 
   CommandResult Helm(std::vector<std::string> args) {
-    args.insert(args.begin(), HelmBinary());
+    args.insert(args.begin(), testing::HelmBinary());
     args.insert(args.end(), {"--kubeconfig", cluster_->admin_kubeconfig()});
-    testing::Process helm(args);
-    CommandResult r;
-    if (std::optional<int> code = helm.Wait(std::chrono::seconds(120)); code.has_value())
-      r.exit_code = *code;
-    r.out = helm.Stdout();
-    r.err = helm.Stderr();
-    return r;
+    testing::CommandOutput r = testing::RunToEnd(std::move(args), std::chrono::seconds(120));
+    return CommandResult{r.exit_code, std::move(r.out), std::move(r.err)};
   }
 
   std::string Get(const std::vector<std::string>& args) {

@@ -28,14 +28,11 @@ using nlohmann::json;
 const std::string kSource = STAMPEDE_SOURCE_DIR;
 const std::string kChart = kSource + "/helm/stampede";
 
-std::string EnvOr(const char* name, const std::string& fallback) {
-  const char* value = std::getenv(name);
-  return value != nullptr && *value != '\0' ? value : fallback;
-}
-
-std::string HelmBinary() { return EnvOr("STAMPEDE_HELM", "/var/cache/stampede/helm/2.0.4/helm"); }
+// $STAMPEDE_K8S_BIN's kubectl (scripts/test sets it), else scripts/k8s-build's default folder.
 std::string KubectlBinary() {
-  return EnvOr("STAMPEDE_K8S_BIN", "/var/cache/stampede/k8s/bin") + "/kubectl";
+  const char* dir = std::getenv("STAMPEDE_K8S_BIN");
+  return std::string(dir != nullptr && *dir != '\0' ? dir : "/var/cache/stampede/k8s/bin") +
+         "/kubectl";
 }
 
 std::string ReadFile(const std::string& path) {
@@ -45,19 +42,8 @@ std::string ReadFile(const std::string& path) {
   return text.str();
 }
 
-struct Result {
-  int code = -1;
-  std::string out;
-  std::string err;
-};
-
-Result RunCommand(std::vector<std::string> argv) {
-  Process p(std::move(argv));
-  Result r;
-  if (std::optional<int> code = p.Wait(std::chrono::seconds(60)); code.has_value()) r.code = *code;
-  r.out = p.Stdout();
-  r.err = p.Stderr();
-  return r;
+CommandOutput RunCommand(std::vector<std::string> argv) {
+  return RunToEnd(std::move(argv), std::chrono::seconds(60));
 }
 
 // yaml-cpp's scalars carry no type: every scalar becomes a string, on both sides of a comparison.
@@ -99,9 +85,10 @@ Objects ParseObjects(const std::string& stream) {
 }
 
 // values_files are under helm/stampede/ci/; sets are --set a=b.
-Result HelmTemplate(const std::vector<std::string>& values_files,
-                    const std::vector<std::string>& sets, const std::string& ns = "stampede-system",
-                    const std::string& release = "stampede") {
+CommandOutput HelmTemplate(const std::vector<std::string>& values_files,
+                           const std::vector<std::string>& sets,
+                           const std::string& ns = "stampede-system",
+                           const std::string& release = "stampede") {
   std::vector<std::string> argv = {HelmBinary(), "template", release, kChart, "--namespace", ns};
   for (const std::string& f : values_files) {
     argv.push_back("--values");
@@ -118,8 +105,8 @@ Objects Rendered(const std::vector<std::string>& values_files = {},
                  const std::vector<std::string>& sets = {},
                  const std::string& ns = "stampede-system",
                  const std::string& release = "stampede") {
-  Result result = HelmTemplate(values_files, sets, ns, release);
-  EXPECT_EQ(result.code, 0) << result.err;
+  CommandOutput result = HelmTemplate(values_files, sets, ns, release);
+  EXPECT_EQ(result.exit_code, 0) << result.err;
   return ParseObjects(result.out);
 }
 
@@ -163,8 +150,8 @@ TEST_F(HelmChart, LintsStrictlyWithEveryValueSet) {
        {"", "namespaced-values.yaml", "ha-values.yaml", "custom-values.yaml"}) {
     std::vector<std::string> argv = {HelmBinary(), "lint", "--strict", kChart};
     if (!values.empty()) argv.insert(argv.end(), {"--values", kChart + "/ci/" + values});
-    Result r = RunCommand(argv);
-    EXPECT_EQ(r.code, 0) << values << "\n" << r.out << r.err;
+    CommandOutput r = RunCommand(argv);
+    EXPECT_EQ(r.exit_code, 0) << values << "\n" << r.out << r.err;
     EXPECT_TRUE(absl::StrContains(r.out, "0 chart(s) failed")) << r.out;
   }
 }
@@ -352,8 +339,8 @@ TEST_F(HelmChart, BadValuesAreRefusedNamingTheValue) {
       {{"crds.keep=maybe"}, "crds.keep"},
   };
   for (const auto& [sets, field] : cases) {
-    Result r = HelmTemplate({}, sets);
-    EXPECT_NE(r.code, 0) << absl::StrJoin(sets, " ") << " was accepted";
+    CommandOutput r = HelmTemplate({}, sets);
+    EXPECT_NE(r.exit_code, 0) << absl::StrJoin(sets, " ") << " was accepted";
     EXPECT_TRUE(absl::StrContains(r.err, field))
         << absl::StrJoin(sets, " ") << ": the error does not name " << field << ":\n"
         << r.err;
@@ -374,8 +361,8 @@ void DropHelmLabels(json& node) {
 }
 
 TEST_F(HelmChart, KustomizeAndTheDefaultInstallGiveTheSameObjects) {
-  Result kustomize = RunCommand({KubectlBinary(), "kustomize", kSource + "/deploy"});
-  ASSERT_EQ(kustomize.code, 0) << kustomize.err << " (kubectl from scripts/k8s-build)";
+  CommandOutput kustomize = RunCommand({KubectlBinary(), "kustomize", kSource + "/deploy"});
+  ASSERT_EQ(kustomize.exit_code, 0) << kustomize.err << " (kubectl from scripts/k8s-build)";
   Objects from_kustomize = ParseObjects(kustomize.out);
   // The chart never creates a Namespace: `helm install --create-namespace` does.
   ASSERT_EQ(from_kustomize.erase("Namespace /stampede-system"), 1u);

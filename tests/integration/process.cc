@@ -74,6 +74,20 @@ std::string MakeTempDir() {
   return tmpl;
 }
 
+CommandOutput RunToEnd(std::vector<std::string> argv, std::chrono::milliseconds timeout) {
+  Process p(std::move(argv));
+  CommandOutput r;
+  if (std::optional<int> code = p.Wait(timeout); code.has_value()) r.exit_code = *code;
+  r.out = p.Stdout();
+  r.err = p.Stderr();
+  return r;
+}
+
+std::string HelmBinary() {
+  const char* helm = std::getenv("STAMPEDE_HELM");
+  return helm != nullptr && *helm != '\0' ? helm : "/var/cache/stampede/helm/2.0.4/helm";
+}
+
 std::string AgentBinary() { return STAMPEDE_AGENT_BINARY; }
 std::string TargetBinary() { return STAMPEDE_TARGET_BINARY; }
 std::string ControllerBinary() { return STAMPEDE_CONTROLLER_BINARY; }

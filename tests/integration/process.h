@@ -75,6 +75,19 @@ size_t CountOf(const std::string& haystack, const std::string& needle);
 // GET with curl (certificates not verified); the body, or nullopt on any failure.
 std::optional<std::string> HttpGet(const std::string& url);
 
+// What a finished command printed, and how it ended.
+struct CommandOutput {
+  int exit_code = -1;  // -1: killed when it outlived its timeout
+  std::string out;
+  std::string err;
+};
+
+// Runs argv to its end, killing it (SIGKILL) when it outlives `timeout`.
+CommandOutput RunToEnd(std::vector<std::string> argv, std::chrono::milliseconds timeout);
+
+// The Helm binary: $STAMPEDE_HELM, else where scripts/helm-fetch installs it by default.
+std::string HelmBinary();
+
 // Paths of the built binaries (set by CMake as compile definitions).
 std::string AgentBinary();
 std::string TargetBinary();
