@@ -16,7 +16,6 @@ namespace {
 
 using ::testing::Contains;
 using ::testing::ElementsAre;
-using ::testing::IsSupersetOf;
 
 const std::string kDeploy = STAMPEDE_DEPLOY_DIR;
 
@@ -125,10 +124,13 @@ TEST(DeployTest, ControllerPodIsRestricted) {
   EXPECT_FALSE(c["securityContext"]["capabilities"]["add"].IsDefined());
   // The Lease and the agents' address are in the operator's own namespace.
   EXPECT_THAT(Strings(c["args"]),
-              IsSupersetOf({"operator", "--grpc-listen=0.0.0.0:7070",
-                            "--advertise-address=stampede-controller.stampede-system.svc:7070",
-                            "--metrics-listen=0.0.0.0:9090", "--leader-elect",
-                            "--lease-namespace=stampede-system"}));
+              ElementsAre("operator", "--grpc-listen=0.0.0.0:7070",
+                          "--advertise-address=stampede-controller.stampede-system.svc:7070",
+                          "--metrics-listen=0.0.0.0:9090",
+                          "--agent-image=ghcr.io/stampede-dev/stampede-agent:0.1.0",
+                          "--agent-reconnect=60s", "--leader-elect",
+                          "--lease-namespace=stampede-system", "--lease-name=stampede-operator",
+                          "--lease-duration=15s", "--renew-deadline=10s", "--retry-period=2s"));
   EXPECT_EQ(c["readinessProbe"]["httpGet"]["path"].as<std::string>(), "/readyz");
   EXPECT_EQ(c["livenessProbe"]["httpGet"]["path"].as<std::string>(), "/healthz");
   EXPECT_EQ(c["readinessProbe"]["httpGet"]["port"].as<std::string>(), "metrics");
