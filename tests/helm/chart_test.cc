@@ -297,6 +297,13 @@ TEST_F(HelmChart, CustomImagesAndSchedulingReachTheObjects) {
   EXPECT_TRUE(HasArg(args, "--agent-reconnect=2m"));
   EXPECT_TRUE(HasArg(args, "--advertise-address=loadgen-controller.perf.svc:7070"));
   EXPECT_TRUE(HasArg(args, "--status-interval=5s")) << "extraArgs";
+
+  // An address of one's own replaces the Service's name, and nothing else.
+  Objects own = Rendered({}, {"service.advertiseAddress=10.0.0.5:7070"});
+  const std::vector<std::string> own_args =
+      Args(own, "Deployment stampede-system/stampede-controller");
+  EXPECT_TRUE(HasArg(own_args, "--advertise-address=10.0.0.5:7070"));
+  EXPECT_TRUE(HasArg(own_args, "--grpc-listen=0.0.0.0:7070"));
 }
 
 TEST_F(HelmChart, OptionalMonitoringObjectsAreOffUntilEnabled) {
@@ -337,6 +344,7 @@ TEST_F(HelmChart, BadValuesAreRefusedNamingTheValue) {
       {{"extraArgs[0]=status-interval=5s"}, "extraArgs.0"},
       {{"serviceAccount.create=false"}, "serviceAccount.name"},
       {{"crds.keep=maybe"}, "crds.keep"},
+      {{"service.advertiseAddress=http://10.0.0.5:7070"}, "service.advertiseAddress"},
   };
   for (const auto& [sets, field] : cases) {
     CommandOutput r = HelmTemplate({}, sets);

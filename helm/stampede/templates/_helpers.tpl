@@ -73,7 +73,11 @@ tag defaulting to the chart's appVersion. Call with (dict "image" .Values.image 
 
 {{/* The address agents dial: the Service's DNS name in the release namespace. */}}
 {{- define "stampede.advertiseAddress" -}}
+{{- if .Values.service.advertiseAddress -}}
+{{- .Values.service.advertiseAddress -}}
+{{- else -}}
 {{- printf "%s-controller.%s.svc:%v" (include "stampede.fullname" .) .Release.Namespace .Values.service.grpcPort -}}
+{{- end -}}
 {{- end -}}
 
 {{/* The operator's permissions, in a ClusterRole or in each watched namespace's Role. */}}
