@@ -25,6 +25,7 @@
 #include <utility>
 
 #include "absl/strings/escaping.h"
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
@@ -392,15 +393,18 @@ absl::Status Cluster::Boot() {
   }
   ASSIGN_OR_RETURN(
       apiserver_,
-      spawn("kube-apiserver", {k8s_bin_ + "/kube-apiserver", "--etcd-servers=" + etcd_url,
-                               absl::StrCat("--secure-port=", ports[2]), "--bind-address=127.0.0.1",
-                               "--advertise-address=127.0.0.1", "--tls-cert-file=" + cert,
-                               "--tls-private-key-file=" + cert_key, "--token-auth-file=" + tokens,
-                               "--authorization-mode=RBAC", "--service-account-key-file=" + sa_key,
-                               "--service-account-signing-key-file=" + sa_key,
-                               "--service-account-issuer=https://kubernetes.default.svc",
-                               "--service-cluster-ip-range=10.0.0.0/24",
-                               "--disable-admission-plugins=ServiceAccount", "--profiling=false"}));
+      spawn("kube-apiserver",
+            {k8s_bin_ + "/kube-apiserver", "--etcd-servers=" + etcd_url,
+             absl::StrCat("--secure-port=", ports[2]), "--bind-address=127.0.0.1",
+             "--advertise-address=127.0.0.1", "--tls-cert-file=" + cert,
+             "--tls-private-key-file=" + cert_key, "--token-auth-file=" + tokens,
+             "--authorization-mode=RBAC", "--service-account-key-file=" + sa_key,
+             "--service-account-signing-key-file=" + sa_key,
+             "--service-account-issuer=https://kubernetes.default.svc",
+             "--service-cluster-ip-range=10.0.0.0/24",
+             options_.workload_controllers ? "--enable-admission-plugins=ServiceAccount"
+                                           : "--disable-admission-plugins=ServiceAccount",
+             "--profiling=false"}));
   RETURN_IF_ERROR(WaitForApiServer(deadline));
   milestone("apiserver_ready");
 
@@ -415,6 +419,10 @@ absl::Status Cluster::Boot() {
       STAMPEDE_TEST_NODE_BINARY, "--kubeconfig=" + admin_kubeconfig_,
       "--node-name=" + options_.node_name, "--log-dir=" + node_log_dir_};
   if (!options_.node_bin_dir.empty()) node_argv.push_back("--bin-dir=" + options_.node_bin_dir);
+  for (const std::string& archive : options_.node_image_archives) {
+    node_argv.push_back("--image-archive=" + archive);
+  }
+  if (!options_.node_image_archives.empty()) node_argv.push_back("--state-dir=" + dir_ + "/node");
   ASSIGN_OR_RETURN(node_, spawn("stampede-test-node", node_argv));
 
   // The CRDs go in while the node registers; the controller manager waits for them, so that
@@ -422,12 +430,23 @@ absl::Status Cluster::Boot() {
   std::future<absl::Status> crds =
       std::async(std::launch::async, [this, deadline] { return InstallCrds(deadline); });
   auto start_controller_manager = [&]() -> absl::Status {
-    ASSIGN_OR_RETURN(
-        controller_manager_,
-        spawn("kube-controller-manager",
-              {k8s_bin_ + "/kube-controller-manager", "--kubeconfig=" + admin_kubeconfig_,
-               "--controllers=garbagecollector,namespace", "--leader-elect=false",
-               "--use-service-account-credentials=false", "--port=0", "--secure-port=0"}));
+    std::vector<std::string> argv = {k8s_bin_ + "/kube-controller-manager",
+                                     "--kubeconfig=" + admin_kubeconfig_,
+                                     "--controllers=garbagecollector,namespace",
+                                     "--leader-elect=false",
+                                     "--use-service-account-credentials=false",
+                                     "--port=0",
+                                     "--secure-port=0"};
+    if (options_.workload_controllers) {
+      argv[2] =
+          "--controllers=garbagecollector,namespace,deployment,replicaset,serviceaccount,"
+          "serviceaccount-token";
+      // The token controller signs with the apiserver's service account key and puts the
+      // serving certificate (self-signed, so its own CA) in each token Secret as ca.crt.
+      argv.push_back("--service-account-private-key-file=" + sa_key);
+      argv.push_back("--root-ca-file=" + cert);
+    }
+    ASSIGN_OR_RETURN(controller_manager_, spawn("kube-controller-manager", argv));
     return absl::OkStatus();
   };
   if (options_.crd_files.empty()) RETURN_IF_ERROR(start_controller_manager());
@@ -553,13 +572,20 @@ absl::Status Cluster::RunProbePod(Clock::time_point deadline) {
       {"kind", "Pod"},
       {"metadata", {{"name", kProbePod}}},
       {"spec",
-       {{"containers",
+       {{"automountServiceAccountToken", false},
+        {"restartPolicy", "Never"},
+        {"containers",
          {{{"name", "probe"}, {"image", "stampede-e2e/probe"}, {"command", {"/bin/true"}}}}}}}};
   // The apiserver creates the default namespace shortly after it is ready.
   absl::Status status =
       Poll(deadline, "the probe Pod to be created", [&]() -> absl::StatusOr<bool> {
         absl::StatusOr<Json> created = client_->Create(pods, pod);
         if (absl::IsNotFound(created.status())) return false;
+        // With the ServiceAccount admission plugin: until the controller made "default".
+        if (absl::IsPermissionDenied(created.status()) &&
+            absl::StrContains(created.status().message(), "service account")) {
+          return false;
+        }
         if (!created.ok()) return created.status();
         return true;
       });

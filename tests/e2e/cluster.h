@@ -1,5 +1,6 @@
 // A throwaway Kubernetes cluster for the end-to-end tests: etcd, kube-apiserver (RBAC, static
-// tokens), kube-controller-manager (garbage collector and namespace controllers only),
+// tokens), kube-controller-manager (garbage collector and namespace controllers; with
+// Options::workload_controllers also deployments, replica sets and service account tokens),
 // kube-scheduler and one stampede-test-node, all on free ports of 127.0.0.1 with their state in a
 // fresh temporary directory (etcd's in /dev/shm when there is one; directories a crashed test
 // left behind are removed by the next Start). The recipe is
@@ -59,6 +60,13 @@ class Cluster {
     // only at its next discovery resync (every 30 s).
     std::vector<std::string> crd_files;
     std::chrono::seconds start_timeout{120};
+    // Image archives (scripts/images) the node agent loads: Pods naming them run as real runc
+    // containers (see test_node.h).
+    std::vector<std::string> node_image_archives;
+    // Runs what a Deployment needs too: the deployment, replicaset, serviceaccount and token
+    // controllers, with the ServiceAccount admission plugin, so Pods get their service account's
+    // token mounted (a Secret volume, as in Kubernetes 1.20).
+    bool workload_controllers = false;
   };
 
   static absl::StatusOr<std::unique_ptr<Cluster>> Start(Options options);

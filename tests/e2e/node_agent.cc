@@ -14,9 +14,14 @@ namespace {
 
 constexpr char kUsage[] =
     "usage: stampede-test-node --kubeconfig FILE --node-name NAME --log-dir DIR [--bin-dir DIR]\n"
-    "  Registers NAME as a Ready Node and runs the Pods bound to it as local processes.\n"
-    "  --bin-dir DIR   a container whose command's basename is a file in DIR runs DIR/basename\n"
-    "  --log-dir DIR   each Pod's stdout and stderr go to DIR/<namespace>_<pod>.log\n";
+    "                          [--image-archive FILE]... [--state-dir DIR]\n"
+    "  Registers NAME as a Ready Node and runs the Pods bound to it: as runc containers when\n"
+    "  their image was loaded, as local processes otherwise.\n"
+    "  --bin-dir DIR        in process mode, a command whose basename is a file in DIR runs\n"
+    "                       DIR/basename\n"
+    "  --log-dir DIR        each Pod's stdout and stderr go to DIR/<namespace>_<pod>.log\n"
+    "  --image-archive FILE an image archive from scripts/images to load (repeatable)\n"
+    "  --state-dir DIR      images, container bundles and runc's state (needed with images)\n";
 
 }  // namespace
 
@@ -35,16 +40,20 @@ int main(int argc, char** argv) {
       std::cout << kUsage;
       return 0;
     }
-    std::string* target = flag == "--kubeconfig"  ? &kubeconfig
-                          : flag == "--node-name" ? &options.node_name
-                          : flag == "--bin-dir"   ? &options.bin_dir
-                          : flag == "--log-dir"   ? &options.log_dir
-                                                  : nullptr;
+    std::string archive;
+    std::string* target = flag == "--kubeconfig"      ? &kubeconfig
+                          : flag == "--image-archive" ? &archive
+                          : flag == "--state-dir"     ? &options.state_dir
+                          : flag == "--node-name"     ? &options.node_name
+                          : flag == "--bin-dir"       ? &options.bin_dir
+                          : flag == "--log-dir"       ? &options.log_dir
+                                                      : nullptr;
     if (target == nullptr || (!value.has_value() && i + 1 == args.size())) {
       std::cerr << "stampede-test-node: bad or incomplete flag \"" << args[i] << "\"\n" << kUsage;
       return 2;
     }
     *target = value.has_value() ? *value : args[++i];
+    if (target == &archive) options.image_archives.push_back(archive);
   }
   if (kubeconfig.empty() || options.node_name.empty() || options.log_dir.empty()) {
     std::cerr << "stampede-test-node: --kubeconfig, --node-name and --log-dir are required\n"
@@ -58,6 +67,7 @@ int main(int argc, char** argv) {
     SLOG(kError) << "test_node_config_failed error=\"" << config.status().message() << "\"";
     return 1;
   }
+  options.api_server = config->server;
   auto client = stampede::kube::Client::New(*std::move(config));
   if (!client.ok()) {
     SLOG(kError) << "test_node_client_failed error=\"" << client.status().message() << "\"";

@@ -2,13 +2,18 @@
 
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/mount.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -19,6 +24,7 @@
 #include "absl/time/time.h"
 #include "common/logging.h"
 #include "common/mutex.h"
+#include "common/status_macros.h"
 
 extern char** environ;
 
@@ -32,6 +38,7 @@ constexpr char kHostIp[] = "127.0.0.1";
 constexpr char kNotReadyTaint[] = "node.kubernetes.io/not-ready";
 constexpr char kImagePullFailurePrefix[] = "invalid.example/";
 constexpr char kIdPrefix[] = "stampede-test-node://";
+constexpr char kRuncIdPrefix[] = "runc://";
 
 std::string Now3339() {
   return absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", absl::Now(), absl::UTCTimeZone());
@@ -193,6 +200,73 @@ absl::StatusOr<pid_t> Spawn(std::vector<std::string> argv, std::vector<std::stri
   return pid;
 }
 
+absl::Status WriteFileAs(const std::string& path, const std::string& content, mode_t mode) {
+  std::error_code error;
+  std::filesystem::create_directories(std::filesystem::path(path).parent_path(), error);
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out << content;
+  out.close();
+  if (!out || chmod(path.c_str(), mode) != 0) {
+    return absl::InternalError(absl::StrCat("cannot write ", path));
+  }
+  return absl::OkStatus();
+}
+
+// Fills `dir` with the keys of a Secret or ConfigMap volume, as the kubelet lays them out
+// (items map keys to paths; defaultMode and each item's mode, 0644 by default).
+absl::Status FillKeyVolume(kube::Client& client, const Json& pod, const Json& volume,
+                           const std::string& dir) {
+  const bool secret = volume.contains("secret");
+  const Json& source = volume[secret ? "secret" : "configMap"];
+  const std::string object_name = Str(source, secret ? "secretName" : "name");
+  const std::string path =
+      absl::StrCat("/api/v1/namespaces/", kube::MetadataField(pod, "namespace"),
+                   secret ? "/secrets/" : "/configmaps/", object_name);
+  const bool optional = source.value("optional", false);
+  absl::StatusOr<Json> object = client.Get(path);
+  if (!object.ok()) {
+    if (optional && absl::IsNotFound(object.status())) return absl::OkStatus();
+    return absl::Status(object.status().code(), absl::StrCat("volume ", Str(volume, "name"), ": ",
+                                                             object.status().message()));
+  }
+  const Json data = object->value("data", Json::object());
+  const mode_t default_mode = source.value("defaultMode", 0644);
+  std::vector<std::tuple<std::string, std::string, mode_t>> files;  // key, path, mode
+  if (source.contains("items")) {
+    for (const Json& item : source["items"]) {
+      files.emplace_back(Str(item, "key"), Str(item, "path"), item.value("mode", default_mode));
+    }
+  } else {
+    for (const auto& [key, value] : data.items()) files.emplace_back(key, key, default_mode);
+  }
+  for (const auto& [key, relative, mode] : files) {
+    if (!data.contains(key) || !data[key].is_string()) {
+      return absl::NotFoundError(
+          absl::StrCat("volume ", Str(volume, "name"), ": no key \"", key, "\" in ", path));
+    }
+    if (relative.empty() || relative[0] == '/' || absl::StrContains(relative, "..")) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("volume ", Str(volume, "name"), ": bad item path \"", relative, "\""));
+    }
+    std::string content = data[key].get<std::string>();
+    if (secret && !absl::Base64Unescape(data[key].get<std::string>(), &content)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("volume ", Str(volume, "name"), ": bad base64 in ", path));
+    }
+    RETURN_IF_ERROR(WriteFileAs(dir + "/" + relative, content, mode));
+  }
+  return absl::OkStatus();
+}
+
+// "https://127.0.0.1:6443" -> {"127.0.0.1", "6443"}.
+std::pair<std::string, std::string> HostAndPort(const std::string& url) {
+  std::string rest = url.substr(url.find("://") == std::string::npos ? 0 : url.find("://") + 3);
+  rest = rest.substr(0, rest.find('/'));
+  const size_t colon = rest.rfind(':');
+  if (colon == std::string::npos) return {rest, "443"};
+  return {rest.substr(0, colon), rest.substr(colon + 1)};
+}
+
 Json Condition(const char* type, bool status, const char* reason = "") {
   Json condition = {{"type", type},
                     {"status", status ? "True" : "False"},
@@ -224,6 +298,26 @@ absl::Status TestNode::Start() {
   absl::StatusOr<Json> created = client_->Create("/api/v1/nodes", node);
   if (!created.ok() && !absl::IsAlreadyExists(created.status())) return created.status();
   registered_at_ = Now3339();
+  if (!options_.image_archives.empty()) {
+    if (options_.state_dir.empty() || options_.api_server.empty()) {
+      return absl::InvalidArgumentError("container mode needs a state_dir and the api_server");
+    }
+    for (const char* sub : {"/runc", "/containers", "/volumes"}) {
+      std::error_code error;
+      std::filesystem::create_directories(options_.state_dir + sub, error);
+      if (error) {
+        return absl::InternalError(
+            absl::StrCat("mkdir ", options_.state_dir, sub, ": ", error.message()));
+      }
+    }
+    for (const std::string& archive : options_.image_archives) {
+      absl::StatusOr<OciImage> image = LoadImageArchive(archive, options_.state_dir);
+      if (!image.ok()) return image.status();
+      SLOG(kInfo) << "test_node_image_loaded image=" << image->ref
+                  << " digest=" << image->manifest_digest << " archive=" << archive;
+      images_.push_back(*std::move(image));
+    }
+  }
   const bool ready = Heartbeat();
   // Orphans of a Pod's processes come to us, so its process group can be waited for.
   if (prctl(PR_SET_CHILD_SUBREAPER, 1) != 0) {
@@ -267,6 +361,11 @@ void TestNode::Stop() {
   }
   cv_.SignalAll();
   if (reap_thread_.joinable()) reap_thread_.join();
+  {
+    common::MutexLock lock(&mu_);
+    reaper_done_ = true;
+  }
+  for (auto& [key, run] : runs_) CleanUpContainer(run);
 }
 
 bool TestNode::Heartbeat() {
@@ -382,7 +481,10 @@ void TestNode::ReapLoop() {
     }
     if (pid < 0) continue;
     auto tracked = groups_.find(group);
-    if (children_.erase(pid) > 0 && groups_.count(pid) > 0) exits_[pid] = status;
+    if (children_.erase(pid) > 0 && (groups_.count(pid) > 0 || helpers_.count(pid) > 0)) {
+      exits_[pid] = status;
+      if (helpers_.erase(pid) > 0) cv_.SignalAll();
+    }
     if (tracked != groups_.end()) {
       dirty_.insert(tracked->second);
       cv_.SignalAll();
@@ -414,6 +516,7 @@ void TestNode::SyncPod(const std::string& key) {
       groups_.erase(group);
       exits_.erase(group);
     }
+    CleanUpContainer(found->second);
     runs_.erase(found);
     found = runs_.end();
   }
@@ -449,6 +552,17 @@ void TestNode::SyncPod(const std::string& key) {
       run.exit_code = WIFEXITED(*status) ? WEXITSTATUS(*status) : 128 + WTERMSIG(*status);
       run.terminated_reason = run.exit_code == 0 ? "Completed" : "Error";
       run.finished_at = Now3339();
+      if (!run.container_id.empty() && run.exit_code != 0) {
+        // runc's own failure (the container never ran) is a StartError, as the kubelet reports.
+        std::string line;
+        for (std::ifstream log(run.log_path); std::getline(log, line);) {
+          if (absl::StrContains(line, "runc run failed")) {
+            run.exit_code = 128;
+            run.terminated_reason = "StartError";
+            run.terminated_message = line.substr(line.find("runc run failed"));
+          }
+        }
+      }
       run.reported = false;
       kill(-run.pid, SIGKILL);  // what is left of the group, as when a container ends
       SLOG(kInfo) << "test_node_exited pod=" << key << " pid=" << run.pid
@@ -459,11 +573,36 @@ void TestNode::SyncPod(const std::string& key) {
     // Each process of the group reaped syncs this Pod again.
     if (run.pid > 0 && kill(-run.pid, 0) == 0) return;
     run.drained = true;
-    common::MutexLock lock(&mu_);
-    groups_.erase(run.pid);
+    {
+      common::MutexLock lock(&mu_);
+      groups_.erase(run.pid);
+    }
+    CleanUpContainer(run);
   }
   if (!kube::MetadataField(*pod, "deletionTimestamp").empty()) {
     Terminate(*pod, run);
+    return;
+  }
+  if (run.state == State::kExited && run.drained && RestartDue(*pod, run)) {
+    // Back to waiting, as the kubelet's CrashLoopBackOff: the Pod stays Running meanwhile.
+    run.last_terminated = {{"exitCode", run.exit_code},
+                           {"reason", run.terminated_reason},
+                           {"startedAt", run.started_at.empty() ? run.finished_at : run.started_at},
+                           {"finishedAt", run.finished_at}};
+    if (!run.terminated_message.empty()) run.last_terminated["message"] = run.terminated_message;
+    const auto backoff = options_.restart_backoff * (1 << std::min(run.restart_count, 4));
+    ++run.restart_count;
+    run.state = State::kWaiting;
+    run.pid = -1;
+    run.drained = false;
+    run.kill_at.reset();
+    run.killed = false;
+    run.terminated_message.clear();
+    run.retry_at = now + backoff;
+    SLOG(kInfo) << "test_node_restart_due pod=" << key << " restart_count=" << run.restart_count
+                << " backoff_ms=" << backoff.count();
+    ReportWaiting(*pod, run, "CrashLoopBackOff",
+                  absl::StrCat("back-off ", backoff.count(), "ms restarting failed container"));
     return;
   }
   if (run.state == State::kWaiting && (!run.attempted || retry_due)) {
@@ -483,12 +622,16 @@ void TestNode::StartPod(const Json& pod, Run& run) {
                   absl::StrCat("pull access denied for ", image, " (stampede-test-node)"));
     return;
   }
+  const OciImage* oci_image = nullptr;
+  for (const OciImage& loaded : images_) {
+    if (ImageMatches(loaded, image)) oci_image = &loaded;
+  }
   std::vector<std::string> argv;
   for (const char* part : {"command", "args"}) {
     for (const Json& arg : container.value(part, Json::array()))
       argv.push_back(arg.get<std::string>());
   }
-  if (!container.contains("command") || argv.empty()) {
+  if (oci_image == nullptr && (!container.contains("command") || argv.empty())) {
     ReportWaiting(pod, run, "CreateContainerConfigError",
                   "the container has no command, and stampede-test-node cannot read an image's "
                   "entrypoint");
@@ -503,7 +646,18 @@ void TestNode::StartPod(const Json& pod, Run& run) {
   }
   std::map<std::string, std::string> vars(pod_env->begin(), pod_env->end());
   for (std::string& arg : argv) arg = Expand(arg, vars);
-  if (!options_.bin_dir.empty()) {
+  if (oci_image != nullptr) {
+    absl::StatusOr<std::vector<std::string>> runc =
+        PrepareContainer(pod, *oci_image, *pod_env, run);
+    if (!runc.ok()) {
+      CleanUpContainer(run);
+      ReportWaiting(pod, run, "CreateContainerConfigError", std::string(runc.status().message()));
+      // A missing Secret may come later; a refused securityContext will not, but retrying is cheap.
+      run.retry_at = Clock::now() + options_.retry_period;
+      return;
+    }
+    argv = *std::move(runc);
+  } else if (!options_.bin_dir.empty()) {
     const std::string local = options_.bin_dir + "/" + argv[0].substr(argv[0].rfind('/') + 1);
     if (access(local.c_str(), X_OK) == 0) argv[0] = local;
   }
@@ -513,15 +667,18 @@ void TestNode::StartPod(const Json& pod, Run& run) {
     if (equals != nullptr) merged[std::string(*entry, equals - *entry)] = equals + 1;
   }
   merged["HOSTNAME"] = kube::MetadataField(pod, "name");
-  for (const auto& [name, value] : *pod_env) merged[name] = value;
+  if (oci_image == nullptr) {
+    for (const auto& [name, value] : *pod_env) merged[name] = value;
+  }
   std::vector<std::string> env;
   for (const auto& [name, value] : merged) env.push_back(name + "=" + value);
 
   const std::string log_path =
       absl::StrCat(options_.log_dir, "/", kube::MetadataField(pod, "namespace"), "_",
                    kube::MetadataField(pod, "name"), ".log");
-  const int log_fd =
-      open(log_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0644);
+  const int log_fd = open(
+      log_path.c_str(),
+      O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | (run.restart_count == 0 ? O_TRUNC : 0), 0644);
   if (log_fd < 0) {
     ReportWaiting(pod, run, "CreateContainerError",
                   absl::StrCat("cannot open ", log_path, ": ", strerror(errno)));
@@ -529,11 +686,12 @@ void TestNode::StartPod(const Json& pod, Run& run) {
     return;
   }
   run.started_at = Now3339();
+  run.log_path = log_path;
   absl::StatusOr<pid_t> pid;
   {
     // Held across fork and record, so the reaper cannot see the exit before the pid is known.
     common::MutexLock lock(&mu_);
-    pid = Spawn(argv, env, Str(container, "workingDir"), log_fd);
+    pid = Spawn(argv, env, oci_image != nullptr ? "" : Str(container, "workingDir"), log_fd);
     if (pid.ok()) {
       children_.insert(*pid);
       groups_[*pid] = key;
@@ -547,7 +705,7 @@ void TestNode::StartPod(const Json& pod, Run& run) {
     run.state = State::kRunning;
     run.pid = *pid;
     SLOG(kInfo) << "test_node_started_pod pod=" << key << " pid=" << run.pid
-                << " program=" << argv[0];
+                << " program=" << argv[0] << " container=" << run.container_id;
   } else {
     run.state = State::kExited;
     run.exit_code = 128;
@@ -558,6 +716,147 @@ void TestNode::StartPod(const Json& pod, Run& run) {
                    << "\"";
   }
   Report(pod, run);
+}
+
+absl::StatusOr<std::vector<std::string>> TestNode::PrepareContainer(
+    const Json& pod, const OciImage& image,
+    const std::vector<std::pair<std::string, std::string>>& pod_env, Run& run) {
+  const Json& container = pod.at("spec").at("containers").at(0);
+  const std::string uid = kube::MetadataField(pod, "uid");
+  run.container_id = absl::StrCat(uid.substr(0, 8), "-", run.restart_count);
+  run.bundle = absl::StrCat(options_.state_dir, "/containers/", run.container_id);
+  run.image_id =
+      absl::StrCat(image.ref.substr(0, image.ref.rfind(':')), "@", image.manifest_digest);
+  std::error_code error;
+  std::filesystem::remove_all(run.bundle, error);
+  for (const char* sub : {"/rootfs", "/upper", "/work"}) {
+    std::filesystem::create_directories(run.bundle + sub, error);
+    if (error)
+      return absl::InternalError(absl::StrCat("mkdir ", run.bundle, sub, ": ", error.message()));
+  }
+  // The image stays untouched: each container writes to an overlay of its own.
+  const std::string overlay = absl::StrCat("lowerdir=", image.rootfs, ",upperdir=", run.bundle,
+                                           "/upper,workdir=", run.bundle, "/work");
+  if (mount("overlay", (run.bundle + "/rootfs").c_str(), "overlay", 0, overlay.c_str()) != 0) {
+    return absl::InternalError(
+        absl::StrCat("mount overlay on ", run.bundle, "/rootfs: ", strerror(errno)));
+  }
+
+  // Volumes live as long as the Pod: an emptyDir keeps its files across restarts.
+  ContainerInput input;
+  const std::string volumes = absl::StrCat(options_.state_dir, "/volumes/", uid);
+  for (const Json& volume : pod.at("spec").value("volumes", Json::array())) {
+    const std::string name = Str(volume, "name");
+    VolumeSource source;
+    source.host_path = volumes + "/" + name;
+    if (volume.contains("emptyDir")) {
+      const Json& empty_dir = volume["emptyDir"];
+      source.memory = Str(empty_dir, "medium") == "Memory";
+      if (empty_dir.contains("sizeLimit")) {
+        const Json& limit = empty_dir["sizeLimit"];
+        absl::StatusOr<double> bytes =
+            ParseQuantity(limit.is_string() ? limit.get<std::string>() : limit.dump());
+        if (!bytes.ok()) {
+          return absl::InvalidArgumentError(
+              absl::StrCat("volume ", name, ": sizeLimit: ", bytes.status().message()));
+        }
+        source.size_limit = static_cast<int64_t>(*bytes);
+      }
+      std::filesystem::create_directories(source.host_path, error);
+      chmod(source.host_path.c_str(), 0777);  // as the kubelet makes an emptyDir
+    } else if (volume.contains("secret") || volume.contains("configMap")) {
+      source.read_only = true;
+      if (!std::filesystem::exists(source.host_path)) {
+        const std::string partial = source.host_path + ".partial";
+        std::filesystem::remove_all(partial, error);
+        std::filesystem::create_directories(partial, error);
+        RETURN_IF_ERROR(FillKeyVolume(*client_, pod, volume, partial));
+        std::filesystem::rename(partial, source.host_path, error);
+        if (error) return absl::InternalError(absl::StrCat("volume ", name, ": ", error.message()));
+      }
+    } else {
+      return absl::InvalidArgumentError(
+          absl::StrCat("volume ", name,
+                       ": only emptyDir, secret and configMap volumes are supported by "
+                       "stampede-test-node"));
+    }
+    input.volumes[name] = source;
+  }
+
+  const auto [api_host, api_port] = HostAndPort(options_.api_server);
+  input.pod = &pod;
+  input.container = &container;
+  input.image = &image;
+  std::map<std::string, std::string> vars(pod_env.begin(), pod_env.end());
+  for (const char* part : {"command", "args"}) {
+    std::vector<std::string>& into = std::string(part) == "command" ? input.command : input.args;
+    for (const Json& arg : container.value(part, Json::array())) {
+      into.push_back(Expand(arg.get<std::string>(), vars));
+    }
+  }
+  input.node_env = {{"HOSTNAME", kube::MetadataField(pod, "name")},
+                    {"KUBERNETES_SERVICE_HOST", api_host},
+                    {"KUBERNETES_SERVICE_PORT", api_port},
+                    {"KUBERNETES_SERVICE_PORT_HTTPS", api_port}};
+  input.pod_env = pod_env;
+  input.cgroup_path = "stampede-test-node/" + run.container_id;
+  absl::StatusOr<Json> spec = ContainerSpec(input);
+  if (!spec.ok()) return spec.status();
+  const std::string config = run.bundle + "/config.json";
+  RETURN_IF_ERROR(WriteFileAs(config, spec->dump(2), 0600));
+  return std::vector<std::string>{options_.runc,   "--root",   options_.state_dir + "/runc",
+                                  "run",           "--bundle", run.bundle,
+                                  run.container_id};
+}
+
+void TestNode::CleanUpContainer(Run& run) {
+  if (run.bundle.empty()) return;  // process mode, or cleaned up already
+  // `runc run` removes its container when it ends on its own; not when it was killed.
+  const int deleted = RunHelper({options_.runc, "--root", options_.state_dir + "/runc", "delete",
+                                 "--force", run.container_id});
+  if (umount2((run.bundle + "/rootfs").c_str(), MNT_DETACH) != 0 && errno != EINVAL &&
+      errno != ENOENT) {
+    SLOG(kWarning) << "test_node_umount_failed bundle=" << run.bundle << " error=\""
+                   << strerror(errno) << "\"";
+  }
+  std::error_code error;
+  std::filesystem::remove_all(run.bundle, error);
+  SLOG(kInfo) << "test_node_container_removed container=" << run.container_id
+              << " runc_delete_exit=" << deleted;
+  run.bundle.clear();  // the id stays for the status report
+}
+
+int TestNode::RunHelper(std::vector<std::string> argv) {
+  const int log_fd = open("/dev/null", O_WRONLY | O_CLOEXEC);
+  absl::StatusOr<pid_t> pid;
+  common::MutexLock lock(&mu_);
+  pid = Spawn(argv, {"PATH=/usr/sbin:/usr/bin:/sbin:/bin"}, "", log_fd);
+  close(log_fd);
+  if (!pid.ok()) return -1;
+  int status = 0;
+  if (reaper_done_) {
+    if (waitpid(*pid, &status, 0) != *pid) return -1;
+  } else {
+    children_.insert(*pid);
+    helpers_.insert(*pid);
+    ++spawned_;
+    cv_.SignalAll();
+    const auto deadline = Clock::now() + std::chrono::seconds(30);
+    while (helpers_.count(*pid) > 0 && Clock::now() < deadline) cv_.WaitUntil(&mu_, deadline);
+    if (helpers_.count(*pid) > 0) {
+      kill(-*pid, SIGKILL);
+      return -1;
+    }
+    status = exits_[*pid];
+    exits_.erase(*pid);
+  }
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+bool TestNode::RestartDue(const Json& pod, const Run& run) const {
+  const std::string policy = Str(pod.at("spec"), "restartPolicy");
+  if (policy == "Always") return true;
+  return policy == "OnFailure" && run.exit_code != 0;
 }
 
 void TestNode::Terminate(const Json& pod, Run& run) {
@@ -599,12 +898,18 @@ void TestNode::Terminate(const Json& pod, Run& run) {
 void TestNode::Report(const Json& pod, Run& run) {
   const Json& container = pod.at("spec").at("containers").at(0);
   const std::string image = Str(container, "image");
-  const std::string container_id = absl::StrCat(kIdPrefix, run.pid);
-  Json container_status = {{"name", Str(container, "name")},
-                           {"image", image},
-                           {"imageID", absl::StrCat(kIdPrefix, image)},
-                           {"containerID", container_id},
-                           {"restartCount", 0}};
+  const std::string container_id = run.container_id.empty()
+                                       ? absl::StrCat(kIdPrefix, run.pid)
+                                       : absl::StrCat(kRuncIdPrefix, run.container_id);
+  Json container_status = {
+      {"name", Str(container, "name")},
+      {"image", image},
+      {"imageID", run.image_id.empty() ? absl::StrCat(kIdPrefix, image) : run.image_id},
+      {"containerID", container_id},
+      {"restartCount", run.restart_count}};
+  if (!run.last_terminated.is_null()) {
+    container_status["lastState"] = {{"terminated", run.last_terminated}};
+  }
   Json status = {{"hostIP", kHostIp},
                  {"podIP", kHostIp},
                  {"podIPs", {{{"ip", kHostIp}}}},
@@ -641,16 +946,19 @@ void TestNode::ReportWaiting(const Json& pod, Run& run, const std::string& reaso
   const std::string what = reason + ": " + message;
   if (run.waiting_reported == what) return;
   const Json& container = pod.at("spec").at("containers").at(0);
-  const Json container_status = {
-      {"name", Str(container, "name")},
-      {"image", Str(container, "image")},
-      {"imageID", ""},
-      {"restartCount", 0},
-      {"ready", false},
-      {"started", false},
-      {"state", {{"waiting", {{"reason", reason}, {"message", message}}}}}};
+  Json container_status = {{"name", Str(container, "name")},
+                           {"image", Str(container, "image")},
+                           {"imageID", run.image_id},
+                           {"restartCount", run.restart_count},
+                           {"ready", false},
+                           {"started", false},
+                           {"state", {{"waiting", {{"reason", reason}, {"message", message}}}}}};
+  if (!run.last_terminated.is_null()) {
+    container_status["lastState"] = {{"terminated", run.last_terminated}};
+  }
+  // A container waiting to be restarted leaves its Pod Running.
   const Json status = {
-      {"phase", "Pending"},
+      {"phase", run.restart_count > 0 ? "Running" : "Pending"},
       {"hostIP", kHostIp},
       {"podIP", kHostIp},
       {"podIPs", {{{"ip", kHostIp}}}},

@@ -1,9 +1,17 @@
 // The engine of stampede-test-node, the kubelet stand-in of the end-to-end tests (a real control
 // plane has no kubelet here; see /work/shared/k8s-e2e.md, section 5). It registers one Node, keeps
-// it Ready, and runs the first container of every Pod bound to it as a local process on the host
-// network: no image is pulled, the container's command runs as is, or from `bin_dir` when that
-// folder holds a file named like the command's basename (so a Pod whose image would contain
-// /usr/local/bin/stampede-agent runs the freshly built one).
+// it Ready, and runs the first container of every Pod bound to it on the host network, in one of
+// two ways:
+//   - Container mode, for a Pod whose image is one of `image_archives` (loaded in Start, as
+//     `kind load image-archive` would): a real OCI container run by runc from that image, with
+//     the runtime spec of oci_runtime.h (securityContext, env, secret/configMap/emptyDir volumes,
+//     resource limits as cgroup limits). The container's root file system is an overlay over the
+//     image's, per container. KUBERNETES_SERVICE_HOST and _PORT point at `api_server`, as the
+//     kubelet sets them from the `kubernetes` Service. Its output goes to the log file as well.
+//   - Process mode, for any other image: no image is pulled, the container's command runs as a
+//     local process, as is, or from `bin_dir` when that folder holds a file named like the
+//     command's basename (so a Pod whose image would contain /usr/local/bin/stampede-agent runs
+//     the freshly built one).
 //
 // Supported: command+args with $(VAR) expansion; env from value, secretKeyRef, configMapKeyRef
 // and fieldRef (metadata.name, metadata.namespace, metadata.uid, spec.nodeName,
@@ -11,10 +19,13 @@
 // containerStatuses as the kubelet reports them; graceful deletion (SIGTERM to the process group,
 // SIGKILL after min(grace period, max_grace), then DELETE with gracePeriodSeconds 0); images named
 // invalid.example/... fail with ErrImagePull, to simulate a registry that refuses the pull.
-// Not supported: containers after the first, init containers, envFrom, resourceFieldRef, image
-// entrypoints (a container without command is reported CreateContainerConfigError), restarts
-// (every Pod is restartPolicy Never), volumes, probes, resource limits, `kubectl logs`/`exec`
-// (the output is in log_dir/<namespace>_<pod>.log instead).
+// Restarts follow restartPolicy (Always, OnFailure, Never): a container that exits is started
+// again after a back-off (restart_backoff, doubling up to 16 times that), with restartCount and
+// lastState in its status and the Pod Running meanwhile.
+// Not supported: containers after the first, init containers, envFrom, resourceFieldRef, probes
+// (every container counts as ready once started), `kubectl logs`/`exec` (the output is in
+// log_dir/<namespace>_<pod>.log instead); in process mode also image entrypoints (a container
+// without command is reported CreateContainerConfigError), volumes, securityContext and limits.
 //
 // Processes get the node agent's environment, then HOSTNAME=<pod name>, then the Pod's env; each
 // runs in its own process group with stdout and stderr in its log file. When the main process
@@ -39,12 +50,15 @@
 #include <set>
 #include <string>
 #include <thread>
+#include <utility>
+#include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
 #include "common/mutex.h"
 #include "controller/kube/client.h"
 #include "controller/kube/informer.h"
+#include "tests/e2e/oci_runtime.h"
 
 namespace stampede::e2e {
 
@@ -55,8 +69,15 @@ class TestNode {
     std::string bin_dir;  // empty: commands run as written
     std::string log_dir;  // must exist
     std::chrono::milliseconds heartbeat_period{10'000};
-    std::chrono::milliseconds max_grace{10'000};    // longest wait between SIGTERM and SIGKILL
-    std::chrono::milliseconds retry_period{2'000};  // after an API error, or a missing Secret
+    std::chrono::milliseconds max_grace{10'000};       // longest wait between SIGTERM and SIGKILL
+    std::chrono::milliseconds retry_period{2'000};     // after an API error, or a missing Secret
+    std::chrono::milliseconds restart_backoff{1'000};  // before the first restart
+    // Container mode: archives from scripts/images, and the node's folder for images, bundles
+    // and runc's state (must exist when there are archives). `api_server`: https://host:port.
+    std::vector<std::string> image_archives;
+    std::string state_dir;
+    std::string api_server;
+    std::string runc = "runc";
   };
 
   // `client` must outlive the node.
@@ -82,6 +103,12 @@ class TestNode {
     pid_t pid = -1;                                    // also the process group
     std::string accepted_at, started_at, finished_at;  // RFC 3339
     bool attempted = false;                            // StartPod ran at least once
+    int restart_count = 0;
+    kube::Json last_terminated;  // the state.terminated of the run before the last restart
+    // Container mode: the runc container id, and its bundle until it is cleaned up (both empty
+    // in process mode).
+    std::string container_id, bundle, image_id;
+    std::string log_path;  // where its output goes
     int exit_code = 0;
     std::string terminated_reason, terminated_message;
     bool reported = false;         // the latest state is in the API
@@ -101,6 +128,17 @@ class TestNode {
   bool Heartbeat();
   void SyncPod(const std::string& key);
   void StartPod(const kube::Json& pod, Run& run);
+  // Container mode: writes the bundle of `pod`'s container (overlay root, volumes, config.json)
+  // and returns runc's argv; the error is the waiting reason's message.
+  absl::StatusOr<std::vector<std::string>> PrepareContainer(
+      const kube::Json& pod, const OciImage& image,
+      const std::vector<std::pair<std::string, std::string>>& pod_env, Run& run);
+  // Removes what runc and PrepareContainer left of a container that ended.
+  void CleanUpContainer(Run& run);
+  // Runs a helper (runc delete) to its end; its exit code, or -1.
+  int RunHelper(std::vector<std::string> argv);
+  // Whether an exited container is started again, per restartPolicy.
+  bool RestartDue(const kube::Json& pod, const Run& run) const;
   void Terminate(const kube::Json& pod, Run& run);
   void Report(const kube::Json& pod, Run& run);
   void ReportWaiting(const kube::Json& pod, Run& run, const std::string& reason,
@@ -128,6 +166,10 @@ class TestNode {
   // stays until its last process is reaped.
   std::map<pid_t, std::string> groups_ ABSL_GUARDED_BY(mu_);
   std::map<pid_t, int> exits_ ABSL_GUARDED_BY(mu_);  // wait statuses of main processes
+  std::set<pid_t> helpers_ ABSL_GUARDED_BY(mu_);     // RunHelper's children not yet reaped
+  bool reaper_done_ ABSL_GUARDED_BY(mu_) = false;    // RunHelper waits for itself then
+
+  std::vector<OciImage> images_;  // constant after Start
 };
 
 }  // namespace stampede::e2e
