@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdlib>
 #include <fstream>
 #include <functional>
 #include <map>
@@ -52,6 +53,16 @@ class OperatorE2eTest : public ::testing::Test {
   static void SetUpTestSuite() {
     Cluster::Options options;
     options.node_bin_dir = Dir(testing::AgentBinary());
+    // Agent Pods name the agent image: with the images loaded they run as real containers.
+    // STAMPEDE_E2E_PROCESS_MODE=1 runs them as processes instead (no root, no images).
+    const char* process_mode = std::getenv("STAMPEDE_E2E_PROCESS_MODE");
+    if (process_mode == nullptr || std::string(process_mode) != "1") {
+      options.node_image_archives = testing::ImageArchives();
+      for (const std::string& archive : options.node_image_archives) {
+        ASSERT_TRUE(std::ifstream(archive).good())
+            << archive << " is missing: run scripts/images, or set STAMPEDE_E2E_PROCESS_MODE=1";
+      }
+    }
     options.crd_files = {std::string(STAMPEDE_SOURCE_DIR) +
                          "/deploy/crd/loadtests.stampede.dev.yaml"};
     auto cluster = Cluster::Start(options);
@@ -392,6 +403,18 @@ TEST_F(OperatorE2eTest, FiftyAgentPodsAreCreatedAndConnectedWithinThirtySeconds)
   std::cout << "50 agents: Pods created and agents connected in " << took.count() << " ms\n";
   ASSERT_TRUE(connected) << Diagnose("fifty");
   EXPECT_LT(took, seconds(30));
+  // In container mode every agent is a runc container of the agent image.
+  int in_containers = 0;
+  for (const json& pod : Pods("fifty")) {
+    const json statuses = pod["status"].value("containerStatuses", json::array());
+    if (!statuses.empty() && statuses[0].value("containerID", "").rfind("runc://", 0) == 0) {
+      ++in_containers;
+    }
+  }
+  const char* process_mode = std::getenv("STAMPEDE_E2E_PROCESS_MODE");
+  const bool containers = process_mode == nullptr || std::string(process_mode) != "1";
+  RecordProperty("fifty_agents_in_containers", std::to_string(in_containers));
+  EXPECT_EQ(in_containers, containers ? 50 : 0);
   ASSERT_TRUE(WaitPhase("fifty", {"Succeeded", "Failed", "Aborted"}, seconds(60)))
       << Diagnose("fifty");
   EXPECT_EQ(Phase("fifty"), "Succeeded") << Diagnose("fifty");

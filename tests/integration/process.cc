@@ -92,6 +92,13 @@ std::string AgentBinary() { return STAMPEDE_AGENT_BINARY; }
 std::string TargetBinary() { return STAMPEDE_TARGET_BINARY; }
 std::string ControllerBinary() { return STAMPEDE_CONTROLLER_BINARY; }
 
+std::vector<std::string> ImageArchives() {
+  const char* env = std::getenv("STAMPEDE_IMAGES");
+  const std::string dir = env != nullptr && *env != '\0' ? env : STAMPEDE_IMAGES_DIR;
+  return {dir + "/stampede-agent-" STAMPEDE_VERSION ".tar",
+          dir + "/stampede-" STAMPEDE_VERSION ".tar"};
+}
+
 Process::Process(std::vector<std::string> argv) : dir_(MakeTempDir()) {
   const std::string out = dir_ + "/stdout", err = dir_ + "/stderr";
   pid_ = fork();

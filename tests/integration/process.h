@@ -93,6 +93,10 @@ std::string AgentBinary();
 std::string TargetBinary();
 std::string ControllerBinary();  // stampede
 
+// The image archives scripts/images wrote (stampede-agent, then stampede): in $STAMPEDE_IMAGES,
+// else in the build tree's images/ folder. Paths only; they may not exist.
+std::vector<std::string> ImageArchives();
+
 // A fresh temporary directory.
 std::string MakeTempDir();
 
