@@ -1,9 +1,8 @@
 // The chart on a real control plane with the real Helm 3.17.1: `helm install` creates the CRD and
 // the operator's objects, `helm upgrade` with a changed value and a CRD that gained an optional
 // field changes both without losing a LoadTest, and `helm uninstall` leaves the CRD and the
-// LoadTests (crds.keep). The operator's Pod itself does not run here: stampede-test-node runs
-// commands, not images, and the chart's container has only args (the real-container node is the
-// rest of issue 10).
+// LoadTests (crds.keep). This cluster runs no deployment controller, so the operator's Pod is not
+// created here; container_e2e_test installs the chart where it runs, in a real container.
 #include <gtest/gtest.h>
 
 #include <cstdio>
