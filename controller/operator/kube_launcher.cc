@@ -22,6 +22,57 @@ kube::Json StructToJson(const google::protobuf::Message& message) {
 
 }  // namespace
 
+absl::StatusOr<AgentDefaults> ParseAgentDefaults(const std::string& text) {
+  const kube::Json json = kube::Json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (json.is_discarded()) return absl::InvalidArgumentError("not valid JSON");
+  if (!json.is_object()) return absl::InvalidArgumentError("must be a JSON object");
+  AgentDefaults defaults;
+  for (const auto& [key, value] : json.items()) {
+    if (key == "resources") {
+      if (!value.is_object()) return absl::InvalidArgumentError("resources: must be an object");
+      for (const auto& [kind, quantities] : value.items()) {
+        if (kind != "limits" && kind != "requests") {
+          return absl::InvalidArgumentError(
+              absl::StrCat("resources.", kind, ": only limits and requests are known"));
+        }
+        if (!quantities.is_object()) {
+          return absl::InvalidArgumentError(
+              absl::StrCat("resources.", kind, ": must be an object"));
+        }
+        for (const auto& [name, quantity] : quantities.items()) {
+          if (!quantity.is_string() && !quantity.is_number()) {
+            return absl::InvalidArgumentError(
+                absl::StrCat("resources.", kind, ".", name, ": must be a quantity"));
+          }
+        }
+      }
+      if (!value.empty()) defaults.resources = value;
+    } else if (key == "nodeSelector") {
+      if (!value.is_object()) return absl::InvalidArgumentError("nodeSelector: must be an object");
+      for (const auto& [label, wanted] : value.items()) {
+        if (!wanted.is_string()) {
+          return absl::InvalidArgumentError(
+              absl::StrCat("nodeSelector.", label, ": must be a string"));
+        }
+      }
+      if (!value.empty()) defaults.node_selector = value;
+    } else if (key == "tolerations") {
+      if (!value.is_array()) return absl::InvalidArgumentError("tolerations: must be an array");
+      for (size_t i = 0; i < value.size(); ++i) {
+        if (!value[i].is_object()) {
+          return absl::InvalidArgumentError(
+              absl::StrCat("tolerations[", i, "]: must be an object"));
+        }
+      }
+      if (!value.empty()) defaults.tolerations = value;
+    } else {
+      return absl::InvalidArgumentError(
+          absl::StrCat(key, ": unknown field (known: resources, nodeSelector, tolerations)"));
+    }
+  }
+  return defaults;
+}
+
 std::string AgentPodName(const std::string& loadtest, uint32_t index) {
   return absl::StrCat(loadtest, "-agent-", index);
 }
@@ -78,7 +129,11 @@ kube::Json AgentPod(const v1::LoadTest& test, uint32_t index, const std::string&
         {"runAsNonRoot", true}}},
   };
   if (!t.image_pull_policy().empty()) container["imagePullPolicy"] = t.image_pull_policy();
-  if (t.has_resources()) container["resources"] = StructToJson(t.resources());
+  if (t.has_resources()) {
+    container["resources"] = StructToJson(t.resources());
+  } else if (!options.defaults.resources.is_null()) {
+    container["resources"] = options.defaults.resources;
+  }
 
   kube::Json spec = {
       {"restartPolicy", "Never"},
@@ -96,11 +151,15 @@ kube::Json AgentPod(const v1::LoadTest& test, uint32_t index, const std::string&
     kube::Json selector = kube::Json::object();
     for (const auto& [k, v] : t.node_selector()) selector[k] = v;
     spec["nodeSelector"] = selector;
+  } else if (!options.defaults.node_selector.is_null()) {
+    spec["nodeSelector"] = options.defaults.node_selector;
   }
   if (t.tolerations_size() != 0) {
     kube::Json tolerations = kube::Json::array();
     for (const auto& s : t.tolerations()) tolerations.push_back(StructToJson(s));
     spec["tolerations"] = tolerations;
+  } else if (!options.defaults.tolerations.is_null()) {
+    spec["tolerations"] = options.defaults.tolerations;
   }
   if (t.has_affinity()) spec["affinity"] = StructToJson(t.affinity());
 

@@ -14,13 +14,28 @@
 #include <atomic>
 #include <string>
 
+#include "absl/status/statusor.h"
 #include "controller/agent_launcher.h"
 #include "controller/kube/api.h"
 #include "stampede/v1/loadtest.pb.h"
 
 namespace stampede::controller {
 
+// What agent Pods get where a LoadTest's agentTemplate leaves a field unset (the operator's
+// --agent-defaults, the chart's agent.resources, agent.nodeSelector and agent.tolerations). A
+// field the template sets wins whole: its nodeSelector is not merged key by key with these.
+struct AgentDefaults {
+  kube::Json resources;      // null, or {limits: {...}, requests: {...}}
+  kube::Json node_selector;  // null, or an object of strings
+  kube::Json tolerations;    // null, or an array of objects
+};
+
+// Reads defaults from JSON text: an object with any of resources, nodeSelector and tolerations.
+// InvalidArgument names the field that is wrong.
+absl::StatusOr<AgentDefaults> ParseAgentDefaults(const std::string& text);
+
 struct AgentPodOptions {
+  AgentDefaults defaults;
   std::string default_image = "ghcr.io/stampede-dev/stampede-agent:0.1.0";
   std::string agent_command = "/usr/local/bin/stampede-agent";
   int reconnect_s = 60;  // the agents' reconnect window (STAMPEDE_RECONNECT_SECONDS)

@@ -7,6 +7,7 @@
 #include <atomic>
 #include <fstream>
 #include <iostream>
+#include <sstream>
 
 #include "absl/strings/str_cat.h"
 #include "common/flags.h"
@@ -65,6 +66,10 @@ common::FlagSet OperatorFlags(OperatorCommandOptions* o) {
                absl::StrCat("stampede-agent's path in the image (default ",
                             AgentPodOptions().agent_command, ")"),
                &o->agent_command);
+  flags.String("--agent-defaults", "FILE",
+               "JSON with the resources, nodeSelector and tolerations agent Pods get where the "
+               "LoadTest's agentTemplate sets none (the chart mounts it from a ConfigMap)",
+               &o->agent_defaults_file);
   flags.Duration("--agent-reconnect", "D",
                  "how long agents keep their load running while the operator is away (restart, "
                  "new leader) and redial it (default 60s, at most 1h)",
@@ -203,6 +208,7 @@ int LeadAndReconcile(const OperatorCommandOptions& options, const std::string& i
   ro.identity = identity;
   ro.pods.default_image = options.agent_image;
   ro.pods.agent_command = options.agent_command;
+  ro.pods.defaults = options.agent_defaults;
   ro.pods.reconnect_s = controller->run_defaults().agent_reconnect_s;
   ro.status_interval = absl::ToChronoMilliseconds(options.status_interval);
   ro.unschedulable_timeout = absl::ToChronoSeconds(options.unschedulable_timeout);
@@ -234,6 +240,21 @@ absl::StatusOr<OperatorCommandOptions> ParseOperatorFlags(const std::vector<std:
   RETURN_IF_ERROR(OperatorFlags(&options).Parse(args));
   if (!options.help && options.renew_deadline >= options.lease_duration) {
     return absl::InvalidArgumentError("--renew-deadline: must be shorter than --lease-duration");
+  }
+  if (!options.help && !options.agent_defaults_file.empty()) {
+    std::ifstream in(options.agent_defaults_file);
+    if (!in.is_open()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--agent-defaults: cannot read ", options.agent_defaults_file));
+    }
+    std::stringstream text;
+    text << in.rdbuf();
+    absl::StatusOr<AgentDefaults> defaults = ParseAgentDefaults(text.str());
+    if (!defaults.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "--agent-defaults: ", options.agent_defaults_file, ": ", defaults.status().message()));
+    }
+    options.agent_defaults = *std::move(defaults);
   }
   return options;
 }

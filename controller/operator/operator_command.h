@@ -26,6 +26,8 @@ struct OperatorCommandOptions {
   std::string identity;  // empty: host name and pid
   std::string agent_image = AgentPodOptions().default_image;
   std::string agent_command = AgentPodOptions().agent_command;
+  std::string agent_defaults_file;  // --agent-defaults; read into agent_defaults by the parser
+  AgentDefaults agent_defaults;
   absl::Duration agent_reconnect = absl::Seconds(60);  // at most 1h, the agents' own bound
   absl::Duration lease_duration = absl::Seconds(15);
   absl::Duration renew_deadline = absl::Seconds(10);  // shorter than lease_duration

@@ -112,5 +112,62 @@ TEST(StatusJsonTest, OmitsUnsetFieldsAndWritesCountsAsNumbers) {
   EXPECT_FALSE(j["summary"].contains("p95"));
 }
 
+TEST(AgentDefaultsTest, FillWhatTheTemplateLeavesUnsetAndYieldToWhatItSets) {
+  absl::StatusOr<AgentDefaults> defaults = ParseAgentDefaults(R"({
+    "resources": {"limits": {"cpu": "2", "memory": "1Gi"}},
+    "nodeSelector": {"pool": "load"},
+    "tolerations": [{"key": "dedicated", "operator": "Exists", "effect": "NoSchedule"}]})");
+  ASSERT_TRUE(defaults.ok()) << defaults.status();
+  AgentPodOptions options;
+  options.defaults = *defaults;
+
+  const kube::Json plain = AgentPod(ShopTest(""), 0, "10.0.0.5:7070", options);
+  EXPECT_EQ(plain["spec"]["containers"][0]["resources"]["limits"]["memory"], "1Gi");
+  EXPECT_EQ(plain["spec"]["nodeSelector"], kube::Json::parse(R"({"pool":"load"})"));
+  EXPECT_EQ(plain["spec"]["tolerations"][0]["key"], "dedicated");
+
+  // A field the template sets wins whole; the others still come from the defaults.
+  const kube::Json own =
+      AgentPod(ShopTest("  agentTemplate:\n    resources: {limits: {memory: 128Mi}}\n"
+                        "    nodeSelector: {zone: a}\n"),
+               0, "10.0.0.5:7070", options);
+  EXPECT_EQ(own["spec"]["containers"][0]["resources"],
+            kube::Json::parse(R"({"limits":{"memory":"128Mi"}})"));
+  EXPECT_EQ(own["spec"]["nodeSelector"], kube::Json::parse(R"({"zone":"a"})"));
+  EXPECT_EQ(own["spec"]["tolerations"][0]["key"], "dedicated");
+
+  // Without defaults, nothing is added.
+  const kube::Json none = AgentPod(ShopTest(""), 0, "10.0.0.5:7070", AgentPodOptions());
+  EXPECT_FALSE(none["spec"]["containers"][0].contains("resources"));
+  EXPECT_FALSE(none["spec"].contains("nodeSelector"));
+  EXPECT_FALSE(none["spec"].contains("tolerations"));
+}
+
+TEST(AgentDefaultsTest, BadDefaultsNameTheField) {
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"[]", "must be a JSON object"},
+      {"{", "not valid JSON"},
+      {R"({"affinity": {}})", "affinity: unknown field"},
+      {R"({"resources": {"limit": {}}})", "resources.limit"},
+      {R"({"resources": {"limits": {"cpu": true}}})", "resources.limits.cpu"},
+      {R"({"nodeSelector": {"zone": 1}})", "nodeSelector.zone"},
+      {R"({"tolerations": {"key": "a"}})", "tolerations: must be an array"},
+      {R"({"tolerations": ["a"]})", "tolerations[0]"},
+  };
+  for (const auto& [text, field] : cases) {
+    absl::StatusOr<AgentDefaults> defaults = ParseAgentDefaults(text);
+    EXPECT_FALSE(defaults.ok()) << text;
+    EXPECT_NE(defaults.status().message().find(field), std::string::npos)
+        << text << ": " << defaults.status().message();
+  }
+  // Empty fields are as good as none.
+  absl::StatusOr<AgentDefaults> empty =
+      ParseAgentDefaults(R"({"resources": {}, "nodeSelector": {}, "tolerations": []})");
+  ASSERT_TRUE(empty.ok());
+  EXPECT_TRUE(empty->resources.is_null());
+  EXPECT_TRUE(empty->node_selector.is_null());
+  EXPECT_TRUE(empty->tolerations.is_null());
+}
+
 }  // namespace
 }  // namespace stampede::controller

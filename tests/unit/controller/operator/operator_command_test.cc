@@ -2,6 +2,7 @@
 // that name the flag.
 #include "controller/operator/operator_command.h"
 
+#include <fstream>
 #include <string>
 #include <vector>
 
@@ -106,6 +107,8 @@ TEST(OperatorFlagsTest, ErrorsNameTheFlag) {
       {{"--namespace"}, "--namespace: needs a value"},
       {{"--bogus=1"}, "--bogus: unknown flag"},
       {{"stray"}, "stray: unknown argument"},
+      {{"--agent-defaults=/nonexistent/defaults.json"},
+       "--agent-defaults: cannot read /nonexistent/defaults.json"},
   };
   for (const auto& c : cases) {
     const absl::StatusOr<OperatorCommandOptions> o = ParseOperatorFlags(c.args);
@@ -114,14 +117,29 @@ TEST(OperatorFlagsTest, ErrorsNameTheFlag) {
   }
 }
 
+TEST(OperatorFlagsTest, AgentDefaultsAreReadFromTheFile) {
+  const std::string file = ::testing::TempDir() + "/agent-defaults.json";
+  std::ofstream(file) << R"({"nodeSelector": {"pool": "load"}})";
+  absl::StatusOr<OperatorCommandOptions> o = ParseOperatorFlags({"--agent-defaults", file});
+  ASSERT_TRUE(o.ok()) << o.status();
+  EXPECT_EQ(o->agent_defaults.node_selector["pool"], "load");
+
+  std::ofstream(file) << R"({"nodeSelector": {"pool": 7}})";
+  o = ParseOperatorFlags({"--agent-defaults", file});
+  ASSERT_FALSE(o.ok());
+  EXPECT_EQ(o.status().message(),
+            "--agent-defaults: " + file + ": nodeSelector.pool: must be a string");
+}
+
 TEST(OperatorFlagsTest, UsageListsEveryFlag) {
   const std::string usage = OperatorUsage();
   for (const char* flag :
        {"--kubeconfig FILE", "--namespace NS", "--grpc-listen ADDR",
         "--advertise-address HOST:PORT", "--metrics-listen ADDR", "--leader-elect",
         "--lease-namespace NS", "--lease-name NAME", "--identity ID", "--agent-image IMAGE",
-        "--agent-command PATH", "--agent-reconnect D", "--lease-duration D", "--renew-deadline D",
-        "--retry-period D", "--status-interval D", "--unschedulable-timeout D", "SIGINT/SIGTERM"}) {
+        "--agent-command PATH", "--agent-defaults FILE", "--agent-reconnect D",
+        "--lease-duration D", "--renew-deadline D", "--retry-period D", "--status-interval D",
+        "--unschedulable-timeout D", "SIGINT/SIGTERM"}) {
     EXPECT_NE(usage.find(flag), std::string::npos) << flag;
   }
 }
