@@ -298,6 +298,28 @@ TEST_F(HelmChart, CustomImagesAndSchedulingReachTheObjects) {
   EXPECT_TRUE(HasArg(args, "--advertise-address=loadgen-controller.perf.svc:7070"));
   EXPECT_TRUE(HasArg(args, "--status-interval=5s")) << "extraArgs";
 
+  // The agent defaults: a ConfigMap the operator reads, and a Pod template that changes with it.
+  const std::string defaults = "ConfigMap perf/loadgen-agent-defaults";
+  ASSERT_EQ(objects.count(defaults), 1u);
+  const json agent_defaults =
+      json::parse(objects.at(defaults)["data"]["agent-defaults.json"].get<std::string>());
+  EXPECT_EQ(agent_defaults, json::parse(R"({"resources": {"requests": {"cpu": "500m",
+      "memory": "256Mi"}}, "nodeSelector": {"pool": "load"},
+      "tolerations": [{"key": "load", "operator": "Exists", "effect": "NoSchedule"}]})"));
+  EXPECT_TRUE(HasArg(args, "--agent-defaults=/etc/stampede/agent-defaults.json"));
+  EXPECT_EQ(pod["volumes"][1]["configMap"]["name"], "loadgen-agent-defaults");
+  EXPECT_EQ(container["volumeMounts"][1]["mountPath"], "/etc/stampede");
+  const json& template_annotations =
+      objects.at(deployment)["spec"]["template"]["metadata"]["annotations"];
+  EXPECT_EQ(template_annotations["checksum/agent-defaults"].get<std::string>().size(), 64u);
+  Objects changed = Rendered({"custom-values.yaml"}, {"agent.nodeSelector.pool=other"}, "perf");
+  EXPECT_NE(
+      changed.at(
+          deployment)["spec"]["template"]["metadata"]["annotations"]["checksum/agent-defaults"],
+      template_annotations["checksum/agent-defaults"]);
+  // None by default.
+  EXPECT_EQ(Rendered().count("ConfigMap stampede-system/stampede-agent-defaults"), 0u);
+
   // An address of one's own replaces the Service's name, and nothing else.
   Objects own = Rendered({}, {"service.advertiseAddress=10.0.0.5:7070"});
   const std::vector<std::string> own_args =
@@ -345,6 +367,7 @@ TEST_F(HelmChart, BadValuesAreRefusedNamingTheValue) {
       {{"serviceAccount.create=false"}, "serviceAccount.name"},
       {{"crds.keep=maybe"}, "crds.keep"},
       {{"service.advertiseAddress=http://10.0.0.5:7070"}, "service.advertiseAddress"},
+      {{"agent.tolerations=dedicated"}, "agent.tolerations"},
   };
   for (const auto& [sets, field] : cases) {
     CommandOutput r = HelmTemplate({}, sets);

@@ -101,3 +101,13 @@ tag defaulting to the chart's appVersion. Call with (dict "image" .Values.image 
   resources: [events]
   verbs: [create, patch]
 {{- end -}}
+
+{{/* agent.resources, agent.nodeSelector and agent.tolerations as the operator's --agent-defaults
+JSON; empty when all three are. */}}
+{{- define "stampede.agentDefaults" -}}
+{{- $defaults := dict -}}
+{{- with .Values.agent.resources }}{{- $_ := set $defaults "resources" . -}}{{- end -}}
+{{- with .Values.agent.nodeSelector }}{{- $_ := set $defaults "nodeSelector" . -}}{{- end -}}
+{{- with .Values.agent.tolerations }}{{- $_ := set $defaults "tolerations" . -}}{{- end -}}
+{{- if $defaults -}}{{- toPrettyJson $defaults -}}{{- end -}}
+{{- end -}}
