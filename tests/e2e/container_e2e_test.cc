@@ -14,6 +14,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <memory>
 #include <sstream>
 #include <string>
@@ -65,15 +66,26 @@ std::string StatusField(const std::string& status, const std::string& key) {
   return "";
 }
 
+// A process's cgroup (v1) path by controller, from /proc/<pid>/cgroup.
+std::map<std::string, std::string> Cgroups(pid_t pid) {
+  std::map<std::string, std::string> cgroups;
+  for (absl::string_view line :
+       absl::StrSplit(ReadAll(absl::StrCat("/proc/", pid, "/cgroup")), '\n')) {
+    const std::vector<std::string> fields = absl::StrSplit(line, absl::MaxSplits(':', 2));
+    if (fields.size() == 3) {
+      for (absl::string_view controller : absl::StrSplit(fields[1], ',')) {
+        cgroups[std::string(controller)] = fields[2];
+      }
+    }
+  }
+  return cgroups;
+}
+
 class ContainerE2eTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    for (const std::string& archive : testing::ImageArchives()) {
-      if (!std::filesystem::exists(archive)) {
-        start_error_ = archive + " is missing: run scripts/images (or ninja -C build images)";
-        return;
-      }
-    }
+    start_error_ = testing::ImageArchivesProblem();
+    if (!start_error_.empty()) return;
     Cluster::Options options;
     options.node_image_archives = testing::ImageArchives();
     options.workload_controllers = true;
@@ -161,14 +173,30 @@ TEST_F(ContainerE2eTest, ChartInstalledOperatorRunsALoadTestWithAgentsInContaine
   testing::TestTarget target;
   const int grpc_port = FreePort(), metrics_port = FreePort();
   const std::string chart = std::string(kSourceDir) + "/helm/stampede";
-  testing::CommandOutput installed = testing::RunToEnd(
-      {testing::HelmBinary(), "install", "stampede", chart, "-n", "stampede-system",
-       "--create-namespace", "--kubeconfig", cluster_->admin_kubeconfig(), "--set",
-       absl::StrCat("service.grpcPort=", grpc_port), "--set",
-       absl::StrCat("service.metricsPort=", metrics_port), "--set",
-       absl::StrCat("service.advertiseAddress=127.0.0.1:", grpc_port), "--wait", "--timeout",
-       "120s"},
-      seconds(150));
+  testing::CommandOutput installed =
+      testing::RunToEnd({testing::HelmBinary(),
+                         "install",
+                         "stampede",
+                         chart,
+                         "-n",
+                         "stampede-system",
+                         "--create-namespace",
+                         "--kubeconfig",
+                         cluster_->admin_kubeconfig(),
+                         "--set",
+                         absl::StrCat("service.grpcPort=", grpc_port),
+                         "--set",
+                         absl::StrCat("service.metricsPort=", metrics_port),
+                         "--set",
+                         absl::StrCat("service.advertiseAddress=127.0.0.1:", grpc_port),
+                         "--set",
+                         "agent.resources.limits.memory=256Mi",
+                         "--set",
+                         "agent.nodeSelector.kubernetes\\.io/os=linux",
+                         "--wait",
+                         "--timeout",
+                         "120s"},
+                        seconds(150));
   ASSERT_EQ(installed.exit_code, 0) << installed.out << installed.err;
 
   // The operator's Pod runs the stampede image as 65532, with the mounted token.
@@ -186,7 +214,7 @@ TEST_F(ContainerE2eTest, ChartInstalledOperatorRunsALoadTestWithAgentsInContaine
   }
   EXPECT_TRUE(token_mounted) << "the ServiceAccount admission plugin mounts the token";
   const pid_t operator_pid = ContainerPid(operator_pod);
-  ASSERT_GT(operator_pid, 0);
+  ASSERT_GT(operator_pid, 0) << cluster_->PodLog("stampede-system", operator_name);
   EXPECT_EQ(StatusField(ReadAll(absl::StrCat("/proc/", operator_pid, "/status")), "Uid"),
             "65532\t65532\t65532\t65532");
   // Ready once it reconciles, on its metrics port (host network).
@@ -203,7 +231,23 @@ TEST_F(ContainerE2eTest, ChartInstalledOperatorRunsALoadTestWithAgentsInContaine
                                       "metadata: {name: in-containers, namespace: shop}\nspec:\n",
                                       "  target: {url: \"", target.Url("/"), "\"}\n",
                                       "  load: {users: 4, thinkTime: {min: 5ms, max: 20ms}}\n",
-                                      "  duration: 3s\n  agents: 2\n"));
+                                      "  duration: 5s\n  agents: 2\n"));
+  // The chart's agent defaults reach the agent Pods, and the memory limit their cgroup.
+  Json agent;
+  ASSERT_TRUE(WaitUntil(seconds(60),
+                        [&] {
+                          agent = GetPod("shop", "in-containers-agent-0");
+                          return agent.is_object() &&
+                                 agent["status"].value("phase", "") == "Running";
+                        }))
+      << agent.dump(1) << cluster_->PodLog("stampede-system", operator_name);
+  EXPECT_EQ(agent["spec"]["nodeSelector"]["kubernetes.io/os"], "linux");
+  EXPECT_EQ(agent["spec"]["containers"][0]["resources"]["limits"]["memory"], "256Mi");
+  const pid_t agent_pid = ContainerPid(agent);
+  ASSERT_GT(agent_pid, 0);
+  EXPECT_EQ(ReadAll(absl::StrCat("/sys/fs/cgroup/memory", Cgroups(agent_pid)["memory"],
+                                 "/memory.limit_in_bytes")),
+            "268435456\n");
   const CommandResult wait = cluster_->Kubectl({"wait", "--for=condition=Complete", "-n", "shop",
                                                 "loadtest/in-containers", "--timeout=120s"},
                                                seconds(130));
@@ -326,15 +370,7 @@ spec:
       << "the image's own env";
 
   // Limits as cgroup (v1) settings.
-  std::map<std::string, std::string> cgroups;  // controller -> path
-  for (absl::string_view line : absl::StrSplit(ReadAll(proc + "/cgroup"), '\n')) {
-    const std::vector<std::string> fields = absl::StrSplit(line, absl::MaxSplits(':', 2));
-    if (fields.size() == 3) {
-      for (absl::string_view controller : absl::StrSplit(fields[1], ',')) {
-        cgroups[std::string(controller)] = fields[2];
-      }
-    }
-  }
+  std::map<std::string, std::string> cgroups = Cgroups(pid);
   ASSERT_TRUE(cgroups.count("memory")) << ReadAll(proc + "/cgroup");
   EXPECT_TRUE(absl::StrContains(cgroups["memory"], "stampede-test-node/")) << cgroups["memory"];
   EXPECT_EQ(ReadAll("/sys/fs/cgroup/memory" + cgroups["memory"] + "/memory.limit_in_bytes"),

@@ -58,10 +58,8 @@ class OperatorE2eTest : public ::testing::Test {
     const char* process_mode = std::getenv("STAMPEDE_E2E_PROCESS_MODE");
     if (process_mode == nullptr || std::string(process_mode) != "1") {
       options.node_image_archives = testing::ImageArchives();
-      for (const std::string& archive : options.node_image_archives) {
-        ASSERT_TRUE(std::ifstream(archive).good())
-            << archive << " is missing: run scripts/images, or set STAMPEDE_E2E_PROCESS_MODE=1";
-      }
+      const std::string problem = testing::ImageArchivesProblem();
+      ASSERT_TRUE(problem.empty()) << problem << " (or set STAMPEDE_E2E_PROCESS_MODE=1)";
     }
     options.crd_files = {std::string(STAMPEDE_SOURCE_DIR) +
                          "/deploy/crd/loadtests.stampede.dev.yaml"};

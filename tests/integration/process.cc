@@ -92,6 +92,22 @@ std::string AgentBinary() { return STAMPEDE_AGENT_BINARY; }
 std::string TargetBinary() { return STAMPEDE_TARGET_BINARY; }
 std::string ControllerBinary() { return STAMPEDE_CONTROLLER_BINARY; }
 
+std::string ImageArchivesProblem() {
+  const std::vector<std::string> archives = ImageArchives();
+  const std::string binaries[] = {AgentBinary(), ControllerBinary()};
+  for (size_t i = 0; i < archives.size(); ++i) {
+    struct stat archive, binary;
+    if (stat(archives[i].c_str(), &archive) != 0) {
+      return archives[i] + " is missing: run scripts/images (or ninja -C build images)";
+    }
+    if (stat(binaries[i].c_str(), &binary) == 0 && binary.st_mtime > archive.st_mtime) {
+      return archives[i] + " is older than " + binaries[i] +
+             ": run scripts/images (or ninja -C build images) again";
+    }
+  }
+  return "";
+}
+
 std::vector<std::string> ImageArchives() {
   const char* env = std::getenv("STAMPEDE_IMAGES");
   const std::string dir = env != nullptr && *env != '\0' ? env : STAMPEDE_IMAGES_DIR;

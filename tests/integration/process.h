@@ -96,6 +96,8 @@ std::string ControllerBinary();  // stampede
 // The image archives scripts/images wrote (stampede-agent, then stampede): in $STAMPEDE_IMAGES,
 // else in the build tree's images/ folder. Paths only; they may not exist.
 std::vector<std::string> ImageArchives();
+// Empty when every archive exists and is newer than the binaries it packs; otherwise what to do.
+std::string ImageArchivesProblem();
 
 // A fresh temporary directory.
 std::string MakeTempDir();
