@@ -10,6 +10,7 @@
 #include <sstream>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "common/flags.h"
 #include "common/logging.h"
 #include "common/mutex.h"
@@ -34,7 +35,8 @@ common::FlagSet OperatorFlags(OperatorCommandOptions* o) {
   flags.String("--kubeconfig", "FILE",
                "default: $KUBECONFIG, then the in-cluster service account, then ~/.kube/config",
                &o->kubeconfig);
-  flags.String("--namespace", "NS", "watch only NS (default: every namespace)",
+  flags.String("--namespace", "NS[,NS...]",
+               "watch only these namespaces, comma-separated (default: every namespace)",
                &o->watch_namespace);
   flags.HostPort("--grpc-listen", "ADDR", "where agents connect (default 0.0.0.0:7070)",
                  &o->grpc_listen);
@@ -120,15 +122,19 @@ absl::StatusOr<std::unique_ptr<kube::Client>> ConnectToCluster(
     const OperatorCommandOptions& options) {
   ASSIGN_OR_RETURN(kube::Config config, kube::LoadConfig(options.kubeconfig));
   ASSIGN_OR_RETURN(std::unique_ptr<kube::Client> client, kube::Client::New(config));
-  const std::string probe = options.watch_namespace.empty()
-                                ? "/apis/stampede.dev/v1alpha1/loadtests?limit=1"
-                                : absl::StrCat("/apis/stampede.dev/v1alpha1/namespaces/",
-                                               options.watch_namespace, "/loadtests?limit=1");
-  if (absl::StatusOr<kube::Json> probed = client->Get(probe); !probed.ok()) {
-    return absl::Status(
-        probed.status().code(),
-        absl::StrCat("cannot list LoadTests (is the CRD installed? kubectl apply -k deploy/): ",
-                     probed.status().message()));
+  std::vector<std::string> probes;
+  for (const std::string& ns : options.watch_namespaces) {
+    probes.push_back(
+        absl::StrCat("/apis/stampede.dev/v1alpha1/namespaces/", ns, "/loadtests?limit=1"));
+  }
+  if (probes.empty()) probes.push_back("/apis/stampede.dev/v1alpha1/loadtests?limit=1");
+  for (const std::string& probe : probes) {
+    if (absl::StatusOr<kube::Json> probed = client->Get(probe); !probed.ok()) {
+      return absl::Status(
+          probed.status().code(),
+          absl::StrCat("cannot list LoadTests (is the CRD installed? kubectl apply -k deploy/): ",
+                       probed.status().message()));
+    }
   }
   return client;
 }
@@ -204,7 +210,7 @@ int LeadAndReconcile(const OperatorCommandOptions& options, const std::string& i
     SLOG(kInfo) << "leader_election leading identity=" << identity;
   }
   ReconcilerOptions ro;
-  ro.watch_namespace = options.watch_namespace;
+  ro.watch_namespaces = options.watch_namespaces;
   ro.identity = identity;
   ro.pods.default_image = options.agent_image;
   ro.pods.agent_command = options.agent_command;
@@ -233,6 +239,15 @@ int LeadAndReconcile(const OperatorCommandOptions& options, const std::string& i
   return 0;
 }
 
+// A DNS-1123 label, as Kubernetes requires of a namespace's name.
+bool IsNamespaceName(absl::string_view name) {
+  if (name.empty() || name.size() > 63 || name.front() == '-' || name.back() == '-') return false;
+  for (char c : name) {
+    if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-')) return false;
+  }
+  return true;
+}
+
 }  // namespace
 
 absl::StatusOr<OperatorCommandOptions> ParseOperatorFlags(const std::vector<std::string>& args) {
@@ -240,6 +255,19 @@ absl::StatusOr<OperatorCommandOptions> ParseOperatorFlags(const std::vector<std:
   RETURN_IF_ERROR(OperatorFlags(&options).Parse(args));
   if (!options.help && options.renew_deadline >= options.lease_duration) {
     return absl::InvalidArgumentError("--renew-deadline: must be shorter than --lease-duration");
+  }
+  if (!options.watch_namespace.empty()) {
+    for (absl::string_view ns : absl::StrSplit(options.watch_namespace, ',')) {
+      if (!IsNamespaceName(ns)) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("--namespace: \"", ns, "\" is not a namespace name"));
+      }
+      if (std::find(options.watch_namespaces.begin(), options.watch_namespaces.end(), ns) !=
+          options.watch_namespaces.end()) {
+        return absl::InvalidArgumentError(absl::StrCat("--namespace: \"", ns, "\" twice"));
+      }
+      options.watch_namespaces.emplace_back(ns);
+    }
   }
   if (!options.help && !options.agent_defaults_file.empty()) {
     std::ifstream in(options.agent_defaults_file);
@@ -302,7 +330,7 @@ int OperatorCommand(const std::vector<std::string>& args) {
               << " grpc_listen=" << (*controller)->listen_address()
               << " agents_dial=" << (*controller)->agent_address()
               << " metrics_port=" << (*api)->port() << " namespace="
-              << (options->watch_namespace.empty() ? "(all)" : options->watch_namespace)
+              << (options->watch_namespaces.empty() ? "(all)" : options->watch_namespace)
               << " leader_elect=" << options->leader_elect;
 
   const int code =

@@ -16,9 +16,10 @@ namespace stampede::controller {
 
 struct OperatorCommandOptions {
   std::string kubeconfig;       // empty: $KUBECONFIG, the service account, ~/.kube/config
-  std::string watch_namespace;  // --namespace; empty: every namespace
-  std::string grpc_listen = "0.0.0.0:7070";  // where agents connect
-  std::string advertise_address;             // what agent Pods dial; empty: the listen address
+  std::string watch_namespace;  // --namespace as given: NS or NS,NS,...; empty: every namespace
+  std::vector<std::string> watch_namespaces;  // the same, split and checked by the parser
+  std::string grpc_listen = "0.0.0.0:7070";   // where agents connect
+  std::string advertise_address;              // what agent Pods dial; empty: the listen address
   std::string metrics_listen = "0.0.0.0:9090";
   bool leader_elect = false;
   std::string lease_namespace;  // empty: the in-cluster namespace, then stampede-system

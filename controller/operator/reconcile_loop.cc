@@ -1,6 +1,8 @@
 #include "controller/operator/reconcile_loop.h"
 
+#include <algorithm>
 #include <exception>
+#include <iterator>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -13,25 +15,72 @@ ReconcileLoop::ReconcileLoop(kube::Client* client, RunRegistry* runs, Reconciler
 
 ReconcileLoop::~ReconcileLoop() { Stop(); }
 
+void ReconcileLoop::Caches::Add(std::string name_space, std::unique_ptr<kube::Informer> informer) {
+  informers_.emplace_back(std::move(name_space), std::move(informer));
+}
+
+std::optional<kube::Json> ReconcileLoop::Caches::Get(const std::string& key) const {
+  const std::string name_space = key.substr(0, key.find('/'));
+  for (const auto& [watched, informer] : informers_) {
+    if (watched.empty() || watched == name_space) return informer->Get(key);
+  }
+  return std::nullopt;  // a namespace not watched
+}
+
+std::vector<kube::Json> ReconcileLoop::Caches::List() const {
+  std::vector<kube::Json> all;
+  for (const auto& [watched, informer] : informers_) {
+    std::vector<kube::Json> some = informer->List();
+    all.insert(all.end(), std::make_move_iterator(some.begin()),
+               std::make_move_iterator(some.end()));
+  }
+  return all;
+}
+
+void ReconcileLoop::Caches::Start() {
+  for (const auto& [watched, informer] : informers_) informer->Start();
+}
+
+bool ReconcileLoop::Caches::WaitForSync(std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  for (const auto& [watched, informer] : informers_) {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
+    if (!informer->WaitForSync(std::max(left, std::chrono::milliseconds(0)))) return false;
+  }
+  return true;
+}
+
+void ReconcileLoop::Caches::Stop() {
+  for (const auto& [watched, informer] : informers_) informer->Stop();
+}
+
 bool ReconcileLoop::Start(std::chrono::milliseconds sync_timeout) {
-  loadtests_ = std::make_unique<kube::Informer>(
-      client_, LoadTestsPath(options_.watch_namespace),
-      [this](const kube::Json& object, bool) { Enqueue(kube::ObjectKey(object)); });
   kube::Informer::Options pod_options;
   pod_options.label_selector = absl::StrCat(kManagedByLabel, "=", kManagedByValue);
-  pods_ = std::make_unique<kube::Informer>(
-      client_, AgentPodsPath(options_.watch_namespace),
-      [this](const kube::Json& pod, bool) {
-        const std::string test = LoadTestOfPod(pod);
-        if (!test.empty()) Enqueue(absl::StrCat(kube::MetadataField(pod, "namespace"), "/", test));
-      },
-      pod_options);
-  loadtests_->Start();
-  pods_->Start();
-  if (!loadtests_->WaitForSync(sync_timeout) || !pods_->WaitForSync(sync_timeout)) return false;
-  reconciler_ = std::make_unique<Reconciler>(
-      ReconcilerWorld{client_, loadtests_.get(), pods_.get(), runs_}, options_);
-  for (const kube::Json& object : loadtests_->List()) Enqueue(kube::ObjectKey(object));
+  std::vector<std::string> namespaces = options_.watch_namespaces;
+  if (namespaces.empty()) namespaces.push_back("");  // the whole cluster
+  for (const std::string& ns : namespaces) {
+    loadtests_.Add(ns, std::make_unique<kube::Informer>(client_, LoadTestsPath(ns),
+                                                        [this](const kube::Json& object, bool) {
+                                                          Enqueue(kube::ObjectKey(object));
+                                                        }));
+    pods_.Add(ns, std::make_unique<kube::Informer>(
+                      client_, AgentPodsPath(ns),
+                      [this](const kube::Json& pod, bool) {
+                        const std::string test = LoadTestOfPod(pod);
+                        if (!test.empty()) {
+                          Enqueue(absl::StrCat(kube::MetadataField(pod, "namespace"), "/", test));
+                        }
+                      },
+                      pod_options));
+  }
+  loadtests_.Start();
+  pods_.Start();
+  if (!loadtests_.WaitForSync(sync_timeout) || !pods_.WaitForSync(sync_timeout)) return false;
+  reconciler_ =
+      std::make_unique<Reconciler>(ReconcilerWorld{client_, &loadtests_, &pods_, runs_}, options_);
+  for (const kube::Json& object : loadtests_.List()) Enqueue(kube::ObjectKey(object));
   worker_ = std::thread([this] { Work(); });
   return true;
 }
@@ -44,8 +93,8 @@ void ReconcileLoop::Stop() {
   }
   cv_.SignalAll();
   if (worker_.joinable()) worker_.join();
-  if (loadtests_ != nullptr) loadtests_->Stop();
-  if (pods_ != nullptr) pods_->Stop();
+  loadtests_.Stop();
+  pods_.Stop();
   // The tests go on without us; whoever leads next adopts them.
   if (reconciler_ != nullptr) reconciler_->DetachAll();
 }

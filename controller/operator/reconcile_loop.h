@@ -1,5 +1,6 @@
-// What drives the Reconciler: an informer on the LoadTests and one on the agent Pods, a queue of
-// keys, and one worker thread. A key is queued when its LoadTest or one of its Pods changes,
+// What drives the Reconciler: an informer on the LoadTests and one on the agent Pods (one pair
+// for each watched namespace, behind one cache each, or a cluster-wide pair), a queue of keys, and
+// one worker thread. A key is queued when its LoadTest or one of its Pods changes,
 // when a reconcile of it failed (tried again on the next round), and every second while its test
 // runs. The worker reconciles each queued key once per round.
 //
@@ -9,9 +10,12 @@
 
 #include <chrono>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 #include <thread>
+#include <utility>
+#include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "common/mutex.h"
@@ -38,11 +42,26 @@ class ReconcileLoop {
   void Enqueue(const std::string& key);
   void Work();
 
+  // Several informers as one cache: a key ("namespace/name") goes to its namespace's informer.
+  class Caches : public kube::ObjectCache {
+   public:
+    void Add(std::string name_space, std::unique_ptr<kube::Informer> informer);
+    std::optional<kube::Json> Get(const std::string& key) const override;
+    std::vector<kube::Json> List() const override;
+    void Start();
+    bool WaitForSync(std::chrono::milliseconds timeout);
+    void Stop();
+
+   private:
+    // By namespace; "" for a cluster-wide informer (the only one then).
+    std::vector<std::pair<std::string, std::unique_ptr<kube::Informer>>> informers_;
+  };
+
   kube::Client* const client_;
   RunRegistry* const runs_;
   const ReconcilerOptions options_;
-  std::unique_ptr<kube::Informer> loadtests_;
-  std::unique_ptr<kube::Informer> pods_;
+  Caches loadtests_;
+  Caches pods_;
   std::unique_ptr<Reconciler> reconciler_;  // used by the worker thread only
   std::thread worker_;
 

@@ -39,8 +39,8 @@ namespace stampede::controller {
 inline constexpr char kFinalizer[] = "stampede.dev/cleanup";
 
 struct ReconcilerOptions {
-  std::string watch_namespace;  // empty: every namespace
-  std::string identity;         // reported in Events
+  std::vector<std::string> watch_namespaces;  // empty: every namespace
+  std::string identity;                       // reported in Events
   AgentPodOptions pods;
   std::chrono::milliseconds status_interval{2000};
   // A Pod that stays unschedulable this long fails a starting test.

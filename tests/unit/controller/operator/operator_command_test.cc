@@ -63,6 +63,7 @@ TEST(OperatorFlagsTest, EveryFlagInBothForms) {
   ASSERT_TRUE(o.ok()) << o.status();
   EXPECT_EQ(o->kubeconfig, "/k");
   EXPECT_EQ(o->watch_namespace, "ns");
+  EXPECT_EQ(o->watch_namespaces, std::vector<std::string>{"ns"});
   EXPECT_EQ(o->grpc_listen, "127.0.0.1:7070");
   EXPECT_EQ(o->advertise_address, "svc.ns.svc:7070");
   EXPECT_EQ(o->metrics_listen, "127.0.0.1:0");
@@ -105,6 +106,9 @@ TEST(OperatorFlagsTest, ErrorsNameTheFlag) {
       {{"--metrics-listen=x"}, "--metrics-listen: \"x\" is not host:port"},
       {{"--leader-elect=maybe"}, "--leader-elect: \"maybe\" is not true or false"},
       {{"--namespace"}, "--namespace: needs a value"},
+      {{"--namespace=team-a,Team_B"}, "--namespace: \"Team_B\" is not a namespace name"},
+      {{"--namespace=team-a,"}, "--namespace: \"\" is not a namespace name"},
+      {{"--namespace=a,b,a"}, "--namespace: \"a\" twice"},
       {{"--bogus=1"}, "--bogus: unknown flag"},
       {{"stray"}, "stray: unknown argument"},
       {{"--agent-defaults=/nonexistent/defaults.json"},
@@ -131,10 +135,17 @@ TEST(OperatorFlagsTest, AgentDefaultsAreReadFromTheFile) {
             "--agent-defaults: " + file + ": nodeSelector.pool: must be a string");
 }
 
+TEST(OperatorFlagsTest, NamespaceTakesAList) {
+  absl::StatusOr<OperatorCommandOptions> o = ParseOperatorFlags({"--namespace", "team-a,team-b"});
+  ASSERT_TRUE(o.ok()) << o.status();
+  EXPECT_EQ(o->watch_namespaces, (std::vector<std::string>{"team-a", "team-b"}));
+  EXPECT_TRUE(ParseOperatorFlags({})->watch_namespaces.empty()) << "every namespace";
+}
+
 TEST(OperatorFlagsTest, UsageListsEveryFlag) {
   const std::string usage = OperatorUsage();
   for (const char* flag :
-       {"--kubeconfig FILE", "--namespace NS", "--grpc-listen ADDR",
+       {"--kubeconfig FILE", "--namespace NS[,NS...]", "--grpc-listen ADDR",
         "--advertise-address HOST:PORT", "--metrics-listen ADDR", "--leader-elect",
         "--lease-namespace NS", "--lease-name NAME", "--identity ID", "--agent-image IMAGE",
         "--agent-command PATH", "--agent-defaults FILE", "--agent-reconnect D",
