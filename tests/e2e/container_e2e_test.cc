@@ -284,6 +284,46 @@ TEST_F(ContainerE2eTest, ChartInstalledOperatorRunsALoadTestWithAgentsInContaine
   EXPECT_FALSE(RuncKnows(ContainerStatus(operator_pod).value("containerID", "runc://x").substr(7)));
 }
 
+// After the chart's operator is gone: one operator watching two namespaces runs the LoadTests of
+// both and leaves a third namespace's alone.
+TEST_F(ContainerE2eTest, AnOperatorWatchingTwoNamespacesRunsBothAndNoOther) {
+  testing::TestTarget target;
+  const int grpc_port = FreePort();
+  testing::Process op({testing::ControllerBinary(), "operator", "--kubeconfig",
+                       cluster_->admin_kubeconfig(), "--namespace=team-a,team-b",
+                       absl::StrCat("--grpc-listen=127.0.0.1:", grpc_port),
+                       absl::StrCat("--advertise-address=127.0.0.1:", grpc_port),
+                       "--metrics-listen=127.0.0.1:0", "--status-interval=1s"});
+  for (const char* ns : {"team-a", "team-b", "team-c"}) {
+    ASSERT_EQ(cluster_->Kubectl({"create", "namespace", ns}).exit_code, 0);
+    WaitForDefaultServiceAccount(ns);
+  }
+  ASSERT_TRUE(WaitUntil(seconds(30), [&] {
+    return op.Stderr().find("msg=reconciling") != std::string::npos;
+  })) << op.Stderr();
+  EXPECT_TRUE(absl::StrContains(op.Stderr(), "namespace=team-a,team-b")) << op.Stderr();
+  for (const char* ns : {"team-a", "team-b", "team-c"}) {
+    ApplyYaml(absl::StrCat("lt-", ns),
+              absl::StrCat("apiVersion: stampede.dev/v1alpha1\nkind: LoadTest\n",
+                           "metadata: {name: watched, namespace: ", ns, "}\nspec:\n",
+                           "  target: {url: \"", target.Url("/"), "\"}\n",
+                           "  load: {users: 2}\n  duration: 2s\n  agents: 1\n"));
+  }
+  for (const char* ns : {"team-a", "team-b"}) {
+    const CommandResult wait = cluster_->Kubectl(
+        {"wait", "--for=condition=Complete", "-n", ns, "loadtest/watched", "--timeout=90s"},
+        seconds(100));
+    ASSERT_EQ(wait.exit_code, 0) << ns << ": " << wait.ToString() << "\n" << op.Stderr();
+    EXPECT_EQ(Kubectl({"get", "lt", "watched", "-n", ns, "-o", "jsonpath={.status.phase}"}),
+              "Succeeded");
+  }
+  // Both are done; had team-c been watched, it would have started by now.
+  EXPECT_EQ(Kubectl({"get", "lt", "watched", "-n", "team-c", "-o", "jsonpath={.status.phase}"}),
+            "");
+  EXPECT_EQ(Kubectl({"get", "pods", "-n", "team-c", "-o", "name"}), "");
+  EXPECT_FALSE(absl::StrContains(op.Stderr(), "team-c")) << op.Stderr();
+}
+
 TEST_F(ContainerE2eTest, SecurityContextVolumesAndLimitsAreWhatTheKernelEnforces) {
   WaitForDefaultServiceAccount("default");
   ApplyYaml("locked-secret",

@@ -219,7 +219,7 @@ TEST_F(HelmChart, WatchNamespacesGivesRolesThereAndTheSameListToTheOperator) {
   EXPECT_EQ(Kinds(objects).count("ClusterRole"), 0u);
   EXPECT_EQ(Kinds(objects).count("ClusterRoleBinding"), 0u);
   const json cluster_rules = Rendered().at("ClusterRole /stampede-operator")["rules"];
-  for (const std::string ns : {"team-a"}) {
+  for (const std::string ns : {"team-a", "team-b"}) {
     const std::string role = "Role " + ns + "/stampede-operator";
     ASSERT_EQ(objects.count(role), 1u) << role;
     EXPECT_EQ(objects.at(role)["rules"], cluster_rules) << "the same permissions, namespaced";
@@ -229,7 +229,7 @@ TEST_F(HelmChart, WatchNamespacesGivesRolesThereAndTheSameListToTheOperator) {
   }
   const std::vector<std::string> args =
       Args(objects, "Deployment stampede-system/stampede-controller");
-  EXPECT_TRUE(HasArg(args, "--namespace=team-a"));
+  EXPECT_TRUE(HasArg(args, "--namespace=team-a,team-b"));
   // The leader-election Role stays in the release namespace.
   EXPECT_EQ(objects.count("Role stampede-system/stampede-operator-leader-election"), 1u);
 }
@@ -358,7 +358,7 @@ TEST_F(HelmChart, BadValuesAreRefusedNamingTheValue) {
       {{"image.digest=latest"}, "image.digest"},
       {{"agent.image.tag=has space"}, "agent.image.tag"},
       {{"watchNamespaces[0]=Team_A"}, "watchNamespaces.0"},
-      {{"watchNamespaces={a,b}"}, "watchNamespaces"},
+      {{"watchNamespaces={a,b,a}"}, "watchNamespaces"},
       {{"service.grpcPort=70000"}, "service.grpcPort"},
       {{"leaderElection.leaseDuration=15"}, "leaderElection.leaseDuration"},
       {{"agent.reconnect=soon"}, "agent.reconnect"},
