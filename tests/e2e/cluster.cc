@@ -5,6 +5,7 @@
 #include <httplib.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -91,6 +92,21 @@ absl::Status ClaimDir(const std::string& dir) {
 // Removes the directories `parent`/`prefix`* left by clusters whose process died without a Stop
 // (a crash, a SIGKILL): the etcd data alone takes 60 MB of /dev/shm. Directories without an owner
 // file are left alone (just created, or kept on purpose).
+// A node agent killed outright (or before it was done) leaves containers behind in its state
+// folder `node`: removes them (runc kills them), then their root file system mounts.
+void RemoveContainersLeftBehind(const std::string& node) {
+  std::error_code error;
+  for (const auto& container : std::filesystem::directory_iterator(node + "/runc", error)) {
+    const std::string command =
+        absl::StrCat("runc --root '", node, "/runc' delete --force '",
+                     container.path().filename().string(), "' >/dev/null 2>&1");
+    (void)!std::system(command.c_str());
+  }
+  for (const auto& bundle : std::filesystem::directory_iterator(node + "/containers", error)) {
+    umount2((bundle.path().string() + "/rootfs").c_str(), MNT_DETACH);
+  }
+}
+
 void SweepStale(const std::string& parent, const std::string& prefix) {
   std::error_code error;
   for (const auto& entry : std::filesystem::directory_iterator(parent, error)) {
@@ -98,7 +114,9 @@ void SweepStale(const std::string& parent, const std::string& prefix) {
     if (name.rfind(prefix, 0) != 0) continue;
     int pid = 0;
     if (!absl::SimpleAtoi(ReadFile(entry.path().string() + "/owner"), &pid) || pid <= 0) continue;
-    if (kill(pid, 0) != 0 && errno == ESRCH) std::filesystem::remove_all(entry.path(), error);
+    if (kill(pid, 0) == 0 || errno != ESRCH) continue;
+    RemoveContainersLeftBehind(entry.path().string() + "/node");
+    std::filesystem::remove_all(entry.path(), error);
   }
 }
 
@@ -693,6 +711,7 @@ void Cluster::Stop() {
   stopped_ = true;
   // The node agent first: it kills the Pods' processes. Then the control plane, etcd last.
   if (node_ != nullptr) node_->Terminate(Clock::now() + std::chrono::seconds(10));
+  if (!dir_.empty()) RemoveContainersLeftBehind(dir_ + "/node");
   const auto deadline = Clock::now() + std::chrono::seconds(5);
   for (Child* child : {scheduler_.get(), controller_manager_.get(), apiserver_.get()}) {
     if (child != nullptr) child->Signal(SIGTERM);

@@ -133,8 +133,9 @@ class TestNode {
   absl::StatusOr<std::vector<std::string>> PrepareContainer(
       const kube::Json& pod, const OciImage& image,
       const std::vector<std::pair<std::string, std::string>>& pod_env, Run& run);
-  // Removes what runc and PrepareContainer left of a container that ended.
-  void CleanUpContainer(Run& run);
+  // Removes what runc and PrepareContainer left of a container that ended (`runc_delete`: with
+  // `runc delete --force` first, which also kills what is left of it).
+  void CleanUpContainer(Run& run, bool runc_delete = true);
   // Runs a helper (runc delete) to its end; its exit code, or -1.
   int RunHelper(std::vector<std::string> argv);
   // Whether an exited container is started again, per restartPolicy.
