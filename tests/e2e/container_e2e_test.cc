@@ -5,10 +5,7 @@
 // the cgroup files, to see that the kernel enforces what its Pod asked for (user, groups, read-only
 // root, no new privileges, capabilities, seccomp, volumes, env, limits), and that exit codes and
 // restarts reach the Pod's status.
-#include <arpa/inet.h>
 #include <gtest/gtest.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -38,18 +35,6 @@ using testing::WaitUntil;
 constexpr char kSourceDir[] = STAMPEDE_SOURCE_DIR;
 constexpr char kRunc[] = "/usr/sbin/runc";  // Debian's runc package
 constexpr char kAgentImage[] = "ghcr.io/stampede-dev/stampede-agent:" STAMPEDE_VERSION;
-
-int FreePort() {
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
-  socklen_t len = sizeof(addr);
-  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  close(fd);
-  return ntohs(addr.sin_port);
-}
 
 std::string ReadAll(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
@@ -171,7 +156,7 @@ class ContainerE2eTest : public ::testing::Test {
 
 TEST_F(ContainerE2eTest, ChartInstalledOperatorRunsALoadTestWithAgentsInContainers) {
   testing::TestTarget target;
-  const int grpc_port = FreePort(), metrics_port = FreePort();
+  const int grpc_port = testing::FreeLoopbackPort(), metrics_port = testing::FreeLoopbackPort();
   const std::string chart = std::string(kSourceDir) + "/helm/stampede";
   testing::CommandOutput installed =
       testing::RunToEnd({testing::HelmBinary(),
@@ -288,7 +273,7 @@ TEST_F(ContainerE2eTest, ChartInstalledOperatorRunsALoadTestWithAgentsInContaine
 // both and leaves a third namespace's alone.
 TEST_F(ContainerE2eTest, AnOperatorWatchingTwoNamespacesRunsBothAndNoOther) {
   testing::TestTarget target;
-  const int grpc_port = FreePort();
+  const int grpc_port = testing::FreeLoopbackPort();
   testing::Process op({testing::ControllerBinary(), "operator", "--kubeconfig",
                        cluster_->admin_kubeconfig(), "--namespace=team-a,team-b",
                        absl::StrCat("--grpc-listen=127.0.0.1:", grpc_port),
@@ -329,7 +314,8 @@ TEST_F(ContainerE2eTest, SecurityContextVolumesAndLimitsAreWhatTheKernelEnforces
   ApplyYaml("locked-secret",
             "apiVersion: v1\nkind: Secret\nmetadata: {name: demo, namespace: default}\n"
             "stringData: {token: s3cret}\n");
-  const int closed_port = FreePort();  // nothing listens: the agent retries, bounded by --duration
+  const int closed_port =
+      testing::FreeLoopbackPort();  // nothing listens: the agent retries, bounded by --duration
   ApplyYaml("locked", absl::StrCat(R"(apiVersion: v1
 kind: Pod
 metadata: {name: locked, namespace: default}

@@ -1,11 +1,10 @@
 // `stampede operator` against a real control plane (kube-apiserver, scheduler, garbage collector,
-// etcd) whose Pods are run as local processes by stampede-test-node: LoadTests applied with kubectl
-// run on agent Pods that dial the operator on 127.0.0.1 and load the test target, also on
-// 127.0.0.1. Each test states one promise of the operator and checks it from the outside (kubectl,
-// the API, the target's own count), never through the operator's internals.
-#include <netinet/in.h>
+// etcd) whose Pods stampede-test-node runs as real containers of the agent image (as local
+// processes with STAMPEDE_E2E_PROCESS_MODE=1): LoadTests applied with kubectl run on agent Pods
+// that dial the operator on 127.0.0.1 and load the test target, also on 127.0.0.1. Each test states
+// one promise of the operator and checks it from the outside (kubectl, the API, the target's own
+// count), never through the operator's internals.
 #include <signal.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -32,18 +31,6 @@ using std::chrono::milliseconds;
 using std::chrono::seconds;
 using Clock = std::chrono::steady_clock;
 
-int FreePort() {
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
-  socklen_t len = sizeof(addr);
-  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  close(fd);
-  return ntohs(addr.sin_port);
-}
-
 std::string Dir(const std::string& path) { return path.substr(0, path.rfind('/')); }
 
 using testing::WaitUntil;
@@ -67,7 +54,7 @@ class OperatorE2eTest : public ::testing::Test {
     ASSERT_TRUE(cluster.ok()) << cluster.status();
     cluster_ = cluster->release();
     target_ = new testing::TestTarget();
-    grpc_port_ = FreePort();
+    grpc_port_ = testing::FreeLoopbackPort();
     std::ofstream(cluster_->dir() + "/ns.yaml")
         << "apiVersion: v1\nkind: Namespace\nmetadata: {name: stampede-system}\n";
     const CommandResult ns = cluster_->Kubectl({"apply", "-f", cluster_->dir() + "/ns.yaml"});
@@ -423,7 +410,7 @@ TEST_F(OperatorE2eTest, FiftyAgentPodsAreCreatedAndConnectedWithinThirtySeconds)
 
 // Last: it stops the leader on purpose.
 TEST_F(OperatorE2eTest, SecondReplicaWaitsOnTheLeaseAndTakesOverWhenTheLeaderLeaves) {
-  standby_ = StartOperator("standby", FreePort());
+  standby_ = StartOperator("standby", testing::FreeLoopbackPort());
   ASSERT_TRUE(WaitUntil(seconds(20), [] {
     return standby_->Stderr().find("leader_election waiting") != std::string::npos;
   })) << standby_->Stderr();

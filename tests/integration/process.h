@@ -99,6 +99,10 @@ std::vector<std::string> ImageArchives();
 // Empty when every archive exists and is newer than the binaries it packs; otherwise what to do.
 std::string ImageArchivesProblem();
 
+// A port of 127.0.0.1 that was free a moment ago (another process may take it before its user
+// binds it: rare enough for tests).
+int FreeLoopbackPort();
+
 // A fresh temporary directory.
 std::string MakeTempDir();
 
