@@ -408,6 +408,10 @@ spec:
   ASSERT_EQ(cluster_->Kubectl({"delete", "pod", "locked", "--timeout=60s"}).exit_code, 0);
   EXPECT_TRUE(testing::WaitForExit(pid, std::chrono::seconds(30)));
   EXPECT_FALSE(RuncKnows(id));
+  const std::string volumes =
+      cluster_->dir() + "/node/volumes/" + pod["metadata"].value("uid", "none");
+  EXPECT_TRUE(WaitUntil(seconds(20), [&] { return !std::filesystem::exists(volumes); }))
+      << volumes << ": the Secret's copy outlived its Pod";
 }
 
 TEST_F(ContainerE2eTest, RunAsNonRootRefusesARootUserWithTheKubeletsReason) {

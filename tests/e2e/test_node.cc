@@ -527,6 +527,11 @@ void TestNode::SyncPod(const std::string& key) {
       exits_.erase(group);
     }
     CleanUpContainer(found->second);
+    if (!options_.state_dir.empty()) {  // the Pod's volumes go with it
+      std::error_code error;
+      std::filesystem::remove_all(absl::StrCat(options_.state_dir, "/volumes/", found->second.uid),
+                                  error);
+    }
     runs_.erase(found);
     found = runs_.end();
   }
