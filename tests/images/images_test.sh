@@ -7,7 +7,8 @@
 #      belongs to a Debian package the image recorded in var/lib/dpkg/status.d, and is in it;
 #   3. the image: user 65532:65532, the binary as entrypoint, the org.opencontainers.image.*
 #      labels, no shell or package manager, and an archive that skopeo reads both as an OCI
-#      archive and as a docker-archive;
+#      archive and as a docker-archive, that `podman load` and `ctr import` (what `kind load
+#      image-archive` runs, here into a containerd of the test's own) load under its name;
 #   4. reproducible: scripts/images run again into a fresh folder gives the same digests.
 # Usage: images_test.sh IMAGES_DIR BUILD_DIR SOURCE_DIR
 set -euo pipefail
@@ -77,6 +78,37 @@ for pair in "agent:stampede-agent:agent/stampede-agent" "controller:stampede:con
   else
     fail "skopeo is missing: run scripts/setup"
   fi
+  ref="ghcr.io/stampede-dev/$name:$version"
+  # podman load, into a storage of its own.
+  if podman --root "$dir/podman" --runroot "$dir/podman-run" --storage-driver vfs load -i "$archive" \
+      >"$dir/podman.log" 2>&1; then
+    grep -q "Loaded image: $ref" "$dir/podman.log" || fail "$name: podman loaded it under another name: $(tail -1 "$dir/podman.log")"
+  else
+    fail "$name: podman load refused it: $(tail -3 "$dir/podman.log")"
+  fi
+  # ctr import (what kind load image-archive runs), into a containerd of its own.
+  mkdir -p "$dir/containerd"
+  cat >"$dir/containerd/config.toml" <<TOML
+version = 2
+root = "$dir/containerd/root"
+state = "$dir/containerd/state"
+disabled_plugins = ["io.containerd.grpc.v1.cri"]
+[grpc]
+  address = "$dir/containerd/sock"
+[ttrpc]
+  address = "$dir/containerd/ttrpc.sock"
+TOML
+  containerd --config "$dir/containerd/config.toml" >"$dir/containerd/log" 2>&1 &
+  containerd_pid=$!
+  for _ in $(seq 1 80); do [[ -S "$dir/containerd/sock" ]] && break; sleep 0.1; done
+  if timeout 60 ctr --address "$dir/containerd/sock" -n k8s.io images import "$archive" >"$dir/ctr.log" 2>&1; then
+    timeout 20 ctr --address "$dir/containerd/sock" -n k8s.io images ls -q | grep -qx "$ref" ||
+      fail "$name: ctr import did not name it $ref"
+  else
+    fail "$name: ctr import refused it: $(tail -3 "$dir/ctr.log") $(tail -3 "$dir/containerd/log")"
+  fi
+  kill "$containerd_pid" 2>/dev/null || true
+  wait "$containerd_pid" 2>/dev/null || true
   rm -rf "$dir"
 done
 
@@ -85,8 +117,11 @@ again=$(mktemp -d)
 if STAMPEDE_BUILD=$build STAMPEDE_IMAGES_OUT=$again "$src/scripts/images" --skip-build >"$again.log" 2>&1; then
   for name in stampede-agent stampede; do
     first=$(cat "$images/$name.digest") second=$(cat "$again/$name.digest")
-    [[ "$first" == "$second" ]] || fail "$name: digest $first, then $second from the same inputs"
-    echo "$name $first (the same twice)"
+    if [[ "$first" == "$second" ]]; then
+      echo "$name $first (the same twice)"
+    else
+      fail "$name: digest $first, then $second (rebuild the images if the commit changed since)"
+    fi
   done
 else
   cat "$again.log" >&2
