@@ -87,6 +87,7 @@ Run::Run(std::string id, v1::LoadTest test, std::string token,
   common::MutexLock lock(&mu_);
   status_.set_phase(PhaseName(Phase::kPending));
   status_.set_observed_generation(test_.metadata().generation());
+  SetPhaseConditions(status_, test_.metadata().generation(), Rfc3339(WallNow()));
   created_ns_ = Now();
 }
 
@@ -102,7 +103,42 @@ void Run::SetObserver(std::function<void(const RunEvent&)> observer) {
 void Run::SetPhase(Phase phase) {
   phase_ = phase;
   status_.set_phase(PhaseName(phase));
+  SetPhaseConditions(status_, test_.metadata().generation(), Rfc3339(WallNow()));
   events_.push_back({RunEvent::Kind::kPhase, phase, {}});
+}
+
+void SetPhaseConditions(v1::LoadTestStatus& status, int64_t generation, const std::string& now) {
+  const std::string& phase = status.phase();
+  const bool done = phase == "Succeeded" || phase == "Failed" || phase == "Aborted";
+  const std::string reason = phase.empty() ? "Pending" : phase;
+  const struct {
+    const char* type;
+    bool value;
+    const char* message;
+  } wanted[] = {
+      {"Ready", phase == "Succeeded",
+       phase == "Succeeded" ? "the test succeeded" : "not succeeded"},
+      {"Reconciling", !done, !done ? "the test has not finished" : "the test has finished"},
+      {"Stalled", phase == "Failed" || phase == "Aborted",
+       phase == "Failed" || phase == "Aborted" ? "the test ended without succeeding"
+                                               : "the test has not failed"},
+  };
+  for (const auto& w : wanted) {
+    v1::Condition* c = nullptr;
+    for (v1::Condition& existing : *status.mutable_conditions()) {
+      if (existing.type() == w.type) c = &existing;
+    }
+    if (c == nullptr) {
+      c = status.add_conditions();
+      c->set_type(w.type);
+    }
+    const std::string value = w.value ? "True" : "False";
+    if (c->status() != value) c->set_last_transition_time(now);
+    c->set_status(value);
+    c->set_reason(reason);
+    c->set_message(w.message);
+    c->set_observed_generation(generation);
+  }
 }
 
 void Run::Start() {

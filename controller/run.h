@@ -250,6 +250,12 @@ class Run {
 // RFC 3339 UTC with millisecond precision, as Kubernetes writes times.
 std::string Rfc3339(int64_t unix_ns);
 
+// The conditions kstatus reads (Flux, kubectl wait, kpt), from status.phase: Ready (True only
+// when Succeeded), Reconciling (True while Pending, Starting or Running) and Stalled (True when
+// Failed or Aborted), each False otherwise, with the phase's reason. A condition's
+// lastTransitionTime changes only when its status does (`now`, RFC 3339).
+void SetPhaseConditions(v1::LoadTestStatus& status, int64_t generation, const std::string& now);
+
 }  // namespace stampede::controller
 
 #endif  // STAMPEDE_CONTROLLER_RUN_H_

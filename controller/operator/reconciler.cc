@@ -161,6 +161,7 @@ absl::Status Reconciler::EndBeforeStart(const kube::Json& object, const std::str
   status.set_message(message);
   status.set_observed_generation(object["metadata"].value("generation", int64_t{0}));
   status.set_completion_time(Rfc3339(clock_->RealtimeNanos()));
+  SetPhaseConditions(status, status.observed_generation(), status.completion_time());
   if (warn) Event(object, "Warning", reason, message);
   return WriteStatus(kube::MetadataField(object, "namespace"), kube::MetadataField(object, "name"),
                      StatusJson(status));

@@ -148,6 +148,10 @@ TEST_F(OperatorE2eTest, AppliedLoadTestSucceedsWithEveryRequestTheTargetServed) 
   const CommandResult wait = cluster_->Kubectl(
       {"wait", "--for=condition=Complete", "loadtest/basic", "--timeout=90s"}, seconds(100));
   ASSERT_EQ(wait.exit_code, 0) << wait.ToString() << "\n" << Diagnose("basic");
+  // What Flux and `kubectl wait --for=condition=Ready` read (kstatus).
+  const CommandResult ready = cluster_->Kubectl(
+      {"wait", "--for=condition=Ready", "loadtest/basic", "--timeout=10s"}, seconds(20));
+  EXPECT_EQ(ready.exit_code, 0) << ready.ToString();
   const json lt = Get("basic");
   const json& status = lt["status"];
   EXPECT_EQ(status.value("phase", ""), "Succeeded") << Diagnose("basic");
@@ -194,6 +198,10 @@ TEST_F(OperatorE2eTest, SpecErrorsTheSchemaCannotSeeEndAsFailedInvalidSpec) {
   EXPECT_NE(status.value("message", "").find("spec.thresholds[0]"), std::string::npos)
       << status.dump();
   EXPECT_TRUE(Pods("badthreshold").empty());
+  // kstatus: stalled, so Flux and kubectl wait give up instead of waiting.
+  const CommandResult stalled = cluster_->Kubectl(
+      {"wait", "--for=condition=Stalled", "loadtest/badthreshold", "--timeout=10s"}, seconds(20));
+  EXPECT_EQ(stalled.exit_code, 0) << stalled.ToString();
   cluster_->Kubectl({"delete", "lt", "badthreshold", "--timeout=30s"});
 }
 

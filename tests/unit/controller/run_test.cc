@@ -158,6 +158,10 @@ TEST_F(RunTest, AHealthyRunAssignsExactSharesStartsTogetherAndSucceeds) {
   EXPECT_EQ(launcher_->Launches(), 1);
   EXPECT_EQ(run->phase(), Phase::kStarting);
   EXPECT_EQ(Condition(run->Status(), "AgentsReady"), "False/Launching");
+  // What kstatus (Flux, kubectl wait) reads: in progress.
+  EXPECT_EQ(Condition(run->Status(), "Reconciling"), "True/Starting");
+  EXPECT_EQ(Condition(run->Status(), "Ready"), "False/Starting");
+  EXPECT_EQ(Condition(run->Status(), "Stalled"), "False/Starting");
 
   Agent a, b;
   a.index = 0, a.threads = 1;
@@ -215,6 +219,9 @@ TEST_F(RunTest, AHealthyRunAssignsExactSharesStartsTogetherAndSucceeds) {
   EXPECT_EQ(Condition(status, "ThresholdsMet"), "True/ThresholdsMet");
   EXPECT_EQ(Condition(status, "Complete"), "True/Succeeded");
   EXPECT_EQ(Condition(status, "Running"), "False/Succeeded");
+  EXPECT_EQ(Condition(status, "Ready"), "True/Succeeded");
+  EXPECT_EQ(Condition(status, "Reconciling"), "False/Succeeded");
+  EXPECT_EQ(Condition(status, "Stalled"), "False/Succeeded");
   EXPECT_TRUE(a.connection->closed());
   EXPECT_EQ(events_, (std::vector<std::string>{"Starting", "Running", "s0", "s1", "s2", "Succeeded",
                                                "end"}));
@@ -275,6 +282,9 @@ TEST_F(RunTest, ASilentAgentIsLostAndFailsTheRun) {
   EXPECT_NE(status.message().find("agent 1 (host-1) silent for 10s"), std::string::npos)
       << status.message();
   EXPECT_EQ(Condition(status, "Complete"), "True/AgentLost");
+  EXPECT_EQ(Condition(status, "Ready"), "False/Failed");
+  EXPECT_EQ(Condition(status, "Reconciling"), "False/Failed");
+  EXPECT_EQ(Condition(status, "Stalled"), "True/Failed");
 }
 
 TEST_F(RunTest, WithOnAgentLossContinueALostAgentLeavesAPartialSuccess) {
