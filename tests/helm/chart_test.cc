@@ -328,6 +328,42 @@ TEST_F(HelmChart, CustomImagesAndSchedulingReachTheObjects) {
   EXPECT_TRUE(HasArg(own_args, "--grpc-listen=0.0.0.0:7070"));
 }
 
+TEST_F(HelmChart, ThePrometheusRuleCarriesTheAlertsOfDeployPrometheus) {
+  for (const std::string file : {"stampede-rules.yaml", "stampede-target-rules.yaml"}) {
+    EXPECT_EQ(ReadFile(kChart + "/files/prometheus/" + file),
+              ReadFile(kSource + "/deploy/prometheus/" + file))
+        << "copy deploy/prometheus/" << file << " to the chart's files/prometheus/";
+  }
+  EXPECT_EQ(Kinds(Rendered()).count("PrometheusRule"), 0u) << "off by default";
+  auto alerts = [](const json& rule) {
+    std::vector<std::string> names;
+    for (const json& group : rule["spec"]["groups"]) {
+      for (const json& r : group["rules"]) names.push_back(r["alert"]);
+    }
+    return names;
+  };
+  Objects objects = Rendered(
+      {}, {"metrics.prometheusRule.enabled=true", "metrics.prometheusRule.labels.release=prom"},
+      "perf-tools", "perf");
+  const json& rule = objects.at("PrometheusRule perf-tools/perf-stampede");
+  EXPECT_EQ(rule["metadata"]["labels"]["release"], "prom");
+  EXPECT_EQ(alerts(rule), (std::vector<std::string>{
+                              "StampedeOperatorDown", "StampedeLoadTestStuck", "StampedeAgentsLost",
+                              "StampedeGeneratorSaturated", "StampedeRateBelowTarget"}));
+  // The operator's job is this release's Service.
+  EXPECT_EQ(rule["spec"]["groups"][0]["rules"][0]["expr"],
+            "absent(up{job=\"perf-stampede-controller\"} == 1)");
+  EXPECT_EQ(rule["spec"]["groups"][0]["rules"][1]["annotations"]["summary"],
+            "LoadTest {{ $labels.namespace }}/{{ $labels.loadtest }} has not started for 5 minutes")
+      << "Prometheus' templates pass through Helm untouched";
+  Objects with_target = Rendered(
+      {}, {"metrics.prometheusRule.enabled=true", "metrics.prometheusRule.targetAlerts=true"});
+  const std::vector<std::string> all =
+      alerts(with_target.at("PrometheusRule stampede-system/stampede"));
+  EXPECT_EQ(all.size(), 7u);
+  EXPECT_EQ(all.back(), "StampedeTargetP99High");
+}
+
 TEST_F(HelmChart, OptionalMonitoringObjectsAreOffUntilEnabled) {
   Objects objects = Rendered(
       {}, {"metrics.serviceMonitor.enabled=true", "metrics.serviceMonitor.labels.release=prom",
@@ -342,6 +378,7 @@ TEST_F(HelmChart, OptionalMonitoringObjectsAreOffUntilEnabled) {
       objects.at(
           "Deployment stampede-system/stampede-controller")["spec"]["selector"]["matchLabels"]);
   EXPECT_EQ(monitor["spec"]["namespaceSelector"]["matchNames"], json::array({"stampede-system"}));
+  EXPECT_EQ(monitor["spec"]["endpoints"][0]["honorLabels"], "true") << "our namespace label wins";
   // Enabled with no dashboard file yet, the ConfigMap is left out rather than rendered empty.
   Objects dashboard = Rendered({}, {"grafanaDashboard.enabled=true"});
   for (const auto& [key, object] : dashboard) {
