@@ -14,6 +14,8 @@
 namespace stampede::controller {
 namespace {
 
+constexpr char kSpecChangeIgnored[] = "SpecChangeIgnored";
+
 bool Terminal(const std::string& phase) {
   return phase == "Succeeded" || phase == "Failed" || phase == "Aborted";
 }
@@ -132,7 +134,7 @@ absl::Status Reconciler::Reconcile(const std::string& key) {
   const std::string phase = StringAt(*object, {"status", "phase"});
   if (Terminal(phase)) {
     if (it != active_.end()) Forget(it);
-    return absl::OkStatus();  // absorbing: never started again
+    return ReportIgnoredEdit(*object);  // absorbing: never started again
   }
   if (!HasFinalizer(*object)) {
     auto updated =
@@ -165,6 +167,43 @@ absl::Status Reconciler::EndBeforeStart(const kube::Json& object, const std::str
   if (warn) Event(object, "Warning", reason, message);
   return WriteStatus(kube::MetadataField(object, "namespace"), kube::MetadataField(object, "name"),
                      StatusJson(status));
+}
+
+absl::Status Reconciler::ReportIgnoredEdit(const kube::Json& object) {
+  const int64_t generation = object["metadata"].value("generation", int64_t{0});
+  const kube::Json status = object.value("status", kube::Json::object());
+  if (generation <= status.value("observedGeneration", int64_t{0})) return absl::OkStatus();
+  // Said by a condition, so that observedGeneration keeps up and a GitOps tool waiting for it
+  // does not wait forever.
+  kube::Json conditions = kube::Json::array();
+  bool was_true = false;
+  for (const kube::Json& c : status.value("conditions", kube::Json::array())) {
+    if (c.value("type", "") == kSpecChangeIgnored) {
+      was_true = c.value("status", "") == "True";
+      continue;
+    }
+    conditions.push_back(c);
+  }
+  const std::string now = Rfc3339(clock_->RealtimeNanos());
+  kube::Json ignored = {
+      {"type", kSpecChangeIgnored},
+      {"status", "True"},
+      {"reason", "Finished"},
+      {"message",
+       "the test has ended and never runs again; apply it under a new name for a new run"},
+      {"lastTransitionTime", now},
+      {"observedGeneration", generation}};
+  if (was_true) {
+    for (const kube::Json& c : status["conditions"]) {
+      if (c.value("type", "") == kSpecChangeIgnored) {
+        ignored["lastTransitionTime"] = c.value("lastTransitionTime", now);
+      }
+    }
+  }
+  conditions.push_back(ignored);
+  if (!was_true) Event(object, "Normal", kSpecChangeIgnored, ignored["message"]);
+  return WriteStatus(kube::MetadataField(object, "namespace"), kube::MetadataField(object, "name"),
+                     {{"observedGeneration", generation}, {"conditions", conditions}});
 }
 
 absl::Status Reconciler::Begin(const std::string& key, const kube::Json& object,

@@ -84,6 +84,9 @@ class Reconciler {
   };
 
   absl::Status Begin(const std::string& key, const kube::Json& object, const std::string& phase);
+  // A finished test whose spec changed since: observedGeneration catches up, and the condition
+  // SpecChangeIgnored says the edit starts no new run. Nothing is written otherwise.
+  absl::Status ReportIgnoredEdit(const kube::Json& object);
   absl::Status Finalize(const std::string& key, const kube::Json& object);
   // A test that ends before any agent ran: a final status (and a Warning event when `warn`).
   absl::Status EndBeforeStart(const kube::Json& object, const std::string& phase,

@@ -187,6 +187,24 @@ TEST_F(OperatorE2eTest, AppliedLoadTestSucceedsWithEveryRequestTheTargetServed) 
   EXPECT_EQ(Get("basic")["metadata"].value("resourceVersion", ""), rv)
       << "the operator keeps writing a finished test";
   cluster_->Kubectl({"delete", "lt", "basic-sentinel", "--timeout=30s"});
+  // An edit to the finished test (as a GitOps tool would apply one) starts nothing; it is said by
+  // a condition, and observedGeneration keeps up.
+  ASSERT_EQ(
+      cluster_
+          ->Kubectl({"patch", "lt", "basic", "--type=merge", "-p", R"({"spec":{"duration":"5s"}})"})
+          .exit_code,
+      0);
+  EXPECT_TRUE(WaitUntil(seconds(20), [&] {
+    const json edited = Get("basic");
+    return edited["status"].value("observedGeneration", 0) ==
+           edited["metadata"].value("generation", -1);
+  })) << Diagnose("basic");
+  const CommandResult ignored = cluster_->Kubectl(
+      {"wait", "--for=condition=SpecChangeIgnored", "loadtest/basic", "--timeout=10s"},
+      seconds(20));
+  EXPECT_EQ(ignored.exit_code, 0) << ignored.ToString();
+  EXPECT_EQ(Phase("basic"), "Succeeded");
+  EXPECT_TRUE(Pods("basic").empty());
   ASSERT_EQ(cluster_->Kubectl({"delete", "lt", "basic", "--timeout=30s"}).exit_code, 0);
 }
 

@@ -201,6 +201,42 @@ TEST_F(ReconcilerTest, SpecErrorsTheSchemaCannotSeeEndAsFailedInvalidSpec) {
   EXPECT_EQ(api_.Writes().size(), writes);
 }
 
+TEST_F(ReconcilerTest, AnEditToAFinishedTestIsReportedAndStartsNothing) {
+  Json lt = LoadTest(kSpec);
+  lt["spec"]["thresholds"] = Json::array({"p95 <"});
+  api_.Put(kPath, lt);
+  ASSERT_TRUE(Reconcile().ok());
+  ASSERT_EQ(Phase(), "Failed");
+  // The user fixes the spec of the finished test: the API server bumps the generation.
+  Json edited = Object();
+  edited["spec"]["thresholds"] = Json::array({"p95 < 1s"});
+  edited["metadata"]["generation"] = 2;
+  api_.Put(kPath, edited);
+  ASSERT_TRUE(Reconcile().ok());
+  EXPECT_EQ(Phase(), "Failed") << "a finished test never runs again";
+  EXPECT_EQ(Object()["status"]["observedGeneration"], 2) << "so GitOps tools do not wait";
+  const Json after = Object();
+  Json ignored;
+  for (const Json& c : after["status"]["conditions"]) {
+    if (c["type"] == "SpecChangeIgnored") ignored = c;
+  }
+  ASSERT_FALSE(ignored.is_null()) << after["status"].dump();
+  EXPECT_EQ(ignored["status"], "True");
+  EXPECT_EQ(ignored["observedGeneration"], 2);
+  EXPECT_NE(ignored.value("message", "").find("new name"), std::string::npos);
+  bool stalled = false;
+  for (const Json& c : after["status"]["conditions"]) {
+    stalled |= c["type"] == "Stalled" && c["status"] == "True";
+  }
+  EXPECT_TRUE(stalled) << "the other conditions stay";
+  EXPECT_EQ(runs_.started(), 0);
+  EXPECT_TRUE(api_.Objects(kPods).empty());
+  // Once said, nothing more is written.
+  const size_t writes = api_.Writes().size();
+  ASSERT_TRUE(Reconcile().ok());
+  EXPECT_EQ(api_.Writes().size(), writes);
+}
+
 TEST_F(ReconcilerTest, AbortSetBeforeTheStartEndsAbortedWithoutPods) {
   Json lt = LoadTest(kSpec);
   lt["spec"]["abort"] = true;
