@@ -107,6 +107,31 @@ void Run::SetPhase(Phase phase) {
   events_.push_back({RunEvent::Kind::kPhase, phase, {}});
 }
 
+namespace {
+
+// Sets condition `type` (adding it when absent); its lastTransitionTime becomes `now` only when
+// its status changes.
+void UpsertCondition(v1::LoadTestStatus& status, const std::string& type, bool value,
+                     const std::string& reason, const std::string& message, int64_t generation,
+                     const std::string& now) {
+  v1::Condition* c = nullptr;
+  for (v1::Condition& existing : *status.mutable_conditions()) {
+    if (existing.type() == type) c = &existing;
+  }
+  if (c == nullptr) {
+    c = status.add_conditions();
+    c->set_type(type);
+  }
+  const std::string text = value ? "True" : "False";
+  if (c->status() != text) c->set_last_transition_time(now);
+  c->set_status(text);
+  c->set_reason(reason);
+  c->set_message(message);
+  c->set_observed_generation(generation);
+}
+
+}  // namespace
+
 void SetPhaseConditions(v1::LoadTestStatus& status, int64_t generation, const std::string& now) {
   const std::string& phase = status.phase();
   const bool done = phase == "Succeeded" || phase == "Failed" || phase == "Aborted";
@@ -124,20 +149,7 @@ void SetPhaseConditions(v1::LoadTestStatus& status, int64_t generation, const st
                                                : "the test has not failed"},
   };
   for (const auto& w : wanted) {
-    v1::Condition* c = nullptr;
-    for (v1::Condition& existing : *status.mutable_conditions()) {
-      if (existing.type() == w.type) c = &existing;
-    }
-    if (c == nullptr) {
-      c = status.add_conditions();
-      c->set_type(w.type);
-    }
-    const std::string value = w.value ? "True" : "False";
-    if (c->status() != value) c->set_last_transition_time(now);
-    c->set_status(value);
-    c->set_reason(reason);
-    c->set_message(w.message);
-    c->set_observed_generation(generation);
+    UpsertCondition(status, w.type, w.value, reason, w.message, generation, now);
   }
 }
 
@@ -652,20 +664,8 @@ std::vector<v1::ThresholdResult> Run::EvaluateThresholds() const {
 
 void Run::SetCondition(const std::string& type, bool value, const std::string& reason,
                        const std::string& message) {
-  v1::Condition* c = nullptr;
-  for (v1::Condition& existing : *status_.mutable_conditions()) {
-    if (existing.type() == type) c = &existing;
-  }
-  if (c == nullptr) {
-    c = status_.add_conditions();
-    c->set_type(type);
-  }
-  const std::string status = value ? "True" : "False";
-  if (c->status() != status) c->set_last_transition_time(Rfc3339(WallNow()));
-  c->set_status(status);
-  c->set_reason(reason);
-  c->set_message(message);
-  c->set_observed_generation(test_.metadata().generation());
+  UpsertCondition(status_, type, value, reason, message, test_.metadata().generation(),
+                  Rfc3339(WallNow()));
 }
 
 double Run::ElapsedSeconds() const {

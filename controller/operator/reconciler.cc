@@ -175,31 +175,26 @@ absl::Status Reconciler::ReportIgnoredEdit(const kube::Json& object) {
   if (generation <= status.value("observedGeneration", int64_t{0})) return absl::OkStatus();
   // Said by a condition, so that observedGeneration keeps up and a GitOps tool waiting for it
   // does not wait forever.
+  // The other conditions stay; this one keeps its lastTransitionTime while it stays True.
   kube::Json conditions = kube::Json::array();
+  std::string since = Rfc3339(clock_->RealtimeNanos());
   bool was_true = false;
   for (const kube::Json& c : status.value("conditions", kube::Json::array())) {
-    if (c.value("type", "") == kSpecChangeIgnored) {
-      was_true = c.value("status", "") == "True";
-      continue;
+    if (c.value("type", "") != kSpecChangeIgnored) {
+      conditions.push_back(c);
+    } else if (c.value("status", "") == "True") {
+      was_true = true;
+      since = c.value("lastTransitionTime", since);
     }
-    conditions.push_back(c);
   }
-  const std::string now = Rfc3339(clock_->RealtimeNanos());
-  kube::Json ignored = {
+  const kube::Json ignored = {
       {"type", kSpecChangeIgnored},
       {"status", "True"},
       {"reason", "Finished"},
       {"message",
        "the test has ended and never runs again; apply it under a new name for a new run"},
-      {"lastTransitionTime", now},
+      {"lastTransitionTime", since},
       {"observedGeneration", generation}};
-  if (was_true) {
-    for (const kube::Json& c : status["conditions"]) {
-      if (c.value("type", "") == kSpecChangeIgnored) {
-        ignored["lastTransitionTime"] = c.value("lastTransitionTime", now);
-      }
-    }
-  }
   conditions.push_back(ignored);
   if (!was_true) Event(object, "Normal", kSpecChangeIgnored, ignored["message"]);
   return WriteStatus(kube::MetadataField(object, "namespace"), kube::MetadataField(object, "name"),

@@ -361,11 +361,8 @@ void TestNode::Stop() {
   }
   cv_.SignalAll();
   if (reap_thread_.joinable()) reap_thread_.join();
-  {
-    common::MutexLock lock(&mu_);
-    reaper_done_ = true;
-  }
-  // Every container whose runc was killed, at once: one after the other takes seconds with 50.
+  // The reaper is gone, so these are waited for here. Every container whose runc was killed is
+  // deleted at once: one after the other takes seconds with 50.
   std::vector<pid_t> deletes;
   for (auto& [key, run] : runs_) {
     if (run.bundle.empty()) continue;
@@ -850,23 +847,19 @@ int TestNode::RunHelper(std::vector<std::string> argv) {
   pid = Spawn(argv, {"PATH=/usr/sbin:/usr/bin:/sbin:/bin"}, "", log_fd);
   close(log_fd);
   if (!pid.ok()) return -1;
-  int status = 0;
-  if (reaper_done_) {
-    if (waitpid(*pid, &status, 0) != *pid) return -1;
-  } else {
-    children_.insert(*pid);
-    helpers_.insert(*pid);
-    ++spawned_;
-    cv_.SignalAll();
-    const auto deadline = Clock::now() + std::chrono::seconds(30);
-    while (helpers_.count(*pid) > 0 && Clock::now() < deadline) cv_.WaitUntil(&mu_, deadline);
-    if (helpers_.count(*pid) > 0) {
-      kill(-*pid, SIGKILL);
-      return -1;
-    }
-    status = exits_[*pid];
-    exits_.erase(*pid);
+  // The reaper collects its exit status.
+  children_.insert(*pid);
+  helpers_.insert(*pid);
+  ++spawned_;
+  cv_.SignalAll();
+  const auto deadline = Clock::now() + std::chrono::seconds(30);
+  while (helpers_.count(*pid) > 0 && Clock::now() < deadline) cv_.WaitUntil(&mu_, deadline);
+  if (helpers_.count(*pid) > 0) {
+    kill(-*pid, SIGKILL);
+    return -1;
   }
+  const int status = exits_[*pid];
+  exits_.erase(*pid);
   return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 

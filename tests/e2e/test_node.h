@@ -136,7 +136,7 @@ class TestNode {
   // Removes what runc and PrepareContainer left of a container that ended (`runc_delete`: with
   // `runc delete --force` first, which also kills what is left of it).
   void CleanUpContainer(Run& run, bool runc_delete = true);
-  // Runs a helper (runc delete) to its end; its exit code, or -1.
+  // Runs a helper (runc delete) to its end, while the reaper runs; its exit code, or -1.
   int RunHelper(std::vector<std::string> argv);
   // Whether an exited container is started again, per restartPolicy.
   bool RestartDue(const kube::Json& pod, const Run& run) const;
@@ -168,7 +168,6 @@ class TestNode {
   std::map<pid_t, std::string> groups_ ABSL_GUARDED_BY(mu_);
   std::map<pid_t, int> exits_ ABSL_GUARDED_BY(mu_);  // wait statuses of main processes
   std::set<pid_t> helpers_ ABSL_GUARDED_BY(mu_);     // RunHelper's children not yet reaped
-  bool reaper_done_ ABSL_GUARDED_BY(mu_) = false;    // RunHelper waits for itself then
 
   std::vector<OciImage> images_;  // constant after Start
 };
