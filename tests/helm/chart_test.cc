@@ -379,18 +379,35 @@ TEST_F(HelmChart, OptionalMonitoringObjectsAreOffUntilEnabled) {
           "Deployment stampede-system/stampede-controller")["spec"]["selector"]["matchLabels"]);
   EXPECT_EQ(monitor["spec"]["namespaceSelector"]["matchNames"], json::array({"stampede-system"}));
   EXPECT_EQ(monitor["spec"]["endpoints"][0]["honorLabels"], "true") << "our namespace label wins";
-  // Enabled with no dashboard file yet, the ConfigMap is left out rather than rendered empty.
-  Objects dashboard = Rendered({}, {"grafanaDashboard.enabled=true"});
-  for (const auto& [key, object] : dashboard) {
-    if (object["kind"] == "ConfigMap") {
-      EXPECT_FALSE(object["data"].empty()) << key;
-    }
-  }
+  EXPECT_EQ(Rendered().count("ConfigMap stampede-system/stampede-dashboard"), 0u)
+      << "off by default";
+}
+
+TEST_F(HelmChart, TheDashboardConfigMapIsWhatTheGrafanaSidecarLoads) {
+  Objects objects =
+      Rendered({}, {"grafanaDashboard.enabled=true", "grafanaDashboard.labels.team=perf"},
+               "perf-tools", "perf");
+  const json& map = objects.at("ConfigMap perf-tools/perf-stampede-dashboard");
+  EXPECT_EQ(map["metadata"]["labels"]["grafana_dashboard"], "1");
+  EXPECT_EQ(map["metadata"]["labels"]["team"], "perf");
+  EXPECT_FALSE(map["metadata"].contains("annotations")) << "no folder: the sidecar's default";
+  EXPECT_EQ(map["data"]["stampede.json"], ReadFile(kSource + "/deploy/grafana/stampede.json"));
+  EXPECT_TRUE(json::parse(map["data"]["stampede.json"].get<std::string>())["panels"].is_array());
+
+  Objects foldered =
+      Rendered({}, {"grafanaDashboard.enabled=true", "grafanaDashboard.folder=Load tests",
+                    "grafanaDashboard.folderAnnotation=k8s-sidecar-target-directory",
+                    "grafanaDashboard.annotations.owner=perf"});
+  const json& annotations =
+      foldered.at("ConfigMap stampede-system/stampede-dashboard")["metadata"]["annotations"];
+  EXPECT_EQ(annotations["k8s-sidecar-target-directory"], "Load tests");
+  EXPECT_EQ(annotations["owner"], "perf");
 }
 
 TEST_F(HelmChart, BadValuesAreRefusedNamingTheValue) {
   const std::vector<std::pair<std::vector<std::string>, std::string>> cases = {
       {{"replicaCount=2", "leaderElection.enabled=false"}, "leaderElection.enabled"},
+      {{"grafanaDashboard.folderAnnotation=has space"}, "grafanaDashboard.folderAnnotation"},
       {{"image.pullPolicy=Sometimes"}, "image.pullPolicy"},
       {{"image.digest=latest"}, "image.digest"},
       {{"agent.image.tag=has space"}, "agent.image.tag"},
