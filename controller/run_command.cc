@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <chrono>
 #include <cstdio>
 #include <iostream>
 #include <optional>
@@ -44,6 +45,10 @@ common::FlagSet RunFlags(RunCommandOptions* o) {
   flags.HostPort("--metrics-listen", "ADDR",
                  "serve Prometheus /metrics on ADDR (e.g. 127.0.0.1:9464) while the test runs",
                  &o->metrics_listen);
+  flags.Duration("--metrics-linger", "D",
+                 "after the run, keep serving /metrics with the final values this long, so that "
+                 "the last scrape sees the end (Ctrl-C ends it sooner; at most 10m)",
+                 &o->metrics_linger, common::FlagSet::kNonNegative, absl::Minutes(10));
   flags.Bool("--quiet", "no per-second lines", &o->quiet);
   flags.Footer(
       "exit codes: 0 passed, 1 thresholds failed, 2 invalid spec or flags, 3 run error, 4 aborted");
@@ -117,20 +122,7 @@ absl::StatusOr<LocalSetUp> SetUp(const RunCommandOptions& options) {
   return s;
 }
 
-std::atomic<Run*> g_run{nullptr};
-
-// Ctrl-C and SIGTERM abort the run (it still ends in order and writes its results).
-void AbortOnStopSignals(Run* run) {
-  g_run.store(run);
-  common::WatchStopSignals([](int sig, int count) {
-    if (count > 2) _exit(kExitAborted);  // a third signal: the user really wants out
-    if (Run* r = g_run.load(); r != nullptr) {
-      r->Abort(absl::StrCat("interrupted by ", sig == SIGINT ? "SIGINT" : "SIGTERM"));
-    }
-  });
-}
-
-// Set by the observer's last call, which comes after the final intervals.
+// A one-way flag to wait on.
 class RunEnd {
  public:
   void Notify() {
@@ -142,12 +134,35 @@ class RunEnd {
     common::MutexLock lock(&mu_);
     while (!ended_) cv_.Wait(&mu_);
   }
+  // Until notified or `deadline`.
+  void WaitUntil(std::chrono::steady_clock::time_point deadline) {
+    common::MutexLock lock(&mu_);
+    while (!ended_ && cv_.WaitUntil(&mu_, deadline)) {
+    }
+  }
 
  private:
   common::Mutex mu_;
   common::CondVar cv_;
   bool ended_ ABSL_GUARDED_BY(mu_) = false;
 };
+
+std::atomic<Run*> g_run{nullptr};
+RunEnd g_stop_asked;  // a stop signal came after the run: the metrics linger ends
+
+// Ctrl-C and SIGTERM abort the run (it still ends in order and writes its results); after it,
+// they end the metrics linger.
+void AbortOnStopSignals(Run* run) {
+  g_run.store(run);
+  common::WatchStopSignals([](int sig, int count) {
+    if (count > 2) _exit(kExitAborted);  // a third signal: the user really wants out
+    if (Run* r = g_run.load(); r != nullptr) {
+      r->Abort(absl::StrCat("interrupted by ", sig == SIGINT ? "SIGINT" : "SIGTERM"));
+    } else {
+      g_stop_asked.Notify();
+    }
+  });
+}
 
 // Prints a progress line per second (unless quiet) until the run has ended.
 void FollowRun(Run* run, bool quiet) {
@@ -256,6 +271,10 @@ absl::StatusOr<RunCommandOptions> ParseRunFlags(const std::vector<std::string>& 
   if (!options.help && options.file.empty()) {
     return absl::InvalidArgumentError("TEST.yaml: which test? (a LoadTest YAML or JSON file)");
   }
+  if (options.metrics_linger > absl::ZeroDuration() && options.metrics_listen.empty()) {
+    return absl::InvalidArgumentError(
+        "--metrics-linger: there is no /metrics without --metrics-listen");
+  }
   return options;
 }
 
@@ -300,10 +319,21 @@ int RunCommand(const std::vector<std::string>& args) {
   FollowRun(run.get(), options->quiet);
   const Run::Snapshot snap = run->TakeSnapshot(true);
   g_run.store(nullptr);
-  if (local->metrics_server != nullptr) local->metrics_server->Stop();
 
   PrintSummary(snap, outputs->to_stdout ? stderr : stdout);
-  return WriteResults(*outputs, *run, snap, ExitCodeFor(snap.status));
+  const int code = WriteResults(*outputs, *run, snap, ExitCodeFor(snap.status));
+  if (local->metrics_server != nullptr) {
+    if (options->metrics_linger > absl::ZeroDuration()) {
+      if (!options->quiet) {
+        std::fprintf(stderr, "stampede run %s: /metrics stays up for %s (Ctrl-C ends it)\n",
+                     run->name().c_str(), absl::FormatDuration(options->metrics_linger).c_str());
+      }
+      g_stop_asked.WaitUntil(std::chrono::steady_clock::now() +
+                             absl::ToChronoNanoseconds(options->metrics_linger));
+    }
+    local->metrics_server->Stop();
+  }
+  return code;
 }
 
 }  // namespace stampede::controller

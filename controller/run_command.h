@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
 
 namespace stampede::controller {
 
@@ -28,8 +29,10 @@ struct RunCommandOptions {
   std::string out_csv;         // --csv; empty: none
   std::string logs;            // --logs; empty: a new folder under /tmp
   std::string metrics_listen;  // --metrics-listen host:port; empty: no /metrics
-  bool quiet = false;          // no per-second lines
-  bool help = false;           // -h/--help: print RunUsage(), nothing else
+  // --metrics-linger: /metrics stays up this long after the run, with its final values.
+  absl::Duration metrics_linger = absl::ZeroDuration();
+  bool quiet = false;  // no per-second lines
+  bool help = false;   // -h/--help: print RunUsage(), nothing else
 };
 
 // Parses the arguments after "run". InvalidArgument "FLAG: why" names the flag that is wrong or

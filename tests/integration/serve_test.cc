@@ -624,5 +624,44 @@ TEST(RunMetricsListen, ServesMetricsWhileTheTestRuns) {
   (void)!std::system(("rm -rf '" + dir + "'").c_str());
 }
 
+TEST(RunMetricsListen, LingersWithTheFinalValuesUntilAStopSignal) {
+  // Without the linger, a scrape every few seconds misses the end of the run: its last counts and
+  // its final phase.
+  TestTarget target;
+  const std::string dir = MakeTempDir();
+  std::ofstream(dir + "/test.yaml") << LoadTest("linger", target.Url(""), "2s");
+  Process run({ControllerBinary(), "run", dir + "/test.yaml", "--metrics-listen", "127.0.0.1:0",
+               "--metrics-linger", "5m", "--out", dir + "/results.json", "--logs", dir + "/logs"});
+  std::string err;
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        err = run.Stderr();
+        return err.find("/metrics stays up for 5m") != std::string::npos;
+      },
+      seconds(60)))
+      << err;
+  const size_t at = err.find("metrics on http://127.0.0.1:");
+  ASSERT_NE(at, std::string::npos) << err;
+  const std::string url = err.substr(at + 11, err.find("/metrics\n", at) + 8 - (at + 11));
+  const json results = json::parse(ReadFile(dir + "/results.json"));
+  const std::string text = HttpGet(url).value_or("");
+  EXPECT_NE(text.find(R"(stampede_phase{loadtest="linger",namespace="it",phase="Succeeded"} 1)"),
+            std::string::npos)
+      << text;
+  for (const json& r : results["requests"]) {
+    const std::string name = r["name"];
+    EXPECT_EQ(
+        SumSamples(text, R"(stampede_requests_total{loadtest="linger",namespace="it",request=")" +
+                             name + "\""),
+        r["requests"].get<double>())
+        << name;
+  }
+  EXPECT_GT(results["summary"]["requests"].get<double>(), 0);
+  run.Signal(SIGTERM);  // ends the linger long before its 5 minutes
+  EXPECT_EQ(run.Wait(seconds(10)), 0) << run.Stderr();
+  EXPECT_FALSE(HttpGet(url).has_value());
+  (void)!std::system(("rm -rf '" + dir + "'").c_str());
+}
+
 }  // namespace
 }  // namespace stampede::testing

@@ -26,7 +26,7 @@ TEST(RunFlagsTest, AFileAloneKeepsTheDefaults) {
 TEST(RunFlagsTest, EveryFlagInBothForms) {
   absl::StatusOr<RunCommandOptions> o = ParseRunFlags(
       {"--agents", "3", "--target=http://127.0.0.1:1", "--out", "r.json", "--csv=r.csv", "--logs",
-       "/tmp/l", "--metrics-listen=127.0.0.1:0", "--quiet", "t.yaml"});
+       "/tmp/l", "--metrics-listen=127.0.0.1:0", "--metrics-linger", "30s", "--quiet", "t.yaml"});
   ASSERT_TRUE(o.ok()) << o.status();
   EXPECT_EQ(o->file, "t.yaml");
   EXPECT_EQ(o->agents, 3u);
@@ -35,6 +35,7 @@ TEST(RunFlagsTest, EveryFlagInBothForms) {
   EXPECT_EQ(o->out_csv, "r.csv");
   EXPECT_EQ(o->logs, "/tmp/l");
   EXPECT_EQ(o->metrics_listen, "127.0.0.1:0");
+  EXPECT_EQ(o->metrics_linger, absl::Seconds(30));
   EXPECT_TRUE(o->quiet);
 }
 
@@ -57,6 +58,10 @@ TEST(RunFlagsTest, ErrorsNameTheFlag) {
       {{"t.yaml", "--agents", "two"}, "--agents: \"two\" is not a count >= 1"},
       {{"t.yaml", "--agents", "5000000000"}, "--agents: \"5000000000\" is too large"},
       {{"t.yaml", "--metrics-listen", "9464"}, "--metrics-listen: \"9464\" is not host:port"},
+      {{"t.yaml", "--metrics-linger", "5s"},
+       "--metrics-linger: there is no /metrics without --metrics-listen"},
+      {{"t.yaml", "--metrics-listen", "127.0.0.1:0", "--metrics-linger", "1h"},
+       "--metrics-linger: \"1h\" is not a duration >= 0 and <= 10m"},
       {{"t.yaml", "--out"}, "--out: needs a value"},
       {{"t.yaml", "--bogus"}, "--bogus: unknown flag"},
   };
