@@ -148,7 +148,13 @@ class RunEnd {
 };
 
 std::atomic<Run*> g_run{nullptr};
-RunEnd g_stop_asked;  // a stop signal came after the run: the metrics linger ends
+
+// A stop signal came after the run: the metrics linger ends. Never destroyed, since the signal
+// watcher thread may use it until the process is gone.
+RunEnd& StopAsked() {
+  static RunEnd* const stop = new RunEnd;
+  return *stop;
+}
 
 // Ctrl-C and SIGTERM abort the run (it still ends in order and writes its results); after it,
 // they end the metrics linger.
@@ -159,7 +165,7 @@ void AbortOnStopSignals(Run* run) {
     if (Run* r = g_run.load(); r != nullptr) {
       r->Abort(absl::StrCat("interrupted by ", sig == SIGINT ? "SIGINT" : "SIGTERM"));
     } else {
-      g_stop_asked.Notify();
+      StopAsked().Notify();
     }
   });
 }
@@ -328,8 +334,8 @@ int RunCommand(const std::vector<std::string>& args) {
         std::fprintf(stderr, "stampede run %s: /metrics stays up for %s (Ctrl-C ends it)\n",
                      run->name().c_str(), absl::FormatDuration(options->metrics_linger).c_str());
       }
-      g_stop_asked.WaitUntil(std::chrono::steady_clock::now() +
-                             absl::ToChronoNanoseconds(options->metrics_linger));
+      StopAsked().WaitUntil(std::chrono::steady_clock::now() +
+                            absl::ToChronoNanoseconds(options->metrics_linger));
     }
     local->metrics_server->Stop();
   }
