@@ -52,6 +52,8 @@ absl::StatusOr<std::unique_ptr<Controller>> Controller::Create(ControllerOptions
   c->run_defaults_ = options.run_defaults;
   c->run_defaults_.controller_address = c->agent_address_;
   c->abort_runs_on_shutdown_ = options.abort_runs_on_shutdown;
+  c->ended_metrics_ttl_ns_ = std::chrono::nanoseconds(options.ended_metrics_ttl).count();
+  if (c->run_defaults_.clock != nullptr) c->clock_ = c->run_defaults_.clock;
   c->ticker_ = std::thread([self] { self->TickLoop(); });
   return c;
 }
@@ -104,6 +106,11 @@ void Controller::RemoveRun(const std::string& id) {
     runs_.erase(it);
   }
   run->Abort("the test was removed");
+  // One still winding down (agents yet to answer the stop) would show a phase it no longer has.
+  if (ended_metrics_ttl_ns_ > 0 && IsTerminal(run->phase())) {
+    common::MutexLock lock(&mu_);
+    ended_.push_back({clock_->MonotonicNanos() + ended_metrics_ttl_ns_, std::move(run)});
+  }
 }
 
 std::shared_ptr<Run> Controller::FindRun(const std::string& id) const {
@@ -119,9 +126,29 @@ std::vector<std::shared_ptr<Run>> Controller::Runs() const {
   return out;
 }
 
+std::vector<std::shared_ptr<Run>> Controller::RunsForMetrics() const {
+  const int64_t now = clock_->MonotonicNanos();
+  common::MutexLock lock(&mu_);
+  std::vector<std::shared_ptr<Run>> out;
+  for (const Ended& e : ended_) {
+    if (e.until_ns > now) out.push_back(e.run);
+  }
+  for (const auto& [id, run] : runs_) out.push_back(run);
+  return out;
+}
+
 void Controller::TickLoop() {
   while (!stopping_.load()) {
     for (const auto& run : Runs()) run->Tick();
+    std::vector<std::shared_ptr<Run>> expired;  // destroyed outside the lock
+    {
+      common::MutexLock lock(&mu_);
+      const int64_t now = clock_->MonotonicNanos();
+      while (!ended_.empty() && ended_.front().until_ns <= now) {
+        expired.push_back(std::move(ended_.front().run));
+        ended_.pop_front();
+      }
+    }
     // The ticker is the run's clock: 100 ms bounds how late a finished interval or a lost agent
     // is noticed.
     std::this_thread::sleep_for(std::chrono::milliseconds(100));

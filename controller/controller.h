@@ -5,6 +5,8 @@
 #define STAMPEDE_CONTROLLER_CONTROLLER_H_
 
 #include <atomic>
+#include <chrono>
+#include <deque>
 #include <map>
 #include <memory>
 #include <string>
@@ -13,6 +15,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
+#include "common/clock.h"
 #include "common/mutex.h"
 #include "controller/run.h"
 #include "controller/run_registry.h"
@@ -29,6 +32,10 @@ struct ControllerOptions {
   // Abort the runs still going when the controller is destroyed (so their agents stop at once).
   // The operator keeps them running instead: the next leader adopts them.
   bool abort_runs_on_shutdown = true;
+  // How long a run that had ended when it was removed stays in RunsForMetrics, so a scrape every few seconds
+  // still sees its final counts and phase (the operator's --finished-metrics-ttl); 0: not at all.
+  // Its agents are rejected all the same.
+  std::chrono::milliseconds ended_metrics_ttl{0};
 };
 
 class Controller final : public RunRegistry {
@@ -47,6 +54,9 @@ class Controller final : public RunRegistry {
   const RunOptions& run_defaults() const { return run_defaults_; }
   std::shared_ptr<Run> FindRun(const std::string& id) const;
   std::vector<std::shared_ptr<Run>> Runs() const;
+  // What /metrics exports: the removed runs still within ended_metrics_ttl (oldest removal
+  // first), then Runs().
+  std::vector<std::shared_ptr<Run>> RunsForMetrics() const;
 
   int grpc_port() const { return grpc_port_; }
   const std::string& agent_address() const { return agent_address_; }
@@ -62,11 +72,18 @@ class Controller final : public RunRegistry {
   std::string listen_address_;
   RunOptions run_defaults_;
   bool abort_runs_on_shutdown_ = true;
+  int64_t ended_metrics_ttl_ns_ = 0;
+  const common::Clock* clock_ = &common::SystemClock();
   std::unique_ptr<GrpcListener> listener_;
 
   mutable common::Mutex mu_;
   std::map<std::string, std::shared_ptr<Run>> runs_ ABSL_GUARDED_BY(mu_);
   uint64_t next_run_ ABSL_GUARDED_BY(mu_) = 0;
+  struct Ended {
+    int64_t until_ns;  // monotonic
+    std::shared_ptr<Run> run;
+  };
+  std::deque<Ended> ended_ ABSL_GUARDED_BY(mu_);  // removal order
 
   std::atomic<bool> stopping_{false};
   std::thread ticker_;

@@ -146,7 +146,7 @@ const std::vector<double>& DurationBucketBounds() {
 RunMetrics::RunMetrics(RunSource source) : source_(std::move(source)) {}
 
 std::unique_ptr<RunMetrics> RunMetrics::ForController(const Controller* controller) {
-  return std::make_unique<RunMetrics>([controller] { return controller->Runs(); });
+  return std::make_unique<RunMetrics>([controller] { return controller->RunsForMetrics(); });
 }
 
 std::vector<MetricFamily> RunMetrics::Collect() const {

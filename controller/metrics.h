@@ -44,7 +44,7 @@ class RunMetrics : public prometheus::Collectable {
   using RunSource = std::function<std::vector<std::shared_ptr<Run>>()>;
 
   explicit RunMetrics(RunSource source);
-  // Every run of `controller` (which must outlive this), in the controller's id order.
+  // Controller::RunsForMetrics of `controller` (which must outlive this).
   static std::unique_ptr<RunMetrics> ForController(const Controller* controller);
 
   std::vector<prometheus::MetricFamily> Collect() const override;

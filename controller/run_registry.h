@@ -23,6 +23,7 @@ class RunRegistry {
                                         const std::string& id, const std::string& token,
                                         const RunOptions& options) = 0;
   // Forgets a run (agents of it are rejected from then on). Aborts it first if it is still going.
+  // The Controller keeps exporting its final metrics for ControllerOptions::ended_metrics_ttl.
   virtual void RemoveRun(const std::string& id) = 0;
 };
 

@@ -88,6 +88,11 @@ common::FlagSet OperatorFlags(OperatorCommandOptions* o) {
   flags.Duration("--status-interval", "D",
                  "least time between two status writes of a running test (default 2s)",
                  &o->status_interval, FlagSet::kPositive);
+  flags.Duration("--finished-metrics-ttl", "D",
+                 "how long a finished test's series stay on /metrics with their final values, so "
+                 "Prometheus scrapes its last counts and phase (default 5m, at most 24h; 0: they "
+                 "go when it ends)",
+                 &o->finished_metrics_ttl, FlagSet::kNonNegative, absl::Hours(24));
   flags.Duration("--unschedulable-timeout", "D",
                  "a starting test fails when an agent Pod stays unschedulable this long (default "
                  "30s)",
@@ -144,6 +149,7 @@ ControllerOptions ControllerOptionsFor(const OperatorCommandOptions& options) {
   c.grpc_listen = options.grpc_listen;
   c.advertise_address = options.advertise_address;
   c.abort_runs_on_shutdown = false;
+  c.ended_metrics_ttl = absl::ToChronoMilliseconds(options.finished_metrics_ttl);
   c.run_defaults.agent_reconnect_s =
       std::max<int>(1, absl::ToInt64Seconds(options.agent_reconnect));
   // Pods take longer to come up than local processes (scheduling, image pulls).

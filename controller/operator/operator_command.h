@@ -34,6 +34,7 @@ struct OperatorCommandOptions {
   absl::Duration renew_deadline = absl::Seconds(10);  // shorter than lease_duration
   absl::Duration retry_period = absl::Seconds(2);
   absl::Duration status_interval = absl::Seconds(2);
+  absl::Duration finished_metrics_ttl = absl::Minutes(5);  // at most 24h
   absl::Duration unschedulable_timeout = absl::Seconds(30);
   bool help = false;  // -h/--help: print OperatorUsage(), nothing else
 };

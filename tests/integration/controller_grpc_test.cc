@@ -13,8 +13,10 @@
 #include "common/report.h"
 #include "common/spec.h"
 #include "controller/controller.h"
+#include "controller/metrics.h"
 #include "gtest/gtest.h"
 #include "stampede/v1/agent.grpc.pb.h"
+#include "tests/fakes/fake_clock.h"
 
 namespace stampede::controller {
 namespace {
@@ -224,6 +226,52 @@ TEST_F(ControllerGrpcTest, BadTokenUnknownRunAndTakenIndexAreRejected) {
   first.Finish();
   EXPECT_TRUE(run->WaitDone(10000));
   EXPECT_EQ(run->phase(), Phase::kAborted);
+}
+
+// The operator removes a run as soon as its final status is written; its series stay on /metrics
+// for ended_metrics_ttl so a scrape sees the end, while its agents are turned away at once.
+TEST(ControllerEndedRuns, StayOnMetricsForTheTtlAndTheirAgentsAreRejected) {
+  testing::FakeClock clock;
+  ControllerOptions options;
+  options.run_defaults.clock = &clock;
+  options.ended_metrics_ttl = seconds(300);
+  auto controller = Controller::Create(options);
+  ASSERT_TRUE(controller.ok()) << controller.status();
+  auto launcher = std::make_unique<NoLauncher>();
+  NoLauncher* l = launcher.get();
+  auto run = (*controller)->StartRun(Spec(1, 1), std::move(launcher));
+  const std::string id = l->last.run_id;
+  auto metrics = RunMetrics::ForController(controller->get());
+  auto phase_of = [&] {
+    const std::string text = SerializeMetrics(metrics->Collect());
+    return text.find(R"(stampede_phase{loadtest="fake",namespace="default",phase="Aborted"} 1)") !=
+           std::string::npos;
+  };
+  (*controller)->RemoveRun(id);
+  EXPECT_EQ(run->phase(), Phase::kAborted);
+  EXPECT_EQ((*controller)->FindRun(id), nullptr);
+  EXPECT_TRUE((*controller)->Runs().empty());
+  ASSERT_EQ((*controller)->RunsForMetrics().size(), 1u);
+  EXPECT_TRUE(phase_of()) << SerializeMetrics(metrics->Collect());
+  {
+    FakeAgent a((*controller)->agent_address());
+    ASSERT_TRUE(a.Hello(id, l->last.token, 0));
+    EXPECT_EQ(a.Finish().error_code(), grpc::StatusCode::NOT_FOUND);
+  }
+  clock.AdvanceSeconds(299);
+  EXPECT_TRUE(phase_of());
+  clock.AdvanceSeconds(1);
+  EXPECT_TRUE((*controller)->RunsForMetrics().empty());
+  EXPECT_FALSE(phase_of());
+  // With no TTL (stampede serve, stampede run) a removed run is gone from /metrics at once.
+  ControllerOptions none;
+  auto plain = Controller::Create(none);
+  ASSERT_TRUE(plain.ok());
+  auto other = std::make_unique<NoLauncher>();
+  NoLauncher* o = other.get();
+  (*plain)->StartRun(Spec(1, 1), std::move(other));
+  (*plain)->RemoveRun(o->last.run_id);
+  EXPECT_TRUE((*plain)->RunsForMetrics().empty());
 }
 
 TEST_F(ControllerGrpcTest, MalformedReportIsRejectedAndTheRestStillCounts) {

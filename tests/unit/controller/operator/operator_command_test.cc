@@ -30,6 +30,7 @@ TEST(OperatorFlagsTest, Defaults) {
   EXPECT_EQ(o->renew_deadline, absl::Seconds(10));
   EXPECT_EQ(o->retry_period, absl::Seconds(2));
   EXPECT_EQ(o->status_interval, absl::Seconds(2));
+  EXPECT_EQ(o->finished_metrics_ttl, absl::Minutes(5));
   EXPECT_EQ(o->unschedulable_timeout, absl::Seconds(30));
   EXPECT_FALSE(o->help);
 }
@@ -58,6 +59,8 @@ TEST(OperatorFlagsTest, EveryFlagInBothForms) {
                           "4s",
                           "--retry-period=1s",
                           "--status-interval=500ms",
+                          "--finished-metrics-ttl",
+                          "90s",
                           "--unschedulable-timeout",
                           "3s"});
   ASSERT_TRUE(o.ok()) << o.status();
@@ -78,7 +81,10 @@ TEST(OperatorFlagsTest, EveryFlagInBothForms) {
   EXPECT_EQ(o->renew_deadline, absl::Seconds(4));
   EXPECT_EQ(o->retry_period, absl::Seconds(1));
   EXPECT_EQ(o->status_interval, absl::Milliseconds(500));
+  EXPECT_EQ(o->finished_metrics_ttl, absl::Seconds(90));
   EXPECT_EQ(o->unschedulable_timeout, absl::Seconds(3));
+  EXPECT_EQ(ParseOperatorFlags({"--finished-metrics-ttl=0"})->finished_metrics_ttl,
+            absl::ZeroDuration());
 }
 
 TEST(OperatorFlagsTest, LeaderElectTakesTrueOrFalse) {
@@ -102,6 +108,8 @@ TEST(OperatorFlagsTest, ErrorsNameTheFlag) {
       {{"--status-interval", "soon"},
        "--status-interval: \"soon\" is not a duration (examples: 500ms, 10s, 1m30s, 2h)"},
       {{"--unschedulable-timeout", "-1s"}, "--unschedulable-timeout: \"-1s\" is negative"},
+      {{"--finished-metrics-ttl=25h"},
+       "--finished-metrics-ttl: \"25h\" is not a duration >= 0 and <= 24h"},
       {{"--grpc-listen", "7070"}, "--grpc-listen: \"7070\" is not host:port"},
       {{"--metrics-listen=x"}, "--metrics-listen: \"x\" is not host:port"},
       {{"--leader-elect=maybe"}, "--leader-elect: \"maybe\" is not true or false"},
@@ -144,13 +152,26 @@ TEST(OperatorFlagsTest, NamespaceTakesAList) {
 
 TEST(OperatorFlagsTest, UsageListsEveryFlag) {
   const std::string usage = OperatorUsage();
-  for (const char* flag :
-       {"--kubeconfig FILE", "--namespace NS[,NS...]", "--grpc-listen ADDR",
-        "--advertise-address HOST:PORT", "--metrics-listen ADDR", "--leader-elect",
-        "--lease-namespace NS", "--lease-name NAME", "--identity ID", "--agent-image IMAGE",
-        "--agent-command PATH", "--agent-defaults FILE", "--agent-reconnect D",
-        "--lease-duration D", "--renew-deadline D", "--retry-period D", "--status-interval D",
-        "--unschedulable-timeout D", "SIGINT/SIGTERM"}) {
+  for (const char* flag : {"--kubeconfig FILE",
+                           "--namespace NS[,NS...]",
+                           "--grpc-listen ADDR",
+                           "--advertise-address HOST:PORT",
+                           "--metrics-listen ADDR",
+                           "--leader-elect",
+                           "--lease-namespace NS",
+                           "--lease-name NAME",
+                           "--identity ID",
+                           "--agent-image IMAGE",
+                           "--agent-command PATH",
+                           "--agent-defaults FILE",
+                           "--agent-reconnect D",
+                           "--lease-duration D",
+                           "--renew-deadline D",
+                           "--retry-period D",
+                           "--status-interval D",
+                           "--finished-metrics-ttl D",
+                           "--unschedulable-timeout D",
+                           "SIGINT/SIGTERM"}) {
     EXPECT_NE(usage.find(flag), std::string::npos) << flag;
   }
 }
