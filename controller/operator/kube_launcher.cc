@@ -90,8 +90,8 @@ kube::Json OwnerReference(const v1::LoadTest& test) {
           {"blockOwnerDeletion", true}};
 }
 
-kube::Json AgentPod(const v1::LoadTest& test, uint32_t index, const std::string& controller_address,
-                    const AgentPodOptions& options) {
+kube::Json AgentPod(const v1::LoadTest& test, uint32_t index, const std::string& run_id,
+                    const std::string& controller_address, const AgentPodOptions& options) {
   const v1::AgentTemplate& t = test.spec().agent_template();
   const std::string& name = test.metadata().name();
   kube::Json labels = kube::Json::object();
@@ -106,7 +106,7 @@ kube::Json AgentPod(const v1::LoadTest& test, uint32_t index, const std::string&
 
   kube::Json env = kube::Json::array({
       {{"name", "STAMPEDE_CONTROLLER"}, {"value", controller_address}},
-      {{"name", "STAMPEDE_RUN"}, {"value", test.metadata().uid()}},
+      {{"name", "STAMPEDE_RUN"}, {"value", run_id}},
       {{"name", "STAMPEDE_AGENT_INDEX"}, {"value", std::to_string(index)}},
       {{"name", "STAMPEDE_TOKEN"},
        {"valueFrom", {{"secretKeyRef", {{"name", TokenSecretName(name)}, {"key", "token"}}}}}},
@@ -178,7 +178,8 @@ absl::Status KubeLauncher::Launch(const LaunchRequest& request) {
   const std::string& ns = test_.metadata().namespace_();
   int created = 0, adopted = 0;
   for (uint32_t i = 0; i < request.agents; ++i) {
-    auto pod = api_->Create(PodsPath(ns), AgentPod(test_, i, request.controller_address, options_));
+    auto pod = api_->Create(
+        PodsPath(ns), AgentPod(test_, i, request.run_id, request.controller_address, options_));
     if (pod.ok()) {
       ++created;
     } else if (pod.status().code() == absl::StatusCode::kAlreadyExists) {

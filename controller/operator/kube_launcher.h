@@ -53,9 +53,9 @@ std::string AgentPodName(const std::string& loadtest, uint32_t index);
 std::string TokenSecretName(const std::string& loadtest);
 // The ownerReference that ties a child to its LoadTest (controller, blockOwnerDeletion).
 kube::Json OwnerReference(const v1::LoadTest& test);
-// The Pod manifest of agent `index`.
-kube::Json AgentPod(const v1::LoadTest& test, uint32_t index, const std::string& controller_address,
-                    const AgentPodOptions& options);
+// The Pod manifest of agent `index` of the run `run_id` (what its agents present in Hello).
+kube::Json AgentPod(const v1::LoadTest& test, uint32_t index, const std::string& run_id,
+                    const std::string& controller_address, const AgentPodOptions& options);
 
 class KubeLauncher : public AgentLauncher {
  public:

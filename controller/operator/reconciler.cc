@@ -80,6 +80,16 @@ std::string AgentPodsPath(const std::string& ns) {
   return ns.empty() ? "/api/v1/pods" : absl::StrCat("/api/v1/namespaces/", ns, "/pods");
 }
 
+std::string RunIdOf(const std::string& uid, const std::string& run_tag) {
+  if (run_tag.empty()) return uid;
+  uint64_t h = 14695981039346656037ull;  // FNV-1a
+  for (const unsigned char c : run_tag) {
+    h ^= c;
+    h *= 1099511628211ull;
+  }
+  return absl::StrCat(uid, ".", absl::Hex(h, absl::kZeroPad16));
+}
+
 kube::Json StatusJson(const v1::LoadTestStatus& status) {
   v1::LoadTest holder;
   *holder.mutable_status() = status;
@@ -106,7 +116,7 @@ void Reconciler::DetachAll() {
 }
 
 void Reconciler::Forget(std::map<std::string, Active>::iterator it) {
-  world_.runs->RemoveRun(it->second.uid);
+  world_.runs->RemoveRun(it->second.run->id());
   active_.erase(it);
 }
 
@@ -132,9 +142,13 @@ absl::Status Reconciler::Reconcile(const std::string& key) {
   if (!kube::MetadataField(*object, "deletionTimestamp").empty()) return Finalize(key, *object);
 
   const std::string phase = StringAt(*object, {"status", "phase"});
-  if (Terminal(phase)) {
+  const std::string ran = StringAt(*object, {"status", "runId"});
+  const std::string asked = StringAt(*object, {"metadata", "annotations", kRunIdAnnotation});
+  // A terminal status of another run than ours is the cache from before our Rerun: ours goes on.
+  if (Terminal(phase) && (it == active_.end() || it->second.run_tag == ran)) {
     if (it != active_.end()) Forget(it);
-    return ReportIgnoredEdit(*object);  // absorbing: never started again
+    if (!asked.empty() && asked != ran) return Rerun(key, *object, asked);
+    return ReportIgnoredEdit(*object);  // absorbing: an edit starts nothing
   }
   if (!HasFinalizer(*object)) {
     auto updated =
@@ -144,7 +158,7 @@ absl::Status Reconciler::Reconcile(const std::string& key) {
         });
     if (!updated.ok()) return updated.status();
   }
-  if (it == active_.end()) return Begin(key, *object, phase);
+  if (it == active_.end()) return Begin(key, *object, phase, phase.empty() ? asked : ran);
 
   Active& active = it->second;
   if (object->contains("spec") && (*object)["spec"].value("abort", false)) {
@@ -156,8 +170,9 @@ absl::Status Reconciler::Reconcile(const std::string& key) {
 
 absl::Status Reconciler::EndBeforeStart(const kube::Json& object, const std::string& phase,
                                         const std::string& reason, const std::string& message,
-                                        bool warn) {
+                                        const std::string& run_tag, bool warn) {
   v1::LoadTestStatus status;
+  status.set_run_id(run_tag);
   status.set_phase(phase);
   status.set_reason(reason);
   status.set_message(message);
@@ -192,7 +207,9 @@ absl::Status Reconciler::ReportIgnoredEdit(const kube::Json& object) {
       {"status", "True"},
       {"reason", "Finished"},
       {"message",
-       "the test has ended and never runs again; apply it under a new name for a new run"},
+       absl::StrCat("the test has ended and an edit does not run it again; for a new run, set the "
+                    "annotation ",
+                    kRunIdAnnotation, " to a new value or apply it under a new name")},
       {"lastTransitionTime", since},
       {"observedGeneration", generation}};
   conditions.push_back(ignored);
@@ -201,19 +218,48 @@ absl::Status Reconciler::ReportIgnoredEdit(const kube::Json& object) {
                      {{"observedGeneration", generation}, {"conditions", conditions}});
 }
 
+absl::Status Reconciler::Rerun(const std::string& key, const kube::Json& object,
+                               const std::string& run_tag) {
+  const auto [ns, name] = SplitKey(key);
+  // The new run's Pods take the old ones' names; each deletion brings this test back here.
+  bool old_pods = false;
+  for (const kube::Json& pod : world_.pods->List()) old_pods |= PodOf(pod, ns, name);
+  if (old_pods) {
+    CleanUp(ns, name);
+    return absl::OkStatus();
+  }
+  // Nothing of the old run may survive the merge patches of the new one: each of its fields is
+  // removed (null) unless the reset sets it.
+  v1::LoadTestStatus pending;
+  pending.set_phase("Pending");
+  pending.set_reason("RunRequested");
+  pending.set_message(absl::StrCat(kRunIdAnnotation, " is \"", run_tag, "\": a new run"));
+  pending.set_run_id(run_tag);
+  pending.set_observed_generation(object["metadata"].value("generation", int64_t{0}));
+  SetPhaseConditions(pending, pending.observed_generation(), Rfc3339(clock_->RealtimeNanos()));
+  kube::Json reset = StatusJson(pending);
+  const kube::Json old = object.value("status", kube::Json::object());
+  for (const auto& [field, value] : old.items()) {
+    if (!reset.contains(field)) reset[field] = nullptr;
+  }
+  RETURN_IF_ERROR(WriteStatus(ns, name, reset));
+  Event(object, "Normal", "RunRequested", pending.message());
+  return Begin(key, object, "Pending", run_tag);
+}
+
 absl::Status Reconciler::Begin(const std::string& key, const kube::Json& object,
-                               const std::string& phase) {
+                               const std::string& phase, const std::string& run_tag) {
   kube::Json spec_only = object;
   spec_only.erase("status");
   auto test = common::ParseLoadTest(spec_only.dump());
   if (!test.ok()) {
     // The API server's schema cannot say everything ParseLoadTest checks (see the CRD tests).
     return EndBeforeStart(object, "Failed", "InvalidSpec", std::string(test.status().message()),
-                          /*warn=*/true);
+                          run_tag, /*warn=*/true);
   }
   if (test->spec().abort()) {
     return EndBeforeStart(object, "Aborted", "Aborted",
-                          "spec.abort was set before the test started", /*warn=*/false);
+                          "spec.abort was set before the test started", run_tag, /*warn=*/false);
   }
   absl::StatusOr<std::string> token = EnsureToken(*test);
   if (!token.ok()) {
@@ -224,7 +270,7 @@ absl::Status Reconciler::Begin(const std::string& key, const kube::Json& object,
     }
     return EndBeforeStart(
         object, "Failed", "AgentSetupFailed",
-        absl::StrCat("cannot create the agents' token Secret: ", token.status().message()),
+        absl::StrCat("cannot create the agents' token Secret: ", token.status().message()), run_tag,
         /*warn=*/true);
   }
   const bool adopting = phase == "Starting" || phase == "Running";
@@ -233,12 +279,14 @@ absl::Status Reconciler::Begin(const std::string& key, const kube::Json& object,
   const std::string uid = test->metadata().uid();
   Active& active = active_[key];
   active.uid = uid;
+  active.run_tag = run_tag;
   active.launcher = raw;
   active.test = *test;
   active.adopted = adopting;
-  active.run = world_.runs->StartRun(*test, std::move(launcher), uid, *token, options_.run);
+  const std::string run_id = RunIdOf(uid, run_tag);
+  active.run = world_.runs->StartRun(*test, std::move(launcher), run_id, *token, options_.run);
   SLOG(kInfo) << "loadtest_" << (adopting ? "adopted" : "started") << " loadtest=" << key
-              << " uid=" << uid << " agents=" << test->spec().agents();
+              << " uid=" << uid << " run=" << run_id << " agents=" << test->spec().agents();
   Event(object, "Normal", adopting ? "Adopted" : "Started",
         adopting ? absl::StrCat("taking over the running test; its ", test->spec().agents(),
                                 " agent(s) reconnect")
@@ -321,7 +369,9 @@ absl::Status Reconciler::SyncStatus(const std::string& key, Active& active, bool
   const Run::Snapshot snap = active.run->TakeSnapshot(false);
   // An adopted test stays Running in the API while its agents come back.
   if (active.adopted && snap.phase == Phase::kStarting) return absl::OkStatus();
-  kube::Json status = StatusJson(snap.status);
+  v1::LoadTestStatus run_status = snap.status;
+  run_status.set_run_id(active.run_tag);
+  kube::Json status = StatusJson(run_status);
   const bool done = IsTerminal(snap.phase);
   const int64_t now = clock_->MonotonicNanos();
   if (status != active.last_status) {
@@ -363,7 +413,9 @@ absl::Status Reconciler::Finalize(const std::string& key, const kube::Json& obje
     Active& active = it->second;
     active.run->Abort("the LoadTest was deleted");
     active.run->WaitDone(static_cast<int>(options_.deletion_grace.count()));  // their last reports
-    kube::Json status = StatusJson(active.run->Status());
+    v1::LoadTestStatus final_status = active.run->Status();
+    final_status.set_run_id(active.run_tag);
+    kube::Json status = StatusJson(final_status);
     status["reason"] = "Deleted";
     if (absl::Status s = WriteStatus(ns, name, status); !s.ok()) {
       SLOG(kWarning) << "final_status_not_written loadtest=" << key << " error=\"" << s.message()

@@ -2,7 +2,7 @@
 //
 // Level-triggered, as controller-runtime's: Reconcile(key) reads the cached world (the LoadTest
 // and its Pods) and converges:
-//   - a new LoadTest gets the finalizer, a token Secret, a Run (run id = the object's uid) and its
+//   - a new LoadTest gets the finalizer, a token Secret, a Run (run id: RunIdOf the uid) and its
 //     agent Pods; invalid specs end as Failed/InvalidSpec at once;
 //   - a LoadTest whose status says Starting or Running but that this process does not run (the
 //     operator restarted, or leadership moved) is adopted: the same Pods, the same token, and the
@@ -13,7 +13,9 @@
 //     test as Failed with a reason; a Pod deleted or failed mid-run is a lost agent (the spec's
 //     onAgentLoss decides); spec.abort ends it as Aborted; deleting the LoadTest aborts it, writes
 //     the final status, deletes Pods and Secret, then releases the finalizer;
-//   - terminal phases are absorbing: nothing is started again.
+//   - terminal phases are absorbing: an edit starts nothing (the condition SpecChangeIgnored says
+//     so); setting the annotation stampede.dev/run-id to a value other than status.runId starts
+//     a fresh run once the previous run's Pods are gone (set while a test runs, when it ends).
 // Kubernetes Events mark the main transitions. The ReconcileLoop (reconcile_loop.h) calls it.
 //
 // Thread safety: not thread-safe; one caller (the loop's worker thread, or a test). The caches and
@@ -37,6 +39,8 @@
 namespace stampede::controller {
 
 inline constexpr char kFinalizer[] = "stampede.dev/cleanup";
+// A new value asks a finished LoadTest for a new run.
+inline constexpr char kRunIdAnnotation[] = "stampede.dev/run-id";
 
 struct ReconcilerOptions {
   std::vector<std::string> watch_namespaces;  // empty: every namespace
@@ -74,6 +78,7 @@ class Reconciler {
  private:
   struct Active {
     std::string uid;
+    std::string run_tag;  // the stampede.dev/run-id this run answers (status.runId)
     std::shared_ptr<Run> run;
     KubeLauncher* launcher = nullptr;  // owned by the run
     v1::LoadTest test;
@@ -83,14 +88,19 @@ class Reconciler {
     std::map<std::string, int64_t> unschedulable_since_ns;  // per Pod name
   };
 
-  absl::Status Begin(const std::string& key, const kube::Json& object, const std::string& phase);
+  absl::Status Begin(const std::string& key, const kube::Json& object, const std::string& phase,
+                     const std::string& run_tag);
+  // A finished test asked for a new run by stampede.dev/run-id: once the old Pods are gone, its
+  // status is reset (every field of the old run removed) and the run begins.
+  absl::Status Rerun(const std::string& key, const kube::Json& object, const std::string& run_tag);
   // A finished test whose spec changed since: observedGeneration catches up, and the condition
   // SpecChangeIgnored says the edit starts no new run. Nothing is written otherwise.
   absl::Status ReportIgnoredEdit(const kube::Json& object);
   absl::Status Finalize(const std::string& key, const kube::Json& object);
   // A test that ends before any agent ran: a final status (and a Warning event when `warn`).
   absl::Status EndBeforeStart(const kube::Json& object, const std::string& phase,
-                              const std::string& reason, const std::string& message, bool warn);
+                              const std::string& reason, const std::string& message,
+                              const std::string& run_tag, bool warn);
   void WatchPods(const std::string& key, Active& active);
   absl::Status SyncStatus(const std::string& key, Active& active, bool force);
   absl::Status WriteStatus(const std::string& ns, const std::string& name,
@@ -112,6 +122,11 @@ std::string LoadTestOfPod(const kube::Json& pod);
 // The LoadTest collection of `ns` ("" for every namespace), and the agent Pods'.
 std::string LoadTestsPath(const std::string& ns);
 std::string AgentPodsPath(const std::string& ns);
+
+// The controller's id of a LoadTest's run: its uid, and for a run asked for by the annotation
+// stampede.dev/run-id, a hash of the annotation's value after it (stable across restarts, so a
+// new leader adopts the same run).
+std::string RunIdOf(const std::string& uid, const std::string& run_tag);
 
 // The LoadTest status as the custom resource's .status JSON (unset fields omitted).
 kube::Json StatusJson(const v1::LoadTestStatus& status);

@@ -31,7 +31,7 @@ const kube::Json* Env(const kube::Json& container, const std::string& name) {
 
 TEST(AgentPodTest, MeetsTheRestrictedProfileAndMountsNoToken) {
   const kube::Json pod =
-      AgentPod(ShopTest(""), 2, "ctl.stampede-system.svc:7070", AgentPodOptions());
+      AgentPod(ShopTest(""), 2, "1234-abcd", "ctl.stampede-system.svc:7070", AgentPodOptions());
   EXPECT_EQ(pod["metadata"]["name"], "shop-agent-2");
   EXPECT_EQ(pod["metadata"]["namespace"], "perf");
   const kube::Json& spec = pod["spec"];
@@ -50,7 +50,8 @@ TEST(AgentPodTest, MeetsTheRestrictedProfileAndMountsNoToken) {
 TEST(AgentPodTest, DialsTheControllerWithTheTestsSecretAndIsOwnedByTheLoadTest) {
   AgentPodOptions options;
   options.reconnect_s = 45;
-  const kube::Json pod = AgentPod(ShopTest("  threadsPerAgent: 2\n"), 0, "10.0.0.5:7070", options);
+  const kube::Json pod =
+      AgentPod(ShopTest("  threadsPerAgent: 2\n"), 0, "1234-abcd", "10.0.0.5:7070", options);
   const kube::Json& c = pod["spec"]["containers"][0];
   ASSERT_NE(Env(c, "STAMPEDE_CONTROLLER"), nullptr);
   EXPECT_EQ((*Env(c, "STAMPEDE_CONTROLLER"))["value"], "10.0.0.5:7070");
@@ -83,7 +84,7 @@ TEST(AgentPodTest, CarriesTheAgentTemplateButKeepsItsOwnLabels) {
           "    affinity: {podAntiAffinity: {}}\n"
           "    labels: {team: perf, stampede.dev/loadtest: other}\n"
           "    annotations: {note: hi}\n"),
-      1, "c:1", AgentPodOptions());
+      1, "1234-abcd", "c:1", AgentPodOptions());
   const kube::Json& c = pod["spec"]["containers"][0];
   EXPECT_EQ(c["image"], "registry.example/agent:1");
   EXPECT_EQ(c["imagePullPolicy"], "Always");
@@ -121,7 +122,7 @@ TEST(AgentDefaultsTest, FillWhatTheTemplateLeavesUnsetAndYieldToWhatItSets) {
   AgentPodOptions options;
   options.defaults = *defaults;
 
-  const kube::Json plain = AgentPod(ShopTest(""), 0, "10.0.0.5:7070", options);
+  const kube::Json plain = AgentPod(ShopTest(""), 0, "1234-abcd", "10.0.0.5:7070", options);
   EXPECT_EQ(plain["spec"]["containers"][0]["resources"]["limits"]["memory"], "1Gi");
   EXPECT_EQ(plain["spec"]["nodeSelector"], kube::Json::parse(R"({"pool":"load"})"));
   EXPECT_EQ(plain["spec"]["tolerations"][0]["key"], "dedicated");
@@ -130,14 +131,15 @@ TEST(AgentDefaultsTest, FillWhatTheTemplateLeavesUnsetAndYieldToWhatItSets) {
   const kube::Json own =
       AgentPod(ShopTest("  agentTemplate:\n    resources: {limits: {memory: 128Mi}}\n"
                         "    nodeSelector: {zone: a}\n"),
-               0, "10.0.0.5:7070", options);
+               0, "1234-abcd", "10.0.0.5:7070", options);
   EXPECT_EQ(own["spec"]["containers"][0]["resources"],
             kube::Json::parse(R"({"limits":{"memory":"128Mi"}})"));
   EXPECT_EQ(own["spec"]["nodeSelector"], kube::Json::parse(R"({"zone":"a"})"));
   EXPECT_EQ(own["spec"]["tolerations"][0]["key"], "dedicated");
 
   // Without defaults, nothing is added.
-  const kube::Json none = AgentPod(ShopTest(""), 0, "10.0.0.5:7070", AgentPodOptions());
+  const kube::Json none =
+      AgentPod(ShopTest(""), 0, "1234-abcd", "10.0.0.5:7070", AgentPodOptions());
   EXPECT_FALSE(none["spec"]["containers"][0].contains("resources"));
   EXPECT_FALSE(none["spec"].contains("nodeSelector"));
   EXPECT_FALSE(none["spec"].contains("tolerations"));

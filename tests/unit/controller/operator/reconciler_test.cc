@@ -106,7 +106,7 @@ class ReconcilerTest : public ::testing::Test {
   Json Object() { return api_.Object(kPath).value_or(Json::object()); }
   std::string Phase() { return Object()["status"].value("phase", ""); }
   std::string Reason() { return Object()["status"].value("reason", ""); }
-  std::shared_ptr<controller::Run> TheRun() { return runs_.Find("uid-shop"); }
+  std::shared_ptr<controller::Run> TheRun() { return runs_.Find(run_id_); }
   std::vector<std::string> EventReasons() {
     std::vector<std::string> out;
     for (const Json& e : api_.Objects("/api/v1/namespaces/perf/events"))
@@ -128,7 +128,7 @@ class ReconcilerTest : public ::testing::Test {
     for (uint32_t i = 0; i < 2; ++i) {
       connections.push_back(std::make_shared<FakeConnection>());
       v1::Hello hello;
-      hello.set_run("uid-shop");
+      hello.set_run(run_id_);
       hello.set_token(token);
       hello.set_index(i);
       hello.set_threads(1);
@@ -149,6 +149,8 @@ class ReconcilerTest : public ::testing::Test {
     AgentSays(index, done);
   }
 
+  // The agents' run: the uid for a test's first run, RunIdOf for a run asked for by annotation.
+  std::string run_id_ = "uid-shop";
   FakeClock clock_;
   FakeApi api_;
   FakeCache loadtests_, pods_;
@@ -235,6 +237,128 @@ TEST_F(ReconcilerTest, AnEditToAFinishedTestIsReportedAndStartsNothing) {
   const size_t writes = api_.Writes().size();
   ASSERT_TRUE(Reconcile().ok());
   EXPECT_EQ(api_.Writes().size(), writes);
+}
+
+const Json* Condition(const Json& object, const std::string& type) {
+  const Json* status = object.contains("status") ? &object["status"] : nullptr;
+  if (status == nullptr || !status->contains("conditions")) return nullptr;
+  for (const Json& c : (*status)["conditions"]) {
+    if (c.value("type", "") == type) return &c;
+  }
+  return nullptr;
+}
+
+TEST(RunIdOfTest, TheUidAloneForTheFirstRunAndAStableDistinctIdForEachAnnotation) {
+  EXPECT_EQ(RunIdOf("uid-shop", ""), "uid-shop");
+  EXPECT_EQ(RunIdOf("uid-shop", "2"), RunIdOf("uid-shop", "2")) << "a new leader finds the same";
+  EXPECT_NE(RunIdOf("uid-shop", "2"), RunIdOf("uid-shop", "3"));
+  EXPECT_EQ(RunIdOf("uid-shop", "release 1.4\n").rfind("uid-shop.", 0), 0u);
+  EXPECT_EQ(RunIdOf("uid-shop", "release 1.4\n").size(), std::string("uid-shop.").size() + 16)
+      << "any annotation value becomes 16 hex digits";
+}
+
+// GitOps: re-applying the same manifest runs nothing; a new stampede.dev/run-id runs it again,
+// from a clean status, once the old Pods (whose names the new ones take) are gone; one set while
+// a test runs takes effect when it ends.
+TEST_F(ReconcilerTest, ANewRunIdAnnotationRunsAFinishedTestAgainFromACleanStatus) {
+  api_.Put(kPath, LoadTest(kSpec));
+  ASSERT_TRUE(Reconcile().ok());
+  std::vector<std::shared_ptr<FakeConnection>> agents = ConnectAgents();
+  ASSERT_TRUE(Reconcile().ok());
+  common::IntervalStats stats(1);
+  stats.requests[0].latency.RecordN(5'000'000, 10);
+  stats.requests[0].outcomes[0] = 10;
+  v1::AgentMessage report;
+  common::IntervalToReport(stats, report.mutable_report());
+  AgentSays(0, report);
+  clock_.AdvanceSeconds(4);
+  AgentDone(0);
+  AgentDone(1);
+  ASSERT_TRUE(Reconcile().ok());
+  ASSERT_EQ(Phase(), "Succeeded");
+  ASSERT_EQ(Object()["status"]["summary"]["requests"], 10);
+  ASSERT_TRUE(Object()["status"].contains("completionTime"));
+  EXPECT_FALSE(Object()["status"].contains("runId"));
+
+  // The same manifest applied again (an annotation of another tool changes): nothing happens.
+  Json lt = Object();
+  lt["metadata"]["annotations"]["argocd.argoproj.io/tracking-id"] =
+      "app:stampede.dev/LoadTest:perf/shop";
+  api_.Put(kPath, lt);
+  size_t writes = api_.Writes().size();
+  ASSERT_TRUE(Reconcile().ok());
+  EXPECT_EQ(api_.Writes().size(), writes);
+  EXPECT_EQ(runs_.started(), 1);
+
+  // A new run is asked for while an old Pod is still terminating: nothing starts yet.
+  const std::string old_pod = std::string(kPods) + "/shop-agent-0";
+  api_.Put(old_pod, {{"metadata",
+                      {{"name", "shop-agent-0"},
+                       {"namespace", "perf"},
+                       {"deletionTimestamp", "2026-12-03T10:00:00Z"},
+                       {"labels", {{kLoadTestLabel, "shop"}, {kAgentIndexLabel, "0"}}}}}});
+  lt = Object();
+  lt["metadata"]["annotations"][kRunIdAnnotation] = "second";
+  api_.Put(kPath, lt);
+  const Json finished = Object();
+  ASSERT_TRUE(Reconcile().ok());
+  EXPECT_EQ(runs_.started(), 1) << "the new Pods would take the old names";
+  EXPECT_EQ(Phase(), "Succeeded");
+  // The Pod is gone: the new run starts, and nothing of the old run's status is left.
+  ASSERT_TRUE(api_.Delete(old_pod).ok());
+  ASSERT_TRUE(Reconcile().ok());
+  EXPECT_EQ(runs_.started(), 2);
+  run_id_ = RunIdOf("uid-shop", "second");
+  ASSERT_NE(TheRun(), nullptr) << "the new run has its own id";
+  Json status = Object()["status"];
+  EXPECT_EQ(status.value("phase", ""), "Starting") << status.dump();
+  EXPECT_EQ(status.value("runId", ""), "second");
+  EXPECT_FALSE(status.contains("completionTime")) << status.dump();
+  EXPECT_FALSE(status.contains("startTime")) << status.dump();
+  EXPECT_NE(status["summary"].value("requests", 0), 10) << status.dump();
+  const Json now = Object();
+  EXPECT_EQ(Condition(now, "Complete"), nullptr) << status.dump();
+  EXPECT_EQ(Condition(now, "SpecChangeIgnored"), nullptr) << status.dump();
+  ASSERT_NE(Condition(now, "Reconciling"), nullptr) << status.dump();
+  EXPECT_EQ((*Condition(now, "Reconciling"))["status"], "True");
+  EXPECT_EQ(api_.Objects(kPods).size(), 2u);
+  EXPECT_TRUE(api_.Object(kSecret).has_value()) << "a fresh token";
+  const std::vector<std::string> events = EventReasons();
+  ASSERT_GE(events.size(), 2u);
+  EXPECT_EQ(events[events.size() - 2], "RunRequested");
+  EXPECT_EQ(events.back(), "Started");
+
+  // The informer still holds the finished object from before the reset: the new run goes on.
+  loadtests_.Replace({finished});
+  ASSERT_TRUE(reconciler_->Reconcile(kKey).ok());
+  EXPECT_EQ(reconciler_->ActiveKeys(), std::vector<std::string>({kKey}));
+  EXPECT_FALSE(IsTerminal(TheRun()->phase()));
+
+  // Another value while it runs: it takes effect when this run ends.
+  agents = ConnectAgents();
+  ASSERT_TRUE(Reconcile().ok());
+  ASSERT_EQ(Phase(), "Running");
+  lt = Object();
+  lt["metadata"]["annotations"][kRunIdAnnotation] = "third";
+  api_.Put(kPath, lt);
+  ASSERT_TRUE(Reconcile().ok());
+  EXPECT_EQ(runs_.started(), 2);
+  EXPECT_EQ(Phase(), "Running");
+  clock_.AdvanceSeconds(4);
+  AgentDone(0);
+  AgentDone(1);
+  ASSERT_TRUE(Reconcile().ok());  // the second run's final status
+  EXPECT_EQ(Object()["status"].value("runId", ""), "second");
+  ASSERT_TRUE(Reconcile().ok());  // its watch event: the third run
+  EXPECT_EQ(runs_.started(), 3);
+  EXPECT_EQ(Object()["status"].value("runId", ""), "third");
+  EXPECT_EQ(Phase(), "Starting");
+  run_id_ = RunIdOf("uid-shop", "third");
+  EXPECT_NE(TheRun(), nullptr);
+  // Applied again with the same value: no fourth run.
+  ASSERT_TRUE(Reconcile().ok());
+  EXPECT_EQ(runs_.started(), 3);
+  (void)agents;
 }
 
 TEST_F(ReconcilerTest, AbortSetBeforeTheStartEndsAbortedWithoutPods) {
