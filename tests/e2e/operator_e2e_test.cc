@@ -9,6 +9,7 @@
 
 #include <chrono>
 #include <cstdlib>
+#include <ctime>
 #include <fstream>
 #include <functional>
 #include <map>
@@ -19,8 +20,10 @@
 #include <thread>
 #include <vector>
 
+#include "absl/time/time.h"
 #include "gtest/gtest.h"
 #include "tests/e2e/cluster.h"
+#include "tests/grafana/dashboard_queries.h"
 #include "tests/integration/process.h"
 
 namespace stampede::e2e {
@@ -120,6 +123,12 @@ class OperatorE2eTest : public ::testing::Test {
   }
   bool WaitPhase(const std::string& name, const std::set<std::string>& phases, seconds timeout) {
     return WaitUntil(timeout, [&] { return phases.count(Phase(name)) != 0; });
+  }
+  // Where the leading operator serves /metrics (it binds port 0 and logs the port).
+  static int MetricsPort() {
+    const std::string log = operator_->Stderr();
+    const size_t at = log.find("metrics_port=");
+    return at == std::string::npos ? 0 : std::atoi(log.c_str() + at + 13);
   }
   std::string Diagnose(const std::string& name) {
     return "LoadTest: " + Get(name).dump(1) + "\noperator log:\n" + operator_->Stderr() + "\n" +
@@ -467,6 +476,152 @@ TEST_F(OperatorE2eTest, SecondReplicaWaitsOnTheLeaseAndTakesOverWhenTheLeaderLea
   EXPECT_EQ(taken["spec"].value("holderIdentity", ""), "standby") << taken.dump();
   standby_.reset();
   operator_.reset();
+}
+
+}  // namespace
+}  // namespace stampede::e2e
+
+namespace stampede::e2e {
+namespace {
+
+// GitOps: applying the same manifest again starts nothing; a new stampede.dev/run-id runs the
+// finished test again, from a clean status, with every request of the new run counted.
+TEST_F(OperatorE2eTest, ANewRunIdAnnotationRunsAFinishedTestAgainAndReapplyingDoesNot) {
+  const std::string spec =
+      "  load: {users: 2, thinkTime: {min: 5ms, max: 10ms}}\n  duration: 3s\n  agents: 2\n";
+  const std::string file = Apply("rerun", spec);
+  ASSERT_EQ(cluster_
+                ->Kubectl({"wait", "--for=condition=Ready", "loadtest/rerun", "--timeout=90s"},
+                          seconds(100))
+                .exit_code,
+            0)
+      << Diagnose("rerun");
+  const json first = Get("rerun")["status"];
+  EXPECT_EQ(first["summary"].value("requests", uint64_t{0}),
+            static_cast<uint64_t>(target_->Served()));
+  ASSERT_TRUE(WaitUntil(seconds(30), [&] { return Pods("rerun").empty(); }));
+
+  // The same manifest again, as a GitOps sync does: no new run. A sentinel the operator must
+  // answer shows that the re-applied test was reconciled by then.
+  EXPECT_EQ(cluster_->Kubectl({"apply", "-f", file}).exit_code, 0);
+  ASSERT_EQ(cluster_->Kubectl({"annotate", "lt", "rerun", "synced=1"}).exit_code, 0);
+  Apply("rerun-sentinel", "  load: {users: 1}\n  duration: 1s\n  thresholds: [\"p95 <\"]\n");
+  ASSERT_TRUE(WaitPhase("rerun-sentinel", {"Failed"}, seconds(30)));
+  cluster_->Kubectl({"delete", "lt", "rerun-sentinel", "--timeout=30s"});
+  EXPECT_TRUE(Pods("rerun").empty());
+  EXPECT_EQ(Get("rerun")["status"].value("completionTime", ""), first.value("completionTime", ""));
+
+  // A new run-id: a fresh run, every request of it counted, and the old figures gone.
+  testing::HttpGet(target_->Url("/stats/reset"));
+  ASSERT_EQ(cluster_->Kubectl({"annotate", "lt", "rerun", "stampede.dev/run-id=second"}).exit_code,
+            0);
+  ASSERT_TRUE(WaitUntil(seconds(90), [&] {
+    const json st = Get("rerun")["status"];
+    return st.value("runId", "") == "second" && st.value("phase", "") == "Succeeded";
+  })) << Diagnose("rerun");
+  const json second = Get("rerun")["status"];
+  EXPECT_EQ(second["summary"].value("requests", uint64_t{0}),
+            static_cast<uint64_t>(target_->Served()))
+      << "the second run's requests, and only those";
+  EXPECT_GT(second["summary"].value("requests", uint64_t{0}), 0u);
+  EXPECT_NE(second.value("completionTime", ""), first.value("completionTime", ""));
+  EXPECT_EQ(second["agents"].value("finished", 0), 2);
+  const CommandResult events = cluster_->Kubectl(
+      {"get", "events", "--field-selector", "involvedObject.name=rerun", "-o", "json"});
+  EXPECT_NE(events.out.find("\"RunRequested\""), std::string::npos) << events.ToString();
+  ASSERT_EQ(cluster_->Kubectl({"delete", "lt", "rerun", "--timeout=30s"}).exit_code, 0);
+}
+
+// The dashboard against a real Prometheus that scraped the operator every second while it ran
+// two tests at once (one with two requests on two agent Pods, one with one on one): every query
+// has data for both, the whole-run table adds up to each LoadTest's status, and the finished
+// tests' series were still there after the operator forgot them.
+TEST_F(OperatorE2eTest, EveryDashboardQueryHasDataFromAPrometheusScrapingTheOperator) {
+  const int metrics_port = MetricsPort();
+  ASSERT_GT(metrics_port, 0) << operator_->Stderr();
+  const std::string dir = cluster_->dir() + "/prometheus";
+  ASSERT_EQ(std::system(("mkdir -p '" + dir + "'").c_str()), 0);
+  testing::Prometheus prometheus(dir, "127.0.0.1:" + std::to_string(metrics_port));
+  ASSERT_TRUE(prometheus.WaitReady()) << prometheus.Log();
+  const long start_s = static_cast<long>(std::time(nullptr)) - 1;
+  const std::map<std::string, double> rates = {{"dash-a", 100}, {"dash-b", 40}};
+  Apply("dash-a",
+        "  requests: [{name: home, path: /, weight: 3}, {name: delayed, path: /delay/2}]\n"
+        "  load: {rate: 100, connections: 32}\n  duration: 12s\n  agents: 2\n"
+        "  threadsPerAgent: 1\n");
+  Apply("dash-b",
+        "  requests: [{name: home, path: /}]\n"
+        "  load: {rate: 40, connections: 8}\n  duration: 12s\n  agents: 1\n"
+        "  threadsPerAgent: 1\n");
+  for (const auto& [name, rate] : rates) {
+    ASSERT_TRUE(WaitPhase(name, {"Succeeded", "Failed", "Aborted"}, seconds(120))) << Diagnose(name);
+    ASSERT_EQ(Phase(name), "Succeeded") << Diagnose(name);
+  }
+  // The operator has forgotten both runs; their series stay (--finished-metrics-ttl) until
+  // scraped.
+  long end_s = 0;
+  ASSERT_TRUE(WaitUntil(seconds(30), [&] {
+    end_s = static_cast<long>(std::time(nullptr));
+    const json r = prometheus.Instant(
+        R"(stampede_phase{loadtest=~"dash-a|dash-b",phase="Succeeded"} == 1)", end_s);
+    return r.is_array() && r.size() == 2;
+  })) << prometheus.Log();
+
+  const testing::DashboardAnswers answers = testing::QueryDashboard(
+      prometheus, testing::LoadDashboard(), "default", "dash-a|dash-b", {"home", "delayed"},
+      start_s, end_s);
+  EXPECT_GE(answers.queries, 20);
+  EXPECT_TRUE(answers.empty.empty()) << "no data: " << json(answers.empty).dump(1);
+  EXPECT_EQ(answers.variables.at("request"), (std::set<std::string>{"home", "delayed"}));
+  EXPECT_TRUE(answers.variables.at("loadtest").count("dash-a") &&
+              answers.variables.at("loadtest").count("dash-b"));
+  // Each query that keeps the loadtest label shows both tests.
+  for (const auto& [panel, result] : answers.panels) {
+    std::set<std::string> tests;
+    for (const json& s : result) {
+      if (s["metric"].contains("loadtest")) tests.insert(s["metric"]["loadtest"]);
+    }
+    if (!tests.empty()) {
+      EXPECT_EQ(tests, (std::set<std::string>{"dash-a", "dash-b"})) << panel;
+    }
+  }
+  for (const auto& [name, rate] : rates) {
+    const json status = Get(name)["status"];
+    // The table's requests and errors add up to the status; the total p95 is the status's.
+    double requests = 0, errors = 0;
+    for (const json& s : answers.panels.at("Whole-run summary per request/A")) {
+      if (s["metric"]["loadtest"] == name) requests += std::stod(s["value"][1].get<std::string>());
+    }
+    for (const json& s : answers.panels.at("Whole-run summary per request/B")) {
+      if (s["metric"]["loadtest"] == name) errors += std::stod(s["value"][1].get<std::string>());
+    }
+    EXPECT_EQ(requests, status["summary"].value("requests", 0.0)) << name << status.dump();
+    EXPECT_EQ(errors, status["summary"].value("errors", 0.0)) << name << status.dump();
+    const json p95 = prometheus.Instant(
+        "last_over_time(stampede_request_duration_quantile_seconds{loadtest=\"" + name +
+            "\",request=\"*\",window=\"total\",quantile=\"0.95\"}[5m])",
+        end_s);
+    ASSERT_EQ(p95.size(), 1u) << p95.dump();
+    absl::Duration status_p95;
+    ASSERT_TRUE(absl::ParseDuration(status["summary"].value("p95", ""), &status_p95));
+    // The status prints three or four significant digits.
+    EXPECT_NEAR(std::stod(p95[0]["value"][1].get<std::string>()),
+                absl::ToDoubleSeconds(status_p95), 0.005 * absl::ToDoubleSeconds(status_p95))
+        << name;
+    // The highest 10 s achieved rate is within 5 % of the run's; the target is the spec's.
+    json achieved = json::array(), target = json::array();
+    for (const json& s : answers.panels.at("Requests per second: achieved and target/A")) {
+      if (s["metric"]["loadtest"] == name) achieved.push_back(s);
+    }
+    for (const json& s : answers.panels.at("Requests per second: achieved and target/B")) {
+      if (s["metric"]["loadtest"] == name) target.push_back(s);
+    }
+    const double rps = status["summary"].value("rps", 0.0);
+    EXPECT_NEAR(testing::MaxSample(achieved), rps, 0.05 * rps) << name;
+    EXPECT_NEAR(rps, rate, 0.05 * rate) << name;
+    EXPECT_EQ(testing::MaxSample(target), rate) << name;
+    cluster_->Kubectl({"delete", "lt", name, "--timeout=30s"});
+  }
 }
 
 }  // namespace
