@@ -32,9 +32,9 @@ struct ControllerOptions {
   // Abort the runs still going when the controller is destroyed (so their agents stop at once).
   // The operator keeps them running instead: the next leader adopts them.
   bool abort_runs_on_shutdown = true;
-  // How long a run that had ended when it was removed stays in RunsForMetrics, so a scrape every few seconds
-  // still sees its final counts and phase (the operator's --finished-metrics-ttl); 0: not at all.
-  // Its agents are rejected all the same.
+  // How long a run that had ended when it was removed stays in RunsForMetrics, so a scrape every
+  // few seconds still sees its final counts and phase (the operator's --finished-metrics-ttl); 0:
+  // not at all. Its agents are rejected all the same.
   std::chrono::milliseconds ended_metrics_ttl{0};
 };
 

@@ -554,7 +554,8 @@ TEST_F(OperatorE2eTest, EveryDashboardQueryHasDataFromAPrometheusScrapingTheOper
         "  load: {rate: 40, connections: 8}\n  duration: 12s\n  agents: 1\n"
         "  threadsPerAgent: 1\n");
   for (const auto& [name, rate] : rates) {
-    ASSERT_TRUE(WaitPhase(name, {"Succeeded", "Failed", "Aborted"}, seconds(120))) << Diagnose(name);
+    ASSERT_TRUE(WaitPhase(name, {"Succeeded", "Failed", "Aborted"}, seconds(120)))
+        << Diagnose(name);
     ASSERT_EQ(Phase(name), "Succeeded") << Diagnose(name);
   }
   // The operator has forgotten both runs; their series stay (--finished-metrics-ttl) until
@@ -567,9 +568,9 @@ TEST_F(OperatorE2eTest, EveryDashboardQueryHasDataFromAPrometheusScrapingTheOper
     return r.is_array() && r.size() == 2;
   })) << prometheus.Log();
 
-  const testing::DashboardAnswers answers = testing::QueryDashboard(
-      prometheus, testing::LoadDashboard(), "default", "dash-a|dash-b", {"home", "delayed"},
-      start_s, end_s);
+  const testing::DashboardAnswers answers =
+      testing::QueryDashboard(prometheus, testing::LoadDashboard(), "default", "dash-a|dash-b",
+                              {"home", "delayed"}, start_s, end_s);
   EXPECT_GE(answers.queries, 20);
   EXPECT_TRUE(answers.empty.empty()) << "no data: " << json(answers.empty).dump(1);
   EXPECT_EQ(answers.variables.at("request"), (std::set<std::string>{"home", "delayed"}));
@@ -597,16 +598,16 @@ TEST_F(OperatorE2eTest, EveryDashboardQueryHasDataFromAPrometheusScrapingTheOper
     }
     EXPECT_EQ(requests, status["summary"].value("requests", 0.0)) << name << status.dump();
     EXPECT_EQ(errors, status["summary"].value("errors", 0.0)) << name << status.dump();
-    const json p95 = prometheus.Instant(
-        "last_over_time(stampede_request_duration_quantile_seconds{loadtest=\"" + name +
-            "\",request=\"*\",window=\"total\",quantile=\"0.95\"}[5m])",
-        end_s);
+    const json p95 =
+        prometheus.Instant("last_over_time(stampede_request_duration_quantile_seconds{loadtest=\"" +
+                               name + "\",request=\"*\",window=\"total\",quantile=\"0.95\"}[5m])",
+                           end_s);
     ASSERT_EQ(p95.size(), 1u) << p95.dump();
     absl::Duration status_p95;
     ASSERT_TRUE(absl::ParseDuration(status["summary"].value("p95", ""), &status_p95));
     // The status prints three or four significant digits.
-    EXPECT_NEAR(std::stod(p95[0]["value"][1].get<std::string>()),
-                absl::ToDoubleSeconds(status_p95), 0.005 * absl::ToDoubleSeconds(status_p95))
+    EXPECT_NEAR(std::stod(p95[0]["value"][1].get<std::string>()), absl::ToDoubleSeconds(status_p95),
+                0.005 * absl::ToDoubleSeconds(status_p95))
         << name;
     // The highest 10 s achieved rate is within 5 % of the run's; the target is the spec's.
     json achieved = json::array(), target = json::array();

@@ -143,6 +143,15 @@ class ReconcilerTest : public ::testing::Test {
     return connections;
   }
   void AgentSays(uint32_t index, const v1::AgentMessage& m) { TheRun()->OnMessage(index, m); }
+  // One second's report of ten successful 5 ms requests.
+  static v1::AgentMessage TenRequestsReport() {
+    common::IntervalStats stats(1);
+    stats.requests[0].latency.RecordN(5'000'000, 10);
+    stats.requests[0].outcomes[0] = 10;
+    v1::AgentMessage report;
+    common::IntervalToReport(stats, report.mutable_report());
+    return report;
+  }
   void AgentDone(uint32_t index) {
     v1::AgentMessage done;
     done.mutable_done();
@@ -265,11 +274,7 @@ TEST_F(ReconcilerTest, ANewRunIdAnnotationRunsAFinishedTestAgainFromACleanStatus
   ASSERT_TRUE(Reconcile().ok());
   std::vector<std::shared_ptr<FakeConnection>> agents = ConnectAgents();
   ASSERT_TRUE(Reconcile().ok());
-  common::IntervalStats stats(1);
-  stats.requests[0].latency.RecordN(5'000'000, 10);
-  stats.requests[0].outcomes[0] = 10;
-  v1::AgentMessage report;
-  common::IntervalToReport(stats, report.mutable_report());
+  const v1::AgentMessage report = TenRequestsReport();
   AgentSays(0, report);
   clock_.AdvanceSeconds(4);
   AgentDone(0);
@@ -452,11 +457,7 @@ TEST_F(ReconcilerTest, StatusIsWrittenOnAPhaseChangeAtOnceAndOtherwiseAtMostEver
 
   // A report changes the summary: written once the interval has passed, not before.
   clock_.AdvanceSeconds(1);
-  common::IntervalStats stats(1);
-  stats.requests[0].latency.RecordN(5'000'000, 10);
-  stats.requests[0].outcomes[0] = 10;
-  v1::AgentMessage report;
-  common::IntervalToReport(stats, report.mutable_report());
+  const v1::AgentMessage report = TenRequestsReport();
   AgentSays(0, report);
   AgentSays(1, report);
   TheRun()->Tick();
