@@ -8,6 +8,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/stats.h"
+#include "common/threshold.h"
 #include "controller/controller.h"
 #include "prometheus/text_serializer.h"
 
@@ -32,6 +33,8 @@ enum Family {
   kSaturated,
   kLastInterval,
   kElapsed,
+  kThresholdBound,
+  kThresholdMet,
   kFamilyCount,
 };
 
@@ -74,6 +77,13 @@ const FamilySpec kFamilies[kFamilyCount] = {
      "End of the newest finalized one-second interval, in seconds since the start (0: none yet)."},
     {"stampede_elapsed_seconds", MetricType::Gauge,
      "Seconds since the load started, up to the planned duration."},
+    {"stampede_threshold_bound", MetricType::Gauge,
+     "The bound of each rule in spec.thresholds, in the unit of its metric: seconds for latency "
+     "(p95, max, mean, min), a fraction for error_rate, per second for rps, a count for requests "
+     "and errors; request=\"*\" is all requests."},
+    {"stampede_threshold_met", MetricType::Gauge,
+     "1 while a rule of spec.thresholds holds over the run so far (at the end: its verdict), 0 "
+     "when it does not."},
 };
 
 constexpr double kNsPerSecond = 1e9;
@@ -225,6 +235,29 @@ void AppendRunMetrics(const Run& run, const Run::Snapshot& snap,
   add(kSaturated, Gauge(Labels(run, {}), snap.saturated ? 1 : 0));
   add(kLastInterval, Gauge(Labels(run, {}), static_cast<double>(snap.last_interval + 1)));
   add(kElapsed, Gauge(Labels(run, {}), snap.elapsed_s));
+
+  for (const std::string& expression : run.test().spec().thresholds()) {
+    absl::StatusOr<common::Threshold> t = common::ParseThreshold(expression);
+    if (!t.ok()) continue;  // validated with the spec; cannot happen
+    using Metric = common::Threshold::Metric;
+    static const std::map<Metric, const char*> kNames = {
+        {Metric::kMax, "max"},      {Metric::kMean, "mean"},
+        {Metric::kMin, "min"},      {Metric::kErrorRate, "error_rate"},
+        {Metric::kRps, "rps"},      {Metric::kRequests, "requests"},
+        {Metric::kErrors, "errors"}};
+    const bool latency = t->metric == Metric::kQuantile || t->metric == Metric::kMax ||
+                         t->metric == Metric::kMean || t->metric == Metric::kMin;
+    add(kThresholdBound, Gauge(Labels(run, {{"threshold", expression},
+                                            {"metric", t->metric == Metric::kQuantile
+                                                           ? absl::StrCat("p", t->quantile * 100)
+                                                           : kNames.at(t->metric)},
+                                            {"request", t->request.empty() ? "*" : t->request}}),
+                               latency ? t->value / kNsPerSecond : t->value));
+  }
+  for (const v1::ThresholdResult& verdict : snap.status.thresholds()) {
+    add(kThresholdMet,
+        Gauge(Labels(run, {{"threshold", verdict.expression()}}), verdict.passed() ? 1 : 0));
+  }
 }
 
 std::string SerializeMetrics(const std::vector<MetricFamily>& families) {

@@ -13,6 +13,9 @@
 //   stampede_active_users, stampede_target_rate_requests_per_second (open model only),
 //   stampede_agents{state}, stampede_phase{phase}, stampede_generator_saturated,
 //   stampede_last_interval_seconds, stampede_elapsed_seconds  gauges
+//   stampede_threshold_bound{threshold,metric,request}    gauge: each spec.thresholds rule's bound
+//                                                         (seconds, fraction, per second, count)
+//   stampede_threshold_met{threshold}                     gauge: 1 while the rule holds, else 0
 //
 // The percentiles are a summary rather than a gauge because `promtool check metrics` rejects a
 // `quantile` label on anything else; while a histogram is empty its quantile series are left out.

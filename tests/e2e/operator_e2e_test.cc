@@ -545,14 +545,19 @@ TEST_F(OperatorE2eTest, EveryDashboardQueryHasDataFromAPrometheusScrapingTheOper
   ASSERT_TRUE(prometheus.WaitReady()) << prometheus.Log();
   const long start_s = static_cast<long>(std::time(nullptr)) - 1;
   const std::map<std::string, double> rates = {{"dash-a", 100}, {"dash-b", 40}};
+  // One of each kind the dashboard draws: per request, all requests, error_rate, rps.
+  const std::string thresholds =
+      "  thresholds: [\"p95{home} < 5s\", \"p99 < 5s\", \"error_rate < 1%\", \"rps > 20\"]\n";
   Apply("dash-a",
         "  requests: [{name: home, path: /, weight: 3}, {name: delayed, path: /delay/2}]\n"
         "  load: {rate: 100, connections: 32}\n  duration: 12s\n  agents: 2\n"
-        "  threadsPerAgent: 1\n");
+        "  threadsPerAgent: 1\n" +
+            thresholds);
   Apply("dash-b",
         "  requests: [{name: home, path: /}]\n"
         "  load: {rate: 40, connections: 8}\n  duration: 12s\n  agents: 1\n"
-        "  threadsPerAgent: 1\n");
+        "  threadsPerAgent: 1\n" +
+            thresholds);
   for (const auto& [name, rate] : rates) {
     ASSERT_TRUE(WaitPhase(name, {"Succeeded", "Failed", "Aborted"}, seconds(120)))
         << Diagnose(name);
@@ -621,6 +626,16 @@ TEST_F(OperatorE2eTest, EveryDashboardQueryHasDataFromAPrometheusScrapingTheOper
     EXPECT_NEAR(testing::MaxSample(achieved), rps, 0.05 * rps) << name;
     EXPECT_NEAR(rps, rate, 0.05 * rate) << name;
     EXPECT_EQ(testing::MaxSample(target), rate) << name;
+    // The Thresholds table shows the verdicts of the status.
+    ASSERT_EQ(status["thresholds"].size(), 4u) << name;
+    for (const json& t : status["thresholds"]) {
+      double verdict = -1;
+      for (const json& s : answers.panels.at("Thresholds/A")) {
+        if (s["metric"]["loadtest"] == name && s["metric"]["threshold"] == t["expression"])
+          verdict = std::stod(s["value"][1].get<std::string>());
+      }
+      EXPECT_EQ(verdict, t.value("passed", false) ? 1 : 0) << name << t.dump();
+    }
     cluster_->Kubectl({"delete", "lt", name, "--timeout=30s"});
   }
 }

@@ -52,7 +52,9 @@ TEST(PrometheusDashboard, EveryQueryReturnsDataThatAgreesWithTheResults) {
                                     << ", connections: 64}\n"
                                        "  duration: 12s\n"
                                        "  agents: 2\n"
-                                       "  threadsPerAgent: 1\n";
+                                       "  threadsPerAgent: 1\n"
+                                       "  thresholds: [\"p99 < 5s\", \"p95{home} < 5s\", "
+                                       "\"error_rate < 1%\", \"rps > 50\"]\n";
   const long start_s = static_cast<long>(std::time(nullptr)) - 1;
   Process run({ControllerBinary(), "run", dir + "/test.yaml", "--metrics-listen",
                absl::StrCat("127.0.0.1:", metrics_port), "--metrics-linger", "2m", "--out",
@@ -111,6 +113,19 @@ TEST(PrometheusDashboard, EveryQueryReturnsDataThatAgreesWithTheResults) {
   EXPECT_NEAR(achieved, run_rps, 0.05 * run_rps);
   EXPECT_NEAR(run_rps, kRate, 0.05 * kRate);
   EXPECT_EQ(target_rate, kRate);
+  // The thresholds: their bounds as drawn, and the verdicts the run wrote.
+  EXPECT_EQ(MaxSample(answers.panels.at("Requests per second: achieved and target/D")), 50);
+  EXPECT_EQ(MaxSample(answers.panels.at("Error ratio/C")), 0.01);
+  EXPECT_EQ(MaxSample(answers.panels.at("Latency percentiles per request (exact, 10 s window)/B")),
+            5);
+  EXPECT_EQ(
+      MaxSample(answers.panels.at("Latency percentiles, all requests (exact, 10 s window)/B")), 5);
+  ASSERT_EQ(results["status"]["thresholds"].size(), 4u);
+  for (const json& t : results["status"]["thresholds"]) {
+    EXPECT_EQ(ValueWhere(answers.panels.at("Thresholds/A"), "threshold", t["expression"]),
+              t.value("passed", false) ? 1 : 0)
+        << t.dump();
+  }
   // The phase panel ends at Succeeded (4).
   const json& phase = answers.panels.at("Phase/A");
   ASSERT_EQ(phase.size(), 1u);

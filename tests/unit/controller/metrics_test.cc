@@ -46,7 +46,7 @@ const char kOddNameEscaped[] = R"(a \"q\" \\ c\nd)";
 
 constexpr size_t Outcome(common::Outcome o) { return static_cast<size_t>(o); }
 
-v1::LoadTest Test(const std::string& name) {
+v1::LoadTest Test(const std::string& name, const std::vector<std::string>& thresholds = {}) {
   auto test = common::ParseLoadTest(absl::StrCat(R"(
 apiVersion: stampede.dev/v1alpha1
 kind: LoadTest
@@ -64,6 +64,7 @@ spec:
   EXPECT_TRUE(test.ok()) << test.status();
   // Validation keeps control characters out of names, but the exposition must not depend on it.
   test->mutable_spec()->mutable_requests(1)->set_name(kOddName);
+  for (const std::string& t : thresholds) test->mutable_spec()->add_thresholds(t);
   return *test;
 }
 
@@ -73,9 +74,9 @@ struct StartedRun {
   std::vector<std::shared_ptr<FakeConnection>> agents;
 };
 
-StartedRun Start(const std::string& name) {
+StartedRun Start(const std::string& name, const std::vector<std::string>& thresholds = {}) {
   StartedRun s;
-  s.run = std::make_shared<Run>(absl::StrCat("shop-", name, "-1"), Test(name), "secret",
+  s.run = std::make_shared<Run>(absl::StrCat("shop-", name, "-1"), Test(name, thresholds), "secret",
                                 std::make_unique<FakeLauncher>(), RunOptions{});
   s.run->Start();
   for (uint32_t i = 0; i < 2; ++i) {
@@ -285,6 +286,35 @@ TEST_F(MetricsTest, RunGaugesFollowTheLifecycle) {
   EXPECT_EQ(Get(m, Series("stampede_agents", R"(state="connected")")), 0);
 }
 
+// What a dashboard draws next to the figures: each rule's bound in the unit of its metric, and
+// whether it holds so far (the run's own verdicts).
+TEST(RunMetricsTest, ThresholdBoundsAndVerdictsAreExported) {
+  StartedRun started =
+      Start("checkout", {"p95 < 500ms", "p99.9{home} <= 2s", "error_rate < 1%", "rps > 10"});
+  for (uint32_t agent = 0; agent < 2; ++agent)
+    Report(*started.run, agent, Interval(0, 100, 300'000));
+  started.run->Tick();
+  const auto m = Parse(Scrape({started.run}));
+  const std::string bound = "stampede_threshold_bound", met = "stampede_threshold_met";
+  EXPECT_EQ(Get(m, Series(bound, R"(threshold="p95 < 500ms",metric="p95",request="*")")), 0.5);
+  EXPECT_EQ(Get(m, Series(bound, R"(threshold="p99.9{home} <= 2s",metric="p99.9",request="home")")),
+            2);
+  EXPECT_EQ(Get(m, Series(bound, R"(threshold="error_rate < 1%",metric="error_rate",request="*")")),
+            0.01);
+  EXPECT_EQ(Get(m, Series(bound, R"(threshold="rps > 10",metric="rps",request="*")")), 10);
+  // Every second has timeouts and 500s: the error rate fails, the latencies hold.
+  EXPECT_EQ(Get(m, Series(met, R"(threshold="p95 < 500ms")")), 1);
+  EXPECT_EQ(Get(m, Series(met, R"(threshold="p99.9{home} <= 2s")")), 1);
+  EXPECT_EQ(Get(m, Series(met, R"(threshold="error_rate < 1%")")), 0);
+  size_t verdicts = 0;
+  for (const auto& [series, value] : m) verdicts += series.rfind(met + "{", 0) == 0 ? 1 : 0;
+  EXPECT_EQ(verdicts, 4u) << "one per rule";
+  // A test without thresholds has neither family.
+  const std::string plain = Scrape({Start("plain").run});
+  EXPECT_EQ(plain.find(bound), std::string::npos);
+  EXPECT_EQ(plain.find(met), std::string::npos);
+}
+
 TEST_F(MetricsTest, LabelValuesAreEscaped) {
   const std::string text = Scrape({started_.run});
   EXPECT_THAT(text,
@@ -304,7 +334,9 @@ TEST_F(MetricsTest, PromtoolAcceptsTheExposition) {
   const std::string path = ::testing::TempDir() + "/metrics.txt";
   FILE* f = std::fopen(path.c_str(), "w");
   ASSERT_NE(f, nullptr);
-  const std::string text = Scrape({started_.run});
+  StartedRun gated = Start("gated", {"p95 < 500ms", "error_rate < 1%"});
+  const std::string text = Scrape({started_.run, gated.run});
+  ASSERT_NE(text.find("stampede_threshold_met"), std::string::npos);
   std::fwrite(text.data(), 1, text.size(), f);
   std::fclose(f);
   FILE* p = popen(("/usr/bin/promtool check metrics < " + path + " 2>&1").c_str(), "r");
