@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <limits>
+#include <map>
 #include <optional>
 #include <string>
 #include <utility>
@@ -150,6 +151,13 @@ class SchemaBuilder {
 
   Json Root(const Descriptor* root) {
     Json schema = Object(root, "", true);
+    // A message with a column may also appear in a list (status.summary, and each stage's): the
+    // column is the one outside, and there must be one.
+    for (const auto& [name, where] : columns_in_lists_) {
+      bool shown = false;
+      for (const Json& c : columns_) shown |= c["name"] == name;
+      if (!shown) Problem(where, "cannot show a field inside a list or map");
+    }
     const std::string description = CommentOf(root).description;
     if (!description.empty()) schema["description"] = description;
     Canonicalize(&schema);
@@ -381,8 +389,12 @@ class SchemaBuilder {
   void Column(const FieldDescriptor* f, const std::string& name, const std::string& path,
               const std::string& description) {
     const std::string where = absl::StrCat(f->full_name(), ": +printcolumn");
-    if (f->is_repeated() || absl::StrContains(path, "*")) {
+    if (f->is_repeated()) {
       Problem(where, "cannot show a field inside a list or map");
+      return;
+    }
+    if (absl::StrContains(path, "*")) {
+      columns_in_lists_.emplace(name, where);
       return;
     }
     const char* type = "string";
@@ -407,6 +419,7 @@ class SchemaBuilder {
   std::vector<std::string>* problems_;
   std::vector<const Descriptor*> open_;  // the messages being expanded, outermost first
   std::vector<Json> columns_;
+  std::map<std::string, std::string> columns_in_lists_;  // column name -> where it was marked
 };
 
 // YAML output. Block style; lists of scalars in flow style ("[a, b]").

@@ -207,6 +207,19 @@ TEST(GenerateCrdTest, EveryBadMarkerIsListed) {
               HasSubstr("BadMarkers.map_items: +maxItems: applies to repeated fields only"));
 }
 
+// A message with a column may be reused in a list (the status summary, and each stage's): the
+// column is the one outside; reached only inside a list, it is an error.
+TEST(GenerateCrdTest, AColumnOfAMessageReusedInAListComesFromOutsideIt) {
+  const YAML::Node columns = Crd("ReusedColumn")["spec"]["versions"][0]["additionalPrinterColumns"];
+  ASSERT_EQ(columns.size(), 2u) << "Count, then Age";
+  EXPECT_EQ(columns[0]["name"].as<std::string>(), "Count");
+  EXPECT_EQ(columns[0]["jsonPath"].as<std::string>(), ".total.count");
+  absl::StatusOr<std::string> crd = Generate("ColumnOnlyInList");
+  ASSERT_FALSE(crd.ok());
+  EXPECT_THAT(crd.status().message(),
+              HasSubstr("Figures.count: +printcolumn: cannot show a field inside a list or map"));
+}
+
 TEST(GenerateCrdTest, ExactlyOneOfMustNameFields) {
   absl::StatusOr<std::string> crd = Generate("BadOneOf");
   ASSERT_FALSE(crd.ok());
