@@ -46,12 +46,13 @@ void LoadPlan::BuildSegments(double initial, const std::vector<Stage>& stages) {
     const double secs = duration / kNanos;
     const double end_level = duration == stage_ns ? stage_target : level + slope * secs;
     const double end_arrivals = arrivals + level * secs + slope * secs * secs / 2;
-    segments_.push_back({t, duration, level, slope, arrivals, end_arrivals});
+    segments_.push_back({t, duration, level, slope, arrivals, end_arrivals, end_level});
     arrivals = end_arrivals;
     t += duration;
     level = end_level;
   };
   for (const Stage& s : stages) add(s.duration_ns, s.target);
+  stage_segments_ = stages.empty() ? 0 : segments_.size();
   if (t < duration_ns_) add(duration_ns_ - t, level);  // hold the last level
   total_arrivals_ = arrivals;
   double max = initial;
@@ -59,6 +60,17 @@ void LoadPlan::BuildSegments(double initial, const std::vector<Stage>& stages) {
     max = std::max(max, s.start_level + s.slope * (s.duration_ns / kNanos));
   }
   max_users_ = static_cast<uint32_t>(std::floor(max + 1e-9));
+}
+
+std::vector<LoadPlan::Span> LoadPlan::Spans() const {
+  std::vector<Span> spans;
+  if (stage_segments_ == 0) return spans;
+  for (size_t i = 0; i < segments_.size(); ++i) {
+    const Segment& s = segments_[i];
+    spans.push_back(
+        {s.start_ns, s.start_ns + s.duration_ns, s.start_level, s.end_level, i >= stage_segments_});
+  }
+  return spans;
 }
 
 absl::StatusOr<LoadPlan> LoadPlan::Closed(uint32_t users, double spawn_rate,

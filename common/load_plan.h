@@ -55,6 +55,16 @@ class LoadPlan {
   // n < the cumulative total at the end are sent; for the others this returns INT64_MAX.
   double RateAt(int64_t t_ns) const;
   int64_t PlannedTime(uint64_t n) const;
+  // A stretch of the plan at one slope, for results per load level: each of the stages (cut short
+  // by the duration), then the hold of the last level when the duration outlasts them. Empty for
+  // a plan without stages.
+  struct Span {
+    int64_t start_ns = 0, end_ns = 0;
+    double from = 0, to = 0;  // users or requests per second at its start and at its end
+    bool hold = false;        // the hold after the last stage
+  };
+  std::vector<Span> Spans() const;
+
   // Open model: arrivals due in [0, duration).
   uint64_t TotalArrivals() const;
   // Open model: how many arrivals are due before `t_ns` (those n with PlannedTime(n) < t_ns), by
@@ -69,6 +79,7 @@ class LoadPlan {
     double slope;            // per second
     double arrivals_before;  // open model: cumulative arrivals at the segment's start...
     double arrivals_end;     // ...and at its end
+    double end_level;        // users or rate at its end (the stage's target when not cut short)
   };
   double LevelAt(int64_t t_ns) const;
   double CumulativeAt(int64_t t_ns) const;  // open model: the integral of the rate up to t_ns
@@ -82,6 +93,7 @@ class LoadPlan {
   double total_arrivals_ = 0;  // cumulative arrivals at the end of the run (not rounded)
   int64_t ramp_end_ns_ = 0;
   std::vector<Segment> segments_;  // cover [0, duration_ns_)
+  size_t stage_segments_ = 0;      // the first ones, one per stage; a hold may follow
 };
 
 // Part `index` of `total` split into `parts` (> 0) as evenly as possible: the first

@@ -50,7 +50,12 @@ absl::Status Aggregator::Add(uint32_t agent, const v1::Report& report) {
     ++rejected_reports_;
     return s;
   }
-  if (late) ++late_reports_;
+  if (late) {
+    ++late_reports_;
+    if (const int stage = StageOf(report.interval()); stage >= 0) {
+      (void)common::MergeReport(report, &stages_[stage].stats);  // it merged above: it merges
+    }
+  }
   if (slot >= seen.size()) seen.resize(std::max(slot + 1, seen.size() * 2), false);
   seen[slot] = true;
   reported_up_to_[agent] = std::max(reported_up_to_[agent], report.interval());
@@ -85,13 +90,17 @@ absl::Status Aggregator::AddFolded(uint32_t agent, const v1::Report& report) {
     ++rejected_reports_;
     return s;
   }
+  if (const int stage = StageOf(first); stage >= 0) {
+    (void)common::MergeReport(report, &stages_[stage].stats);
+    if (StageOf(last) != stage) stages_[stage].folded = true;
+  }
   for (int64_t i = first; i <= last; ++i) seen[static_cast<size_t>(i)] = true;
   reported_up_to_[agent] = std::max(reported_up_to_[agent], last);
   ++folded_reports_;
   while (next_to_finalize_ <= last) {
     auto it = pending_.find(next_to_finalize_);
     if (it != pending_.end()) {
-      AddToTotals(it->second);
+      AddToTotals(it->second, next_to_finalize_);
       pending_.erase(it);
     }
     ++next_to_finalize_;
@@ -136,16 +145,29 @@ std::vector<IntervalPoint> Aggregator::FinalizeAll(int64_t now_ns) {
   return out;
 }
 
-void Aggregator::AddToTotals(const common::IntervalStats& stats) {
+void Aggregator::AddToTotals(const common::IntervalStats& stats, int64_t index) {
   // Gauges of the interval (users, in flight) are not sums over time; keep the totals' own.
   const uint32_t users = cumulative_.active_users, in_flight = cumulative_.in_flight;
   cumulative_.Merge(stats);
   cumulative_.active_users = users;
   cumulative_.in_flight = in_flight;
+  if (const int stage = StageOf(index); stage >= 0) stages_[stage].stats.Merge(stats);
+}
+
+void Aggregator::SetStages(std::vector<int64_t> stage_starts_ns) {
+  stage_starts_ns_ = std::move(stage_starts_ns);
+  stages_.assign(stage_starts_ns_.size(), StageTotals{common::IntervalStats(names_.size()), false});
+}
+
+int Aggregator::StageOf(int64_t index) const {
+  if (stage_starts_ns_.empty()) return -1;
+  const int64_t at = index * 1'000'000'000;
+  const auto it = std::upper_bound(stage_starts_ns_.begin(), stage_starts_ns_.end(), at);
+  return it == stage_starts_ns_.begin() ? 0 : static_cast<int>(it - stage_starts_ns_.begin()) - 1;
 }
 
 IntervalPoint Aggregator::Close(int64_t index, common::IntervalStats& stats, int64_t now_ns) {
-  AddToTotals(stats);
+  AddToTotals(stats, index);
   IntervalPoint p;
   p.index = index;
   p.active_users = stats.active_users;

@@ -60,6 +60,19 @@ class Aggregator {
   // Finalizes everything pending (the run is over).
   std::vector<IntervalPoint> FinalizeAll(int64_t now_ns);
 
+  // Results per load level: totals per span of the plan (LoadPlan::Spans), whose starts
+  // `stage_starts_ns` lists, ascending from 0. Second i counts in the span in which it starts,
+  // which is exact when stages last whole seconds. Call before the first report.
+  void SetStages(std::vector<int64_t> stage_starts_ns);
+  struct StageTotals {
+    common::IntervalStats stats;
+    // A folded replay (no per-second detail) that spans stages was counted in its first one.
+    bool folded = false;
+  };
+  const std::vector<StageTotals>& stages() const { return stages_; }
+  // The stage second `index` counts in; -1 without stages.
+  int StageOf(int64_t index) const;
+
   const std::vector<std::string>& request_names() const { return names_; }
   // Every finalized interval plus every report that arrived after its interval was finalized:
   // the exact totals, up to the last finalized second (FinalizeAll makes them complete).
@@ -82,8 +95,8 @@ class Aggregator {
  private:
   IntervalPoint Close(int64_t index, common::IntervalStats& stats, int64_t now_ns);
   absl::Status AddFolded(uint32_t agent, const v1::Report& report);
-  // Adds a closed interval (or a fold's seconds) to cumulative_, keeping its gauges.
-  void AddToTotals(const common::IntervalStats& stats);
+  // Adds closed interval `index` to cumulative_ (keeping its gauges) and to its stage.
+  void AddToTotals(const common::IntervalStats& stats, int64_t index);
 
   const std::vector<std::string> names_;
   const int window_;
@@ -93,6 +106,8 @@ class Aggregator {
   std::map<int64_t, common::IntervalStats> pending_;
   int64_t next_to_finalize_ = 0;
   common::IntervalStats cumulative_;
+  std::vector<int64_t> stage_starts_ns_;
+  std::vector<StageTotals> stages_;
   struct WindowEntry {
     int64_t index;
     uint64_t requests;

@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "common/histogram_json.h"
 #include "common/spec.h"
 #include "common/stats.h"
@@ -63,6 +64,34 @@ std::string ResultsJson(const Run& run, const Run::Snapshot& snap) {
     if (r.service.count() != 0) entry["serviceTimeNs"] = common::HistogramSummaryJson(r.service);
     requests.push_back(entry);
   }
+  // Per load level: the same figures from the merged histograms of each stage's seconds.
+  json stages = json::array();
+  for (size_t i = 0; i < snap.stages.size() && i < snap.stage_spans.size(); ++i) {
+    const v1::StageSummary& said = snap.status.stages(static_cast<int>(i));
+    const common::IntervalStats& stats = snap.stages[i].stats;
+    const common::RequestStats stage_total = stats.Total();
+    json stage_summary = Counts(stage_total);
+    stage_summary["rps"] = said.summary().rps();
+    stage_summary["errorRate"] = said.summary().error_rate();
+    stage_summary["latencyNs"] = common::HistogramSummaryJson(stage_total.latency);
+    json by_request = json::array();
+    for (size_t r = 0; r < stats.requests.size() && r < snap.request_names.size(); ++r) {
+      json entry = Counts(stats.requests[r]);
+      entry["name"] = snap.request_names[r];
+      entry["rps"] = said.requests(static_cast<int>(r)).summary().rps();
+      entry["latencyNs"] = common::HistogramSummaryJson(stats.requests[r].latency);
+      by_request.push_back(entry);
+    }
+    stages.push_back({{"index", i},
+                      {"kind", said.kind()},
+                      {"from", said.from()},
+                      {"to", said.to()},
+                      {"startSeconds", said.start_seconds()},
+                      {"endSeconds", said.end_seconds()},
+                      {"approximate", said.approximate()},
+                      {"summary", stage_summary},
+                      {"requests", by_request}});
+  }
   json series = json::array();
   for (const IntervalPoint& p : snap.series) {
     json by_request = json::object();
@@ -83,8 +112,38 @@ std::string ResultsJson(const Run& run, const Run::Snapshot& snap) {
               {"status", status},
               {"summary", summary},
               {"requests", requests},
+              {"stages", stages},
               {"series", series}};
   return out.dump(2) + "\n";
+}
+
+std::string StageTable(const v1::LoadTestStatus& status, const std::string& level_unit) {
+  if (status.stages().empty()) return "";
+  std::string out = absl::StrFormat("\n  %-5s %-6s %-18s %-11s %10s %8s %9s %9s %9s %9s %9s %9s\n",
+                                    "stage", "kind", level_unit, "seconds", "requests", "errors",
+                                    "rps", "p50", "p95", "p99", "p99.9", "max");
+  auto fmt = [](double level) { return absl::StrFormat("%g", level); };
+  auto row = [&out](const std::string& stage, const std::string& kind, const std::string& level,
+                    const std::string& seconds, const v1::Summary& s) {
+    auto or_dash = [](const std::string& v) { return v.empty() ? std::string("-") : v; };
+    absl::StrAppendFormat(&out, "  %-5s %-6s %-18s %-11s %10u %8u %9.1f %9s %9s %9s %9s %9s\n",
+                          stage, kind, level.substr(0, 18), seconds, s.requests(), s.errors(),
+                          s.rps(), or_dash(s.p50()), or_dash(s.p95()), or_dash(s.p99()),
+                          or_dash(s.p999()), or_dash(s.max()));
+  };
+  for (const v1::StageSummary& stage : status.stages()) {
+    const std::string level = stage.from() == stage.to()
+                                  ? fmt(stage.to())
+                                  : absl::StrCat(fmt(stage.from()), " -> ", fmt(stage.to()));
+    row(absl::StrCat(stage.index() + 1), stage.kind() + (stage.approximate() ? "~" : ""), level,
+        absl::StrCat(fmt(stage.start_seconds()), "-", fmt(stage.end_seconds()), "s"),
+        stage.summary());
+    if (stage.requests_size() > 1) {
+      for (const v1::RequestSummary& r : stage.requests())
+        row("", "", absl::StrCat("  ", r.name()), "", r.summary());
+    }
+  }
+  return out;
 }
 
 std::string ResultsCsv(const Run::Snapshot& snap) {

@@ -84,6 +84,10 @@ Run::Run(std::string id, v1::LoadTest test, std::string token,
     if (t.ok()) thresholds_.push_back(*t);  // validated before; a bad one cannot get here
   }
   if (auto plan = common::LoadPlanFromSpec(test_.spec()); plan.ok()) plan_ = *plan;
+  if (plan_.has_value()) stage_spans_ = plan_->Spans();
+  std::vector<int64_t> stage_starts;
+  for (const common::LoadPlan::Span& span : stage_spans_) stage_starts.push_back(span.start_ns);
+  aggregator_.SetStages(std::move(stage_starts));
   common::MutexLock lock(&mu_);
   status_.set_phase(PhaseName(Phase::kPending));
   status_.set_observed_generation(test_.metadata().generation());
@@ -702,6 +706,21 @@ bool Run::WaitDone(int timeout_ms) const {
 
 v1::LoadTestStatus Run::Status() const { return TakeSnapshot(false).status; }
 
+void FillSummary(const common::RequestStats& r, double seconds, v1::Summary* sum) {
+  sum->set_requests(r.Requests());
+  sum->set_errors(r.Errors());
+  sum->set_rps(seconds > 0 ? r.Requests() / seconds : 0);
+  sum->set_error_rate(r.Requests() == 0 ? 0 : static_cast<double>(r.Errors()) / r.Requests());
+  if (r.latency.count() != 0) {
+    sum->set_p50(common::FormatNanos(r.latency.ValueAtQuantile(0.5)));
+    sum->set_p90(common::FormatNanos(r.latency.ValueAtQuantile(0.9)));
+    sum->set_p95(common::FormatNanos(r.latency.ValueAtQuantile(0.95)));
+    sum->set_p99(common::FormatNanos(r.latency.ValueAtQuantile(0.99)));
+    sum->set_p999(common::FormatNanos(r.latency.ValueAtQuantile(0.999)));
+    sum->set_max(common::FormatNanos(r.latency.max()));
+  }
+}
+
 Run::Snapshot Run::TakeSnapshot(bool with_series) const {
   common::MutexLock lock(&mu_);
   Snapshot snap;
@@ -742,20 +761,30 @@ Run::Snapshot Run::TakeSnapshot(bool with_series) const {
   st.mutable_agents()->set_lost(snap.agents_lost);
   if (max_start != 0)
     st.set_start_skew(common::FormatNanos(static_cast<uint64_t>(max_start - min_start)));
-  const common::RequestStats total = snap.cumulative.Total();
-  v1::Summary* sum = st.mutable_summary();
-  sum->set_requests(total.Requests());
-  sum->set_errors(total.Errors());
-  sum->set_rps(snap.elapsed_s > 0 ? total.Requests() / snap.elapsed_s : 0);
-  sum->set_error_rate(
-      total.Requests() == 0 ? 0 : static_cast<double>(total.Errors()) / total.Requests());
-  if (total.latency.count() != 0) {
-    sum->set_p50(common::FormatNanos(total.latency.ValueAtQuantile(0.5)));
-    sum->set_p90(common::FormatNanos(total.latency.ValueAtQuantile(0.9)));
-    sum->set_p95(common::FormatNanos(total.latency.ValueAtQuantile(0.95)));
-    sum->set_p99(common::FormatNanos(total.latency.ValueAtQuantile(0.99)));
-    sum->set_p999(common::FormatNanos(total.latency.ValueAtQuantile(0.999)));
-    sum->set_max(common::FormatNanos(total.latency.max()));
+  FillSummary(snap.cumulative.Total(), snap.elapsed_s, st.mutable_summary());
+  snap.stage_spans = stage_spans_;
+  snap.stages = aggregator_.stages();
+  st.clear_stages();
+  for (size_t i = 0; i < snap.stages.size(); ++i) {
+    const common::LoadPlan::Span& span = snap.stage_spans[i];
+    v1::StageSummary* stage = st.add_stages();
+    stage->set_index(static_cast<uint32_t>(i));
+    stage->set_kind(span.hold ? "hold" : span.from == span.to ? "steady" : "ramp");
+    stage->set_from(span.from);
+    stage->set_to(span.to);
+    stage->set_start_seconds(span.start_ns / 1e9);
+    stage->set_end_seconds(span.end_ns / 1e9);
+    stage->set_approximate(snap.stages[i].folded);
+    // The rate is over the part of the stage that has run.
+    const double ran_s =
+        std::clamp(snap.elapsed_s - span.start_ns / 1e9, 0.0, (span.end_ns - span.start_ns) / 1e9);
+    const common::IntervalStats& stats = snap.stages[i].stats;
+    FillSummary(stats.Total(), ran_s, stage->mutable_summary());
+    for (size_t r = 0; r < stats.requests.size() && r < request_names_.size(); ++r) {
+      v1::RequestSummary* request = stage->add_requests();
+      request->set_name(request_names_[r]);
+      FillSummary(stats.requests[r], ran_s, request->mutable_summary());
+    }
   }
   if (!DoneLocked() && started_) {
     st.clear_thresholds();

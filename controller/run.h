@@ -135,7 +135,10 @@ class Run {
     bool saturated = false;
     double elapsed_s = 0;
     int64_t last_interval = -1;
-    v1::LoadTestStatus status;
+    // With stages: the plan's spans and the totals of each (Aggregator::SetStages), alike indexed.
+    std::vector<common::LoadPlan::Span> stage_spans;
+    std::vector<Aggregator::StageTotals> stages;
+    v1::LoadTestStatus status;  // its stages summarize the two above
   };
   // `with_series`: include the whole per-second series (for results files).
   Snapshot TakeSnapshot(bool with_series) const;
@@ -215,6 +218,7 @@ class Run {
   const int64_t timeout_ns_;  // spec.target.timeout
   const std::vector<std::string> request_names_;
   std::vector<common::Threshold> thresholds_;
+  std::vector<common::LoadPlan::Span> stage_spans_;  // empty without stages
   std::optional<common::LoadPlan> plan_;  // the whole test's load over time (for the target rate)
   std::unique_ptr<AgentLauncher> launcher_;
 
@@ -255,6 +259,9 @@ std::string Rfc3339(int64_t unix_ns);
 // Failed or Aborted), each False otherwise, with the phase's reason. A condition's
 // lastTransitionTime changes only when its status does (`now`, RFC 3339).
 void SetPhaseConditions(v1::LoadTestStatus& status, int64_t generation, const std::string& now);
+
+// Requests, errors, their rate over `seconds`, and the percentiles of `r`, as the status has them.
+void FillSummary(const common::RequestStats& r, double seconds, v1::Summary* summary);
 
 }  // namespace stampede::controller
 

@@ -200,9 +200,10 @@ void FollowRun(Run* run, bool quiet) {
   run->SetObserver(nullptr);  // waits for the observer to return: it uses this frame
 }
 
-void PrintSummary(const Run::Snapshot& snap, FILE* out) {
+void PrintSummary(const Run::Snapshot& snap, const std::string& level_unit, FILE* out) {
   std::fputs(
       common::FormatRequestTable(snap.request_names, snap.cumulative, snap.elapsed_s).c_str(), out);
+  std::fputs(StageTable(snap.status, level_unit).c_str(), out);
   const v1::LoadTestStatus& st = snap.status;
   for (const v1::ThresholdResult& t : st.thresholds()) {
     std::fprintf(out, "  %s %-30s actual %s\n", t.passed() ? "PASS" : "FAIL",
@@ -326,7 +327,8 @@ int RunCommand(const std::vector<std::string>& args) {
   const Run::Snapshot snap = run->TakeSnapshot(true);
   g_run.store(nullptr);
 
-  PrintSummary(snap, outputs->to_stdout ? stderr : stdout);
+  PrintSummary(snap, run->test().spec().load().has_rate() ? "req/s" : "users",
+               outputs->to_stdout ? stderr : stdout);
   const int code = WriteResults(*outputs, *run, snap, ExitCodeFor(snap.status));
   if (local->metrics_server != nullptr) {
     if (options->metrics_linger > absl::ZeroDuration()) {

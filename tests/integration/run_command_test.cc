@@ -108,6 +108,66 @@ TEST_F(RunCommandTest, ThreeAgentsTotalsEqualWhatTheTargetServed) {
   EXPECT_EQ(header.rfind("second,request,requests,errors", 0), 0u);
 }
 
+// Results per load level: a summary per stage (and for the hold after them) in the results JSON,
+// the status and the printed table, each the requests of exactly its seconds.
+TEST_F(RunCommandTest, EachStageGetsASummaryOfExactlyItsSeconds) {
+  TestTarget target;
+  const std::string spec = WriteSpec(
+      "levels", "  target: {url: \"" + target.Url("") +
+                    "\"}\n"
+                    "  requests:\n    - {name: home, path: /, weight: 3}\n    - {name: slow, path: "
+                    "/delay/2}\n"
+                    "  load: {rate: 0, connections: 32,\n"
+                    "         stages: [{duration: 2s, target: 100}, {duration: 2s, target: 100}]}\n"
+                    "  duration: 5s\n  agents: 2\n  threadsPerAgent: 1\n");
+  auto run = StartRun({spec, "--out", dir_ + "/r.json"});
+  auto code = run->Wait(seconds(60));
+  ASSERT_TRUE(code.has_value());
+  ASSERT_EQ(*code, 0) << run->Stderr() << run->Stdout();
+  const json r = ReadJson(dir_ + "/r.json");
+  const json& stages = r["stages"];
+  ASSERT_EQ(stages.size(), 3u) << stages.dump(1);
+  const std::vector<std::string> kinds = {"ramp", "steady", "hold"};
+  const std::vector<double> starts = {0, 2, 4}, ends = {2, 4, 5}, froms = {0, 100, 100};
+  uint64_t sum = 0;
+  for (size_t i = 0; i < stages.size(); ++i) {
+    const json& st = stages[i];
+    EXPECT_EQ(st["kind"], kinds[i]);
+    EXPECT_EQ(st["startSeconds"], starts[i]);
+    EXPECT_EQ(st["endSeconds"], ends[i]);
+    EXPECT_EQ(st["from"], froms[i]);
+    EXPECT_EQ(st["to"], 100);
+    // Exactly the requests of its seconds in the per-second series (the drain after the end
+    // counts in the last).
+    uint64_t of_seconds = 0;
+    for (const json& p : r["series"]) {
+      const double second = p["second"].get<double>();
+      if (second >= starts[i] && (second < ends[i] || i + 1 == stages.size()))
+        of_seconds += p["requests"].get<uint64_t>();
+    }
+    const uint64_t requests = st["summary"]["requests"];
+    EXPECT_EQ(requests, of_seconds) << "stage " << i;
+    uint64_t by_request = 0;
+    for (const json& q : st["requests"]) by_request += q["requests"].get<uint64_t>();
+    EXPECT_EQ(by_request, requests);
+    EXPECT_GT(st["summary"]["latencyNs"]["p95"].get<uint64_t>(), 0u);
+    sum += requests;
+  }
+  EXPECT_EQ(sum, r["summary"]["requests"].get<uint64_t>()) << "the stages add up to the run";
+  // The steady 100 req/s for 2 s, and the status says the same per stage.
+  EXPECT_NEAR(stages[1]["summary"]["rps"].get<double>(), 100, 10);
+  ASSERT_EQ(r["status"]["stages"].size(), 3u);
+  EXPECT_EQ(r["status"]["stages"][1]["summary"]["requests"], stages[1]["summary"]["requests"]);
+  EXPECT_FALSE(r["status"]["stages"][1]["summary"].value("p95", "").empty());
+  // The printed table: a row per stage, a row per request under each.
+  const std::string out = run->Stdout();
+  EXPECT_NE(out.find("stage"), std::string::npos) << out;
+  EXPECT_NE(out.find("req/s"), std::string::npos) << out;
+  EXPECT_NE(out.find("0 -> 100"), std::string::npos) << out;
+  for (const char* kind : {"ramp", "steady", "hold"})
+    EXPECT_NE(out.find(kind), std::string::npos) << kind << "\n" << out;
+}
+
 TEST_F(RunCommandTest, FailedThresholdExitsOne) {
   TestTarget target;
   const std::string spec =

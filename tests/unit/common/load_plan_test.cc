@@ -98,6 +98,34 @@ TEST(LoadPlanClosedTest, StagesCutShortByTheDurationKeepTheirSlope) {
   EXPECT_LE(plan->MaxUsers(), 5u);
 }
 
+// The spans results per load level are kept for: the stages, cut at the duration, then a hold.
+TEST(LoadPlanSpansTest, TheStagesThenTheHoldAndNoneWithoutStages) {
+  const auto plan = LoadPlan::Open(0, {{10 * kSec, 100}, {20 * kSec, 100}}, 40 * kSec);
+  ASSERT_TRUE(plan.ok()) << plan.status();
+  const std::vector<LoadPlan::Span> spans = plan->Spans();
+  ASSERT_EQ(spans.size(), 3u);
+  EXPECT_EQ(spans[0].start_ns, 0);
+  EXPECT_EQ(spans[0].end_ns, 10 * kSec);
+  EXPECT_EQ(spans[0].from, 0);
+  EXPECT_EQ(spans[0].to, 100);
+  EXPECT_FALSE(spans[0].hold);
+  EXPECT_EQ(spans[1].start_ns, 10 * kSec);
+  EXPECT_EQ(spans[1].end_ns, 30 * kSec);
+  EXPECT_EQ(spans[1].from, 100);
+  EXPECT_EQ(spans[1].to, 100);
+  EXPECT_TRUE(spans[2].hold);
+  EXPECT_EQ(spans[2].start_ns, 30 * kSec);
+  EXPECT_EQ(spans[2].end_ns, 40 * kSec);
+  // Cut short: the stage ends at the duration, at the level it had reached.
+  const auto cut = LoadPlan::Closed(0, 0, {{10 * kSec, 10}, {10 * kSec, 20}}, 5 * kSec);
+  ASSERT_TRUE(cut.ok());
+  ASSERT_EQ(cut->Spans().size(), 1u);
+  EXPECT_EQ(cut->Spans()[0].end_ns, 5 * kSec);
+  EXPECT_DOUBLE_EQ(cut->Spans()[0].to, 5);
+  EXPECT_TRUE(LoadPlan::Open(100, {}, 10 * kSec)->Spans().empty());
+  EXPECT_TRUE(LoadPlan::Closed(10, 0, {}, 10 * kSec)->Spans().empty());
+}
+
 TEST(LoadPlanClosedTest, UsersSplitExactlyOverStreams) {
   // Stream s of k runs the users u < UsersAt(t) with u % k == s.
   const auto plan = LoadPlan::Closed(0, 0, {{10 * kSec, 23}, {10 * kSec, 0}}, 0);
