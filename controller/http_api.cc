@@ -13,6 +13,7 @@
 #include "common/http_syntax.h"
 #include "common/logging.h"
 #include "common/spec.h"
+#include "controller/report.h"
 #include "controller/results.h"
 
 namespace stampede::controller {
@@ -235,6 +236,15 @@ HttpResponse HttpApi::Handle(const HttpRequest& req) {
     if (parts.size() == 5 && (parts[4] == "results" || parts[4] == "results.csv")) {
       if (!get) return MethodNotAllowed("GET");
       return Results(req, id, parts[4] == "results.csv");
+    }
+    if (parts.size() == 5 && parts[4] == "report.html") {
+      if (!get) return MethodNotAllowed("GET");
+      std::shared_ptr<Run> run = Find(id);
+      if (run == nullptr) return NoSuchRun(id);
+      absl::StatusOr<std::string> html =
+          ReportHtml(ResultsJson(*run, run->TakeSnapshot(/*with_series=*/true)));
+      if (!html.ok()) return Error(500, std::string(html.status().message()));
+      return {200, "text/html; charset=utf-8", *html, {}, false};
     }
   }
   if (api && parts.size() == 6 && parts[2] == "namespaces" && parts[4] == "loadtests") {

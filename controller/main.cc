@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "controller/operator/operator_command.h"
+#include "controller/report.h"
 #include "controller/run_command.h"
 #include "controller/serve_command.h"
 
@@ -13,10 +14,12 @@ int main(int argc, char** argv) {
     std::cout << "stampede: distributed HTTP load testing\n\ncommands:\n"
                  "  run TEST.yaml   run one LoadTest on local agents and exit with its verdict\n"
                  "  serve           run LoadTests posted to a REST API; Prometheus metrics\n"
-                 "  operator        run the LoadTest custom resources of a Kubernetes cluster\n\n"
+                 "  operator        run the LoadTest custom resources of a Kubernetes cluster\n"
+                 "  report RESULTS.json  the HTML report of a run's results\n\n"
               << stampede::controller::RunUsage() << "\n"
               << stampede::controller::ServeUsage() << "\n"
-              << stampede::controller::OperatorUsage();
+              << stampede::controller::OperatorUsage() << "\n"
+              << stampede::controller::ReportUsage();
     return args.empty() ? 2 : 0;
   }
   if (args[0] == "--version" || args[0] == "version") {
@@ -27,6 +30,10 @@ int main(int argc, char** argv) {
     return stampede::controller::RunCommand(std::vector<std::string>(args.begin() + 1, args.end()));
   if (args[0] == "serve") {
     return stampede::controller::ServeCommand(
+        std::vector<std::string>(args.begin() + 1, args.end()));
+  }
+  if (args[0] == "report") {
+    return stampede::controller::ReportCommand(
         std::vector<std::string>(args.begin() + 1, args.end()));
   }
   if (args[0] == "operator") {

@@ -3,10 +3,12 @@
 #include <cstdio>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <optional>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "common/histogram_json.h"
+#include "common/load_plan.h"
 #include "common/spec.h"
 #include "common/stats.h"
 
@@ -92,6 +94,11 @@ std::string ResultsJson(const Run& run, const Run::Snapshot& snap) {
                       {"summary", stage_summary},
                       {"requests", by_request}});
   }
+  // The open model's plan: the arrivals due in each second, drawn against what was achieved.
+  std::optional<common::LoadPlan> plan;
+  if (run.test().spec().load().has_rate()) {
+    if (auto p = common::LoadPlanFromSpec(run.test().spec()); p.ok()) plan = *p;
+  }
   json series = json::array();
   for (const IntervalPoint& p : snap.series) {
     json by_request = json::object();
@@ -103,6 +110,10 @@ std::string ResultsJson(const Run& run, const Run::Snapshot& snap) {
     entry["activeUsers"] = p.active_users;
     entry["inFlight"] = p.in_flight;
     entry["byRequest"] = by_request;
+    if (plan.has_value() && (p.index + 1) * 1'000'000'000 <= plan->duration_ns()) {
+      entry["targetRps"] = plan->ArrivalsBefore((p.index + 1) * 1'000'000'000) -
+                           plan->ArrivalsBefore(p.index * 1'000'000'000);
+    }
     series.push_back(entry);
   }
   json out = {{"apiVersion", "stampede.dev/v1alpha1"},

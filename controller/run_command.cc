@@ -25,6 +25,7 @@
 #include "controller/controller.h"
 #include "controller/http_api.h"
 #include "controller/local_launcher.h"
+#include "controller/report.h"
 #include "controller/results.h"
 
 namespace stampede::controller {
@@ -40,6 +41,9 @@ common::FlagSet RunFlags(RunCommandOptions* o) {
   flags.String("--out", "FILE", "results as JSON (summary, per request, per-second series)",
                &o->out_json);
   flags.String("--csv", "FILE", "per-second results as CSV", &o->out_csv);
+  flags.String("--report", "FILE",
+               "the HTML report (as stampede report writes it from --out): one file, no network",
+               &o->out_report);
   flags.String("--logs", "DIR", "where the agents' logs go (default: a new folder under /tmp)",
                &o->logs);
   flags.HostPort("--metrics-listen", "ADDR",
@@ -231,7 +235,7 @@ int ExitCodeFor(const v1::LoadTestStatus& st) {
 
 // --out and --csv, checked before the test starts.
 struct Outputs {
-  std::optional<common::OutputFile> json, csv;
+  std::optional<common::OutputFile> json, csv, report;
   bool to_stdout = false;  // one of them is "-": the summary goes to stderr instead
 };
 
@@ -240,7 +244,8 @@ absl::StatusOr<Outputs> PrepareOutputs(const RunCommandOptions& options) {
   for (const auto& [flag, path, dest] :
        {std::tuple<const char*, const std::string&, std::optional<common::OutputFile>*>{
             "--out", options.out_json, &out.json},
-        {"--csv", options.out_csv, &out.csv}}) {
+        {"--csv", options.out_csv, &out.csv},
+        {"--report", options.out_report, &out.report}}) {
     if (path.empty()) continue;
     absl::StatusOr<common::OutputFile> file = common::OutputFile::Prepare(path);
     if (!file.ok())
@@ -248,19 +253,26 @@ absl::StatusOr<Outputs> PrepareOutputs(const RunCommandOptions& options) {
     *dest = std::move(*file);
     out.to_stdout = out.to_stdout || path == "-";
   }
-  if (options.out_json == "-" && options.out_csv == "-") {
+  if ((options.out_json == "-") + (options.out_csv == "-") + (options.out_report == "-") > 1) {
     return absl::InvalidArgumentError(
-        "--out and --csv: only one of them can be \"-\" (standard output)");
+        "--out, --csv and --report: only one of them can be \"-\" (standard output)");
   }
   return out;
 }
 
-// Writes --out and --csv; a file that cannot be written turns a pass into a run error.
+// Writes --out, --csv and --report; a file that cannot be written turns a pass into a run error.
 int WriteResults(const Outputs& outputs, const Run& run, const Run::Snapshot& snap, int code) {
+  const std::string json =
+      outputs.json.has_value() || outputs.report.has_value() ? ResultsJson(run, snap) : "";
+  std::string report;
+  if (outputs.report.has_value()) {
+    absl::StatusOr<std::string> html = ReportHtml(json);
+    report = html.ok() ? *html : "";  // from our own results: always a results document
+  }
   for (const auto& [file, content] :
-       {std::pair<const std::optional<common::OutputFile>&, std::string>{
-            outputs.json, outputs.json.has_value() ? ResultsJson(run, snap) : ""},
-        {outputs.csv, outputs.csv.has_value() ? ResultsCsv(snap) : ""}}) {
+       {std::pair<const std::optional<common::OutputFile>&, std::string>{outputs.json, json},
+        {outputs.csv, outputs.csv.has_value() ? ResultsCsv(snap) : ""},
+        {outputs.report, report}}) {
     if (!file.has_value()) continue;
     if (absl::Status s = file->Write(content); !s.ok()) {
       std::cerr << "stampede run: " << s.message() << "\n";

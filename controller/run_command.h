@@ -27,6 +27,7 @@ struct RunCommandOptions {
   std::string target;          // --target; empty: spec.target.url
   std::string out_json;        // --out; empty: none
   std::string out_csv;         // --csv; empty: none
+  std::string out_report;      // --report; empty: none
   std::string logs;            // --logs; empty: a new folder under /tmp
   std::string metrics_listen;  // --metrics-listen host:port; empty: no /metrics
   // --metrics-linger: /metrics stays up this long after the run, with its final values.

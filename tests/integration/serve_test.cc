@@ -276,6 +276,14 @@ TEST(Serve, RunsAPostedLoadTestAndItsCountsMatchTheTarget) {
   EXPECT_EQ(csv_requests, requests);
   EXPECT_GE(rows, 3);
   EXPECT_EQ(server.Get("/api/v1/loadtests/" + id + "/results?format=csv").body, csv.body);
+  // The HTML report of the finished run, the same as stampede report makes from the results.
+  const Response report = server.Get("/api/v1/loadtests/" + id + "/report.html");
+  ASSERT_EQ(report.status, 200);
+  EXPECT_EQ(report.content_type, "text/html; charset=utf-8");
+  EXPECT_NE(report.body.find("<svg"), std::string::npos);
+  EXPECT_NE(report.body.find("<td class=\"requests\">" + std::to_string(requests) + "</td>"),
+            std::string::npos)
+      << report.body.substr(0, 3000);
 
   const Response metrics = server.Get("/metrics");
   ASSERT_EQ(metrics.status, 200);
@@ -331,8 +339,9 @@ TEST(Serve, RejectsBadRequestsWithJsonErrors) {
   EXPECT_EQ(big.status, 413);
   EXPECT_EQ(big.Json()["error"], "request body too large");
 
-  for (const std::string path : {"/api/v1/loadtests/nope", "/api/v1/loadtests/nope/results",
-                                 "/api/v1/namespaces/it/loadtests/nope", "/nope"}) {
+  for (const std::string path :
+       {"/api/v1/loadtests/nope", "/api/v1/loadtests/nope/results",
+        "/api/v1/loadtests/nope/report.html", "/api/v1/namespaces/it/loadtests/nope", "/nope"}) {
     const Response r = server.Get(path);
     EXPECT_EQ(r.status, 404) << path;
     EXPECT_TRUE(r.Json().contains("error")) << path << ": " << r.body;

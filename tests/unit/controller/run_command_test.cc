@@ -25,14 +25,16 @@ TEST(RunFlagsTest, AFileAloneKeepsTheDefaults) {
 
 TEST(RunFlagsTest, EveryFlagInBothForms) {
   absl::StatusOr<RunCommandOptions> o = ParseRunFlags(
-      {"--agents", "3", "--target=http://127.0.0.1:1", "--out", "r.json", "--csv=r.csv", "--logs",
-       "/tmp/l", "--metrics-listen=127.0.0.1:0", "--metrics-linger", "30s", "--quiet", "t.yaml"});
+      {"--agents", "3", "--target=http://127.0.0.1:1", "--out", "r.json", "--csv=r.csv", "--report",
+       "r.html", "--logs", "/tmp/l", "--metrics-listen=127.0.0.1:0", "--metrics-linger", "30s",
+       "--quiet", "t.yaml"});
   ASSERT_TRUE(o.ok()) << o.status();
   EXPECT_EQ(o->file, "t.yaml");
   EXPECT_EQ(o->agents, 3u);
   EXPECT_EQ(o->target, "http://127.0.0.1:1");
   EXPECT_EQ(o->out_json, "r.json");
   EXPECT_EQ(o->out_csv, "r.csv");
+  EXPECT_EQ(o->out_report, "r.html");
   EXPECT_EQ(o->logs, "/tmp/l");
   EXPECT_EQ(o->metrics_listen, "127.0.0.1:0");
   EXPECT_EQ(o->metrics_linger, absl::Seconds(30));
@@ -76,8 +78,9 @@ TEST(RunFlagsTest, ErrorsNameTheFlag) {
 TEST(RunFlagsTest, UsageListsEveryFlag) {
   const std::string usage = RunUsage();
   EXPECT_EQ(usage.rfind("usage: stampede run TEST.yaml [--agents N]", 0), 0u) << usage;
-  for (const char* flag : {"--agents N", "--target URL", "--out FILE", "--csv FILE", "--logs DIR",
-                           "--metrics-listen ADDR", "--quiet", "exit codes: 0 passed"}) {
+  for (const char* flag :
+       {"--agents N", "--target URL", "--out FILE", "--csv FILE", "--report FILE", "--logs DIR",
+        "--metrics-listen ADDR", "--quiet", "exit codes: 0 passed"}) {
     EXPECT_NE(usage.find(flag), std::string::npos) << flag;
   }
 }
