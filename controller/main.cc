@@ -15,11 +15,13 @@ int main(int argc, char** argv) {
                  "  run TEST.yaml   run one LoadTest on local agents and exit with its verdict\n"
                  "  serve           run LoadTests posted to a REST API; Prometheus metrics\n"
                  "  operator        run the LoadTest custom resources of a Kubernetes cluster\n"
-                 "  report RESULTS.json  the HTML report of a run's results\n\n"
+                 "  report RESULTS.json  the HTML report of a run's results\n"
+                 "  compare A.json B.json  two runs or more side by side, with ratios\n\n"
               << stampede::controller::RunUsage() << "\n"
               << stampede::controller::ServeUsage() << "\n"
               << stampede::controller::OperatorUsage() << "\n"
-              << stampede::controller::ReportUsage();
+              << stampede::controller::ReportUsage() << "\n"
+              << stampede::controller::CompareUsage();
     return args.empty() ? 2 : 0;
   }
   if (args[0] == "--version" || args[0] == "version") {
@@ -30,6 +32,10 @@ int main(int argc, char** argv) {
     return stampede::controller::RunCommand(std::vector<std::string>(args.begin() + 1, args.end()));
   if (args[0] == "serve") {
     return stampede::controller::ServeCommand(
+        std::vector<std::string>(args.begin() + 1, args.end()));
+  }
+  if (args[0] == "compare") {
+    return stampede::controller::CompareCommand(
         std::vector<std::string>(args.begin() + 1, args.end()));
   }
   if (args[0] == "report") {

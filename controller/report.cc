@@ -6,6 +6,7 @@
 #include <functional>
 #include <iostream>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -116,12 +117,13 @@ std::string Chart(const std::string& title, const std::vector<double>& xs,
         // A second's figure is drawn at its end.
         absl::StrAppendFormat(&points, "%.1f,%.1f ", px(xs[k] + 1), py(l.y[k]));
       }
-      absl::StrAppend(&out, "<polyline class=\"s", i, l.dashed ? " dashed" : "", "\" points=\"",
+      absl::StrAppend(&out, "<polyline class=\"s", i % 4, l.dashed ? " dashed" : "", "\" points=\"",
                       points, "\"><title>", Escape(l.label), "</title></polyline>\n");
       absl::StrAppendFormat(&out,
                             "<line class=\"s%d%s\" x1=\"%d\" x2=\"%d\" y1=\"%d\" y2=\"%d\"/>"
                             "<text class=\"legend\" x=\"%d\" y=\"%d\">%s</text>\n",
-                            i, l.dashed ? " dashed" : "", kLeft + 10 + 150 * static_cast<int>(i),
+                            static_cast<int>(i % 4), l.dashed ? " dashed" : "",
+                            kLeft + 10 + 150 * static_cast<int>(i),
                             kLeft + 30 + 150 * static_cast<int>(i), kTop + 4, kTop + 4,
                             kLeft + 34 + 150 * static_cast<int>(i), kTop + 8, Escape(l.label));
     }
@@ -188,8 +190,10 @@ constexpr char kScript[] = R"(
   }
   document.addEventListener('DOMContentLoaded', function () {
     var select = document.getElementById('request');
-    select.addEventListener('change', function () { show(select.value); });
-    show(select.value);
+    if (select) {
+      select.addEventListener('change', function () { show(select.value); });
+      show(select.value);
+    }
     var drawn = 0;
     document.querySelectorAll('polyline').forEach(function (p) {
       if (p.points.numberOfItems > 1) drawn++;
@@ -200,10 +204,8 @@ constexpr char kScript[] = R"(
 })();
 )";
 
-}  // namespace
-
-absl::StatusOr<std::string> ReportHtml(const std::string& results_json) {
-  const json r = json::parse(results_json, nullptr, /*allow_exceptions=*/false);
+absl::StatusOr<json> ParseResults(const std::string& results_json) {
+  json r = json::parse(results_json, nullptr, /*allow_exceptions=*/false);
   if (!r.is_object() || r.value("kind", "") != "LoadTestResult") {
     return absl::InvalidArgumentError(
         "not a results file of stampede run --out (kind: LoadTestResult)");
@@ -211,18 +213,31 @@ absl::StatusOr<std::string> ReportHtml(const std::string& results_json) {
   for (const char* field : {"summary", "requests", "series", "status"}) {
     if (!r.contains(field)) return absl::InvalidArgumentError(absl::StrCat("no \"", field, "\""));
   }
+  return r;
+}
+
+std::string PageHead(const std::string& title) {
+  return absl::StrCat(
+      "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n"
+      "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; "
+      "style-src 'unsafe-inline'; script-src 'unsafe-inline'\">\n<title>",
+      Escape(title), "</title>\n<style>", kStyle, "</style>\n<script>", kScript,
+      "</script>\n</head><body>\n");
+}
+
+}  // namespace
+
+absl::StatusOr<std::string> ReportHtml(const std::string& results_json) {
+  absl::StatusOr<json> parsed = ParseResults(results_json);
+  if (!parsed.ok()) return parsed.status();
+  const json& r = *parsed;
   const json& status = r["status"];
   const json& summary = r["summary"];
   const std::string name = r["metadata"].value("name", "loadtest");
   const std::string ns = r["metadata"].value("namespace", "");
   const std::string phase = status.value("phase", "");
 
-  std::string html = absl::StrCat(
-      "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n"
-      "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; "
-      "style-src 'unsafe-inline'; script-src 'unsafe-inline'\">\n<title>",
-      Escape(name), " - Stampede report</title>\n<style>", kStyle, "</style>\n<script>", kScript,
-      "</script>\n</head><body>\n");
+  std::string html = PageHead(absl::StrCat(name, " - Stampede report"));
   absl::StrAppend(&html, "<h1>", Escape(ns.empty() ? name : absl::StrCat(ns, "/", name)),
                   "</h1>\n<p><span class=\"phase ", Escape(phase), "\" id=\"phase\">",
                   Escape(phase), "</span> ", Escape(status.value("reason", "")), " &middot; ",
@@ -377,6 +392,269 @@ absl::StatusOr<std::string> ReportHtml(const std::string& results_json) {
   return html;
 }
 
+namespace {
+
+struct Compared {
+  std::string label;
+  json results;
+};
+
+// One figure of a run: its summary's (stage < 0) or a stage's.
+double Figure(const json& r, int stage, const std::string& key) {
+  const json& s = stage < 0 ? r["summary"] : r["stages"][stage]["summary"];
+  if (key == "requests" || key == "errors" || key == "rps" || key == "errorRate")
+    return s.value(key, 0.0);
+  const json l = s.value("latencyNs", json::object());
+  return l.value(key, 0.0);
+}
+
+const std::vector<std::pair<std::string, std::string>> kFigures = {
+    {"requests", "requests"}, {"rps", "rps"}, {"errors", "errors"}, {"errorRate", "error rate"},
+    {"p50", "p50"},           {"p90", "p90"}, {"p95", "p95"},       {"p99", "p99"},
+    {"p999", "p99.9"},        {"max", "max"}};
+
+std::string Formatted(const std::string& key, double v) {
+  if (key == "requests" || key == "errors") return Count(v);
+  if (key == "rps") return Rate(v);
+  if (key == "errorRate") return absl::StrFormat("%.2f%%", 100 * v);
+  return common::FormatNanos(static_cast<uint64_t>(std::llround(v)));
+}
+
+std::string Ratio(double base, double v) {
+  if (!(base > 0)) return "-";
+  return absl::StrFormat("%.2fx", v / base);
+}
+
+// Whether every run has stages, as many as the first.
+bool SameStages(const std::vector<Compared>& runs) {
+  const size_t n = runs[0].results.value("stages", json::array()).size();
+  if (n == 0) return false;
+  for (const Compared& c : runs) {
+    if (c.results.value("stages", json::array()).size() != n) return false;
+  }
+  return true;
+}
+
+// Rows: [label, value per run..., ratio of each run after the first to the first...].
+std::vector<std::vector<std::string>> CompareRows(const std::vector<Compared>& runs, int stage) {
+  std::vector<std::vector<std::string>> rows;
+  for (const auto& [key, label] : kFigures) {
+    std::vector<std::string> row = {label};
+    for (const Compared& c : runs) row.push_back(Formatted(key, Figure(c.results, stage, key)));
+    const double base = Figure(runs[0].results, stage, key);
+    for (size_t i = 1; i < runs.size(); ++i)
+      row.push_back(Ratio(base, Figure(runs[i].results, stage, key)));
+    rows.push_back(row);
+  }
+  return rows;
+}
+
+std::vector<std::string> CompareHeader(const std::vector<Compared>& runs) {
+  std::vector<std::string> h = {""};
+  for (const Compared& c : runs) h.push_back(c.label);
+  for (size_t i = 1; i < runs.size(); ++i)
+    h.push_back(absl::StrCat(runs[i].label, "/", runs[0].label));
+  return h;
+}
+
+std::string StageTitle(const json& stage) {
+  const double from = stage.value("from", 0.0), to = stage.value("to", 0.0);
+  return absl::StrFormat(
+      "stage %d %s %s, %g-%g s", stage.value("index", 0) + 1, stage.value("kind", ""),
+      from == to ? absl::StrFormat("%g", to) : absl::StrFormat("%g -> %g", from, to),
+      stage.value("startSeconds", 0.0), stage.value("endSeconds", 0.0));
+}
+
+std::string TextTable(const std::vector<std::string>& header,
+                      const std::vector<std::vector<std::string>>& rows) {
+  std::vector<size_t> width(header.size(), 0);
+  for (size_t i = 0; i < header.size(); ++i) width[i] = header[i].size();
+  for (const auto& row : rows) {
+    for (size_t i = 0; i < row.size(); ++i) width[i] = std::max(width[i], row[i].size());
+  }
+  std::string out;
+  auto line = [&](const std::vector<std::string>& cells) {
+    absl::StrAppend(&out, "  ");
+    for (size_t i = 0; i < cells.size(); ++i) {
+      absl::StrAppend(&out, i == 0 ? absl::StrFormat("%-*s", width[i], cells[i])
+                                   : absl::StrFormat("  %*s", width[i], cells[i]));
+    }
+    absl::StrAppend(&out, "\n");
+  };
+  line(header);
+  for (const auto& row : rows) line(row);
+  return out;
+}
+
+std::string HtmlTable(const std::string& id, const std::vector<std::string>& header,
+                      const std::vector<std::vector<std::string>>& rows) {
+  std::string out = absl::StrCat("<table id=\"", id, "\"><tr>");
+  for (const std::string& h : header) absl::StrAppend(&out, "<th>", Escape(h), "</th>");
+  absl::StrAppend(&out, "</tr>\n");
+  for (const auto& row : rows) {
+    absl::StrAppend(&out, "<tr>");
+    for (const std::string& c : row) absl::StrAppend(&out, "<td>", Escape(c), "</td>");
+    absl::StrAppend(&out, "</tr>\n");
+  }
+  return out + "</table>\n";
+}
+
+}  // namespace
+
+absl::StatusOr<std::string> CompareText(const std::vector<std::string>& labels,
+                                        const std::vector<std::string>& results_json, bool html) {
+  if (results_json.size() < 2 || labels.size() != results_json.size()) {
+    return absl::InvalidArgumentError("compare needs two results files or more");
+  }
+  std::vector<Compared> runs;
+  for (size_t i = 0; i < results_json.size(); ++i) {
+    absl::StatusOr<json> r = ParseResults(results_json[i]);
+    if (!r.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat(labels[i], ": ", r.status().message()));
+    }
+    runs.push_back({labels[i], *std::move(r)});
+  }
+  const std::vector<std::string> header = CompareHeader(runs);
+  const bool stages = SameStages(runs);
+  const size_t n_stages = stages ? runs[0].results["stages"].size() : 0;
+  if (!html) {
+    std::string out = absl::StrCat("\n  whole run\n", TextTable(header, CompareRows(runs, -1)));
+    for (size_t s = 0; s < n_stages; ++s) {
+      absl::StrAppend(&out, "\n  ", StageTitle(runs[0].results["stages"][s]), "\n",
+                      TextTable(header, CompareRows(runs, static_cast<int>(s))));
+    }
+    return out;
+  }
+  std::string out = PageHead("Stampede comparison");
+  absl::StrAppend(&out, "<h1>Comparison</h1>\n<p>");
+  for (const Compared& c : runs) {
+    absl::StrAppend(&out, "<b>", Escape(c.label),
+                    "</b>: ", Escape(c.results["metadata"].value("name", "")), " ",
+                    Escape(c.results["status"].value("phase", "")), ", run ",
+                    Escape(c.results.value("runId", "")), "<br>");
+  }
+  absl::StrAppend(&out, "</p>\n<h2>Whole run</h2>\n",
+                  HtmlTable("whole", header, CompareRows(runs, -1)));
+  for (size_t s = 0; s < n_stages; ++s) {
+    absl::StrAppend(
+        &out, "<h2>", Escape(StageTitle(runs[0].results["stages"][s])), "</h2>\n",
+        HtmlTable(absl::StrCat("stage", s + 1), header, CompareRows(runs, static_cast<int>(s))));
+  }
+  // Overlaid over time: one line per run, by second since each run's start.
+  double last = 0;
+  for (const Compared& c : runs) {
+    for (const json& p : c.results["series"]) last = std::max(last, p.value("second", 0.0));
+  }
+  std::vector<double> xs;
+  for (int x = 0; x <= static_cast<int>(last); ++x) xs.push_back(x);
+  auto lines = [&](const std::string& key, bool latency) {
+    Group g{"*", {}};
+    for (const Compared& c : runs) {
+      Line l{c.label, std::vector<double>(xs.size(), latency ? NAN : 0.0), false};
+      for (const json& p : c.results["series"]) {
+        const size_t at = static_cast<size_t>(p.value("second", 0.0));
+        if (at >= xs.size() || (latency && !(At(p, "requests") > 0))) continue;
+        l.y[at] = At(p, key);
+      }
+      g.lines.push_back(l);
+    }
+    return std::vector<Group>{g};
+  };
+  auto ns = [](double v) { return common::FormatNanos(static_cast<uint64_t>(std::llround(v))); };
+  absl::StrAppend(&out, "<h2>Over time</h2>\n",
+                  Chart("Requests per second", xs, lines("requests", false), Tick),
+                  Chart("p95 latency", xs, lines("p95", true), ns),
+                  Chart("p99 latency", xs, lines("p99", true), ns),
+                  Chart("Errors per second", xs, lines("errors", false), Tick));
+  return out + "</body></html>\n";
+}
+
+std::string CompareUsage() {
+  return "usage: stampede compare A.json B.json [C.json...] [-o COMPARE.html]\n"
+         "  The same test against several systems, side by side: each figure of the whole run and\n"
+         "  of each load level for every results file, and its ratio to the first; -o also writes\n"
+         "  an HTML page with the tables and their rates and latencies over time overlaid.\n";
+}
+
+namespace {
+
+// The arguments of report and compare: files, and -o/--out FILE. An exit code when the command
+// is done (help, or a usage error said on stderr), nullopt to go on.
+std::optional<int> ParseFilesAndOut(const std::vector<std::string>& args, const char* command,
+                                    const std::string& usage, std::vector<std::string>* files,
+                                    std::string* out) {
+  for (size_t i = 0; i < args.size(); ++i) {
+    if (args[i] == "-h" || args[i] == "--help") {
+      std::cout << usage;
+      return 0;
+    }
+    if (args[i] == "-o" || args[i] == "--out") {
+      if (i + 1 == args.size()) {
+        std::cerr << "stampede " << command << ": " << args[i] << ": needs a value\n\n" << usage;
+        return 2;
+      }
+      *out = args[++i];
+    } else if (!args[i].empty() && args[i][0] == '-' && args[i] != "-") {
+      std::cerr << "stampede " << command << ": " << args[i] << ": unknown flag\n\n" << usage;
+      return 2;
+    } else {
+      files->push_back(args[i]);
+    }
+  }
+  return std::nullopt;
+}
+
+// The whole file, or nullopt (said on stderr) when it cannot be read.
+std::optional<std::string> ReadOrSay(const char* command, const std::string& path) {
+  std::ifstream in(path);
+  if (!in) {
+    std::cerr << "stampede " << command << ": cannot read " << path << "\n";
+    return std::nullopt;
+  }
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+}  // namespace
+
+int CompareCommand(const std::vector<std::string>& args) {
+  std::vector<std::string> files;
+  std::string out;
+  if (auto done = ParseFilesAndOut(args, "compare", CompareUsage(), &files, &out)) return *done;
+  if (files.size() < 2) {
+    std::cerr << "stampede compare: needs two results files or more\n\n" << CompareUsage();
+    return 2;
+  }
+  std::vector<std::string> labels, texts;
+  for (const std::string& f : files) {
+    std::optional<std::string> text = ReadOrSay("compare", f);
+    if (!text.has_value()) return 2;
+    texts.push_back(*std::move(text));
+    std::string label = f.substr(f.rfind('/') + 1);
+    if (label.size() > 5 && label.substr(label.size() - 5) == ".json")
+      label = label.substr(0, label.size() - 5);
+    labels.push_back(label);
+  }
+  absl::StatusOr<std::string> text = CompareText(labels, texts, /*html=*/false);
+  if (!text.ok()) {
+    std::cerr << "stampede compare: " << text.status().message() << "\n";
+    return 2;
+  }
+  std::cout << *text;
+  if (!out.empty()) {
+    absl::StatusOr<std::string> html = CompareText(labels, texts, /*html=*/true);
+    std::ofstream dest(out, std::ios::trunc);
+    dest << *html;
+    dest.close();
+    if (!dest) {
+      std::cerr << "stampede compare: cannot write " << out << "\n";
+      return 2;
+    }
+  }
+  return 0;
+}
+
 std::string ReportUsage() {
   return "usage: stampede report RESULTS.json [-o REPORT.html]\n"
          "  Writes one self-contained HTML file (no network access when opened) from the results\n"
@@ -385,41 +663,22 @@ std::string ReportUsage() {
 }
 
 int ReportCommand(const std::vector<std::string>& args) {
-  std::string in, out;
-  for (size_t i = 0; i < args.size(); ++i) {
-    if (args[i] == "-h" || args[i] == "--help") {
-      std::cout << ReportUsage();
-      return 0;
-    }
-    if (args[i] == "-o" || args[i] == "--out") {
-      if (i + 1 == args.size()) {
-        std::cerr << "stampede report: " << args[i] << ": needs a value\n\n" << ReportUsage();
-        return 2;
-      }
-      out = args[++i];
-    } else if (!args[i].empty() && args[i][0] == '-') {
-      std::cerr << "stampede report: " << args[i] << ": unknown flag\n\n" << ReportUsage();
-      return 2;
-    } else if (in.empty()) {
-      in = args[i];
-    } else {
-      std::cerr << "stampede report: one results file at a time (got \"" << in << "\" and \""
-                << args[i] << "\")\n";
-      return 2;
-    }
+  std::vector<std::string> files;
+  std::string out;
+  if (auto done = ParseFilesAndOut(args, "report", ReportUsage(), &files, &out)) return *done;
+  if (files.size() > 1) {
+    std::cerr << "stampede report: one results file at a time (got \"" << files[0] << "\" and \""
+              << files[1] << "\")\n";
+    return 2;
   }
+  const std::string in = files.empty() ? "" : files[0];
   if (in.empty()) {
     std::cerr << "stampede report: RESULTS.json: which results?\n\n" << ReportUsage();
     return 2;
   }
-  std::ifstream file(in);
-  if (!file) {
-    std::cerr << "stampede report: cannot read " << in << "\n";
-    return 2;
-  }
-  std::stringstream text;
-  text << file.rdbuf();
-  absl::StatusOr<std::string> html = ReportHtml(text.str());
+  std::optional<std::string> text = ReadOrSay("report", in);
+  if (!text.has_value()) return 2;
+  absl::StatusOr<std::string> html = ReportHtml(*text);
   if (!html.ok()) {
     std::cerr << "stampede report: " << in << ": " << html.status().message() << "\n";
     return 2;

@@ -25,6 +25,15 @@ absl::StatusOr<std::string> ReportHtml(const std::string& results_json);
 int ReportCommand(const std::vector<std::string>& args);
 std::string ReportUsage();
 
+// The same test's results from several systems side by side (labels[i] names results_json[i]):
+// every figure of the whole run, and of each stage when all have the same stages, with its
+// ratio to the first; as text, or as an HTML page with the charts overlaid.
+absl::StatusOr<std::string> CompareText(const std::vector<std::string>& labels,
+                                        const std::vector<std::string>& results_json, bool html);
+// `stampede compare A.json B.json [...] [-o COMPARE.html]`.
+int CompareCommand(const std::vector<std::string>& args);
+std::string CompareUsage();
+
 }  // namespace stampede::controller
 
 #endif  // STAMPEDE_CONTROLLER_REPORT_H_

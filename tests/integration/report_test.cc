@@ -11,6 +11,7 @@
 #include <regex>
 #include <sstream>
 #include <string>
+#include <utility>
 
 #include "gtest/gtest.h"
 #include "tests/integration/process.h"
@@ -108,6 +109,48 @@ TEST(ReportInABrowser, EveryChartIsDrawnTheTablesMatchTheResultsAndNothingIsFetc
   const std::string blocked = RenderedDom(dir + "/leaky.html");
   EXPECT_EQ(BodyAttribute(blocked, "data-blocked-requests"), "1") << blocked.substr(0, 800);
   EXPECT_EQ(target.Served(), served) << "the page reached the network";
+  (void)!std::system(("rm -rf '" + dir + "'").c_str());
+}
+
+// The same test against a fast and a slow system: stampede compare prints each figure of both
+// with the ratio, per stage too, and its HTML overlays both runs' charts.
+TEST(CompareInABrowser, TheSlowerSystemsPercentilesShowAsARatioAboveOne) {
+  if (access(kChromium, X_OK) != 0) GTEST_FAIL() << kChromium << " is missing: run scripts/setup";
+  TestTarget target;
+  const std::string dir = MakeTempDir();
+  for (const auto& [name, delay] : {std::pair<std::string, int>{"fast", 1}, {"slow", 8}}) {
+    std::ofstream(dir + "/" + name + ".yaml")
+        << "apiVersion: stampede.dev/v1alpha1\nkind: LoadTest\nmetadata: {name: cmp}\nspec:\n"
+           "  target: {url: \""
+        << target.Url("") << "\"}\n"
+        << "  requests: [{name: api, path: /delay/" << delay << "}]\n"
+        << "  load: {rate: 0, connections: 16,\n"
+           "         stages: [{duration: 1s, target: 50}, {duration: 2s, target: 50}]}\n";
+    const CommandOutput run = RunToEnd({ControllerBinary(), "run", dir + "/" + name + ".yaml",
+                                        "--quiet", "--out", dir + "/" + name + ".json"},
+                                       seconds(60));
+    ASSERT_EQ(run.exit_code, 0) << run.err;
+  }
+  const CommandOutput cmp = RunToEnd({ControllerBinary(), "compare", dir + "/fast.json",
+                                      dir + "/slow.json", "-o", dir + "/cmp.html"},
+                                     seconds(30));
+  ASSERT_EQ(cmp.exit_code, 0) << cmp.err;
+  // "  p95   1.23ms   8.41ms   6.84x": the slow system's p95 is several times the fast one's.
+  std::smatch m;
+  ASSERT_TRUE(std::regex_search(cmp.out, m, std::regex("\n  p95 +\\S+ +\\S+ +([0-9.]+)x")))
+      << cmp.out;
+  EXPECT_GT(std::stod(m[1].str()), 2.0) << cmp.out;
+  EXPECT_NE(cmp.out.find("slow/fast"), std::string::npos) << cmp.out;
+  EXPECT_NE(cmp.out.find("stage 2 steady 50"), std::string::npos) << cmp.out;
+  const std::string dom = RenderedDom(dir + "/cmp.html");
+  EXPECT_EQ(BodyAttribute(dom, "data-drawn-lines"), "8") << "4 charts, a line per run";
+  EXPECT_EQ(BodyAttribute(dom, "data-blocked-requests"), "0");
+  // Bad input is named.
+  std::ofstream(dir + "/bad.json") << "{\"kind\": \"Other\"}";
+  const CommandOutput bad =
+      RunToEnd({ControllerBinary(), "compare", dir + "/fast.json", dir + "/bad.json"}, seconds(30));
+  EXPECT_EQ(bad.exit_code, 2);
+  EXPECT_NE(bad.err.find("bad: not a results file"), std::string::npos) << bad.err;
   (void)!std::system(("rm -rf '" + dir + "'").c_str());
 }
 
