@@ -775,9 +775,13 @@ Run::Snapshot Run::TakeSnapshot(bool with_series) const {
     stage->set_start_seconds(span.start_ns / 1e9);
     stage->set_end_seconds(span.end_ns / 1e9);
     stage->set_approximate(snap.stages[i].folded);
-    // The rate is over the part of the stage that has run.
-    const double ran_s =
+    // The rate is over the part of the stage that has run; the last stage also has the seconds
+    // after the end in which the requests still in flight then completed (they count in it).
+    double ran_s =
         std::clamp(snap.elapsed_s - span.start_ns / 1e9, 0.0, (span.end_ns - span.start_ns) / 1e9);
+    if (i + 1 == snap.stages.size()) {
+      ran_s = std::max(ran_s, static_cast<double>(snap.last_interval + 1) - span.start_ns / 1e9);
+    }
     const common::IntervalStats& stats = snap.stages[i].stats;
     FillSummary(stats.Total(), ran_s, stage->mutable_summary());
     for (size_t r = 0; r < stats.requests.size() && r < request_names_.size(); ++r) {
