@@ -236,23 +236,22 @@ void AppendRunMetrics(const Run& run, const Run::Snapshot& snap,
   add(kLastInterval, Gauge(Labels(run, {}), static_cast<double>(snap.last_interval + 1)));
   add(kElapsed, Gauge(Labels(run, {}), snap.elapsed_s));
 
-  for (const std::string& expression : run.test().spec().thresholds()) {
-    absl::StatusOr<common::Threshold> t = common::ParseThreshold(expression);
-    if (!t.ok()) continue;  // validated with the spec; cannot happen
+  for (const common::Threshold& rule : run.thresholds()) {
     using Metric = common::Threshold::Metric;
     static const std::map<Metric, const char*> kNames = {
         {Metric::kMax, "max"},      {Metric::kMean, "mean"},
         {Metric::kMin, "min"},      {Metric::kErrorRate, "error_rate"},
         {Metric::kRps, "rps"},      {Metric::kRequests, "requests"},
         {Metric::kErrors, "errors"}};
-    const bool latency = t->metric == Metric::kQuantile || t->metric == Metric::kMax ||
-                         t->metric == Metric::kMean || t->metric == Metric::kMin;
-    add(kThresholdBound, Gauge(Labels(run, {{"threshold", expression},
-                                            {"metric", t->metric == Metric::kQuantile
-                                                           ? absl::StrCat("p", t->quantile * 100)
-                                                           : kNames.at(t->metric)},
-                                            {"request", t->request.empty() ? "*" : t->request}}),
-                               latency ? t->value / kNsPerSecond : t->value));
+    const bool latency = rule.metric == Metric::kQuantile || rule.metric == Metric::kMax ||
+                         rule.metric == Metric::kMean || rule.metric == Metric::kMin;
+    add(kThresholdBound,
+        Gauge(Labels(run, {{"threshold", rule.expression},
+                           {"metric", rule.metric == Metric::kQuantile
+                                          ? absl::StrCat("p", rule.quantile * 100)
+                                          : kNames.at(rule.metric)},
+                           {"request", rule.request.empty() ? "*" : rule.request}}),
+              latency ? rule.value / kNsPerSecond : rule.value));
   }
   for (const v1::ThresholdResult& verdict : snap.status.thresholds()) {
     add(kThresholdMet,

@@ -14,6 +14,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "common/duration.h"
+#include "common/files.h"
 
 namespace stampede::controller {
 namespace {
@@ -616,6 +617,15 @@ std::optional<std::string> ReadOrSay(const char* command, const std::string& pat
   return ss.str();
 }
 
+// Writes `content` to `path` ("-": standard output) through common::OutputFile; false, said on
+// stderr with the system's reason, when it cannot.
+bool WriteOrSay(const char* command, const std::string& path, const std::string& content) {
+  absl::StatusOr<common::OutputFile> file = common::OutputFile::Prepare(path);
+  absl::Status written = file.ok() ? file->Write(content) : file.status();
+  if (!written.ok()) std::cerr << "stampede " << command << ": " << written.message() << "\n";
+  return written.ok();
+}
+
 }  // namespace
 
 int CompareCommand(const std::vector<std::string>& args) {
@@ -642,17 +652,9 @@ int CompareCommand(const std::vector<std::string>& args) {
     return 2;
   }
   std::cout << *text;
-  if (!out.empty()) {
-    absl::StatusOr<std::string> html = CompareText(labels, texts, /*html=*/true);
-    std::ofstream dest(out, std::ios::trunc);
-    dest << *html;
-    dest.close();
-    if (!dest) {
-      std::cerr << "stampede compare: cannot write " << out << "\n";
-      return 2;
-    }
-  }
-  return 0;
+  if (out.empty()) return 0;
+  absl::StatusOr<std::string> html = CompareText(labels, texts, /*html=*/true);
+  return WriteOrSay("compare", out, *html) ? 0 : 2;
 }
 
 std::string ReportUsage() {
@@ -687,17 +689,8 @@ int ReportCommand(const std::vector<std::string>& args) {
     const size_t dot = in.rfind(".json");
     out = (dot != std::string::npos && dot + 5 == in.size() ? in.substr(0, dot) : in) + ".html";
   }
-  if (out == "-") {
-    std::cout << *html;
-    return 0;
-  }
-  std::ofstream dest(out, std::ios::trunc);
-  dest << *html;
-  dest.close();
-  if (!dest) {
-    std::cerr << "stampede report: cannot write " << out << "\n";
-    return 2;
-  }
+  if (!WriteOrSay("report", out, *html)) return 2;
+  if (out == "-") return 0;
   std::cerr << "stampede report: wrote " << out << " (" << html->size() / 1024 << " KiB)\n";
   return 0;
 }

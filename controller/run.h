@@ -90,6 +90,8 @@ class Run {
   const std::string& name() const { return test_.metadata().name(); }
   const std::string& name_space() const { return test_.metadata().namespace_(); }
   const v1::LoadTest& test() const { return test_; }
+  // spec.thresholds, parsed once at construction (immutable, so no lock).
+  const std::vector<common::Threshold>& thresholds() const { return thresholds_; }
 
   // Launches the agents (phase Starting).
   void Start();
