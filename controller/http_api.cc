@@ -15,6 +15,7 @@
 #include "common/spec.h"
 #include "controller/report.h"
 #include "controller/results.h"
+#include "controller/ui_assets.h"
 
 namespace stampede::controller {
 namespace {
@@ -39,6 +40,22 @@ HttpResponse Error(int status, const std::string& message) {
 
 HttpResponse Text(int status, std::string body) {
   return {status, "text/plain", std::move(body), {}, false};
+}
+
+HttpResponse ReadOnly() {
+  HttpResponse r = Error(405,
+                         "this port is read-only: create, edit or abort LoadTests through the "
+                         "Kubernetes API (kubectl apply, or spec.abort: true)");
+  r.headers.emplace_back("Allow", "GET");
+  return r;
+}
+
+// The read-only port shows figures, as /metrics does, but not the LoadTests themselves (their
+// headers and bodies): those are for whoever may read them in Kubernetes.
+HttpResponse SpecNotHere() {
+  return Error(403,
+               "this port serves results, not LoadTests: read them through the Kubernetes API "
+               "(kubectl get loadtest NAME -o yaml)");
 }
 
 HttpResponse NoSuchRun(const std::string& id) {
@@ -71,6 +88,30 @@ bool ConstantTimeEquals(absl::string_view a, absl::string_view b) {
   unsigned char diff = 0;
   for (size_t i = 0; i < a.size(); ++i) diff |= static_cast<unsigned char>(a[i] ^ b[i]);
   return diff == 0;
+}
+
+// The UI's files hold no data: they are served without the token, with a policy that lets the
+// page load only its own script and style and talk only to this server.
+constexpr char kUiPolicy[] =
+    "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self'; "
+    "base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+
+// "index.html" for /ui/ and /ui/index.html, "app.js" for /ui/app.js; "" for any other path.
+std::string UiAssetName(const std::string& path) {
+  if (path == "/ui/" || path == "/ui") return "index.html";
+  constexpr absl::string_view kUi = "/ui/";
+  if (!absl::StartsWith(path, kUi)) return "";
+  const std::string name = path.substr(kUi.size());
+  return FindUiAsset(name) != nullptr ? name : "";
+}
+
+HttpResponse UiFile(const UiAsset& asset) {
+  HttpResponse r{200, std::string(asset.content_type), std::string(asset.body), {}, false};
+  r.headers.emplace_back("Content-Security-Policy", kUiPolicy);
+  r.headers.emplace_back("X-Content-Type-Options", "nosniff");
+  r.headers.emplace_back("Referrer-Policy", "no-referrer");
+  r.headers.emplace_back("Cache-Control", "no-cache");
+  return r;
 }
 
 bool IsLoopback(const std::string& host) {
@@ -151,11 +192,13 @@ std::vector<std::shared_ptr<Run>> HttpApi::BeginShutdown(const std::string& reas
 }
 
 std::vector<std::shared_ptr<Run>> HttpApi::RunsInOrder() const {
+  if (!options_.loadtest_api) return controller_->Runs();  // the operator's, read-only
   common::MutexLock lock(&mu_);
   return runs_;
 }
 
 std::shared_ptr<Run> HttpApi::Find(const std::string& id) const {
+  if (!options_.loadtest_api) return controller_->FindRun(id);
   common::MutexLock lock(&mu_);
   for (const std::shared_ptr<Run>& run : runs_) {
     if (run->id() == id) return run;
@@ -195,6 +238,10 @@ std::optional<HttpResponse> HttpApi::Refusal(const HttpRequest& req) const {
   }
   if (options_.token.empty() || (req.path == "/metrics" && options_.public_metrics))
     return std::nullopt;
+  // What the page needs before it has the token: its files and whether to ask for one.
+  if (ServesApi() &&
+      (req.path == "/" || req.path == "/api/v1/info" || !UiAssetName(req.path).empty()))
+    return std::nullopt;
   const std::string& auth = req.Header("authorization");
   constexpr absl::string_view kBearer = "Bearer ";
   if (auth.size() <= kBearer.size() || !absl::StartsWithIgnoreCase(auth, kBearer) ||
@@ -215,21 +262,41 @@ HttpResponse HttpApi::Handle(const HttpRequest& req) {
     if (!get) return MethodNotAllowed("GET");
     return {200, kMetricsContentType, SerializeMetrics(metrics_->Collect()), {}, false};
   }
-  const bool api =
-      options_.loadtest_api && parts.size() >= 3 && parts[0] == "api" && parts[1] == "v1";
+  const bool api = ServesApi() && parts.size() >= 3 && parts[0] == "api" && parts[1] == "v1";
+  const bool read_only = !options_.loadtest_api;
+  if (ServesApi()) {
+    if (req.path == "/") {
+      if (!get) return MethodNotAllowed("GET");
+      HttpResponse r = Text(302, "the web UI is at /ui/\n");
+      r.headers.emplace_back("Location", "/ui/");
+      return r;
+    }
+    if (const std::string name = UiAssetName(req.path); !name.empty()) {
+      if (!get) return MethodNotAllowed("GET");
+      return UiFile(*FindUiAsset(name));
+    }
+    if (req.path == "/api/v1/info") {
+      if (!get) return MethodNotAllowed("GET");
+      return JsonResponse(200,
+                          {{"readOnly", read_only}, {"tokenRequired", !options_.token.empty()}});
+    }
+  }
   if (api && parts[2] == "loadtests") {
     if (parts.size() == 3) {
+      if (post && read_only) return ReadOnly();
       if (post) return Create(req);
       if (get) return List();
-      return MethodNotAllowed("GET, POST");
+      return MethodNotAllowed(read_only ? "GET" : "GET, POST");
     }
     const std::string& id = parts[3];
     if (parts.size() == 4) {
       if (!get) return MethodNotAllowed("GET");
+      if (read_only) return SpecNotHere();
       std::shared_ptr<Run> run = Find(id);
       return run == nullptr ? NoSuchRun(id) : Get(*run);
     }
     if (parts.size() == 5 && parts[4] == "abort") {
+      if (read_only) return ReadOnly();
       if (!post) return MethodNotAllowed("POST");
       return Abort(req, id);
     }
@@ -239,16 +306,12 @@ HttpResponse HttpApi::Handle(const HttpRequest& req) {
     }
     if (parts.size() == 5 && parts[4] == "report.html") {
       if (!get) return MethodNotAllowed("GET");
-      std::shared_ptr<Run> run = Find(id);
-      if (run == nullptr) return NoSuchRun(id);
-      absl::StatusOr<std::string> html =
-          ReportHtml(ResultsJson(*run, run->TakeSnapshot(/*with_series=*/true)));
-      if (!html.ok()) return Error(500, std::string(html.status().message()));
-      return {200, "text/html; charset=utf-8", *html, {}, false};
+      return Report(id);
     }
   }
   if (api && parts.size() == 6 && parts[2] == "namespaces" && parts[4] == "loadtests") {
     if (!get) return MethodNotAllowed("GET");
+    if (read_only) return SpecNotHere();
     std::shared_ptr<Run> newest;
     for (const std::shared_ptr<Run>& run : RunsInOrder()) {
       if (run->name_space() == parts[3] && run->name() == parts[5]) newest = run;
@@ -368,9 +431,30 @@ HttpResponse HttpApi::Results(const HttpRequest& req, const std::string& id, boo
   if (!csv && !format.empty() && format != "json") {
     return Error(400, absl::StrCat("format \"", format, "\": use json or csv"));
   }
-  const Run::Snapshot snapshot = run->TakeSnapshot(/*with_series=*/true);
+  Run::Snapshot snapshot = run->TakeSnapshot(/*with_series=*/true);
+  // since=S: only the seconds after S (the UI asks for what it has not seen yet).
+  if (const std::string since = req.QueryParam("since"); !since.empty()) {
+    int64_t after = 0;
+    if (!absl::SimpleAtoi(since, &after)) {
+      return Error(400, absl::StrCat("since \"", since, "\": give a second of the series"));
+    }
+    snapshot.series.erase(std::remove_if(snapshot.series.begin(), snapshot.series.end(),
+                                         [after](const IntervalPoint& p) {
+                                           return static_cast<int64_t>(p.index) <= after;
+                                         }),
+                          snapshot.series.end());
+  }
   if (csv) return {200, "text/csv; charset=utf-8", ResultsCsv(snapshot), {}, false};
   return {200, "application/json", ResultsJson(*run, snapshot), {}, false};
+}
+
+HttpResponse HttpApi::Report(const std::string& id) {
+  std::shared_ptr<Run> run = Find(id);
+  if (run == nullptr) return NoSuchRun(id);
+  absl::StatusOr<std::string> html =
+      ReportHtml(ResultsJson(*run, run->TakeSnapshot(/*with_series=*/true)));
+  if (!html.ok()) return Error(500, std::string(html.status().message()));
+  return {200, "text/html; charset=utf-8", *html, {}, false};
 }
 
 }  // namespace stampede::controller

@@ -11,12 +11,18 @@
 //                                                   request headers redacted)
 //   GET  /api/v1/namespaces/{ns}/loadtests/{name}   the same, for the newest run of that name
 //   POST /api/v1/loadtests/{id}/abort               202; 409 when it has already ended
-//   GET  /api/v1/loadtests/{id}/results[?format=csv] results JSON (or per-second CSV)
+//   GET  /api/v1/loadtests/{id}/results[?format=csv][&since=S]
+//                                                   results JSON (or per-second CSV); since=S
+//                                                   keeps only the series' seconds after S
 //   GET  /api/v1/loadtests/{id}/results.csv
+//   GET  /api/v1/loadtests/{id}/report.html         the HTML report of the run so far
+//   GET  /api/v1/info                               {"readOnly", "tokenRequired"}: what the UI asks
+//   GET  /, /ui/, /ui/app.js, /ui/app.css           the web UI (ui/): static, no data, no token
 //   GET  /metrics                                   Prometheus text format 0.0.4 (metrics.h)
 //   GET  /healthz, /readyz                          200 "ok"; /readyz 503 once shutting down
 //
-// With a token, every route but /healthz and /readyz (and /metrics, when public) needs
+// With a token, every route but /healthz, /readyz, /api/v1/info and the UI's files (and /metrics,
+// when public) needs
 // "Authorization: Bearer TOKEN" (401 otherwise). Requests from a browser are held to the address
 // the server listens on: on a loopback listener the Host must name it (localhost, 127.0.0.1, [::1]
 // with its port), and an Origin must be the Host itself (same origin), else 403: a web page cannot
@@ -53,9 +59,13 @@ struct HttpApiOptions {
   // Bearer token every route but health (and public metrics) needs; empty: none is asked for.
   std::string token;
   bool public_metrics = false;  // /metrics without the token
-  // The /api/v1 routes. Without them (stampede run --metrics-listen) /metrics shows every run of
-  // the controller.
+  // The /api/v1 routes and the web UI (/ui/). Without them (stampede run --metrics-listen)
+  // /metrics shows every run of the controller.
   bool loadtest_api = false;
+  // The operator's port: the GET routes of the API and the web UI over every run of the
+  // controller (the operator's LoadTests), read-only (POSTs get 405: LoadTests are made through
+  // Kubernetes). /metrics stays as without the API. Ignored with loadtest_api.
+  bool read_only_api = false;
   int max_active_runs = 4;  // POSTs beyond this many active runs get 429
   // Finished runs kept for GET and /results; past this many the oldest finished one is forgotten
   // when a new one is posted (its id then gives 404), so a long-lived server's memory is bounded.
@@ -97,6 +107,8 @@ class HttpApi {
   HttpResponse Get(const Run& run);
   HttpResponse Abort(const HttpRequest& req, const std::string& id);
   HttpResponse Results(const HttpRequest& req, const std::string& id, bool csv);
+  HttpResponse Report(const std::string& id);
+  bool ServesApi() const { return options_.loadtest_api || options_.read_only_api; }
 
   // Constant after construction.
   const HttpApiOptions options_;

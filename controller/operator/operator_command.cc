@@ -48,6 +48,11 @@ common::FlagSet OperatorFlags(OperatorCommandOptions* o) {
                  "/metrics, /healthz, /readyz (default 0.0.0.0:9090; /readyz is 200 only on the "
                  "leader)",
                  &o->metrics_listen);
+  flags.Bool("--ui",
+             "also serve the read-only web UI and results API on --metrics-listen (/ui/, GET "
+             "/api/v1/loadtests, .../results, .../report.html): figures, as /metrics shows, "
+             "without the LoadTests' specs",
+             &o->ui);
   flags.Bool("--leader-elect",
              "work only while holding the Lease (default lease: stampede-system/"
              "stampede-operator; durations 15s / 10s / 2s)",
@@ -323,6 +328,7 @@ int OperatorCommand(const std::vector<std::string>& args) {
 
   HttpApiOptions http;
   http.listen = options->metrics_listen;
+  http.read_only_api = options->ui;
   http.ready = [elector = elector.get()] { return elector == nullptr || elector->IsLeader(); };
   absl::StatusOr<std::unique_ptr<HttpApi>> api = HttpApi::Start(http, controller->get());
   if (!api.ok()) return Fail(absl::StrCat("--metrics-listen: ", api.status().message()));

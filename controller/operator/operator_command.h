@@ -21,6 +21,7 @@ struct OperatorCommandOptions {
   std::string grpc_listen = "0.0.0.0:7070";   // where agents connect
   std::string advertise_address;              // what agent Pods dial; empty: the listen address
   std::string metrics_listen = "0.0.0.0:9090";
+  bool ui = false;  // --ui: the read-only web UI and results API on the metrics port
   bool leader_elect = false;
   std::string lease_namespace;  // empty: the in-cluster namespace, then stampede-system
   std::string lease_name = "stampede-operator";
