@@ -446,6 +446,29 @@ TEST_F(RunTest, AReportForASecondAlreadyClosedStillCountsInTheTotals) {
       << "the closed second keeps its point";
 }
 
+// A saturated server answers the requests queued at the end during the drain: they count in the
+// last stage, and so do the drain's seconds in its rate, which otherwise showed more than the
+// server can do (the Django example's sync workers read 85 req/s against a 52 req/s capacity).
+TEST_F(RunTest, TheLastStagesRateCountsTheDrainSecondsWhoseRequestsItHolds) {
+  auto run = Launch(
+      "  load: {users: 0, stages: [{duration: 1s, target: 10}, {duration: 1s, target: 10}]}\n");
+  std::vector<Agent> agents = StartAll(*run, 1);
+  for (int64_t second = 0; second < 4; ++second) {  // seconds 2 and 3 are the drain
+    clock_.AdvanceSeconds(1);
+    Report(*run, agents[0], second, 10, 1'000'000);
+    Advance(*run, 100);
+  }
+  Done(*run, agents[0]);
+  run->Tick();
+  ASSERT_EQ(run->phase(), Phase::kSucceeded);
+  const v1::LoadTestStatus status = run->Status();
+  ASSERT_EQ(status.stages_size(), 2);
+  EXPECT_EQ(status.stages(0).summary().requests(), 10u);
+  EXPECT_DOUBLE_EQ(status.stages(0).summary().rps(), 10.0);
+  EXPECT_EQ(status.stages(1).summary().requests(), 30u) << "its second and the drain's two";
+  EXPECT_DOUBLE_EQ(status.stages(1).summary().rps(), 10.0) << "30 requests over 3 s, not 1 s";
+}
+
 TEST_F(RunTest, ARestartedControllerAdoptsRunningAgentsWithoutASecondStart) {
   auto run = Launch(kTwoAgents, Options(/*reconnect_s=*/10));
   EXPECT_EQ(run->phase(), Phase::kStarting);
