@@ -183,6 +183,7 @@ IntervalPoint Aggregator::Close(int64_t index, common::IntervalStats& stats, int
     r->p99 = h.ValueAtQuantile(0.99);
     r->p999 = h.ValueAtQuantile(0.999);
     r->max = h.max();
+    r->timed = h.count();
   };
   WindowEntry entry{index, 0, {}};
   for (common::RequestStats& r : stats.requests) {

@@ -35,6 +35,9 @@ struct IntervalPoint {
     uint64_t requests = 0;
     uint64_t errors = 0;
     uint64_t p50 = 0, p90 = 0, p95 = 0, p99 = 0, p999 = 0, max = 0;  // ns
+    // Requests with a latency (the histogram's count): 0 when every one failed without a
+    // response (a timeout, a refused connection), and then the percentiles mean nothing.
+    uint64_t timed = 0;
   };
   std::vector<Request> per_request;  // indexed like the spec's requests
   Request total;

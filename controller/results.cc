@@ -29,9 +29,18 @@ json Counts(const common::RequestStats& r) {
           {"status", status}};
 }
 
+// A second's figures; the percentiles only when some request of it had a latency, so that a
+// second of nothing but timeouts is a gap in a latency chart rather than a drop to 0.
 json Point(const IntervalPoint::Request& r) {
-  return {{"requests", r.requests}, {"errors", r.errors}, {"p50", r.p50},   {"p90", r.p90},
-          {"p95", r.p95},           {"p99", r.p99},       {"p999", r.p999}, {"max", r.max}};
+  json p = {{"requests", r.requests}, {"errors", r.errors}};
+  if (r.timed == 0) return p;
+  p.update({{"p50", r.p50},
+            {"p90", r.p90},
+            {"p95", r.p95},
+            {"p99", r.p99},
+            {"p999", r.p999},
+            {"max", r.max}});
+  return p;
 }
 
 }  // namespace

@@ -168,6 +168,39 @@ TEST_F(RunCommandTest, EachStageGetsASummaryOfExactlyItsSeconds) {
     EXPECT_NE(out.find(kind), std::string::npos) << kind << "\n" << out;
 }
 
+// A second in which a request only timed out has no latency for it: its series entry carries the
+// counts and no percentiles (a chart shows a gap, not a drop to 0 ns), while the request that
+// answered keeps them.
+TEST_F(RunCommandTest, ASecondOfOnlyTimeoutsHasNoPercentiles) {
+  TestTarget target;
+  const std::string spec = WriteSpec(
+      "stuck", "  target: {url: \"" + target.Url("") +
+                   "\", timeout: 300ms}\n"
+                   "  requests: [{name: fast, path: /delay/1}, {name: stuck, path: /delay/5000}]\n"
+                   "  load: {users: 4}\n  duration: 3s\n");
+  auto run = StartRun({spec, "--quiet", "--out", dir_ + "/r.json"});
+  auto code = run->Wait(seconds(60));
+  ASSERT_TRUE(code.has_value());
+  const json r = ReadJson(dir_ + "/r.json");
+  int stuck_seconds = 0;
+  for (const json& p : r["series"]) {
+    const json& stuck = p["byRequest"]["stuck"];
+    if (stuck["requests"].get<uint64_t>() > 0) {
+      ++stuck_seconds;
+      EXPECT_EQ(stuck["errors"], stuck["requests"]) << p.dump();
+      EXPECT_FALSE(stuck.contains("p50")) << p.dump();
+      EXPECT_FALSE(stuck.contains("max")) << p.dump();
+    }
+    const json& fast = p["byRequest"]["fast"];
+    if (fast["requests"].get<uint64_t>() > 0) {
+      EXPECT_TRUE(fast.contains("p95")) << p.dump();
+      EXPECT_TRUE(p.contains("p95")) << "the total has the fast request's latencies";
+    }
+  }
+  EXPECT_GE(stuck_seconds, 2) << r["series"].dump();
+  EXPECT_EQ(r["requests"][1]["outcomes"]["timeout"], r["requests"][1]["requests"]);
+}
+
 TEST_F(RunCommandTest, FailedThresholdExitsOne) {
   TestTarget target;
   const std::string spec =
