@@ -654,6 +654,10 @@ int CompareCommand(const std::vector<std::string>& args) {
   std::cout << *text;
   if (out.empty()) return 0;
   absl::StatusOr<std::string> html = CompareText(labels, texts, /*html=*/true);
+  if (!html.ok()) {
+    std::cerr << "stampede compare: " << html.status().message() << "\n";
+    return 2;
+  }
   return WriteOrSay("compare", out, *html) ? 0 : 2;
 }
 
