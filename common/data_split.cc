@@ -1,0 +1,107 @@
+#include "common/data_split.h"
+
+#include <algorithm>
+
+#include "common/load_plan.h"
+
+namespace stampede::common {
+namespace {
+
+uint64_t SplitMix(uint64_t x) {
+  x += 0x9e3779b97f4a7c15ULL;
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+  return x ^ (x >> 31);
+}
+
+// The user an index of bind iteration (closed model) belongs to.
+uint64_t UserOf(const DataBinding& b, uint64_t x) {
+  if (b.open_model) return x;
+  if (b.bind == DataBinding::Bind::kIteration && b.max_users > 0) return x % b.max_users;
+  return x;
+}
+
+}  // namespace
+
+Permutation::Permutation(uint64_t rows, uint64_t seed) : rows_(std::max<uint64_t>(rows, 1)) {
+  // The smallest even bit count covering the rows: the domain is under 4x the rows, so the cycle
+  // walk below takes fewer than 4 steps on average.
+  int bits = 2;
+  while (bits < 64 && (uint64_t{1} << bits) < rows_) bits += 2;
+  half_bits_ = bits / 2;
+  half_mask_ = (uint64_t{1} << half_bits_) - 1;
+  uint64_t k = seed;
+  for (uint64_t& key : keys_) key = k = SplitMix(k);
+}
+
+uint64_t Permutation::Round(uint64_t half, int round) const {
+  return SplitMix(half ^ keys_[round]) & half_mask_;
+}
+
+uint64_t Permutation::operator()(uint64_t k) const {
+  uint64_t x = k;
+  do {
+    uint64_t left = x >> half_bits_, right = x & half_mask_;
+    for (int r = 0; r < 4; ++r) {
+      const uint64_t next = left ^ Round(right, r);
+      left = right;
+      right = next;
+    }
+    x = (left << half_bits_) | right;
+  } while (x >= rows_);  // cycle-walking: a bijection of the domain restricted to [0, rows)
+  return x;
+}
+
+uint64_t DataIndex(const DataBinding& b, uint64_t user, uint64_t iteration) {
+  if (b.open_model || b.bind == DataBinding::Bind::kUser) return user;
+  return user + b.max_users * iteration;
+}
+
+std::optional<uint64_t> RowFor(const DataBinding& b, const Permutation& p, uint64_t index) {
+  if (b.rows == 0) return std::nullopt;
+  if (index >= b.rows) {
+    if (!b.wrap) return std::nullopt;
+    index %= b.rows;
+  }
+  return b.order == DataBinding::Order::kShuffle ? p(index) : index;
+}
+
+std::optional<uint64_t> RowsNeeded(const DataBinding& b, const LoadPlan& plan) {
+  if (plan.model() == LoadPlan::Model::kOpen) return plan.TotalArrivals();
+  if (b.bind == DataBinding::Bind::kUser) return plan.MaxUsers();
+  return std::nullopt;
+}
+
+bool OnStreams(const DataBinding& b, uint32_t streams, uint32_t first, uint32_t count, uint64_t x) {
+  const uint64_t stream = UserOf(b, x) % std::max<uint32_t>(streams, 1);
+  return stream >= first && stream < uint64_t{first} + count;
+}
+
+uint64_t LocalPosition(const DataBinding& b, uint32_t streams, uint32_t first, uint32_t count,
+                       uint64_t x) {
+  const uint64_t s = std::max<uint32_t>(streams, 1);
+  if (!b.open_model && b.bind == DataBinding::Bind::kIteration && b.max_users > 0) {
+    // x = user + U * j: j whole blocks of U users before it, then the users below it.
+    const uint64_t per_block = EvenShareOfRange(b.max_users, s, first, count);
+    const uint64_t user = x % b.max_users, block = x / b.max_users;
+    return block * per_block + EvenShareOfRange(user, s, first, count);
+  }
+  return (x / s) * count + (x % s - first);
+}
+
+std::vector<uint64_t> RowsOfStreams(const DataBinding& b, const Permutation& p, uint64_t reach,
+                                    uint32_t streams, uint32_t first, uint32_t count) {
+  std::vector<uint64_t> rows;
+  const auto row = [&](uint64_t x) { return b.order == DataBinding::Order::kShuffle ? p(x) : x; };
+  if (b.wrap) {
+    for (uint64_t x = 0; x < b.rows; ++x) rows.push_back(row(x));
+    return rows;
+  }
+  const uint64_t end = std::min(reach, b.rows);
+  for (uint64_t x = 0; x < end; ++x) {
+    if (OnStreams(b, streams, first, count, x)) rows.push_back(row(x));
+  }
+  return rows;
+}
+
+}  // namespace stampede::common
