@@ -43,7 +43,14 @@ bool LastCodingIsChunked(const char* value, size_t len) {
 
 }  // namespace
 
-void HttpResponseParser::Reset(bool head_request) {
+void HttpResponseParser::Reset(bool head_request, const Keep* keep) {
+  keep_ = keep;
+  body_.clear();
+  body_truncated_ = false;
+  set_cookie_count_ = 0;
+  const size_t wanted = keep != nullptr && keep->headers != nullptr ? keep->headers->size() : 0;
+  if (header_values_.size() < wanted) header_values_.resize(wanted);
+  header_present_.assign(wanted, 0);
   state_ = State::kStatusLine;
   head_request_ = head_request;
   started_ = false;
@@ -78,6 +85,7 @@ HttpResponseParser::Result HttpResponseParser::Parse(const char* data, size_t le
       case State::kBodyLength:
       case State::kChunkData: {
         const uint64_t take = std::min<uint64_t>(remaining_, len - pos);
+        if (keep_ != nullptr) KeepBody(data + pos, take);
         pos += take;
         remaining_ -= take;
         body_bytes_ += take;
@@ -87,6 +95,7 @@ HttpResponseParser::Result HttpResponseParser::Parse(const char* data, size_t le
         break;
       }
       case State::kBodyUntilClose:
+        if (keep_ != nullptr) KeepBody(data + pos, len - pos);
         body_bytes_ += len - pos;
         pos = len;
         break;
@@ -252,15 +261,39 @@ HttpResponseParser::Result HttpResponseParser::OnHeader(const char* line, size_t
     default:
       break;
   }
+  if (keep_ != nullptr) KeepHeader(line, name_len, value, value_len);
   return Result::kNeedMore;
+}
+
+void HttpResponseParser::KeepHeader(const char* name, size_t name_len, const char* value,
+                                    size_t value_len) {
+  if (keep_->set_cookies && EqualsIgnoreCase(name, name_len, "set-cookie")) {
+    if (set_cookies_.size() <= set_cookie_count_) set_cookies_.emplace_back();
+    set_cookies_[set_cookie_count_++].assign(value, value_len);
+  }
+  if (keep_->headers == nullptr) return;
+  for (size_t i = 0; i < keep_->headers->size(); ++i) {
+    if (!header_present_[i] && EqualsIgnoreCase(name, name_len, (*keep_->headers)[i].c_str())) {
+      header_values_[i].assign(value, value_len);
+      header_present_[i] = 1;
+    }
+  }
+}
+
+void HttpResponseParser::KeepBody(const char* data, uint64_t len) {
+  const size_t room = keep_->body_bytes > body_.size() ? keep_->body_bytes - body_.size() : 0;
+  const size_t take = static_cast<size_t>(std::min<uint64_t>(room, len));
+  body_.append(data, take);
+  if (take < len) body_truncated_ = true;
 }
 
 HttpResponseParser::Result HttpResponseParser::OnHeadersDone() {
   keep_alive_ = http10_ ? (connection_keep_alive_ && !connection_close_) : !connection_close_;
   if (status_ < 200 && status_ != 101) {
-    // Interim response (100 Continue, 103 Early Hints): the real one follows.
+    // Interim response (100 Continue, 103 Early Hints): the real one follows, and only its
+    // headers are kept.
     const bool head = head_request_;
-    Reset(head);
+    Reset(head, keep_);
     started_ = true;
     return Result::kNeedMore;
   }

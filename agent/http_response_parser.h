@@ -1,7 +1,8 @@
 // Incremental HTTP/1.1 response parser for the load engine.
 //
 // Feeds on whatever bytes a read returned and keeps only what it must between reads: a partial line
-// (status line, header, chunk size) is carried over, a body is counted and skipped, never stored.
+// (status line, header, chunk size) is carried over, a body is counted and skipped, never stored,
+// unless the request asked to keep some of it (a scenario step that captures or checks: Keep).
 // Understands Content-Length, chunked bodies (extensions, trailers), bodies delimited by connection
 // close, interim 1xx responses, and responses that have no body (HEAD, 1xx, 204, 304).
 //
@@ -13,6 +14,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace stampede::agent {
 
@@ -24,8 +26,18 @@ class HttpResponseParser {
   static constexpr size_t kMaxLineBytes = 16 * 1024;
   static constexpr size_t kMaxHeaderBytes = 64 * 1024;
 
-  // Prepares for the response to a new request. `head_request` responses carry no body.
-  void Reset(bool head_request);
+  // What a request keeps of its response beside the status: by default nothing.
+  struct Keep {
+    size_t body_bytes = 0;     // the body's first bytes (chunked bodies decoded); more is counted
+    bool set_cookies = false;  // every Set-Cookie value
+    // Lower-case names of headers whose first value to keep; must outlive the response.
+    const std::vector<std::string>* headers = nullptr;
+  };
+
+  // Prepares for the response to a new request. `head_request` responses carry no body. `keep`
+  // (may be null: nothing) must outlive the response. What was kept before is cleared, its memory
+  // reused: a connection that keeps the same each time allocates nothing once warmed up.
+  void Reset(bool head_request, const Keep* keep = nullptr);
 
   // Parses bytes. On kComplete, *consumed is the number of bytes that belonged to this response;
   // anything after them is not part of it. On kNeedMore all `len` bytes were consumed.
@@ -43,6 +55,18 @@ class HttpResponseParser {
   bool started() const { return started_; }
   uint64_t body_bytes() const { return body_bytes_; }
   const char* error() const { return error_; }
+
+  // What Keep asked for, complete once Parse said kComplete. The body's first Keep::body_bytes
+  // bytes; whether it was longer (then body_bytes() says by how much).
+  const std::string& kept_body() const { return body_; }
+  bool body_truncated() const { return body_truncated_; }
+  // The Set-Cookie values, in order.
+  size_t set_cookie_count() const { return set_cookie_count_; }
+  const std::string& set_cookie(size_t i) const { return set_cookies_[i]; }
+  // The first value of Keep::headers[i], or nullptr when the response had none.
+  const std::string* kept_header(size_t i) const {
+    return i < header_present_.size() && header_present_[i] ? &header_values_[i] : nullptr;
+  }
 
  private:
   enum class State {
@@ -65,6 +89,8 @@ class HttpResponseParser {
   Result OnHeader(const char* line, size_t len);
   Result OnHeadersDone();
   Result OnChunkSize(const char* line, size_t len);
+  void KeepHeader(const char* name, size_t name_len, const char* value, size_t value_len);
+  void KeepBody(const char* data, uint64_t len);
 
   State state_ = State::kStatusLine;
   bool head_request_ = false;
@@ -82,6 +108,14 @@ class HttpResponseParser {
   size_t header_bytes_ = 0;
   const char* error_ = nullptr;
   std::string partial_line_;  // allocated only when a line is split across reads
+
+  const Keep* keep_ = nullptr;
+  std::string body_;
+  bool body_truncated_ = false;
+  std::vector<std::string> set_cookies_;  // the first set_cookie_count_ are this response's
+  size_t set_cookie_count_ = 0;
+  std::vector<std::string> header_values_;
+  std::vector<char> header_present_;
 };
 
 }  // namespace stampede::agent

@@ -412,3 +412,78 @@ TEST(HttpResponseParserTest, ResetRecoversFromEveryState) {
 
 }  // namespace
 }  // namespace stampede::agent
+
+namespace stampede::agent {
+namespace {
+
+// A scenario step's response: every way of cutting it gives the same kept body, cookies and
+// headers.
+TEST(HttpResponseParserKeepTest, KeepsTheBodyCookiesAndHeadersItWasAskedForWhateverTheReads) {
+  const std::vector<std::string> headers = {"x-token", "location"};
+  HttpResponseParser::Keep keep;
+  keep.body_bytes = 1024;
+  keep.set_cookies = true;
+  keep.headers = &headers;
+  const std::string chunked =
+      "HTTP/1.1 100 Continue\r\nSet-Cookie: interim=1\r\n\r\n"
+      "HTTP/1.1 200 OK\r\nSet-Cookie: session=abc; Path=/\r\nX-TOKEN: t-1\r\n"
+      "set-cookie: theme=dark\r\nX-Token: second\r\nTransfer-Encoding: chunked\r\n\r\n"
+      "5\r\n{\"id\"\r\n6\r\n: 42}\n\r\n0\r\n\r\n";
+  for (size_t cut = 0; cut <= chunked.size(); ++cut) {
+    HttpResponseParser parser;
+    parser.Reset(false, &keep);
+    std::vector<size_t> cuts;
+    if (cut > 0 && cut < chunked.size()) cuts.push_back(cut);
+    const Observed o = Feed(parser, chunked, cuts, false);
+    ASSERT_EQ(o.result, Result::kComplete) << cut;
+    EXPECT_EQ(parser.kept_body(), "{\"id\": 42}\n") << cut;
+    EXPECT_FALSE(parser.body_truncated());
+    ASSERT_EQ(parser.set_cookie_count(), 2u) << "the interim response's cookie is not kept";
+    EXPECT_EQ(parser.set_cookie(0), "session=abc; Path=/");
+    EXPECT_EQ(parser.set_cookie(1), "theme=dark");
+    ASSERT_NE(parser.kept_header(0), nullptr);
+    EXPECT_EQ(*parser.kept_header(0), "t-1") << "the first value";
+    EXPECT_EQ(parser.kept_header(1), nullptr) << "no Location";
+  }
+}
+
+TEST(HttpResponseParserKeepTest, ABodyLongerThanTheCapIsCutAndSaysSo) {
+  HttpResponseParser::Keep keep;
+  keep.body_bytes = 4;
+  HttpResponseParser parser;
+  parser.Reset(false, &keep);
+  const Observed o =
+      Feed(parser, "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n0123456789", {45}, false);
+  ASSERT_EQ(o.result, Result::kComplete);
+  EXPECT_EQ(parser.kept_body(), "0123");
+  EXPECT_TRUE(parser.body_truncated());
+  EXPECT_EQ(parser.body_bytes(), 10u);
+  // Until the close, too.
+  parser.Reset(false, &keep);
+  Feed(parser, "HTTP/1.0 200 OK\r\n\r\nab", {}, true);
+  EXPECT_EQ(parser.kept_body(), "ab");
+  EXPECT_FALSE(parser.body_truncated());
+}
+
+TEST(HttpResponseParserKeepTest, WithoutKeepNothingIsKeptAndAResetForgetsTheLastResponse) {
+  const std::string response = "HTTP/1.1 200 OK\r\nSet-Cookie: a=1\r\nContent-Length: 2\r\n\r\nhi";
+  HttpResponseParser parser;
+  parser.Reset(false);
+  ASSERT_EQ(Feed(parser, response, {}, false).result, Result::kComplete);
+  EXPECT_EQ(parser.kept_body(), "");
+  EXPECT_EQ(parser.set_cookie_count(), 0u);
+  EXPECT_EQ(parser.kept_header(0), nullptr);
+  HttpResponseParser::Keep keep;
+  keep.body_bytes = 100;
+  keep.set_cookies = true;
+  parser.Reset(false, &keep);
+  ASSERT_EQ(Feed(parser, response, {}, false).result, Result::kComplete);
+  EXPECT_EQ(parser.kept_body(), "hi");
+  EXPECT_EQ(parser.set_cookie_count(), 1u);
+  parser.Reset(false, &keep);
+  EXPECT_EQ(parser.kept_body(), "");
+  EXPECT_EQ(parser.set_cookie_count(), 0u);
+}
+
+}  // namespace
+}  // namespace stampede::agent
