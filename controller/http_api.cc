@@ -98,7 +98,7 @@ constexpr char kUiPolicy[] =
 
 // "index.html" for /ui/ and /ui/index.html, "app.js" for /ui/app.js; "" for any other path.
 std::string UiAssetName(const std::string& path) {
-  if (path == "/ui/" || path == "/ui") return "index.html";
+  if (path == "/ui/") return "index.html";
   constexpr absl::string_view kUi = "/ui/";
   if (!absl::StartsWith(path, kUi)) return "";
   const std::string name = path.substr(kUi.size());
@@ -239,8 +239,8 @@ std::optional<HttpResponse> HttpApi::Refusal(const HttpRequest& req) const {
   if (options_.token.empty() || (req.path == "/metrics" && options_.public_metrics))
     return std::nullopt;
   // What the page needs before it has the token: its files and whether to ask for one.
-  if (ServesApi() &&
-      (req.path == "/" || req.path == "/api/v1/info" || !UiAssetName(req.path).empty()))
+  if (ServesApi() && (req.path == "/" || req.path == "/ui" || req.path == "/api/v1/info" ||
+                      !UiAssetName(req.path).empty()))
     return std::nullopt;
   const std::string& auth = req.Header("authorization");
   constexpr absl::string_view kBearer = "Bearer ";
@@ -265,7 +265,7 @@ HttpResponse HttpApi::Handle(const HttpRequest& req) {
   const bool api = ServesApi() && parts.size() >= 3 && parts[0] == "api" && parts[1] == "v1";
   const bool read_only = !options_.loadtest_api;
   if (ServesApi()) {
-    if (req.path == "/") {
+    if (req.path == "/" || req.path == "/ui") {  // the page's relative links need the slash
       if (!get) return MethodNotAllowed("GET");
       HttpResponse r = Text(302, "the web UI is at /ui/\n");
       r.headers.emplace_back("Location", "/ui/");

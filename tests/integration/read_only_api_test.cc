@@ -100,10 +100,12 @@ TEST_F(ReadOnlyApiTest, ShowsTheControllersRunsAndRefusesEveryChange) {
   EXPECT_EQ(page->status, 200);
   EXPECT_NE(page->get_header_value("Content-Security-Policy").find("default-src 'none'"),
             std::string::npos);
-  auto root = http.Get("/");
-  ASSERT_TRUE(root);
-  EXPECT_EQ(root->status, 302);
-  EXPECT_EQ(root->get_header_value("Location"), "/ui/");
+  for (const char* path : {"/", "/ui"}) {
+    auto root = http.Get(path);
+    ASSERT_TRUE(root);
+    EXPECT_EQ(root->status, 302) << path;
+    EXPECT_EQ(root->get_header_value("Location"), "/ui/") << path;
+  }
 
   // Nothing changes a test here, and the spec (its headers) is not shown.
   auto create = http.Post("/api/v1/loadtests", "{}", "application/json");
