@@ -11,7 +11,8 @@
 // when their request is received.
 // Requests rejected as unparsable (400 before routing, 431) are not counted; a well-formed request
 // with a bad endpoint argument (/delay/abc, /status/100) is counted and answered 400 keep-alive.
-// HEAD gets the headers of the GET response without the body. /stats also has "connections"
+// /flow/ is a user flow with logins, tokens and cookies (flow.h). HEAD gets the headers of the GET
+// response without the body. /stats also has "connections"
 // (accepted since the start) and "open_connections" (accepted and not closed yet, not counting the
 // one asking), which reaches 0 once every other client has gone.
 //
@@ -49,6 +50,7 @@
 #include <thread>
 
 #include "common/http_syntax.h"
+#include "tests/target/flow.h"
 
 namespace stampede::test_target {
 namespace {
@@ -58,6 +60,7 @@ constexpr uint64_t kMaxBytesBody = 64ull * 1024 * 1024;
 constexpr uint64_t kMaxChunks = 100000;
 constexpr uint64_t kMaxDelayMs = 3600 * 1000;
 constexpr size_t kMaxDistinctPaths = 10000;
+constexpr uint64_t kMaxFlowBody = 64 * 1024;
 constexpr size_t kThreadStackBytes = 512 * 1024;
 constexpr int kListenBacklog = 4096;
 
@@ -253,6 +256,11 @@ struct Request {
   bool expect_continue = false;
   bool has_transfer_encoding = false;
   uint64_t content_length = 0;
+  // What the user flow (/flow/, flow.h) reads; other endpoints ignore them.
+  std::string authorization;
+  std::string cookie;
+  std::string content_type;
+  std::string body;  // kept only for /flow/ requests, up to kMaxFlowBody
 };
 
 using stampede::common::AsciiLower;
@@ -322,6 +330,12 @@ bool ParseRequestHead(std::string_view head, Request* req) {
       req->content_length = length;
     } else if (lname == "transfer-encoding") {
       req->has_transfer_encoding = true;
+    } else if (lname == "authorization") {
+      req->authorization = std::string(value);
+    } else if (lname == "cookie") {
+      req->cookie = std::string(value);
+    } else if (lname == "content-type") {
+      req->content_type = std::string(value);
     } else if (lname == "expect") {
       req->expect_continue = AsciiLower(value) == "100-continue";
     } else if (lname == "connection") {
@@ -510,6 +524,16 @@ Next Dispatch(Connection& conn, const Request& req) {
   uint64_t a = 0;
   uint64_t b = 0;
 
+  if (test_target::FlowReply flow; HandleFlow(
+          {req.method, path, req.authorization, req.cookie, req.content_type, req.body}, &flow)) {
+    stats.CountRequest(path);
+    Reply reply;
+    reply.status = flow.status;
+    reply.content_type = flow.content_type;
+    reply.body = std::move(flow.body);
+    reply.extra_headers = std::move(flow.extra_headers);
+    return Send(conn, req, reply);
+  }
   if (path == "/stats") {
     Reply reply;
     reply.content_type = "application/json";
@@ -634,6 +658,20 @@ Next Dispatch(Connection& conn, const Request& req) {
   return SendError(conn, req, 404, false);
 }
 
+// Reads `length` body bytes into `body`, first from `buf` (which keeps any pipelined excess).
+bool ReadBody(Connection& conn, std::string& buf, uint64_t length, std::string* body) {
+  const size_t from_buf = std::min<uint64_t>(length, buf.size());
+  body->assign(buf, 0, from_buf);
+  buf.erase(0, from_buf);
+  char scratch[16 * 1024];
+  while (body->size() < length) {
+    const size_t n = conn.Read(scratch, std::min<uint64_t>(length - body->size(), sizeof scratch));
+    if (n == 0) return false;
+    body->append(scratch, n);
+  }
+  return true;
+}
+
 // Reads and discards `length` body bytes, first from `buf` (which keeps any pipelined excess).
 bool DiscardBody(Connection& conn, std::string& buf, uint64_t length) {
   size_t from_buf = std::min<uint64_t>(length, buf.size());
@@ -679,7 +717,12 @@ Next Serve(Connection& conn) {
     if (req.path == "/continue" || (req.expect_continue && req.content_length > 0)) {
       if (!conn.Write("HTTP/1.1 100 Continue\r\n\r\n")) return Next::kClose;
     }
-    if (!DiscardBody(conn, buf, req.content_length)) return Next::kClose;
+    if (req.path.compare(0, 6, "/flow/") == 0) {
+      if (req.content_length > kMaxFlowBody) return SendError(conn, req, 413, true);
+      if (!ReadBody(conn, buf, req.content_length, &req.body)) return Next::kClose;
+    } else if (!DiscardBody(conn, buf, req.content_length)) {
+      return Next::kClose;
+    }
 
     Next next = Dispatch(conn, req);
     if (next != Next::kContinue) return next;
