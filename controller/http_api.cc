@@ -183,7 +183,12 @@ void HttpApi::Stop() {
 std::vector<std::shared_ptr<Run>> HttpApi::BeginShutdown(const std::string& reason) {
   shutting_down_.store(true);
   std::vector<std::shared_ptr<Run>> active;
-  for (const std::shared_ptr<Run>& run : RunsInOrder()) {
+  std::vector<std::shared_ptr<Run>> started_here;  // not the operator's, on a read-only port
+  {
+    common::MutexLock lock(&mu_);
+    started_here = runs_;
+  }
+  for (const std::shared_ptr<Run>& run : started_here) {
     if (IsTerminal(run->phase())) continue;
     run->Abort(reason);
     active.push_back(run);
