@@ -152,6 +152,8 @@ class RunEnd {
 };
 
 std::atomic<Run*> g_run{nullptr};
+// A stop signal aborted the run: the user wants out, so there is no metrics linger after it.
+std::atomic<bool> g_interrupted{false};
 
 // A stop signal came after the run: the metrics linger ends. Never destroyed, since the signal
 // watcher thread may use it until the process is gone.
@@ -160,13 +162,14 @@ RunEnd& StopAsked() {
   return *stop;
 }
 
-// Ctrl-C and SIGTERM abort the run (it still ends in order and writes its results); after it,
-// they end the metrics linger.
+// Ctrl-C and SIGTERM abort the run (it still ends in order and writes its results, and then
+// skips the metrics linger); after it, they end the metrics linger.
 void AbortOnStopSignals(Run* run) {
   g_run.store(run);
   common::WatchStopSignals([](int sig, int count) {
     if (count > 2) _exit(kExitAborted);  // a third signal: the user really wants out
     if (Run* r = g_run.load(); r != nullptr) {
+      g_interrupted.store(true);
       r->Abort(absl::StrCat("interrupted by ", sig == SIGINT ? "SIGINT" : "SIGTERM"));
     } else {
       StopAsked().Notify();
@@ -343,7 +346,7 @@ int RunCommand(const std::vector<std::string>& args) {
                outputs->to_stdout ? stderr : stdout);
   const int code = WriteResults(*outputs, *run, snap, ExitCodeFor(snap.status));
   if (local->metrics_server != nullptr) {
-    if (options->metrics_linger > absl::ZeroDuration()) {
+    if (options->metrics_linger > absl::ZeroDuration() && !g_interrupted.load()) {
       if (!options->quiet) {
         std::fprintf(stderr, "stampede run %s: /metrics stays up for %s (Ctrl-C ends it)\n",
                      run->name().c_str(), absl::FormatDuration(options->metrics_linger).c_str());

@@ -354,5 +354,23 @@ TEST_F(RunCommandTest, InterruptAbortsAndWritesPartialResults) {
   EXPECT_GE(counted + 4, served);
 }
 
+// Ctrl-C during the run means "stop": the metrics linger, which is for the scrape after a run
+// that ended by itself, is skipped (it used to keep the process up for the whole linger).
+TEST_F(RunCommandTest, AnInterruptedRunDoesNotLingerForMetrics) {
+  TestTarget target;
+  const std::string spec = WriteSpec(
+      "ctrlc-linger", "  target: {url: \"" + target.Url("/delay/2") +
+                          "\"}\n  load: {users: 2}\n  duration: 120s\n  threadsPerAgent: 1\n");
+  auto run = StartRun({spec, "--out", dir_ + "/r.json", "--metrics-listen", "127.0.0.1:0",
+                       "--metrics-linger", "10m"});
+  WaitForProgress(*run, 2);
+  run->Signal(SIGINT);
+  auto code = run->Wait(seconds(30));
+  ASSERT_TRUE(code.has_value()) << "still lingering: " << run->Stderr();
+  EXPECT_EQ(*code, 4) << run->Stderr();
+  EXPECT_EQ(ReadJson(dir_ + "/r.json")["status"]["phase"], "Aborted");
+  EXPECT_EQ(run->Stderr().find("stays up"), std::string::npos) << run->Stderr();
+}
+
 }  // namespace
 }  // namespace stampede::testing
