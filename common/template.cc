@@ -200,18 +200,22 @@ std::string Template::Labelled() const {
   return out;
 }
 
-bool Template::Render(TemplateContext context,
-                      const std::function<absl::string_view(const TemplateHole&)>& value,
-                      std::string* out, std::string* why) const {
+namespace {
+
+// Renders `t` with the context `context_of(hole index)` for each hole; no allocation of its own.
+template <typename ContextOf>
+bool RenderParts(const Template& t, const ContextOf& context_of,
+                 const std::function<absl::string_view(const TemplateHole&)>& value,
+                 std::string* out, std::string* why) {
   const size_t before = out->size();
-  for (const Part& p : parts_) {
+  for (const Template::Part& p : t.parts()) {
     if (p.hole < 0) {
-      out->append(literals_, p.offset, p.length);
+      out->append(t.literals(), p.offset, p.length);
       continue;
     }
-    const TemplateHole& hole = holes_[p.hole];
+    const TemplateHole& hole = t.holes()[p.hole];
     const absl::string_view v = value(hole);
-    switch (context) {
+    switch (context_of(static_cast<size_t>(p.hole))) {
       case TemplateContext::kPath:
         AppendPercentEncoded(v, out);
         break;
@@ -235,6 +239,24 @@ bool Template::Render(TemplateContext context,
     }
   }
   return true;
+}
+
+}  // namespace
+
+bool Template::Render(TemplateContext context,
+                      const std::function<absl::string_view(const TemplateHole&)>& value,
+                      std::string* out, std::string* why) const {
+  return RenderParts(
+      *this, [context](size_t) { return context; }, value, out, why);
+}
+
+bool Template::Render(const std::vector<TemplateContext>& contexts,
+                      const std::function<absl::string_view(const TemplateHole&)>& value,
+                      std::string* out, std::string* why) const {
+  return RenderParts(
+      *this,
+      [&contexts](size_t i) { return i < contexts.size() ? contexts[i] : TemplateContext::kRaw; },
+      value, out, why);
 }
 
 void AppendPercentEncoded(absl::string_view value, std::string* out) {

@@ -81,6 +81,11 @@ class Template {
   bool Render(TemplateContext context,
               const std::function<absl::string_view(const TemplateHole&)>& value, std::string* out,
               std::string* why) const;
+  // The same with a context per hole (contexts[i] for holes()[i]): a JSON body has holes inside
+  // strings and holes that are whole values.
+  bool Render(const std::vector<TemplateContext>& contexts,
+              const std::function<absl::string_view(const TemplateHole&)>& value, std::string* out,
+              std::string* why) const;
 
  private:
   std::string literals_;
