@@ -8,19 +8,10 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/time.h"
+#include "common/http_syntax.h"
 
 namespace stampede::agent {
 namespace {
-
-// RFC 7230 tchar: what a cookie name may hold.
-bool IsToken(absl::string_view s) {
-  if (s.empty()) return false;
-  for (const char c : s) {
-    if (absl::ascii_isalnum(c)) continue;
-    if (absl::string_view("!#$%&'*+-.^_`|~").find(c) == absl::string_view::npos) return false;
-  }
-  return true;
-}
 
 // A cookie value: no controls, no separators that would end it in a Cookie header.
 bool IsCookieValue(absl::string_view s) {
@@ -69,7 +60,9 @@ CookieJar::Stored CookieJar::Set(absl::string_view set_cookie, absl::string_view
   if (eq == absl::string_view::npos) return Stored::kIgnored;
   const absl::string_view name = absl::StripAsciiWhitespace(pair.substr(0, eq));
   const absl::string_view value = absl::StripAsciiWhitespace(pair.substr(eq + 1));
-  if (!IsToken(name) || !IsCookieValue(value)) return Stored::kIgnored;
+  // A cookie name is a token (RFC 6265 4.1.1).
+  if (!common::IsToken(std::string_view(name.data(), name.size())) || !IsCookieValue(value))
+    return Stored::kIgnored;
 
   std::string path = DefaultCookiePath(request_path);
   bool secure = false, has_max_age = false;
