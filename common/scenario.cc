@@ -22,12 +22,13 @@ bool Reserved(const std::string& name) {
          name == "randomString" || name == "uuid" || name == "now";
 }
 
-bool IsCaptureName(const std::string& s) {
-  if (s.empty() || !(absl::ascii_isalpha(s[0]) || s[0] == '_')) return false;
-  for (const char c : s) {
-    if (!(absl::ascii_isalnum(c) || c == '_')) return false;
-  }
-  return true;
+// A map's keys in order: problems and slots come out the same whatever the map's order.
+template <typename Map>
+std::vector<std::string> SortedKeys(const Map& map) {
+  std::vector<std::string> keys;
+  for (const auto& [key, value] : map) keys.push_back(key);
+  std::sort(keys.begin(), keys.end());
+  return keys;
 }
 
 // The holes of a JSON body outside strings must be numbers: a captured text there could turn
@@ -131,10 +132,7 @@ class Compiler {
     r.think_max_ns = think_max;
     if (s.has_expect()) Expect(s.expect(), at + ".expect", &r);
     // Captures after the checks: the step's own captures are not there for its own templates.
-    std::vector<std::string> names;
-    for (const auto& [name, capture] : s.capture()) names.push_back(name);
-    std::sort(names.begin(), names.end());
-    for (const std::string& name : names)
+    for (const std::string& name : SortedKeys(s.capture()))
       Capture(name, s.capture().at(name), absl::StrCat(at, ".capture.", name), &r);
     r.name = s.name().empty() ? absl::StrCat(r.method, " ", r.path.Labelled()) : s.name();
     auto stat = std::find(out_.stat_names.begin(), out_.stat_names.end(), r.name);
@@ -213,10 +211,7 @@ class Compiler {
       Problem(at + ".path", "starts with /");
     }
     r.path = Text(q.path(), at + ".path");
-    std::vector<std::string> headers;
-    for (const auto& [name, value] : q.headers()) headers.push_back(name);
-    std::sort(headers.begin(), headers.end());
-    for (const std::string& name : headers) {
+    for (const std::string& name : SortedKeys(q.headers())) {
       const std::string where = absl::StrCat(at, ".headers.", name);
       const std::string lower = absl::AsciiStrToLower(name);
       if (!IsToken(name)) Problem(where, "not a header name");
@@ -236,10 +231,7 @@ class Compiler {
       JsonBody(q.json(), at + ".json", &r);
     } else if (!q.form().empty()) {
       r.body_kind = ScenarioRequest::Body::kForm;
-      std::vector<std::string> fields;
-      for (const auto& [name, value] : q.form()) fields.push_back(name);
-      std::sort(fields.begin(), fields.end());
-      for (const std::string& name : fields)
+      for (const std::string& name : SortedKeys(q.form()))
         r.form.emplace_back(name, Text(q.form().at(name), absl::StrCat(at, ".form.", name)));
     }
     return r;
@@ -291,10 +283,7 @@ class Compiler {
     }
     r->expect_body_contains = e.body_contains();
     if (!e.body_contains().empty()) r->keep_body = true;
-    std::vector<std::string> paths;
-    for (const auto& [path, value] : e.json()) paths.push_back(path);
-    std::sort(paths.begin(), paths.end());
-    for (const std::string& path : paths) {
+    for (const std::string& path : SortedKeys(e.json())) {
       absl::StatusOr<JsonPath> p = JsonPath::Parse(path);
       if (!p.ok()) {
         Problem(absl::StrCat(at, ".json.", path), std::string(p.status().message()));
@@ -315,7 +304,8 @@ class Compiler {
 
   void Capture(const std::string& name, const v1::Capture& c, const std::string& at,
                ScenarioRequest* r) {
-    if (!IsCaptureName(name) || Reserved(name)) {
+    // A capture is used as {{ name }}, so its name is one a template can hold.
+    if (!IsTemplateName(name) || Reserved(name)) {
       Problem(at, absl::StrCat("\"", name,
                                "\" cannot name a capture (letters, digits and _, not a builtin)"));
       return;

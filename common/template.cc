@@ -13,14 +13,6 @@ namespace {
 
 constexpr int64_t kMaxRandomString = 1024;
 
-bool IsIdentifier(absl::string_view s) {
-  if (s.empty() || !(absl::ascii_isalpha(s[0]) || s[0] == '_')) return false;
-  for (const char c : s) {
-    if (!(absl::ascii_isalnum(c) || c == '_')) return false;
-  }
-  return true;
-}
-
 // A table's field may be any CSV header made of letters, digits, '_' and '-'.
 bool IsField(absl::string_view s) {
   if (s.empty()) return false;
@@ -91,7 +83,7 @@ absl::StatusOr<TemplateHole> ParseHole(absl::string_view expr, size_t column) {
     return At(column,
               absl::StrCat("\"", expr, "\": one dot at most (table.field, vu.id, env.NAME)"));
   }
-  if (!IsIdentifier(dotted[0])) {
+  if (!IsTemplateName(dotted[0])) {
     return At(column,
               absl::StrCat("\"", expr, "\" is not a name (letters, digits and _; no operators)"));
   }
@@ -108,7 +100,7 @@ absl::StatusOr<TemplateHole> ParseHole(absl::string_view expr, size_t column) {
       return At(column, absl::StrCat("unknown \"", expr, "\" (vu.id, vu.iteration, agent.index)"));
     }
   } else if (dotted[0] == "env") {
-    if (!IsIdentifier(dotted[1])) {
+    if (!IsTemplateName(dotted[1])) {
       return At(column, absl::StrCat("\"", expr, "\": env.NAME takes a variable's name"));
     }
     hole.kind = TemplateHole::Kind::kEnv;
@@ -125,6 +117,14 @@ absl::StatusOr<TemplateHole> ParseHole(absl::string_view expr, size_t column) {
 }
 
 }  // namespace
+
+bool IsTemplateName(absl::string_view s) {
+  if (s.empty() || !(absl::ascii_isalpha(s[0]) || s[0] == '_')) return false;
+  for (const char c : s) {
+    if (!(absl::ascii_isalnum(c) || c == '_')) return false;
+  }
+  return true;
+}
 
 std::string TemplateHole::Label() const {
   switch (kind) {

@@ -93,6 +93,10 @@ class Template {
   std::vector<TemplateHole> holes_;
 };
 
+// Whether `s` can be named in a hole: a letter or '_', then letters, digits and '_' (a capture's
+// name, a table's, an env variable's).
+bool IsTemplateName(absl::string_view s);
+
 // Escapers, also for the values the engine renders itself.
 void AppendPercentEncoded(absl::string_view value, std::string* out);
 void AppendJsonEscaped(absl::string_view value, std::string* out);
