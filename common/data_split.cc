@@ -14,12 +14,13 @@ uint64_t SplitMix(uint64_t x) {
   return x ^ (x >> 31);
 }
 
-// The user an index of bind iteration (closed model) belongs to.
-uint64_t UserOf(const DataBinding& b, uint64_t x) {
-  if (b.open_model) return x;
-  if (b.bind == DataBinding::Bind::kIteration && b.max_users > 0) return x % b.max_users;
-  return x;
+// Whether indices count a user's iterations (x = user + U * j) rather than users or arrivals.
+bool PerIteration(const DataBinding& b) {
+  return !b.open_model && b.bind == DataBinding::Bind::kIteration && b.max_users > 0;
 }
+
+// The user (or arrival) an index belongs to.
+uint64_t UserOf(const DataBinding& b, uint64_t x) { return PerIteration(b) ? x % b.max_users : x; }
 
 }  // namespace
 
@@ -53,8 +54,7 @@ uint64_t Permutation::operator()(uint64_t k) const {
 }
 
 uint64_t DataIndex(const DataBinding& b, uint64_t user, uint64_t iteration) {
-  if (b.open_model || b.bind == DataBinding::Bind::kUser) return user;
-  return user + b.max_users * iteration;
+  return PerIteration(b) ? user + b.max_users * iteration : user;
 }
 
 std::optional<uint64_t> RowFor(const DataBinding& b, const Permutation& p, uint64_t index) {
@@ -80,7 +80,7 @@ bool OnStreams(const DataBinding& b, uint32_t streams, uint32_t first, uint32_t 
 uint64_t LocalPosition(const DataBinding& b, uint32_t streams, uint32_t first, uint32_t count,
                        uint64_t x) {
   const uint64_t s = std::max<uint32_t>(streams, 1);
-  if (!b.open_model && b.bind == DataBinding::Bind::kIteration && b.max_users > 0) {
+  if (PerIteration(b)) {
     // x = user + U * j: j whole blocks of U users before it, then the users below it.
     const uint64_t per_block = EvenShareOfRange(b.max_users, s, first, count);
     const uint64_t user = x % b.max_users, block = x / b.max_users;
