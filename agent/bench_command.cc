@@ -15,7 +15,9 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "common/clock.h"
+#include "common/data_table.h"
 #include "common/duration.h"
+#include "common/files.h"
 #include "common/flags.h"
 #include "common/histogram_json.h"
 #include "common/report_printer.h"
@@ -37,6 +39,7 @@ struct BenchFlagValues {
   int64_t duration_ns = 0;
   RequestSpec request;
   std::vector<std::string> headers;  // "Name: value"
+  std::string scenario_file;
 };
 
 absl::Status ParseThink(const std::string& value, EngineConfig* cfg) {
@@ -113,6 +116,10 @@ FlagSet BenchFlags(BenchOptions* o, BenchFlagValues* v) {
   flags.String("--method", "M", "HTTP method (default GET)", &v->request.method);
   flags.Strings("--header", "'K: V'", "extra request header", &v->headers);
   flags.String("--body", "S", "request body", &v->request.body);
+  flags.String("--scenario", "FILE",
+               "a LoadTest file whose spec.scenarios (and spec.data) replace the request; its "
+               "target and load are the flags'",
+               &v->scenario_file);
   flags.Custom("--expect-status", "L",
                "status codes that count as success, e.g. 200,201 (default 100-399)",
                [v](const std::string& value) {
@@ -254,6 +261,53 @@ BenchResult Measure(Engine* engine, const std::string& url, bool quiet) {
 
 }  // namespace
 
+// --scenario: the file's scenarios and data; this agent alone, so every table goes whole.
+absl::Status LoadScenarios(const BenchFlagValues& v, EngineConfig* cfg) {
+  const std::string& file = v.scenario_file;
+  if (!v.request.method.empty() && v.request.method != "GET") {
+    return FlagError("--method", "a --scenario sends its own requests");
+  }
+  if (!v.headers.empty() || !v.request.body.empty() || !v.request.expect_status.empty()) {
+    return FlagError("--header/--body/--expect-status", "a --scenario sends its own requests");
+  }
+  absl::StatusOr<std::string> text = common::ReadSmallFile(file, common::kMaxLoadTestBytes);
+  if (!text.ok()) return FlagError("--scenario", std::string(text.status().message()));
+  absl::StatusOr<v1::LoadTest> test = common::ParseLoadTest(*text);
+  if (!test.ok())
+    return FlagError("--scenario", absl::StrCat(file, ":\n", test.status().message()));
+  if (test->spec().scenarios_size() == 0)
+    return FlagError("--scenario", file + " has no spec.scenarios");
+  const std::string dir =
+      file.find('/') == std::string::npos ? "." : file.substr(0, file.rfind('/'));
+  absl::StatusOr<common::TestData> data = common::PrepareTestData(
+      test->spec(),
+      [&](const std::string& name, const v1::DataTable& t) -> absl::StatusOr<std::string> {
+        if (t.file().empty()) {
+          return absl::InvalidArgumentError(
+              absl::StrCat("spec.data.", name, ": bench reads inline rows or a file"));
+        }
+        return common::ReadSmallFile(t.file()[0] == '/' ? t.file() : dir + "/" + t.file(),
+                                     common::kMaxDataBytes);
+      },
+      [](const std::string& name) -> std::optional<std::string> {
+        const char* value = std::getenv(name.c_str());
+        if (value == nullptr) return std::nullopt;
+        return std::string(value);
+      });
+  if (!data.ok()) return FlagError("--scenario", std::string(data.status().message()));
+  for (const common::DataTable& t : data->tables) {
+    v1::AgentTable a;
+    a.set_name(t.name);
+    for (const std::string& f : t.fields) a.add_fields(f);
+    a.set_rows(t.rows());
+    for (const std::string& c : t.cells) a.add_cells(c);
+    cfg->data.push_back(std::move(a));
+  }
+  cfg->env = data->env;
+  cfg->scenarios = std::make_shared<const v1::LoadTestSpec>(test->spec());
+  return absl::OkStatus();
+}
+
 absl::StatusOr<BenchOptions> ParseBenchFlags(const std::vector<std::string>& args) {
   BenchOptions options;
   BenchFlagValues v;
@@ -271,6 +325,7 @@ absl::StatusOr<BenchOptions> ParseBenchFlags(const std::vector<std::string>& arg
   ASSIGN_OR_RETURN(options.engine.plan, MakePlan(v, options.engine));
   // Without --method, --header, --body or --expect-status this is the engine's default request.
   options.engine.requests = {v.request};
+  if (!v.scenario_file.empty()) RETURN_IF_ERROR(LoadScenarios(v, &options.engine));
   return options;
 }
 

@@ -47,10 +47,12 @@ absl::StatusOr<std::unique_ptr<Engine>> Engine::Create(EngineConfig config) {
   if (config.requests.empty()) config.requests.push_back(RequestSpec{});
   std::unique_ptr<Engine> engine(new Engine());
   WorkerShared& shared = engine->shared_;
-  ASSIGN_OR_RETURN(shared.requests, PrepareRequests(url, config.requests));
-  uint64_t total = 0;
-  for (const PreparedRequest& r : shared.requests)
-    shared.cumulative_weights.push_back(total += r.weight);
+  if (config.scenarios == nullptr) {
+    ASSIGN_OR_RETURN(shared.requests, PrepareRequests(url, config.requests));
+    uint64_t total = 0;
+    for (const PreparedRequest& r : shared.requests)
+      shared.cumulative_weights.push_back(total += r.weight);
+  }
   shared.plan = config.plan;
   if (config.timeout_ns <= 0) return absl::InvalidArgumentError("timeout: must be > 0");
   if (config.think_min_ns < 0 || config.think_max_ns < 0) {
@@ -114,6 +116,25 @@ absl::StatusOr<std::unique_ptr<Engine>> Engine::Create(EngineConfig config) {
       return absl::InvalidArgumentError("stream_offset + threads exceeds stream_count");
     }
     shared.stream_count = config.stream_count;
+  }
+  if (config.scenarios != nullptr) {
+    ScenarioProgram::Options options;
+    options.data_seed = config.data_seed;
+    options.agent_index = config.agent_index;
+    options.stream_count = shared.stream_count;
+    options.stream_first = config.stream_offset;
+    options.stream_local = threads;
+    options.env = config.env;
+    ASSIGN_OR_RETURN(shared.program, ScenarioProgram::Create(*config.scenarios, url, config.data,
+                                                             shared.plan, options));
+    // The stats are the step names; a dropped arrival counts under its scenario's first step.
+    uint64_t total = 0;
+    for (size_t i = 0; i < shared.program->stat_names().size(); ++i) {
+      PreparedRequest r;
+      r.name = shared.program->stat_names()[i];
+      shared.requests.push_back(std::move(r));
+      shared.cumulative_weights.push_back(total += shared.program->drop_weights()[i]);
+    }
   }
   if (open) {
     // Enough connections for the rate at 100 ms latency, at least 100; the rest queue (and count

@@ -9,6 +9,7 @@
 
 #include <cstdint>
 #include <deque>
+#include <map>
 #include <memory>
 #include <string>
 #include <thread>
@@ -21,6 +22,7 @@
 #include "common/load_plan.h"
 #include "common/mutex.h"
 #include "common/stats.h"
+#include "stampede/v1/agent.pb.h"
 
 namespace stampede::agent {
 
@@ -41,6 +43,14 @@ struct EngineConfig {
   // of stream_count over all agents (see LoadPlan). 0: the engine has the whole plan.
   uint32_t stream_offset = 0;
   uint32_t stream_count = 0;
+  // Scenarios instead of `requests`: the spec that holds them (null: the mix), this agent's rows
+  // of its data tables, the run's data seed, the env values its templates read, and this agent's
+  // index ({{ agent.index }}).
+  std::shared_ptr<const v1::LoadTestSpec> scenarios;
+  std::vector<v1::AgentTable> data;
+  uint64_t data_seed = 0;
+  std::map<std::string, std::string> env;
+  uint32_t agent_index = 0;
 };
 
 class Engine {

@@ -335,6 +335,7 @@ class Session {
             if (a.heartbeat_timeout_seconds() != 0)
               heartbeat_timeout_s_ = a.heartbeat_timeout_seconds();
             auto cfg = EngineConfigFromAssignment(a, threads_);
+            if (cfg.ok()) cfg->agent_index = options_.index;
             absl::StatusOr<std::unique_ptr<Engine>> created =
                 cfg.ok() ? Engine::Create(std::move(*cfg))
                          : absl::StatusOr<std::unique_ptr<Engine>>(cfg.status());

@@ -51,11 +51,15 @@ struct Worker::Connection {
   int fd = -1;
   SSL* ssl = nullptr;
   State state = State::kIdle;
-  bool active = false;   // closed model: the user is running
-  bool reused = false;   // the socket already carried a complete response
-  bool retried = false;  // the current request was already resent on a fresh connection
-  bool tracked = false;  // in the timeout list
-  uint32_t request = 0;
+  bool active = false;         // closed model: the user is running
+  bool reused = false;         // the socket already carried a complete response
+  bool retried = false;        // the current request was already resent on a fresh connection
+  bool tracked = false;        // in the timeout list
+  uint32_t request = 0;        // the stat it counts under (the mix: the request)
+  uint32_t step = 0;           // scenarios: the request step in flight
+  bool end_iteration = false;  // scenarios: its result ends the user's iteration
+  const char* wire = nullptr;  // the bytes to send
+  size_t wire_len = 0;
   size_t written = 0;
   int64_t start_ns = 0;  // closed: when the request started (connect included); open: planned
   int64_t send_ns = 0;   // when its first byte was written
@@ -65,6 +69,7 @@ struct Worker::Connection {
   Connection* prev = nullptr;
   Connection* next = nullptr;
   HttpResponseParser parser;
+  std::unique_ptr<UserState> user;  // scenarios
 };
 
 Worker::Worker(const WorkerShared& shared, uint32_t stream_index, uint32_t connections,
@@ -86,6 +91,10 @@ Worker::Worker(const WorkerShared& shared, uint32_t stream_index, uint32_t conne
   wakeups_.reserve(count + 1);
   if (open_model_) {
     for (auto it = connections_.rbegin(); it != connections_.rend(); ++it) free_.push_back(&*it);
+  }
+  if (shared_.program != nullptr) {
+    for (Connection& c : connections_) c.user = std::make_unique<UserState>();
+    finder_ = std::make_unique<common::JsonFinder>();
   }
   // Created here, before the thread starts, so Stop (from any thread) reads settled descriptors.
   epoll_fd_ = epoll_create1(EPOLL_CLOEXEC);
@@ -368,7 +377,16 @@ void Worker::DispatchArrivals(int64_t now) {
       free_.pop_back();
       if (now - next_arrival_ns_ > kLateNs) ++current_->late;
       c->start_ns = next_arrival_ns_;
-      StartRequest(*c, now);
+      if (shared_.program == nullptr) {
+        StartRequest(*c, now);
+      } else {
+        c->active = true;  // each arrival is a new virtual user running its scenario once
+        if (shared_.program->BeginUser(*c->user, next_arrival_, &rng_state_, now)) {
+          Proceed(*c, now);
+        } else {
+          EndUser(*c, now);
+        }
+      }
     }
     next_arrival_ += shared_.stream_count;
     const int64_t t = shared_.plan.PlannedTime(next_arrival_);
@@ -378,11 +396,118 @@ void Worker::DispatchArrivals(int64_t now) {
 }
 
 void Worker::StartRequest(Connection& c, int64_t now) {
+  if (shared_.program != nullptr) {
+    Proceed(c, now);
+    return;
+  }
   c.request = PickRequest();
+  const PreparedRequest& r = shared_.requests[c.request];
+  c.wire = r.wire.data();
+  c.wire_len = r.wire.size();
   if (!open_model_) c.start_ns = now;
   c.retried = false;
   c.written = 0;
-  c.parser.Reset(shared_.requests[c.request].head);
+  ResetParser(c);
+  Launch(c, now);
+}
+
+void Worker::ResetParser(Connection& c) {
+  if (shared_.program != nullptr) {
+    const ScenarioProgram::Step& step = shared_.program->step(c.step);
+    c.parser.Reset(step.head, &step.keep);
+  } else {
+    c.parser.Reset(shared_.requests[c.request].head);
+  }
+}
+
+void Worker::Proceed(Connection& c, int64_t now) {
+  const ScenarioProgram& program = *shared_.program;
+  UserState& u = *c.user;
+  if (!u.started) {
+    // Closed model: slot k of this stream is user stream + k * streams of the whole test.
+    const uint64_t vu =
+        stream_index_ + static_cast<uint64_t>(&c - connections_.data()) * shared_.stream_count;
+    if (!program.BeginUser(u, vu, &rng_state_, now)) {
+      EndUser(c, now);
+      return;
+    }
+  }
+  if (u.exhausted) {
+    EndUser(c, now);
+    return;
+  }
+  while (true) {
+    const ScenarioProgram::Action a = program.Next(u, &rng_state_, now);
+    switch (a.kind) {
+      case ScenarioProgram::Action::Kind::kRequest:
+        StartStep(c, a.step, now);
+        return;
+      case ScenarioProgram::Action::Kind::kPause:
+        Pause(c, now + a.pause_ns);
+        return;
+      case ScenarioProgram::Action::Kind::kIterationEnd: {
+        if (open_model_) {  // an arrival runs its scenario once
+          EndUser(c, now);
+          return;
+        }
+        int64_t wait = 0;
+        if (!program.NextIteration(u, now, &rng_state_, &wait)) {
+          EndUser(c, now);
+          return;
+        }
+        // An iteration that sent nothing waits (NextIteration), so this cannot spin.
+        if (wait > 0) {
+          Pause(c, now + wait);
+          return;
+        }
+        continue;
+      }
+    }
+  }
+}
+
+void Worker::StartStep(Connection& c, uint32_t step, int64_t now) {
+  const ScenarioProgram& program = *shared_.program;
+  UserState& u = *c.user;
+  c.step = step;
+  c.request = program.step(step).stat;
+  c.end_iteration = false;
+  std::string why;
+  if (!program.Render(u, step, &rng_state_, &c.wire, &c.wire_len, &why)) {
+    // A value a header cannot hold (CR/LF from a capture): not sent, counted, iteration over.
+    ++current_->requests[c.request].outcomes[static_cast<size_t>(Outcome::kCapture)];
+    Pause(c, now + std::max<int64_t>(program.AbortIteration(u), kRampCheckNs));
+    return;
+  }
+  if (!open_model_ || !u.first_request) c.start_ns = now;  // an arrival's first: its plan
+  u.first_request = false;
+  c.retried = false;
+  c.written = 0;
+  ResetParser(c);
+  Launch(c, now);
+}
+
+void Worker::Pause(Connection& c, int64_t until) {
+  c.state = State::kThinking;
+  c.wake_ns = until;
+  wakeups_.emplace_back(c.wake_ns, &c);
+  std::push_heap(wakeups_.begin(), wakeups_.end(),
+                 [](const auto& a, const auto& b) { return a.first > b.first; });
+}
+
+void Worker::EndUser(Connection& c, int64_t now) {
+  c.state = State::kIdle;
+  if (open_model_) {
+    c.active = false;
+    c.user->started = false;
+    free_.push_back(&c);
+    if (!stopping_) DispatchArrivals(now);
+    return;
+  }
+  CloseSocket(c);  // a closed-model user whose data ran out stays idle
+}
+
+void Worker::Launch(Connection& c, int64_t now) {
   ++in_flight_;
   Track(c, now + shared_.timeout_ns);
   if (c.fd < 0) {
@@ -498,7 +623,7 @@ void Worker::Handshake(Connection& c) {
 }
 
 void Worker::Send(Connection& c) {
-  const std::string& wire = shared_.requests[c.request].wire;
+  const absl::string_view wire(c.wire, c.wire_len);
   while (c.written < wire.size()) {
     ssize_t n;
     if (c.ssl != nullptr) {
@@ -585,7 +710,7 @@ bool Worker::RetryOnFreshConnection(Connection& c) {
   CloseSocket(c);
   c.retried = true;
   c.written = 0;
-  c.parser.Reset(shared_.requests[c.request].head);
+  ResetParser(c);
   OpenSocket(c, Now());
   return true;
 }
@@ -597,8 +722,16 @@ void Worker::Complete(Connection& c, int64_t now, bool close_after) {
   const int status = c.parser.status();
   const int status_class = status / 100;
   ++stats.status_classes[status_class >= 1 && status_class <= 5 ? status_class : 0];
-  const Outcome outcome =
-      shared_.requests[c.request].Expected(status) ? Outcome::kOk : Outcome::kUnexpectedStatus;
+  Outcome outcome;
+  if (shared_.program == nullptr) {
+    outcome =
+        shared_.requests[c.request].Expected(status) ? Outcome::kOk : Outcome::kUnexpectedStatus;
+  } else {
+    const ScenarioProgram::Step& step = shared_.program->step(c.step);
+    outcome = shared_.program->Check(*c.user, c.step, c.parser, step.Expected(status), *finder_,
+                                     &rng_state_);
+    c.end_iteration = outcome != Outcome::kOk && step.ends_on_fail;
+  }
   ++stats.outcomes[static_cast<size_t>(outcome)];
   stats.latency.Record(static_cast<uint64_t>(std::max<int64_t>(now - c.start_ns, 0)));
   if (open_model_)
@@ -606,7 +739,7 @@ void Worker::Complete(Connection& c, int64_t now, bool close_after) {
   c.reused = true;
   c.backoff_ns = 0;
   // A response that came before the whole request was written leaves the stream out of step.
-  if (c.written < shared_.requests[c.request].wire.size()) close_after = true;
+  if (c.written < c.wire_len) close_after = true;
   if (close_after || !c.parser.keep_alive()) CloseSocket(c);
   AfterRequest(c, now, 0);
 }
@@ -615,6 +748,7 @@ void Worker::Fail(Connection& c, Outcome outcome) {
   Untrack(c);
   --in_flight_;
   ++current_->requests[c.request].outcomes[static_cast<size_t>(outcome)];
+  if (shared_.program != nullptr) c.end_iteration = shared_.program->step(c.step).ends_on_fail;
   CloseSocket(c);
   int64_t backoff = 0;
   if (outcome == Outcome::kConnect || outcome == Outcome::kDns || outcome == Outcome::kTls) {
@@ -627,6 +761,25 @@ void Worker::Fail(Connection& c, Outcome outcome) {
 
 void Worker::AfterRequest(Connection& c, int64_t now, int64_t backoff_ns) {
   c.state = State::kIdle;
+  if (shared_.program != nullptr) {
+    if (stopping_ || (!open_model_ && !c.active)) {
+      if (open_model_) {
+        EndUser(c, now);
+      } else {
+        CloseSocket(c);
+      }
+      return;
+    }
+    int64_t wait = shared_.program->ThinkAfter(c.step, &rng_state_);
+    if (c.end_iteration) wait = std::max(wait, shared_.program->AbortIteration(*c.user));
+    wait = std::max(wait, backoff_ns);
+    if (wait > 0) {
+      Pause(c, now + wait);
+    } else {
+      Proceed(c, now);
+    }
+    return;
+  }
   if (open_model_) {
     free_.push_back(&c);
     if (!stopping_) DispatchArrivals(now);
@@ -646,11 +799,7 @@ void Worker::AfterRequest(Connection& c, int64_t now, int64_t backoff_ns) {
     StartRequest(c, now);
     return;
   }
-  c.state = State::kThinking;
-  c.wake_ns = now + wait;
-  wakeups_.emplace_back(c.wake_ns, &c);
-  std::push_heap(wakeups_.begin(), wakeups_.end(),
-                 [](const auto& a, const auto& b) { return a.first > b.first; });
+  Pause(c, now + wait);
 }
 
 void Worker::CloseSocket(Connection& c) {

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "agent/http_response_parser.h"
+#include "agent/scenario_program.h"
 #include "agent/target.h"
 #include "common/load_plan.h"
 #include "common/stats.h"
@@ -35,7 +36,10 @@ using common::Stage;
 
 // What all workers of a run share; constant while they run.
 struct WorkerShared {
+  // The request mix; with scenarios, one entry per stat name (name only: the program sends).
   std::vector<PreparedRequest> requests;
+  // Scenarios instead of the mix: what each virtual user runs (null for the mix).
+  std::shared_ptr<const ScenarioProgram> program;
   std::vector<uint64_t> cumulative_weights;  // for the weighted pick
   LoadPlan plan;
   sockaddr_storage address{};
@@ -93,6 +97,15 @@ class Worker {
   uint64_t Random();
 
   void StartRequest(Connection& c, int64_t now);
+  // Scenarios: runs the user's program on until it sends a request, pauses or is done.
+  void Proceed(Connection& c, int64_t now);
+  void StartStep(Connection& c, uint32_t step, int64_t now);
+  void Pause(Connection& c, int64_t until);
+  // Scenarios: the user or arrival is done (open model: its connection is free again).
+  void EndUser(Connection& c, int64_t now);
+  void ResetParser(Connection& c);
+  // Tracks the request's timeout and sends it, on a new connection if needed.
+  void Launch(Connection& c, int64_t now);
   void OpenSocket(Connection& c, int64_t now);
   void OnEvent(Connection& c, uint32_t events);
   void OnConnected(Connection& c);
@@ -148,6 +161,7 @@ class Worker {
   int64_t thread_cpu_ns_ = 0;
   std::unique_ptr<IntervalStats> current_;
   std::unique_ptr<char[]> read_buffer_;
+  std::unique_ptr<common::JsonFinder> finder_;  // scenarios that check or capture JSON
 };
 
 }  // namespace stampede::agent

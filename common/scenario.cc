@@ -185,6 +185,7 @@ class Compiler {
       return Template();
     }
     for (const TemplateHole& h : t->holes()) {
+      if (h.kind == TemplateHole::Kind::kEnv) out_.env_names.insert(h.name);
       if (h.kind == TemplateHole::Kind::kCapture && defined_.count(h.name) == 0) {
         Problem(at, absl::StrCat("{{ ", h.name, " }} is not captured by an earlier step"));
       } else if (h.kind == TemplateHole::Kind::kData) {
@@ -193,7 +194,7 @@ class Compiler {
         auto it = tables_.find(table);
         if (it == tables_.end()) {
           Problem(at, absl::StrCat("{{ ", h.name, " }}: no data table \"", table, "\""));
-        } else if (it->second.count(field) == 0) {
+        } else if (it->second.count(field) == 0 && it->second.count("*") == 0) {
           Problem(at, absl::StrCat("{{ ", h.name, " }}: table \"", table, "\" has no field \"",
                                    field, "\""));
         }
@@ -220,21 +221,76 @@ class Compiler {
       r.headers.emplace_back(name, Text(q.headers().at(name), where));
     }
     const int bodies =
-        (q.body().empty() ? 0 : 1) + (q.json().empty() ? 0 : 1) + (q.form().empty() ? 0 : 1);
+        (q.body().empty() ? 0 : 1) + (q.has_json() ? 1 : 0) + (q.form().empty() ? 0 : 1);
     if (bodies > 1) Problem(at, "one of body, json and form");
     if (!q.body().empty()) {
       r.body_kind = ScenarioRequest::Body::kRaw;
       r.body = Text(q.body(), at + ".body");
       r.body_contexts.assign(r.body.holes().size(), TemplateContext::kRaw);
-    } else if (!q.json().empty()) {
+    } else if (q.has_json()) {
       r.body_kind = ScenarioRequest::Body::kJson;
-      JsonBody(q.json(), at + ".json", &r);
+      std::string text;
+      if (q.json().has_string_value()) {
+        text = q.json().string_value();
+      } else {
+        JsonText(q.json(), &text);
+      }
+      JsonBody(text, at + ".json", &r);
     } else if (!q.form().empty()) {
       r.body_kind = ScenarioRequest::Body::kForm;
       for (const std::string& name : SortedKeys(q.form()))
         r.form.emplace_back(name, Text(q.form().at(name), absl::StrCat(at, ".form.", name)));
     }
     return r;
+  }
+
+  // A YAML-native JSON body as JSON text for JsonBody: strings quoted and escaped, their
+  // templates left as they are, except that a string which is one numeric hole stands alone.
+  static void JsonText(const google::protobuf::Value& v, std::string* out) {
+    switch (v.kind_case()) {
+      case google::protobuf::Value::kStructValue: {
+        out->push_back('{');
+        bool first = true;
+        for (const std::string& key : SortedKeys(v.struct_value().fields())) {
+          if (!first) out->push_back(',');
+          first = false;
+          out->append(nlohmann::json(key).dump());
+          out->push_back(':');
+          JsonText(v.struct_value().fields().at(key), out);
+        }
+        out->push_back('}');
+        return;
+      }
+      case google::protobuf::Value::kListValue: {
+        out->push_back('[');
+        for (int i = 0; i < v.list_value().values_size(); ++i) {
+          if (i > 0) out->push_back(',');
+          JsonText(v.list_value().values(i), out);
+        }
+        out->push_back(']');
+        return;
+      }
+      case google::protobuf::Value::kStringValue: {
+        const std::string& s = v.string_value();
+        absl::StatusOr<Template> t = Template::Compile(s);
+        if (t.ok() && t->parts().size() == 1 && t->parts()[0].hole >= 0 &&
+            NumericHole(t->holes()[0])) {
+          out->append(s);
+        } else {
+          out->append(nlohmann::json(s).dump());
+        }
+        return;
+      }
+      case google::protobuf::Value::kNumberValue:
+        out->append(nlohmann::json(v.number_value()).dump());
+        return;
+      case google::protobuf::Value::kBoolValue:
+        out->append(v.bool_value() ? "true" : "false");
+        return;
+      default:
+        out->append("null");
+        return;
+    }
   }
 
   // A JSON body: holes inside strings are JSON-escaped, holes outside are numbers; the text with
@@ -398,6 +454,20 @@ absl::StatusOr<CompiledScenarios> CompileScenarios(
   for (size_t i = 0; i < scenarios.size(); ++i)
     compiler.Scenario(scenarios[i], absl::StrCat(path, "[", i, "]"));
   return compiler.Result();
+}
+
+std::vector<std::string> StatNames(const v1::LoadTestSpec& spec) {
+  std::vector<std::string> names;
+  if (spec.scenarios_size() == 0) {
+    for (const v1::Request& r : spec.requests()) names.push_back(r.name());
+    return names;
+  }
+  std::map<std::string, std::set<std::string>> any;
+  for (const auto& [name, t] : spec.data()) any[name] = {"*"};
+  absl::StatusOr<CompiledScenarios> c = CompileScenarios(
+      std::vector<v1::Scenario>(spec.scenarios().begin(), spec.scenarios().end()), any);
+  if (c.ok()) names = c->stat_names;
+  return names;
 }
 
 }  // namespace stampede::common

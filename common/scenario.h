@@ -1,4 +1,4 @@
-// Scenarios compiled for the engine (issue 13; not run yet): each scenario's steps become a flat
+// Scenarios compiled for the engine: each scenario's steps become a flat
 // program of ops with jump offsets, each request step a ScenarioRequest whose texts are compiled
 // templates, and every name a template uses is checked against the data tables and the captures
 // of earlier steps. Every problem is reported with its field path, all of them at once.
@@ -16,6 +16,7 @@
 #include "absl/status/statusor.h"
 #include "common/capture.h"
 #include "common/template.h"
+#include "stampede/v1/loadtest.pb.h"
 #include "stampede/v1/scenario.pb.h"
 
 namespace stampede::common {
@@ -79,15 +80,22 @@ struct CompiledScenarios {
   std::vector<ScenarioRequest> requests;
   std::vector<std::string> captures;    // capture slots, by name
   std::vector<std::string> stat_names;  // one per distinct step name: the stats' request list
+  std::set<std::string> env_names;      // the variables {{ env.NAME }} reads
 };
 
-// `tables`: each data table's name and fields. `path` prefixes the field paths of problems.
-// InvalidArgument with one problem per line ("spec.scenarios[0].flow[1].request.path: column 15:
-// unknown function ...") when anything is wrong.
+// `tables`: each data table's name and fields ({"*"}: any field, for a table not read yet). `path`
+// prefixes the field paths of problems. InvalidArgument with one problem per line
+// ("spec.scenarios[0].flow[1].request.path: column 15: unknown function ...") when anything is
+// wrong.
 absl::StatusOr<CompiledScenarios> CompileScenarios(
     const std::vector<v1::Scenario>& scenarios,
     const std::map<std::string, std::set<std::string>>& tables,
     const std::string& path = "spec.scenarios");
+
+// The names results and metrics use for a spec's requests, in the order of the stats the engine
+// reports: spec.requests' names, or each distinct step name of spec.scenarios in the order the
+// steps first use it. Empty for scenarios that do not compile (validation says why).
+std::vector<std::string> StatNames(const v1::LoadTestSpec& spec);
 
 // A pause "500ms" or a uniform range "1s..3s", in ns.
 absl::Status ParseThink(const std::string& text, int64_t* min_ns, int64_t* max_ns);

@@ -16,11 +16,15 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
 #include "absl/strings/string_view.h"
 #include "absl/strings/strip.h"
 #include "absl/time/time.h"
+#include "common/data_table.h"
 #include "common/duration.h"
 #include "common/http_syntax.h"
+#include "common/load_plan.h"
+#include "common/scenario.h"
 #include "common/spec.h"
 #include "common/spec_internal.h"
 #include "common/threshold.h"
@@ -223,6 +227,13 @@ class Validator {
   // Returns the request names (defaulted where empty).
   std::vector<std::string> Requests(const v1::LoadTestSpec& spec) {
     std::vector<std::string> names;
+    if (spec.scenarios_size() > 0) {
+      if (spec.requests_size() > 0)
+        Add("spec.requests",
+            "set requests or scenarios, not both (a request is a one-step scenario)");
+      return Scenarios(spec);
+    }
+    if (spec.data_size() > 0) Add("spec.data", "data tables are read by spec.scenarios");
     if (spec.requests_size() == 0) Add("spec.requests", "at least one request is needed");
     for (int i = 0; i < spec.requests_size(); ++i) {
       const v1::Request& r = spec.requests(i);
@@ -280,6 +291,103 @@ class Validator {
       names.push_back(name);
     }
     return names;
+  }
+
+  // Compiles the scenarios against the tables' declared fields; returns their step names.
+  std::vector<std::string> Scenarios(const v1::LoadTestSpec& spec) {
+    DataTables(spec);
+    std::vector<v1::Scenario> scenarios(spec.scenarios().begin(), spec.scenarios().end());
+    absl::StatusOr<CompiledScenarios> c = CompileScenarios(scenarios, DeclaredDataFields(spec));
+    if (!c.ok()) {
+      for (absl::string_view line : absl::StrSplit(c.status().message(), '\n')) {
+        const size_t colon = line.find(": ");
+        Add(std::string(line.substr(0, colon)),
+            colon == absl::string_view::npos ? "" : std::string(line.substr(colon + 2)));
+      }
+      return {};
+    }
+    for (size_t i = 0; i < c->requests.size(); ++i) {
+      const std::string& name = c->requests[i].name;
+      if (HasControl(name) || absl::StrContains(name, '{') || absl::StrContains(name, '}') ||
+          name == "*" || absl::EqualsIgnoreCase(name, "total")) {
+        Add("spec.scenarios", absl::StrCat("the step name ", Quote(name),
+                                           " must not contain braces or control characters, or "
+                                           "be * or total; name the step"));
+      }
+    }
+    return c->stat_names;
+  }
+
+  void DataTables(const v1::LoadTestSpec& spec) {
+    std::map<std::string, const v1::DataTable*> sorted;
+    for (const auto& [name, t] : spec.data()) sorted[name] = &t;
+    for (const auto& [name, t] : sorted) {
+      const std::string at = Child("spec.data", name);
+      if (!IsTemplateName(name)) {
+        Add(at, "a table's name is letters, digits and _ (templates read {{ name.field }})");
+      }
+      const int sources = (t->inline__size() > 0 ? 1 : 0) + (t->file().empty() ? 0 : 1) +
+                          (t->has_config_map() ? 1 : 0) + (t->has_secret() ? 1 : 0);
+      if (sources != 1) Add(at, "exactly one of inline, file, configMap and secret");
+      for (const auto* ref : {t->has_config_map() ? &t->config_map() : nullptr,
+                              t->has_secret() ? &t->secret() : nullptr}) {
+        if (ref == nullptr) continue;
+        const std::string where = at + (ref == &t->secret() ? ".secret" : ".configMap");
+        if (ref->name().empty()) Add(where + ".name", "required");
+        if (ref->key().empty()) Add(where + ".key", "required");
+      }
+      if (t->inline__size() > 0) {
+        absl::StatusOr<std::vector<common::DataTable>> loaded =
+            LoadDataTables(InlineOnly(spec, name), [](const std::string&, const v1::DataTable&) {
+              return absl::StatusOr<std::string>(absl::InternalError("not inline"));
+            });
+        if (!loaded.ok()) {
+          const std::string message(loaded.status().message());
+          const size_t colon = message.find(": ");
+          Add(message.substr(0, colon), message.substr(colon + 2));
+        } else if (absl::Status rows = CheckRows(spec, loaded->front()); !rows.ok()) {
+          Add(at, std::string(rows.message()));
+        }
+      }
+      Enum(t->bind(), at + ".bind", {"user", "iteration"});
+      Enum(t->order(), at + ".order", {"sequence", "shuffle", "random"});
+      Enum(t->split(), at + ".split", {"exact", "shared"});
+      Enum(t->on_exhausted(), at + ".onExhausted", {"fail", "wrap"});
+      if (t->order() == "random" && t->split() != "shared") {
+        Add(at + ".order", "random draws any row at any time: it needs split: shared");
+      }
+    }
+  }
+
+  // A spec with only table `name` (for reading it alone).
+  static v1::LoadTestSpec InlineOnly(const v1::LoadTestSpec& spec, const std::string& name) {
+    v1::LoadTestSpec one;
+    (*one.mutable_data())[name] = spec.data().at(name);
+    return one;
+  }
+
+  // Whether an inline table has the rows the plan needs.
+  static absl::Status CheckRows(const v1::LoadTestSpec& spec, const common::DataTable& table) {
+    absl::StatusOr<LoadPlan> plan = LoadPlanFromSpec(spec);
+    if (!plan.ok()) return absl::OkStatus();  // the load's own problems are reported
+    const v1::DataTable& def = spec.data().at(table.name);
+    const DataBinding b = BindingOf(def, table.rows(), *plan, 0);
+    const std::optional<uint64_t> needed = RowsNeeded(b, *plan);
+    if (b.wrap || def.order() == "random" || !needed.has_value() || *needed <= table.rows())
+      return absl::OkStatus();
+    return absl::InvalidArgumentError(absl::StrCat(
+        table.rows(), " rows for ", *needed,
+        plan->model() == LoadPlan::Model::kOpen ? " planned arrivals" : " virtual users",
+        " (each row goes to one; add rows, or set onExhausted: wrap)"));
+  }
+
+  void Enum(const std::string& value, const std::string& at,
+            std::initializer_list<const char*> allowed) {
+    if (value.empty()) return;
+    for (const char* a : allowed) {
+      if (value == a) return;
+    }
+    Add(at, absl::StrCat("must be one of ", absl::StrJoin(allowed, ", "), ", got ", Quote(value)));
   }
 
   void Load(const v1::LoadTestSpec& spec) {
@@ -378,7 +486,8 @@ void ApplyDefaults(v1::LoadTest* test) {
   if (!spec->has_agents()) spec->set_agents(1);
   if (spec->target().timeout().empty()) spec->mutable_target()->set_timeout("10s");
   if (spec->on_agent_loss().empty()) spec->set_on_agent_loss("fail");
-  if (spec->requests_size() == 0) spec->add_requests();  // path "": the target URL itself
+  // No requests and no scenarios: one GET of the target URL itself (path "").
+  if (spec->requests_size() == 0 && spec->scenarios_size() == 0) spec->add_requests();
   for (v1::Request& r : *spec->mutable_requests()) {
     if (r.method().empty()) r.set_method("GET");
     if (!r.has_weight()) r.set_weight(1);

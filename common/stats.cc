@@ -28,6 +28,10 @@ const char* OutcomeName(Outcome outcome) {
       return "dropped";
     case Outcome::kCancelled:
       return "cancelled";
+    case Outcome::kExpectation:
+      return "expect";
+    case Outcome::kCapture:
+      return "capture";
     case Outcome::kCount:
       break;
   }

@@ -24,6 +24,8 @@ enum class Outcome : uint8_t {
   kMalformed,         // the response was not valid HTTP/1.x
   kDropped,           // open model: could not be sent within the timeout of its planned time
   kCancelled,         // still in flight when the run ended and its grace period ran out
+  kExpectation,       // scenarios: the response failed the step's expect (body, JSON path)
+  kCapture,           // scenarios: a value the step captures was not in the response
   kCount,
 };
 

@@ -69,14 +69,17 @@ Controller::~Controller() {
 }
 
 std::shared_ptr<Run> Controller::StartRun(v1::LoadTest test,
-                                          std::unique_ptr<AgentLauncher> launcher) {
+                                          std::unique_ptr<AgentLauncher> launcher,
+                                          std::shared_ptr<const common::TestData> data) {
   std::string id;
   {
     common::MutexLock lock(&mu_);
     id = absl::StrCat(test.metadata().namespace_(), "-", test.metadata().name(), "-", ++next_run_,
                       "-", RandomToken(6));
   }
-  return StartRun(std::move(test), std::move(launcher), id, RandomToken(), run_defaults_);
+  RunOptions options = run_defaults_;
+  options.data = std::move(data);
+  return StartRun(std::move(test), std::move(launcher), id, RandomToken(), options);
 }
 
 std::shared_ptr<Run> Controller::StartRun(v1::LoadTest test,

@@ -43,8 +43,10 @@ class Controller final : public RunRegistry {
   static absl::StatusOr<std::unique_ptr<Controller>> Create(ControllerOptions options);
   ~Controller() override;  // stops the ticker, then the listener
 
-  // Registers and starts a run. `test` must be valid with defaults applied.
-  std::shared_ptr<Run> StartRun(v1::LoadTest test, std::unique_ptr<AgentLauncher> launcher);
+  // Registers and starts a run. `test` must be valid with defaults applied; `data` its
+  // scenarios' data (common::PrepareTestData), null for none.
+  std::shared_ptr<Run> StartRun(v1::LoadTest test, std::unique_ptr<AgentLauncher> launcher,
+                                std::shared_ptr<const common::TestData> data = nullptr);
   // RunRegistry. The agents of the run dial this controller's address.
   std::shared_ptr<Run> StartRun(v1::LoadTest test, std::unique_ptr<AgentLauncher> launcher,
                                 const std::string& id, const std::string& token,

@@ -9,6 +9,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "common/data_table.h"
 #include "common/host_port.h"
 #include "common/http_syntax.h"
 #include "common/logging.h"
@@ -346,6 +347,25 @@ HttpResponse HttpApi::Create(const HttpRequest& req) {
   }
   v1::LoadTest test = std::move(*parsed);
   test.clear_status();  // Stampede writes the status
+  // The server reads no file and no Kubernetes object for a client: inline rows only. Of its
+  // environment, templates see only LOADTEST_* variables (common::ServerEnv).
+  absl::StatusOr<common::TestData> data = common::PrepareTestData(
+      test.spec(),
+      [](const std::string& name, const v1::DataTable&) -> absl::StatusOr<std::string> {
+        return absl::InvalidArgumentError(
+            absl::StrCat("spec.data.", name,
+                         ": the REST API takes inline rows only (a server reads no file, "
+                         "ConfigMap or Secret for its clients)"));
+      },
+      common::ServerEnv);
+  if (!data.ok()) {
+    json problems = json::array();
+    for (absl::string_view line :
+         absl::StrSplit(data.status().message(), '\n', absl::SkipWhitespace())) {
+      problems.push_back(std::string(line));
+    }
+    return JsonResponse(400, {{"error", "invalid LoadTest"}, {"problems", problems}});
+  }
   std::shared_ptr<Run> run;
   {
     common::MutexLock lock(&mu_);
@@ -366,7 +386,8 @@ HttpResponse HttpApi::Create(const HttpRequest& req) {
       busy.headers.emplace_back("Retry-After", "10");
       return busy;
     }
-    run = controller_->StartRun(std::move(test), options_.make_launcher());
+    run = controller_->StartRun(std::move(test), options_.make_launcher(),
+                                std::make_shared<const common::TestData>(*std::move(data)));
     runs_.push_back(run);
     ForgetOldFinishedLocked();
   }

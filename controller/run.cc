@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/duration.h"
 #include "common/logging.h"
+#include "common/scenario.h"
 #include "common/spec.h"
 #include "stampede/v1/agent.pb.h"
 
@@ -23,12 +24,6 @@ bool ConstantTimeEquals(const std::string& a, const std::string& b) {
   unsigned char diff = 0;
   for (size_t i = 0; i < a.size(); ++i) diff |= static_cast<unsigned char>(a[i] ^ b[i]);
   return diff == 0;
-}
-
-std::vector<std::string> RequestNames(const v1::LoadTest& test) {
-  std::vector<std::string> names;
-  for (const v1::Request& r : test.spec().requests()) names.push_back(r.name());
-  return names;
 }
 
 int64_t TimeoutNs(const v1::LoadTestSpec& spec) {
@@ -75,7 +70,7 @@ Run::Run(std::string id, v1::LoadTest test, std::string token,
       clock_(options_.clock != nullptr ? options_.clock : &common::SystemClock()),
       duration_ns_(common::RunDurationNs(test_.spec())),
       timeout_ns_(TimeoutNs(test_.spec())),
-      request_names_(RequestNames(test_)),
+      request_names_(common::StatNames(test_.spec())),
       launcher_(std::move(launcher)),
       agents_(test_.spec().agents()),
       aggregator_(request_names_, test_.spec().agents()) {
@@ -324,6 +319,15 @@ void Run::SendAssignments() {
           common::EvenShareOfRange(load.users(), streams, offset, slot.threads)));
     }
     a->set_heartbeat_timeout_seconds(options_.heartbeat_timeout_s);
+    if (options_.data != nullptr && plan_.has_value()) {
+      // One seed for every agent: a shuffled table is the same permutation everywhere.
+      a->set_data_seed(seed);
+      for (v1::AgentTable& t : common::AgentTables(test_.spec(), options_.data->tables, *plan_,
+                                                   seed, streams, offset, slot.threads)) {
+        *a->add_data() = std::move(t);
+      }
+      a->mutable_env()->insert(options_.data->env.begin(), options_.data->env.end());
+    }
     offset += slot.threads;
     slot.assignment = std::make_unique<v1::ControllerMessage>(msg);
     if (slot.connection != nullptr) slot.connection->Send(msg);

@@ -22,6 +22,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "common/clock.h"
+#include "common/data_table.h"
 #include "common/load_plan.h"
 #include "common/mutex.h"
 #include "common/threshold.h"
@@ -56,7 +57,10 @@ struct RunOptions {
   // long a restarted controller waits for a running test's agents. 0: lost at once. Agents must be
   // started with at least this reconnect window (operator mode).
   int agent_reconnect_s = 0;
-  std::string controller_address;                       // what the agents dial
+  std::string controller_address;  // what the agents dial
+  // A test with scenarios: its data rows and env values (common::PrepareTestData); each agent
+  // receives its share in its assignment. Null: none.
+  std::shared_ptr<const common::TestData> data;
   const common::Clock* clock = &common::SystemClock();  // must outlive the run
 };
 

@@ -12,6 +12,7 @@
 #include <tuple>
 
 #include "absl/strings/str_cat.h"
+#include "common/data_table.h"
 #include "common/duration.h"
 #include "common/files.h"
 #include "common/flags.h"
@@ -316,6 +317,35 @@ int RunCommand(const std::vector<std::string>& args) {
   if (std::getenv("STAMPEDE_LOG_LEVEL") == nullptr) common::SetLogLevel(common::LogLevel::kWarning);
   absl::StatusOr<v1::LoadTest> test = ReadTest(*options);
   if (!test.ok()) return Fail(kExitInvalid, std::string(test.status().message()));
+  // Its data tables, CSV files relative to the test file's folder.
+  absl::StatusOr<common::TestData> data = common::PrepareTestData(
+      test->spec(),
+      [&](const std::string& name, const v1::DataTable& t) -> absl::StatusOr<std::string> {
+        if (t.file().empty()) {
+          return absl::InvalidArgumentError(
+              absl::StrCat("spec.data.", name,
+                           ": stampede run reads inline rows or a file; a ConfigMap or Secret is "
+                           "for the operator"));
+        }
+        const std::string dir = options->file.find('/') == std::string::npos
+                                    ? "."
+                                    : options->file.substr(0, options->file.rfind('/'));
+        const std::string path = t.file()[0] == '/' ? t.file() : dir + "/" + t.file();
+        absl::StatusOr<std::string> text = common::ReadSmallFile(path, common::kMaxDataBytes);
+        if (!text.ok()) {
+          return absl::InvalidArgumentError(
+              absl::StrCat("spec.data.", name, ".file: ", text.status().message()));
+        }
+        return text;
+      },
+      [](const std::string& name) -> std::optional<std::string> {
+        const char* v = std::getenv(name.c_str());
+        if (v == nullptr) return std::nullopt;
+        return std::string(v);
+      });
+  if (!data.ok()) {
+    return Fail(kExitInvalid, absl::StrCat(options->file, ": ", data.status().message()));
+  }
   // Before the test, not after it: an output that cannot be written is known at once.
   absl::StatusOr<Outputs> outputs = PrepareOutputs(*options);
   if (!outputs.ok()) return Fail(kExitInvalid, std::string(outputs.status().message()));
@@ -336,7 +366,8 @@ int RunCommand(const std::vector<std::string>& args) {
   }
 
   std::shared_ptr<Run> run = local->controller->StartRun(
-      std::move(*test), std::make_unique<LocalLauncher>(local->agent_binary, local->logs));
+      std::move(*test), std::make_unique<LocalLauncher>(local->agent_binary, local->logs),
+      std::make_shared<const common::TestData>(*std::move(data)));
   AbortOnStopSignals(run.get());
   FollowRun(run.get(), options->quiet);
   const Run::Snapshot snap = run->TakeSnapshot(true);

@@ -6,6 +6,7 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "common/data_table.h"
 #include "common/logging.h"
 #include "common/spec.h"
 #include "common/status_macros.h"
@@ -247,6 +248,58 @@ absl::Status Reconciler::Rerun(const std::string& key, const kube::Json& object,
   return Begin(key, object, "Pending", run_tag);
 }
 
+absl::StatusOr<common::TestData> Reconciler::ReadTestData(const v1::LoadTest& test) {
+  const std::string& ns = test.metadata().namespace_();
+  return common::PrepareTestData(
+      test.spec(),
+      [&](const std::string& name, const v1::DataTable& t) -> absl::StatusOr<std::string> {
+        const std::string at = absl::StrCat("spec.data.", name);
+        if (!t.file().empty()) {
+          return absl::InvalidArgumentError(absl::StrCat(
+              at, ".file: the operator reads no files; put the CSV in a ConfigMap or Secret"));
+        }
+        const bool secret = t.has_secret();
+        const v1::KeyRef& ref = secret ? t.secret() : t.config_map();
+        const std::string field = absl::StrCat(at, secret ? ".secret" : ".configMap");
+        absl::StatusOr<kube::Json> object = world_.api->Get(absl::StrCat(
+            "/api/v1/namespaces/", ns, secret ? "/secrets/" : "/configmaps/", ref.name()));
+        if (!object.ok()) {
+          if (object.status().code() == absl::StatusCode::kNotFound ||
+              object.status().code() == absl::StatusCode::kPermissionDenied) {
+            return absl::InvalidArgumentError(
+                absl::StrCat(field, ": ", ns, "/", ref.name(), ": ", object.status().message()));
+          }
+          return absl::UnavailableError(std::string(object.status().message()));
+        }
+        // Opt-in by whoever wrote the object: without it, anyone who may create a LoadTest could
+        // have the operator send them any Secret of the namespace through their agents.
+        const kube::Json labels =
+            object->value("metadata", kube::Json::object()).value("labels", kube::Json::object());
+        if (labels.value("stampede.dev/data", "") != "true") {
+          return absl::InvalidArgumentError(absl::StrCat(
+              field, ": ", ns, "/", ref.name(),
+              " is not labelled stampede.dev/data: \"true\" (the label says its owner lets "
+              "LoadTests read it)"));
+        }
+        const kube::Json values = object->value("data", kube::Json::object());
+        auto it = values.find(ref.key());
+        if (it == values.end() || !it->is_string()) {
+          return absl::InvalidArgumentError(absl::StrCat(field, ".key: ", ns, "/", ref.name(),
+                                                         " has no key \"", ref.key(), "\""));
+        }
+        std::string text = it->get<std::string>();
+        if (secret) {
+          std::string decoded;
+          if (!absl::Base64Unescape(text, &decoded)) {
+            return absl::InvalidArgumentError(absl::StrCat(field, ".key: the value is not base64"));
+          }
+          text = std::move(decoded);
+        }
+        return text;
+      },
+      common::ServerEnv);
+}
+
 absl::Status Reconciler::Begin(const std::string& key, const kube::Json& object,
                                const std::string& phase, const std::string& run_tag) {
   kube::Json spec_only = object;
@@ -273,6 +326,12 @@ absl::Status Reconciler::Begin(const std::string& key, const kube::Json& object,
         absl::StrCat("cannot create the agents' token Secret: ", token.status().message()), run_tag,
         /*warn=*/true);
   }
+  absl::StatusOr<common::TestData> data = ReadTestData(*test);
+  if (!data.ok()) {
+    if (data.status().code() == absl::StatusCode::kUnavailable) return data.status();  // retried
+    return EndBeforeStart(object, "Failed", "InvalidData", std::string(data.status().message()),
+                          run_tag, /*warn=*/true);
+  }
   const bool adopting = phase == "Starting" || phase == "Running";
   auto launcher = std::make_unique<KubeLauncher>(world_.api, *test, options_.pods);
   KubeLauncher* raw = launcher.get();
@@ -284,7 +343,9 @@ absl::Status Reconciler::Begin(const std::string& key, const kube::Json& object,
   active.test = *test;
   active.adopted = adopting;
   const std::string run_id = RunIdOf(uid, run_tag);
-  active.run = world_.runs->StartRun(*test, std::move(launcher), run_id, *token, options_.run);
+  RunOptions run_options = options_.run;
+  run_options.data = std::make_shared<const common::TestData>(*std::move(data));
+  active.run = world_.runs->StartRun(*test, std::move(launcher), run_id, *token, run_options);
   SLOG(kInfo) << "loadtest_" << (adopting ? "adopted" : "started") << " loadtest=" << key
               << " uid=" << uid << " run=" << run_id << " agents=" << test->spec().agents();
   Event(object, "Normal", adopting ? "Adopted" : "Started",

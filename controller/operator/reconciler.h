@@ -88,6 +88,9 @@ class Reconciler {
     std::map<std::string, int64_t> unschedulable_since_ns;  // per Pod name
   };
 
+  // The data tables (ConfigMap and Secret keys) and env values of a test with scenarios.
+  // Unavailable when the API server could not answer (try again).
+  absl::StatusOr<common::TestData> ReadTestData(const v1::LoadTest& test);
   absl::Status Begin(const std::string& key, const kube::Json& object, const std::string& phase,
                      const std::string& run_tag);
   // A finished test asked for a new run by stampede.dev/run-id: once the old Pods are gone, its

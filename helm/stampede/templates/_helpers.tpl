@@ -98,6 +98,9 @@ tag defaulting to the chart's appVersion. Call with (dict "image" .Values.image 
   resources: [secrets]
   verbs: [create, get, delete]
 - apiGroups: [""]
+  resources: [configmaps]
+  verbs: [get]
+- apiGroups: [""]
   resources: [events]
   verbs: [create, patch]
 {{- end -}}

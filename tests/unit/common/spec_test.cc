@@ -12,6 +12,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_split.h"
+#include "common/scenario.h"
 #include "gmock/gmock.h"
 #include "google/protobuf/util/message_differencer.h"
 #include "gtest/gtest.h"
@@ -1161,6 +1162,77 @@ spec:
       << message;
   EXPECT_NE(message.find("spec.requests[0].weight: must be > 0"), std::string::npos) << message;
   EXPECT_EQ(message.find("spec.requests[1].weight"), std::string::npos) << message;
+}
+
+}  // namespace
+}  // namespace stampede::common
+
+namespace stampede::common {
+namespace {
+
+constexpr char kScenarioSpec[] = R"yaml(apiVersion: stampede.dev/v1alpha1
+kind: LoadTest
+metadata: {name: flow}
+spec:
+  target: {url: "http://localhost:8080"}
+  load: {users: 2}
+  duration: 30s
+  thresholds: ["p95{login} < 1s"]
+  data:
+    user: {inline: [{email: a@x, pw: 1}, {email: b@x, pw: 2}]}
+  scenarios:
+    - name: s
+      onStart:
+        - name: login
+          request: {method: POST, path: /login, json: {email: "{{ user.email }}", n: "{{ vu.id }}"}}
+          capture: {token: {json: $.token}}
+      flow:
+        - request: {path: "/items/{{ token }}"}
+)yaml";
+
+TEST(ScenarioSpecTest, ScenariosReplaceTheMixAndNameTheStats) {
+  const v1::LoadTest test = MustParse(kScenarioSpec);
+  EXPECT_EQ(test.spec().requests_size(), 0) << "no default request beside scenarios";
+  EXPECT_EQ(StatNames(test.spec()), (std::vector<std::string>{"login", "GET /items/:token"}));
+  EXPECT_TRUE(test.spec().scenarios(0).on_start(0).request().json().has_struct_value());
+}
+
+std::string ScenarioSpecWith(const std::string& from, const std::string& to) {
+  std::string text = kScenarioSpec;
+  const size_t at = text.find(from);
+  EXPECT_NE(at, std::string::npos) << from;
+  return text.replace(at, from.size(), to);
+}
+
+TEST(ScenarioSpecTest, EveryProblemNamesItsField) {
+  using ::testing::Contains;
+  EXPECT_THAT(Problems(ScenarioSpecWith("load: {users: 2}", "load: {users: 3}")),
+              Contains("spec.data.user: 2 rows for 3 virtual users (each row goes to one; add "
+                       "rows, or set onExhausted: wrap)"));
+  EXPECT_TRUE(ParseLoadTest(ScenarioSpecWith("pw: 2}]}", "pw: 2}], onExhausted: wrap}")).ok());
+  EXPECT_THAT(Problems(ScenarioSpecWith("/items/{{ token }}", "/items/{{ user.name }}")),
+              Contains("spec.scenarios[0].flow[0].request.path: {{ user.name }}: table \"user\" "
+                       "has no field \"name\""));
+  EXPECT_THAT(Problems(ScenarioSpecWith("/items/{{ token }}", "/items/{{ tokn }}")),
+              Contains("spec.scenarios[0].flow[0].request.path: {{ tokn }} is not captured by "
+                       "an earlier step"));
+  EXPECT_THAT(Problems(ScenarioSpecWith("pw: 2}]}", "pw: 2}], order: random}")),
+              Contains("spec.data.user.order: random draws any row at any time: it needs split: "
+                       "shared"));
+  EXPECT_THAT(Problems(ScenarioSpecWith("pw: 2}]}", "pw: 2}], bind: vu}")),
+              Contains("spec.data.user.bind: must be one of user, iteration, got \"vu\""));
+  EXPECT_THAT(Problems(ScenarioSpecWith("{inline: [{email: a@x, pw: 1}, {email: b@x, pw: 2}]}",
+                                        "{inline: [{email: a@x}], file: u.csv}")),
+              Contains("spec.data.user: exactly one of inline, file, configMap and secret"));
+  EXPECT_THAT(Problems(ScenarioSpecWith("{email: b@x, pw: 2}", "{email: b@x}")),
+              Contains("spec.data.user.inline[1]: has 1 fields, row 0 has 2 (email, pw)"));
+  EXPECT_THAT(Problems(ScenarioSpecWith("  scenarios:", "  requests: [{path: /}]\n  scenarios:")),
+              Contains("spec.requests: set requests or scenarios, not both (a request is a "
+                       "one-step scenario)"));
+  EXPECT_THAT(Problems(ScenarioSpecWith("p95{login}", "p95{logout}")),
+              Contains(::testing::HasSubstr("spec.thresholds[0]")));
+  EXPECT_THAT(Problems(ScenarioSpecWith("n: \"{{ vu.id }}\"", "n: \"{{ bad(1) }}\"")),
+              Contains(::testing::HasSubstr("spec.scenarios[0].onStart[0].request.json: column")));
 }
 
 }  // namespace

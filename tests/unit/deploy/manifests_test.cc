@@ -91,6 +91,7 @@ TEST(DeployTest, OperatorRbacIsLeastPrivilege) {
                 {"/pods", {"get", "list", "watch", "create", "delete"}},
                 // No list or watch: they would reveal every Secret in the cluster.
                 {"/secrets", {"create", "get", "delete"}},
+                {"/configmaps", {"get"}},
                 {"/events", {"create", "patch"}},
             }));
   const YAML::Node election = Find("Role", "stampede-operator-leader-election");

@@ -1,0 +1,230 @@
+// Scenarios end to end: `stampede run` with three agent processes against the test target's user
+// flow (tests/target/flow.h). The target counts every login, token and cart per user, so these
+// tests check what the engine did from the outside: each data row logged in by exactly one
+// virtual user of the whole test, every later request carrying that user's token and cookie,
+// captured ids in the paths, and the run's per-step counts equal to what the target served.
+#include <httplib.h>
+
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <string>
+
+#include "gtest/gtest.h"
+#include "tests/integration/process.h"
+
+namespace stampede::testing {
+namespace {
+
+using nlohmann::json;
+using std::chrono::seconds;
+
+class ScenarioTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = MakeTempDir();
+    ASSERT_EQ(http_.Post("/flow/reset", "", "text/plain")->status, 200);
+  }
+  void TearDown() override { (void)!std::system(("rm -rf " + dir_).c_str()); }
+
+  std::string Write(const std::string& name, const std::string& body) {
+    const std::string path = dir_ + "/" + name;
+    std::ofstream(path) << body;
+    return path;
+  }
+  // A LoadTest against the target's /flow/ with `spec` under spec: (indented two spaces).
+  std::string Spec(const std::string& name, const std::string& spec) {
+    return Write(name + ".yaml",
+                 "apiVersion: stampede.dev/v1alpha1\nkind: LoadTest\nmetadata: {name: " + name +
+                     "}\nspec:\n  target: {url: \"http://127.0.0.1:" +
+                     std::to_string(target_.port()) + "/flow\"}\n" + spec);
+  }
+  CommandOutput Run(const std::string& spec, const std::string& out) {
+    return RunToEnd({ControllerBinary(), "run", spec, "--quiet", "--out", out}, seconds(90));
+  }
+  json ReadJson(const std::string& path) {
+    std::ifstream in(path);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return json::parse(ss.str());
+  }
+  json Stats() { return json::parse(http_.Get("/flow/stats")->body); }
+  static const json& Step(const json& results, const std::string& name) {
+    for (const json& r : results["requests"]) {
+      if (r["name"] == name) return r;
+    }
+    static const json none;
+    ADD_FAILURE() << "no step " << name << " in " << results["requests"].dump();
+    return none;
+  }
+
+  TestTarget target_;
+  httplib::Client http_{"127.0.0.1", target_.port()};
+  std::string dir_;
+};
+
+// The shop flow: log in once with the row's user (JSON body from YAML), keep the token and the
+// cart cookie, list products, open a random one by its captured id, sometimes add it to the cart.
+constexpr char kShop[] = R"(  agents: 3
+  threadsPerAgent: 2
+  duration: 3s
+  load: {users: 30}
+  data:
+    user: {file: users.csv, order: shuffle}
+  scenarios:
+    - name: buyer
+      onStart:
+        - name: login
+          request:
+            method: POST
+            path: /login
+            json: {user: "{{ user.name }}", password: "{{ user.password }}"}
+          expect: {status: [200]}
+          capture:
+            token: {json: $.token}
+      flow:
+        - request: {path: /products, headers: {Authorization: "Bearer {{ token }}"}}
+          capture:
+            productId: {json: "$.items[*].id", pick: random}
+        - request:
+            path: "/products/{{ productId }}"
+            headers: {Authorization: "Bearer {{ token }}"}
+          expect: {json: {"$.inStock": "true"}, onFail: stopIteration}
+        - group:
+            probability: 50
+            steps:
+              - name: add to cart
+                request:
+                  method: POST
+                  path: /cart
+                  headers: {Authorization: "Bearer {{ token }}"}
+                  json: {id: "{{ productId }}", agent: "{{ agent.index }}"}
+                expect: {status: [201]}
+        - think: 5ms..15ms
+)";
+
+std::string Users(int n) {
+  std::string csv = "name,password\n";
+  for (int i = 0; i < n; ++i) csv += "u" + std::to_string(i) + ",pw-u" + std::to_string(i) + "\n";
+  return csv;
+}
+
+TEST_F(ScenarioTest, EachRowIsOneUserOfTheWholeTestAndEveryRequestCarriesItsTokenAndCookie) {
+  Write("users.csv", Users(30));
+  const std::string out = dir_ + "/out.json";
+  const CommandOutput run = Run(Spec("shop", kShop), out);
+  ASSERT_EQ(run.exit_code, 0) << run.err;
+  const json stats = Stats();
+  const json results = ReadJson(out);
+
+  // 30 rows, 30 users over 3 agents x 2 threads: each row logged in exactly once.
+  ASSERT_EQ(stats["logins"].size(), 30u) << stats.dump();
+  for (int i = 0; i < 30; ++i) EXPECT_EQ(stats["logins"]["u" + std::to_string(i)], 1) << i;
+  EXPECT_EQ(stats["bad_login"], 0);
+  EXPECT_EQ(stats["bad_token"], 0) << "a request without its user's token";
+  EXPECT_EQ(stats["no_cart"], 0) << "a cart request without the cookie";
+  EXPECT_EQ(stats["cart_mismatch"], 0) << "a cookie of another user";
+
+  // The run counted what the target served, step by step, under the templates' names.
+  uint64_t products = 0, product = 0, cart = 0;
+  for (const auto& [user, counts] : stats["requests"].items()) {
+    products += counts.value("products", 0);
+    product += counts.value("product", 0);
+    cart += counts.value("cart", 0);
+    EXPECT_GT(counts.value("products", 0), 0) << user << " never browsed";
+  }
+  EXPECT_EQ(Step(results, "login")["requests"], 30);
+  EXPECT_EQ(Step(results, "GET /products")["requests"], products);
+  EXPECT_EQ(Step(results, "GET /products/:productId")["requests"], product);
+  EXPECT_EQ(Step(results, "add to cart")["requests"], cart);
+  EXPECT_EQ(results["summary"]["errors"], 0) << results["summary"].dump();
+  // The group runs in about half of the iterations: far from 0 and from all.
+  EXPECT_GT(cart, product / 4) << cart << " of " << product;
+  EXPECT_LT(cart, product * 3 / 4) << cart << " of " << product;
+}
+
+TEST_F(ScenarioTest, FailedExpectationsAndMissingCapturesAreCountedAndFailTheRun) {
+  const std::string spec = Spec("strict", R"(  duration: 2s
+  load: {users: 2}
+  thresholds: ["error_rate < 1%"]
+  data:
+    user:
+      inline: [{name: u1, password: pw-u1}, {name: u2, password: pw-u2}]
+  scenarios:
+    - name: strict
+      onStart:
+        - name: login
+          request: {method: POST, path: /login, form: {user: "{{ user.name }}", password: "{{ user.password }}"}}
+          capture: {token: {json: $.token}}
+      flow:
+        - think: 10ms
+        - name: wrong body
+          request: {path: /products, headers: {Authorization: "Bearer {{ token }}"}}
+          expect: {bodyContains: "no such text"}
+        - name: no capture
+          request: {path: /products, headers: {Authorization: "Bearer {{ token }}"}}
+          capture: {missing: {json: $.nothing.here}}
+        - name: never reached
+          request: {path: "/products/{{ missing }}", headers: {Authorization: "Bearer {{ token }}"}}
+)");
+  const std::string out = dir_ + "/out.json";
+  const CommandOutput run = Run(spec, out);
+  EXPECT_EQ(run.exit_code, 1) << "the error_rate threshold fails\n" << run.err;
+  const json results = ReadJson(out);
+  const json& wrong = Step(results, "wrong body");
+  EXPECT_GT(wrong["requests"].get<uint64_t>(), 10u);
+  EXPECT_LT(wrong["requests"].get<uint64_t>(), 2 * 2 * 100u) << "2 users, 10 ms a pass, 2 s";
+  EXPECT_EQ(wrong["outcomes"]["expect"], wrong["requests"]);
+  const json& capture = Step(results, "no capture");
+  EXPECT_EQ(capture["outcomes"]["capture"], capture["requests"]);
+  // onFail continue: the failed expectation did not end the iteration (each of the 2 users may
+  // have been stopped between the two steps); the missing capture did.
+  EXPECT_LE(capture["requests"], wrong["requests"]);
+  EXPECT_GE(capture["requests"].get<uint64_t>() + 2, wrong["requests"].get<uint64_t>());
+  EXPECT_EQ(Step(results, "never reached")["requests"], 0);
+  EXPECT_EQ(Stats()["logins"].size(), 2u);
+}
+
+TEST_F(ScenarioTest, DataProblemsAreRefusedBeforeAnythingStartsNamingTheTable) {
+  Write("few.csv", Users(3));
+  const std::string few = Spec("few", R"(  duration: 1s
+  load: {users: 5}
+  data: {user: {file: few.csv}}
+  scenarios:
+    - name: s
+      flow: [{request: {path: "/login?u={{ user.name }}"}}]
+)");
+  CommandOutput run = Run(few, dir_ + "/few.json");
+  EXPECT_EQ(run.exit_code, 2) << run.err;
+  EXPECT_NE(run.err.find("spec.data.user: 3 rows for 5 virtual users"), std::string::npos)
+      << run.err;
+
+  const std::string field = Spec("field", R"(  duration: 1s
+  load: {users: 1}
+  data: {user: {file: few.csv}}
+  scenarios:
+    - name: s
+      flow: [{request: {path: "/login?u={{ user.email }}"}}]
+)");
+  run = Run(field, dir_ + "/field.json");
+  EXPECT_EQ(run.exit_code, 2) << run.err;
+  EXPECT_NE(run.err.find("spec.scenarios[0].flow[0].request.path: {{ user.email }}: table "
+                         "\"user\" has no field \"email\""),
+            std::string::npos)
+      << run.err;
+
+  const std::string missing = Spec("missing", R"(  duration: 1s
+  load: {users: 1}
+  data: {user: {file: nowhere.csv}}
+  scenarios:
+    - name: s
+      flow: [{request: {path: "/login?u={{ user.name }}"}}]
+)");
+  run = Run(missing, dir_ + "/missing.json");
+  EXPECT_EQ(run.exit_code, 2) << run.err;
+  EXPECT_NE(run.err.find("spec.data.user.file:"), std::string::npos) << run.err;
+  EXPECT_EQ(Stats()["requests"].size(), 0u) << "nothing was sent";
+}
+
+}  // namespace
+}  // namespace stampede::testing
