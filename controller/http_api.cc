@@ -328,6 +328,16 @@ HttpResponse HttpApi::Handle(const HttpRequest& req) {
   return JsonResponse(404, {{"error", "not found"}, {"path", req.path}});
 }
 
+namespace {
+// 400 with each problem line of `status` (one per field) in "problems".
+HttpResponse InvalidLoadTest(const absl::Status& status) {
+  json problems = json::array();
+  for (absl::string_view line : absl::StrSplit(status.message(), '\n', absl::SkipWhitespace()))
+    problems.push_back(std::string(line));
+  return JsonResponse(400, {{"error", "invalid LoadTest"}, {"problems", problems}});
+}
+}  // namespace
+
 HttpResponse HttpApi::Create(const HttpRequest& req) {
   if (shutting_down_.load()) return Error(503, "shutting down");
   const std::string& type = req.Header("content-type");
@@ -338,12 +348,7 @@ HttpResponse HttpApi::Create(const HttpRequest& req) {
   }
   absl::StatusOr<v1::LoadTest> parsed = common::ParseLoadTest(req.body);
   if (!parsed.ok()) {
-    json problems = json::array();
-    for (absl::string_view line :
-         absl::StrSplit(parsed.status().message(), '\n', absl::SkipWhitespace())) {
-      problems.push_back(std::string(line));
-    }
-    return JsonResponse(400, {{"error", "invalid LoadTest"}, {"problems", problems}});
+    return InvalidLoadTest(parsed.status());
   }
   v1::LoadTest test = std::move(*parsed);
   test.clear_status();  // Stampede writes the status
@@ -359,12 +364,7 @@ HttpResponse HttpApi::Create(const HttpRequest& req) {
       },
       common::ServerEnv);
   if (!data.ok()) {
-    json problems = json::array();
-    for (absl::string_view line :
-         absl::StrSplit(data.status().message(), '\n', absl::SkipWhitespace())) {
-      problems.push_back(std::string(line));
-    }
-    return JsonResponse(400, {{"error", "invalid LoadTest"}, {"problems", problems}});
+    return InvalidLoadTest(data.status());
   }
   std::shared_ptr<Run> run;
   {
