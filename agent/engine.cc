@@ -127,14 +127,13 @@ absl::StatusOr<std::unique_ptr<Engine>> Engine::Create(EngineConfig config) {
     options.env = config.env;
     ASSIGN_OR_RETURN(shared.program, ScenarioProgram::Create(*config.scenarios, url, config.data,
                                                              shared.plan, options));
-    // The stats are the step names; a dropped arrival counts under its scenario's first step.
-    uint64_t total = 0;
-    for (size_t i = 0; i < shared.program->stat_names().size(); ++i) {
+    // The stats are the step names; picks (of dropped arrivals) are of scenarios.
+    for (const std::string& name : shared.program->stat_names()) {
       PreparedRequest r;
-      r.name = shared.program->stat_names()[i];
+      r.name = name;
       shared.requests.push_back(std::move(r));
-      shared.cumulative_weights.push_back(total += shared.program->drop_weights()[i]);
     }
+    shared.cumulative_weights = shared.program->scenario_cumulative();
   }
   if (open) {
     // Enough connections for the rate at 100 ms latency, at least 100; the rest queue (and count

@@ -99,7 +99,7 @@ absl::StatusOr<std::shared_ptr<const ScenarioProgram>> ScenarioProgram::Create(
   // Each request step: which scenario's jar it uses, its holes, its fixed bytes.
   std::vector<int> scenario_of(p->compiled_.requests.size(), 0);
   p->scenario_tables_.resize(p->compiled_.scenarios.size());
-  p->drop_weights_.assign(p->compiled_.stat_names.size(), 0);
+  p->first_stat_.assign(p->compiled_.scenarios.size(), 0);
   for (size_t s = 0; s < p->compiled_.scenarios.size(); ++s) {
     const common::CompiledScenario& sc = p->compiled_.scenarios[s];
     bool first = true;
@@ -107,7 +107,7 @@ absl::StatusOr<std::shared_ptr<const ScenarioProgram>> ScenarioProgram::Create(
       for (const ScenarioOp& op : *ops) {
         if (op.kind != ScenarioOp::Kind::kRequest) continue;
         scenario_of[op.index] = static_cast<int>(s);
-        if (first) p->drop_weights_[p->compiled_.requests[op.index].stat] += sc.weight;
+        if (first) p->first_stat_[s] = p->compiled_.requests[op.index].stat;
         first = false;
       }
     }
@@ -250,6 +250,7 @@ bool ScenarioProgram::BeginUser(UserState& u, uint64_t vu, uint64_t* rng, int64_
   u.iteration = 0;
   u.iteration_start_ns = now_ns;
   u.sent_in_iteration = 0;
+  u.ended_early = false;
   u.first_request = true;
   u.captures.assign(compiled_.captures.size(), std::string());
   u.captured.assign(compiled_.captures.size(), 0);
@@ -275,7 +276,9 @@ ScenarioProgram::Action ScenarioProgram::Next(UserState& u, uint64_t* rng, int64
       if (!u.in_flow) {
         u.in_flow = true;
         u.pc = 0;
-        u.iteration_start_ns = now_ns;
+        // Closed model: the first iteration starts after onStart. An arrival's one iteration
+        // is the whole of it, from its planned time.
+        if (!open_model_) u.iteration_start_ns = now_ns;
         continue;
       }
       return {Action::Kind::kIterationEnd, 0, 0};
@@ -332,6 +335,7 @@ bool ScenarioProgram::NextIteration(UserState& u, int64_t now_ns, uint64_t* rng,
   u.pc = 0;
   u.loop_head = UINT32_MAX;
   u.sent_in_iteration = 0;
+  u.ended_early = false;
   u.iteration_start_ns = now_ns + *wait_ns;
   if (sc.cookies == common::CompiledScenario::Cookies::kIteration) u.jar.Clear();
   u.exhausted = !BindRows(u, true, rng);
@@ -345,6 +349,7 @@ int64_t ScenarioProgram::AbortIteration(UserState& u) const {
     return kOnStartRetryNs;
   }
   u.pc = static_cast<uint32_t>(compiled_.scenarios[u.scenario].flow.size());
+  u.ended_early = true;
   return 0;
 }
 

@@ -41,6 +41,7 @@ struct UserState {
   uint64_t iteration = 0;
   int64_t iteration_start_ns = 0;
   uint32_t sent_in_iteration = 0;
+  bool ended_early = false;   // this iteration was cut short (it is counted, not timed)
   bool first_request = true;  // open model: the arrival's first request is timed from its plan
   std::vector<std::string> captures;
   std::vector<char> captured;
@@ -70,8 +71,11 @@ class ScenarioProgram {
       const common::LoadPlan& plan, const Options& options);
 
   const std::vector<std::string>& stat_names() const { return compiled_.stat_names; }
-  // By stat: the weight of scenarios whose first request uses it (what a dropped arrival counts).
-  const std::vector<uint64_t>& drop_weights() const { return drop_weights_; }
+  size_t scenario_count() const { return compiled_.scenarios.size(); }
+  // The scenarios' weights, cumulated: what the engine picks from (and drops by).
+  const std::vector<uint64_t>& scenario_cumulative() const { return scenario_cumulative_; }
+  // The stat of a scenario's first request: where a dropped arrival of it counts.
+  uint32_t first_stat(uint32_t scenario) const { return first_stat_[scenario]; }
   bool open_model() const { return open_model_; }
 
   // A fresh user (or arrival) `vu`: picks its scenario, its rows; the jar empty. False when its
@@ -168,7 +172,7 @@ class ScenarioProgram {
   std::vector<Table> tables_;
   std::vector<std::vector<uint32_t>> scenario_tables_;  // tables each scenario reads
   std::vector<uint64_t> scenario_cumulative_;
-  std::vector<uint64_t> drop_weights_;
+  std::vector<uint32_t> first_stat_;
   std::map<std::string, std::string> env_;
   std::string base_path_, base_query_, host_line_;
   bool tls_ = false;

@@ -127,7 +127,7 @@ void Worker::Run(int64_t start_ns) {
   if (epoll_fd_ < 0 || timer_fd_ < 0 || wake_fd_ < 0) {
     SLOG(kError)
         << "worker_setup_failed why=\"could not create the epoll, timerfd or eventfd descriptor\"";
-    current_ = std::make_unique<IntervalStats>(shared_.requests.size());
+    current_ = NewStats();
     publish_(std::move(current_), true);
     return;
   }
@@ -141,7 +141,7 @@ void Worker::Run(int64_t start_ns) {
   start_ns_ = start_ns;
   end_ns_ = start_ns + shared_.plan.duration_ns();
   next_interval_ns_ = start_ns + kSecond;
-  current_ = std::make_unique<IntervalStats>(shared_.requests.size());
+  current_ = NewStats();
   if (open_model_) {
     next_arrival_ = stream_index_;
     const int64_t t = shared_.plan.PlannedTime(next_arrival_);
@@ -299,7 +299,7 @@ void Worker::PublishInterval(bool final) {
           : std::min(1.0, static_cast<double>(cpu - thread_cpu_ns_) / interval_ns);
   thread_cpu_ns_ = cpu;
   publish_(std::move(current_), final);
-  current_ = std::make_unique<IntervalStats>(shared_.requests.size());
+  current_ = NewStats();
   ++interval_index_;
   next_interval_ns_ += kSecond;
 }
@@ -322,12 +322,27 @@ void Worker::DropByWeight(uint64_t count) {
     previous = cum[i];
     const uint64_t share =
         static_cast<uint64_t>(static_cast<unsigned __int128>(count) * weight / total);
-    current_->requests[i].outcomes[static_cast<size_t>(Outcome::kDropped)] += share;
+    CountDropped(static_cast<uint32_t>(i), share);
     assigned += share;
   }
-  for (; assigned < count; ++assigned) {
-    ++current_->requests[PickRequest()].outcomes[static_cast<size_t>(Outcome::kDropped)];
+  for (; assigned < count; ++assigned) CountDropped(PickRequest(), 1);
+}
+
+void Worker::CountDropped(uint32_t pick, uint64_t n) {
+  if (n == 0) return;
+  if (shared_.program == nullptr) {
+    current_->requests[pick].outcomes[static_cast<size_t>(Outcome::kDropped)] += n;
+    return;
   }
+  const uint32_t stat = shared_.program->first_stat(pick);
+  current_->requests[stat].outcomes[static_cast<size_t>(Outcome::kDropped)] += n;
+  current_->iterations[pick].dropped += n;
+}
+
+std::unique_ptr<IntervalStats> Worker::NewStats() const {
+  auto stats = std::make_unique<IntervalStats>(shared_.requests.size());
+  if (shared_.program != nullptr) stats->iterations.resize(shared_.program->scenario_count());
+  return stats;
 }
 
 uint32_t Worker::PickRequest() {
@@ -371,7 +386,7 @@ void Worker::DispatchArrivals(int64_t now) {
     if (!too_old && free_.empty()) break;  // stays due; sent when a connection frees up
     ++current_->planned;
     if (too_old) {
-      ++current_->requests[PickRequest()].outcomes[static_cast<size_t>(Outcome::kDropped)];
+      CountDropped(PickRequest(), 1);
     } else {
       Connection* c = free_.back();
       free_.pop_back();
@@ -381,7 +396,7 @@ void Worker::DispatchArrivals(int64_t now) {
         StartRequest(*c, now);
       } else {
         c->active = true;  // each arrival is a new virtual user running its scenario once
-        if (shared_.program->BeginUser(*c->user, next_arrival_, &rng_state_, now)) {
+        if (shared_.program->BeginUser(*c->user, next_arrival_, &rng_state_, c->start_ns)) {
           Proceed(*c, now);
         } else {
           EndUser(*c, now);
@@ -446,6 +461,7 @@ void Worker::Proceed(Connection& c, int64_t now) {
         Pause(c, now + a.pause_ns);
         return;
       case ScenarioProgram::Action::Kind::kIterationEnd: {
+        CountIteration(u, now);
         if (open_model_) {  // an arrival runs its scenario once
           EndUser(c, now);
           return;
@@ -493,6 +509,15 @@ void Worker::Pause(Connection& c, int64_t until) {
   wakeups_.emplace_back(c.wake_ns, &c);
   std::push_heap(wakeups_.begin(), wakeups_.end(),
                  [](const auto& a, const auto& b) { return a.first > b.first; });
+}
+
+void Worker::CountIteration(const UserState& u, int64_t now) {
+  IterationStats& it = current_->iterations[u.scenario];
+  if (u.ended_early) {
+    ++it.ended_early;
+  } else {
+    it.duration.Record(static_cast<uint64_t>(std::max<int64_t>(now - u.iteration_start_ns, 0)));
+  }
 }
 
 void Worker::EndUser(Connection& c, int64_t now) {
@@ -728,6 +753,7 @@ void Worker::Complete(Connection& c, int64_t now, bool close_after) {
         shared_.requests[c.request].Expected(status) ? Outcome::kOk : Outcome::kUnexpectedStatus;
   } else {
     const ScenarioProgram::Step& step = shared_.program->step(c.step);
+    if (c.parser.body_truncated()) ++current_->bodies_cut;
     outcome = shared_.program->Check(*c.user, c.step, c.parser, step.Expected(status), *finder_,
                                      &rng_state_);
     c.end_iteration = outcome != Outcome::kOk && step.ends_on_fail;

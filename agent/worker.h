@@ -27,6 +27,7 @@ namespace stampede::agent {
 
 // The engine fills the shared statistics types (common/stats.h).
 using common::IntervalStats;
+using common::IterationStats;
 using common::kLateNs;
 using common::LoadPlan;
 using common::Outcome;
@@ -40,7 +41,8 @@ struct WorkerShared {
   std::vector<PreparedRequest> requests;
   // Scenarios instead of the mix: what each virtual user runs (null for the mix).
   std::shared_ptr<const ScenarioProgram> program;
-  std::vector<uint64_t> cumulative_weights;  // for the weighted pick
+  // For the weighted pick: of the requests, or with scenarios of the scenarios.
+  std::vector<uint64_t> cumulative_weights;
   LoadPlan plan;
   sockaddr_storage address{};
   socklen_t address_len = 0;
@@ -92,6 +94,9 @@ class Worker {
   void UpdateUsers(int64_t now);
   void DispatchArrivals(int64_t now);
   uint32_t PickRequest();
+  // Counts `n` dropped arrivals of pick `pick` (a request, or a scenario: its first step).
+  void CountDropped(uint32_t pick, uint64_t n);
+  std::unique_ptr<IntervalStats> NewStats() const;
   // Counts `count` arrivals as dropped, shared over the requests by weight.
   void DropByWeight(uint64_t count);
   uint64_t Random();
@@ -103,6 +108,8 @@ class Worker {
   void Pause(Connection& c, int64_t until);
   // Scenarios: the user or arrival is done (open model: its connection is free again).
   void EndUser(Connection& c, int64_t now);
+  // Scenarios: counts the iteration the user just ended (timed, or ended early).
+  void CountIteration(const UserState& u, int64_t now);
   void ResetParser(Connection& c);
   // Tracks the request's timeout and sends it, on a new connection if needed.
   void Launch(Connection& c, int64_t now);

@@ -79,6 +79,10 @@ absl::StatusOr<DataTable> ParseCsv(absl::string_view text, const std::string& wh
     record.push_back(std::move(field));
     field.clear();
     if (table.fields.empty()) {
+      if (record.size() > kMaxDataFields) {
+        return absl::InvalidArgumentError(
+            absl::StrCat(where, ": more than ", kMaxDataFields, " fields"));
+      }
       for (const std::string& f : record) {
         if (f.empty()) {
           return absl::InvalidArgumentError(absl::StrCat(where, ": line 1: a field name is empty"));
@@ -87,10 +91,6 @@ absl::StatusOr<DataTable> ParseCsv(absl::string_view text, const std::string& wh
           return absl::InvalidArgumentError(
               absl::StrCat(where, ": line 1: the field \"", f, "\" is named twice"));
         }
-      }
-      if (record.size() > kMaxDataFields) {
-        return absl::InvalidArgumentError(
-            absl::StrCat(where, ": more than ", kMaxDataFields, " fields"));
       }
       table.fields = std::move(record);
     } else {
@@ -288,7 +288,8 @@ DataBinding BindingOf(const v1::DataTable& table, uint64_t rows, const LoadPlan&
   b.bind = table.bind() == "iteration" ? DataBinding::Bind::kIteration : DataBinding::Bind::kUser;
   b.order =
       table.order() == "shuffle" ? DataBinding::Order::kShuffle : DataBinding::Order::kSequence;
-  b.wrap = table.on_exhausted() == "wrap";
+  // A shared table's rows are for everyone: past the last, users start again from the first.
+  b.wrap = table.on_exhausted() == "wrap" || table.split() == "shared";
   b.rows = rows;
   b.seed = seed;
   b.open_model = plan.model() == LoadPlan::Model::kOpen;

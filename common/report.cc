@@ -21,6 +21,15 @@ void IntervalToReport(const common::IntervalStats& stats, v1::Report* report) {
     for (uint64_t c : r.outcomes) out->add_outcomes(c);
     for (uint64_t c : r.status_classes) out->add_status_classes(c);
   }
+  for (size_t i = 0; i < stats.iterations.size(); ++i) {
+    const common::IterationStats& it = stats.iterations[i];
+    if (it.empty()) continue;
+    v1::IterationReport* out = report->add_iterations();
+    out->set_scenario(static_cast<uint32_t>(i));
+    it.duration.ToProto(out->mutable_duration());
+    out->set_ended_early(it.ended_early);
+    out->set_dropped(it.dropped);
+  }
   report->set_active_users(stats.active_users);
   report->set_in_flight(stats.in_flight);
   report->set_cpu_seconds(stats.cpu_seconds);
@@ -31,6 +40,7 @@ void IntervalToReport(const common::IntervalStats& stats, v1::Report* report) {
   report->set_bytes_written(stats.bytes_written);
   report->set_late(stats.late);
   report->set_planned(stats.planned);
+  report->set_bodies_cut(stats.bodies_cut);
 }
 
 absl::Status MergeReport(const v1::Report& report, common::IntervalStats* into) {
@@ -45,6 +55,20 @@ absl::Status MergeReport(const v1::Report& report, common::IntervalStats* into) 
         r.status_classes_size() > 6) {
       return absl::InvalidArgumentError("report has too many outcome or status counters");
     }
+  }
+  // Iteration histograms are checked into copies first, so that nothing is added to `into`
+  // unless the whole report is good.
+  std::vector<std::pair<uint32_t, common::IterationStats>> iterations;
+  for (const v1::IterationReport& r : report.iterations()) {
+    if (r.scenario() >= common::kMaxScenarios) {
+      return absl::InvalidArgumentError(absl::StrCat("report names scenario ", r.scenario()));
+    }
+    common::IterationStats it;
+    RETURN_IF_ERROR(it.duration.AddProtoCounts(r.duration()));
+    it.duration.AddProtoSummary(r.duration());
+    it.ended_early = r.ended_early();
+    it.dropped = r.dropped();
+    iterations.emplace_back(r.scenario(), std::move(it));
   }
   int added = 0;  // histograms whose counts are in, in report order: latency, then service
   absl::Status status;
@@ -77,6 +101,10 @@ absl::Status MergeReport(const v1::Report& report, common::IntervalStats* into) 
     for (int i = 0; i < r.outcomes_size(); ++i) s.outcomes[i] += r.outcomes(i);
     for (int i = 0; i < r.status_classes_size(); ++i) s.status_classes[i] += r.status_classes(i);
   }
+  for (auto& [scenario, it] : iterations) {
+    if (into->iterations.size() <= scenario) into->iterations.resize(scenario + 1);
+    into->iterations[scenario].Merge(it);
+  }
   into->active_users += report.active_users();
   into->in_flight += report.in_flight();
   into->cpu_seconds += report.cpu_seconds();
@@ -87,6 +115,7 @@ absl::Status MergeReport(const v1::Report& report, common::IntervalStats* into) 
   into->bytes_written += report.bytes_written();
   into->late += report.late();
   into->planned += report.planned();
+  into->bodies_cut += report.bodies_cut();
   return absl::OkStatus();
 }
 

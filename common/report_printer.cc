@@ -44,6 +44,25 @@ std::string FormatRequestTable(const std::vector<std::string>& names, const Inte
   return out;
 }
 
+std::string FormatIterationTable(const std::vector<std::string>& names, const IntervalStats& totals,
+                                 double elapsed_s) {
+  if (names.empty()) return "";
+  std::string out =
+      absl::StrFormat("\n  %-28s %10s %8s %8s %9s %9s %9s %9s %9s\n", "scenario", "iterations",
+                      "ended", "dropped", "it/s", "p50", "p95", "p99", "max");
+  for (size_t i = 0; i < names.size(); ++i) {
+    const IterationStats none;
+    const IterationStats& it = i < totals.iterations.size() ? totals.iterations[i] : none;
+    const Histogram& d = it.duration;
+    absl::StrAppendFormat(&out, "  %-28s %10u %8u %8u %9.1f %9s %9s %9s %9s\n",
+                          names[i].substr(0, 28), d.count(), it.ended_early, it.dropped,
+                          elapsed_s > 0 ? d.count() / elapsed_s : 0,
+                          FormatNanos(d.ValueAtQuantile(0.5)), FormatNanos(d.ValueAtQuantile(0.95)),
+                          FormatNanos(d.ValueAtQuantile(0.99)), FormatNanos(d.max()));
+  }
+  return out;
+}
+
 std::string FormatErrorCounts(const RequestStats& total) {
   if (total.Errors() == 0) return "";
   std::string out = "  errors:";

@@ -52,6 +52,12 @@ class ProgressPrinter {
 std::string FormatRequestTable(const std::vector<std::string>& names, const IntervalStats& totals,
                                double elapsed_s);
 
+// Scenarios: a blank line, the header, one row per scenario (iterations timed, ended early,
+// dropped, iterations per second over `elapsed_s`, p50 to p99 and max of their duration).
+// `names` are indexed like `totals.iterations`; "" when there are none.
+std::string FormatIterationTable(const std::vector<std::string>& names, const IntervalStats& totals,
+                                 double elapsed_s);
+
 // "  errors: timeout=3 reset=1\n": the errors by outcome, or "" when every request was ok.
 std::string FormatErrorCounts(const RequestStats& total);
 

@@ -58,14 +58,28 @@ void RequestStats::Reset() {
   status_classes.fill(0);
 }
 
+void IterationStats::Merge(const IterationStats& other) {
+  duration.Merge(other.duration);
+  ended_early += other.ended_early;
+  dropped += other.dropped;
+}
+
+void IterationStats::Reset() {
+  duration.Reset();
+  ended_early = dropped = 0;
+}
+
 void IntervalStats::Merge(const IntervalStats& other) {
   if (requests.size() < other.requests.size()) requests.resize(other.requests.size());
   for (size_t i = 0; i < other.requests.size(); ++i) requests[i].Merge(other.requests[i]);
+  if (iterations.size() < other.iterations.size()) iterations.resize(other.iterations.size());
+  for (size_t i = 0; i < other.iterations.size(); ++i) iterations[i].Merge(other.iterations[i]);
   connections_opened += other.connections_opened;
   bytes_read += other.bytes_read;
   bytes_written += other.bytes_written;
   late += other.late;
   planned += other.planned;
+  bodies_cut += other.bodies_cut;
   active_users += other.active_users;
   in_flight += other.in_flight;
   cpu_seconds += other.cpu_seconds;
@@ -75,7 +89,8 @@ void IntervalStats::Merge(const IntervalStats& other) {
 
 void IntervalStats::Reset() {
   for (RequestStats& r : requests) r.Reset();
-  connections_opened = bytes_read = bytes_written = late = planned = 0;
+  for (IterationStats& i : iterations) i.Reset();
+  connections_opened = bytes_read = bytes_written = late = planned = bodies_cut = 0;
   active_users = in_flight = 0;
   cpu_seconds = busiest_thread_cpu = 0;
   max_timer_lag_ns = 0;

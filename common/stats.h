@@ -47,14 +47,32 @@ struct RequestStats {
   void Reset();
 };
 
+// Scenarios: one scenario's iterations.
+struct IterationStats {
+  // The iterations that ran to their end, from their start (open model: the arrival's planned
+  // time) to the end of their last step.
+  Histogram duration;
+  uint64_t ended_early = 0;  // a failed check with stopIteration, or a missing capture
+  uint64_t dropped = 0;      // open model: could not start within the timeout of its plan
+
+  bool empty() const { return duration.count() == 0 && ended_early == 0 && dropped == 0; }
+  void Merge(const IterationStats& other);
+  void Reset();
+};
+
+// Most scenarios a test has (spec.scenarios' maxItems): a bound for reports from the network.
+inline constexpr size_t kMaxScenarios = 100;
+
 struct IntervalStats {
   int64_t index = 0;  // seconds since the start; the interval covers [index, index+1) s
-  std::vector<RequestStats> requests;  // indexed like the request mix
+  std::vector<RequestStats> requests;      // indexed like the request mix
+  std::vector<IterationStats> iterations;  // scenarios: indexed like spec.scenarios
   uint64_t connections_opened = 0;
   uint64_t bytes_read = 0;
   uint64_t bytes_written = 0;
   uint64_t late = 0;              // open model: sent more than kLateNs after the planned time
   uint64_t planned = 0;           // open model: arrivals that came due
+  uint64_t bodies_cut = 0;        // scenarios: kept bodies longer than the cap
   uint32_t active_users = 0;      // closed model, at the end of the interval
   uint32_t in_flight = 0;         // at the end of the interval
   double cpu_seconds = 0;         // CPU the worker threads used in this interval

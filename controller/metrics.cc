@@ -35,6 +35,8 @@ enum Family {
   kElapsed,
   kThresholdBound,
   kThresholdMet,
+  kIterations,
+  kIterationDuration,
   kFamilyCount,
 };
 
@@ -84,6 +86,12 @@ const FamilySpec kFamilies[kFamilyCount] = {
     {"stampede_threshold_met", MetricType::Gauge,
      "1 while a rule of spec.thresholds holds over the run so far (at the end: its verdict), 0 "
      "when it does not."},
+    {"stampede_iterations_total", MetricType::Counter,
+     "Scenario iterations by result: completed, ended_early (a failed check with stopIteration "
+     "or a missing capture) or dropped (open model: could not start in time)."},
+    {"stampede_iteration_duration_seconds", MetricType::Histogram,
+     "Duration of the scenario iterations that ran to their end (open model: from the planned "
+     "start)."},
 };
 
 constexpr double kNsPerSecond = 1e9;
@@ -219,6 +227,20 @@ void AppendRunMetrics(const Run& run, const Run::Snapshot& snap,
   add(kDurationQuantile,
       Quantiles(Labels(run, {{"request", "*"}, {"window", "total"}}), all_latency));
 
+  for (size_t i = 0; i < snap.scenario_names.size(); ++i) {
+    const common::IterationStats none;
+    const common::IterationStats& it =
+        i < snap.cumulative.iterations.size() ? snap.cumulative.iterations[i] : none;
+    const std::string& scenario = snap.scenario_names[i];
+    for (const auto& [result, count] :
+         {std::pair<const char*, uint64_t>{"completed", it.duration.count()},
+          {"ended_early", it.ended_early},
+          {"dropped", it.dropped}}) {
+      add(kIterations, Counter(Labels(run, {{"scenario", scenario}, {"result", result}}),
+                               static_cast<double>(count)));
+    }
+    add(kIterationDuration, DurationHistogram(Labels(run, {{"scenario", scenario}}), it.duration));
+  }
   add(kRps, Gauge(Labels(run, {{"window", "10s"}}), snap.window_rps));
   add(kActiveUsers, Gauge(Labels(run, {}), snap.active_users));
   if (run.test().spec().load().has_rate())

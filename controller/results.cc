@@ -63,6 +63,7 @@ std::string ResultsJson(const Run& run, const Run::Snapshot& snap) {
     summary["serviceTimeNs"] = common::HistogramSummaryJson(total.service);
   summary["late"] = snap.cumulative.late;
   summary["planned"] = snap.cumulative.planned;
+  if (!snap.scenario_names.empty()) summary["bodiesCut"] = snap.cumulative.bodies_cut;
   summary["connectionsOpened"] = snap.cumulative.connections_opened;
   summary["generatorSaturated"] = snap.saturated;
 
@@ -74,6 +75,18 @@ std::string ResultsJson(const Run& run, const Run::Snapshot& snap) {
     entry["latencyNs"] = common::HistogramSummaryJson(r.latency);
     if (r.service.count() != 0) entry["serviceTimeNs"] = common::HistogramSummaryJson(r.service);
     requests.push_back(entry);
+  }
+  // Scenarios: each one's iterations (timed when they ran to their end).
+  json scenarios = json::array();
+  for (size_t i = 0; i < snap.scenario_names.size(); ++i) {
+    const common::IterationStats none;
+    const common::IterationStats& it =
+        i < snap.cumulative.iterations.size() ? snap.cumulative.iterations[i] : none;
+    scenarios.push_back({{"name", snap.scenario_names[i]},
+                         {"iterations", it.duration.count()},
+                         {"endedEarly", it.ended_early},
+                         {"dropped", it.dropped},
+                         {"durationNs", common::HistogramSummaryJson(it.duration)}});
   }
   // Per load level: the same figures from the merged histograms of each stage's seconds.
   json stages = json::array();
@@ -134,6 +147,7 @@ std::string ResultsJson(const Run& run, const Run::Snapshot& snap) {
               {"requests", requests},
               {"stages", stages},
               {"series", series}};
+  if (!snap.scenario_names.empty()) out["scenarios"] = scenarios;
   return out.dump(2) + "\n";
 }
 

@@ -730,6 +730,7 @@ Run::Snapshot Run::TakeSnapshot(bool with_series) const {
   Snapshot snap;
   snap.phase = phase_;
   snap.request_names = request_names_;
+  for (const v1::Scenario& s : test_.spec().scenarios()) snap.scenario_names.push_back(s.name());
   snap.cumulative = aggregator_.cumulative();
   for (size_t i = 0; i < snap.request_names.size(); ++i) {
     snap.window_latency.push_back(aggregator_.WindowLatency(static_cast<int>(i)));

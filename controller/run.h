@@ -130,6 +130,7 @@ class Run {
   struct Snapshot {
     Phase phase;
     std::vector<std::string> request_names;
+    std::vector<std::string> scenario_names;  // spec.scenarios, indexed like cumulative.iterations
     common::IntervalStats cumulative{0};
     std::vector<common::Histogram> window_latency;  // per request
     common::Histogram window_total;

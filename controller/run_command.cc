@@ -211,6 +211,9 @@ void FollowRun(Run* run, bool quiet) {
 void PrintSummary(const Run::Snapshot& snap, const std::string& level_unit, FILE* out) {
   std::fputs(
       common::FormatRequestTable(snap.request_names, snap.cumulative, snap.elapsed_s).c_str(), out);
+  std::fputs(
+      common::FormatIterationTable(snap.scenario_names, snap.cumulative, snap.elapsed_s).c_str(),
+      out);
   std::fputs(StageTable(snap.status, level_unit).c_str(), out);
   const v1::LoadTestStatus& st = snap.status;
   for (const v1::ThresholdResult& t : st.thresholds()) {

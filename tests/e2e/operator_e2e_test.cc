@@ -232,6 +232,80 @@ TEST_F(OperatorE2eTest, SpecErrorsTheSchemaCannotSeeEndAsFailedInvalidSpec) {
   cluster_->Kubectl({"delete", "lt", "badthreshold", "--timeout=30s"});
 }
 
+// Scenarios with their data in a Secret: the operator reads it (its owner labelled it for
+// LoadTests), and each agent Pod gets its users' rows in its assignment, never in its spec. The
+// target's user flow counts each login: every row logged in once, by one virtual user.
+TEST_F(OperatorE2eTest, ScenarioDataFromALabelledSecretGivesEachRowToOneUser) {
+  const std::string secret = cluster_->dir() + "/users-secret.yaml";
+  std::ofstream(secret) << "apiVersion: v1\nkind: Secret\nmetadata:\n  name: shop-users\n"
+                           "  namespace: default\n  labels: {stampede.dev/data: \"true\"}\n"
+                           "stringData:\n  users.csv: |\n    name,password\n"
+                           "    u900,pw-u900\n    u901,pw-u901\n    u902,pw-u902\n"
+                           "    u903,pw-u903\n";
+  const CommandResult created = cluster_->Kubectl({"apply", "-f", secret});
+  ASSERT_EQ(created.exit_code, 0) << created.ToString();
+  Apply("flow", R"(  agents: 2
+  duration: 3s
+  load: {users: 4}
+  data:
+    user: {secret: {name: shop-users, key: users.csv}, order: shuffle}
+  scenarios:
+    - name: buyer
+      onStart:
+        - name: login
+          request:
+            method: POST
+            path: /flow/login
+            json: {user: "{{ user.name }}", password: "{{ user.password }}"}
+          capture: {token: {json: $.token}}
+      flow:
+        - request: {path: /flow/products, headers: {Authorization: "Bearer {{ token }}"}}
+          capture: {id: {json: "$.items[*].id", pick: random}}
+        - request: {path: "/flow/products/{{ id }}", headers: {Authorization: "Bearer {{ token }}"}}
+        - name: add to cart
+          request: {method: POST, path: /flow/cart, headers: {Authorization: "Bearer {{ token }}"}}
+          expect: {status: [201]}
+          think: 20ms
+)");
+  ASSERT_TRUE(WaitPhase("flow", {"Succeeded", "Failed"}, seconds(90))) << Diagnose("flow");
+  const json lt = Get("flow");
+  EXPECT_EQ(lt["status"].value("phase", ""), "Succeeded") << Diagnose("flow");
+  // (A count of 0 is left out of the status, as protobuf's JSON does.)
+  EXPECT_EQ(lt["status"]["summary"].value("errors", uint64_t{0}), 0u) << lt["status"].dump();
+  EXPECT_GT(lt["status"]["summary"].value("requests", uint64_t{0}), 100u) << lt["status"].dump();
+  const std::optional<std::string> stats_text = testing::HttpGet(target_->Url("/flow/stats"));
+  ASSERT_TRUE(stats_text.has_value());
+  const json stats = json::parse(*stats_text);
+  for (int u = 900; u < 904; ++u) {
+    EXPECT_EQ(stats["logins"].value("u" + std::to_string(u), 0), 1) << stats.dump();
+  }
+  EXPECT_EQ(stats.value("bad_token", -1), 0);
+  EXPECT_EQ(stats.value("no_cart", -1), 0) << "each user's cookie went back";
+  EXPECT_EQ(stats.value("cart_mismatch", -1), 0);
+  EXPECT_EQ(lt.dump().find("pw-u90"), std::string::npos) << "no row in the LoadTest";
+
+  // The same without the owner's label: refused before any Pod, naming the field and the label.
+  const CommandResult unlabel =
+      cluster_->Kubectl({"label", "secret", "shop-users", "stampede.dev/data-"});
+  ASSERT_EQ(unlabel.exit_code, 0) << unlabel.ToString();
+  cluster_->Kubectl({"delete", "lt", "flow", "--timeout=30s"});
+  Apply("flow",
+        "  duration: 1s\n  load: {users: 1}\n  data:\n"
+        "    user: {secret: {name: shop-users, key: users.csv}}\n  scenarios:\n"
+        "    - name: s\n      flow: [{request: {path: \"/flow/login?u={{ user.name }}\"}}]\n");
+  ASSERT_TRUE(WaitPhase("flow", {"Failed"}, seconds(30))) << Diagnose("flow");
+  const json refused = Get("flow")["status"];
+  EXPECT_EQ(refused.value("reason", ""), "InvalidData");
+  EXPECT_NE(refused.value("message", "")
+                .find("spec.data.user.secret: default/shop-users is not "
+                      "labelled stampede.dev/data"),
+            std::string::npos)
+      << refused.dump();
+  EXPECT_TRUE(Pods("flow").empty());
+  cluster_->Kubectl({"delete", "lt", "flow", "--timeout=30s"});
+  cluster_->Kubectl({"delete", "secret", "shop-users"});
+}
+
 TEST_F(OperatorE2eTest, DeletingARunningLoadTestStopsItsAgentsAndRemovesItsPods) {
   Apply("deleteme",
         "  load: {users: 2, thinkTime: {min: 10ms, max: 20ms}}\n  duration: 5m\n  agents: 2\n");

@@ -138,6 +138,15 @@ TEST_F(ScenarioTest, EachRowIsOneUserOfTheWholeTestAndEveryRequestCarriesItsToke
   EXPECT_EQ(Step(results, "GET /products/:productId")["requests"], product);
   EXPECT_EQ(Step(results, "add to cart")["requests"], cart);
   EXPECT_EQ(results["summary"]["errors"], 0) << results["summary"].dump();
+  // Iterations: every one ran to its end but those the run's end cut short (at most one a user).
+  ASSERT_EQ(results["scenarios"].size(), 1u) << results.dump();
+  const json& buyer = results["scenarios"][0];
+  EXPECT_EQ(buyer["name"], "buyer");
+  EXPECT_EQ(buyer["endedEarly"], 0);
+  EXPECT_LE(buyer["iterations"].get<uint64_t>(), product);
+  EXPECT_GE(buyer["iterations"].get<uint64_t>() + 30, product);
+  EXPECT_GT(buyer["durationNs"]["p50"].get<uint64_t>(), 5'000'000u)
+      << "each ends with a 5-15 ms think";
   // The group runs in about half of the iterations: far from 0 and from all.
   EXPECT_GT(cart, product / 4) << cart << " of " << product;
   EXPECT_LT(cart, product * 3 / 4) << cart << " of " << product;
@@ -182,7 +191,41 @@ TEST_F(ScenarioTest, FailedExpectationsAndMissingCapturesAreCountedAndFailTheRun
   EXPECT_LE(capture["requests"], wrong["requests"]);
   EXPECT_GE(capture["requests"].get<uint64_t>() + 2, wrong["requests"].get<uint64_t>());
   EXPECT_EQ(Step(results, "never reached")["requests"], 0);
+  const json& strict = results["scenarios"][0];
+  EXPECT_EQ(strict["iterations"], 0) << "none ran to its end";
+  EXPECT_LE(strict["endedEarly"], capture["requests"]);
+  EXPECT_GE(strict["endedEarly"].get<uint64_t>() + 2, capture["requests"].get<uint64_t>());
   EXPECT_EQ(Stats()["logins"].size(), 2u);
+}
+
+// Open model: each arrival is a new virtual user with its own row, split exactly over two agents.
+TEST_F(ScenarioTest, OpenModelArrivalsEachLogInOnceWithTheirOwnRow) {
+  Write("users.csv", Users(200));
+  const std::string out = dir_ + "/out.json";
+  const CommandOutput run = Run(Spec("arrivals", R"(  agents: 2
+  duration: 2s
+  load: {rate: 100}
+  data:
+    user: {file: users.csv}
+  scenarios:
+    - name: visit
+      onStart:
+        - name: login
+          request: {method: POST, path: /login, json: {user: "{{ user.name }}", password: "{{ user.password }}"}}
+          capture: {token: {json: $.token}}
+      flow:
+        - request: {path: /products, headers: {Authorization: "Bearer {{ token }}"}}
+)"),
+                                out);
+  ASSERT_EQ(run.exit_code, 0) << run.err;
+  const json stats = Stats();
+  ASSERT_EQ(stats["logins"].size(), 200u) << "100/s for 2 s, one row each";
+  for (const auto& [user, n] : stats["logins"].items()) EXPECT_EQ(n, 1) << user;
+  EXPECT_EQ(stats["bad_token"], 0);
+  const json results = ReadJson(out);
+  EXPECT_EQ(results["scenarios"][0]["iterations"], 200);
+  EXPECT_EQ(results["scenarios"][0]["dropped"], 0);
+  EXPECT_EQ(Step(results, "GET /products")["requests"], 200);
 }
 
 TEST_F(ScenarioTest, DataProblemsAreRefusedBeforeAnythingStartsNamingTheTable) {

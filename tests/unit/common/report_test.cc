@@ -79,6 +79,33 @@ TEST(MergeReportTest, UnknownRequestIndexIsRejectedWhole) {
 // A fold of consecutive reports equals their intervals merged, covers the first to the last
 // interval, keeps the first's start time, and leaves the gauges out; folding a fold again
 // extends it.
+TEST(MergeReportTest, ScenarioIterationsAndCutBodiesTravelAndABadOneIsRejectedWhole) {
+  IntervalStats stats = SampleInterval(1000000);
+  stats.iterations.resize(3);
+  for (uint64_t i = 0; i < 50; ++i) stats.iterations[2].duration.Record(20000000 + i * 1000);
+  stats.iterations[2].ended_early = 4;
+  stats.iterations[0].dropped = 7;
+  stats.bodies_cut = 2;
+  v1::Report report;
+  IntervalToReport(stats, &report);
+  EXPECT_EQ(report.iterations_size(), 2) << "the empty scenario 1 is not sent";
+  IntervalStats merged(2);
+  ASSERT_TRUE(MergeReport(report, &merged).ok());
+  ExpectSame(merged, stats);
+  ASSERT_EQ(merged.iterations.size(), 3u);
+  EXPECT_EQ(merged.iterations[2].duration, stats.iterations[2].duration);
+  EXPECT_EQ(merged.iterations[2].ended_early, 4u);
+  EXPECT_EQ(merged.iterations[0].dropped, 7u);
+  EXPECT_EQ(merged.bodies_cut, 2u);
+
+  v1::Report bad = report;
+  bad.mutable_iterations(0)->set_scenario(kMaxScenarios);
+  IntervalStats untouched(2);
+  EXPECT_FALSE(MergeReport(bad, &untouched).ok());
+  EXPECT_EQ(untouched.Requests(), 0u) << "nothing of a rejected report is kept";
+  EXPECT_TRUE(untouched.iterations.empty());
+}
+
 TEST(FoldReportsTest, AFoldEqualsTheMergedIntervalsAndSpansThem) {
   std::vector<std::string> serialized;
   IntervalStats expected(2);

@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <map>
 #include <memory>
 #include <string>
@@ -577,6 +578,80 @@ TEST_F(ReconcilerTest, ALoadTestRemovedWithoutTheFinalizerStopsItsRun) {
   EXPECT_EQ(TheRun(), nullptr);
   EXPECT_TRUE(reconciler_->ActiveKeys().empty());
   EXPECT_TRUE(api_.Objects(kPods).empty()) << "its Pods are deleted";
+}
+
+}  // namespace
+}  // namespace stampede::controller
+
+namespace stampede::controller {
+namespace {
+
+constexpr char kScenarioSpec[] = R"({"target": {"url": "http://shop.perf.svc:8080"},
+  "load": {"users": 4}, "duration": "3s", "agents": 2,
+  "data": {"user": {"secret": {"name": "shop-users", "key": "users.csv"}},
+           "code": {"configMap": {"name": "codes", "key": "c.csv"}, "split": "shared"}},
+  "scenarios": [{"name": "s", "flow": [{"request": {"path": "/u/{{ user.name }}/{{ code.c }}"}}]}]})";
+
+Json Labelled(Json object, bool opt_in) {
+  if (opt_in) object["metadata"]["labels"] = {{"stampede.dev/data", "true"}};
+  return object;
+}
+
+TEST_F(ReconcilerTest, DataFromASecretAndAConfigMapReachesOnlyItsAgentsAndNeedsTheirOptIn) {
+  const std::string secret_path = "/api/v1/namespaces/perf/secrets/shop-users";
+  const std::string config_path = "/api/v1/namespaces/perf/configmaps/codes";
+  std::string csv;
+  absl::Base64Escape("name\nu0\nu1\nu2\nu3\n", &csv);
+  const Json secret = {{"metadata", {{"name", "shop-users"}}}, {"data", {{"users.csv", csv}}}};
+  const Json config = {{"metadata", {{"name", "codes"}}}, {"data", {{"c.csv", "c\nX\n"}}}};
+
+  // Without the owner's label the Secret is not read: the test fails before any Pod exists.
+  api_.Put(secret_path, Labelled(secret, false));
+  api_.Put(config_path, Labelled(config, true));
+  api_.Put(kPath, LoadTest(kScenarioSpec));
+  ASSERT_TRUE(Reconcile().ok());
+  EXPECT_EQ(Phase(), "Failed");
+  EXPECT_EQ(Reason(), "InvalidData");
+  const std::string message = Object()["status"].value("message", "");
+  EXPECT_NE(message.find("spec.data.user.secret: perf/shop-users is not labelled "
+                         "stampede.dev/data: \"true\""),
+            std::string::npos)
+      << message;
+  EXPECT_TRUE(api_.Objects(kPods).empty());
+  EXPECT_EQ(runs_.started(), 0);
+}
+
+TEST_F(ReconcilerTest, LabelledDataIsSplitOverTheAgentsAssignments) {
+  const std::string secret_path = "/api/v1/namespaces/perf/secrets/shop-users";
+  std::string csv;
+  absl::Base64Escape("name\nu0\nu1\nu2\nu3\n", &csv);
+  api_.Put(
+      secret_path,
+      Labelled({{"metadata", {{"name", "shop-users"}}}, {"data", {{"users.csv", csv}}}}, true));
+  api_.Put("/api/v1/namespaces/perf/configmaps/codes",
+           Labelled({{"metadata", {{"name", "codes"}}}, {"data", {{"c.csv", "c\nX\n"}}}}, true));
+  api_.Put(kPath, LoadTest(kScenarioSpec));
+  ASSERT_TRUE(Reconcile().ok());
+  ASSERT_EQ(runs_.started(), 1) << Object().dump();
+  const auto agents = ConnectAgents();
+  std::vector<std::string> users;
+  for (uint32_t i = 0; i < 2; ++i) {
+    const auto sent = agents[i]->Sent(v1::ControllerMessage::kAssignment);
+    ASSERT_EQ(sent.size(), 1u);
+    const v1::Assignment& a = sent[0].assignment();
+    ASSERT_EQ(a.data_size(), 2);
+    EXPECT_EQ(a.data(0).name(), "code");
+    EXPECT_FALSE(a.data(0).local()) << "shared: the whole table";
+    EXPECT_EQ(a.data(1).name(), "user");
+    EXPECT_TRUE(a.data(1).local());
+    EXPECT_EQ(a.data(1).cells_size(), 2) << "agent " << i << ": its 2 users' rows only";
+    for (const std::string& c : a.data(1).cells()) users.push_back(c);
+    EXPECT_EQ(a.data_seed(),
+              agents[0]->Sent(v1::ControllerMessage::kAssignment)[0].assignment().data_seed());
+  }
+  std::sort(users.begin(), users.end());
+  EXPECT_EQ(users, (std::vector<std::string>{"u0", "u1", "u2", "u3"}));
+  EXPECT_EQ(Object().dump().find("u1"), std::string::npos) << "no row in the LoadTest";
 }
 
 }  // namespace
