@@ -344,10 +344,12 @@ bool ScenarioProgram::NextIteration(UserState& u, int64_t now_ns, uint64_t* rng,
 
 int64_t ScenarioProgram::AbortIteration(UserState& u) const {
   u.loop_head = UINT32_MAX;
-  if (!u.in_flow) {
+  if (!u.in_flow && !open_model_) {
     u.pc = 0;  // onStart again, after a pause
     return kOnStartRetryNs;
   }
+  // In the flow, or an arrival's onStart (an arrival runs once: it ends, counted).
+  u.in_flow = true;
   u.pc = static_cast<uint32_t>(compiled_.scenarios[u.scenario].flow.size());
   u.ended_early = true;
   return 0;
@@ -416,9 +418,16 @@ bool ScenarioProgram::RenderTemplate(UserState* u, const Template& t,
     out->append(t.literals());
     return true;
   }
-  const TemplateHole* first = t.holes().data();
-  auto value = [&](const TemplateHole& h) {
-    return HoleValue(u, h, refs[static_cast<size_t>(&h - first)], rng);
+  // One pointer captured, so that the std::function holds it in place instead of allocating.
+  struct Context {
+    const ScenarioProgram* program;
+    UserState* u;
+    const std::vector<HoleRef>* refs;
+    const TemplateHole* first;
+    uint64_t* rng;
+  } context_of_holes{this, u, &refs, t.holes().data(), rng};
+  auto value = [c = &context_of_holes](const TemplateHole& h) {
+    return c->program->HoleValue(c->u, h, (*c->refs)[static_cast<size_t>(&h - c->first)], c->rng);
   };
   return contexts != nullptr ? t.Render(*contexts, value, out, why)
                              : t.Render(context, value, out, why);

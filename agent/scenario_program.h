@@ -95,7 +95,8 @@ class ScenarioProgram {
   // False when its data has run out. `*wait_ns`: how long to wait first (pace, think time).
   bool NextIteration(UserState& u, int64_t now_ns, uint64_t* rng, int64_t* wait_ns) const;
   // Ends the user's iteration now (a failed check with stopIteration, a missing capture): in
-  // onStart it starts over. The pause before it goes on.
+  // onStart a closed-model user starts over (returns the pause before it does); an arrival's
+  // iteration ends, counted as ended early.
   int64_t AbortIteration(UserState& u) const;
 
   struct Step {

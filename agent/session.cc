@@ -17,6 +17,7 @@
 #include "agent/engine.h"
 #include "agent/engine_config.h"
 #include "common/clock.h"
+#include "common/data_table.h"
 #include "common/flags.h"
 #include "common/logging.h"
 #include "common/mutex.h"
@@ -471,7 +472,12 @@ int RunSession(const SessionOptions& options) {
   signal(SIGPIPE, SIG_IGN);
   const uint32_t threads =
       options.threads != 0 ? options.threads : std::max(1u, std::thread::hardware_concurrency());
-  auto channel = grpc::CreateChannel(options.controller, grpc::InsecureChannelCredentials());
+  // An assignment carries the agent's rows of the test's data tables (up to
+  // common::kMaxDataBytes), far past gRPC's default 4 MiB.
+  grpc::ChannelArguments args;
+  args.SetMaxReceiveMessageSize(static_cast<int>(2 * common::kMaxDataBytes));
+  auto channel =
+      grpc::CreateCustomChannel(options.controller, grpc::InsecureChannelCredentials(), args);
   if (!channel->WaitForConnected(std::chrono::system_clock::now() +
                                  std::chrono::seconds(options.connect_timeout_s))) {
     SLOG(kError) << "controller_unreachable address=" << options.controller

@@ -326,13 +326,20 @@ absl::Status Reconciler::Begin(const std::string& key, const kube::Json& object,
         absl::StrCat("cannot create the agents' token Secret: ", token.status().message()), run_tag,
         /*warn=*/true);
   }
+  const bool adopting = phase == "Starting" || phase == "Running";
   absl::StatusOr<common::TestData> data = ReadTestData(*test);
+  if (!data.ok() && adopting) {
+    // The running agents have their rows already; only an agent still to be assigned would miss
+    // them, and it says so when it cannot start.
+    SLOG(kWarning) << "adopted_without_data loadtest=" << key << " error=\""
+                   << data.status().message() << "\"";
+    data = common::TestData();
+  }
   if (!data.ok()) {
     if (data.status().code() == absl::StatusCode::kUnavailable) return data.status();  // retried
     return EndBeforeStart(object, "Failed", "InvalidData", std::string(data.status().message()),
                           run_tag, /*warn=*/true);
   }
-  const bool adopting = phase == "Starting" || phase == "Running";
   auto launcher = std::make_unique<KubeLauncher>(world_.api, *test, options_.pods);
   KubeLauncher* raw = launcher.get();
   const std::string uid = test->metadata().uid();

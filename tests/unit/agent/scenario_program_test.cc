@@ -176,5 +176,37 @@ TEST(ScenarioProgramTest, LoopsGroupsAndPauses) {
   EXPECT_LT(rare, 5) << "a 0.01 % group";
 }
 
+TEST(ScenarioProgramTest, AFailedOnStartIsTriedAgainByAUserAndEndsAnArrival) {
+  for (const char* load : {"{users: 1}", "{rate: 10}"}) {
+    std::string text = R"(  scenarios:
+    - name: s
+      onStart: [{request: {method: POST, path: /login}, capture: {t: {json: $.t}}}]
+      flow: [{request: {path: "/x/{{ t }}"}}]
+)";
+    v1::LoadTestSpec spec = Spec(text);
+    const bool open = std::string(load) != "{users: 1}";
+    if (open) {
+      spec.mutable_load()->clear_users();
+      spec.mutable_load()->set_rate(10);
+    }
+    auto p = Program(spec);
+    ASSERT_NE(p, nullptr);
+    UserState u;
+    uint64_t rng = 3;
+    ASSERT_TRUE(p->BeginUser(u, 0, &rng, 0));
+    ASSERT_EQ(p->Next(u, &rng, 0).kind, Kind::kRequest);
+    const int64_t pause = p->AbortIteration(u);
+    const ScenarioProgram::Action next = p->Next(u, &rng, 0);
+    if (open) {
+      EXPECT_EQ(next.kind, Kind::kIterationEnd) << "an arrival ends";
+      EXPECT_TRUE(u.ended_early);
+    } else {
+      EXPECT_EQ(pause, 1'000'000'000) << "a user logs in again a second later";
+      EXPECT_EQ(next.kind, Kind::kRequest);
+      EXPECT_FALSE(u.in_flow) << "onStart again";
+    }
+  }
+}
+
 }  // namespace
 }  // namespace stampede::agent
