@@ -263,6 +263,25 @@ absl::StatusOr<std::string> ReportHtml(const std::string& results_json) {
   }
   absl::StrAppend(&html, "</table>\n");
 
+  // Scenarios: each one's iterations.
+  if (r.contains("scenarios") && !r["scenarios"].empty()) {
+    absl::StrAppend(&html,
+                    "<h2>Scenarios</h2>\n<table id=\"scenarios\"><tr><th>scenario</th>"
+                    "<th>iterations</th><th>ended early</th><th>dropped</th><th>per s</th>"
+                    "<th>p50</th><th>p95</th><th>p99</th><th>max</th></tr>\n");
+    for (const json& sc : r["scenarios"]) {
+      const json d = sc.value("durationNs", json::object());
+      const double n = sc.value("iterations", 0.0);
+      absl::StrAppend(
+          &html, "<tr><td>", Escape(sc.value("name", "")), "</td><td>", Count(n), "</td><td>",
+          Count(sc.value("endedEarly", 0.0)), "</td><td>", Count(sc.value("dropped", 0.0)),
+          "</td><td>", Rate(seconds > 0 ? n / seconds : 0), "</td><td>", Ns(d.value("p50", json())),
+          "</td><td>", Ns(d.value("p95", json())), "</td><td>", Ns(d.value("p99", json())),
+          "</td><td>", Ns(d.value("max", json())), "</td></tr>\n");
+    }
+    absl::StrAppend(&html, "</table>\n");
+  }
+
   // Errors by outcome and responses by status class.
   const json outcomes = summary.value("outcomes", json::object());
   const json status_classes = summary.value("status", json::object());

@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <string>
+#include <vector>
 
 #include "gtest/gtest.h"
 #include "tests/integration/process.h"
@@ -39,8 +40,17 @@ class ScenarioTest : public ::testing::Test {
                      "}\nspec:\n  target: {url: \"http://127.0.0.1:" +
                      std::to_string(target_.port()) + "/flow\"}\n" + spec);
   }
-  CommandOutput Run(const std::string& spec, const std::string& out) {
-    return RunToEnd({ControllerBinary(), "run", spec, "--quiet", "--out", out}, seconds(90));
+  CommandOutput Run(const std::string& spec, const std::string& out,
+                    const std::vector<std::string>& more = {}) {
+    std::vector<std::string> argv = {ControllerBinary(), "run", spec, "--quiet", "--out", out};
+    argv.insert(argv.end(), more.begin(), more.end());
+    return RunToEnd(argv, seconds(90));
+  }
+  std::string ReadText(const std::string& path) {
+    std::ifstream in(path);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
   }
   json ReadJson(const std::string& path) {
     std::ifstream in(path);
@@ -112,7 +122,8 @@ std::string Users(int n) {
 TEST_F(ScenarioTest, EachRowIsOneUserOfTheWholeTestAndEveryRequestCarriesItsTokenAndCookie) {
   Write("users.csv", Users(30));
   const std::string out = dir_ + "/out.json";
-  const CommandOutput run = Run(Spec("shop", kShop), out);
+  const std::string report = dir_ + "/report.html";
+  const CommandOutput run = Run(Spec("shop", kShop), out, {"--report", report});
   ASSERT_EQ(run.exit_code, 0) << run.err;
   const json stats = Stats();
   const json results = ReadJson(out);
@@ -147,6 +158,12 @@ TEST_F(ScenarioTest, EachRowIsOneUserOfTheWholeTestAndEveryRequestCarriesItsToke
   EXPECT_GE(buyer["iterations"].get<uint64_t>() + 30, product);
   EXPECT_GT(buyer["durationNs"]["p50"].get<uint64_t>(), 5'000'000u)
       << "each ends with a 5-15 ms think";
+  // The HTML report has the scenario's row, with the same count.
+  const std::string html = ReadText(report);
+  EXPECT_NE(html.find("<table id=\"scenarios\">"), std::string::npos);
+  EXPECT_NE(html.find("<tr><td>buyer</td><td>" +
+                      std::to_string(buyer["iterations"].get<uint64_t>()) + "</td>"),
+            std::string::npos);
   // The group runs in about half of the iterations: far from 0 and from all.
   EXPECT_GT(cart, product / 4) << cart << " of " << product;
   EXPECT_LT(cart, product * 3 / 4) << cart << " of " << product;
