@@ -556,31 +556,38 @@ Outcome ScenarioProgram::Check(UserState& u, uint32_t i, const HttpResponseParse
   Outcome outcome = Outcome::kOk;
   for (size_t c = 0; c < r.captures.size(); ++c) {
     const common::ScenarioCapture& cap = r.captures[c];
-    std::optional<std::string> value;
+    std::string& slot = u.captures[cap.slot];
+    // Text found in the body or a header is copied into the slot's own buffer (no allocation
+    // once it is large enough); a JSON value comes from the finder as a string of its own.
+    std::optional<absl::string_view> text;
     switch (cap.kind) {
       case common::ScenarioCapture::Kind::kJson:
-        if (cap.json != nullptr) value = finder.Find(*cap.json, body, cap.pick, NextRandom(rng));
+        if (cap.json != nullptr) {
+          if (std::optional<std::string> v =
+                  finder.Find(*cap.json, body, cap.pick, NextRandom(rng))) {
+            slot = *std::move(v);
+            u.captured[cap.slot] = 1;
+            continue;
+          }
+        }
         break;
       case common::ScenarioCapture::Kind::kHeader:
         if (const std::string* h =
                 response.kept_header(static_cast<size_t>(step.capture_header[c])))
-          value = *h;
+          text = *h;
         break;
       case common::ScenarioCapture::Kind::kRegex:
-        if (cap.regex != nullptr) {
-          if (auto m = cap.regex->Find(body)) value = std::string(m->data(), m->size());
-        }
+        if (cap.regex != nullptr) text = cap.regex->Find(body);
         break;
       case common::ScenarioCapture::Kind::kBetween:
-        if (auto m = common::Between(body, cap.left, cap.right))
-          value = std::string(m->data(), m->size());
+        text = common::Between(body, cap.left, cap.right);
         break;
     }
-    if (!value.has_value()) {
+    if (!text.has_value()) {
       outcome = Outcome::kCapture;
       continue;
     }
-    u.captures[cap.slot] = *std::move(value);
+    slot.assign(text->data(), text->size());
     u.captured[cap.slot] = 1;
   }
   return outcome;
