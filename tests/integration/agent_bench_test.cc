@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <cstdlib>
+#include <fstream>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -58,6 +59,51 @@ TEST(AgentBench, ClosedModelCountsEqualWhatTheTargetServed) {
   // Keep-alive: one connection per user.
   EXPECT_EQ(r.summary["connections_opened"], 20u);
   EXPECT_EQ(r.summary["latency_ns"]["count"], requests);
+}
+
+// A scenario on two threads (the ThreadSanitizer pass runs this too): users share the compiled
+// program and keep their own captures, cookies and rows; every request the target served.
+TEST(AgentBench, AScenarioOnTwoThreadsCountsWhatTheTargetServed) {
+  TestTarget target;
+  const std::string dir = MakeTempDir();
+  const std::string file = dir + "/flow.yaml";
+  std::ofstream(file) << R"(apiVersion: stampede.dev/v1alpha1
+kind: LoadTest
+metadata: {name: flow}
+spec:
+  target: {url: "http://127.0.0.1:1"}
+  duration: 1s
+  load: {users: 8}
+  data:
+    user: {inline: [{n: u1}, {n: u2}, {n: u3}, {n: u4}, {n: u5}, {n: u6}, {n: u7}, {n: u8}]}
+  scenarios:
+    - name: buyer
+      onStart:
+        - name: login
+          request: {method: POST, path: /flow/login, form: {user: "{{ user.n }}", password: "pw-{{ user.n }}"}}
+          capture: {token: {json: $.token}}
+      flow:
+        - request: {path: /flow/products, headers: {Authorization: "Bearer {{ token }}"}}
+          capture: {id: {json: "$.items[*].id", pick: random}}
+        - request: {path: "/flow/products/{{ id }}", headers: {Authorization: "Bearer {{ token }}"}}
+        - request: {method: POST, path: /flow/cart, headers: {Authorization: "Bearer {{ token }}"}}
+          expect: {status: [201]}
+)";
+  BenchResult r = RunBench({"--url", target.Url("/"), "--scenario", file, "--users", "8",
+                            "--threads", "2", "--duration", "2s"});
+  (void)!std::system(("rm -rf " + dir).c_str());
+  ASSERT_EQ(r.exit_code, 0) << r.stderr_text;
+  const uint64_t requests = r.summary["requests"];
+  EXPECT_GT(requests, 100u);
+  EXPECT_EQ(r.summary["errors_total"], 0u) << r.summary.dump();
+  EXPECT_EQ(static_cast<long>(requests), target.Served());
+  auto stats = HttpGet(target.Url("/flow/stats"));
+  ASSERT_TRUE(stats.has_value());
+  const json flow = json::parse(*stats);
+  EXPECT_EQ(flow["logins"].size(), 8u) << flow.dump();
+  EXPECT_EQ(flow["bad_token"], 0);
+  EXPECT_EQ(flow["cart_mismatch"], 0);
+  EXPECT_EQ(flow["no_cart"], 0);
 }
 
 TEST(AgentBench, OpenModelSendsExactlyThePlannedArrivals) {
