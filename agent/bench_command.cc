@@ -277,23 +277,8 @@ absl::Status LoadScenarios(const BenchFlagValues& v, EngineConfig* cfg) {
     return FlagError("--scenario", absl::StrCat(file, ":\n", test.status().message()));
   if (test->spec().scenarios_size() == 0)
     return FlagError("--scenario", file + " has no spec.scenarios");
-  const std::string dir =
-      file.find('/') == std::string::npos ? "." : file.substr(0, file.rfind('/'));
   absl::StatusOr<common::TestData> data = common::PrepareTestData(
-      test->spec(),
-      [&](const std::string& name, const v1::DataTable& t) -> absl::StatusOr<std::string> {
-        if (t.file().empty()) {
-          return absl::InvalidArgumentError(
-              absl::StrCat("spec.data.", name, ": bench reads inline rows or a file"));
-        }
-        return common::ReadSmallFile(t.file()[0] == '/' ? t.file() : dir + "/" + t.file(),
-                                     common::kMaxDataBytes);
-      },
-      [](const std::string& name) -> std::optional<std::string> {
-        const char* value = std::getenv(name.c_str());
-        if (value == nullptr) return std::nullopt;
-        return std::string(value);
-      });
+      test->spec(), common::LocalFileReader(file, "stampede-agent bench"), common::ProcessEnv);
   if (!data.ok()) return FlagError("--scenario", std::string(data.status().message()));
   for (const common::DataTable& t : data->tables) {
     v1::AgentTable a;

@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "common/files.h"
 #include "common/load_plan.h"
 #include "common/scenario.h"
 
@@ -245,6 +246,32 @@ absl::Status CheckDataTables(const v1::LoadTestSpec& spec, const std::vector<Dat
   }
   if (problems.empty()) return absl::OkStatus();
   return absl::InvalidArgumentError(absl::StrJoin(problems, "\n"));
+}
+
+DataSourceReader LocalFileReader(const std::string& spec_file, const std::string& mode) {
+  const std::string dir =
+      spec_file.find('/') == std::string::npos ? "." : spec_file.substr(0, spec_file.rfind('/'));
+  return
+      [dir, mode](const std::string& name, const v1::DataTable& t) -> absl::StatusOr<std::string> {
+        if (t.file().empty()) {
+          return absl::InvalidArgumentError(absl::StrCat(
+              "spec.data.", name, ": ", mode,
+              " reads inline rows or a file; a ConfigMap or Secret is for the operator"));
+        }
+        const std::string path = t.file()[0] == '/' ? t.file() : dir + "/" + t.file();
+        absl::StatusOr<std::string> text = ReadSmallFile(path, kMaxDataBytes);
+        if (!text.ok()) {
+          return absl::InvalidArgumentError(
+              absl::StrCat("spec.data.", name, ".file: ", text.status().message()));
+        }
+        return text;
+      };
+}
+
+std::optional<std::string> ProcessEnv(const std::string& name) {
+  const char* v = std::getenv(name.c_str());
+  if (v == nullptr) return std::nullopt;
+  return std::string(v);
 }
 
 std::optional<std::string> ServerEnv(const std::string& name) {

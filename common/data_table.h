@@ -69,6 +69,12 @@ struct TestData {
 };
 using EnvLookup = std::function<std::optional<std::string>(const std::string& name)>;
 
+// Local modes (stampede run, stampede-agent bench): tables from inline rows or CSV files, a
+// relative path taken from `spec_file`'s folder; a ConfigMap or Secret is an error naming `mode`.
+DataSourceReader LocalFileReader(const std::string& spec_file, const std::string& mode);
+// The whole process environment (a user's own shell).
+std::optional<std::string> ProcessEnv(const std::string& name);
+
 // The environment as `stampede serve` and the operator show it to templates: only variables
 // named LOADTEST_*, so a test's author cannot read the server's own secrets. `stampede run` (a
 // user's own shell) passes its whole environment.

@@ -322,30 +322,7 @@ int RunCommand(const std::vector<std::string>& args) {
   if (!test.ok()) return Fail(kExitInvalid, std::string(test.status().message()));
   // Its data tables, CSV files relative to the test file's folder.
   absl::StatusOr<common::TestData> data = common::PrepareTestData(
-      test->spec(),
-      [&](const std::string& name, const v1::DataTable& t) -> absl::StatusOr<std::string> {
-        if (t.file().empty()) {
-          return absl::InvalidArgumentError(
-              absl::StrCat("spec.data.", name,
-                           ": stampede run reads inline rows or a file; a ConfigMap or Secret is "
-                           "for the operator"));
-        }
-        const std::string dir = options->file.find('/') == std::string::npos
-                                    ? "."
-                                    : options->file.substr(0, options->file.rfind('/'));
-        const std::string path = t.file()[0] == '/' ? t.file() : dir + "/" + t.file();
-        absl::StatusOr<std::string> text = common::ReadSmallFile(path, common::kMaxDataBytes);
-        if (!text.ok()) {
-          return absl::InvalidArgumentError(
-              absl::StrCat("spec.data.", name, ".file: ", text.status().message()));
-        }
-        return text;
-      },
-      [](const std::string& name) -> std::optional<std::string> {
-        const char* v = std::getenv(name.c_str());
-        if (v == nullptr) return std::nullopt;
-        return std::string(v);
-      });
+      test->spec(), common::LocalFileReader(options->file, "stampede run"), common::ProcessEnv);
   if (!data.ok()) {
     return Fail(kExitInvalid, absl::StrCat(options->file, ": ", data.status().message()));
   }
