@@ -557,18 +557,14 @@ Outcome ScenarioProgram::Check(UserState& u, uint32_t i, const HttpResponseParse
   for (size_t c = 0; c < r.captures.size(); ++c) {
     const common::ScenarioCapture& cap = r.captures[c];
     std::string& slot = u.captures[cap.slot];
-    // Text found in the body or a header is copied into the slot's own buffer (no allocation
-    // once it is large enough); a JSON value comes from the finder as a string of its own.
+    // Every value is copied into the slot's own buffer: no allocation once it is large enough.
     std::optional<absl::string_view> text;
     switch (cap.kind) {
       case common::ScenarioCapture::Kind::kJson:
-        if (cap.json != nullptr) {
-          if (std::optional<std::string> v =
-                  finder.Find(*cap.json, body, cap.pick, NextRandom(rng))) {
-            slot = *std::move(v);
-            u.captured[cap.slot] = 1;
-            continue;
-          }
+        if (cap.json != nullptr &&
+            finder.FindInto(*cap.json, body, cap.pick, NextRandom(rng), &slot)) {
+          u.captured[cap.slot] = 1;
+          continue;
         }
         break;
       case common::ScenarioCapture::Kind::kHeader:

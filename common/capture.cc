@@ -57,12 +57,19 @@ bool ValueText(od::value v, std::string* out) {
 
 using Segments = std::vector<JsonPath::Segment>;
 
-// Walks segments[i..] from `v`, appending each value found (several after a "[*]").
-bool Walk(od::value v, const Segments& segments, size_t i, std::vector<std::string>* found) {
+// The values a walk found: the first `count` of `values`, whose strings are reused from one
+// lookup to the next, so that a warmed-up finder does not allocate for them.
+struct Found {
+  std::vector<std::string> values;
+  size_t count = 0;
+};
+
+// Walks segments[i..] from `v`, adding each value found (several after a "[*]").
+bool Walk(od::value v, const Segments& segments, size_t i, Found* found) {
   if (i == segments.size()) {
-    std::string text;
-    if (!ValueText(v, &text)) return false;
-    found->push_back(std::move(text));
+    if (found->count == found->values.size()) found->values.emplace_back();
+    if (!ValueText(v, &found->values[found->count])) return false;
+    ++found->count;
     return true;
   }
   const JsonPath::Segment& s = segments[i];
@@ -148,7 +155,7 @@ bool JsonPath::has_each() const {
 struct JsonFinder::Impl {
   od::parser parser;
   std::string padded;
-  std::vector<std::string> found;
+  Found found;
 };
 
 JsonFinder::JsonFinder() : impl_(std::make_unique<Impl>()) {}
@@ -156,29 +163,43 @@ JsonFinder::~JsonFinder() = default;
 
 std::optional<std::string> JsonFinder::Find(const JsonPath& path, absl::string_view body, Pick pick,
                                             uint64_t random) {
+  std::string value;
+  if (!FindInto(path, body, pick, random, &value)) return std::nullopt;
+  return value;
+}
+
+bool JsonFinder::FindInto(const JsonPath& path, absl::string_view body, Pick pick, uint64_t random,
+                          std::string* out) {
   Impl& m = *impl_;
   m.padded.assign(body.data(), body.size());
   m.padded.resize(body.size() + simdjson::SIMDJSON_PADDING, '\0');
-  m.found.clear();
+  m.found.count = 0;
   od::document doc;
-  if (m.parser.iterate(m.padded.data(), body.size(), m.padded.size()).get(doc)) return std::nullopt;
+  if (m.parser.iterate(m.padded.data(), body.size(), m.padded.size()).get(doc)) return false;
   if (path.segments().empty()) {
     std::string_view raw;
-    if (doc.raw_json().get(raw)) return std::nullopt;
-    return std::string(absl::StripAsciiWhitespace(View(raw)));
+    if (doc.raw_json().get(raw)) return false;
+    const absl::string_view text = absl::StripAsciiWhitespace(View(raw));
+    out->assign(text.data(), text.size());
+    return true;
   }
   od::value root;
-  if (doc.get_value().get(root)) return std::nullopt;
-  if (!Walk(root, path.segments(), 0, &m.found) || m.found.empty()) return std::nullopt;
+  if (doc.get_value().get(root)) return false;
+  if (!Walk(root, path.segments(), 0, &m.found) || m.found.count == 0) return false;
+  size_t index = 0;
   switch (pick) {
     case Pick::kFirst:
-      return std::move(m.found.front());
+      index = 0;
+      break;
     case Pick::kLast:
-      return std::move(m.found.back());
+      index = m.found.count - 1;
+      break;
     case Pick::kRandom:
-      return std::move(m.found[random % m.found.size()]);
+      index = random % m.found.count;
+      break;
   }
-  return std::nullopt;
+  out->assign(m.found.values[index]);
+  return true;
 }
 
 RegexCapture::RegexCapture(std::unique_ptr<re2::RE2> re) : re_(std::move(re)) {}

@@ -63,6 +63,10 @@ class JsonFinder {
   // body is not JSON. `random` (any 64-bit value) chooses for Pick::kRandom.
   std::optional<std::string> Find(const JsonPath& path, absl::string_view body,
                                   Pick pick = Pick::kFirst, uint64_t random = 0);
+  // The same into `*out` (its buffer reused: no allocation once it is large enough); false, and
+  // `*out` as it was, when there is no value.
+  bool FindInto(const JsonPath& path, absl::string_view body, Pick pick, uint64_t random,
+                std::string* out);
 
  private:
   struct Impl;

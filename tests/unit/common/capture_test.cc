@@ -85,6 +85,27 @@ TEST(JsonFinderTest, EachElementPicksFirstLastOrRandomAndSkipsThoseWithout) {
   EXPECT_EQ(seen, (std::set<std::string>{"7", "9", "x-11"})) << "the item without an id is skipped";
 }
 
+// FindInto reuses its output's buffer and the finder's own; a shorter value after a longer one
+// (and a long one after short ones) comes out whole, and a miss leaves the output as it was.
+TEST(JsonFinderTest, FindIntoReusesBuffersAndKeepsTheOutputOnAMiss) {
+  JsonFinder f;
+  const JsonPath each = Path("$.v[*]");
+  std::string out = "before";
+  ASSERT_TRUE(f.FindInto(each, R"({"v": ["a-long-value-past-the-small-string-buffer", "b"]})",
+                         Pick::kFirst, 0, &out));
+  EXPECT_EQ(out, "a-long-value-past-the-small-string-buffer");
+  const char* buffer = out.data();
+  ASSERT_TRUE(f.FindInto(each, R"({"v": ["short", "x", "y"]})", Pick::kLast, 0, &out));
+  EXPECT_EQ(out, "y");
+  EXPECT_EQ(out.data(), buffer) << "the output's buffer is reused";
+  ASSERT_TRUE(f.FindInto(each, R"({"v": ["b", "another-long-value-past-the-buffer"]})", Pick::kLast,
+                         0, &out));
+  EXPECT_EQ(out, "another-long-value-past-the-buffer");
+  EXPECT_FALSE(f.FindInto(each, R"({"w": 1})", Pick::kFirst, 0, &out));
+  EXPECT_EQ(out, "another-long-value-past-the-buffer");
+  EXPECT_EQ(f.Find(each, R"({"v": [1, 2]})", Pick::kRandom, 1), "2");
+}
+
 TEST(RegexCaptureTest, TakesTheOneGroup) {
   absl::StatusOr<RegexCapture> csrf = RegexCapture::Compile(R"re(name="csrf" value="([^"]+)")re");
   ASSERT_TRUE(csrf.ok()) << csrf.status();
