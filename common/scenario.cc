@@ -177,6 +177,19 @@ class Compiler {
     (*ops)[head].end = static_cast<uint32_t>(ops->size());
   }
 
+  // The template's literal text with "x" for each hole.
+  static std::string Sample(const Template& t) {
+    std::string out;
+    for (const Template::Part& p : t.parts()) {
+      if (p.hole < 0) {
+        out.append(t.literals(), p.offset, p.length);
+      } else {
+        out.push_back('x');
+      }
+    }
+    return out;
+  }
+
   // A template compiled and its names checked; `what` for the messages.
   Template Text(const std::string& text, const std::string& at) {
     absl::StatusOr<Template> t = Template::Compile(text);
@@ -212,6 +225,9 @@ class Compiler {
       Problem(at + ".path", "starts with /");
     }
     r.path = Text(q.path(), at + ".path");
+    // The literal text must be a path as written on the wire (the holes' values are encoded).
+    if (const std::string problem = PathProblem(Sample(r.path)); !problem.empty())
+      Problem(at + ".path", absl::StrCat("\"", q.path(), "\" ", problem));
     for (const std::string& name : SortedKeys(q.headers())) {
       const std::string where = absl::StrCat(at, ".headers.", name);
       const std::string lower = absl::AsciiStrToLower(name);
@@ -219,6 +235,8 @@ class Compiler {
       if (lower == "content-length" || lower == "transfer-encoding")
         Problem(where, "the framing is Stampede's");
       r.headers.emplace_back(name, Text(q.headers().at(name), where));
+      if (HasControl(Sample(r.headers.back().second)))
+        Problem(where, "the value must not contain CR, LF or other control characters");
     }
     const int bodies =
         (q.body().empty() ? 0 : 1) + (q.has_json() ? 1 : 0) + (q.form().empty() ? 0 : 1);

@@ -109,7 +109,8 @@ TEST(ScenarioTest, EveryProblemIsReportedWithItsFieldPath) {
                        "re": {"regex": "no group"}, "two": {"header": "X", "regex": "(a)"}}},
           {"loop": {"count": 2, "max": 3, "steps": []}},
           {"group": {"probability": 120, "steps": [{"think": "soon"}]}},
-          {"expect": {"status": [99]}}
+          {"expect": {"status": [99]}},
+          {"request": {"path": "/a b/{{ vu.id }}", "headers": {"X-Evil": "a\r\nHost: other"}}}
         ]})js",
                                   R"js({"name": "a", "cookies": "sometimes", "flow": []})js"}),
                        kTables);
@@ -133,6 +134,8 @@ TEST(ScenarioTest, EveryProblemIsReportedWithItsFieldPath) {
            "spec.scenarios[0].flow[5].group.steps[0].think: \"soon\": a duration (500ms) or a "
            "range (1s..3s)",
            "spec.scenarios[0].flow[6]: a step is a request, a think, a loop or a group",
+           "spec.scenarios[0].flow[7].request.path: \"/a b/{{ vu.id }}\" ",
+           "spec.scenarios[0].flow[7].request.headers.X-Evil: the value must not contain CR, LF",
            "spec.scenarios[1].name: \"a\" is used by another scenario",
            "spec.scenarios[1].cookies: \"sometimes\": user, iteration or off",
            "spec.scenarios[1].flow: needs at least one step",
