@@ -125,6 +125,8 @@ absl::StatusOr<std::unique_ptr<Engine>> Engine::Create(EngineConfig config) {
     options.stream_first = config.stream_offset;
     options.stream_local = threads;
     options.env = config.env;
+    options.think_min_ns = shared.think_min_ns;
+    options.think_max_ns = shared.think_max_ns;
     ASSIGN_OR_RETURN(shared.program, ScenarioProgram::Create(*config.scenarios, url, config.data,
                                                              shared.plan, options));
     // The stats are the step names; picks (of dropped arrivals) are of scenarios.

@@ -44,7 +44,6 @@ absl::StatusOr<EngineConfig> EngineConfigFromAssignment(const v1::Assignment& as
     cfg.data.assign(assignment.data().begin(), assignment.data().end());
     cfg.data_seed = assignment.data_seed();
     cfg.env.insert(assignment.env().begin(), assignment.env().end());
-    cfg.think_min_ns = cfg.think_max_ns = 0;  // between iterations: the program's
   }
   ASSIGN_OR_RETURN(cfg.plan, common::LoadPlanFromSpec(spec));
   cfg.threads = threads;

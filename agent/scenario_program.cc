@@ -7,7 +7,6 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
-#include "common/duration.h"
 #include "common/load_plan.h"
 #include "common/status_macros.h"
 
@@ -59,17 +58,9 @@ absl::StatusOr<std::shared_ptr<const ScenarioProgram>> ScenarioProgram::Create(
     p->base_path_.resize(q);
   }
   if (!p->base_path_.empty() && p->base_path_.back() == '/') p->base_path_.pop_back();
-  if (!p->open_model_ && spec.load().has_think_time()) {
-    const v1::ThinkTime& t = spec.load().think_time();
-    if (!t.min().empty()) {
-      ASSIGN_OR_RETURN(p->think_min_ns_,
-                       common::ParseDurationNanos("spec.load.thinkTime.min", t.min()));
-    }
-    p->think_max_ns_ = p->think_min_ns_;
-    if (!t.max().empty()) {
-      ASSIGN_OR_RETURN(p->think_max_ns_,
-                       common::ParseDurationNanos("spec.load.thinkTime.max", t.max()));
-    }
+  if (!p->open_model_) {
+    p->think_min_ns_ = options.think_min_ns;
+    p->think_max_ns_ = std::max(options.think_max_ns, options.think_min_ns);
   }
 
   std::map<std::string, int> table_index;

@@ -62,6 +62,8 @@ class ScenarioProgram {
     uint32_t stream_first = 0;  // this agent's streams
     uint32_t stream_local = 1;
     std::map<std::string, std::string> env;
+    // Closed model: the pause between iterations (load.thinkTime, or bench's --think).
+    int64_t think_min_ns = 0, think_max_ns = 0;
   };
 
   // `spec` holds the scenarios (validated by the controller; compiled again here against the

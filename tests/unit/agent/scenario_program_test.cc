@@ -23,10 +23,12 @@ v1::LoadTestSpec Spec(const std::string& scenarios) {
 }
 
 std::shared_ptr<const ScenarioProgram> Program(const v1::LoadTestSpec& spec,
-                                               std::vector<v1::AgentTable> tables = {}) {
+                                               std::vector<v1::AgentTable> tables = {},
+                                               int64_t think_ns = 0) {
   auto plan = common::LoadPlanFromSpec(spec);
   EXPECT_TRUE(plan.ok());
   ScenarioProgram::Options options;
+  options.think_min_ns = options.think_max_ns = think_ns;
   options.agent_index = 2;
   options.env = {{"KEY", "k\"1"}};
   auto p = ScenarioProgram::Create(spec, *ParseUrl(spec.target().url()), tables, *plan, options);
@@ -174,6 +176,30 @@ TEST(ScenarioProgramTest, LoopsGroupsAndPauses) {
     u.iteration_start_ns = 0;
   }
   EXPECT_LT(rare, 5) << "a 0.01 % group";
+}
+
+// The pause between iterations is the engine's think time (load.thinkTime, bench's --think),
+// and pace only lengthens it.
+TEST(ScenarioProgramTest, TheThinkTimeIsThePauseBetweenIterations) {
+  const v1::LoadTestSpec spec = Spec(R"(  scenarios:
+    - name: s
+      pace: 500ms
+      flow: [{request: {path: /a}}]
+)");
+  auto p = Program(spec, {}, 300'000'000);
+  ASSERT_NE(p, nullptr);
+  UserState u;
+  uint64_t rng = 5;
+  ASSERT_TRUE(p->BeginUser(u, 0, &rng, 0));
+  ASSERT_EQ(p->Next(u, &rng, 0).kind, Kind::kRequest);
+  ASSERT_EQ(p->Next(u, &rng, 0).kind, Kind::kIterationEnd);
+  int64_t wait = 0;
+  ASSERT_TRUE(p->NextIteration(u, 100'000'000, &rng, &wait));
+  EXPECT_EQ(wait, 400'000'000) << "pace: 500 ms from the start, 100 ms gone";
+  ASSERT_EQ(p->Next(u, &rng, 0).kind, Kind::kRequest);
+  ASSERT_EQ(p->Next(u, &rng, 0).kind, Kind::kIterationEnd);
+  ASSERT_TRUE(p->NextIteration(u, u.iteration_start_ns + 450'000'000, &rng, &wait));
+  EXPECT_EQ(wait, 300'000'000) << "the think time, longer than what pace leaves";
 }
 
 TEST(ScenarioProgramTest, AFailedOnStartIsTriedAgainByAUserAndEndsAnArrival) {
