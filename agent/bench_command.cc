@@ -277,8 +277,9 @@ absl::Status LoadScenarios(const BenchFlagValues& v, EngineConfig* cfg) {
     return FlagError("--scenario", absl::StrCat(file, ":\n", test.status().message()));
   if (test->spec().scenarios_size() == 0)
     return FlagError("--scenario", file + " has no spec.scenarios");
-  absl::StatusOr<common::TestData> data = common::PrepareTestData(
-      test->spec(), common::LocalFileReader(file, "stampede-agent bench"), common::ProcessEnv);
+  absl::StatusOr<common::TestData> data =
+      common::PrepareTestData(test->spec(), common::LocalFileReader(file, "stampede-agent bench"),
+                              common::FlagSet::ProcessEnv);
   if (!data.ok()) return FlagError("--scenario", std::string(data.status().message()));
   for (const common::DataTable& t : data->tables) {
     v1::AgentTable a;

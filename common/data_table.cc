@@ -6,6 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "common/files.h"
+#include "common/flags.h"
 #include "common/load_plan.h"
 #include "common/scenario.h"
 
@@ -223,29 +224,17 @@ std::map<std::string, std::set<std::string>> DeclaredDataFields(const v1::LoadTe
   return out;
 }
 
-absl::Status CheckDataTables(const v1::LoadTestSpec& spec, const std::vector<DataTable>& tables) {
-  std::map<std::string, std::set<std::string>> fields;
-  for (const DataTable& t : tables) fields[t.name].insert(t.fields.begin(), t.fields.end());
-  std::vector<v1::Scenario> scenarios(spec.scenarios().begin(), spec.scenarios().end());
-  std::vector<std::string> problems;
-  if (absl::StatusOr<CompiledScenarios> c = CompileScenarios(scenarios, fields); !c.ok())
-    problems.push_back(std::string(c.status().message()));
-  absl::StatusOr<LoadPlan> plan = LoadPlanFromSpec(spec);
-  if (plan.ok()) {
-    for (const DataTable& t : tables) {
-      const v1::DataTable& def = spec.data().at(t.name);
-      const DataBinding b = BindingOf(def, t.rows(), *plan, 0);
-      const std::optional<uint64_t> needed = RowsNeeded(b, *plan);
-      if (!b.wrap && def.order() != "random" && needed.has_value() && *needed > t.rows()) {
-        problems.push_back(absl::StrCat(
-            "spec.data.", t.name, ": ", t.rows(), " rows for ", *needed,
-            plan->model() == LoadPlan::Model::kOpen ? " planned arrivals" : " virtual users",
-            " (each row goes to one; add rows, or set onExhausted: wrap)"));
-      }
-    }
-  }
-  if (problems.empty()) return absl::OkStatus();
-  return absl::InvalidArgumentError(absl::StrJoin(problems, "\n"));
+std::string RowsProblem(const v1::LoadTestSpec& spec, const DataTable& table,
+                        const LoadPlan& plan) {
+  const v1::DataTable& def = spec.data().at(table.name);
+  const DataBinding b = BindingOf(def, table.rows(), plan, 0);
+  const std::optional<uint64_t> needed = RowsNeeded(b, plan);
+  if (b.wrap || def.order() == "random" || !needed.has_value() || *needed <= table.rows())
+    return "";
+  return absl::StrCat(
+      table.rows(), " rows for ", *needed,
+      plan.model() == LoadPlan::Model::kOpen ? " planned arrivals" : " virtual users",
+      " (each row goes to one; add rows, or set onExhausted: wrap)");
 }
 
 DataSourceReader LocalFileReader(const std::string& spec_file, const std::string& mode) {
@@ -268,17 +257,9 @@ DataSourceReader LocalFileReader(const std::string& spec_file, const std::string
       };
 }
 
-std::optional<std::string> ProcessEnv(const std::string& name) {
-  const char* v = std::getenv(name.c_str());
-  if (v == nullptr) return std::nullopt;
-  return std::string(v);
-}
-
 std::optional<std::string> ServerEnv(const std::string& name) {
   if (name.rfind("LOADTEST_", 0) != 0) return std::nullopt;
-  const char* v = std::getenv(name.c_str());
-  if (v == nullptr) return std::nullopt;
-  return std::string(v);
+  return FlagSet::ProcessEnv(name);
 }
 
 absl::StatusOr<TestData> PrepareTestData(const v1::LoadTestSpec& spec, const DataSourceReader& read,
@@ -287,13 +268,21 @@ absl::StatusOr<TestData> PrepareTestData(const v1::LoadTestSpec& spec, const Dat
   if (spec.scenarios_size() == 0) return data;
   absl::StatusOr<std::vector<DataTable>> tables = LoadDataTables(spec, read);
   if (!tables.ok()) return tables.status();
-  if (absl::Status s = CheckDataTables(spec, *tables); !s.ok()) return s;
   data.tables = *std::move(tables);
-  absl::StatusOr<CompiledScenarios> compiled =
-      CompileScenarios(std::vector<v1::Scenario>(spec.scenarios().begin(), spec.scenarios().end()),
-                       DeclaredDataFields(spec));
-  if (!compiled.ok()) return compiled.status();
+  // The scenarios against the tables' real fields (validation only knew an inline table's).
+  std::map<std::string, std::set<std::string>> fields;
+  for (const DataTable& t : data.tables) fields[t.name].insert(t.fields.begin(), t.fields.end());
+  absl::StatusOr<CompiledScenarios> compiled = CompileScenarios(
+      std::vector<v1::Scenario>(spec.scenarios().begin(), spec.scenarios().end()), fields);
   std::vector<std::string> problems;
+  if (!compiled.ok()) problems.push_back(std::string(compiled.status().message()));
+  if (absl::StatusOr<LoadPlan> plan = LoadPlanFromSpec(spec); plan.ok()) {
+    for (const DataTable& t : data.tables) {
+      if (std::string why = RowsProblem(spec, t, *plan); !why.empty())
+        problems.push_back(absl::StrCat("spec.data.", t.name, ": ", why));
+    }
+  }
+  if (!problems.empty()) return absl::InvalidArgumentError(absl::StrJoin(problems, "\n"));
   for (const std::string& name : compiled->env_names) {
     std::optional<std::string> value = env(name);
     if (!value.has_value()) {
@@ -336,7 +325,8 @@ std::vector<v1::AgentTable> AgentTables(const v1::LoadTestSpec& spec,
     for (const std::string& f : t.fields) a.add_fields(f);
     a.set_rows(t.rows());
     const DataBinding b = BindingOf(def, t.rows(), plan, seed);
-    const bool whole = def.split() == "shared" || def.order() == "random" || b.wrap;
+    // A shared table wraps (BindingOf), and a random draw may take any row.
+    const bool whole = b.wrap || def.order() == "random";
     if (whole) {
       for (const std::string& c : t.cells) a.add_cells(c);
     } else {

@@ -53,9 +53,9 @@ using DataSourceReader =
 absl::StatusOr<std::vector<DataTable>> LoadDataTables(const v1::LoadTestSpec& spec,
                                                       const DataSourceReader& read);
 
-// A table's rows against what the test needs: every field its scenarios read (problems name the
-// step, as validation does), and enough rows for the plan unless it wraps. All problems at once.
-absl::Status CheckDataTables(const v1::LoadTestSpec& spec, const std::vector<DataTable>& tables);
+// "3 rows for 5 virtual users (...)" when `table` (spec.data[table.name]) has fewer rows than
+// the plan reaches and does not wrap; "" when it has enough.
+std::string RowsProblem(const v1::LoadTestSpec& spec, const DataTable& table, const LoadPlan& plan);
 
 // The fields of each table of spec.data, as CompileScenarios takes them: an inline table's
 // fields, or {"*"} (any field) for one read later.
@@ -71,16 +71,17 @@ using EnvLookup = std::function<std::optional<std::string>(const std::string& na
 
 // Local modes (stampede run, stampede-agent bench): tables from inline rows or CSV files, a
 // relative path taken from `spec_file`'s folder; a ConfigMap or Secret is an error naming `mode`.
+// Their templates see the whole environment (common::FlagSet::ProcessEnv).
 DataSourceReader LocalFileReader(const std::string& spec_file, const std::string& mode);
-// The whole process environment (a user's own shell).
-std::optional<std::string> ProcessEnv(const std::string& name);
 
 // The environment as `stampede serve` and the operator show it to templates: only variables
 // named LOADTEST_*, so a test's author cannot read the server's own secrets. `stampede run` (a
 // user's own shell) passes its whole environment.
 std::optional<std::string> ServerEnv(const std::string& name);
 
-// LoadDataTables, CheckDataTables and the env values (an unset variable is an error naming it).
+// LoadDataTables, then the tables against what the test needs (every field its scenarios read,
+// problems naming the step as validation does; enough rows: RowsProblem) and the env values
+// (an unset variable is an error naming it). All problems at once.
 absl::StatusOr<TestData> PrepareTestData(const v1::LoadTestSpec& spec, const DataSourceReader& read,
                                          const EnvLookup& env);
 

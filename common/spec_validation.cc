@@ -345,8 +345,10 @@ class Validator {
           const std::string message(loaded.status().message());
           const size_t colon = message.find(": ");
           Add(message.substr(0, colon), message.substr(colon + 2));
-        } else if (absl::Status rows = CheckRows(spec, loaded->front()); !rows.ok()) {
-          Add(at, std::string(rows.message()));
+        } else if (absl::StatusOr<LoadPlan> plan = LoadPlanFromSpec(spec); plan.ok()) {
+          // (A plan that does not build has its own problems reported under spec.load.)
+          if (std::string why = RowsProblem(spec, loaded->front(), *plan); !why.empty())
+            Add(at, why);
         }
       }
       Enum(t->bind(), at + ".bind", {"user", "iteration"});
@@ -364,21 +366,6 @@ class Validator {
     v1::LoadTestSpec one;
     (*one.mutable_data())[name] = spec.data().at(name);
     return one;
-  }
-
-  // Whether an inline table has the rows the plan needs.
-  static absl::Status CheckRows(const v1::LoadTestSpec& spec, const common::DataTable& table) {
-    absl::StatusOr<LoadPlan> plan = LoadPlanFromSpec(spec);
-    if (!plan.ok()) return absl::OkStatus();  // the load's own problems are reported
-    const v1::DataTable& def = spec.data().at(table.name);
-    const DataBinding b = BindingOf(def, table.rows(), *plan, 0);
-    const std::optional<uint64_t> needed = RowsNeeded(b, *plan);
-    if (b.wrap || def.order() == "random" || !needed.has_value() || *needed <= table.rows())
-      return absl::OkStatus();
-    return absl::InvalidArgumentError(absl::StrCat(
-        table.rows(), " rows for ", *needed,
-        plan->model() == LoadPlan::Model::kOpen ? " planned arrivals" : " virtual users",
-        " (each row goes to one; add rows, or set onExhausted: wrap)"));
   }
 
   void Enum(const std::string& value, const std::string& at,

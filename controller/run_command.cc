@@ -321,8 +321,9 @@ int RunCommand(const std::vector<std::string>& args) {
   absl::StatusOr<v1::LoadTest> test = ReadTest(*options);
   if (!test.ok()) return Fail(kExitInvalid, std::string(test.status().message()));
   // Its data tables, CSV files relative to the test file's folder.
-  absl::StatusOr<common::TestData> data = common::PrepareTestData(
-      test->spec(), common::LocalFileReader(options->file, "stampede run"), common::ProcessEnv);
+  absl::StatusOr<common::TestData> data =
+      common::PrepareTestData(test->spec(), common::LocalFileReader(options->file, "stampede run"),
+                              common::FlagSet::ProcessEnv);
   if (!data.ok()) {
     return Fail(kExitInvalid, absl::StrCat(options->file, ": ", data.status().message()));
   }
