@@ -29,8 +29,6 @@ int64_t Uniform(int64_t lo, int64_t hi, uint64_t* rng) {
   return lo + static_cast<int64_t>(NextRandom(rng) % static_cast<uint64_t>(hi - lo + 1));
 }
 
-void SetMask(uint64_t* mask, int status) { mask[status / 64] |= uint64_t{1} << (status % 64); }
-
 }  // namespace
 
 absl::StatusOr<std::shared_ptr<const ScenarioProgram>> ScenarioProgram::Create(
@@ -159,11 +157,7 @@ absl::StatusOr<std::shared_ptr<const ScenarioProgram>> ScenarioProgram::Create(
     }
     step.stat = r.stat;
     step.head = r.method == "HEAD";
-    if (r.expect_status.empty()) {
-      for (int s = 100; s < 400; ++s) SetMask(step.expected_status_mask, s);
-    } else {
-      for (int s : r.expect_status) SetMask(step.expected_status_mask, s);
-    }
+    step.expected = ExpectedStatus::Of(r.expect_status);
     step.cookies =
         p->compiled_.scenarios[scenario].cookies != common::CompiledScenario::Cookies::kOff;
     step.keep.body_bytes = r.keep_body ? kKeepBodyBytes : 0;

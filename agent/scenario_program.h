@@ -104,7 +104,7 @@ class ScenarioProgram {
   struct Step {
     uint32_t stat = 0;
     bool head = false;
-    uint64_t expected_status_mask[10] = {};
+    ExpectedStatus expected;
     bool dynamic = false;     // has templates: rendered at every send
     bool cookies = true;      // its scenario keeps a cookie jar
     std::string wire;         // !dynamic: the request, no Cookie header
@@ -114,10 +114,7 @@ class ScenarioProgram {
     std::vector<int> capture_header;  // per capture: its index in keep.headers, or -1
     bool has_checks = false;          // body or JSON expectations, or captures
     bool ends_on_fail = false;        // stopIteration, or it captures something
-    bool Expected(int status) const {
-      return status >= 0 && status < 640 &&
-             (expected_status_mask[status / 64] >> (status % 64)) & 1;
-    }
+    bool Expected(int status) const { return expected.Contains(status); }
   };
   const Step& step(uint32_t i) const { return steps_[i]; }
 

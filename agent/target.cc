@@ -90,6 +90,15 @@ absl::StatusOr<Url> ParseUrl(const std::string& text) {
   return url;
 }
 
+ExpectedStatus ExpectedStatus::Of(const std::vector<int>& codes) {
+  ExpectedStatus e;
+  if (codes.empty()) {
+    for (int s = 100; s < 400; ++s) e.Add(s);
+  }
+  for (int s : codes) e.Add(s);
+  return e;
+}
+
 absl::StatusOr<std::vector<PreparedRequest>> PrepareRequests(
     const Url& target, const std::vector<RequestSpec>& specs) {
   if (specs.empty()) return absl::InvalidArgumentError("requests: at least one request is needed");
@@ -154,17 +163,13 @@ absl::StatusOr<std::vector<PreparedRequest>> PrepareRequests(
       absl::StrAppend(&req.wire, "Content-Length: ", spec.body.size(), "\r\n");
     }
     absl::StrAppend(&req.wire, "\r\n", spec.body);
-    if (spec.expect_status.empty()) {
-      for (int s = 100; s < 400; ++s) req.expected_status_mask[s / 64] |= uint64_t{1} << (s % 64);
-    } else {
-      for (int s : spec.expect_status) {
-        if (s < 100 || s > 599) {
-          return absl::InvalidArgumentError(
-              absl::StrCat(where, ".expectStatus: ", s, " is not in 100..599"));
-        }
-        req.expected_status_mask[s / 64] |= uint64_t{1} << (s % 64);
+    for (int s : spec.expect_status) {
+      if (s < 100 || s > 599) {
+        return absl::InvalidArgumentError(
+            absl::StrCat(where, ".expectStatus: ", s, " is not in 100..599"));
       }
     }
+    req.expected = ExpectedStatus::Of(spec.expect_status);
     if (spec.weight == 0) {
       return absl::InvalidArgumentError(absl::StrCat(where, ".weight: must be > 0"));
     }

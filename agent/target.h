@@ -35,17 +35,29 @@ struct RequestSpec {
   std::vector<int> expect_status;
 };
 
+// The status codes that count as success: a bit per code 0..639.
+class ExpectedStatus {
+ public:
+  // `codes` in 100..599 (the callers validate them); empty: any of 100..399.
+  static ExpectedStatus Of(const std::vector<int>& codes);
+  bool Contains(int status) const {
+    return status >= 0 && status < 640 && (mask_[status / 64] >> (status % 64)) & 1;
+  }
+
+ private:
+  void Add(int status) { mask_[status / 64] |= uint64_t{1} << (status % 64); }
+  uint64_t mask_[10] = {};
+};
+
 // A request ready to send: bytes serialized once, success test precomputed.
 struct PreparedRequest {
   std::string name;
   std::string wire;  // complete HTTP/1.1 request
   bool head = false;
   uint32_t weight = 1;
-  uint64_t expected_status_mask[10] = {};  // bit per status code 0..639
+  ExpectedStatus expected;
 
-  bool Expected(int status) const {
-    return status >= 0 && status < 640 && (expected_status_mask[status / 64] >> (status % 64)) & 1;
-  }
+  bool Expected(int status) const { return expected.Contains(status); }
 };
 
 // Validates and serializes the mix; InvalidArgument names the offending request and field.
