@@ -69,7 +69,6 @@ absl::StatusOr<std::shared_ptr<const ScenarioProgram>> ScenarioProgram::Create(
           absl::StrCat("data table \"", t.name(), "\" is not in spec.data"));
     }
     Table table;
-    table.name = t.name();
     table.fields = static_cast<size_t>(t.fields_size());
     table.cells.assign(t.cells().begin(), t.cells().end());
     table.local = t.local();
@@ -238,7 +237,6 @@ bool ScenarioProgram::BeginUser(UserState& u, uint64_t vu, uint64_t* rng, int64_
   u.ended_early = false;
   u.first_request = true;
   u.captures.assign(compiled_.captures.size(), std::string());
-  u.captured.assign(compiled_.captures.size(), 0);
   u.rows.assign(tables_.size(), nullptr);
   u.jar.Clear();
   u.exhausted = !BindRows(u, false, rng);
@@ -548,7 +546,6 @@ Outcome ScenarioProgram::Check(UserState& u, uint32_t i, const HttpResponseParse
       case common::ScenarioCapture::Kind::kJson:
         if (cap.json != nullptr &&
             finder.FindInto(*cap.json, body, cap.pick, NextRandom(rng), &slot)) {
-          u.captured[cap.slot] = 1;
           continue;
         }
         break;
@@ -569,7 +566,6 @@ Outcome ScenarioProgram::Check(UserState& u, uint32_t i, const HttpResponseParse
       continue;
     }
     slot.assign(text->data(), text->size());
-    u.captured[cap.slot] = 1;
   }
   return outcome;
 }

@@ -44,7 +44,6 @@ struct UserState {
   bool ended_early = false;   // this iteration was cut short (it is counted, not timed)
   bool first_request = true;  // open model: the arrival's first request is timed from its plan
   std::vector<std::string> captures;
-  std::vector<char> captured;
   std::vector<const std::string*> rows;  // per table: the row's first cell, or null
   CookieJar jar;
   std::string wire;          // a rendered request
@@ -130,7 +129,6 @@ class ScenarioProgram {
 
  private:
   struct Table {
-    std::string name;
     size_t fields = 0;
     std::vector<std::string> cells;
     bool local = false;
