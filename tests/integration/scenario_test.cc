@@ -277,42 +277,30 @@ TEST_F(ScenarioTest, ATableLargerThanGrpcsDefaultMessageReachesTheAgents) {
 
 TEST_F(ScenarioTest, DataProblemsAreRefusedBeforeAnythingStartsNamingTheTable) {
   Write("few.csv", Users(3));
-  const std::string few = Spec("few", R"(  duration: 1s
-  load: {users: 5}
-  data: {user: {file: few.csv}}
-  scenarios:
-    - name: s
-      flow: [{request: {path: "/login?u={{ user.name }}"}}]
-)");
-  CommandOutput run = Run(few, dir_ + "/few.json");
-  EXPECT_EQ(run.exit_code, 2) << run.err;
-  EXPECT_NE(run.err.find("spec.data.user: 3 rows for 5 virtual users"), std::string::npos)
-      << run.err;
-
-  const std::string field = Spec("field", R"(  duration: 1s
-  load: {users: 1}
-  data: {user: {file: few.csv}}
-  scenarios:
-    - name: s
-      flow: [{request: {path: "/login?u={{ user.email }}"}}]
-)");
-  run = Run(field, dir_ + "/field.json");
-  EXPECT_EQ(run.exit_code, 2) << run.err;
-  EXPECT_NE(run.err.find("spec.scenarios[0].flow[0].request.path: {{ user.email }}: table "
-                         "\"user\" has no field \"email\""),
-            std::string::npos)
-      << run.err;
-
-  const std::string missing = Spec("missing", R"(  duration: 1s
-  load: {users: 1}
-  data: {user: {file: nowhere.csv}}
-  scenarios:
-    - name: s
-      flow: [{request: {path: "/login?u={{ user.name }}"}}]
-)");
-  run = Run(missing, dir_ + "/missing.json");
-  EXPECT_EQ(run.exit_code, 2) << run.err;
-  EXPECT_NE(run.err.find("spec.data.user.file:"), std::string::npos) << run.err;
+  struct Case {
+    const char* name;
+    int users;
+    const char* file;
+    const char* field;
+    const char* problem;
+  };
+  for (const Case& c : {
+           Case{"few", 5, "few.csv", "name", "spec.data.user: 3 rows for 5 virtual users"},
+           Case{"field", 1, "few.csv", "email",
+                "spec.scenarios[0].flow[0].request.path: {{ user.email }}: table \"user\" has "
+                "no field \"email\""},
+           Case{"missing", 1, "nowhere.csv", "name", "spec.data.user.file:"},
+       }) {
+    const std::string spec =
+        Spec(c.name, "  duration: 1s\n  load: {users: " + std::to_string(c.users) +
+                         "}\n  data: {user: {file: " + c.file +
+                         "}}\n  scenarios:\n    - name: s\n      flow: [{request: {path: "
+                         "\"/login?u={{ user." +
+                         c.field + " }}\"}}]\n");
+    const CommandOutput run = Run(spec, dir_ + "/" + c.name + ".json");
+    EXPECT_EQ(run.exit_code, 2) << c.name << "\n" << run.err;
+    EXPECT_NE(run.err.find(c.problem), std::string::npos) << c.name << "\n" << run.err;
+  }
   EXPECT_EQ(Stats()["requests"].size(), 0u) << "nothing was sent";
 }
 
