@@ -97,9 +97,28 @@ std::vector<uint64_t> RowsOfStreams(const DataBinding& b, const Permutation& p, 
     for (uint64_t x = 0; x < b.rows; ++x) rows.push_back(row(x));
     return rows;
   }
+  // The indices on these streams in ascending order, visited without the other streams' (one
+  // agent of many would otherwise walk the whole table, and every agent does this).
   const uint64_t end = std::min(reach, b.rows);
-  for (uint64_t x = 0; x < end; ++x) {
-    if (OnStreams(b, streams, first, count, x)) rows.push_back(row(x));
+  const uint64_t s = std::max<uint32_t>(streams, 1);
+  // Users offset.. offset + users - 1 on these streams, while below `end`; false at `end`.
+  auto users_on_streams = [&](uint64_t offset, uint64_t users) {
+    for (uint64_t base = 0; base < users; base += s) {
+      for (uint64_t k = first; k < uint64_t{first} + count && base + k < users; ++k) {
+        const uint64_t x = offset + base + k;
+        if (x >= end) return false;
+        rows.push_back(row(x));
+      }
+    }
+    return true;
+  };
+  if (PerIteration(b)) {
+    // x = user + U * j: block j holds every user's j-th iteration.
+    for (uint64_t offset = 0; offset < end; offset += b.max_users) {
+      if (!users_on_streams(offset, b.max_users)) break;
+    }
+  } else {
+    users_on_streams(0, end);
   }
   return rows;
 }
