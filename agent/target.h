@@ -8,20 +8,12 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "common/url.h"
 
 namespace stampede::agent {
 
-struct Url {
-  bool tls = false;
-  std::string host;  // without brackets for IPv6 literals
-  uint16_t port = 0;
-  std::string path;  // starts with '/', query included
-  // Value for the Host header: host, bracketed if IPv6, with the port when it is not the default.
-  std::string HostHeader() const;
-};
-
-// Parses "http://host[:port][/path]" or "https://...". InvalidArgument names what is wrong.
-absl::StatusOr<Url> ParseUrl(const std::string& text);
+using common::ParseUrl;
+using common::Url;
 
 // One entry of the weighted request mix (Locust's tasks, k6's requests).
 struct RequestSpec {
