@@ -6,10 +6,13 @@
 #include <cstddef>
 #include <cstdio>
 #include <string>
+#include <string_view>
 #include <vector>
 
+#include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
+#include "google/protobuf/message.h"
 #include "stampede/v1/loadtest.pb.h"
 
 namespace stampede::common::spec_internal {
@@ -58,6 +61,12 @@ inline std::string Quote(absl::string_view s) {
   }
   return absl::StrCat(out, s.size() > kMaxShown ? "...\"" : "\"");
 }
+
+// Reads one YAML or JSON document into `msg` (a map, walked against its descriptor: unknown and
+// duplicate keys, wrong types and values are added to `problems` with their paths). An error for
+// input that is not one bounded map; `expected` lists the top-level keys for that message.
+absl::Status ParseDocument(std::string_view text, const std::string& expected,
+                           google::protobuf::Message* msg, std::vector<Problem>* problems);
 
 // ValidateLoadTest before formatting: ParseLoadTest needs the paths to drop what Explained covers.
 std::vector<Problem> ValidationProblems(const v1::LoadTest& test);

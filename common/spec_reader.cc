@@ -23,6 +23,7 @@
 #include "absl/strings/string_view.h"
 #include "common/spec.h"
 #include "common/spec_internal.h"
+#include "common/status_macros.h"
 #include "google/protobuf/descriptor.h"
 #include "google/protobuf/message.h"
 #include "google/protobuf/struct.pb.h"
@@ -684,7 +685,8 @@ class DocumentCounter final : public YAML::EventHandler {
 
 }  // namespace
 
-absl::StatusOr<v1::LoadTest> ParseLoadTest(std::string_view text) {
+absl::Status spec_internal::ParseDocument(std::string_view text, const std::string& expected,
+                                          Message* msg, std::vector<Problem>* problems) {
   if (text.size() > kMaxLoadTestBytes) {
     return absl::InvalidArgumentError(
         absl::StrCat("the document is ", text.size(), " bytes; the limit is ", kMaxLoadTestBytes));
@@ -697,6 +699,7 @@ absl::StatusOr<v1::LoadTest> ParseLoadTest(std::string_view text) {
   if (std::string problem = LexicalBoundsProblem(view); !problem.empty()) {
     return absl::InvalidArgumentError(problem);
   }
+  const std::string kind = msg->GetDescriptor()->name();
   YAML::Node root;
   try {
     std::istringstream stream{std::string(text)};
@@ -707,7 +710,8 @@ absl::StatusOr<v1::LoadTest> ParseLoadTest(std::string_view text) {
     if (counter.documents() > 1) {
       return absl::InvalidArgumentError(absl::StrCat("line ", counter.second().line + 1,
                                                      ": expected one document, got more than one "
-                                                     "(put each LoadTest in its own file)"));
+                                                     "(put each ",
+                                                     kind, " in its own file)"));
     }
     root = YAML::Load(std::string(text));
   } catch (const YAML::Exception& e) {
@@ -716,18 +720,24 @@ absl::StatusOr<v1::LoadTest> ParseLoadTest(std::string_view text) {
   }
   if (root.IsNull()) {
     return absl::InvalidArgumentError(
-        "the document is empty; expected a LoadTest (apiVersion, kind, metadata, spec)");
+        absl::StrCat("the document is empty; expected a ", kind, " (", expected, ")"));
   }
   if (!root.IsMap()) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "line ", root.Mark().line + 1,
-        ": expected a LoadTest map (apiVersion, kind, metadata, spec), got ", Describe(root)));
+    return absl::InvalidArgumentError(absl::StrCat("line ", root.Mark().line + 1, ": expected a ",
+                                                   kind, " map (", expected, "), got ",
+                                                   Describe(root)));
   }
+  YamlReader reader(problems);
+  reader.ReadMessage(root, "", msg);
+  if (reader.too_large()) return absl::InvalidArgumentError(Format(problems->back()));
+  return absl::OkStatus();
+}
+
+absl::StatusOr<v1::LoadTest> ParseLoadTest(std::string_view text) {
   v1::LoadTest test;
   std::vector<Problem> problems;
-  YamlReader reader(&problems);
-  reader.ReadMessage(root, "", &test);
-  if (reader.too_large()) return absl::InvalidArgumentError(Format(problems.back()));
+  RETURN_IF_ERROR(
+      spec_internal::ParseDocument(text, "apiVersion, kind, metadata, spec", &test, &problems));
   ApplyDefaults(&test);
   const std::vector<Problem> parse_problems = problems;
   for (Problem& p : ValidationProblems(test)) {
