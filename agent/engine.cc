@@ -80,6 +80,19 @@ absl::StatusOr<std::unique_ptr<Engine>> Engine::Create(EngineConfig config) {
     std::memcpy(&shared.address, result->ai_addr, result->ai_addrlen);
     shared.address_len = result->ai_addrlen;
     freeaddrinfo(result);
+    // The check is on the address every connection dials, resolved here once: what the name
+    // resolved to at admission, or resolves to for another agent, does not matter.
+    if (config.address_policy != nullptr) {
+      const auto address =
+          common::IpAddress::FromSockaddr(reinterpret_cast<const sockaddr*>(&shared.address));
+      const std::string refused =
+          address.has_value() ? config.address_policy->Check(*address, url.port)
+                              : std::string("the target's address family is not IPv4 or IPv6");
+      if (!refused.empty()) {
+        return absl::PermissionDeniedError(
+            absl::StrCat("target ", url.host, ": ", refused, "; no request was sent"));
+      }
+    }
   }
 
   if (url.tls) {

@@ -21,6 +21,7 @@
 #include "agent/worker.h"
 #include "common/load_plan.h"
 #include "common/mutex.h"
+#include "common/policy.h"
 #include "common/stats.h"
 #include "stampede/v1/agent.pb.h"
 
@@ -51,12 +52,16 @@ struct EngineConfig {
   uint64_t data_seed = 0;
   std::map<std::string, std::string> env;
   uint32_t agent_index = 0;
+  // The policy's address rules (an Assignment's target_rules): the resolved target must pass
+  // them, or Create fails with PermissionDenied. Null: no check (stampede-agent bench).
+  std::shared_ptr<const common::AddressPolicy> address_policy;
 };
 
 class Engine {
  public:
-  // InvalidArgument for a bad URL or request; the target's name not resolving is not an error here
-  // (it is counted per request, as the "dns" outcome).
+  // InvalidArgument for a bad URL or request; PermissionDenied naming the address and the rule
+  // when the address policy refuses the target's address. The target's name not resolving is not
+  // an error here (it is counted per request, as the "dns" outcome).
   static absl::StatusOr<std::unique_ptr<Engine>> Create(EngineConfig config);
   ~Engine();
 

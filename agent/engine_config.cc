@@ -45,6 +45,14 @@ absl::StatusOr<EngineConfig> EngineConfigFromAssignment(const v1::Assignment& as
     cfg.data_seed = assignment.data_seed();
     cfg.env.insert(assignment.env().begin(), assignment.env().end());
   }
+  if (assignment.has_target_rules()) {
+    absl::StatusOr<common::AddressPolicy> policy =
+        common::AddressPolicy::FromRules(assignment.target_rules());
+    if (!policy.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat("target_rules: ", policy.status().message()));
+    }
+    cfg.address_policy = std::make_shared<const common::AddressPolicy>(*std::move(policy));
+  }
   ASSIGN_OR_RETURN(cfg.plan, common::LoadPlanFromSpec(spec));
   cfg.threads = threads;
   cfg.connections = assignment.connections();

@@ -271,9 +271,10 @@ class Session {
     std::unique_ptr<Stream> stream = stub_->Session(&context);
     Inbox inbox(clock_);
     bool done_sent = false, failed = false, rejected = false;
-    auto send_done = [&](const std::string& error) {
+    auto send_done = [&](const std::string& error, const std::string& reason = "") {
       v1::AgentMessage done;
       done.mutable_done()->set_error(error);
+      done.mutable_done()->set_reason(reason);
       Write(done);
       common::MutexLock lock(&mu_);
       if (stream_ != nullptr) stream_->WritesDone();
@@ -342,7 +343,10 @@ class Session {
                          : absl::StatusOr<std::unique_ptr<Engine>>(cfg.status());
             if (!created.ok()) {
               SLOG(kError) << "assignment_rejected error=\"" << created.status().message() << "\"";
-              send_done(std::string(created.status().message()));
+              send_done(std::string(created.status().message()),
+                        created.status().code() == absl::StatusCode::kPermissionDenied
+                            ? "TargetDenied"
+                            : "");
               failed = true;
               break;
             }

@@ -70,7 +70,8 @@ Controller::~Controller() {
 
 std::shared_ptr<Run> Controller::StartRun(v1::LoadTest test,
                                           std::unique_ptr<AgentLauncher> launcher,
-                                          std::shared_ptr<const common::TestData> data) {
+                                          std::shared_ptr<const common::TestData> data,
+                                          std::shared_ptr<const v1::TargetRules> target_rules) {
   std::string id;
   {
     common::MutexLock lock(&mu_);
@@ -79,6 +80,7 @@ std::shared_ptr<Run> Controller::StartRun(v1::LoadTest test,
   }
   RunOptions options = run_defaults_;
   options.data = std::move(data);
+  options.target_rules = std::move(target_rules);
   return StartRun(std::move(test), std::move(launcher), id, RandomToken(), options);
 }
 

@@ -44,9 +44,11 @@ class Controller final : public RunRegistry {
   ~Controller() override;  // stops the ticker, then the listener
 
   // Registers and starts a run. `test` must be valid with defaults applied; `data` its
-  // scenarios' data (common::PrepareTestData), null for none.
+  // scenarios' data (common::PrepareTestData), null for none; `target_rules` what its agents
+  // enforce (common::Policy::TargetRulesFor), null for no check.
   std::shared_ptr<Run> StartRun(v1::LoadTest test, std::unique_ptr<AgentLauncher> launcher,
-                                std::shared_ptr<const common::TestData> data = nullptr);
+                                std::shared_ptr<const common::TestData> data = nullptr,
+                                std::shared_ptr<const v1::TargetRules> target_rules = nullptr);
   // RunRegistry. The agents of the run dial this controller's address.
   std::shared_ptr<Run> StartRun(v1::LoadTest test, std::unique_ptr<AgentLauncher> launcher,
                                 const std::string& id, const std::string& token,

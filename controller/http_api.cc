@@ -146,6 +146,9 @@ absl::StatusOr<std::unique_ptr<HttpApi>> HttpApi::Start(HttpApiOptions options,
                                                         Controller* controller) {
   auto address = common::SplitHostPort(options.listen);
   if (!address.ok()) return address.status();
+  if (options.policy == nullptr) {
+    options.policy = std::make_shared<const common::Policy>(common::Policy::LoopbackOnly());
+  }
   if (options.loadtest_api && !options.make_launcher) {
     return absl::InvalidArgumentError("the LoadTest API needs a launcher factory");
   }
@@ -266,7 +269,9 @@ HttpResponse HttpApi::Handle(const HttpRequest& req) {
   const bool get = req.method == "GET" || req.method == "HEAD", post = req.method == "POST";
   if (req.path == "/metrics") {
     if (!get) return MethodNotAllowed("GET");
-    return {200, kMetricsContentType, SerializeMetrics(metrics_->Collect()), {}, false};
+    std::vector<prometheus::MetricFamily> families = metrics_->Collect();
+    if (options_.refusals != nullptr) options_.refusals->AppendTo(&families);
+    return {200, kMetricsContentType, SerializeMetrics(families), {}, false};
   }
   const bool api = ServesApi() && parts.size() >= 3 && parts[0] == "api" && parts[1] == "v1";
   const bool read_only = !options_.loadtest_api;
@@ -380,14 +385,35 @@ HttpResponse HttpApi::Create(const HttpRequest& req) {
                   {"id", r->id()}});
       }
     }
+    uint32_t running_in_namespace = 0;
+    for (const std::shared_ptr<Run>& r : runs_) {
+      if (!IsTerminal(r->phase()) && r->name_space() == test.metadata().namespace_())
+        ++running_in_namespace;
+    }
+    if (std::optional<common::Refusal> refused =
+            options_.policy->Admit(test, running_in_namespace)) {
+      if (options_.refusals != nullptr) {
+        options_.refusals->Count(test.metadata().namespace_(), refused->rule, refused->reason,
+                                 "admission");
+      }
+      SLOG(kWarning) << "loadtest_refused namespace=" << test.metadata().namespace_()
+                     << " name=" << test.metadata().name() << " rule=" << refused->rule
+                     << " field=" << refused->field << " remote=" << req.remote;
+      return JsonResponse(403, {{"error", "the policy refuses this LoadTest"},
+                                {"rule", refused->rule},
+                                {"field", refused->field},
+                                {"problems", json::array({refused->message})}});
+    }
     if (active >= options_.max_active_runs) {
       HttpResponse busy = Error(
           429, absl::StrCat(active, " LoadTests are running, the most this server runs at once"));
       busy.headers.emplace_back("Retry-After", "10");
       return busy;
     }
+    auto rules = std::make_shared<const v1::TargetRules>(options_.policy->TargetRulesFor(test));
     run = controller_->StartRun(std::move(test), options_.make_launcher(),
-                                std::make_shared<const common::TestData>(*std::move(data)));
+                                std::make_shared<const common::TestData>(*std::move(data)),
+                                std::move(rules));
     runs_.push_back(run);
     ForgetOldFinishedLocked();
   }

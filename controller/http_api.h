@@ -2,7 +2,8 @@
 // LoadTest REST API of `stampede serve`:
 //
 //   POST /api/v1/loadtests                          a LoadTest (YAML or JSON) -> 201 + Location
-//                                                   400 invalid (every problem listed), 409 same
+//                                                   400 invalid (every problem listed), 403
+//                                                   refused by the policy (rule, field), 409 same
 //                                                   namespace/name still active, 415 not
 //                                                   application/json or application/yaml, 429 too
 //                                                   many active
@@ -44,6 +45,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
 #include "common/mutex.h"
+#include "common/policy.h"
 #include "controller/agent_launcher.h"
 #include "controller/controller.h"
 #include "controller/http_server.h"
@@ -70,6 +72,12 @@ struct HttpApiOptions {
   // Finished runs kept for GET and /results; past this many the oldest finished one is forgotten
   // when a new one is posted (its id then gives 404), so a long-lived server's memory is bounded.
   int max_finished_runs = 100;
+  // Who may aim load where (loadtest_api): a POSTed test the policy refuses gets 403 naming the
+  // rule and the field. Null: common::Policy::LoopbackOnly().
+  std::shared_ptr<const common::Policy> policy;
+  // Counts the refusals (this API's and, for the operator, the reconciler's) on /metrics. Null:
+  // none are counted.
+  std::shared_ptr<PolicyRefusals> refusals;
   // Makes the agent launcher of each new run (required with loadtest_api).
   std::function<std::unique_ptr<AgentLauncher>()> make_launcher;
   // /readyz also asks this (the operator: ready only while it leads, so that its Service sends

@@ -183,6 +183,38 @@ std::vector<MetricFamily> RunMetrics::Collect() const {
   return nonempty;
 }
 
+void PolicyRefusals::Count(const std::string& ns, const std::string& rule,
+                           const std::string& reason, const std::string& stage) {
+  common::MutexLock lock(&mu_);
+  ++counts_[{ns, rule, reason, stage}];
+}
+
+uint64_t PolicyRefusals::Total() const {
+  common::MutexLock lock(&mu_);
+  uint64_t total = 0;
+  for (const auto& [labels, n] : counts_) total += n;
+  return total;
+}
+
+void PolicyRefusals::AppendTo(std::vector<MetricFamily>* families) const {
+  common::MutexLock lock(&mu_);
+  if (counts_.empty()) return;
+  MetricFamily f;
+  f.name = "stampede_policy_refusals_total";
+  f.help =
+      "LoadTests the policy refused, by namespace, rule, reason and stage (admission: before "
+      "anything ran; agent: the address an agent resolved).";
+  f.type = MetricType::Counter;
+  for (const auto& [labels, n] : counts_) {
+    ClientMetric m;
+    m.label = {
+        {"namespace", labels[0]}, {"rule", labels[1]}, {"reason", labels[2]}, {"stage", labels[3]}};
+    m.counter.value = static_cast<double>(n);
+    f.metric.push_back(std::move(m));
+  }
+  families->push_back(std::move(f));
+}
+
 void AppendRunMetrics(const Run& run, const Run::Snapshot& snap,
                       std::vector<MetricFamily>* families) {
   if (families->empty()) {

@@ -17,6 +17,11 @@
 //                                                         (seconds, fraction, per second, count)
 //   stampede_threshold_met{threshold}                     gauge: 1 while the rule holds, else 0
 //
+// Apart from the runs, PolicyRefusals counts the tests the policy refused:
+//   stampede_policy_refusals_total{namespace,rule,reason,stage}  counter; stage "admission" (the
+//                                                         test never ran) or "agent" (an agent
+//                                                         refused the address it resolved)
+//
 // The percentiles are a summary rather than a gauge because `promtool check metrics` rejects a
 // `quantile` label on anything else; while a histogram is empty its quantile series are left out.
 //
@@ -27,11 +32,14 @@
 #ifndef STAMPEDE_CONTROLLER_METRICS_H_
 #define STAMPEDE_CONTROLLER_METRICS_H_
 
+#include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "common/mutex.h"
 #include "controller/run.h"
 #include "prometheus/collectable.h"
 #include "prometheus/metric_family.h"
@@ -54,6 +62,21 @@ class RunMetrics : public prometheus::Collectable {
 
  private:
   const RunSource source_;
+};
+
+// Refusals by the policy (common/policy.h), counted as they happen. Thread-safe.
+class PolicyRefusals {
+ public:
+  // `reason` is a common::Refusal's (a handful of values) or "address" for an agent's refusal.
+  void Count(const std::string& ns, const std::string& rule, const std::string& reason,
+             const std::string& stage);
+  // The family, appended when anything was counted.
+  void AppendTo(std::vector<prometheus::MetricFamily>* families) const;
+  uint64_t Total() const;
+
+ private:
+  mutable common::Mutex mu_;
+  std::map<std::vector<std::string>, uint64_t> counts_ ABSL_GUARDED_BY(mu_);
 };
 
 // The families of one run, appended to `families` (as returned by Collect, same order).

@@ -319,6 +319,7 @@ void Run::SendAssignments() {
           common::EvenShareOfRange(load.users(), streams, offset, slot.threads)));
     }
     a->set_heartbeat_timeout_seconds(options_.heartbeat_timeout_s);
+    if (options_.target_rules != nullptr) *a->mutable_target_rules() = *options_.target_rules;
     if (options_.data != nullptr && plan_.has_value()) {
       // One seed for every agent: a shuffled table is the same permutation everywhere.
       a->set_data_seed(seed);
@@ -389,7 +390,12 @@ void Run::OnMessage(uint32_t index, const v1::AgentMessage& message) {
       if (slot.finished || slot.lost) break;
       if (!message.done().error().empty()) {
         slot.error = message.done().error();
-        AgentLost(index, absl::StrCat("agent ", index, " failed: ", slot.error));
+        const std::string why = absl::StrCat("agent ", index, " failed: ", slot.error);
+        if (message.done().reason() == "TargetDenied" && !ending_.has_value()) {
+          // The policy refused the target: no other agent may go on against it either.
+          WindDown({Phase::kFailed, "TargetDenied", why}, why);
+        }
+        AgentLost(index, why);
         break;
       }
       slot.finished = true;

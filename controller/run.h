@@ -61,6 +61,8 @@ struct RunOptions {
   // A test with scenarios: its data rows and env values (common::PrepareTestData); each agent
   // receives its share in its assignment. Null: none.
   std::shared_ptr<const common::TestData> data;
+  // The policy's address rules the agents enforce (common::Policy::TargetRulesFor). Null: none.
+  std::shared_ptr<const v1::TargetRules> target_rules;
   const common::Clock* clock = &common::SystemClock();  // must outlive the run
 };
 

@@ -19,6 +19,7 @@
 #include "common/host_port.h"
 #include "common/logging.h"
 #include "common/mutex.h"
+#include "common/policy.h"
 #include "common/report_printer.h"
 #include "common/spec.h"
 #include "common/status_macros.h"
@@ -54,6 +55,10 @@ common::FlagSet RunFlags(RunCommandOptions* o) {
                  "after the run, keep serving /metrics with the final values this long, so that "
                  "the last scrape sees the end (Ctrl-C ends it sooner; at most 10m)",
                  &o->metrics_linger, common::FlagSet::kNonNegative, absl::Minutes(10));
+  flags.String("--policy", "FILE",
+               "a LoadTestPolicy the test must pass: allowed targets and limits (default: any "
+               "target but link-local and cloud metadata addresses)",
+               &o->policy_file);
   flags.Bool("--quiet", "no per-second lines", &o->quiet);
   flags.Footer(
       "exit codes: 0 passed, 1 thresholds failed, 2 invalid spec or flags, 3 run error, 4 aborted");
@@ -327,6 +332,17 @@ int RunCommand(const std::vector<std::string>& args) {
   if (!data.ok()) {
     return Fail(kExitInvalid, absl::StrCat(options->file, ": ", data.status().message()));
   }
+  absl::StatusOr<common::Policy> policy = options->policy_file.empty()
+                                              ? common::Policy::AllowAll()
+                                              : common::Policy::FromFile(options->policy_file);
+  if (!policy.ok()) {
+    return Fail(kExitInvalid, absl::StrCat("--policy: ", policy.status().message()));
+  }
+  if (std::optional<common::Refusal> refused = policy->Admit(*test, 0)) {
+    return Fail(kExitInvalid,
+                absl::StrCat(options->file, ": the policy refuses it:\n", refused->message));
+  }
+  auto target_rules = std::make_shared<const v1::TargetRules>(policy->TargetRulesFor(*test));
   // Before the test, not after it: an output that cannot be written is known at once.
   absl::StatusOr<Outputs> outputs = PrepareOutputs(*options);
   if (!outputs.ok()) return Fail(kExitInvalid, std::string(outputs.status().message()));
@@ -348,7 +364,7 @@ int RunCommand(const std::vector<std::string>& args) {
 
   std::shared_ptr<Run> run = local->controller->StartRun(
       std::move(*test), std::make_unique<LocalLauncher>(local->agent_binary, local->logs),
-      std::make_shared<const common::TestData>(*std::move(data)));
+      std::make_shared<const common::TestData>(*std::move(data)), std::move(target_rules));
   AbortOnStopSignals(run.get());
   FollowRun(run.get(), options->quiet);
   const Run::Snapshot snap = run->TakeSnapshot(true);

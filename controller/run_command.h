@@ -32,8 +32,9 @@ struct RunCommandOptions {
   std::string metrics_listen;  // --metrics-listen host:port; empty: no /metrics
   // --metrics-linger: /metrics stays up this long after the run, with its final values.
   absl::Duration metrics_linger = absl::ZeroDuration();
-  bool quiet = false;  // no per-second lines
-  bool help = false;   // -h/--help: print RunUsage(), nothing else
+  std::string policy_file;  // --policy: a LoadTestPolicy; empty: common::Policy::AllowAll()
+  bool quiet = false;       // no per-second lines
+  bool help = false;        // -h/--help: print RunUsage(), nothing else
 };
 
 // Parses the arguments after "run". InvalidArgument "FLAG: why" names the flag that is wrong or

@@ -63,6 +63,10 @@ common::FlagSet ServeFlags(ServeCommandOptions* o) {
               &o->token)
       .Env("STAMPEDE_API_TOKEN");
   flags.Bool("--public-metrics", "serve /metrics without the token", &o->public_metrics);
+  flags.String("--policy", "FILE",
+               "a LoadTestPolicy: who may aim load where, and how much (default: loopback targets "
+               "only)",
+               &o->policy_file);
   flags.Footer("SIGINT/SIGTERM abort the running tests, then the server exits 0.");
   return flags;
 }
@@ -129,8 +133,9 @@ bool IsLoopbackHost(const std::string& host) {
   return host == "localhost" || host == "::1" || host.rfind("127.", 0) == 0;
 }
 
-// Everything a failure of which is a run error (exit 3): the agent binary, the log folder, the
-// two listeners, the port file.
+// Everything the server needs: InvalidArgument for a policy file or token that is wrong (exit 2);
+// any other failure is a run error (exit 3): the agent binary, the log folder, the two
+// listeners, the port file.
 absl::StatusOr<Server> Start(const ServeCommandOptions& options) {
   Server server;
   const std::string agent_binary = FindAgentBinary();
@@ -151,6 +156,16 @@ absl::StatusOr<Server> Start(const ServeCommandOptions& options) {
   HttpApiOptions http;
   http.listen = options.listen;
   http.loadtest_api = true;
+  if (options.policy_file.empty()) {
+    http.policy = std::make_shared<const common::Policy>(common::Policy::LoopbackOnly());
+  } else {
+    absl::StatusOr<common::Policy> policy = common::Policy::FromFile(options.policy_file);
+    if (!policy.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat("--policy: ", policy.status().message()));
+    }
+    http.policy = std::make_shared<const common::Policy>(*std::move(policy));
+  }
+  http.refusals = std::make_shared<PolicyRefusals>();
   ASSIGN_OR_RETURN(http.token, ApiToken(options));
   http.public_metrics = options.public_metrics;
   for (const auto& [flag, address] :
@@ -179,7 +194,9 @@ absl::StatusOr<Server> Start(const ServeCommandOptions& options) {
   SLOG(kInfo) << "serving http_port=" << server.api->port()
               << " grpc_listen=" << server.controller->listen_address()
               << " agents_dial=" << server.controller->agent_address() << " logs=" << server.logs
-              << " max_runs=" << options.max_runs;
+              << " max_runs=" << options.max_runs << " policy=\""
+              << (options.policy_file.empty() ? "loopback only" : options.policy_file) << "\" "
+              << http.policy->Describe();
   return server;
 }
 
@@ -236,7 +253,9 @@ int ServeCommand(const std::vector<std::string>& args) {
   absl::StatusOr<Server> server = Start(*options);
   if (!server.ok()) {
     std::cerr << "stampede serve: " << server.status().message() << "\n";
-    return kExitRunError;
+    // A policy file or token that is wrong is the user's to fix, like a bad flag.
+    return server.status().code() == absl::StatusCode::kInvalidArgument ? kExitInvalid
+                                                                        : kExitRunError;
   }
   ShutDown(&*server, common::WaitForStopSignal());
   return kExitPassed;

@@ -23,7 +23,9 @@ struct ServeCommandOptions {
   std::string token;
   std::string token_file;
   bool public_metrics = false;  // /metrics without the token (for a Prometheus scrape)
-  bool help = false;            // -h/--help: print ServeUsage(), nothing else
+  // A LoadTestPolicy file (common/policy.h); empty: loopback targets only.
+  std::string policy_file;
+  bool help = false;  // -h/--help: print ServeUsage(), nothing else
 };
 
 // Parses the arguments after "serve". InvalidArgument "FLAG: why" names the flag that is wrong.

@@ -1,21 +1,28 @@
 #include "controller/operator/operator_command.h"
 
+#include <netdb.h>
 #include <signal.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
+#include <cstdlib>
 #include <fstream>
 #include <iostream>
+#include <optional>
 #include <sstream>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "common/flags.h"
+#include "common/host_port.h"
 #include "common/logging.h"
 #include "common/mutex.h"
+#include "common/policy.h"
 #include "common/status_macros.h"
 #include "common/stop_signals.h"
+#include "common/url.h"
 #include "controller/controller.h"
 #include "controller/http_api.h"
 #include "controller/kube/client.h"
@@ -77,6 +84,11 @@ common::FlagSet OperatorFlags(OperatorCommandOptions* o) {
                "JSON with the resources, nodeSelector and tolerations agent Pods get where the "
                "LoadTest's agentTemplate sets none (the chart mounts it from a ConfigMap)",
                &o->agent_defaults_file);
+  flags.String("--policy", "FILE",
+               "a LoadTestPolicy: which namespaces may aim load at which hosts and addresses, "
+               "and how much (default: any target but link-local and cloud metadata addresses, "
+               "the API server and this operator's Service)",
+               &o->policy_file);
   flags.Duration("--agent-reconnect", "D",
                  "how long agents keep their load running while the operator is away (restart, "
                  "new leader) and redial it (default 60s, at most 1h)",
@@ -129,8 +141,7 @@ std::string InClusterNamespace() {
 // A client of an API server on which LoadTests can be listed (the CRD is installed): said now
 // rather than in a loop.
 absl::StatusOr<std::unique_ptr<kube::Client>> ConnectToCluster(
-    const OperatorCommandOptions& options) {
-  ASSIGN_OR_RETURN(kube::Config config, kube::LoadConfig(options.kubeconfig));
+    const OperatorCommandOptions& options, const kube::Config& config) {
   ASSIGN_OR_RETURN(std::unique_ptr<kube::Client> client, kube::Client::New(config));
   std::vector<std::string> probes;
   for (const std::string& ns : options.watch_namespaces) {
@@ -160,6 +171,87 @@ ControllerOptions ControllerOptionsFor(const OperatorCommandOptions& options) {
   // Pods take longer to come up than local processes (scheduling, image pulls).
   c.run_defaults.start_timeout_s = 180;
   return c;
+}
+
+// Denies host:port, by name and by each address the name resolves to here (agents resolve it
+// the same way, in the cluster's DNS).
+void DenyHostPort(common::Policy* policy, const std::string& host, int port,
+                  const std::string& why) {
+  const auto deny = [&](const std::string& target) {
+    if (absl::Status s = policy->AddDenied(target, why); !s.ok()) {
+      SLOG(kWarning) << "policy_deny_skipped target=" << target << " error=\"" << s.message()
+                     << "\"";
+    }
+  };
+  const auto deny_address = [&](const common::IpAddress& ip) {
+    deny(ip.v6 ? absl::StrCat("[", ip.ToString(), "]:", port)
+               : absl::StrCat(ip.ToString(), ":", port));
+  };
+  if (host.empty() || port <= 0) return;
+  if (std::optional<common::IpAddress> ip = common::IpAddress::Parse(host)) {
+    // 0.0.0.0 and :: listen everywhere, so every address of this host reaches them; a test
+    // cannot name "every address", but it can name 127.0.0.1.
+    const bool any = ip->v6 ? *ip == *common::IpAddress::Parse("::")
+                            : *ip == *common::IpAddress::Parse("0.0.0.0");
+    if (any) {
+      deny_address(*common::IpAddress::Parse("127.0.0.1"));
+      deny_address(*common::IpAddress::Parse("::1"));
+    }
+    deny_address(*ip);
+    return;
+  }
+  deny(host);
+  addrinfo hints{};
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo* result = nullptr;
+  if (getaddrinfo(host.c_str(), nullptr, &hints, &result) != 0) return;
+  for (addrinfo* a = result; a != nullptr; a = a->ai_next) {
+    if (std::optional<common::IpAddress> ip = common::IpAddress::FromSockaddr(a->ai_addr)) {
+      deny_address(*ip);
+    }
+  }
+  freeaddrinfo(result);
+}
+
+// The policy the reconciler enforces: --policy's (or any target), with the API server and this
+// operator's own endpoints denied unless a rule allows them explicitly.
+absl::StatusOr<common::Policy> OperatorPolicy(const OperatorCommandOptions& options,
+                                              const kube::Config& config,
+                                              const Controller& controller, int metrics_port) {
+  common::Policy policy = common::Policy::AllowAll();
+  if (!options.policy_file.empty()) {
+    absl::StatusOr<common::Policy> read = common::Policy::FromFile(options.policy_file);
+    if (!read.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat("--policy: ", read.status().message()));
+    }
+    policy = *std::move(read);
+  }
+  constexpr char kApiServer[] = "the Kubernetes API server";
+  for (const char* name : {"kubernetes", "kubernetes.default", "kubernetes.default.svc",
+                           "kubernetes.default.svc.cluster.local"}) {
+    (void)policy.AddDenied(name, kApiServer);
+  }
+  if (absl::StatusOr<common::Url> server = common::ParseUrl(config.server); server.ok()) {
+    DenyHostPort(&policy, server->host, server->port, kApiServer);
+  }
+  const char* service_host = std::getenv("KUBERNETES_SERVICE_HOST");
+  const char* service_port = std::getenv("KUBERNETES_SERVICE_PORT");
+  int port = 0;
+  if (service_host != nullptr && service_port != nullptr && absl::SimpleAtoi(service_port, &port)) {
+    DenyHostPort(&policy, service_host, port, kApiServer);
+  }
+  constexpr char kSelf[] = "the Stampede operator itself";
+  if (auto agents = common::SplitHostPort(controller.agent_address()); agents.ok()) {
+    DenyHostPort(&policy, agents->first, agents->second, kSelf);
+    DenyHostPort(&policy, agents->first, metrics_port, kSelf);
+  }
+  if (auto grpc = common::SplitHostPort(controller.listen_address()); grpc.ok()) {
+    DenyHostPort(&policy, grpc->first, grpc->second, kSelf);
+  }
+  if (auto metrics = common::SplitHostPort(options.metrics_listen); metrics.ok()) {
+    DenyHostPort(&policy, metrics->first, metrics_port, kSelf);
+  }
+  return policy;
 }
 
 // Why the operator stops: a stop signal, or the Lease lost. Either ends Wait.
@@ -211,7 +303,8 @@ std::unique_ptr<kube::LeaderElector> MakeElector(const OperatorCommandOptions& o
 // Waits to lead (with an elector), then reconciles until stopped; returns the exit code.
 int LeadAndReconcile(const OperatorCommandOptions& options, const std::string& identity,
                      kube::Client* client, Controller* controller, kube::LeaderElector* elector,
-                     StopOrLoss* stop) {
+                     StopOrLoss* stop, std::shared_ptr<const common::Policy> policy,
+                     std::shared_ptr<PolicyRefusals> refusals) {
   if (elector != nullptr) {
     SLOG(kInfo) << "leader_election waiting lease=" << options.lease_name;
     if (!elector->WaitForLeadership(stop->stop())) {
@@ -230,6 +323,8 @@ int LeadAndReconcile(const OperatorCommandOptions& options, const std::string& i
   ro.status_interval = absl::ToChronoMilliseconds(options.status_interval);
   ro.unschedulable_timeout = absl::ToChronoSeconds(options.unschedulable_timeout);
   ro.run = controller->run_defaults();
+  ro.policy = std::move(policy);
+  ro.refusals = std::move(refusals);
   ReconcileLoop reconciler(client, controller, ro);
   if (!reconciler.Start(std::chrono::seconds(60))) {
     SLOG(kError) << "informers_not_synced waited_s=60";
@@ -314,7 +409,9 @@ int OperatorCommand(const std::vector<std::string>& args) {
     return 0;
   }
   common::BlockStopSignals();
-  absl::StatusOr<std::unique_ptr<kube::Client>> client = ConnectToCluster(*options);
+  absl::StatusOr<kube::Config> config = kube::LoadConfig(options->kubeconfig);
+  if (!config.ok()) return Fail(std::string(config.status().message()));
+  absl::StatusOr<std::unique_ptr<kube::Client>> client = ConnectToCluster(*options, *config);
   if (!client.ok()) return Fail(std::string(client.status().message()));
   absl::StatusOr<std::unique_ptr<Controller>> controller =
       Controller::Create(ControllerOptionsFor(*options));
@@ -330,8 +427,16 @@ int OperatorCommand(const std::vector<std::string>& args) {
   http.listen = options->metrics_listen;
   http.read_only_api = options->ui;
   http.ready = [elector = elector.get()] { return elector == nullptr || elector->IsLeader(); };
+  http.refusals = std::make_shared<PolicyRefusals>();
   absl::StatusOr<std::unique_ptr<HttpApi>> api = HttpApi::Start(http, controller->get());
   if (!api.ok()) return Fail(absl::StrCat("--metrics-listen: ", api.status().message()));
+  absl::StatusOr<common::Policy> policy =
+      OperatorPolicy(*options, *config, **controller, (*api)->port());
+  if (!policy.ok()) {
+    std::cerr << "stampede operator: " << policy.status().message() << "\n";
+    return 2;
+  }
+  SLOG(kInfo) << "policy file=\"" << options->policy_file << "\" " << policy->Describe();
   common::WatchStopSignals([&stop](int sig, int count) {
     SLOG(kInfo) << "shutdown signal=" << (sig == SIGINT ? "SIGINT" : "SIGTERM")
                 << " count=" << count;
@@ -346,7 +451,8 @@ int OperatorCommand(const std::vector<std::string>& args) {
               << " leader_elect=" << options->leader_elect;
 
   const int code =
-      LeadAndReconcile(*options, identity, client->get(), controller->get(), elector.get(), &stop);
+      LeadAndReconcile(*options, identity, client->get(), controller->get(), elector.get(), &stop,
+                       std::make_shared<const common::Policy>(*std::move(policy)), http.refusals);
   (*api)->Stop();
   SLOG(kInfo) << "stopped";
   return code;

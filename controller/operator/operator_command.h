@@ -30,6 +30,9 @@ struct OperatorCommandOptions {
   std::string agent_command = AgentPodOptions().agent_command;
   std::string agent_defaults_file;  // --agent-defaults; read into agent_defaults by the parser
   AgentDefaults agent_defaults;
+  // --policy: a LoadTestPolicy (common/policy.h); empty: any target but the built-in denials. The
+  // API server and this operator's own Service are denied either way unless a rule allows them.
+  std::string policy_file;
   absl::Duration agent_reconnect = absl::Seconds(60);  // at most 1h, the agents' own bound
   absl::Duration lease_duration = absl::Seconds(15);
   absl::Duration renew_deadline = absl::Seconds(10);  // shorter than lease_duration

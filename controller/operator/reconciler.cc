@@ -100,9 +100,26 @@ kube::Json StatusJson(const v1::LoadTestStatus& status) {
   return j["status"];
 }
 
+uint32_t Reconciler::RunningIn(const std::string& ns) const {
+  uint32_t n = 0;
+  for (const auto& [key, active] : active_) {
+    if (SplitKey(key).first == ns && !IsTerminal(active.run->phase())) ++n;
+  }
+  return n;
+}
+
+namespace {
+ReconcilerOptions WithDefaultPolicy(ReconcilerOptions options) {
+  if (options.policy == nullptr) {
+    options.policy = std::make_shared<const common::Policy>(common::Policy::AllowAll());
+  }
+  return options;
+}
+}  // namespace
+
 Reconciler::Reconciler(ReconcilerWorld world, ReconcilerOptions options)
     : world_(world),
-      options_(std::move(options)),
+      options_(WithDefaultPolicy(std::move(options))),
       clock_(options_.run.clock != nullptr ? options_.run.clock : &common::SystemClock()) {}
 
 std::vector<std::string> Reconciler::ActiveKeys() const {
@@ -314,6 +331,19 @@ absl::Status Reconciler::Begin(const std::string& key, const kube::Json& object,
     return EndBeforeStart(object, "Aborted", "Aborted",
                           "spec.abort was set before the test started", run_tag, /*warn=*/false);
   }
+  const bool adopting = phase == "Starting" || phase == "Running";
+  // A running test was admitted when it began; a policy changed since does not stop it.
+  if (!adopting) {
+    if (std::optional<common::Refusal> refused =
+            options_.policy->Admit(*test, RunningIn(test->metadata().namespace_()))) {
+      if (options_.refusals != nullptr) {
+        options_.refusals->Count(test->metadata().namespace_(), refused->rule, refused->reason,
+                                 "admission");
+      }
+      return EndBeforeStart(object, "Failed", "PolicyRefused", refused->message, run_tag,
+                            /*warn=*/true);
+    }
+  }
   absl::StatusOr<std::string> token = EnsureToken(*test);
   if (!token.ok()) {
     // Forbidden or refused: retrying will not help, and the user should hear why.
@@ -326,7 +356,6 @@ absl::Status Reconciler::Begin(const std::string& key, const kube::Json& object,
         absl::StrCat("cannot create the agents' token Secret: ", token.status().message()), run_tag,
         /*warn=*/true);
   }
-  const bool adopting = phase == "Starting" || phase == "Running";
   absl::StatusOr<common::TestData> data = ReadTestData(*test);
   if (!data.ok() && adopting) {
     // The running agents have their rows already; only an agent still to be assigned would miss
@@ -352,6 +381,8 @@ absl::Status Reconciler::Begin(const std::string& key, const kube::Json& object,
   const std::string run_id = RunIdOf(uid, run_tag);
   RunOptions run_options = options_.run;
   run_options.data = std::make_shared<const common::TestData>(*std::move(data));
+  run_options.target_rules =
+      std::make_shared<const v1::TargetRules>(options_.policy->TargetRulesFor(*test));
   active.run = world_.runs->StartRun(*test, std::move(launcher), run_id, *token, run_options);
   SLOG(kInfo) << "loadtest_" << (adopting ? "adopted" : "started") << " loadtest=" << key
               << " uid=" << uid << " run=" << run_id << " agents=" << test->spec().agents();
@@ -450,6 +481,10 @@ absl::Status Reconciler::SyncStatus(const std::string& key, Active& active, bool
     }
     RETURN_IF_ERROR(WriteStatus(ns, name, status));
     if (phase_changed && done) {
+      if (snap.status.reason() == "TargetDenied" && options_.refusals != nullptr) {
+        options_.refusals->Count(ns, options_.policy->TargetRulesFor(active.test).rule(), "address",
+                                 "agent");
+      }
       kube::Json object = {{"metadata", {{"name", name}, {"namespace", ns}, {"uid", active.uid}}}};
       Event(object, snap.phase == Phase::kSucceeded ? "Normal" : "Warning", snap.status.reason(),
             absl::StrCat(

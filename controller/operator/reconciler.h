@@ -3,7 +3,8 @@
 // Level-triggered, as controller-runtime's: Reconcile(key) reads the cached world (the LoadTest
 // and its Pods) and converges:
 //   - a new LoadTest gets the finalizer, a token Secret, a Run (run id: RunIdOf the uid) and its
-//     agent Pods; invalid specs end as Failed/InvalidSpec at once;
+//     agent Pods; invalid specs end as Failed/InvalidSpec at once, and tests the policy refuses
+//     as Failed/PolicyRefused (the rule and the field in the message and a Warning Event);
 //   - a LoadTest whose status says Starting or Running but that this process does not run (the
 //     operator restarted, or leadership moved) is adopted: the same Pods, the same token, and the
 //     agents, which redial, replay their reports (no second start);
@@ -31,7 +32,9 @@
 
 #include "absl/status/status.h"
 #include "common/clock.h"
+#include "common/policy.h"
 #include "controller/kube/api.h"
+#include "controller/metrics.h"
 #include "controller/operator/kube_launcher.h"
 #include "controller/run.h"
 #include "controller/run_registry.h"
@@ -52,6 +55,11 @@ struct ReconcilerOptions {
   // A deleted test's agents are stopped; their last reports are waited for this long.
   std::chrono::milliseconds deletion_grace{5000};
   RunOptions run;  // agent_reconnect_s should equal pods.reconnect_s; its clock is the reconciler's
+  // Who may aim load where (common/policy.h): a new test it refuses ends as Failed/PolicyRefused
+  // before any Pod or Secret exists. Null: common::Policy::AllowAll().
+  std::shared_ptr<const common::Policy> policy;
+  // Counts the refusals, the agents' too (null: not counted).
+  std::shared_ptr<PolicyRefusals> refusals;
 };
 
 // Where the reconciler reads and writes. Everything must outlive the reconciler.
@@ -100,6 +108,8 @@ class Reconciler {
   // SpecChangeIgnored says the edit starts no new run. Nothing is written otherwise.
   absl::Status ReportIgnoredEdit(const kube::Json& object);
   absl::Status Finalize(const std::string& key, const kube::Json& object);
+  // The tests of `ns` this reconciler runs that have not ended.
+  uint32_t RunningIn(const std::string& ns) const;
   // A test that ends before any agent ran: a final status (and a Warning event when `warn`).
   absl::Status EndBeforeStart(const kube::Json& object, const std::string& phase,
                               const std::string& reason, const std::string& message,

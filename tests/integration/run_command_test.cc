@@ -230,6 +230,67 @@ TEST_F(RunCommandTest, InvalidSpecExitsTwoNamingEveryField) {
   }
 }
 
+// Issue 14: the policy at admission (nothing starts) and at the agent, which checks the address
+// it resolved: "localhost" passes the hosts rule, but the policy denies 127.0.0.0/8, so no agent
+// may dial it, however the name was admitted (DNS rebinding's stand-in).
+TEST_F(RunCommandTest, APolicyRefusesAtAdmissionAndAgentsRefuseADeniedAddress) {
+  TestTarget target;
+  const std::string port = std::to_string(target.port());
+  std::ofstream(dir_ + "/policy.yaml") << "apiVersion: stampede.dev/v1alpha1\n"
+                                          "kind: LoadTestPolicy\n"
+                                          "deny: [\"127.0.0.0/8\"]\n"
+                                          "rules:\n"
+                                          "  - name: names-only\n"
+                                          "    hosts: [localhost]\n"
+                                          "    limits: {users: 10}\n";
+  const std::string too_many = WriteSpec("many", "  target: {url: \"http://localhost:" + port +
+                                                     "\"}\n  load: {users: 11}\n"
+                                                     "  duration: 1s\n");
+  auto refused = StartRun({too_many, "--policy", dir_ + "/policy.yaml"});
+  std::optional<int> code = refused->Wait(seconds(20));
+  ASSERT_TRUE(code.has_value());
+  EXPECT_EQ(*code, 2) << refused->Stderr();
+  EXPECT_NE(refused->Stderr().find("spec.load.users: 11 users; at most 10 allowed (rule "
+                                   "names-only)"),
+            std::string::npos)
+      << refused->Stderr();
+
+  const std::string literal = WriteSpec("literal", "  target: {url: \"http://127.0.0.1:" + port +
+                                                       "\"}\n  load: {users: 2}\n"
+                                                       "  duration: 1s\n");
+  refused = StartRun({literal, "--policy", dir_ + "/policy.yaml"});
+  code = refused->Wait(seconds(20));
+  ASSERT_TRUE(code.has_value());
+  EXPECT_EQ(*code, 2);
+  EXPECT_NE(refused->Stderr().find("spec.target.url: address 127.0.0.1 port " + port +
+                                   " is not in the rule's addresses (rule names-only)"),
+            std::string::npos)
+      << refused->Stderr();
+
+  const std::string by_name = WriteSpec("rebound", "  target: {url: \"http://localhost:" + port +
+                                                       "\"}\n  load: {users: 2}\n"
+                                                       "  duration: 2s\n  agents: 2\n");
+  auto run = StartRun({by_name, "--policy", dir_ + "/policy.yaml", "--out", dir_ + "/r.json"});
+  code = run->Wait(seconds(60));
+  ASSERT_TRUE(code.has_value());
+  EXPECT_EQ(*code, 3) << run->Stdout() << run->Stderr();
+  const json results = ReadJson(dir_ + "/r.json");
+  EXPECT_EQ(results["status"]["phase"], "Failed") << results["status"].dump();
+  EXPECT_EQ(results["status"]["reason"], "TargetDenied");
+  EXPECT_NE(results["status"]["message"].get<std::string>().find(
+                "is in the denied range 127.0.0.0/8 (rule names-only)"),
+            std::string::npos)
+      << results["status"].dump();
+  EXPECT_EQ(target.Served(), 0) << "no agent sent a request";
+
+  // Without --policy the same test runs: 127.0.0.1 is not denied by default.
+  run = StartRun({by_name});
+  code = run->Wait(seconds(60));
+  ASSERT_TRUE(code.has_value());
+  EXPECT_EQ(*code, 0) << run->Stderr();
+  EXPECT_GT(target.Served(), 0);
+}
+
 // Issue 9: what is not a spec file is refused at once, without reading it, and an output that
 // cannot be written is known before the test starts, not after it.
 TEST_F(RunCommandTest, WhatIsNotASpecFileOrCannotBeWrittenIsRefusedBeforeTheTest) {

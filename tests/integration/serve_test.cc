@@ -592,6 +592,69 @@ TEST(Serve, KeepsAtMostKeepRunsFinishedRuns) {
   EXPECT_NE(bad.Stderr().find("--keep-runs"), std::string::npos) << bad.Stderr();
 }
 
+TEST(Serve, WithoutAPolicyOnlyLoopbackTargetsAreTakenAndRefusalsAreCounted) {
+  TestTarget target;
+  Server server;
+  for (const std::string url : {"http://10.0.0.1:8080", "http://example.com",
+                                "http://169.254.169.254", "http://[::ffff:10.0.0.1]"}) {
+    const Response refused = server.PostLoadTest(LoadTest("far", url, "1s"));
+    EXPECT_EQ(refused.status, 403) << url << ": " << refused.body;
+    const json body = refused.Json();
+    ASSERT_TRUE(body.is_object()) << refused.body;
+    EXPECT_EQ(body["rule"], "loopback") << url;
+    EXPECT_EQ(body["field"], "spec.target.url") << url;
+    EXPECT_NE(body["problems"][0].get<std::string>().find("spec.target.url: "), std::string::npos)
+        << refused.body;
+  }
+  EXPECT_EQ(server.Get("/api/v1/loadtests").Json()["items"].size(), 0u) << "nothing was created";
+  const std::string metrics = server.Get("/metrics").body;
+  EXPECT_EQ(
+      SumSamples(metrics, "stampede_policy_refusals_total{", "namespace=\"it\",rule=\"loopback\""),
+      4)
+      << metrics;
+  const auto [problems, code] = Promtool(metrics);
+  EXPECT_EQ(code, 0) << problems;
+  // A name that resolves to loopback is taken, as is the literal.
+  const Response created = server.PostLoadTest(
+      LoadTest("near", "http://localhost:" + std::to_string(target.port()), "1s"));
+  ASSERT_EQ(created.status, 201) << created.body;
+  const json ended = server.WaitEnded(created.Json()["id"], seconds(60));
+  EXPECT_EQ(ended["status"]["phase"], "Succeeded") << ended.dump();
+}
+
+TEST(Serve, APolicyFileSetsTheLimitsAndABadOneIsAUsageError) {
+  TestTarget target;
+  const std::string dir = MakeTempDir();
+  std::ofstream(dir + "/policy.yaml") << "apiVersion: stampede.dev/v1alpha1\n"
+                                         "kind: LoadTestPolicy\n"
+                                         "rules:\n"
+                                         "  - name: it\n"
+                                         "    namespaces: [it]\n"
+                                         "    addresses: [\"127.0.0.0/8\"]\n"
+                                         "    limits: {agents: 1, duration: 2s}\n";
+  Server server({"--policy", dir + "/policy.yaml"});
+  const Response two = server.PostLoadTest(LoadTest("two", target.Url(""), "1s"));  // 2 agents
+  EXPECT_EQ(two.status, 403) << two.body;
+  EXPECT_EQ(two.Json()["field"], "spec.agents");
+  EXPECT_EQ(two.Json()["problems"][0], "spec.agents: 2 agents; at most 1 allowed (rule it)");
+  std::string one = LoadTest("one", target.Url(""), "3s");
+  one.replace(one.find("agents: 2"), 9, "agents: 1");
+  const Response long_one = server.PostLoadTest(one);
+  EXPECT_EQ(long_one.status, 403) << long_one.body;
+  EXPECT_EQ(long_one.Json()["field"], "spec.duration");
+
+  std::ofstream(dir + "/bad.yaml") << "apiVersion: stampede.dev/v1alpha1\nkind: LoadTestPolicy\n"
+                                      "rules: [{name: x, addresses: [\"10.0.0.0/99\"]}]\n";
+  Process bad({ControllerBinary(), "serve", "--listen", "127.0.0.1:0", "--grpc-listen",
+               "127.0.0.1:0", "--policy", dir + "/bad.yaml", "--token", kToken});
+  const std::optional<int> rc = bad.Wait(seconds(10));
+  ASSERT_TRUE(rc.has_value());
+  EXPECT_EQ(*rc, 2);
+  EXPECT_NE(bad.Stderr().find("rules[0].addresses[0]: \"10.0.0.0/99\""), std::string::npos)
+      << bad.Stderr();
+  (void)!std::system(("rm -rf '" + dir + "'").c_str());
+}
+
 TEST(RunMetricsListen, ServesMetricsWhileTheTestRuns) {
   TestTarget target;
   const std::string dir = MakeTempDir();

@@ -78,8 +78,13 @@ constexpr char kSpec[] =
 
 class ReconcilerTest : public ::testing::Test {
  protected:
-  void SetUp() override {
+  void SetUp() override { MakeReconciler(nullptr); }
+  // A reconciler under `policy` (null: none given), counting refusals in refusals_.
+  void MakeReconciler(std::shared_ptr<const common::Policy> policy) {
+    if (reconciler_ != nullptr) reconciler_->DetachAll();
     ReconcilerOptions options;
+    options.policy = std::move(policy);
+    options.refusals = refusals_;
     options.identity = "op-1";
     options.status_interval = std::chrono::seconds(2);
     options.unschedulable_timeout = std::chrono::seconds(30);
@@ -165,6 +170,7 @@ class ReconcilerTest : public ::testing::Test {
   FakeApi api_;
   FakeCache loadtests_, pods_;
   FakeRuns runs_;
+  std::shared_ptr<PolicyRefusals> refusals_ = std::make_shared<PolicyRefusals>();
   std::unique_ptr<Reconciler> reconciler_;
 };
 
@@ -652,6 +658,115 @@ TEST_F(ReconcilerTest, LabelledDataIsSplitOverTheAgentsAssignments) {
   std::sort(users.begin(), users.end());
   EXPECT_EQ(users, (std::vector<std::string>{"u0", "u1", "u2", "u3"}));
   EXPECT_EQ(Object().dump().find("u1"), std::string::npos) << "no row in the LoadTest";
+}
+
+constexpr char kPolicy[] = R"yaml(
+apiVersion: stampede.dev/v1alpha1
+kind: LoadTestPolicy
+rules:
+  - name: perf
+    namespaces: [perf]
+    hosts: ["*.perf.svc"]
+    limits: {agents: 2, concurrentTests: 1}
+)yaml";
+
+std::shared_ptr<const common::Policy> PolicyOf(const char* text) {
+  absl::StatusOr<common::Policy> p = common::Policy::Parse(text);
+  EXPECT_TRUE(p.ok()) << p.status();
+  return std::make_shared<const common::Policy>(p.ok() ? *std::move(p)
+                                                       : common::Policy::AllowAll());
+}
+
+TEST_F(ReconcilerTest, ATestThePolicyRefusesFailsBeforeAnyPodOrSecretExists) {
+  MakeReconciler(PolicyOf(kPolicy));
+  Json lt = LoadTest(kSpec);
+  lt["spec"]["agents"] = 3;
+  api_.Put(kPath, lt);
+  ASSERT_TRUE(Reconcile().ok());
+  EXPECT_EQ(Phase(), "Failed");
+  EXPECT_EQ(Reason(), "PolicyRefused");
+  EXPECT_EQ(Object()["status"].value("message", ""),
+            "spec.agents: 3 agents; at most 2 allowed (rule perf)");
+  EXPECT_TRUE(api_.Objects(kPods).empty());
+  EXPECT_FALSE(api_.Object(kSecret).has_value());
+  EXPECT_EQ(runs_.started(), 0);
+  EXPECT_EQ(EventReasons(), std::vector<std::string>({"PolicyRefused"}));
+  EXPECT_EQ(refusals_->Total(), 1u);
+  std::vector<prometheus::MetricFamily> families;
+  refusals_->AppendTo(&families);
+  ASSERT_EQ(families.size(), 1u);
+  EXPECT_EQ(families[0].name, "stampede_policy_refusals_total");
+  ASSERT_EQ(families[0].metric.size(), 1u);
+  EXPECT_EQ(families[0].metric[0].label[1].value, "perf");    // rule
+  EXPECT_EQ(families[0].metric[0].label[2].value, "agents");  // reason
+  EXPECT_EQ(families[0].metric[0].label[3].value, "admission");
+  // Absorbing, like any terminal phase: nothing more is written or counted.
+  const size_t writes = api_.Writes().size();
+  ASSERT_TRUE(Reconcile().ok());
+  EXPECT_EQ(api_.Writes().size(), writes);
+  EXPECT_EQ(refusals_->Total(), 1u);
+}
+
+TEST_F(ReconcilerTest, TheMetadataServiceIsRefusedWithoutAnyPolicy) {
+  Json lt = LoadTest(kSpec);
+  lt["spec"]["target"]["url"] = "http://169.254.169.254/latest/meta-data/";
+  api_.Put(kPath, lt);
+  ASSERT_TRUE(Reconcile().ok());
+  EXPECT_EQ(Reason(), "PolicyRefused");
+  EXPECT_NE(Object()["status"]
+                .value("message", "")
+                .find("spec.target.url: address "
+                      "169.254.169.254 port 80 is denied"),
+            std::string::npos)
+      << Object()["status"].dump();
+  EXPECT_TRUE(api_.Objects(kPods).empty());
+}
+
+TEST_F(ReconcilerTest, ANamespaceAtItsConcurrentTestLimitRefusesTheNextTest) {
+  MakeReconciler(PolicyOf(kPolicy));
+  api_.Put(kPath, LoadTest(kSpec));
+  ASSERT_TRUE(Reconcile().ok());
+  ASSERT_EQ(Phase(), "Starting");
+  const std::string cart_path = "/apis/stampede.dev/v1alpha1/namespaces/perf/loadtests/cart";
+  Json cart = LoadTest(kSpec);
+  cart["metadata"]["name"] = "cart";
+  cart["metadata"]["uid"] = "uid-cart";
+  api_.Put(cart_path, cart);
+  Sync();
+  ASSERT_TRUE(reconciler_->Reconcile("perf/cart").ok());
+  const Json refused = api_.Object(cart_path).value();
+  EXPECT_EQ(refused["status"].value("reason", ""), "PolicyRefused");
+  EXPECT_NE(refused["status"]
+                .value("message", "")
+                .find("metadata.namespace: namespace \"perf\" already runs 1 test(s); at most 1"),
+            std::string::npos)
+      << refused["status"].dump();
+  EXPECT_EQ(runs_.started(), 1);
+}
+
+TEST_F(ReconcilerTest, AgentsGetTheRulesAndAnAgentsRefusalFailsTheTestAsTargetDenied) {
+  MakeReconciler(PolicyOf(kPolicy));
+  api_.Put(kPath, LoadTest(kSpec));
+  ASSERT_TRUE(Reconcile().ok());
+  const auto agents = ConnectAgents();
+  const v1::TargetRules rules =
+      agents[0]->Sent(v1::ControllerMessage::kAssignment).at(0).assignment().target_rules();
+  EXPECT_EQ(rules.rule(), "perf");
+  EXPECT_FALSE(rules.restrict_addresses()) << "the rule lists no addresses";
+  EXPECT_NE(std::find(rules.deny().begin(), rules.deny().end(), "169.254.0.0/16"),
+            rules.deny().end());
+  v1::AgentMessage done;
+  done.mutable_done()->set_error("target shop.perf.svc: address 169.254.1.1 port 8080 is denied");
+  done.mutable_done()->set_reason("TargetDenied");
+  AgentSays(0, done);
+  AgentDone(1);
+  ASSERT_TRUE(Reconcile().ok());
+  EXPECT_EQ(Phase(), "Failed");
+  EXPECT_EQ(Reason(), "TargetDenied");
+  EXPECT_EQ(refusals_->Total(), 1u);
+  std::vector<prometheus::MetricFamily> families;
+  refusals_->AppendTo(&families);
+  EXPECT_EQ(families.at(0).metric.at(0).label[3].value, "agent");
 }
 
 }  // namespace
