@@ -179,7 +179,8 @@ absl::StatusOr<AddressRange> AddressRange::Parse(std::string_view input) {
                         inet_pton(AF_INET6, std::string(address).c_str(), &probe) == 1) {
     ip = IpAddress::Parse(std::string_view(address.data(), address.size()));
   }
-  if (!ip.has_value()) return bad("is not an address or address range (\"10.0.0.0/8\", \"fd00::/8\")");
+  if (!ip.has_value())
+    return bad("is not an address or address range (\"10.0.0.0/8\", \"fd00::/8\")");
   r.base_ = *ip;
   const int bits = r.base_.v6 ? 128 : 32;
   r.prefix_ = bits;
@@ -190,7 +191,8 @@ absl::StatusOr<AddressRange> AddressRange::Parse(std::string_view input) {
   }
   if (!port.empty() || absl::EndsWith(text, ":")) {
     uint32_t p = 0;
-    if (!absl::SimpleAtoi(port, &p) || p == 0 || p > 65535) return bad("has a port not in 1..65535");
+    if (!absl::SimpleAtoi(port, &p) || p == 0 || p > 65535)
+      return bad("has a port not in 1..65535");
     r.port_ = static_cast<uint16_t>(p);
   }
   // The bits past the prefix are zero, so that equal ranges compare equal in Covers.
@@ -246,13 +248,12 @@ std::string AddressPolicy::Check(const IpAddress& address, uint16_t port) const 
       return denied.Covers(a) && a.Contains(address, port);
     });
     if (!lifted) {
-      return absl::StrCat("address ", address.ToString(), " port ", port, " is in the denied range ",
-                          denied.text(), " (rule ", rule_, ")");
+      return absl::StrCat("address ", address.ToString(), " port ", port,
+                          " is in the denied range ", denied.text(), " (rule ", rule_, ")");
     }
   }
-  if (restrict_ && std::none_of(allow_.begin(), allow_.end(), [&](const AddressRange& a) {
-        return a.Contains(address, port);
-      })) {
+  if (restrict_ && std::none_of(allow_.begin(), allow_.end(),
+                                [&](const AddressRange& a) { return a.Contains(address, port); })) {
     return absl::StrCat("address ", address.ToString(), " port ", port,
                         " is not in the addresses of rule ", rule_);
   }
@@ -289,8 +290,8 @@ Policy Policy::LoopbackOnly() {
 absl::StatusOr<Policy> Policy::Parse(std::string_view text) {
   v1::LoadTestPolicy doc;
   std::vector<Problem> problems;
-  RETURN_IF_ERROR(spec_internal::ParseDocument(text, "apiVersion, kind, deny, rules", &doc,
-                                               &problems));
+  RETURN_IF_ERROR(
+      spec_internal::ParseDocument(text, "apiVersion, kind, deny, rules", &doc, &problems));
   const auto add = [&problems](std::string path, std::string reason) {
     problems.push_back({std::move(path), std::move(reason)});
   };
@@ -389,9 +390,10 @@ absl::Status Policy::AddDenied(std::string_view target, std::string_view why) {
   } else if (HostPatternProblem(target).empty() && target != "*") {
     d.host_pattern = NormalizedHost(target);
   } else {
-    return absl::InvalidArgumentError(absl::StrCat(
-        Quote(View(target)), " is neither an address range (\"10.0.0.0/8\", \"10.1.2.3:6443\") nor a "
-                       "host name (\"vault.infra.svc\", \"*.internal\")"));
+    return absl::InvalidArgumentError(
+        absl::StrCat(Quote(View(target)),
+                     " is neither an address range (\"10.0.0.0/8\", \"10.1.2.3:6443\") nor a "
+                     "host name (\"vault.infra.svc\", \"*.internal\")"));
   }
   denied_.push_back(std::move(d));
   return absl::OkStatus();
@@ -407,14 +409,12 @@ const Policy::Rule* Policy::RuleFor(const std::string& ns) const {
   return nullptr;
 }
 
-std::string Policy::DeniedAddress(const Rule& rule, const IpAddress& address,
-                                  uint16_t port) const {
+std::string Policy::DeniedAddress(const Rule& rule, const IpAddress& address, uint16_t port) const {
   for (const Denied& d : denied_) {
     if (!d.range.has_value() || !d.range->Contains(address, port)) continue;
-    const bool lifted =
-        std::any_of(rule.addresses.begin(), rule.addresses.end(), [&](const AddressRange& a) {
-          return d.range->Covers(a) && a.Contains(address, port);
-        });
+    const bool lifted = std::any_of(
+        rule.addresses.begin(), rule.addresses.end(),
+        [&](const AddressRange& a) { return d.range->Covers(a) && a.Contains(address, port); });
     if (!lifted) return absl::StrCat(d.range->text(), ", ", d.why);
   }
   return "";
@@ -463,9 +463,9 @@ std::optional<Refusal> Policy::Admit(const v1::LoadTest& test,
   const std::string& ns = test.metadata().namespace_();
   const Rule* rule = RuleFor(ns);
   if (rule == nullptr) {
-    return Refusal{"", "metadata.namespace", "namespace",
-                   absl::StrCat("metadata.namespace: no rule of the policy covers namespace ",
-                                Quote(ns))};
+    return Refusal{
+        "", "metadata.namespace", "namespace",
+        absl::StrCat("metadata.namespace: no rule of the policy covers namespace ", Quote(ns))};
   }
   const auto refuse = [rule](const char* field, const char* reason, std::string why) {
     return Refusal{rule->name, field, reason,
@@ -496,9 +496,9 @@ std::optional<Refusal> Policy::Admit(const v1::LoadTest& test,
   if (rule->max_duration_ns > 0) {
     const int64_t duration = RunDurationNs(spec);
     if (duration > rule->max_duration_ns) {
-      return refuse("spec.duration", "duration",
-                    absl::StrCat(FormatNanos(duration), "; at most ", limits.duration(),
-                                 " allowed"));
+      return refuse(
+          "spec.duration", "duration",
+          absl::StrCat(FormatNanos(duration), "; at most ", limits.duration(), " allowed"));
     }
   }
   if (limits.has_concurrent_tests() && running_in_namespace >= limits.concurrent_tests()) {

@@ -28,12 +28,12 @@ AddressRange Range(const std::string& text) {
 }
 
 v1::LoadTest LoadTestIn(const std::string& ns, const std::string& url, const std::string& load,
-                  uint32_t agents = 1, const std::string& duration = "10s") {
-  absl::StatusOr<v1::LoadTest> test =
-      ParseLoadTest("apiVersion: stampede.dev/v1alpha1\nkind: LoadTest\nmetadata: {name: t, "
-                    "namespace: " +
-                    ns + "}\nspec:\n  target: {url: \"" + url + "\"}\n  load: " + load +
-                    "\n  duration: " + duration + "\n  agents: " + std::to_string(agents) + "\n");
+                        uint32_t agents = 1, const std::string& duration = "10s") {
+  absl::StatusOr<v1::LoadTest> test = ParseLoadTest(
+      "apiVersion: stampede.dev/v1alpha1\nkind: LoadTest\nmetadata: {name: t, "
+      "namespace: " +
+      ns + "}\nspec:\n  target: {url: \"" + url + "\"}\n  load: " + load +
+      "\n  duration: " + duration + "\n  agents: " + std::to_string(agents) + "\n");
   EXPECT_TRUE(test.ok()) << test.status();
   return test.value_or(v1::LoadTest());
 }
@@ -82,8 +82,8 @@ TEST(AddressRange, ContainsAndCovers) {
   const AddressRange link_local = Range("169.254.0.0/16");
   EXPECT_TRUE(link_local.Contains(Ip("169.254.169.254"), 80));
   EXPECT_FALSE(link_local.Contains(Ip("169.255.0.1"), 80));
-  EXPECT_TRUE(link_local.Contains(Ip("::ffff:a9fe:1"), 80));  // mapped: still inside
-  EXPECT_FALSE(Range("fe80::/10").Contains(Ip("169.254.1.1"), 80));      // families never mix
+  EXPECT_TRUE(link_local.Contains(Ip("::ffff:a9fe:1"), 80));         // mapped: still inside
+  EXPECT_FALSE(Range("fe80::/10").Contains(Ip("169.254.1.1"), 80));  // families never mix
   const AddressRange api = Range("10.1.2.3:6443");
   EXPECT_TRUE(api.Contains(Ip("10.1.2.3"), 6443));
   EXPECT_FALSE(api.Contains(Ip("10.1.2.3"), 443));
@@ -133,14 +133,14 @@ TEST(Policy, RefusesNamingTheRuleAndTheField) {
   const Case cases[] = {
       {LoadTestIn("shop", "http://vault.infra.svc", "{users: 1}"), 0, "shop", "spec.target.url",
        "target", "is not in the rule's hosts"},
-      {LoadTestIn("shop", "http://10.21.0.1", "{users: 1}"), 0, "shop", "spec.target.url", "address",
-       "address 10.21.0.1 port 80 is not in the rule's addresses"},
+      {LoadTestIn("shop", "http://10.21.0.1", "{users: 1}"), 0, "shop", "spec.target.url",
+       "address", "address 10.21.0.1 port 80 is not in the rule's addresses"},
       {LoadTestIn("shop", "http://cart.shop.svc.cluster.local", "{users: 1}", 5), 0, "shop",
        "spec.agents", "agents", "5 agents; at most 4 allowed"},
       {LoadTestIn("shop", "http://cart.shop.svc.cluster.local", "{users: 501}"), 0, "shop",
        "spec.load.users", "users", "501 users; at most 500 allowed"},
       {LoadTestIn("shop", "http://cart.shop.svc.cluster.local",
-            "{users: 0, stages: [{duration: 5s, target: 900}]}"),
+                  "{users: 0, stages: [{duration: 5s, target: 900}]}"),
        0, "shop", "spec.load.stages", "users", "900 users"},
       {LoadTestIn("shop", "http://cart.shop.svc.cluster.local", "{rate: 2500}"), 0, "shop",
        "spec.load.rate", "rate", "2500 requests/s; at most 2000 allowed"},
@@ -152,12 +152,12 @@ TEST(Policy, RefusesNamingTheRuleAndTheField) {
       // exactly that one address of the denied /16, and nothing else in it.
       {LoadTestIn("sandbox", "http://metadata.google.internal", "{users: 1}"), 0, "sandbox",
        "spec.target.url", "target", "is denied: the GCP metadata service"},
-      {LoadTestIn("loopback", "http://169.254.169.254", "{users: 1}"), 0, "loopback", "spec.target.url",
-       "address", "not in the rule's addresses"},
+      {LoadTestIn("loopback", "http://169.254.169.254", "{users: 1}"), 0, "loopback",
+       "spec.target.url", "address", "not in the rule's addresses"},
       {LoadTestIn("shop", "http://169.254.170.2", "{users: 1}"), 0, "shop", "spec.target.url",
        "address", "not in the rule's addresses"},
-      {LoadTestIn("sandbox", "http://vault.infra.svc", "{users: 1}"), 0, "sandbox", "spec.target.url",
-       "target", "is denied: denied by the policy"},
+      {LoadTestIn("sandbox", "http://vault.infra.svc", "{users: 1}"), 0, "sandbox",
+       "spec.target.url", "target", "is denied: denied by the policy"},
   };
   for (const Case& c : cases) {
     SCOPED_TRACE(c.test.spec().target().url() + " in " + c.test.metadata().namespace_());
@@ -181,7 +181,8 @@ kind: LoadTestPolicy
 rules: [{name: a, namespaces: [team-a], hosts: ["*"]}]
 )yaml");
   ASSERT_TRUE(p.ok()) << p.status();
-  const std::optional<Refusal> r = p->Admit(LoadTestIn("team-b", "http://x.team-b", "{users: 1}"), 0);
+  const std::optional<Refusal> r =
+      p->Admit(LoadTestIn("team-b", "http://x.team-b", "{users: 1}"), 0);
   ASSERT_TRUE(r.has_value());
   EXPECT_EQ(r->field, "metadata.namespace");
   EXPECT_EQ(r->rule, "");
@@ -192,10 +193,10 @@ TEST(Policy, BuiltInDenialsHoldWithoutAPolicy) {
   const Policy all = Policy::AllowAll();
   EXPECT_FALSE(all.Admit(LoadTestIn("x", "http://example.com", "{users: 1}"), 100));
   EXPECT_FALSE(all.Admit(LoadTestIn("x", "http://10.0.0.1", "{users: 1}"), 0));
-  for (const char* url : {"http://169.254.169.254/latest/meta-data", "http://2852039166",
-                          "http://[::ffff:169.254.169.254]", "http://[fd00:ec2::254]",
-                          "http://100.100.100.200", "http://[fe80::1]",
-                          "http://METADATA.google.internal."}) {
+  for (const char* url :
+       {"http://169.254.169.254/latest/meta-data", "http://2852039166",
+        "http://[::ffff:169.254.169.254]", "http://[fd00:ec2::254]", "http://100.100.100.200",
+        "http://[fe80::1]", "http://METADATA.google.internal."}) {
     const std::optional<Refusal> r = all.Admit(LoadTestIn("x", url, "{users: 1}"), 0);
     ASSERT_TRUE(r.has_value()) << url;
     EXPECT_EQ(r->rule, "default") << url;
@@ -215,7 +216,8 @@ TEST(Policy, DeniedTargetsTheCallerAddsNeedAnExplicitAllow) {
   ASSERT_TRUE(p.AddDenied("kubernetes.default.svc", "the Kubernetes API server").ok());
   EXPECT_FALSE(p.AddDenied("*", "x").ok());
   EXPECT_FALSE(p.AddDenied("not a host", "x").ok());
-  const std::optional<Refusal> api = p.Admit(LoadTestIn("x", "https://127.0.0.1:6443", "{users: 1}"), 0);
+  const std::optional<Refusal> api =
+      p.Admit(LoadTestIn("x", "https://127.0.0.1:6443", "{users: 1}"), 0);
   ASSERT_TRUE(api.has_value());
   EXPECT_THAT(api->message, HasSubstr("127.0.0.1:6443, the Kubernetes API server"));
   EXPECT_TRUE(p.Admit(LoadTestIn("x", "https://KUBERNETES.default.svc", "{users: 1}"), 0));
@@ -232,15 +234,16 @@ rules:
   ASSERT_TRUE(explicit_allow->AddDenied("127.0.0.1:6443", "the Kubernetes API server").ok());
   ASSERT_TRUE(explicit_allow->AddDenied("kubernetes.default.svc", "the API server").ok());
   EXPECT_FALSE(explicit_allow->Admit(LoadTestIn("x", "https://127.0.0.1:6443", "{users: 1}"), 0));
-  EXPECT_FALSE(explicit_allow->Admit(LoadTestIn("x", "https://kubernetes.default.svc", "{users: 1}"), 0));
+  EXPECT_FALSE(
+      explicit_allow->Admit(LoadTestIn("x", "https://kubernetes.default.svc", "{users: 1}"), 0));
 }
 
 TEST(AddressPolicy, TheAgentChecksTheAddressItDials) {
   const Policy p = ThePolicy();
   // A name the shop rule admits, resolved by (rebound) DNS elsewhere: the rule lists addresses,
   // so only those may be dialled; and never a denied range.
-  const v1::TargetRules shop = p.TargetRulesFor(LoadTestIn("shop", "http://a.shop.svc.cluster.local",
-                                                     "{users: 1}"));
+  const v1::TargetRules shop =
+      p.TargetRulesFor(LoadTestIn("shop", "http://a.shop.svc.cluster.local", "{users: 1}"));
   EXPECT_EQ(shop.rule(), "shop");
   EXPECT_TRUE(shop.restrict_addresses());
   absl::StatusOr<AddressPolicy> check = AddressPolicy::FromRules(shop);
@@ -251,7 +254,8 @@ TEST(AddressPolicy, TheAgentChecksTheAddressItDials) {
   EXPECT_THAT(check->Check(Ip("10.96.0.1"), 443), HasSubstr("is in the denied range 10.96.0.0/12"));
 
   // A rule without addresses: a name may resolve anywhere but the denied ranges.
-  const v1::TargetRules sandbox = p.TargetRulesFor(LoadTestIn("sandbox", "http://x.io", "{users: 1}"));
+  const v1::TargetRules sandbox =
+      p.TargetRulesFor(LoadTestIn("sandbox", "http://x.io", "{users: 1}"));
   EXPECT_FALSE(sandbox.restrict_addresses());
   check = AddressPolicy::FromRules(sandbox);
   ASSERT_TRUE(check.ok());
@@ -303,10 +307,9 @@ rules:
     EXPECT_THAT(m, HasSubstr(want));
   }
   EXPECT_THAT(Policy::Parse("").status().message(), HasSubstr("expected a LoadTestPolicy"));
-  EXPECT_THAT(Policy::Parse("apiVersion: stampede.dev/v1alpha1\nkind: LoadTestPolicy\n")
-                  .status()
-                  .message(),
-              HasSubstr("rules: at least one rule is needed"));
+  EXPECT_THAT(
+      Policy::Parse("apiVersion: stampede.dev/v1alpha1\nkind: LoadTestPolicy\n").status().message(),
+      HasSubstr("rules: at least one rule is needed"));
 }
 
 }  // namespace
