@@ -97,11 +97,12 @@ class OperatorE2eTest : public ::testing::Test {
     })) << operator_->Stderr();
   }
 
-  std::string Apply(const std::string& name, const std::string& spec) {
+  // The test target's URL unless `url` is given.
+  std::string Apply(const std::string& name, const std::string& spec, const std::string& url = "") {
     const std::string file = cluster_->dir() + "/" + name + ".yaml";
     std::ofstream(file) << "apiVersion: stampede.dev/v1alpha1\nkind: LoadTest\nmetadata: {name: "
                         << name << ", namespace: default}\nspec:\n  target: {url: \""
-                        << target_->Url("/") << "\"}\n"
+                        << (url.empty() ? target_->Url("/") : url) << "\"}\n"
                         << spec;
     const CommandResult r = cluster_->Kubectl({"apply", "-f", file});
     EXPECT_EQ(r.exit_code, 0) << r.ToString();
@@ -230,6 +231,50 @@ TEST_F(OperatorE2eTest, SpecErrorsTheSchemaCannotSeeEndAsFailedInvalidSpec) {
       {"wait", "--for=condition=Stalled", "loadtest/badthreshold", "--timeout=10s"}, seconds(20));
   EXPECT_EQ(stalled.exit_code, 0) << stalled.ToString();
   cluster_->Kubectl({"delete", "lt", "badthreshold", "--timeout=30s"});
+}
+
+// Issue 14: the API server is refused as a target unless a policy allows it, with no policy at
+// all. Written as its address, the operator refuses it before any Pod exists; written as a name
+// that the default rule admits (localhost), the agents, in their containers, resolve it, find the
+// denied address and refuse to dial it, so the API server sees no load either way.
+TEST_F(OperatorE2eTest, TheApiServerIsRefusedAtAdmissionAndByTheAgentsWhenReachedByName) {
+  const std::string port = cluster_->server().substr(cluster_->server().rfind(':') + 1);
+  Apply("apiserver", "  load: {users: 2}\n  duration: 2s\n", cluster_->server() + "/healthz");
+  ASSERT_TRUE(WaitPhase("apiserver", {"Failed"}, seconds(30))) << Diagnose("apiserver");
+  json status = Get("apiserver")["status"];
+  EXPECT_EQ(status.value("reason", ""), "PolicyRefused");
+  EXPECT_EQ(status.value("message", ""), "spec.target.url: address 127.0.0.1 port " + port +
+                                             " is denied: 127.0.0.1:" + port +
+                                             ", the Kubernetes API server (rule default)");
+  EXPECT_TRUE(Pods("apiserver").empty());
+  const CommandResult events = cluster_->Kubectl(
+      {"get", "events", "--field-selector", "involvedObject.name=apiserver", "-o", "json"});
+  EXPECT_NE(events.out.find("\"PolicyRefused\""), std::string::npos) << events.ToString();
+
+  Apply("apiserver-by-name", "  load: {users: 2}\n  duration: 2s\n  agents: 2\n",
+        "https://localhost:" + port + "/healthz");
+  ASSERT_TRUE(WaitPhase("apiserver-by-name", {"Failed"}, seconds(90)))
+      << Diagnose("apiserver-by-name");
+  status = Get("apiserver-by-name")["status"];
+  EXPECT_EQ(status.value("reason", ""), "TargetDenied") << status.dump();
+  EXPECT_NE(status.value("message", "")
+                .find("is in the denied range 127.0.0.1:" + port + " (rule default)"),
+            std::string::npos)
+      << status.dump();
+  EXPECT_EQ(status["summary"].value("requests", 0), 0) << status.dump();
+
+  const std::optional<std::string> metrics =
+      testing::HttpGet("http://127.0.0.1:" + std::to_string(MetricsPort()) + "/metrics");
+  ASSERT_TRUE(metrics.has_value());
+  EXPECT_NE(metrics->find("stampede_policy_refusals_total{namespace=\"default\",rule=\"default\","
+                          "reason=\"address\",stage=\"admission\"} 1"),
+            std::string::npos)
+      << *metrics;
+  EXPECT_NE(metrics->find("stampede_policy_refusals_total{namespace=\"default\",rule=\"default\","
+                          "reason=\"address\",stage=\"agent\"} 1"),
+            std::string::npos)
+      << *metrics;
+  cluster_->Kubectl({"delete", "lt", "apiserver", "apiserver-by-name", "--timeout=30s"});
 }
 
 // Scenarios with their data in a Secret: the operator reads it (its owner labelled it for
