@@ -404,6 +404,58 @@ TEST_F(HelmChart, TheDashboardConfigMapIsWhatTheGrafanaSidecarLoads) {
   EXPECT_EQ(annotations["owner"], "perf");
 }
 
+// The policy values become the operator's --policy file, which the operator's own parser takes
+// (stampede run reads the same format and refuses with the rule's words).
+TEST_F(HelmChart, ThePolicyValuesBecomeTheOperatorsPolicyFile) {
+  Objects objects = Rendered({"custom-values.yaml"}, {}, "perf");
+  const std::string deployment = "Deployment perf/loadgen-controller";
+  const std::string config_map = "ConfigMap perf/loadgen-policy";
+  ASSERT_EQ(objects.count(config_map), 1u);
+  EXPECT_TRUE(HasArg(Args(objects, deployment), "--policy=/etc/stampede-policy/policy.yaml"));
+  const json& pod = objects.at(deployment)["spec"]["template"]["spec"];
+  bool mounted = false;
+  for (const json& v : pod["volumes"]) {
+    mounted |= v["name"] == "policy" && v["configMap"]["name"] == "loadgen-policy";
+  }
+  EXPECT_TRUE(mounted) << pod["volumes"].dump();
+  const std::string checksum =
+      objects.at(deployment)["spec"]["template"]["metadata"]["annotations"].value("checksum/policy",
+                                                                                  "");
+  EXPECT_EQ(checksum.size(), 64u);
+  Objects changed = Rendered({"custom-values.yaml"}, {"policy.rules[0].limits.agents=20"}, "perf");
+  EXPECT_NE(changed.at(deployment)["spec"]["template"]["metadata"]["annotations"].value(
+                "checksum/policy", ""),
+            checksum)
+      << "a new policy restarts the operator";
+
+  const std::string dir = MakeTempDir();
+  std::ofstream(dir + "/policy.yaml")
+      << objects.at(config_map)["data"]["policy.yaml"].get<std::string>();
+  const auto refusal = [&](const std::string& ns, int agents) {
+    std::ofstream(dir + "/test.yaml")
+        << "apiVersion: stampede.dev/v1alpha1\nkind: LoadTest\nmetadata: {name: t, namespace: "
+        << ns << "}\nspec:\n  target: {url: \"http://cart.shop.svc.cluster.local\"}\n"
+        << "  load: {users: 1}\n  duration: 1s\n  agents: " << agents << "\n";
+    return RunCommand(
+        {ControllerBinary(), "run", dir + "/test.yaml", "--policy", dir + "/policy.yaml"});
+  };
+  CommandOutput r = refusal("shop-dev", 11);
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_TRUE(absl::StrContains(r.err, "spec.agents: 11 agents; at most 10 allowed (rule shop)"))
+      << r.err;
+  r = refusal("payments", 1);
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_TRUE(absl::StrContains(r.err, "no rule of the policy covers namespace \"payments\""))
+      << r.err;
+  (void)!std::system(("rm -rf '" + dir + "'").c_str());
+
+  // No rules, no file: the operator's built-in denials only.
+  Objects defaults = Rendered();
+  EXPECT_EQ(defaults.count("ConfigMap stampede-system/stampede-policy"), 0u);
+  EXPECT_FALSE(
+      HasArgPrefix(Args(defaults, "Deployment stampede-system/stampede-controller"), "--policy"));
+}
+
 TEST_F(HelmChart, BadValuesAreRefusedNamingTheValue) {
   const std::vector<std::pair<std::vector<std::string>, std::string>> cases = {
       {{"replicaCount=2", "leaderElection.enabled=false"}, "leaderElection.enabled"},
@@ -422,6 +474,11 @@ TEST_F(HelmChart, BadValuesAreRefusedNamingTheValue) {
       {{"crds.keep=maybe"}, "crds.keep"},
       {{"service.advertiseAddress=http://10.0.0.5:7070"}, "service.advertiseAddress"},
       {{"agent.tolerations=dedicated"}, "agent.tolerations"},
+      {{"policy.rules[0].name=a", "policy.rules[0].limits.agents=0"},
+       "policy.rules.0.limits.agents"},
+      {{"policy.rules[0].hosts[0]=x"}, "name"},
+      {{"policy.rules[0].name=a", "policy.rules[0].limits.duration=30"},
+       "policy.rules.0.limits.duration"},
   };
   for (const auto& [sets, field] : cases) {
     CommandOutput r = HelmTemplate({}, sets);

@@ -114,3 +114,12 @@ JSON; empty when all three are. */}}
 {{- with .Values.agent.tolerations }}{{- $_ := set $defaults "tolerations" . -}}{{- end -}}
 {{- if $defaults -}}{{- toPrettyJson $defaults -}}{{- end -}}
 {{- end -}}
+
+{{- /* The operator's LoadTestPolicy (--policy) from .Values.policy; empty without rules. */ -}}
+{{- define "stampede.policy" -}}
+{{- with .Values.policy.rules -}}
+{{- $doc := dict "apiVersion" "stampede.dev/v1alpha1" "kind" "LoadTestPolicy" "rules" . -}}
+{{- with $.Values.policy.deny }}{{- $_ := set $doc "deny" . -}}{{- end -}}
+{{- toYaml $doc -}}
+{{- end -}}
+{{- end -}}

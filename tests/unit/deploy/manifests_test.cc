@@ -161,5 +161,42 @@ TEST(DeployTest, ControllerPodIsRestricted) {
   }
 }
 
+YAML::Node LoadPrometheus(const std::string& file) {
+  return YAML::LoadFile(kDeploy + "/prometheus/" + file);
+}
+
+std::string Emit(const YAML::Node& node) {
+  YAML::Emitter out;
+  out << node;
+  return out.c_str();
+}
+
+// kubectl apply -k deploy/prometheus: a ServiceMonitor that finds deploy/'s Service and a
+// PrometheusRule with exactly the alerts of the rule file promtool tests.
+TEST(DeployTest, PrometheusOperatorObjectsScrapeTheServiceAndCarryTheTestedRules) {
+  EXPECT_THAT(Strings(LoadPrometheus("kustomization.yaml")["resources"]),
+              ElementsAre("servicemonitor.yaml", "prometheusrule.yaml"));
+  const YAML::Node monitor = LoadPrometheus("servicemonitor.yaml");
+  EXPECT_EQ(monitor["kind"].as<std::string>(), "ServiceMonitor");
+  const YAML::Node service = Find("Service", "stampede-controller");
+  EXPECT_EQ(monitor["metadata"]["namespace"].as<std::string>(),
+            service["metadata"]["namespace"].as<std::string>());
+  for (const auto& entry : monitor["spec"]["selector"]["matchLabels"]) {
+    const std::string key = entry.first.as<std::string>();
+    ASSERT_TRUE(service["metadata"]["labels"][key]) << key;
+    EXPECT_EQ(service["metadata"]["labels"][key].as<std::string>(), entry.second.as<std::string>())
+        << key;
+  }
+  std::vector<std::string> ports;
+  for (const YAML::Node& p : service["spec"]["ports"]) ports.push_back(p["name"].as<std::string>());
+  const YAML::Node endpoint = monitor["spec"]["endpoints"][0];
+  EXPECT_THAT(ports, Contains(endpoint["port"].as<std::string>()));
+  EXPECT_TRUE(endpoint["honorLabels"].as<bool>()) << "our series carry their own namespace";
+
+  const YAML::Node rule = LoadPrometheus("prometheusrule.yaml");
+  EXPECT_EQ(rule["kind"].as<std::string>(), "PrometheusRule");
+  EXPECT_EQ(Emit(rule["spec"]["groups"]), Emit(LoadPrometheus("stampede-rules.yaml")["groups"]));
+}
+
 }  // namespace
 }  // namespace stampede
