@@ -96,6 +96,14 @@ double PeakLevel(double start, const v1::Load& load) {
   return peak;
 }
 
+// Whether an allowed range inside `denied` holds the address: the only way past a denial.
+bool Lifted(const AddressRange& denied, const std::vector<AddressRange>& allowed,
+            const IpAddress& address, uint16_t port) {
+  return std::any_of(allowed.begin(), allowed.end(), [&](const AddressRange& a) {
+    return denied.Covers(a) && a.Contains(address, port);
+  });
+}
+
 }  // namespace
 
 std::optional<IpAddress> IpAddress::Parse(std::string_view text) {
@@ -244,10 +252,7 @@ absl::StatusOr<AddressPolicy> AddressPolicy::FromRules(const v1::TargetRules& ru
 std::string AddressPolicy::Check(const IpAddress& address, uint16_t port) const {
   for (const AddressRange& denied : deny_) {
     if (!denied.Contains(address, port)) continue;
-    const bool lifted = std::any_of(allow_.begin(), allow_.end(), [&](const AddressRange& a) {
-      return denied.Covers(a) && a.Contains(address, port);
-    });
-    if (!lifted) {
+    if (!Lifted(denied, allow_, address, port)) {
       return absl::StrCat("address ", address.ToString(), " port ", port,
                           " is in the denied range ", denied.text(), " (rule ", rule_, ")");
     }
@@ -267,25 +272,19 @@ Policy::Policy() {
   }
 }
 
-Policy Policy::AllowAll() {
+Policy Policy::OneRule(std::string name, std::string host, std::vector<std::string> ranges) {
   Policy p;
   Rule rule;
-  rule.name = "default";
-  rule.hosts = {"*"};
-  rule.addresses = {*AddressRange::Parse("0.0.0.0/0"), *AddressRange::Parse("::/0")};
+  rule.name = std::move(name);
+  rule.hosts = {std::move(host)};
+  for (const std::string& r : ranges) rule.addresses.push_back(*AddressRange::Parse(r));
   p.rules_.push_back(std::move(rule));
   return p;
 }
 
-Policy Policy::LoopbackOnly() {
-  Policy p;
-  Rule rule;
-  rule.name = "loopback";
-  rule.hosts = {"localhost"};
-  rule.addresses = {*AddressRange::Parse("127.0.0.0/8"), *AddressRange::Parse("::1")};
-  p.rules_.push_back(std::move(rule));
-  return p;
-}
+Policy Policy::AllowAll() { return OneRule("default", "*", {"0.0.0.0/0", "::/0"}); }
+
+Policy Policy::LoopbackOnly() { return OneRule("loopback", "localhost", {"127.0.0.0/8", "::1"}); }
 
 absl::StatusOr<Policy> Policy::Parse(std::string_view text) {
   v1::LoadTestPolicy doc;

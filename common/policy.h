@@ -141,6 +141,8 @@ class Policy {
     int64_t max_duration_ns = 0;  // 0: none
   };
   Policy();
+  // A policy of one rule for every namespace: one host pattern and these address ranges.
+  static Policy OneRule(std::string name, std::string host, std::vector<std::string> ranges);
   const Rule* RuleFor(const std::string& ns) const;
   std::optional<Refusal> CheckTarget(const Rule& rule, const std::string& url) const;
   std::string DeniedAddress(const Rule& rule, const IpAddress& address, uint16_t port) const;
