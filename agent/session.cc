@@ -8,7 +8,9 @@
 #include <atomic>
 #include <chrono>
 #include <deque>
+#include <fstream>
 #include <mutex>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -16,6 +18,7 @@
 #include "absl/strings/str_cat.h"
 #include "agent/engine.h"
 #include "agent/engine_config.h"
+#include "agent/tls_probe.h"
 #include "common/clock.h"
 #include "common/data_table.h"
 #include "common/flags.h"
@@ -45,8 +48,21 @@ common::FlagSet ConnectFlags(SessionOptions* o) {
       .Required();
   flags.String("--token", "T", "the test's secret", &o->token).Env("STAMPEDE_TOKEN");
   flags
+      .String("--ca", "PEM",
+              "speak TLS and trust only these CA certificates (PEM text) for the controller's "
+              "name or address in --controller (default: plaintext)",
+              &o->ca_pem)
+      .Env("STAMPEDE_CA");
+  flags.String("--ca-file", "FILE", "as --ca, read from FILE", &o->ca_file).Env("STAMPEDE_CA_FILE");
+  flags
       .Count("--threads", "N", "event-loop threads (default 0: one per core)", &o->threads, 0, 1024)
       .Env("STAMPEDE_THREADS");
+  flags
+      .Count("--connect-timeout", "SECONDS",
+             "give up when the controller cannot be reached for this long at the start (default "
+             "30)",
+             &o->connect_timeout_s, 1, 3600)
+      .Env("STAMPEDE_CONNECT_TIMEOUT_SECONDS");
   flags
       .Count("--reconnect", "SECONDS",
              "when the controller goes away, keep the load running and redial it for up to "
@@ -69,6 +85,26 @@ absl::StatusOr<SessionOptions> ParseConnectFlags(const std::vector<std::string>&
                                                  const common::FlagSet::EnvLookup& env) {
   SessionOptions options;
   RETURN_IF_ERROR(ConnectFlags(&options).Parse(args, env));
+  if (!options.ca_file.empty()) {
+    if (!options.ca_pem.empty()) {
+      return absl::InvalidArgumentError("--ca-file: give --ca or --ca-file, not both");
+    }
+    std::ifstream in(options.ca_file);
+    std::stringstream text;
+    text << in.rdbuf();
+    if (!in.is_open() || text.str().empty()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--ca-file: cannot read \"", options.ca_file, "\""));
+    }
+    options.ca_pem = text.str();
+  }
+  if (!options.ca_pem.empty() &&
+      options.ca_pem.find("-----BEGIN CERTIFICATE-----") == std::string::npos) {
+    return absl::InvalidArgumentError(
+        options.ca_file.empty()
+            ? "--ca: no PEM certificate in it"
+            : absl::StrCat("--ca-file: no PEM certificate in ", options.ca_file));
+  }
   return options;
 }
 
@@ -480,10 +516,41 @@ int RunSession(const SessionOptions& options) {
   // common::kMaxDataBytes), far past gRPC's default 4 MiB.
   grpc::ChannelArguments args;
   args.SetMaxReceiveMessageSize(static_cast<int>(2 * common::kMaxDataBytes));
-  auto channel =
-      grpc::CreateCustomChannel(options.controller, grpc::InsecureChannelCredentials(), args);
-  if (!channel->WaitForConnected(std::chrono::system_clock::now() +
-                                 std::chrono::seconds(options.connect_timeout_s))) {
+  std::shared_ptr<grpc::ChannelCredentials> credentials = grpc::InsecureChannelCredentials();
+  if (!options.ca_pem.empty()) {
+    grpc::SslCredentialsOptions ssl;
+    ssl.pem_root_certs = options.ca_pem;
+    credentials = grpc::SslCredentials(ssl);
+  }
+  auto channel = grpc::CreateCustomChannel(options.controller, credentials, args);
+  const auto deadline =
+      std::chrono::system_clock::now() + std::chrono::seconds(options.connect_timeout_s);
+  bool connected = false;
+  while (std::chrono::system_clock::now() < deadline) {
+    const grpc_connectivity_state state = channel->GetState(/*try_to_connect=*/true);
+    if (state == GRPC_CHANNEL_READY) {
+      connected = true;
+      break;
+    }
+    if (state == GRPC_CHANNEL_TRANSIENT_FAILURE && !options.ca_pem.empty()) {
+      // gRPC says only that it failed; a certificate that does not verify will not verify on
+      // the next attempt either, so say why and stop now.
+      const absl::Status verified =
+          ProbeTls(options.controller, options.ca_pem, std::chrono::seconds(5));
+      if (verified.code() == absl::StatusCode::kPermissionDenied) {
+        SLOG(kError) << "controller_unverified address=" << options.controller << " error=\""
+                     << verified.message() << "\"";
+        // The last line of the log: the Pod's termination message (FallbackToLogsOnError).
+        std::cerr << "stampede-agent: refusing the controller at " << options.controller
+                  << ": its certificate does not verify against the CA we were given ("
+                  << verified.message() << ")" << std::endl;
+        return 1;
+      }
+    }
+    channel->WaitForStateChange(
+        state, std::min(deadline, std::chrono::system_clock::now() + std::chrono::seconds(1)));
+  }
+  if (!connected) {
     SLOG(kError) << "controller_unreachable address=" << options.controller
                  << " waited_s=" << options.connect_timeout_s;
     return 1;

@@ -22,6 +22,10 @@ struct SessionOptions {
   std::string controller;  // host:port of the controller's gRPC listener
   std::string run;         // the test's run id
   std::string token;       // the test's secret
+  // The CA certificates (PEM) the controller's certificate must chain to, for its name or address
+  // in `controller`; empty: plaintext (loopback modes).
+  std::string ca_pem;
+  std::string ca_file;  // --ca-file: read into ca_pem by ParseConnectFlags
   uint32_t index = 0;
   uint32_t threads = 0;  // 0: one per core
   int connect_timeout_s = 30;
@@ -36,7 +40,8 @@ struct SessionOptions {
 };
 
 // Flags, with environment fallbacks STAMPEDE_CONTROLLER, STAMPEDE_RUN, STAMPEDE_TOKEN,
-// STAMPEDE_AGENT_INDEX, STAMPEDE_THREADS, STAMPEDE_RECONNECT_SECONDS (a flag on the command line
+// STAMPEDE_CA, STAMPEDE_CA_FILE, STAMPEDE_AGENT_INDEX, STAMPEDE_THREADS,
+// STAMPEDE_RECONNECT_SECONDS (a flag on the command line
 // wins). InvalidArgument "FLAG: why" names the missing or bad one, and the variable when the bad
 // value came from it. The first form reads the process environment.
 absl::StatusOr<SessionOptions> ParseConnectFlags(const std::vector<std::string>& args);
@@ -45,7 +50,8 @@ absl::StatusOr<SessionOptions> ParseConnectFlags(const std::vector<std::string>&
 
 // Runs the session to its end. Exit code: 0 when the agent finished its share (or was stopped by
 // the controller), 1 when the session failed (controller unreachable, gone, silent, or rejected
-// us, or the engine could not start).
+// us, or the engine could not start, or a TLS controller's certificate did not verify: then the
+// last line on stderr says why, for the Pod's termination message).
 int RunSession(const SessionOptions& options);
 
 std::string ConnectUsage();
