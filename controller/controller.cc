@@ -35,8 +35,9 @@ std::string RandomToken(size_t bytes) {
 absl::StatusOr<std::unique_ptr<Controller>> Controller::Create(ControllerOptions options) {
   std::unique_ptr<Controller> c(new Controller());
   Controller* self = c.get();
-  auto listener = GrpcListener::Start(options.grpc_listen,
-                                      [self](const std::string& id) { return self->FindRun(id); });
+  auto listener = GrpcListener::Start(
+      options.grpc_listen, [self](const std::string& id) { return self->FindRun(id); },
+      options.tls);
   if (!listener.ok()) return listener.status();
   c->listener_ = std::move(*listener);
   c->grpc_port_ = c->listener_->port();

@@ -17,17 +17,17 @@
 #include "absl/status/statusor.h"
 #include "common/clock.h"
 #include "common/mutex.h"
+#include "controller/grpc_listener.h"
 #include "controller/run.h"
 #include "controller/run_registry.h"
 
 namespace stampede::controller {
 
-class GrpcListener;  // grpc_listener.cc: keeps grpcpp out of this header
-
 struct ControllerOptions {
   std::string grpc_listen = "127.0.0.1:0";  // host:port; port 0 picks a free one
   // The address agents dial; default: the listen address with the port actually bound.
   std::string advertise_address;
+  ListenerTls tls;  // the agents' channel; default plaintext
   RunOptions run_defaults;
   // Abort the runs still going when the controller is destroyed (so their agents stop at once).
   // The operator keeps them running instead: the next leader adopts them.

@@ -2,6 +2,9 @@
 
 #include <google/protobuf/arena.h>
 #include <grpcpp/grpcpp.h>
+#include <grpcpp/security/server_credentials.h>
+#include <grpcpp/security/tls_certificate_provider.h>
+#include <grpcpp/security/tls_credentials_options.h>
 
 #include <atomic>
 #include <deque>
@@ -349,7 +352,8 @@ class Listener final : public GrpcListener {
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<GrpcListener>> GrpcListener::Start(const std::string& address,
-                                                                  FindRun find_run) {
+                                                                  FindRun find_run,
+                                                                  const ListenerTls& tls) {
   // Debian builds abseil without NDEBUG, which turns on absl::Mutex deadlock detection: a global
   // lock-order graph updated on gRPC's hot paths (a few % of the controller's CPU with 1000
   // agents). Our own locks are common::Mutex (std::mutex underneath); gRPC's are tested upstream.
@@ -357,7 +361,16 @@ absl::StatusOr<std::unique_ptr<GrpcListener>> GrpcListener::Start(const std::str
   auto service = std::make_unique<v1::AgentService::AsyncService>();
   grpc::ServerBuilder builder;
   int port = 0;
-  builder.AddListeningPort(address, grpc::InsecureServerCredentials(), &port);
+  std::shared_ptr<grpc::ServerCredentials> credentials = grpc::InsecureServerCredentials();
+  if (!tls.key_file.empty()) {
+    auto files = std::make_shared<grpc::experimental::FileWatcherCertificateProvider>(
+        tls.key_file, tls.cert_file, tls.refresh_s);
+    grpc::experimental::TlsServerCredentialsOptions options(files);
+    options.watch_identity_key_cert_pairs();
+    options.set_cert_request_type(GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE);
+    credentials = grpc::experimental::TlsServerCredentials(options);
+  }
+  builder.AddListeningPort(address, credentials, &port);
   builder.RegisterService(service.get());
   // Reports are small; a generous limit still bounds what a misbehaving agent can make us hold.
   builder.SetMaxReceiveMessageSize(16 * 1024 * 1024);

@@ -13,13 +13,23 @@
 
 namespace stampede::controller {
 
+// TLS for the agents' channel: the serving key and certificate, as files gRPC reads again every
+// `refresh_s` seconds (so a renewed certificate is served without a restart). Agents are not
+// asked for certificates: they prove themselves with the test's token, which TLS now hides.
+struct ListenerTls {
+  std::string key_file;  // empty: plaintext
+  std::string cert_file;
+  unsigned refresh_s = 5;
+};
+
 class GrpcListener {
  public:
   using FindRun = std::function<std::shared_ptr<Run>(const std::string& run_id)>;
 
   // Listens on `address` (host:port; port 0: any free port).
   static absl::StatusOr<std::unique_ptr<GrpcListener>> Start(const std::string& address,
-                                                             FindRun find_run);
+                                                             FindRun find_run,
+                                                             const ListenerTls& tls = {});
   virtual ~GrpcListener() = default;
   virtual int port() const = 0;
   // Cancels open sessions and stops; waits for the handlers to finish.

@@ -112,6 +112,11 @@ kube::Json AgentPod(const v1::LoadTest& test, uint32_t index, const std::string&
        {"valueFrom", {{"secretKeyRef", {{"name", TokenSecretName(name)}, {"key", "token"}}}}}},
       {{"name", "STAMPEDE_RECONNECT_SECONDS"}, {"value", std::to_string(options.reconnect_s)}},
   });
+  if (options.tls) {
+    env.push_back(
+        {{"name", "STAMPEDE_CA"},
+         {"valueFrom", {{"secretKeyRef", {{"name", TokenSecretName(name)}, {"key", "ca.crt"}}}}}});
+  }
   if (test.spec().threads_per_agent() != 0) {
     env.push_back(
         {{"name", "STAMPEDE_THREADS"}, {"value", std::to_string(test.spec().threads_per_agent())}});
@@ -121,6 +126,9 @@ kube::Json AgentPod(const v1::LoadTest& test, uint32_t index, const std::string&
       {"image", t.image().empty() ? options.default_image : t.image()},
       {"command", {options.agent_command, "connect"}},
       {"env", env},
+      // An agent that exits with an error says why on its last log line (an unverifiable
+      // controller, say): the Pod's status shows it.
+      {"terminationMessagePolicy", "FallbackToLogsOnError"},
       // Pod Security "restricted", container level.
       {"securityContext",
        {{"allowPrivilegeEscalation", false},

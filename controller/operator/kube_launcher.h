@@ -39,6 +39,8 @@ struct AgentPodOptions {
   std::string default_image = "ghcr.io/stampede-dev/stampede-agent:0.1.0";
   std::string agent_command = "/usr/local/bin/stampede-agent";
   int reconnect_s = 60;  // the agents' reconnect window (STAMPEDE_RECONNECT_SECONDS)
+  // Agents speak TLS, trusting the CAs in key ca.crt of the test's token Secret (STAMPEDE_CA).
+  bool tls = false;
 };
 
 // Labels every agent Pod carries; `stampede.dev/loadtest=<name>` selects one test's Pods.
@@ -49,7 +51,8 @@ inline constexpr char kManagedByValue[] = "stampede-operator";
 
 // <loadtest>-agent-<index>
 std::string AgentPodName(const std::string& loadtest, uint32_t index);
-// The Secret holding a test's token (key "token").
+// The Secret holding a test's token (key "token") and, with TLS, the CAs its agents trust (key
+// "ca.crt").
 std::string TokenSecretName(const std::string& loadtest);
 // The ownerReference that ties a child to its LoadTest (controller, blockOwnerDeletion).
 kube::Json OwnerReference(const v1::LoadTest& test);

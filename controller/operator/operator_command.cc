@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <optional>
@@ -28,6 +29,7 @@
 #include "controller/kube/client.h"
 #include "controller/kube/config.h"
 #include "controller/kube/leader_election.h"
+#include "controller/operator/agent_tls.h"
 #include "controller/operator/reconcile_loop.h"
 
 namespace stampede::controller {
@@ -89,6 +91,29 @@ common::FlagSet OperatorFlags(OperatorCommandOptions* o) {
                "and how much (default: any target but link-local and cloud metadata addresses, "
                "the API server and this operator's Service)",
                &o->policy_file);
+  flags.Bool("--insecure-agents",
+             "agents speak plaintext gRPC, their token readable on the network (default: TLS, "
+             "the controller's certificate issued by a CA this operator keeps in a Secret)",
+             &o->insecure_agents);
+  flags.String("--agent-ca-secret", "NAME",
+               "the Secret, in the Lease's namespace, holding the agents' CA (default "
+               "stampede-agent-ca; made when missing)",
+               &o->agent_ca_secret);
+  flags.String("--tls-san", "NAME[,NAME...]",
+               "more DNS names or IP addresses for the controller's certificate, besides the host "
+               "of --advertise-address",
+               &o->tls_names);
+  flags.String("--tls-dir", "DIR",
+               "where the controller's key and certificate are written for gRPC to read (default: "
+               "a new folder under $TMPDIR or /tmp, removed at exit)",
+               &o->tls_dir);
+  flags.Duration("--agent-cert-validity", "D",
+                 "the controller's certificate is valid this long and renewed after two thirds "
+                 "of it (default 168h)",
+                 &o->agent_cert_validity, FlagSet::kPositive);
+  flags.Duration("--agent-ca-validity", "D",
+                 "a CA is valid this long and replaced when a third is left (default 8760h)",
+                 &o->agent_ca_validity, FlagSet::kPositive);
   flags.Duration("--agent-reconnect", "D",
                  "how long agents keep their load running while the operator is away (restart, "
                  "new leader) and redial it (default 60s, at most 1h)",
@@ -283,13 +308,55 @@ class StopOrLoss {
   bool lost_ ABSL_GUARDED_BY(mu_) = false;
 };
 
+// The operator's own namespace: the Lease's and the agents' CA Secret's.
+std::string OperatorNamespace(const OperatorCommandOptions& options) {
+  if (!options.lease_namespace.empty()) return options.lease_namespace;
+  if (std::string ns = InClusterNamespace(); !ns.empty()) return ns;
+  return "stampede-system";
+}
+
+// The agents' CA and the controller's certificate, for the host agents dial and --tls-san.
+absl::StatusOr<std::unique_ptr<AgentTls>> StartAgentTls(const OperatorCommandOptions& options,
+                                                        kube::Api* api, std::string* made_dir) {
+  AgentTlsOptions o;
+  o.secret_namespace = OperatorNamespace(options);
+  o.secret_name = options.agent_ca_secret;
+  const std::string& dialed =
+      options.advertise_address.empty() ? options.grpc_listen : options.advertise_address;
+  std::string host = dialed.substr(0, dialed.rfind(':'));
+  if (host.size() > 2 && host.front() == '[' && host.back() == ']') {
+    host = host.substr(1, host.size() - 2);
+  }
+  // As Controller::Create: agents of a wildcard listener dial loopback.
+  if (host == "0.0.0.0" || host == "::") host = "127.0.0.1";
+  o.hosts.push_back(host);
+  for (absl::string_view name : absl::StrSplit(options.tls_names, ',', absl::SkipEmpty())) {
+    o.hosts.emplace_back(name);
+  }
+  o.dir = options.tls_dir;
+  if (o.dir.empty()) {
+    const char* tmp = std::getenv("TMPDIR");
+    std::string pattern =
+        absl::StrCat(tmp != nullptr && *tmp != '\0' ? tmp : "/tmp", "/stampede-tls-XXXXXX");
+    if (mkdtemp(pattern.data()) == nullptr) {
+      return absl::UnavailableError(absl::StrCat("cannot create ", pattern));
+    }
+    o.dir = pattern;
+    *made_dir = pattern;
+  }
+  o.ca_validity = options.agent_ca_validity;
+  o.cert_validity = options.agent_cert_validity;
+  o.ca_overlap = std::min(absl::Hours(24 * 30), options.agent_ca_validity / 6);
+  o.check_interval = std::clamp(absl::ToChronoMilliseconds(options.agent_cert_validity / 6),
+                                std::chrono::milliseconds(1000), std::chrono::milliseconds(60000));
+  return AgentTls::Start(api, std::move(o));
+}
+
 std::unique_ptr<kube::LeaderElector> MakeElector(const OperatorCommandOptions& options,
                                                  kube::Client* client, const std::string& identity,
                                                  StopOrLoss* stop) {
   kube::LeaderElector::Options lo;
-  lo.lease_namespace = options.lease_namespace;
-  if (lo.lease_namespace.empty()) lo.lease_namespace = InClusterNamespace();
-  if (lo.lease_namespace.empty()) lo.lease_namespace = "stampede-system";
+  lo.lease_namespace = OperatorNamespace(options);
   lo.lease_name = options.lease_name;
   lo.identity = identity;
   lo.lease_duration = absl::ToChronoMilliseconds(options.lease_duration);
@@ -304,7 +371,7 @@ std::unique_ptr<kube::LeaderElector> MakeElector(const OperatorCommandOptions& o
 int LeadAndReconcile(const OperatorCommandOptions& options, const std::string& identity,
                      kube::Client* client, Controller* controller, kube::LeaderElector* elector,
                      StopOrLoss* stop, std::shared_ptr<const common::Policy> policy,
-                     std::shared_ptr<PolicyRefusals> refusals) {
+                     std::shared_ptr<PolicyRefusals> refusals, const AgentTls* tls) {
   if (elector != nullptr) {
     SLOG(kInfo) << "leader_election waiting lease=" << options.lease_name;
     if (!elector->WaitForLeadership(stop->stop())) {
@@ -320,6 +387,10 @@ int LeadAndReconcile(const OperatorCommandOptions& options, const std::string& i
   ro.pods.agent_command = options.agent_command;
   ro.pods.defaults = options.agent_defaults;
   ro.pods.reconnect_s = controller->run_defaults().agent_reconnect_s;
+  if (tls != nullptr) {
+    ro.pods.tls = true;
+    ro.agent_ca = [tls] { return tls->TrustBundle(); };
+  }
   ro.status_interval = absl::ToChronoMilliseconds(options.status_interval);
   ro.unschedulable_timeout = absl::ToChronoSeconds(options.unschedulable_timeout);
   ro.run = controller->run_defaults();
@@ -413,8 +484,18 @@ int OperatorCommand(const std::vector<std::string>& args) {
   if (!config.ok()) return Fail(std::string(config.status().message()));
   absl::StatusOr<std::unique_ptr<kube::Client>> client = ConnectToCluster(*options, *config);
   if (!client.ok()) return Fail(std::string(client.status().message()));
-  absl::StatusOr<std::unique_ptr<Controller>> controller =
-      Controller::Create(ControllerOptionsFor(*options));
+  ControllerOptions controller_options = ControllerOptionsFor(*options);
+  std::unique_ptr<AgentTls> tls;
+  std::string made_tls_dir;
+  if (!options->insecure_agents) {
+    absl::StatusOr<std::unique_ptr<AgentTls>> started =
+        StartAgentTls(*options, client->get(), &made_tls_dir);
+    if (!started.ok()) return Fail(absl::StrCat("agents' TLS: ", started.status().message()));
+    tls = *std::move(started);
+    controller_options.tls.key_file = tls->key_file();
+    controller_options.tls.cert_file = tls->cert_file();
+  }
+  absl::StatusOr<std::unique_ptr<Controller>> controller = Controller::Create(controller_options);
   if (!controller.ok()) {
     return Fail(absl::StrCat("agents' gRPC listener: ", controller.status().message()));
   }
@@ -448,12 +529,18 @@ int OperatorCommand(const std::vector<std::string>& args) {
               << " agents_dial=" << (*controller)->agent_address()
               << " metrics_port=" << (*api)->port() << " namespace="
               << (options->watch_namespaces.empty() ? "(all)" : options->watch_namespace)
-              << " leader_elect=" << options->leader_elect;
+              << " leader_elect=" << options->leader_elect
+              << " agent_channel=" << (tls != nullptr ? "tls" : "plaintext");
 
-  const int code =
-      LeadAndReconcile(*options, identity, client->get(), controller->get(), elector.get(), &stop,
-                       std::make_shared<const common::Policy>(*std::move(policy)), http.refusals);
+  const int code = LeadAndReconcile(
+      *options, identity, client->get(), controller->get(), elector.get(), &stop,
+      std::make_shared<const common::Policy>(*std::move(policy)), http.refusals, tls.get());
   (*api)->Stop();
+  if (tls != nullptr) tls->Stop();
+  if (!made_tls_dir.empty()) {
+    std::error_code ignored;
+    std::filesystem::remove_all(made_tls_dir, ignored);
+  }
   SLOG(kInfo) << "stopped";
   return code;
 }

@@ -33,6 +33,14 @@ struct OperatorCommandOptions {
   // --policy: a LoadTestPolicy (common/policy.h); empty: any target but the built-in denials. The
   // API server and this operator's own Service are denied either way unless a rule allows them.
   std::string policy_file;
+  // The agents' channel: TLS with a CA kept in this Secret (in the Lease's namespace), unless
+  // insecure_agents.
+  bool insecure_agents = false;
+  std::string agent_ca_secret = "stampede-agent-ca";
+  std::string tls_dir;    // empty: a fresh folder under $TMPDIR (or /tmp)
+  std::string tls_names;  // --tls-san: more names for the serving certificate
+  absl::Duration agent_cert_validity = absl::Hours(24 * 7);
+  absl::Duration agent_ca_validity = absl::Hours(24 * 365);
   absl::Duration agent_reconnect = absl::Seconds(60);  // at most 1h, the agents' own bound
   absl::Duration lease_duration = absl::Seconds(15);
   absl::Duration renew_deadline = absl::Seconds(10);  // shorter than lease_duration

@@ -6,6 +6,7 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
 #include "common/data_table.h"
 #include "common/logging.h"
 #include "common/spec.h"
@@ -426,13 +427,22 @@ void Reconciler::WatchPods(const std::string& key, Active& active) {
     const std::string pod_phase = StringAt(status, {"phase"});
     if (pod_phase == "Failed") {
       int exit_code = -1;
+      std::string said;  // with FallbackToLogsOnError, the log's tail: its last line says why
       if (status.contains("containerStatuses") && status["containerStatuses"].is_array() &&
           !status["containerStatuses"].empty()) {
-        const kube::Json& term = status["containerStatuses"][0]["state"];
-        if (term.contains("terminated")) exit_code = term["terminated"].value("exitCode", -1);
+        const kube::Json& first = status["containerStatuses"][0];
+        const kube::Json term =
+            first.is_object() ? first.value("state", kube::Json::object()) : kube::Json::object();
+        if (term.is_object() && term.contains("terminated") && term["terminated"].is_object()) {
+          exit_code = term["terminated"].value("exitCode", -1);
+          said = StringAt(term, {"terminated", "message"});
+        }
       }
+      said = std::string(absl::StripAsciiWhitespace(said));
+      if (const size_t nl = said.rfind('\n'); nl != std::string::npos) said = said.substr(nl + 1);
       const std::string why = absl::StrCat("agent Pod ", pod_name, " failed (exit code ", exit_code,
-                                           "); log: kubectl logs -n ", ns, " ", pod_name);
+                                           ")", said.empty() ? "" : ": ", said,
+                                           "; log: kubectl logs -n ", ns, " ", pod_name);
       if (phase == Phase::kStarting) {
         run.Fail("AgentFailed", why);
       } else {
@@ -561,6 +571,9 @@ absl::StatusOr<std::string> Reconciler::EnsureToken(const v1::LoadTest& test) {
       {"type", "Opaque"},
       {"data", {{"token", absl::Base64Escape(token)}}},
   };
+  if (options_.pods.tls && options_.agent_ca) {
+    secret["data"]["ca.crt"] = absl::Base64Escape(options_.agent_ca());
+  }
   auto created = world_.api->Create(path, secret);
   if (created.ok()) return token;
   if (created.status().code() != absl::StatusCode::kAlreadyExists) return created.status();

@@ -25,6 +25,7 @@
 #define STAMPEDE_CONTROLLER_OPERATOR_RECONCILER_H_
 
 #include <chrono>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -60,6 +61,8 @@ struct ReconcilerOptions {
   std::shared_ptr<const common::Policy> policy;
   // Counts the refusals, the agents' too (null: not counted).
   std::shared_ptr<PolicyRefusals> refusals;
+  // With pods.tls: the CAs (PEM) a new test's agents trust, put in its token Secret.
+  std::function<std::string()> agent_ca;
 };
 
 // Where the reconciler reads and writes. Everything must outlive the reconciler.

@@ -13,6 +13,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 #include <tuple>
 #include <utility>
 #include <vector>
@@ -574,6 +575,26 @@ void TestNode::SyncPod(const std::string& key) {
             run.terminated_message = line.substr(line.find("runc run failed"));
           }
         }
+      }
+      const Json& container = (*pod)["spec"]["containers"][0];
+      if (run.exit_code != 0 && run.terminated_message.empty() &&
+          Str(container, "terminationMessagePolicy") == "FallbackToLogsOnError") {
+        // As the kubelet: the log's last 80 lines or 2048 bytes, whichever is less.
+        std::ifstream log(run.log_path);
+        std::stringstream text;
+        text << log.rdbuf();
+        std::string tail = text.str();
+        if (tail.size() > 2048) tail = tail.substr(tail.size() - 2048);
+        size_t start = 0;
+        int newlines = 0;
+        for (size_t i = tail.size(); i > 0; --i) {
+          if (tail[i - 1] == '\n' && i != tail.size() && ++newlines == 80) {
+            start = i;
+            break;
+          }
+        }
+        tail = tail.substr(start);
+        run.terminated_message = tail;
       }
       run.reported = false;
       kill(-run.pid, SIGKILL);  // what is left of the group, as when a container ends

@@ -15,10 +15,12 @@
 //
 // Supported: command+args with $(VAR) expansion; env from value, secretKeyRef, configMapKeyRef
 // and fieldRef (metadata.name, metadata.namespace, metadata.uid, spec.nodeName,
-// spec.serviceAccountName, status.podIP, status.hostIP); workingDir; phase, conditions and
-// containerStatuses as the kubelet reports them; graceful deletion (SIGTERM to the process group,
-// SIGKILL after min(grace period, max_grace), then DELETE with gracePeriodSeconds 0); images named
-// invalid.example/... fail with ErrImagePull, to simulate a registry that refuses the pull.
+// spec.serviceAccountName, status.podIP, status.hostIP); workingDir; terminationMessagePolicy
+// FallbackToLogsOnError (a failed container's message is its log's tail, 80 lines or 2048
+// bytes); phase, conditions and containerStatuses as the kubelet reports them; graceful deletion
+// (SIGTERM to the process group, SIGKILL after min(grace period, max_grace), then DELETE with
+// gracePeriodSeconds 0); images named invalid.example/... fail with ErrImagePull, to simulate a
+// registry that refuses the pull.
 // Restarts follow restartPolicy (Always, OnFailure, Never): a container that exits is started
 // again after a back-off (restart_backoff, doubling up to 16 times that), with restartCount and
 // lastState in its status and the Pod Running meanwhile.
