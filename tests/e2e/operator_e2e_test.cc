@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "absl/time/time.h"
+#include "controller/operator/certificates.h"
 #include "gtest/gtest.h"
 #include "tests/e2e/cluster.h"
 #include "tests/grafana/dashboard_queries.h"
@@ -218,6 +219,40 @@ TEST_F(OperatorE2eTest, AppliedLoadTestSucceedsWithEveryRequestTheTargetServed) 
   ASSERT_EQ(cluster_->Kubectl({"delete", "lt", "basic", "--timeout=30s"}).exit_code, 0);
 }
 
+// Promise: agents reach the operator only over TLS, and an agent refuses an operator whose
+// certificate its CA does not sign. The operator keeps its CA in a Secret of its namespace and
+// hands each test's agents that CA in the test's token Secret; here someone planted that Secret
+// first, with another CA: the agents refuse to talk, the Pod's status says why, the test fails
+// with that line, and no request reaches the target.
+TEST_F(OperatorE2eTest, AgentsRefuseAnOperatorTheirCaDoesNotVouchFor) {
+  EXPECT_NE(operator_->Stderr().find("agent_channel=tls"), std::string::npos)
+      << operator_->Stderr();
+  auto ca = cluster_->client().Get("/api/v1/namespaces/stampede-system/secrets/stampede-agent-ca");
+  ASSERT_TRUE(ca.ok()) << ca.status();
+  EXPECT_TRUE((*ca)["data"].contains("ca.crt"));
+  EXPECT_TRUE((*ca)["data"].contains("tls.key"));
+
+  auto forged = controller::MakeCa("not-the-operator", absl::Now(), absl::Hours(1));
+  ASSERT_TRUE(forged.ok()) << forged.status();
+  json secret = {{"apiVersion", "v1"},
+                 {"kind", "Secret"},
+                 {"metadata", {{"name", "forged-agent-token"}, {"namespace", "default"}}},
+                 {"stringData", {{"token", "planted"}, {"ca.crt", forged->cert_pem}}}};
+  ASSERT_TRUE(cluster_->client().Create("/api/v1/namespaces/default/secrets", secret).ok());
+  Apply("forged",
+        "  requests: [{name: home, path: /}]\n  load: {users: 1}\n  duration: 30s\n  agents: 1\n");
+  ASSERT_TRUE(WaitPhase("forged", {"Failed", "Succeeded"}, seconds(60))) << Diagnose("forged");
+  const json status = Get("forged")["status"];
+  EXPECT_EQ(status.value("reason", ""), "AgentFailed") << Diagnose("forged");
+  EXPECT_EQ(status.value("message", ""),
+            "agent Pod forged-agent-0 failed (exit code 1): stampede-agent: refusing the "
+            "controller at 127.0.0.1:" +
+                std::to_string(grpc_port_) +
+                ": its certificate does not verify against the CA we were given (unable to get "
+                "local issuer certificate); log: kubectl logs -n default forged-agent-0")
+      << Diagnose("forged");
+  EXPECT_EQ(target_->Served(), 0);
+}
 TEST_F(OperatorE2eTest, SpecErrorsTheSchemaCannotSeeEndAsFailedInvalidSpec) {
   Apply("badthreshold", "  load: {users: 1}\n  duration: 2s\n  thresholds: [\"p95 <\"]\n");
   ASSERT_TRUE(WaitPhase("badthreshold", {"Failed"}, seconds(30))) << Diagnose("badthreshold");

@@ -72,6 +72,19 @@ TEST(AgentPodTest, DialsTheControllerWithTheTestsSecretAndIsOwnedByTheLoadTest) 
   EXPECT_EQ(pod["metadata"]["labels"][kAgentIndexLabel], "0");
 }
 
+TEST(AgentPodTest, WithTlsTrustsTheCaInTheTestsSecretAndSaysWhyItFailed) {
+  const kube::Json plain = AgentPod(ShopTest(""), 0, "1234-abcd", "c:1", AgentPodOptions());
+  EXPECT_EQ(Env(plain["spec"]["containers"][0], "STAMPEDE_CA"), nullptr);
+  AgentPodOptions options;
+  options.tls = true;
+  const kube::Json pod = AgentPod(ShopTest(""), 0, "1234-abcd", "c:1", options);
+  const kube::Json& c = pod["spec"]["containers"][0];
+  ASSERT_NE(Env(c, "STAMPEDE_CA"), nullptr);
+  EXPECT_EQ((*Env(c, "STAMPEDE_CA"))["valueFrom"]["secretKeyRef"],
+            kube::Json({{"name", TokenSecretName("shop")}, {"key", "ca.crt"}}));
+  EXPECT_EQ(c["terminationMessagePolicy"], "FallbackToLogsOnError");
+}
+
 TEST(AgentPodTest, CarriesTheAgentTemplateButKeepsItsOwnLabels) {
   const kube::Json pod = AgentPod(
       ShopTest(

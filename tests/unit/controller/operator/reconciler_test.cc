@@ -79,10 +79,16 @@ constexpr char kSpec[] =
 class ReconcilerTest : public ::testing::Test {
  protected:
   void SetUp() override { MakeReconciler(nullptr); }
-  // A reconciler under `policy` (null: none given), counting refusals in refusals_.
-  void MakeReconciler(std::shared_ptr<const common::Policy> policy) {
+  // A reconciler under `policy` (null: none given), counting refusals in refusals_; with
+  // `agent_ca`, its agents speak TLS and trust that.
+  void MakeReconciler(std::shared_ptr<const common::Policy> policy,
+                      const std::string& agent_ca = "") {
     if (reconciler_ != nullptr) reconciler_->DetachAll();
     ReconcilerOptions options;
+    if (!agent_ca.empty()) {
+      options.pods.tls = true;
+      options.agent_ca = [agent_ca] { return agent_ca; };
+    }
     options.policy = std::move(policy);
     options.refusals = refusals_;
     options.identity = "op-1";
@@ -430,6 +436,47 @@ TEST_F(ReconcilerTest, AnUnpullableImageFailsTheTestAndCleansUp) {
   EXPECT_FALSE(api_.Object(kSecret).has_value());
   EXPECT_TRUE(reconciler_->ActiveKeys().empty());
   EXPECT_EQ(EventReasons().back(), "ImagePullFailed");
+}
+
+TEST_F(ReconcilerTest, WithTlsTheTokenSecretCarriesTheCaTheAgentsTrust) {
+  const std::string ca = "-----BEGIN CERTIFICATE-----\nthe CA\n-----END CERTIFICATE-----\n";
+  MakeReconciler(nullptr, ca);
+  api_.Put(kPath, LoadTest(kSpec));
+  ASSERT_TRUE(Reconcile().ok());
+  const std::optional<Json> secret = api_.Object(kSecret);
+  ASSERT_TRUE(secret.has_value());
+  std::string decoded;
+  ASSERT_TRUE(absl::Base64Unescape((*secret)["data"]["ca.crt"].get<std::string>(), &decoded));
+  EXPECT_EQ(decoded, ca);
+  const Json pod = api_.Object(std::string(kPods) + "/shop-agent-0").value();
+  bool reads_ca = false;
+  for (const Json& env : pod["spec"]["containers"][0]["env"]) {
+    reads_ca |=
+        env["name"] == "STAMPEDE_CA" &&
+        env["valueFrom"]["secretKeyRef"] == Json({{"name", "shop-agent-token"}, {"key", "ca.crt"}});
+  }
+  EXPECT_TRUE(reads_ca) << pod.dump();
+}
+
+// An agent that exits with an error says why on its last log line; the kubelet puts the log's
+// tail in the Pod's status (FallbackToLogsOnError) and the test's message carries that line.
+TEST_F(ReconcilerTest, AFailedAgentsLastWordsReachTheTestsMessage) {
+  api_.Put(kPath, LoadTest(kSpec));
+  ASSERT_TRUE(Reconcile().ok());
+  Json terminated = {{"exitCode", 1}, {"reason", "Error"}};
+  terminated["message"] =
+      "level=error msg=controller_unverified\nstampede-agent: refusing the controller at c:7070: "
+      "its certificate does not verify against the CA we were given (unable to get local issuer "
+      "certificate)\n";
+  Json container = {{"name", "agent"}, {"state", {{"terminated", terminated}}}};
+  SetPodStatus(0, {{"phase", "Failed"}, {"containerStatuses", Json::array({container})}});
+  ASSERT_TRUE(Reconcile().ok());
+  EXPECT_EQ(Phase(), "Failed");
+  EXPECT_EQ(Reason(), "AgentFailed");
+  EXPECT_EQ(Object()["status"].value("message", ""),
+            "agent Pod shop-agent-0 failed (exit code 1): stampede-agent: refusing the controller "
+            "at c:7070: its certificate does not verify against the CA we were given (unable to "
+            "get local issuer certificate); log: kubectl logs -n perf shop-agent-0");
 }
 
 TEST_F(ReconcilerTest, AnUnschedulablePodFailsTheTestOnlyAfterTheTimeout) {
