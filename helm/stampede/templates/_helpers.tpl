@@ -54,6 +54,13 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | 
 {{- end -}}
 
 {{/*
+The Secret, in the release namespace, holding the CA the agents verify the controller with.
+*/}}
+{{- define "stampede.agentCaSecret" -}}
+{{- default (printf "%s-agent-ca" (include "stampede.fullname" .)) .Values.agent.tls.caSecretName -}}
+{{- end -}}
+
+{{/*
 An image reference from {registry, repository, tag, digest}: registry/repository:tag@digest, the
 tag defaulting to the chart's appVersion. Call with (dict "image" .Values.image "root" $).
 */}}
