@@ -15,12 +15,12 @@
 #include "absl/strings/str_cat.h"
 #include "common/logging.h"
 #include "common/status_macros.h"
+#include "controller/kube/api_status.h"
+#include "controller/kube/watch_stream.h"
 
 namespace stampede::kube {
 namespace {
 
-constexpr size_t kMaxErrorBody = 64 << 10;
-constexpr size_t kMaxWatchLine = 16 << 20;  // larger than any object etcd accepts
 constexpr int kMaxListRestarts = 3;
 
 // Percent-encodes a query value: everything but RFC 3986 unreserved characters.
@@ -41,55 +41,6 @@ void AddQuery(std::string& path, const char* name, const std::string& value) {
   if (value.empty()) return;
   absl::StrAppend(&path, path.find('?') == std::string::npos ? "?" : "&", name, "=",
                   QueryEscape(value));
-}
-
-// The apiserver's Status.message when the body is a Status, else the body itself (shortened).
-std::string ServerMessage(const std::string& body) {
-  Json status = Json::parse(body, nullptr, /*allow_exceptions=*/false);
-  if (status.is_object() && status.contains("message") && status["message"].is_string()) {
-    return status["message"].get<std::string>();
-  }
-  return body.size() > 200 ? body.substr(0, 200) + "..." : body;
-}
-
-std::string ServerReason(const std::string& body) {
-  Json status = Json::parse(body, nullptr, /*allow_exceptions=*/false);
-  if (status.is_object() && status.contains("reason") && status["reason"].is_string()) {
-    return status["reason"].get<std::string>();
-  }
-  return "";
-}
-
-bool Retryable(int http_status) { return http_status == 429 || http_status >= 500; }
-
-absl::Status StatusFromHttp(const std::string& method, const std::string& path, int http_status,
-                            const std::string& body) {
-  const std::string message = ServerMessage(body);
-  auto make = [&](absl::StatusCode code, const char* what) {
-    return absl::Status(code, absl::StrCat(method, " ", path, ": HTTP ", http_status, " ", what,
-                                           message.empty() ? "" : ": ", message));
-  };
-  switch (http_status) {
-    case 401:
-      return make(absl::StatusCode::kUnauthenticated, "Unauthorized");
-    case 403:
-      return make(absl::StatusCode::kPermissionDenied, "Forbidden");
-    case 404:
-      return make(absl::StatusCode::kNotFound, "Not Found");
-    case 409:
-      return ServerReason(body) == "AlreadyExists"
-                 ? make(absl::StatusCode::kAlreadyExists, "AlreadyExists")
-                 : make(absl::StatusCode::kAborted, "Conflict");
-    case 410:
-      return make(absl::StatusCode::kFailedPrecondition, "Gone (expired, list again)");
-    default:
-      break;
-  }
-  if (Retryable(http_status)) return make(absl::StatusCode::kUnavailable, "(overloaded or down)");
-  if (http_status >= 400 && http_status < 500) {
-    return make(absl::StatusCode::kInvalidArgument, "(invalid request)");
-  }
-  return make(absl::StatusCode::kUnknown, "(unexpected)");
 }
 
 std::chrono::milliseconds Millis(std::chrono::nanoseconds d) {
@@ -144,85 +95,6 @@ double DefaultJitter() {
   thread_local std::mt19937_64 generator{std::random_device{}()};
   return std::uniform_real_distribution<double>(0.0, 1.0)(generator);
 }
-
-// Splits a watch body into lines as the bytes arrive and hands each decoded event on.
-class WatchStream {
- public:
-  WatchStream(const std::string& path, const std::function<bool(const WatchEvent&)>& on_event)
-      : path_(path), on_event_(on_event) {}
-
-  // Returns false to end the stream.
-  bool Receive(const char* data, size_t size) {
-    last_byte_ = std::chrono::steady_clock::now();
-    if (http_status != 200) {
-      if (error_body.size() < kMaxErrorBody) {
-        error_body.append(data, std::min(size, kMaxErrorBody - error_body.size()));
-      }
-      return true;
-    }
-    const size_t old_size = buffer_.size();  // holds no newline: look only at the new bytes
-    buffer_.append(data, size);
-    size_t start = 0;
-    for (size_t newline = buffer_.find('\n', old_size); newline != std::string::npos;
-         newline = buffer_.find('\n', start)) {
-      const bool go_on = Line(buffer_.substr(start, newline - start));
-      start = newline + 1;
-      if (!go_on) return false;
-    }
-    buffer_.erase(0, start);
-    if (buffer_.size() > kMaxWatchLine) {
-      result = absl::InternalError(
-          absl::StrCat("watch ", path_, ": an event over ", kMaxWatchLine, " bytes"));
-      return false;
-    }
-    return true;
-  }
-
-  // The server ended the stream: a last line without a newline still counts.
-  void Finish() {
-    if (!buffer_.empty()) Line(buffer_);
-    buffer_.clear();
-  }
-
-  std::chrono::steady_clock::time_point last_byte() const { return last_byte_; }
-
-  int http_status = 0;
-  std::string error_body;
-  absl::Status result;   // an error seen in the stream
-  bool stopped = false;  // on_event returned false
-
- private:
-  bool Line(const std::string& line) {
-    if (absl::StripAsciiWhitespace(line).empty()) return true;
-    Json event = Json::parse(line, nullptr, /*allow_exceptions=*/false);
-    if (!event.is_object() || !event.contains("type") || !event["type"].is_string() ||
-        !event.contains("object")) {
-      result = absl::InternalError(
-          absl::StrCat("watch ", path_, ": not a watch event: ", line.substr(0, 200)));
-      return false;
-    }
-    WatchEvent watch_event{event["type"].get<std::string>(), std::move(event["object"])};
-    if (watch_event.type == "ERROR") {
-      const Json& status = watch_event.object;
-      const int code =
-          status.is_object() && status.contains("code") && status["code"].is_number_integer()
-              ? status["code"].get<int>()
-              : 500;
-      result = StatusFromHttp("WATCH", path_, code, status.dump());
-      return false;
-    }
-    if (!on_event_(watch_event)) {
-      stopped = true;
-      return false;
-    }
-    return true;
-  }
-
-  const std::string& path_;
-  const std::function<bool(const WatchEvent&)>& on_event_;
-  std::string buffer_;
-  std::chrono::steady_clock::time_point last_byte_ = std::chrono::steady_clock::now();
-};
 
 }  // namespace
 
