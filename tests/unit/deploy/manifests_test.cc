@@ -76,9 +76,10 @@ TEST(DeployTest, KustomizationInstallsTheOperatorButNoExamples) {
       EXPECT_EQ(doc["metadata"]["namespace"].as<std::string>(), "stampede-system") << kind;
     }
   }
-  EXPECT_EQ(kinds, (std::multiset<std::string>{
-                       "Namespace", "CustomResourceDefinition", "ServiceAccount", "ClusterRole",
-                       "ClusterRoleBinding", "Role", "RoleBinding", "Deployment", "Service"}));
+  EXPECT_EQ(kinds,
+            (std::multiset<std::string>{"Namespace", "CustomResourceDefinition", "ServiceAccount",
+                                        "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding",
+                                        "Role", "RoleBinding", "Deployment", "Service"}));
 }
 
 TEST(DeployTest, OperatorRbacIsLeastPrivilege) {
@@ -99,9 +100,21 @@ TEST(DeployTest, OperatorRbacIsLeastPrivilege) {
   EXPECT_EQ(
       Grants(election),
       (std::map<std::string, Verbs>{{"coordination.k8s.io/leases", {"get", "create", "update"}}}));
-  for (const auto& [kind, name] :
-       std::map<std::string, std::string>{{"ClusterRoleBinding", "stampede-operator"},
-                                          {"RoleBinding", "stampede-operator-leader-election"}}) {
+  // The agents' CA: any Secret may be created (create takes no resourceNames), but only that one
+  // read and rewritten.
+  const YAML::Node ca = Find("Role", "stampede-operator-agent-ca");
+  EXPECT_EQ(ca["metadata"]["namespace"].as<std::string>(), "stampede-system");
+  ASSERT_EQ(ca["rules"].size(), 2u);
+  EXPECT_THAT(Strings(ca["rules"][0]["resources"]), ElementsAre("secrets"));
+  EXPECT_THAT(Strings(ca["rules"][0]["verbs"]), ElementsAre("create"));
+  EXPECT_FALSE(ca["rules"][0]["resourceNames"].IsDefined());
+  EXPECT_THAT(Strings(ca["rules"][1]["resources"]), ElementsAre("secrets"));
+  EXPECT_THAT(Strings(ca["rules"][1]["resourceNames"]), ElementsAre("stampede-agent-ca"));
+  EXPECT_THAT(Strings(ca["rules"][1]["verbs"]), ElementsAre("get", "update"));
+  for (const auto& [kind, name] : std::vector<std::pair<std::string, std::string>>{
+           {"ClusterRoleBinding", "stampede-operator"},
+           {"RoleBinding", "stampede-operator-leader-election"},
+           {"RoleBinding", "stampede-operator-agent-ca"}}) {
     const YAML::Node binding = Find(kind, name);
     ASSERT_EQ(binding["subjects"].size(), 1u) << kind;
     EXPECT_EQ(binding["subjects"][0]["kind"].as<std::string>(), "ServiceAccount");
@@ -124,14 +137,15 @@ TEST(DeployTest, ControllerPodIsRestricted) {
   EXPECT_THAT(Strings(c["securityContext"]["capabilities"]["drop"]), Contains("ALL"));
   EXPECT_FALSE(c["securityContext"]["capabilities"]["add"].IsDefined());
   // The Lease and the agents' address are in the operator's own namespace.
-  EXPECT_THAT(Strings(c["args"]),
-              ElementsAre("operator", "--grpc-listen=0.0.0.0:7070",
-                          "--advertise-address=stampede-controller.stampede-system.svc:7070",
-                          "--metrics-listen=0.0.0.0:9090",
-                          "--agent-image=ghcr.io/stampede-dev/stampede-agent:0.1.0",
-                          "--agent-reconnect=60s", "--leader-elect",
-                          "--lease-namespace=stampede-system", "--lease-name=stampede-operator",
-                          "--lease-duration=15s", "--renew-deadline=10s", "--retry-period=2s"));
+  EXPECT_THAT(
+      Strings(c["args"]),
+      ElementsAre("operator", "--grpc-listen=0.0.0.0:7070",
+                  "--advertise-address=stampede-controller.stampede-system.svc:7070",
+                  "--metrics-listen=0.0.0.0:9090",
+                  "--agent-image=ghcr.io/stampede-dev/stampede-agent:0.1.0",
+                  "--agent-reconnect=60s", "--agent-ca-secret=stampede-agent-ca", "--leader-elect",
+                  "--lease-namespace=stampede-system", "--lease-name=stampede-operator",
+                  "--lease-duration=15s", "--renew-deadline=10s", "--retry-period=2s"));
   EXPECT_EQ(c["readinessProbe"]["httpGet"]["path"].as<std::string>(), "/readyz");
   EXPECT_EQ(c["livenessProbe"]["httpGet"]["path"].as<std::string>(), "/healthz");
   EXPECT_EQ(c["readinessProbe"]["httpGet"]["port"].as<std::string>(), "metrics");
