@@ -32,12 +32,14 @@ std::string RandomToken(size_t bytes) {
   return out;
 }
 
+uint64_t Controller::agent_send_overflows() const { return listener_->send_overflows(); }
+
 absl::StatusOr<std::unique_ptr<Controller>> Controller::Create(ControllerOptions options) {
   std::unique_ptr<Controller> c(new Controller());
   Controller* self = c.get();
   auto listener = GrpcListener::Start(
-      options.grpc_listen, [self](const std::string& id) { return self->FindRun(id); },
-      options.tls);
+      options.grpc_listen, [self](const std::string& id) { return self->FindRun(id); }, options.tls,
+      options.max_queued_messages);
   if (!listener.ok()) return listener.status();
   c->listener_ = std::move(*listener);
   c->grpc_port_ = c->listener_->port();

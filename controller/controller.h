@@ -27,7 +27,8 @@ struct ControllerOptions {
   std::string grpc_listen = "127.0.0.1:0";  // host:port; port 0 picks a free one
   // The address agents dial; default: the listen address with the port actually bound.
   std::string advertise_address;
-  ListenerTls tls;  // the agents' channel; default plaintext
+  ListenerTls tls;                                  // the agents' channel; default plaintext
+  size_t max_queued_messages = kMaxQueuedMessages;  // per agent stream (see grpc_listener.h)
   RunOptions run_defaults;
   // Abort the runs still going when the controller is destroyed (so their agents stop at once).
   // The operator keeps them running instead: the next leader adopts them.
@@ -64,6 +65,8 @@ class Controller final : public RunRegistry {
 
   int grpc_port() const { return grpc_port_; }
   const std::string& agent_address() const { return agent_address_; }
+  // Agent streams cut off because the agent left kMaxQueuedMessages unread.
+  uint64_t agent_send_overflows() const;
   // Where the listener is bound: the --grpc-listen host with the port actually taken.
   const std::string& listen_address() const { return listen_address_; }
 

@@ -36,6 +36,8 @@ struct StreamRegistry {
   common::CondVar cv;
   bool open ABSL_GUARDED_BY(mu) = true;
   int live ABSL_GUARDED_BY(mu) = 0;
+  size_t max_queued = kMaxQueuedMessages;  // per stream; set before the first stream
+  std::atomic<uint64_t> overflows{0};      // streams cut off for a full queue
 };
 
 // What a completion on the queue means. Tags live inside their AgentStream.
@@ -141,7 +143,18 @@ class AgentStream {
 
   void Enqueue(const v1::ControllerMessage& message) {
     common::MutexLock lock(&mu_);
-    if (finish_called_) return;
+    if (finish_called_ || closing_) return;
+    if (queue_.size() >= gate_->max_queued) {
+      // The agent has stopped reading (stuck, or cut off without the connection breaking): what
+      // is queued would only grow. Cut it off; it is a lost agent, and with a reconnect window it
+      // may dial again and resume.
+      ++gate_->overflows;
+      SLOG(kWarning) << "agent_send_queue_full queued=" << queue_.size() << " action=cancel";
+      queue_.clear();
+      closing_ = true;
+      context_.TryCancel();
+      return;
+    }
     queue_.push_back(message);
     NextLocked();
   }
@@ -302,13 +315,15 @@ class Listener final : public GrpcListener {
  public:
   Listener(std::unique_ptr<v1::AgentService::AsyncService> service,
            std::unique_ptr<grpc::ServerCompletionQueue> cq, std::unique_ptr<grpc::Server> server,
-           int port, GrpcListener::FindRun find_run)
+           int port, GrpcListener::FindRun find_run, size_t max_queued)
       : service_(std::move(service)), cq_(std::move(cq)), server_(std::move(server)), port_(port) {
+    gate_.max_queued = std::max<size_t>(1, max_queued);
     new AgentStream(service_.get(), cq_.get(), &gate_, std::move(find_run));
     poller_ = std::thread([this] { Poll(); });
   }
   ~Listener() override { Shutdown(); }
   int port() const override { return port_; }
+  uint64_t send_overflows() const override { return gate_.overflows.load(); }
   void Shutdown() override {
     common::MutexLock lock(&mu_);
     if (server_ == nullptr) return;
@@ -353,7 +368,8 @@ class Listener final : public GrpcListener {
 
 absl::StatusOr<std::unique_ptr<GrpcListener>> GrpcListener::Start(const std::string& address,
                                                                   FindRun find_run,
-                                                                  const ListenerTls& tls) {
+                                                                  const ListenerTls& tls,
+                                                                  size_t max_queued) {
   // Debian builds abseil without NDEBUG, which turns on absl::Mutex deadlock detection: a global
   // lock-order graph updated on gRPC's hot paths (a few % of the controller's CPU with 1000
   // agents). Our own locks are common::Mutex (std::mutex underneath); gRPC's are tested upstream.
@@ -384,8 +400,8 @@ absl::StatusOr<std::unique_ptr<GrpcListener>> GrpcListener::Start(const std::str
   if (server == nullptr || port == 0) {
     return absl::UnavailableError(absl::StrCat("cannot listen for agents on ", address));
   }
-  return std::unique_ptr<GrpcListener>(new Listener(std::move(service), std::move(cq),
-                                                    std::move(server), port, std::move(find_run)));
+  return std::unique_ptr<GrpcListener>(new Listener(
+      std::move(service), std::move(cq), std::move(server), port, std::move(find_run), max_queued));
 }
 
 }  // namespace stampede::controller

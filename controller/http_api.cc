@@ -271,6 +271,7 @@ HttpResponse HttpApi::Handle(const HttpRequest& req) {
     if (!get) return MethodNotAllowed("GET");
     std::vector<prometheus::MetricFamily> families = metrics_->Collect();
     if (options_.refusals != nullptr) options_.refusals->AppendTo(&families);
+    if (controller_ != nullptr) AppendChannelMetrics(*controller_, &families);
     return {200, kMetricsContentType, SerializeMetrics(families), {}, false};
   }
   const bool api = ServesApi() && parts.size() >= 3 && parts[0] == "api" && parts[1] == "v1";

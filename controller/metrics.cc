@@ -215,6 +215,19 @@ void PolicyRefusals::AppendTo(std::vector<MetricFamily>* families) const {
   families->push_back(std::move(f));
 }
 
+void AppendChannelMetrics(const Controller& controller, std::vector<MetricFamily>* families) {
+  MetricFamily f;
+  f.name = "stampede_agent_send_overflows_total";
+  f.help =
+      "Agent streams the controller cut off because the agent left its send queue full (64 "
+      "messages unread: it stopped reading); each is a lost agent.";
+  f.type = MetricType::Counter;
+  ClientMetric m;
+  m.counter.value = static_cast<double>(controller.agent_send_overflows());
+  f.metric.push_back(std::move(m));
+  families->push_back(std::move(f));
+}
+
 void AppendRunMetrics(const Run& run, const Run::Snapshot& snap,
                       std::vector<MetricFamily>* families) {
   if (families->empty()) {

@@ -79,6 +79,10 @@ class PolicyRefusals {
   std::map<std::vector<std::string>, uint64_t> counts_ ABSL_GUARDED_BY(mu_);
 };
 
+// The agents' channel: stampede_agent_send_overflows_total, streams cut off for a full send queue.
+void AppendChannelMetrics(const Controller& controller,
+                          std::vector<prometheus::MetricFamily>* families);
+
 // The families of one run, appended to `families` (as returned by Collect, same order).
 void AppendRunMetrics(const Run& run, const Run::Snapshot& snapshot,
                       std::vector<prometheus::MetricFamily>* families);

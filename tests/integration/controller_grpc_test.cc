@@ -38,8 +38,15 @@ class NoLauncher : public AgentLauncher {
 // An agent played by the test over a real gRPC stream.
 class FakeAgent {
  public:
-  FakeAgent(const std::string& address) {
-    channel_ = grpc::CreateChannel(address, grpc::InsecureChannelCredentials());
+  // `small_window`: no BDP probing, a 64 KiB lookahead: what the agent does not read soon fills
+  // the transport's window.
+  explicit FakeAgent(const std::string& address, bool small_window = false) {
+    grpc::ChannelArguments args;
+    if (small_window) {
+      args.SetInt(GRPC_ARG_HTTP2_BDP_PROBE, 0);
+      args.SetInt(GRPC_ARG_HTTP2_STREAM_LOOKAHEAD_BYTES, 64 * 1024);
+    }
+    channel_ = grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args);
     stub_ = v1::AgentService::NewStub(channel_);
     stream_ = stub_->Session(&context_);
   }
@@ -320,6 +327,50 @@ TEST_F(ControllerGrpcTest, AgentsThatNeverConnectFailTheRunInBoundedTime) {
   EXPECT_EQ(st.phase(), "Failed");
   EXPECT_EQ(st.reason(), "AgentsNotReady");
   EXPECT_NE(st.message().find("0 of 2"), std::string::npos) << st.message();
+}
+
+// An agent that stops reading (stuck, or cut off while its connection stays up) must not make the
+// controller queue messages for it without end: past the bound its stream is cancelled, counted,
+// and the agent is lost. The assignment here is larger than the agent's receive window, so it
+// stays in flight while the start and the heartbeats queue behind it.
+TEST(ControllerSendQueueTest, AnAgentThatStopsReadingIsCutOffAtTheBoundAndCounted) {
+  ControllerOptions options;
+  options.max_queued_messages = 2;
+  options.run_defaults.start_delay_ms = 50;
+  options.run_defaults.heartbeat_timeout_s = 2;  // a heartbeat to each agent every second
+  auto c = Controller::Create(options);
+  ASSERT_TRUE(c.ok()) << c.status();
+  std::unique_ptr<Controller> controller = std::move(*c);
+  v1::LoadTest test = Spec(1, 1);
+  test.mutable_spec()->set_duration("1h");
+  (*test.mutable_spec()->mutable_requests(0)->mutable_headers())["X-Padding"] =
+      std::string(3 << 20, 'x');  // 3 MiB: past the window, within the 4 MiB message limit
+  auto launcher = std::make_unique<NoLauncher>();
+  NoLauncher* l = launcher.get();
+  auto run = controller->StartRun(std::move(test), std::move(launcher));
+  FakeAgent agent(controller->agent_address(), /*small_window=*/true);
+  ASSERT_TRUE(agent.Hello(l->last.run_id, l->last.token, 0));
+  v1::AgentMessage ready;
+  ready.mutable_ready();
+  ASSERT_TRUE(agent.Send(ready));
+  // The agent keeps talking (so it is not silent) but never reads.
+  const auto deadline = std::chrono::steady_clock::now() + seconds(30);
+  while (controller->agent_send_overflows() == 0 && std::chrono::steady_clock::now() < deadline) {
+    v1::AgentMessage beat;
+    beat.mutable_heartbeat();
+    if (!agent.Send(beat)) break;  // cancelled: the stream is gone
+    std::this_thread::sleep_for(milliseconds(200));
+  }
+  EXPECT_EQ(controller->agent_send_overflows(), 1u);
+  std::vector<prometheus::MetricFamily> families;
+  AppendChannelMetrics(*controller, &families);
+  const std::string text = SerializeMetrics(families);
+  EXPECT_NE(text.find("stampede_agent_send_overflows_total 1"), std::string::npos) << text;
+  // The run lost its only agent.
+  ASSERT_TRUE(run->WaitDone(20000));
+  const v1::LoadTestStatus status = run->Status();
+  EXPECT_EQ(status.phase(), "Failed") << status.reason() << ": " << status.message();
+  EXPECT_EQ(status.agents().lost(), 1u) << status.message();
 }
 
 }  // namespace
