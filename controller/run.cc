@@ -441,7 +441,8 @@ void Run::AgentLost(uint32_t index, const std::string& why) {
     MaybeComplete();
     return;
   }
-  const bool keep_going = started_ && test_.spec().on_agent_loss() == "continue" &&
+  const bool began = started_ || options_.adopted;
+  const bool keep_going = began && test_.spec().on_agent_loss() == "continue" &&
                           std::any_of(agents_.begin(), agents_.end(),
                                       [](const AgentSlot& s) { return !s.lost && !s.finished; });
   if (keep_going) {
@@ -449,7 +450,7 @@ void Run::AgentLost(uint32_t index, const std::string& why) {
     status_.set_partial(true);
     status_.set_message(why);
   } else {
-    WindDown({Phase::kFailed, started_ ? "AgentLost" : "AgentFailed", why}, why);
+    WindDown({Phase::kFailed, began ? "AgentLost" : "AgentFailed", why}, why);
   }
   MaybeComplete();
 }

@@ -57,6 +57,10 @@ struct RunOptions {
   // long a restarted controller waits for a running test's agents. 0: lost at once. Agents must be
   // started with at least this reconnect window (operator mode).
   int agent_reconnect_s = 0;
+  // The test ran under another controller before (a restarted operator adopts it): it has
+  // started, even while none of its agents has come back yet, so an agent lost then is lost
+  // (AgentLost, onAgentLoss decides), not one that failed to start.
+  bool adopted = false;
   std::string controller_address;  // what the agents dial
   // A test with scenarios: its data rows and env values (common::PrepareTestData); each agent
   // receives its share in its assignment. Null: none.

@@ -187,6 +187,11 @@ absl::Status Reconciler::Reconcile(const std::string& key) {
   return SyncStatus(key, active, /*force=*/false);
 }
 
+std::string Reconciler::EndedKey(const kube::Json& object, const std::string& run_tag) {
+  return absl::StrCat(kube::MetadataField(object, "uid"), "/",
+                      object["metadata"].value("generation", int64_t{0}), "/", run_tag);
+}
+
 absl::Status Reconciler::EndBeforeStart(const kube::Json& object, const std::string& phase,
                                         const std::string& reason, const std::string& message,
                                         const std::string& run_tag, bool warn) {
@@ -199,8 +204,12 @@ absl::Status Reconciler::EndBeforeStart(const kube::Json& object, const std::str
   status.set_completion_time(Rfc3339(clock_->RealtimeNanos()));
   SetPhaseConditions(status, status.observed_generation(), status.completion_time());
   if (warn) Event(object, "Warning", reason, message);
-  return WriteStatus(kube::MetadataField(object, "namespace"), kube::MetadataField(object, "name"),
-                     StatusJson(status));
+  RETURN_IF_ERROR(WriteStatus(kube::MetadataField(object, "namespace"),
+                              kube::MetadataField(object, "name"), StatusJson(status)));
+  // Until the cache shows this status, the test still looks new: remember that it has ended.
+  if (ended_before_start_.size() >= kMaxRemembered) ended_before_start_.clear();
+  ended_before_start_.insert(EndedKey(object, run_tag));
+  return absl::OkStatus();
 }
 
 absl::Status Reconciler::ReportIgnoredEdit(const kube::Json& object) {
@@ -320,6 +329,9 @@ absl::StatusOr<common::TestData> Reconciler::ReadTestData(const v1::LoadTest& te
 
 absl::Status Reconciler::Begin(const std::string& key, const kube::Json& object,
                                const std::string& phase, const std::string& run_tag) {
+  // Ended already, but the cache had not caught up with that status when this reconcile began
+  // (a second event for the same object): one refusal is one Event and one count, not two.
+  if (ended_before_start_.count(EndedKey(object, run_tag)) != 0) return absl::OkStatus();
   kube::Json spec_only = object;
   spec_only.erase("status");
   auto test = common::ParseLoadTest(spec_only.dump());
@@ -381,6 +393,7 @@ absl::Status Reconciler::Begin(const std::string& key, const kube::Json& object,
   active.adopted = adopting;
   const std::string run_id = RunIdOf(uid, run_tag);
   RunOptions run_options = options_.run;
+  run_options.adopted = adopting;
   run_options.data = std::make_shared<const common::TestData>(*std::move(data));
   run_options.target_rules =
       std::make_shared<const v1::TargetRules>(options_.policy->TargetRulesFor(*test));
@@ -443,7 +456,9 @@ void Reconciler::WatchPods(const std::string& key, Active& active) {
       const std::string why = absl::StrCat("agent Pod ", pod_name, " failed (exit code ", exit_code,
                                            ")", said.empty() ? "" : ": ", said,
                                            "; log: kubectl logs -n ", ns, " ", pod_name);
-      if (phase == Phase::kStarting) {
+      // An adopted test had started: its agent giving up while the new leader waits for it is a
+      // lost agent (onAgentLoss decides), not one that failed to start.
+      if (phase == Phase::kStarting && !active.adopted) {
         run.Fail("AgentFailed", why);
       } else {
         run.AgentGone(index, why);

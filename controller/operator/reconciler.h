@@ -28,6 +28,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -127,10 +128,17 @@ class Reconciler {
   void Event(const kube::Json& object, const std::string& type, const std::string& reason,
              const std::string& message);
 
+  // "uid/generation/run tag" of a test EndBeforeStart ended.
+  static std::string EndedKey(const kube::Json& object, const std::string& run_tag);
+
   const ReconcilerWorld world_;
   const ReconcilerOptions options_;
   const common::Clock* const clock_;
   std::map<std::string, Active> active_;
+  // Tests ended before they started, remembered so a reconcile that still sees them new (the
+  // cache lags the status write) neither refuses nor counts them again. Emptied past the bound.
+  static constexpr size_t kMaxRemembered = 10000;
+  std::set<std::string> ended_before_start_;
 };
 
 // The name of the LoadTest an agent Pod belongs to (its kLoadTestLabel); empty when it has none.

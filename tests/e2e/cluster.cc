@@ -366,6 +366,7 @@ absl::Status Cluster::Boot() {
   }
   ASSIGN_OR_RETURN(const std::vector<int> ports, FreePorts(3));
   const std::string etcd_url = absl::StrCat("http://127.0.0.1:", ports[0]);
+  etcd_port_ = ports[0];
   const std::string peer_url = absl::StrCat("http://127.0.0.1:", ports[1]);
   server_ = absl::StrCat("https://127.0.0.1:", ports[2]);
   ASSIGN_OR_RETURN(admin_token_, RandomToken());
@@ -398,31 +399,37 @@ absl::Status Cluster::Boot() {
             {openssl, "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
              "-nodes", "-days", "7", "-subj", "/CN=127.0.0.1", "-addext",
              "subjectAltName=IP:127.0.0.1,DNS:localhost", "-keyout", cert_key, "-out", cert}));
-  ASSIGN_OR_RETURN(
-      etcd_,
-      spawn("etcd",
-            {etcd, "--name=e2e", "--data-dir=" + etcd_dir_, "--listen-client-urls=" + etcd_url,
-             "--advertise-client-urls=" + etcd_url, "--listen-peer-urls=" + peer_url,
-             "--initial-advertise-peer-urls=" + peer_url, "--initial-cluster=e2e=" + peer_url}));
+  etcd_argv_ = {etcd,
+                "--name=e2e",
+                "--data-dir=" + etcd_dir_,
+                "--listen-client-urls=" + etcd_url,
+                "--advertise-client-urls=" + etcd_url,
+                "--listen-peer-urls=" + peer_url,
+                "--initial-advertise-peer-urls=" + peer_url,
+                "--initial-cluster=e2e=" + peer_url};
+  ASSIGN_OR_RETURN(etcd_, spawn("etcd", etcd_argv_));
   for (Child* keygen : {sa_keygen.get(), cert_keygen.get()}) {
     if (keygen->Wait(std::chrono::seconds(20)) != 0) {
       return Failure(absl::StatusCode::kInternal, "openssl could not make a key", keygen);
     }
   }
-  ASSIGN_OR_RETURN(
-      apiserver_,
-      spawn("kube-apiserver",
-            {k8s_bin_ + "/kube-apiserver", "--etcd-servers=" + etcd_url,
-             absl::StrCat("--secure-port=", ports[2]), "--bind-address=127.0.0.1",
-             "--advertise-address=127.0.0.1", "--tls-cert-file=" + cert,
-             "--tls-private-key-file=" + cert_key, "--token-auth-file=" + tokens,
-             "--authorization-mode=RBAC", "--service-account-key-file=" + sa_key,
-             "--service-account-signing-key-file=" + sa_key,
-             "--service-account-issuer=https://kubernetes.default.svc",
-             "--service-cluster-ip-range=10.0.0.0/24",
-             options_.workload_controllers ? "--enable-admission-plugins=ServiceAccount"
-                                           : "--disable-admission-plugins=ServiceAccount",
-             "--profiling=false"}));
+  apiserver_argv_ = {k8s_bin_ + "/kube-apiserver",
+                     "--etcd-servers=" + etcd_url,
+                     absl::StrCat("--secure-port=", ports[2]),
+                     "--bind-address=127.0.0.1",
+                     "--advertise-address=127.0.0.1",
+                     "--tls-cert-file=" + cert,
+                     "--tls-private-key-file=" + cert_key,
+                     "--token-auth-file=" + tokens,
+                     "--authorization-mode=RBAC",
+                     "--service-account-key-file=" + sa_key,
+                     "--service-account-signing-key-file=" + sa_key,
+                     "--service-account-issuer=https://kubernetes.default.svc",
+                     "--service-cluster-ip-range=10.0.0.0/24",
+                     options_.workload_controllers ? "--enable-admission-plugins=ServiceAccount"
+                                                   : "--disable-admission-plugins=ServiceAccount",
+                     "--profiling=false"};
+  ASSIGN_OR_RETURN(apiserver_, spawn("kube-apiserver", apiserver_argv_));
   RETURN_IF_ERROR(WaitForApiServer(deadline));
   milestone("apiserver_ready");
 
@@ -511,6 +518,43 @@ absl::Status Cluster::Boot() {
     milestone("crds_established");
   }
   return absl::OkStatus();
+}
+
+absl::Status Cluster::RestartApiServerAndEtcd(std::chrono::seconds timeout) {
+  const auto deadline = Clock::now() + timeout;
+  apiserver_->Terminate(Clock::now() + std::chrono::seconds(10));
+  etcd_->Terminate(Clock::now() + std::chrono::seconds(10));
+  auto spawn = [this](const std::string& name, std::vector<std::string> argv) {
+    const std::string log = absl::StrCat(dir_, "/logs/", name, "-restarted.log");
+    return Child::Spawn(name, std::move(argv), log, log);
+  };
+  ASSIGN_OR_RETURN(etcd_, spawn("etcd", etcd_argv_));
+  // Compact etcd to its newest revision before the apiserver is back: every resourceVersion a
+  // client held is then gone, and a watch resumed from one is answered 410 Gone.
+  httplib::Client http("127.0.0.1", etcd_port_);
+  http.set_connection_timeout(1, 0);
+  int64_t revision = 0;
+  RETURN_IF_ERROR(Poll(deadline, "etcd's revision", [&]() -> absl::StatusOr<bool> {
+    RETURN_IF_ERROR(CheckAlive(etcd_.get()));
+    httplib::Result range = http.Post("/v3/kv/range", R"({"key": "AA=="})", "application/json");
+    if (!range || range->status != 200) return false;
+    const kube::Json answer = kube::Json::parse(range->body, nullptr, /*allow_exceptions=*/false);
+    if (!answer.is_object() || !answer.contains("header")) return false;
+    revision = std::stoll(answer["header"].value("revision", "0"));
+    return revision > 0;
+  }));
+  httplib::Result compacted = http.Post(
+      "/v3/kv/compaction", absl::StrCat(R"({"revision": ")", revision, R"(", "physical": true})"),
+      "application/json");
+  if (!compacted || compacted->status != 200) {
+    return Failure(
+        absl::StatusCode::kInternal,
+        absl::StrCat("etcd refused the compaction: ",
+                     compacted ? compacted->body : httplib::to_string(compacted.error())),
+        etcd_.get());
+  }
+  ASSIGN_OR_RETURN(apiserver_, spawn("kube-apiserver", apiserver_argv_));
+  return WaitForApiServer(deadline);
 }
 
 absl::Status Cluster::WaitForApiServer(Clock::time_point deadline) {

@@ -84,6 +84,13 @@ class Cluster {
   CommandResult KubectlAs(const std::string& user, const std::vector<std::string>& args,
                           std::chrono::seconds timeout = std::chrono::seconds(60)) const;
 
+  // Stops the apiserver and etcd (SIGTERM), then starts both again on the same ports, data and
+  // certificates, and returns once the apiserver is ready again: an outage of the control plane
+  // that every client must ride out. etcd is compacted to its newest revision before the
+  // apiserver comes back, so a watch resumed from any resourceVersion held before gets 410 Gone.
+  // Their logs go to <name>-restarted.log. Called by the owner, between Start and Stop.
+  absl::Status RestartApiServerAndEtcd(std::chrono::seconds timeout = std::chrono::seconds(60));
+
   // A client with the admin's credentials.
   kube::Client& client() const { return *client_; }
   const std::string& server() const { return server_; }  // https://127.0.0.1:<port>
@@ -132,6 +139,8 @@ class Cluster {
   std::string start_timeline_;
   std::unique_ptr<kube::Client> client_;
   std::unique_ptr<Child> etcd_, apiserver_, controller_manager_, scheduler_, node_;
+  std::vector<std::string> etcd_argv_, apiserver_argv_;  // for RestartApiServerAndEtcd
+  int etcd_port_ = 0;
   mutable std::atomic<int> kubectl_runs_{0};
   bool stopped_ = false;
 };

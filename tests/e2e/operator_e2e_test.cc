@@ -20,6 +20,8 @@
 #include <thread>
 #include <vector>
 
+#include "absl/strings/match.h"
+#include "absl/strings/str_split.h"
 #include "absl/time/time.h"
 #include "controller/operator/certificates.h"
 #include "gtest/gtest.h"
@@ -80,15 +82,18 @@ class OperatorE2eTest : public ::testing::Test {
   }
 
   // An operator replica on the agents' port, leading (started when none runs).
-  static std::unique_ptr<testing::Process> StartOperator(const std::string& identity,
-                                                         int grpc_port) {
+  // `lease` and `renew`: --lease-duration and --renew-deadline.
+  static std::unique_ptr<testing::Process> StartOperator(const std::string& identity, int grpc_port,
+                                                         const std::string& lease = "6s",
+                                                         const std::string& renew = "4s") {
     return std::make_unique<testing::Process>(std::vector<std::string>{
         testing::ControllerBinary(), "operator", "--kubeconfig", cluster_->admin_kubeconfig(),
         "--grpc-listen=127.0.0.1:" + std::to_string(grpc_port),
         "--advertise-address=127.0.0.1:" + std::to_string(grpc_port),
         "--metrics-listen=127.0.0.1:0", "--leader-elect", "--lease-namespace=stampede-system",
-        "--identity=" + identity, "--lease-duration=6s", "--renew-deadline=4s", "--retry-period=1s",
-        "--agent-reconnect=30s", "--status-interval=1s", "--unschedulable-timeout=3s"});
+        "--identity=" + identity, "--lease-duration=" + lease, "--renew-deadline=" + renew,
+        "--retry-period=1s", "--agent-reconnect=30s", "--status-interval=1s",
+        "--unschedulable-timeout=3s"});
   }
   void EnsureOperator() {
     if (operator_ != nullptr && !operator_->Wait(milliseconds(0)).has_value()) return;
@@ -470,6 +475,63 @@ TEST_F(OperatorE2eTest, OperatorKilledMidRunIsReplacedAndTheTestFinishesOnceWith
   cluster_->Kubectl({"delete", "lt", "restart", "--timeout=30s"});
 }
 
+// Promise: the control plane itself going away mid-run (the API server and etcd stopped and
+// started again, every watch cut, etcd compacted so each resumed watch is answered 410 Gone) loses
+// nothing. The operator, whose Lease outlasts the outage, keeps leading, relists, and the test
+// finishes once with every request the target served: no Pod is created twice, no agent is
+// assigned or started twice.
+TEST_F(OperatorE2eTest, TheApiServerAndEtcdRestartedMidRunLoseNothing) {
+  operator_->Signal(SIGTERM);  // releases the Lease for one that rides out a 10 s outage
+  ASSERT_TRUE(operator_->Wait(seconds(20)).has_value());
+  operator_ = StartOperator("op-" + std::to_string(++generation_), grpc_port_, "60s", "45s");
+  ASSERT_TRUE(WaitUntil(seconds(30), [] {
+    return operator_->Stderr().find("msg=reconciling") != std::string::npos;
+  })) << operator_->Stderr();
+  Apply("outage",
+        "  requests: [{name: home, path: /}]\n"
+        "  load: {users: 4, thinkTime: {min: 5ms, max: 15ms}}\n  duration: 25s\n  agents: 2\n");
+  ASSERT_TRUE(WaitUntil(seconds(60), [&] {
+    const json lt = Get("outage");
+    return lt.contains("status") && lt["status"].value("phase", "") == "Running" &&
+           lt["status"]["summary"].value("requests", uint64_t{0}) > 0;
+  })) << Diagnose("outage");
+  std::map<std::string, std::string> uids;  // pod name -> uid
+  for (const json& pod : Pods("outage")) uids[pod["metadata"]["name"]] = pod["metadata"]["uid"];
+  ASSERT_EQ(uids.size(), 2u);
+  const std::string before = operator_->Stderr();
+
+  const absl::Status restarted = cluster_->RestartApiServerAndEtcd();
+  ASSERT_TRUE(restarted.ok()) << restarted;
+  std::map<std::string, std::string> after;
+  for (const json& pod : Pods("outage")) after[pod["metadata"]["name"]] = pod["metadata"]["uid"];
+  EXPECT_EQ(after, uids) << "agent Pods were replaced";
+
+  ASSERT_TRUE(WaitPhase("outage", {"Succeeded", "Failed", "Aborted"}, seconds(90)))
+      << Diagnose("outage");
+  const json status = Get("outage")["status"];
+  EXPECT_EQ(status.value("phase", ""), "Succeeded") << Diagnose("outage");
+  EXPECT_EQ(status["summary"].value("requests", uint64_t{0}),
+            static_cast<uint64_t>(target_->Served()))
+      << "every request the target served, counted once";
+  const std::string log = operator_->Stderr();
+  const std::string since = log.substr(before.size());
+  EXPECT_GE(testing::CountOf(since, "kube_informer_relist"), 1u)
+      << "no watch was answered 410 and relisted:\n"
+      << since;
+  EXPECT_EQ(testing::CountOf(log, "agent_pods loadtest=default/outage"), 1u) << log;
+  EXPECT_EQ(testing::CountOf(log, "agent_pods loadtest=default/outage created=2 adopted=0"), 1u)
+      << log;
+  EXPECT_EQ(log.find("leadership_lost"), std::string::npos) << log;
+  EXPECT_FALSE(operator_->Wait(milliseconds(0)).has_value()) << "the operator exited:\n" << log;
+  for (const auto& [pod, uid] : uids) {
+    const std::string agent_log = cluster_->PodLog("default", pod);
+    EXPECT_EQ(testing::CountOf(agent_log, "msg=assigned"), 1u) << pod << ":\n" << agent_log;
+  }
+  cluster_->Kubectl({"delete", "lt", "outage", "--timeout=30s"});
+  operator_->Signal(SIGTERM);  // the next test starts an operator with the usual Lease
+  operator_->Wait(seconds(20));
+}
+
 TEST_F(OperatorE2eTest, DeletedAgentPodFailsTheTestOrLeavesItPartialAsTheSpecSays) {
   for (const std::string policy : {"fail", "continue"}) {
     const std::string name = "podloss-" + policy;
@@ -629,6 +691,72 @@ TEST_F(OperatorE2eTest, SecondReplicaWaitsOnTheLeaseAndTakesOverWhenTheLeaderLea
           .Get("/apis/coordination.k8s.io/v1/namespaces/stampede-system/leases/stampede-operator")
           .value_or(json());
   EXPECT_EQ(taken["spec"].value("holderIdentity", ""), "standby") << taken.dump();
+  standby_.reset();
+  operator_.reset();
+}
+
+// Promises, the last test (it freezes the leader):
+// - A leader frozen past its Lease (SIGSTOP, a network partition's stand-in) loses it to the
+//   standby; when it thaws it steps down at once and does nothing else: its log after the thaw
+//   holds only the loss, and it exits 1.
+// - An agent that can reach no controller for longer than its reconnect window (it dials the old
+//   leader's port, where nobody answers any more) stops its load on its own: its process ends,
+//   and the test ends as its onAgentLoss says (fail: Failed/AgentLost), from the new leader.
+TEST_F(OperatorE2eTest, AFrozenLeaderStepsDownWithoutActingAndCutOffAgentsStopTheirLoad) {
+  standby_ = StartOperator("standby-thaw", testing::FreeLoopbackPort());
+  ASSERT_TRUE(WaitUntil(seconds(20), [] {
+    return standby_->Stderr().find("leader_election waiting") != std::string::npos;
+  })) << standby_->Stderr();
+  Apply("frozen",
+        "  requests: [{name: home, path: /}]\n"
+        "  load: {users: 2, thinkTime: {min: 5ms, max: 15ms}}\n  duration: 300s\n  agents: 1\n"
+        "  onAgentLoss: fail\n");
+  ASSERT_TRUE(WaitUntil(seconds(60), [&] {
+    const json lt = Get("frozen");
+    return lt.contains("status") && lt["status"].value("phase", "") == "Running" &&
+           lt["status"]["summary"].value("requests", uint64_t{0}) > 0;
+  })) << Diagnose("frozen");
+
+  operator_->Signal(SIGSTOP);
+  EXPECT_TRUE(WaitUntil(seconds(30), [] {
+    return standby_->Stderr().find("leader_election leading") != std::string::npos;
+  })) << standby_->Stderr();
+  const json lease =
+      cluster_->client()
+          .Get("/apis/coordination.k8s.io/v1/namespaces/stampede-system/leases/stampede-operator")
+          .value_or(json());
+  EXPECT_EQ(lease["spec"].value("holderIdentity", ""), "standby-thaw") << lease.dump();
+  const size_t frozen_at = operator_->Stderr().size();
+  operator_->Signal(SIGCONT);
+  const std::optional<int> code = operator_->Wait(seconds(15));
+  ASSERT_TRUE(code.has_value()) << "the old leader kept running after it thawed";
+  EXPECT_EQ(*code, 1);
+  const std::string thawed = operator_->Stderr().substr(frozen_at);
+  EXPECT_NE(thawed.find("leadership_lost exiting=true"), std::string::npos) << thawed;
+  for (absl::string_view line : absl::StrSplit(thawed, '\n', absl::SkipEmpty())) {
+    // The Lease's own lines only: no reconcile, status, Pod or run line after the thaw.
+    EXPECT_TRUE(absl::StrContains(line, "leader")) << "acted after it thawed: " << line;
+  }
+
+  // The agent still dials the old leader's port; past its 30 s reconnect window it stops.
+  ASSERT_TRUE(WaitUntil(seconds(90), [&] {
+    const std::string agent_log = cluster_->PodLog("default", "frozen-agent-0");
+    return agent_log.find("controller_gone") != std::string::npos;
+  })) << cluster_->PodLog("default", "frozen-agent-0");
+  ASSERT_TRUE(WaitUntil(seconds(20), [&] {
+    for (const json& pod : Pods("frozen")) {
+      const std::string phase = pod.contains("status") ? pod["status"].value("phase", "") : "";
+      if (phase != "Failed" && phase != "Succeeded") return false;
+    }
+    return true;
+  })) << "the agent's process did not end";
+  ASSERT_TRUE(WaitPhase("frozen", {"Failed", "Succeeded", "Aborted"}, seconds(60)))
+      << Get("frozen").dump(1) << "\nnew leader:\n"
+      << standby_->Stderr();
+  const json status = Get("frozen")["status"];
+  EXPECT_EQ(status.value("phase", ""), "Failed") << status.dump();
+  EXPECT_EQ(status.value("reason", ""), "AgentLost") << status.dump();
+  cluster_->Kubectl({"delete", "lt", "frozen", "--timeout=30s"});
   standby_.reset();
   operator_.reset();
 }
