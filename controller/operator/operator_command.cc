@@ -139,6 +139,10 @@ common::FlagSet OperatorFlags(OperatorCommandOptions* o) {
                  "a starting test fails when an agent Pod stays unschedulable this long (default "
                  "30s)",
                  &o->unschedulable_timeout, FlagSet::kPositive);
+  flags.Duration("--watch-idle-timeout", "D",
+                 "a watch of the API server that delivers no byte for this long is dropped and "
+                 "started again: its connection died without a word (default 295s)",
+                 &o->watch_idle_timeout, FlagSet::kPositive);
   flags.Footer(
       "SIGINT/SIGTERM: stop watching and release the Lease; running tests go on and the next "
       "leader adopts them.");
@@ -393,6 +397,7 @@ int LeadAndReconcile(const OperatorCommandOptions& options, const std::string& i
   }
   ro.status_interval = absl::ToChronoMilliseconds(options.status_interval);
   ro.unschedulable_timeout = absl::ToChronoSeconds(options.unschedulable_timeout);
+  ro.watch_idle_timeout = absl::ToChronoMilliseconds(options.watch_idle_timeout);
   ro.run = controller->run_defaults();
   ro.policy = std::move(policy);
   ro.refusals = std::move(refusals);

@@ -48,6 +48,7 @@ struct OperatorCommandOptions {
   absl::Duration status_interval = absl::Seconds(2);
   absl::Duration finished_metrics_ttl = absl::Minutes(5);  // at most 24h
   absl::Duration unschedulable_timeout = absl::Seconds(30);
+  absl::Duration watch_idle_timeout = absl::ZeroDuration();  // zero: the informers' default
   bool help = false;  // -h/--help: print OperatorUsage(), nothing else
 };
 

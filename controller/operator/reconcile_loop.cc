@@ -56,15 +56,18 @@ void ReconcileLoop::Caches::Stop() {
 }
 
 bool ReconcileLoop::Start(std::chrono::milliseconds sync_timeout) {
-  kube::Informer::Options pod_options;
+  kube::Informer::Options loadtest_options;
+  loadtest_options.idle_timeout = options_.watch_idle_timeout;
+  kube::Informer::Options pod_options = loadtest_options;
   pod_options.label_selector = absl::StrCat(kManagedByLabel, "=", kManagedByValue);
   std::vector<std::string> namespaces = options_.watch_namespaces;
   if (namespaces.empty()) namespaces.push_back("");  // the whole cluster
   for (const std::string& ns : namespaces) {
-    loadtests_.Add(ns, std::make_unique<kube::Informer>(client_, LoadTestsPath(ns),
-                                                        [this](const kube::Json& object, bool) {
-                                                          Enqueue(kube::ObjectKey(object));
-                                                        }));
+    loadtests_.Add(ns,
+                   std::make_unique<kube::Informer>(
+                       client_, LoadTestsPath(ns),
+                       [this](const kube::Json& object, bool) { Enqueue(kube::ObjectKey(object)); },
+                       loadtest_options));
     pods_.Add(ns, std::make_unique<kube::Informer>(
                       client_, AgentPodsPath(ns),
                       [this](const kube::Json& pod, bool) {

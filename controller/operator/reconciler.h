@@ -62,6 +62,9 @@ struct ReconcilerOptions {
   std::shared_ptr<const common::Policy> policy;
   // Counts the refusals, the agents' too (null: not counted).
   std::shared_ptr<PolicyRefusals> refusals;
+  // A watch that delivers no byte for this long is dropped and started again (its connection died
+  // without a word); zero: the informer's default, the watch timeout plus 5 s.
+  std::chrono::milliseconds watch_idle_timeout{0};
   // With pods.tls: the CAs (PEM) a new test's agents trust, put in its token Secret.
   std::function<std::string()> agent_ca;
 };

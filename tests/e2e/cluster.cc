@@ -520,6 +520,8 @@ absl::Status Cluster::Boot() {
   return absl::OkStatus();
 }
 
+void Cluster::FreezeApiServer(bool frozen) { apiserver_->Signal(frozen ? SIGSTOP : SIGCONT); }
+
 absl::Status Cluster::RestartApiServerAndEtcd(std::chrono::seconds timeout) {
   const auto deadline = Clock::now() + timeout;
   apiserver_->Terminate(Clock::now() + std::chrono::seconds(10));

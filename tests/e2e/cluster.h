@@ -91,6 +91,10 @@ class Cluster {
   // Their logs go to <name>-restarted.log. Called by the owner, between Start and Stop.
   absl::Status RestartApiServerAndEtcd(std::chrono::seconds timeout = std::chrono::seconds(60));
 
+  // SIGSTOP and SIGCONT to the apiserver: its connections stay open and say nothing, so every
+  // watch on it falls silent (what a dead connection looks like to a client).
+  void FreezeApiServer(bool frozen);
+
   // A client with the admin's credentials.
   kube::Client& client() const { return *client_; }
   const std::string& server() const { return server_; }  // https://127.0.0.1:<port>

@@ -85,15 +85,26 @@ class OperatorE2eTest : public ::testing::Test {
   // `lease` and `renew`: --lease-duration and --renew-deadline.
   static std::unique_ptr<testing::Process> StartOperator(const std::string& identity, int grpc_port,
                                                          const std::string& lease = "6s",
-                                                         const std::string& renew = "4s") {
-    return std::make_unique<testing::Process>(std::vector<std::string>{
-        testing::ControllerBinary(), "operator", "--kubeconfig", cluster_->admin_kubeconfig(),
-        "--grpc-listen=127.0.0.1:" + std::to_string(grpc_port),
-        "--advertise-address=127.0.0.1:" + std::to_string(grpc_port),
-        "--metrics-listen=127.0.0.1:0", "--leader-elect", "--lease-namespace=stampede-system",
-        "--identity=" + identity, "--lease-duration=" + lease, "--renew-deadline=" + renew,
-        "--retry-period=1s", "--agent-reconnect=30s", "--status-interval=1s",
-        "--unschedulable-timeout=3s"});
+                                                         const std::string& renew = "4s",
+                                                         const std::string& extra = "") {
+    std::vector<std::string> argv{testing::ControllerBinary(),
+                                  "operator",
+                                  "--kubeconfig",
+                                  cluster_->admin_kubeconfig(),
+                                  "--grpc-listen=127.0.0.1:" + std::to_string(grpc_port),
+                                  "--advertise-address=127.0.0.1:" + std::to_string(grpc_port),
+                                  "--metrics-listen=127.0.0.1:0",
+                                  "--leader-elect",
+                                  "--lease-namespace=stampede-system",
+                                  "--identity=" + identity,
+                                  "--lease-duration=" + lease,
+                                  "--renew-deadline=" + renew,
+                                  "--retry-period=1s",
+                                  "--agent-reconnect=30s",
+                                  "--status-interval=1s",
+                                  "--unschedulable-timeout=3s"};
+    if (!extra.empty()) argv.push_back(extra);
+    return std::make_unique<testing::Process>(argv);
   }
   void EnsureOperator() {
     if (operator_ != nullptr && !operator_->Wait(milliseconds(0)).has_value()) return;
@@ -475,15 +486,17 @@ TEST_F(OperatorE2eTest, OperatorKilledMidRunIsReplacedAndTheTestFinishesOnceWith
   cluster_->Kubectl({"delete", "lt", "restart", "--timeout=30s"});
 }
 
-// Promise: the control plane itself going away mid-run (the API server and etcd stopped and
-// started again, every watch cut, etcd compacted so each resumed watch is answered 410 Gone) loses
-// nothing. The operator, whose Lease outlasts the outage, keeps leading, relists, and the test
-// finishes once with every request the target served: no Pod is created twice, no agent is
-// assigned or started twice.
+// Promise: the control plane itself failing mid-run loses nothing. First the API server freezes
+// (SIGSTOP: every watch falls silent on an open connection) until the operator's watches time out
+// on the silence; then the API server and etcd are stopped and started again, every watch cut, and
+// etcd compacted so each resumed watch is answered 410 Gone. The operator, whose Lease outlasts
+// both, keeps leading, starts its watches again, relists, and the test finishes once with every
+// request the target served: no Pod is created twice, no agent is assigned or started twice.
 TEST_F(OperatorE2eTest, TheApiServerAndEtcdRestartedMidRunLoseNothing) {
   operator_->Signal(SIGTERM);  // releases the Lease for one that rides out a 10 s outage
   ASSERT_TRUE(operator_->Wait(seconds(20)).has_value());
-  operator_ = StartOperator("op-" + std::to_string(++generation_), grpc_port_, "60s", "45s");
+  operator_ = StartOperator("op-" + std::to_string(++generation_), grpc_port_, "60s", "45s",
+                            "--watch-idle-timeout=4s");
   ASSERT_TRUE(WaitUntil(seconds(30), [] {
     return operator_->Stderr().find("msg=reconciling") != std::string::npos;
   })) << operator_->Stderr();
@@ -499,6 +512,21 @@ TEST_F(OperatorE2eTest, TheApiServerAndEtcdRestartedMidRunLoseNothing) {
   for (const json& pod : Pods("outage")) uids[pod["metadata"]["name"]] = pod["metadata"]["uid"];
   ASSERT_EQ(uids.size(), 2u);
   const std::string before = operator_->Stderr();
+
+  // Silence: the LoadTests' watch gives up on it after 4 s and is started again once it thaws.
+  cluster_->FreezeApiServer(true);
+  const bool noticed = WaitUntil(seconds(20), [&] {
+    for (absl::string_view line : absl::StrSplit(operator_->Stderr().substr(before.size()), '\n')) {
+      if (absl::StrContains(line, "path=/apis/stampede.dev/v1alpha1/loadtests error=") &&
+          absl::StrContains(line, "(idle timeout)")) {
+        return true;
+      }
+    }
+    return false;
+  });
+  cluster_->FreezeApiServer(false);
+  ASSERT_TRUE(noticed) << "the operator did not notice a silent watch:\n"
+                       << operator_->Stderr().substr(before.size());
 
   const absl::Status restarted = cluster_->RestartApiServerAndEtcd();
   ASSERT_TRUE(restarted.ok()) << restarted;
