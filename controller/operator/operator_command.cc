@@ -111,9 +111,9 @@ common::FlagSet OperatorFlags(OperatorCommandOptions* o) {
                  "the controller's certificate is valid this long and renewed after two thirds "
                  "of it (default 168h)",
                  &o->agent_cert_validity, FlagSet::kPositive);
-  flags.Duration("--agent-ca-validity", "D",
-                 "a CA is valid this long and replaced when a third is left (default 8760h)",
-                 &o->agent_ca_validity, FlagSet::kPositive);
+  flags.Count("--agent-ca-days", "N",
+              "a CA is valid N days and replaced when a third is left (default 365)",
+              &o->agent_ca_days, 3, 3650);
   flags.Duration("--agent-reconnect", "D",
                  "how long agents keep their load running while the operator is away (restart, "
                  "new leader) and redial it (default 60s, at most 1h)",
@@ -348,9 +348,9 @@ absl::StatusOr<std::unique_ptr<AgentTls>> StartAgentTls(const OperatorCommandOpt
     o.dir = pattern;
     *made_dir = pattern;
   }
-  o.ca_validity = options.agent_ca_validity;
+  o.ca_validity = absl::Hours(24) * options.agent_ca_days;
   o.cert_validity = options.agent_cert_validity;
-  o.ca_overlap = std::min(absl::Hours(24 * 30), options.agent_ca_validity / 6);
+  o.ca_overlap = std::min(absl::Hours(24 * 30), o.ca_validity / 6);
   o.check_interval = std::clamp(absl::ToChronoMilliseconds(options.agent_cert_validity / 6),
                                 std::chrono::milliseconds(1000), std::chrono::milliseconds(60000));
   return AgentTls::Start(api, std::move(o));

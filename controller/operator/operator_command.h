@@ -40,7 +40,7 @@ struct OperatorCommandOptions {
   std::string tls_dir;    // empty: a fresh folder under $TMPDIR (or /tmp)
   std::string tls_names;  // --tls-san: more names for the serving certificate
   absl::Duration agent_cert_validity = absl::Hours(24 * 7);
-  absl::Duration agent_ca_validity = absl::Hours(24 * 365);
+  int agent_ca_days = 365;                             // a Duration flag stops at 168h
   absl::Duration agent_reconnect = absl::Seconds(60);  // at most 1h, the agents' own bound
   absl::Duration lease_duration = absl::Seconds(15);
   absl::Duration renew_deadline = absl::Seconds(10);  // shorter than lease_duration

@@ -32,7 +32,33 @@ TEST(OperatorFlagsTest, Defaults) {
   EXPECT_EQ(o->status_interval, absl::Seconds(2));
   EXPECT_EQ(o->finished_metrics_ttl, absl::Minutes(5));
   EXPECT_EQ(o->unschedulable_timeout, absl::Seconds(30));
+  EXPECT_FALSE(o->insecure_agents);  // TLS unless asked otherwise
+  EXPECT_EQ(o->agent_ca_secret, "stampede-agent-ca");
+  EXPECT_EQ(o->tls_names, "");
+  EXPECT_EQ(o->tls_dir, "");
+  EXPECT_EQ(o->agent_cert_validity, absl::Hours(168));
+  EXPECT_EQ(o->agent_ca_days, 365);
+  EXPECT_EQ(o->watch_idle_timeout, absl::ZeroDuration());
   EXPECT_FALSE(o->help);
+}
+
+TEST(OperatorFlagsTest, TheAgentsChannelAndWatchFlags) {
+  absl::StatusOr<OperatorCommandOptions> o =
+      ParseOperatorFlags({"--insecure-agents", "--agent-ca-secret=ca", "--tls-san",
+                          "a.example,10.0.0.1", "--tls-dir=/run/tls", "--agent-cert-validity=1h",
+                          "--agent-ca-days", "30", "--watch-idle-timeout=4s"});
+  ASSERT_TRUE(o.ok()) << o.status();
+  EXPECT_TRUE(o->insecure_agents);
+  EXPECT_EQ(o->agent_ca_secret, "ca");
+  EXPECT_EQ(o->tls_names, "a.example,10.0.0.1");
+  EXPECT_EQ(o->tls_dir, "/run/tls");
+  EXPECT_EQ(o->agent_cert_validity, absl::Hours(1));
+  EXPECT_EQ(o->agent_ca_days, 30);
+  EXPECT_EQ(o->watch_idle_timeout, absl::Seconds(4));
+  EXPECT_EQ(ParseOperatorFlags({"--agent-cert-validity=0s"}).status().message(),
+            "--agent-cert-validity: \"0s\" is not a duration > 0");
+  EXPECT_EQ(ParseOperatorFlags({"--watch-idle-timeout", "soon"}).status().message(),
+            "--watch-idle-timeout: \"soon\" is not a duration (examples: 500ms, 10s, 1m30s, 2h)");
 }
 
 // As the e2e test and deploy/operator.yaml start it.
@@ -171,6 +197,13 @@ TEST(OperatorFlagsTest, UsageListsEveryFlag) {
                            "--status-interval D",
                            "--finished-metrics-ttl D",
                            "--unschedulable-timeout D",
+                           "--insecure-agents",
+                           "--agent-ca-secret NAME",
+                           "--tls-san NAME[,NAME...]",
+                           "--tls-dir DIR",
+                           "--agent-cert-validity D",
+                           "--agent-ca-days N",
+                           "--watch-idle-timeout D",
                            "SIGINT/SIGTERM"}) {
     EXPECT_NE(usage.find(flag), std::string::npos) << flag;
   }
