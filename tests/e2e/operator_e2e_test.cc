@@ -139,6 +139,14 @@ class OperatorE2eTest : public ::testing::Test {
         cluster_->client().List("/api/v1/namespaces/default/pods", "stampede.dev/loadtest=" + name);
     return list.ok() ? (*list)["items"].get<std::vector<json>>() : std::vector<json>();
   }
+  // Running, with requests counted: the load is on.
+  bool WaitRunningUnderLoad(const std::string& name) {
+    return WaitUntil(seconds(60), [&] {
+      const json lt = Get(name);
+      return lt.contains("status") && lt["status"].value("phase", "") == "Running" &&
+             lt["status"]["summary"].value("requests", uint64_t{0}) > 0;
+    });
+  }
   bool WaitPhase(const std::string& name, const std::set<std::string>& phases, seconds timeout) {
     return WaitUntil(timeout, [&] { return phases.count(Phase(name)) != 0; });
   }
@@ -441,11 +449,7 @@ TEST_F(OperatorE2eTest, OperatorKilledMidRunIsReplacedAndTheTestFinishesOnceWith
   Apply("restart",
         "  requests: [{name: home, path: /}]\n"
         "  load: {users: 4, thinkTime: {min: 5ms, max: 15ms}}\n  duration: 14s\n  agents: 2\n");
-  ASSERT_TRUE(WaitUntil(seconds(60), [&] {
-    const json lt = Get("restart");
-    return lt.contains("status") && lt["status"].value("phase", "") == "Running" &&
-           lt["status"]["summary"].value("requests", uint64_t{0}) > 0;
-  })) << Diagnose("restart");
+  ASSERT_TRUE(WaitRunningUnderLoad("restart")) << Diagnose("restart");
   std::map<std::string, std::string> uids;  // pod name -> uid
   for (const json& pod : Pods("restart")) uids[pod["metadata"]["name"]] = pod["metadata"]["uid"];
   ASSERT_EQ(uids.size(), 2u);
@@ -503,11 +507,7 @@ TEST_F(OperatorE2eTest, TheApiServerAndEtcdRestartedMidRunLoseNothing) {
   Apply("outage",
         "  requests: [{name: home, path: /}]\n"
         "  load: {users: 4, thinkTime: {min: 5ms, max: 15ms}}\n  duration: 25s\n  agents: 2\n");
-  ASSERT_TRUE(WaitUntil(seconds(60), [&] {
-    const json lt = Get("outage");
-    return lt.contains("status") && lt["status"].value("phase", "") == "Running" &&
-           lt["status"]["summary"].value("requests", uint64_t{0}) > 0;
-  })) << Diagnose("outage");
+  ASSERT_TRUE(WaitRunningUnderLoad("outage")) << Diagnose("outage");
   std::map<std::string, std::string> uids;  // pod name -> uid
   for (const json& pod : Pods("outage")) uids[pod["metadata"]["name"]] = pod["metadata"]["uid"];
   ASSERT_EQ(uids.size(), 2u);
@@ -739,11 +739,7 @@ TEST_F(OperatorE2eTest, AFrozenLeaderStepsDownWithoutActingAndCutOffAgentsStopTh
         "  requests: [{name: home, path: /}]\n"
         "  load: {users: 2, thinkTime: {min: 5ms, max: 15ms}}\n  duration: 300s\n  agents: 1\n"
         "  onAgentLoss: fail\n");
-  ASSERT_TRUE(WaitUntil(seconds(60), [&] {
-    const json lt = Get("frozen");
-    return lt.contains("status") && lt["status"].value("phase", "") == "Running" &&
-           lt["status"]["summary"].value("requests", uint64_t{0}) > 0;
-  })) << Diagnose("frozen");
+  ASSERT_TRUE(WaitRunningUnderLoad("frozen")) << Diagnose("frozen");
 
   operator_->Signal(SIGSTOP);
   EXPECT_TRUE(WaitUntil(seconds(30), [] {

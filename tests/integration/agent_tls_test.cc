@@ -22,6 +22,7 @@
 #include "controller/controller.h"
 #include "gtest/gtest.h"
 #include "tests/fakes/fake_kube.h"
+#include "tests/fakes/no_launcher.h"
 #include "tests/integration/process.h"
 
 namespace stampede::controller {
@@ -29,12 +30,7 @@ namespace {
 
 using std::chrono::seconds;
 
-class NoLauncher : public AgentLauncher {
- public:
-  absl::Status Launch(const LaunchRequest&) override { return absl::OkStatus(); }
-  void Stop() override {}
-  std::string LogLocation(uint32_t) const override { return "(test)"; }
-};
+using testing::NoLauncher;
 
 absl::StatusOr<v1::LoadTest> TlsTest(const std::string& url, int agents,
                                      const std::string& duration) {

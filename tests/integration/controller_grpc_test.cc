@@ -17,6 +17,7 @@
 #include "gtest/gtest.h"
 #include "stampede/v1/agent.grpc.pb.h"
 #include "tests/fakes/fake_clock.h"
+#include "tests/fakes/no_launcher.h"
 
 namespace stampede::controller {
 namespace {
@@ -24,16 +25,7 @@ namespace {
 using std::chrono::milliseconds;
 using std::chrono::seconds;
 
-class NoLauncher : public AgentLauncher {
- public:
-  absl::Status Launch(const LaunchRequest& request) override {
-    last = request;
-    return absl::OkStatus();
-  }
-  void Stop() override {}
-  std::string LogLocation(uint32_t) const override { return "(test)"; }
-  LaunchRequest last;
-};
+using testing::NoLauncher;
 
 // An agent played by the test over a real gRPC stream.
 class FakeAgent {

@@ -13,6 +13,7 @@
 #include "common/spec.h"
 #include "controller/controller.h"
 #include "gtest/gtest.h"
+#include "tests/fakes/no_launcher.h"
 #include "tests/integration/process.h"
 
 namespace stampede::controller {
@@ -20,12 +21,7 @@ namespace {
 
 using std::chrono::seconds;
 
-class NoLauncher : public AgentLauncher {
- public:
-  absl::Status Launch(const LaunchRequest&) override { return absl::OkStatus(); }
-  void Stop() override {}
-  std::string LogLocation(uint32_t) const override { return "(test)"; }
-};
+using testing::NoLauncher;
 
 std::unique_ptr<Controller> NewController(const std::string& listen) {
   ControllerOptions options;

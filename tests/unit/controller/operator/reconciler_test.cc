@@ -154,6 +154,23 @@ class ReconcilerTest : public ::testing::Test {
     }
     return connections;
   }
+  // What a test still running under an operator that went away leaves in the API: the Running
+  // LoadTest with its finalizer, the token Secret and both agent Pods.
+  void PutTestOfAnEarlierOperator() {
+    Json lt = LoadTest(kSpec);
+    lt["metadata"]["finalizers"] = Json::array({kFinalizer});
+    lt["status"] = {{"phase", "Running"}, {"reason", "Running"}};
+    api_.Put(kPath, lt);
+    api_.Put(kSecret, {{"metadata", {{"name", "shop-agent-token"}, {"namespace", "perf"}}},
+                       {"data", {{"token", absl::Base64Escape("the-old-token")}}}});
+    for (int i = 0; i < 2; ++i) {
+      api_.Put(std::string(kPods) + "/shop-agent-" + std::to_string(i),
+               {{"metadata",
+                 {{"name", "shop-agent-" + std::to_string(i)},
+                  {"namespace", "perf"},
+                  {"labels", {{kLoadTestLabel, "shop"}, {kAgentIndexLabel, std::to_string(i)}}}}}});
+    }
+  }
   void AgentSays(uint32_t index, const v1::AgentMessage& m) { TheRun()->OnMessage(index, m); }
   // One second's report of ten successful 5 ms requests.
   static v1::AgentMessage TenRequestsReport() {
@@ -599,19 +616,7 @@ TEST_F(ReconcilerTest, DeletingARunningTestAbortsItWritesTheFinalStatusAndReleas
 }
 
 TEST_F(ReconcilerTest, ARunningTestFromBeforeARestartIsAdoptedWithItsTokenAndPods) {
-  Json lt = LoadTest(kSpec);
-  lt["metadata"]["finalizers"] = Json::array({kFinalizer});
-  lt["status"] = {{"phase", "Running"}, {"reason", "Running"}};
-  api_.Put(kPath, lt);
-  api_.Put(kSecret, {{"metadata", {{"name", "shop-agent-token"}, {"namespace", "perf"}}},
-                     {"data", {{"token", absl::Base64Escape("the-old-token")}}}});
-  for (int i = 0; i < 2; ++i) {
-    api_.Put(std::string(kPods) + "/shop-agent-" + std::to_string(i),
-             {{"metadata",
-               {{"name", "shop-agent-" + std::to_string(i)},
-                {"namespace", "perf"},
-                {"labels", {{kLoadTestLabel, "shop"}, {kAgentIndexLabel, std::to_string(i)}}}}}});
-  }
+  PutTestOfAnEarlierOperator();
   const size_t pod_creates = api_.CountWrites(std::string("POST ") + kPods);
   ASSERT_TRUE(Reconcile().ok());
   EXPECT_EQ(runs_.token("uid-shop"), "the-old-token") << "the running agents hold the old token";
@@ -627,19 +632,7 @@ TEST_F(ReconcilerTest, ARunningTestFromBeforeARestartIsAdoptedWithItsTokenAndPod
 // decides, not "AgentFailed" (which means an agent that never started). Found by the e2e test of a
 // frozen leader.
 TEST_F(ReconcilerTest, AnAdoptedTestsAgentThatGivesUpIsLostNotFailedToStart) {
-  Json lt = LoadTest(kSpec);
-  lt["metadata"]["finalizers"] = Json::array({kFinalizer});
-  lt["status"] = {{"phase", "Running"}, {"reason", "Running"}};
-  api_.Put(kPath, lt);
-  api_.Put(kSecret, {{"metadata", {{"name", "shop-agent-token"}, {"namespace", "perf"}}},
-                     {"data", {{"token", absl::Base64Escape("the-old-token")}}}});
-  for (int i = 0; i < 2; ++i) {
-    api_.Put(std::string(kPods) + "/shop-agent-" + std::to_string(i),
-             {{"metadata",
-               {{"name", "shop-agent-" + std::to_string(i)},
-                {"namespace", "perf"},
-                {"labels", {{kLoadTestLabel, "shop"}, {kAgentIndexLabel, std::to_string(i)}}}}}});
-  }
+  PutTestOfAnEarlierOperator();
   ASSERT_TRUE(Reconcile().ok());
   const std::shared_ptr<controller::Run> run = TheRun();
   ASSERT_NE(run, nullptr);
