@@ -119,14 +119,20 @@ std::string ConnectUsage() {
 
 namespace {
 
-// Messages from the controller, handed from the reader thread to the session loop.
+// Messages from the controller, handed from the reader thread to the session loop. At most
+// kMaxInbox wait: past that the reader waits too, reads no more, and gRPC's flow control holds the
+// controller back, whose own bounded queue then cuts this agent off (and counts it).
 class Inbox {
  public:
+  static constexpr size_t kMaxInbox = 64;
+
   explicit Inbox(const common::Clock* clock)
       : clock_(clock), last_heard_ns_(clock->MonotonicNanos()) {}
 
   void Push(v1::ControllerMessage msg) {
     common::MutexLock lock(&mu_);
+    while (messages_.size() >= kMaxInbox && !closed_) cv_.Wait(&mu_);
+    if (closed_) return;
     messages_.push_back(std::move(msg));
     last_heard_ns_ = clock_->MonotonicNanos();
     cv_.SignalAll();
@@ -151,6 +157,7 @@ class Inbox {
     if (messages_.empty()) return false;
     *out = std::move(messages_.front());
     messages_.pop_front();
+    cv_.SignalAll();  // a reader waiting for room
     return true;
   }
 
@@ -446,6 +453,7 @@ class Session {
       stream_ = nullptr;
       inbox_ = nullptr;
     }
+    inbox.Close();  // a reader waiting for room in the inbox stops waiting
     reader.join();
     const grpc::Status status = stream->Finish();
     if (rejected || failed) return End::kFailed;
