@@ -2,9 +2,36 @@
 
 #include <algorithm>
 
+#include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
 
 namespace stampede::kube {
+
+absl::Status FencedApi::Fence(const char* method, const std::string& path) const {
+  if (may_write_()) return absl::OkStatus();
+  return absl::UnavailableError(
+      absl::StrCat(method, " ", path, ": not sent; this replica no longer holds the Lease"));
+}
+
+absl::StatusOr<Json> FencedApi::Create(const std::string& path, const Json& body) {
+  RETURN_IF_ERROR(Fence("POST", path));
+  return api_->Create(path, body);
+}
+
+absl::StatusOr<Json> FencedApi::Update(const std::string& path, const Json& body) {
+  RETURN_IF_ERROR(Fence("PUT", path));
+  return api_->Update(path, body);
+}
+
+absl::StatusOr<Json> FencedApi::MergePatch(const std::string& path, const Json& patch) {
+  RETURN_IF_ERROR(Fence("PATCH", path));
+  return api_->MergePatch(path, patch);
+}
+
+absl::StatusOr<Json> FencedApi::Delete(const std::string& path, const Json& options) {
+  RETURN_IF_ERROR(Fence("DELETE", path));
+  return api_->Delete(path, options);
+}
 
 bool IsConflict(const absl::Status& status) { return status.code() == absl::StatusCode::kAborted; }
 

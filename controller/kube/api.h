@@ -46,6 +46,25 @@ class ObjectCache {
   virtual std::vector<Json> List() const = 0;
 };
 
+// An Api that writes only while `may_write` says so (the leader still holds its Lease), and
+// otherwise answers Unavailable without sending anything; reads pass through. `api` must outlive
+// it. Thread-safe when `api` is.
+class FencedApi final : public Api {
+ public:
+  FencedApi(Api* api, std::function<bool()> may_write)
+      : api_(api), may_write_(std::move(may_write)) {}
+  absl::StatusOr<Json> Get(const std::string& path) override { return api_->Get(path); }
+  absl::StatusOr<Json> Create(const std::string& path, const Json& body) override;
+  absl::StatusOr<Json> Update(const std::string& path, const Json& body) override;
+  absl::StatusOr<Json> MergePatch(const std::string& path, const Json& patch) override;
+  absl::StatusOr<Json> Delete(const std::string& path, const Json& options = Json()) override;
+
+ private:
+  absl::Status Fence(const char* method, const std::string& path) const;
+  Api* const api_;
+  const std::function<bool()> may_write_;
+};
+
 // A 409 Conflict on a write: re-read the object and retry.
 bool IsConflict(const absl::Status& status);
 // metadata.<field> of an object as a string; empty when absent.

@@ -72,6 +72,7 @@ absl::StatusOr<bool> LeaderElector::TryAcquireOrRenew() {
     observed_version_ = MetadataField(*created, "resourceVersion");
     observed_at_ = now;
     held_lease_ = *std::move(created);
+    renewed_at_ns_.store(now.time_since_epoch().count());
     leader_.store(true);
     return true;
   }
@@ -106,8 +107,16 @@ absl::StatusOr<bool> LeaderElector::TryAcquireOrRenew() {
   observed_version_ = MetadataField(*updated, "resourceVersion");
   observed_at_ = now;
   held_lease_ = *std::move(updated);
+  renewed_at_ns_.store(now.time_since_epoch().count());
   leader_.store(true);
   return true;
+}
+
+bool LeaderElector::HoldsLease() const {
+  if (!leader_.load()) return false;
+  const auto renewed_at = std::chrono::steady_clock::time_point(
+      std::chrono::steady_clock::duration(renewed_at_ns_.load()));
+  return options_.now() - renewed_at < options_.renew_deadline;
 }
 
 bool LeaderElector::WaitForLeadership(const std::atomic<bool>& stop) {

@@ -65,6 +65,10 @@ class LeaderElector {
   // leadership was lost.
   bool WaitForLeadership(const std::atomic<bool>& stop);
   bool IsLeader() const { return leader_.load(); }
+  // Leading, and the last successful take or renewal (timed from before its request) lies less
+  // than renew_deadline ago: what a write on the leader's behalf must check, since IsLeader turns
+  // false only once the renew thread runs again (after a freeze, other threads may run first).
+  bool HoldsLease() const;
   // On clean shutdown: stops renewing and, when leading, clears holderIdentity so that another
   // replica takes over at its next try instead of after the lease expires. The elector is done
   // afterwards.
@@ -86,6 +90,7 @@ class LeaderElector {
   const std::string path_;
 
   std::atomic<bool> leader_{false};
+  std::atomic<std::chrono::steady_clock::rep> renewed_at_ns_{0};  // steady_clock ticks
   std::thread renewer_;
 
   common::Mutex mu_;

@@ -398,6 +398,9 @@ int LeadAndReconcile(const OperatorCommandOptions& options, const std::string& i
   ro.status_interval = absl::ToChronoMilliseconds(options.status_interval);
   ro.unschedulable_timeout = absl::ToChronoSeconds(options.unschedulable_timeout);
   ro.watch_idle_timeout = absl::ToChronoMilliseconds(options.watch_idle_timeout);
+  // A leader frozen past its renew deadline (a pause, a partition) writes nothing once it runs
+  // again, even before its renew thread notices the loss and the process exits.
+  if (elector != nullptr) ro.may_write = [elector] { return elector->HoldsLease(); };
   ro.run = controller->run_defaults();
   ro.policy = std::move(policy);
   ro.refusals = std::move(refusals);

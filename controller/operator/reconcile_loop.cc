@@ -81,8 +81,13 @@ bool ReconcileLoop::Start(std::chrono::milliseconds sync_timeout) {
   loadtests_.Start();
   pods_.Start();
   if (!loadtests_.WaitForSync(sync_timeout) || !pods_.WaitForSync(sync_timeout)) return false;
+  kube::Api* api = client_;
+  if (options_.may_write) {
+    fenced_ = std::make_unique<kube::FencedApi>(client_, options_.may_write);
+    api = fenced_.get();
+  }
   reconciler_ =
-      std::make_unique<Reconciler>(ReconcilerWorld{client_, &loadtests_, &pods_, runs_}, options_);
+      std::make_unique<Reconciler>(ReconcilerWorld{api, &loadtests_, &pods_, runs_}, options_);
   for (const kube::Json& object : loadtests_.List()) Enqueue(kube::ObjectKey(object));
   worker_ = std::thread([this] { Work(); });
   return true;

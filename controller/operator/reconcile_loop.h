@@ -58,6 +58,7 @@ class ReconcileLoop {
   };
 
   kube::Client* const client_;
+  std::unique_ptr<kube::FencedApi> fenced_;  // client_'s writes behind options_.may_write
   RunRegistry* const runs_;
   const ReconcilerOptions options_;
   Caches loadtests_;

@@ -65,6 +65,9 @@ struct ReconcilerOptions {
   // A watch that delivers no byte for this long is dropped and started again (its connection died
   // without a word); zero: the informer's default, the watch timeout plus 5 s.
   std::chrono::milliseconds watch_idle_timeout{0};
+  // The reconcile loop's writes go out only while this says yes (the replica still holds its
+  // Lease; see kube::FencedApi); null: always.
+  std::function<bool()> may_write;
   // With pods.tls: the CAs (PEM) a new test's agents trust, put in its token Secret.
   std::function<std::string()> agent_ca;
 };

@@ -758,8 +758,13 @@ TEST_F(OperatorE2eTest, AFrozenLeaderStepsDownWithoutActingAndCutOffAgentsStopTh
   const std::string thawed = operator_->Stderr().substr(frozen_at);
   EXPECT_NE(thawed.find("leadership_lost exiting=true"), std::string::npos) << thawed;
   for (absl::string_view line : absl::StrSplit(thawed, '\n', absl::SkipEmpty())) {
-    // The Lease's own lines only: no reconcile, status, Pod or run line after the thaw.
-    EXPECT_TRUE(absl::StrContains(line, "leader")) << "acted after it thawed: " << line;
+    // Of its own lines (gRPC's library may say something of its connections): the Lease's, or a
+    // write its fence kept from being sent (its reconcile thread may run before its renew
+    // thread notices the loss; found by this test before the fence existed). Nothing else.
+    if (!absl::StrContains(line, " level=")) continue;
+    EXPECT_TRUE(absl::StrContains(line, "leader") ||
+                absl::StrContains(line, "not sent; this replica no longer holds the Lease"))
+        << "acted after it thawed: " << line;
   }
 
   // The agent still dials the old leader's port; past its 30 s reconnect window it stops.

@@ -188,6 +188,46 @@ TEST_F(LeaderElectionTest, CreatesAMissingLeaseAndRenewsIt) {
   EXPECT_EQ(server_.Count("PUT"), 1u);
 }
 
+// A leader frozen past its renew deadline (SIGSTOP, a long pause) must not write on waking, even
+// before its renew thread has run and noticed: HoldsLease turns false by the clock alone, and a
+// FencedApi sends nothing.
+TEST_F(LeaderElectionTest, AFrozenLeaderStopsHoldingTheLeaseByTheClockAlone) {
+  ManualClock clock;
+  LeaderElector::Options options = Options("replica-a");
+  clock.Inject(options);
+  LeaderElector elector(client_.get(), options);
+  EXPECT_FALSE(elector.HoldsLease());
+  ASSERT_TRUE(*elector.TryAcquireOrRenew());
+  EXPECT_TRUE(elector.HoldsLease());
+  clock.Advance(milliseconds(9'999));
+  EXPECT_TRUE(elector.HoldsLease());
+  clock.Advance(milliseconds(1));  // renew_deadline (10 s) without a renewal
+  EXPECT_TRUE(elector.IsLeader()) << "the renew thread has not run yet";
+  EXPECT_FALSE(elector.HoldsLease());
+
+  FencedApi fenced(client_.get(), [&elector] { return elector.HoldsLease(); });
+  const size_t puts = server_.Count("PUT");
+  const absl::StatusOr<Json> write = fenced.Update(
+      "/apis/coordination.k8s.io/v1/namespaces/ns/leases/stampede-controller", Json::object());
+  EXPECT_EQ(write.status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(write.status().message(),
+            "PUT /apis/coordination.k8s.io/v1/namespaces/ns/leases/stampede-controller: not sent; "
+            "this replica no longer holds the Lease");
+  for (const absl::Status& s :
+       {fenced.Create("/api/v1/namespaces/ns/pods", Json::object()).status(),
+        fenced.MergePatch("/x", Json::object()).status(), fenced.Delete("/x").status()}) {
+    EXPECT_EQ(s.code(), absl::StatusCode::kUnavailable) << s;
+  }
+  EXPECT_EQ(server_.Count("PUT"), puts) << "nothing was sent";
+  EXPECT_EQ(server_.Count("POST"), 1u) << "only the Lease's creation";
+  EXPECT_TRUE(
+      fenced.Get("/apis/coordination.k8s.io/v1/namespaces/ns/leases/stampede-controller").ok())
+      << "reads pass";
+  // Renewed again (say the freeze was short of the lease's expiry): it writes again.
+  ASSERT_TRUE(*elector.TryAcquireOrRenew());
+  EXPECT_TRUE(elector.HoldsLease());
+}
+
 TEST_F(LeaderElectionTest, CandidateWaitsWhileTheLeaderRenewsAndTakesOverOnceItStops) {
   ManualClock clock_a, clock_b;  // two nodes; B's clock alone decides when A's lease expired
   LeaderElector::Options options_a = Options("replica-a");
