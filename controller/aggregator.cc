@@ -20,12 +20,20 @@ Aggregator::Aggregator(std::vector<std::string> request_names, uint32_t agents, 
       seen_(agents),
       cumulative_(names_.size()) {}
 
-absl::Status Aggregator::Add(uint32_t agent, const v1::Report& report) {
+absl::Status Aggregator::Add(uint32_t agent, const v1::Report& report, int64_t newest) {
   if (agent >= reported_up_to_.size() || report.interval() < 0 ||
       report.interval() > kMaxInterval) {
     ++rejected_reports_;
     return absl::InvalidArgumentError(
         "report from an unknown agent or for an interval out of range");
+  }
+  if (std::max(report.interval(), report.folded_through()) > newest) {
+    // Every second up to it would be closed, one point each: a report from far ahead would cost
+    // the controller that many seconds' work and memory at the end of the run.
+    ++rejected_reports_;
+    return absl::InvalidArgumentError(
+        absl::StrCat("report for second ", std::max(report.interval(), report.folded_through()),
+                     ", past second ", newest, " of the test"));
   }
   // A report goes into its pending interval, which joins the cumulative totals when it is
   // finalized; a late one (its interval already closed) goes straight into the totals. Either way

@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <deque>
+#include <limits>
 #include <map>
 #include <memory>
 #include <string>
@@ -53,7 +54,10 @@ class Aggregator {
   // second report from the same agent for the same interval (a replay) is ignored. A folded
   // report (Report.folded_through) goes straight into the totals and closes the seconds it
   // covers without points of their own; one that overlaps seconds already counted is rejected.
-  absl::Status Add(uint32_t agent, const v1::Report& report);
+  // `newest`: the last second the test can have reached (its elapsed time and some slack); a
+  // report for a later one, or a fold reaching past it, is rejected.
+  absl::Status Add(uint32_t agent, const v1::Report& report,
+                   int64_t newest = std::numeric_limits<int64_t>::max());
   // The agent sends no more reports (finished or lost): intervals stop waiting for it.
   void AgentGone(uint32_t agent);
 

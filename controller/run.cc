@@ -377,7 +377,11 @@ void Run::OnMessage(uint32_t index, const v1::AgentMessage& message) {
     case v1::AgentMessage::kReport: {
       const v1::Report& r = message.report();
       if (r.started_unix_nanos() != 0) slot.started_unix_ns = r.started_unix_nanos();
-      if (absl::Status s = aggregator_.Add(index, r); !s.ok()) {
+      // An agent counts seconds from the broadcast start on its own clock: a minute of slack
+      // covers any skew; a report further ahead is malformed.
+      const int64_t newest =
+          started_ ? std::max<int64_t>(0, WallNow() - start_unix_ns_) / kSecond + 60 : 60;
+      if (absl::Status s = aggregator_.Add(index, r, newest); !s.ok()) {
         SLOG(kWarning) << "report_rejected run=" << id_ << " agent=" << index << " error=\""
                        << s.message() << "\"";
       }

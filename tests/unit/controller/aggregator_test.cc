@@ -77,6 +77,23 @@ TEST(AggregatorFoldTest, AFoldPastTheIntervalRangeIsRejected) {
   EXPECT_EQ(agg.rejected_reports(), 1u);
 }
 
+// A report for a second far past what the test can have reached would make the end of the run
+// close every second up to it (report_fuzz found one for second 588,417: seven seconds of work
+// and a point per second). The run passes its elapsed time with slack, and past it is rejected.
+TEST(AggregatorBoundTest, AReportPastTheNewestSecondIsRejected) {
+  Aggregator agg({"home"}, 1);
+  EXPECT_TRUE(agg.Add(0, ReportOf(60, 1), /*newest=*/60).ok());
+  const absl::Status ahead = agg.Add(0, ReportOf(588'417, 1), /*newest=*/60);
+  EXPECT_EQ(ahead.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(ahead.message(), "report for second 588417, past second 60 of the test");
+  v1::Report fold = Fold(58, 61, 1);
+  EXPECT_FALSE(agg.Add(0, fold, /*newest=*/60).ok()) << "a fold reaching past it too";
+  EXPECT_EQ(agg.rejected_reports(), 2u);
+  agg.FinalizeAll(0);
+  EXPECT_EQ(agg.series().size(), 61u) << "seconds 0..60, not 588,418";
+  EXPECT_EQ(agg.cumulative().Requests(), 1u);
+}
+
 // Stages of 10 s ramp, 20 s steady, 5 s ramp down, then a 5 s hold (duration 40 s).
 std::vector<common::LoadPlan::Span> TestSpans() {
   absl::StatusOr<common::LoadPlan> plan = common::LoadPlan::Closed(
