@@ -32,6 +32,12 @@ std::string RandomToken(size_t bytes) {
   return out;
 }
 
+std::string Controller::AgentAddress(const ControllerOptions& options, int port) {
+  if (!options.advertise_address.empty()) return options.advertise_address;
+  const std::string host = options.grpc_listen.substr(0, options.grpc_listen.rfind(':'));
+  return absl::StrCat(host == "0.0.0.0" || host == "[::]" ? "127.0.0.1" : host, ":", port);
+}
+
 uint64_t Controller::agent_send_overflows() const { return listener_->send_overflows(); }
 
 absl::StatusOr<std::unique_ptr<Controller>> Controller::Create(ControllerOptions options) {
@@ -45,13 +51,7 @@ absl::StatusOr<std::unique_ptr<Controller>> Controller::Create(ControllerOptions
   c->grpc_port_ = c->listener_->port();
   c->listen_address_ = absl::StrCat(options.grpc_listen.substr(0, options.grpc_listen.rfind(':')),
                                     ":", c->grpc_port_);
-  if (options.advertise_address.empty()) {
-    const std::string host = options.grpc_listen.substr(0, options.grpc_listen.rfind(':'));
-    c->agent_address_ =
-        absl::StrCat(host == "0.0.0.0" || host == "[::]" ? "127.0.0.1" : host, ":", c->grpc_port_);
-  } else {
-    c->agent_address_ = options.advertise_address;
-  }
+  c->agent_address_ = AgentAddress(options, c->grpc_port_);
   c->run_defaults_ = options.run_defaults;
   c->run_defaults_.controller_address = c->agent_address_;
   c->abort_runs_on_shutdown_ = options.abort_runs_on_shutdown;

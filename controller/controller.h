@@ -42,6 +42,9 @@ struct ControllerOptions {
 class Controller final : public RunRegistry {
  public:
   static absl::StatusOr<std::unique_ptr<Controller>> Create(ControllerOptions options);
+  // The address agents dial for a listener of `options` bound to `port`: --advertise-address, or
+  // the listen address (loopback for a wildcard one). The operator's certificate names its host.
+  static std::string AgentAddress(const ControllerOptions& options, int port);
   ~Controller() override;  // stops the ticker, then the listener
 
   // Registers and starts a run. `test` must be valid with defaults applied; `data` its

@@ -321,19 +321,19 @@ std::string OperatorNamespace(const OperatorCommandOptions& options) {
 
 // The agents' CA and the controller's certificate, for the host agents dial and --tls-san.
 absl::StatusOr<std::unique_ptr<AgentTls>> StartAgentTls(const OperatorCommandOptions& options,
+                                                        const ControllerOptions& controller,
                                                         kube::Api* api, std::string* made_dir) {
   AgentTlsOptions o;
   o.secret_namespace = OperatorNamespace(options);
   o.secret_name = options.agent_ca_secret;
-  const std::string& dialed =
-      options.advertise_address.empty() ? options.grpc_listen : options.advertise_address;
-  std::string host = dialed.substr(0, dialed.rfind(':'));
-  if (host.size() > 2 && host.front() == '[' && host.back() == ']') {
-    host = host.substr(1, host.size() - 2);
+  // The host agents dial; the port does not go into a certificate.
+  absl::StatusOr<std::pair<std::string, int>> dialed =
+      common::SplitHostPort(Controller::AgentAddress(controller, /*port=*/1));
+  if (!dialed.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("the address agents dial: ", dialed.status().message()));
   }
-  // As Controller::Create: agents of a wildcard listener dial loopback.
-  if (host == "0.0.0.0" || host == "::") host = "127.0.0.1";
-  o.hosts.push_back(host);
+  o.hosts.push_back(dialed->first);
   for (absl::string_view name : absl::StrSplit(options.tls_names, ',', absl::SkipEmpty())) {
     o.hosts.emplace_back(name);
   }
@@ -497,7 +497,7 @@ int OperatorCommand(const std::vector<std::string>& args) {
   std::string made_tls_dir;
   if (!options->insecure_agents) {
     absl::StatusOr<std::unique_ptr<AgentTls>> started =
-        StartAgentTls(*options, client->get(), &made_tls_dir);
+        StartAgentTls(*options, controller_options, client->get(), &made_tls_dir);
     if (!started.ok()) return Fail(absl::StrCat("agents' TLS: ", started.status().message()));
     tls = *std::move(started);
     controller_options.tls.key_file = tls->key_file();
