@@ -8,9 +8,7 @@
 #include <atomic>
 #include <chrono>
 #include <deque>
-#include <fstream>
 #include <mutex>
-#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -21,6 +19,7 @@
 #include "agent/tls_probe.h"
 #include "common/clock.h"
 #include "common/data_table.h"
+#include "common/files.h"
 #include "common/flags.h"
 #include "common/logging.h"
 #include "common/mutex.h"
@@ -33,6 +32,7 @@ namespace stampede::agent {
 namespace {
 
 constexpr int64_t kSecondNs = 1'000'000'000;
+constexpr size_t kMaxCaBytes = 1 << 20;  // a CA bundle of a few certificates is a few KB
 
 common::FlagSet ConnectFlags(SessionOptions* o) {
   common::FlagSet flags("stampede-agent connect", &o->help);
@@ -89,14 +89,11 @@ absl::StatusOr<SessionOptions> ParseConnectFlags(const std::vector<std::string>&
     if (!options.ca_pem.empty()) {
       return absl::InvalidArgumentError("--ca-file: give --ca or --ca-file, not both");
     }
-    std::ifstream in(options.ca_file);
-    std::stringstream text;
-    text << in.rdbuf();
-    if (!in.is_open() || text.str().empty()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("--ca-file: cannot read \"", options.ca_file, "\""));
+    absl::StatusOr<std::string> text = common::ReadSmallFile(options.ca_file, kMaxCaBytes);
+    if (!text.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat("--ca-file: ", text.status().message()));
     }
-    options.ca_pem = text.str();
+    options.ca_pem = *std::move(text);
   }
   if (!options.ca_pem.empty() &&
       options.ca_pem.find("-----BEGIN CERTIFICATE-----") == std::string::npos) {

@@ -2,6 +2,8 @@
 // bound and the errors that name the flag.
 #include <gtest/gtest.h>
 
+#include <cstdio>
+#include <fstream>
 #include <map>
 #include <optional>
 #include <string>
@@ -121,6 +123,44 @@ TEST(ConnectFlagsTest, ErrorsNameTheFlagAndTheVariable) {
     ASSERT_FALSE(opt.ok()) << c.message;
     EXPECT_EQ(opt.status().message(), c.message);
   }
+}
+
+// The controller's CA, as text or from a file read within its bound (the project's ReadSmallFile:
+// a device, a directory or a missing file is refused, naming the flag).
+TEST(ConnectFlagsTest, TheCaComesAsTextOrFromAFileAndIsChecked) {
+  const std::string pem = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
+  absl::StatusOr<SessionOptions> text = ParseConnectFlags(Base(), Env({{"STAMPEDE_CA", pem}}));
+  ASSERT_TRUE(text.ok()) << text.status();
+  EXPECT_EQ(text->ca_pem, pem);
+  const std::string file = ::testing::TempDir() + "connect-flags-ca.pem";
+  {
+    std::ofstream out(file);
+    out << pem;
+  }
+  std::vector<std::string> args = Base();
+  args.insert(args.end(), {"--ca-file", file});
+  absl::StatusOr<SessionOptions> read = ParseConnectFlags(args, Env({}));
+  ASSERT_TRUE(read.ok()) << read.status();
+  EXPECT_EQ(read->ca_pem, pem);
+  EXPECT_TRUE(ParseConnectFlags(Base(), Env({}))->ca_pem.empty()) << "plaintext by default";
+
+  const struct {
+    std::vector<std::string> extra;
+    std::string message_start;
+  } cases[] = {
+      {{"--ca-file", "/dev/zero"}, "--ca-file: "},
+      {{"--ca-file", "/nonexistent/ca.pem"}, "--ca-file: "},
+      {{"--ca-file", file, "--ca", pem}, "--ca-file: give --ca or --ca-file, not both"},
+      {{"--ca", "not a certificate"}, "--ca: no PEM certificate in it"},
+  };
+  for (const auto& c : cases) {
+    std::vector<std::string> bad = Base();
+    bad.insert(bad.end(), c.extra.begin(), c.extra.end());
+    const absl::StatusOr<SessionOptions> opt = ParseConnectFlags(bad, Env({}));
+    ASSERT_FALSE(opt.ok()) << c.message_start;
+    EXPECT_EQ(opt.status().message().substr(0, c.message_start.size()), c.message_start);
+  }
+  std::remove(file.c_str());
 }
 
 TEST(ConnectFlagsTest, HelpAndUsage) {
