@@ -27,13 +27,12 @@ absl::Status Aggregator::Add(uint32_t agent, const v1::Report& report, int64_t n
     return absl::InvalidArgumentError(
         "report from an unknown agent or for an interval out of range");
   }
-  if (std::max(report.interval(), report.folded_through()) > newest) {
+  if (const int64_t last = std::max(report.interval(), report.folded_through()); last > newest) {
     // Every second up to it would be closed, one point each: a report from far ahead would cost
     // the controller that many seconds' work and memory at the end of the run.
     ++rejected_reports_;
     return absl::InvalidArgumentError(
-        absl::StrCat("report for second ", std::max(report.interval(), report.folded_through()),
-                     ", past second ", newest, " of the test"));
+        absl::StrCat("report for second ", last, ", past second ", newest, " of the test"));
   }
   // A report goes into its pending interval, which joins the cumulative totals when it is
   // finalized; a late one (its interval already closed) goes straight into the totals. Either way
