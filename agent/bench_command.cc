@@ -135,6 +135,13 @@ FlagSet BenchFlags(BenchOptions* o, BenchFlagValues* v) {
   flags.Group("engine and output:");
   flags.Count("--threads", "T", "event-loop threads (default: one per core)", &cfg.threads, 1,
               1024);
+  flags.Custom("--io", "B",
+               "I/O backend: auto (io_uring where the kernel allows it, else epoll), epoll or "
+               "uring (default: $STAMPEDE_IO, else auto)",
+               [&cfg](const std::string& value) {
+                 ASSIGN_OR_RETURN(cfg.io, ParseIoMode(value));
+                 return absl::OkStatus();
+               });
   flags.Custom("--seed", "N", "random seed for the request mix and think times",
                [&cfg](const std::string& value) {
                  if (absl::SimpleAtoi(value, &cfg.seed)) return absl::OkStatus();
@@ -208,6 +215,7 @@ BenchResult Measure(Engine* engine, const std::string& url, bool quiet) {
   r.url = url;
   r.open = plan.model() == LoadPlan::Model::kOpen;
   r.threads = engine->threads();
+  r.io = IoBackendName(engine->io_backend());
   r.connections = engine->connections();
   r.max_users = plan.MaxUsers();
   r.planned_arrivals = r.open ? plan.TotalArrivals() : 0;
@@ -219,10 +227,11 @@ BenchResult Measure(Engine* engine, const std::string& url, bool quiet) {
   getrusage(RUSAGE_SELF, &before);
   engine->Start();
   if (!quiet) {
-    std::fprintf(stderr, "stampede-agent bench %s: %s for %.1fs, %u thread(s)%s\n", url.c_str(),
+    std::fprintf(stderr, "stampede-agent bench %s: %s for %.1fs, %u thread(s) on %s%s\n",
+                 url.c_str(),
                  r.open ? absl::StrCat(std::max(plan.RateAt(0), 0.0), " req/s (open model)").c_str()
                         : absl::StrCat(r.max_users, " users (closed model)").c_str(),
-                 r.planned_duration_s, r.threads,
+                 r.planned_duration_s, r.threads, r.io.c_str(),
                  r.open ? absl::StrCat(", ", r.connections, " connections").c_str() : "");
   }
   common::ProgressPrinter progress(stderr, isatty(STDERR_FILENO));
@@ -335,6 +344,7 @@ std::string BenchSummaryJson(const BenchResult& r) {
       {"url", r.url},
       {"model", r.open ? "open" : "closed"},
       {"threads", r.threads},
+      {"io", r.io},
       {"duration_s", r.elapsed_s},
       {"requests", requests},
       {"ok", total.outcomes[0]},

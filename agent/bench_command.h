@@ -30,6 +30,7 @@ struct BenchResult {
   std::string url;
   bool open = false;  // open model (--rate)
   uint32_t threads = 0;
+  std::string io = "epoll";       // the I/O backend: epoll or uring
   uint32_t connections = 0;       // open model
   uint32_t max_users = 0;         // closed model
   uint64_t planned_arrivals = 0;  // open model: over the planned duration

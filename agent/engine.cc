@@ -7,6 +7,7 @@
 #include <time.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
 #include <random>
 
@@ -38,6 +39,37 @@ void WarmCertificateCache(X509_STORE* store) {
     X509* cert = X509_OBJECT_get0_X509(sk_X509_OBJECT_value(objects, i));
     if (cert != nullptr) X509_check_purpose(cert, -1, 0);
   }
+}
+
+absl::StatusOr<IoBackend> ChooseBackend(IoMode mode, bool tls) {
+  if (mode == IoMode::kAuto) {
+    if (const char* env = std::getenv("STAMPEDE_IO"); env != nullptr && *env != '\0') {
+      auto parsed = ParseIoMode(env);
+      if (!parsed.ok())
+        return absl::InvalidArgumentError(absl::StrCat("STAMPEDE_IO: ", parsed.status().message()));
+      mode = *parsed;
+    }
+  }
+  if (mode == IoMode::kEpoll) {
+    SLOG(kInfo) << "io_backend=epoll why=\"asked for\"";
+    return IoBackend::kEpoll;
+  }
+  if (tls) {
+    SLOG(kInfo) << "io_backend=epoll why=\"https targets run on epoll: TLS over io_uring is not "
+                   "built\"";
+    return IoBackend::kEpoll;
+  }
+  if (absl::Status probe = ProbeUring(); !probe.ok()) {
+    if (mode == IoMode::kUring) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("io: uring was asked for, but io_uring is refused here: ", probe.message()));
+    }
+    SLOG(kWarning) << "io_backend=epoll why=\"io_uring is refused here: " << probe.message()
+                   << "\"";
+    return IoBackend::kEpoll;
+  }
+  SLOG(kInfo) << "io_backend=uring";
+  return IoBackend::kUring;
 }
 
 }  // namespace
@@ -116,6 +148,7 @@ absl::StatusOr<std::unique_ptr<Engine>> Engine::Create(EngineConfig config) {
     }
     shared.sni = url.host;
   }
+  ASSIGN_OR_RETURN(shared.io, ChooseBackend(config.io, url.tls));
 
   const bool open = shared.plan.model() == LoadPlan::Model::kOpen;
   uint32_t threads =

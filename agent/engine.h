@@ -55,12 +55,17 @@ struct EngineConfig {
   // The policy's address rules (an Assignment's target_rules): the resolved target must pass
   // them, or Create fails with PermissionDenied. Null: no check (stampede-agent bench).
   std::shared_ptr<const common::AddressPolicy> address_policy;
+  // The I/O backend. kAuto reads STAMPEDE_IO (auto|epoll|uring) and otherwise takes io_uring
+  // when the probe passes, epoll when it does not (one log line says why). https targets always
+  // run on epoll: TLS over io_uring is not built.
+  IoMode io = IoMode::kAuto;
 };
 
 class Engine {
  public:
-  // InvalidArgument for a bad URL or request; PermissionDenied naming the address and the rule
-  // when the address policy refuses the target's address. The target's name not resolving is not
+  // InvalidArgument for a bad URL or request (or STAMPEDE_IO); PermissionDenied naming the address
+  // and the rule when the address policy refuses the target's address; FailedPrecondition when
+  // `io` demands io_uring and the probe refuses it. The target's name not resolving is not
   // an error here (it is counted per request, as the "dns" outcome).
   static absl::StatusOr<std::unique_ptr<Engine>> Create(EngineConfig config);
   ~Engine();
@@ -79,6 +84,8 @@ class Engine {
   uint32_t connections() const { return connections_; }
   const LoadPlan& plan() const { return shared_.plan; }
   bool dns_failed() const { return shared_.dns_failed; }
+  // The backend chosen at Create; a worker whose ring cannot be set up runs epoll (and logs it).
+  IoBackend io_backend() const { return shared_.io; }
   int64_t start_ns() const { return start_ns_; }
   // When the last worker actually began (CLOCK_MONOTONIC): the start time plus wakeup latency.
   // 0 until all have.

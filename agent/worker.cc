@@ -29,6 +29,17 @@ constexpr int64_t kRampCheckNs = 10000000;     // users are (de)activated on a 1
 constexpr int64_t kFirstBackoffNs = 10000000;  // after a failed connection attempt: 10 ms,
 constexpr int64_t kMaxBackoffNs = 1000000000;  // doubling up to 1 s, per user
 
+// io_uring: submission slots, and the receive buffers all of a worker's connections share (4 MiB;
+// a turn that uses them all ends its receives with ENOBUFS, and they are armed again).
+constexpr unsigned kRingEntries = 4096;
+constexpr unsigned kReceiveBuffers = 512;
+constexpr unsigned kReceiveBufferBytes = 8192;
+constexpr int kMaxCompletions = 1024;
+
+// io_uring operation kinds, the top byte of a tag.
+enum Op : uint8_t { kOpConnect = 1, kOpSend, kOpReceive, kOpCancel, kOpWake };
+constexpr uint32_t kNoConnection = 0xffffffff;
+
 int64_t Now() { return common::MonotonicNanos(); }
 int64_t ThreadCpuNs() { return common::ThreadCpuNanos(); }
 
@@ -51,10 +62,15 @@ struct Worker::Connection {
   int fd = -1;
   SSL* ssl = nullptr;
   State state = State::kIdle;
-  bool active = false;         // closed model: the user is running
-  bool reused = false;         // the socket already carried a complete response
-  bool retried = false;        // the current request was already resent on a fresh connection
-  bool tracked = false;        // in the timeout list
+  bool active = false;   // closed model: the user is running
+  bool reused = false;   // the socket already carried a complete response
+  bool retried = false;  // the current request was already resent on a fresh connection
+  bool tracked = false;  // in the timeout list
+  // io_uring: the socket's generation (tags carry it) and its operations in the kernel.
+  uint32_t generation = 0;
+  bool connect_pending = false;
+  bool send_pending = false;
+  bool receive_armed = false;
   uint32_t request = 0;        // the stat it counts under (the mix: the request)
   uint32_t step = 0;           // scenarios: the request step in flight
   bool end_iteration = false;  // scenarios: its result ends the user's iteration
@@ -138,6 +154,16 @@ void Worker::Run(int64_t start_ns) {
   ev.data.ptr = &wake_tag;
   epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, wake_fd_, &ev);
 
+  if (shared_.io == IoBackend::kUring) {
+    // Made here: the ring belongs to the thread that submits (IORING_SETUP_SINGLE_ISSUER).
+    auto ring = Uring::Create(kRingEntries, kReceiveBuffers, kReceiveBufferBytes);
+    if (ring.ok()) {
+      ring_ = std::move(ring).value();
+      backend_.store(IoBackend::kUring);
+    } else {
+      SLOG(kWarning) << "io_backend=epoll why=\"" << ring.status().message() << "\"";
+    }
+  }
   start_ns_ = start_ns;
   end_ns_ = start_ns + shared_.plan.duration_ns();
   next_interval_ns_ = start_ns + kSecond;
@@ -153,6 +179,10 @@ void Worker::Run(int64_t start_ns) {
 }
 
 void Worker::Loop() {
+  if (ring_ != nullptr) {
+    LoopUring();
+    return;
+  }
   epoll_event events[kMaxEvents];
   // Wait for the common start time first; nothing is sent before it.
   while (Now() < start_ns_ && stop_request_.load() == 0) {
@@ -191,6 +221,128 @@ void Worker::Loop() {
     }
   }
   PublishInterval(true);
+}
+
+void Worker::LoopUring() {
+  Uring::Completion done[kMaxCompletions];
+  ring_->Read((uint64_t{kOpWake} << 56) | kNoConnection, wake_fd_, &wake_value_,
+              sizeof(wake_value_));
+  while (Now() < start_ns_ && stop_request_.load() == 0) {
+    const int n = ring_->SubmitAndWait(start_ns_ - Now(), done, kMaxCompletions);
+    for (int i = 0; i < n; ++i) OnCompletion(done[i]);
+  }
+  thread_cpu_ns_ = ThreadCpuNs();
+  started_ns_.store(Now());
+  while (true) {
+    Housekeeping(Now());
+    if (finished_) break;
+    const int64_t deadline = NextDeadline();
+    const int64_t wait = deadline == INT64_MAX ? -1 : std::max<int64_t>(deadline - Now(), 0);
+    const int n = ring_->SubmitAndWait(wait, done, kMaxCompletions);
+    if (deadline != INT64_MAX) {
+      const int64_t lag = Now() - deadline;
+      if (lag > current_->max_timer_lag_ns) current_->max_timer_lag_ns = lag;
+    }
+    for (int i = 0; i < n; ++i) OnCompletion(done[i]);
+  }
+  PublishInterval(true);
+  // Closed before the ring goes, on this thread: the ring's exit cancels what is left.
+  for (Connection& c : connections_) {
+    if (c.fd >= 0) close(c.fd);
+    c.fd = -1;
+  }
+  ring_.reset();
+}
+
+uint64_t Worker::Tag(uint8_t op, const Connection& c) const {
+  const uint64_t index = static_cast<uint64_t>(&c - connections_.data());
+  return (static_cast<uint64_t>(op) << 56) |
+         (static_cast<uint64_t>(c.generation & 0xffffff) << 32) | index;
+}
+
+void Worker::OnCompletion(const Uring::Completion& done) {
+  const uint8_t op = static_cast<uint8_t>(done.tag >> 56);
+  const uint32_t index = static_cast<uint32_t>(done.tag);
+  if (op == kOpCancel) return;
+  if (op == kOpWake) {
+    // Stop() wrote the eventfd; Housekeeping reads the request. Read it again for the next one.
+    ring_->Read(done.tag, wake_fd_, &wake_value_, sizeof(wake_value_));
+    return;
+  }
+  if (index >= connections_.size()) return;
+  Connection& c = connections_[index];
+  const bool stale = c.fd < 0 || Tag(op, c) != done.tag;
+  switch (op) {
+    case kOpConnect:
+      if (stale) return;
+      c.connect_pending = false;
+      if (done.res < 0) {
+        Fail(c, Outcome::kConnect);
+        return;
+      }
+      c.receive_armed = true;
+      ring_->ReceiveMultishot(Tag(kOpReceive, c), c.fd);
+      OnConnected(c);
+      return;
+    case kOpSend:
+      if (stale) return;
+      c.send_pending = false;
+      if (c.state != State::kSending) return;
+      if (done.res <= 0) {
+        if (!RetryOnFreshConnection(c)) Fail(c, Outcome::kReset);
+        return;
+      }
+      c.written += static_cast<size_t>(done.res);
+      current_->bytes_written += static_cast<uint64_t>(done.res);
+      if (c.written < c.wire_len) {
+        Send(c);
+      } else {
+        c.state = State::kReceiving;
+      }
+      return;
+    case kOpReceive: {
+      const uint32_t generation = c.generation;
+      if (stale) {
+        ring_->ReturnBuffer(done);
+        return;
+      }
+      const bool more = Uring::More(done);
+      if (!more) c.receive_armed = false;
+      const bool in_flight = c.state == State::kSending || c.state == State::kReceiving;
+      if (done.res > 0) {
+        if (in_flight) {
+          Consume(c, ring_->BufferOf(done), static_cast<size_t>(done.res));
+        } else {
+          CloseSocket(c);  // bytes nobody asked for: the connection cannot carry a request
+        }
+        ring_->ReturnBuffer(done);
+      } else if (done.res == 0) {
+        if (in_flight) {
+          OnPeerClosed(c);
+        } else {
+          CloseSocket(c);
+        }
+        return;
+      } else if (done.res != -ENOBUFS) {
+        if (in_flight) {
+          errno = -done.res;
+          OnReceiveError(c);
+        } else {
+          CloseSocket(c);
+        }
+        return;
+      }
+      // Out of buffers (the data waits in the socket) or done for another reason: armed again
+      // while the same socket is open.
+      if (!c.receive_armed && c.fd >= 0 && c.generation == generation) {
+        c.receive_armed = true;
+        ring_->ReceiveMultishot(Tag(kOpReceive, c), c.fd);
+      }
+      return;
+    }
+    default:
+      return;
+  }
 }
 
 void Worker::ArmTimer(int64_t deadline) {
@@ -559,6 +711,14 @@ void Worker::OpenSocket(Connection& c, int64_t now) {
   c.fd = fd;
   c.reused = false;
   ++current_->connections_opened;
+  if (ring_ != nullptr) {
+    c.send_ns = now;
+    c.state = State::kConnecting;
+    c.connect_pending = true;
+    ring_->Connect(Tag(kOpConnect, c), fd, reinterpret_cast<const sockaddr*>(&shared_.address),
+                   shared_.address_len);
+    return;
+  }
   epoll_event ev{};
   ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
   ev.data.ptr = &c;
@@ -648,6 +808,14 @@ void Worker::Handshake(Connection& c) {
 }
 
 void Worker::Send(Connection& c) {
+  if (ring_ != nullptr) {
+    // The completion moves the request on (OnCompletion); one send at a time per socket.
+    if (!c.send_pending && c.written < c.wire_len) {
+      c.send_pending = true;
+      ring_->Send(Tag(kOpSend, c), c.fd, c.wire + c.written, c.wire_len - c.written);
+    }
+    return;
+  }
   const absl::string_view wire(c.wire, c.wire_len);
   while (c.written < wire.size()) {
     ssize_t n;
@@ -698,34 +866,47 @@ void Worker::Receive(Connection& c, uint32_t events) {
       n = recv(c.fd, buf, kReadBufferBytes, 0);
     }
     if (n > 0) {
-      current_->bytes_read += static_cast<uint64_t>(n);
-      size_t consumed = 0;
-      const auto r = c.parser.Parse(buf, static_cast<size_t>(n), &consumed);
-      if (r == HttpResponseParser::Result::kComplete) {
-        // Bytes after the response were never asked for: the connection is not trustworthy.
-        Complete(c, Now(), consumed < static_cast<size_t>(n));
-        return;
-      }
-      if (r == HttpResponseParser::Result::kError) {
-        Fail(c, Outcome::kMalformed);
-        return;
-      }
+      if (Consume(c, buf, static_cast<size_t>(n))) return;
       // A short read drained the socket; edge-triggered epoll tells us when more arrives.
       if (c.ssl == nullptr && !peer_closed && static_cast<size_t>(n) < kReadBufferBytes) return;
       continue;
     }
     if (n == 0) {
-      if (c.parser.OnEof() == HttpResponseParser::Result::kComplete) {
-        Complete(c, Now(), true);
-      } else if (c.parser.started() || !RetryOnFreshConnection(c)) {
-        Fail(c, Outcome::kClosed);
-      }
+      OnPeerClosed(c);
       return;
     }
     if (errno == EAGAIN || errno == EINTR) return;
-    if (c.parser.started() || !RetryOnFreshConnection(c)) Fail(c, Outcome::kReset);
+    OnReceiveError(c);
     return;
   }
+}
+
+bool Worker::Consume(Connection& c, const char* data, size_t n) {
+  current_->bytes_read += n;
+  size_t consumed = 0;
+  const auto r = c.parser.Parse(data, n, &consumed);
+  if (r == HttpResponseParser::Result::kComplete) {
+    // Bytes after the response were never asked for: the connection is not trustworthy.
+    Complete(c, Now(), consumed < n);
+    return true;
+  }
+  if (r == HttpResponseParser::Result::kError) {
+    Fail(c, Outcome::kMalformed);
+    return true;
+  }
+  return false;
+}
+
+void Worker::OnPeerClosed(Connection& c) {
+  if (c.parser.OnEof() == HttpResponseParser::Result::kComplete) {
+    Complete(c, Now(), true);
+  } else if (c.parser.started() || !RetryOnFreshConnection(c)) {
+    Fail(c, Outcome::kClosed);
+  }
+}
+
+void Worker::OnReceiveError(Connection& c) {
+  if (c.parser.started() || !RetryOnFreshConnection(c)) Fail(c, Outcome::kReset);
 }
 
 bool Worker::RetryOnFreshConnection(Connection& c) {
@@ -834,6 +1015,15 @@ void Worker::CloseSocket(Connection& c) {
     c.ssl = nullptr;
   }
   if (c.fd >= 0) {
+    if (ring_ != nullptr) {
+      // The ring holds the socket open while an operation on it is pending: cancel them. Their
+      // completions, and any already on the way, carry the old generation and are ignored.
+      if (c.connect_pending) ring_->Cancel(uint64_t{kOpCancel} << 56, Tag(kOpConnect, c));
+      if (c.send_pending) ring_->Cancel(uint64_t{kOpCancel} << 56, Tag(kOpSend, c));
+      if (c.receive_armed) ring_->Cancel(uint64_t{kOpCancel} << 56, Tag(kOpReceive, c));
+      c.connect_pending = c.send_pending = c.receive_armed = false;
+      ++c.generation;
+    }
     close(c.fd);  // also removes it from the epoll set
     c.fd = -1;
   }

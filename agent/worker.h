@@ -17,6 +17,7 @@
 #include "agent/http_response_parser.h"
 #include "agent/scenario_program.h"
 #include "agent/target.h"
+#include "agent/uring.h"
 #include "common/load_plan.h"
 #include "common/stats.h"
 
@@ -52,8 +53,9 @@ struct WorkerShared {
   int64_t think_min_ns = 0;  // closed model: uniform think time between requests
   int64_t think_max_ns = 0;
   int64_t timeout_ns = 0;
-  int64_t grace_ns = 0;       // how long in-flight requests may finish after the end
-  uint32_t stream_count = 1;  // workers sharing the plan, over all agents
+  int64_t grace_ns = 0;              // how long in-flight requests may finish after the end
+  uint32_t stream_count = 1;         // workers sharing the plan, over all agents
+  IoBackend io = IoBackend::kEpoll;  // chosen by the engine (never io_uring for https)
 };
 
 class Worker {
@@ -79,12 +81,20 @@ class Worker {
 
   // CLOCK_MONOTONIC time the worker actually began after waiting for the start; 0 before.
   int64_t started_ns() const { return started_ns_.load(); }
+  // The backend the worker ran on; set by Run (epoll when io_uring could not be set up).
+  IoBackend backend() const { return backend_.load(); }
 
  private:
   struct Connection;
   enum class State : uint8_t;
 
   void Loop();
+  // The io_uring backend's loop: one io_uring_enter per turn submits the turn's sends and waits.
+  void LoopUring();
+  void OnCompletion(const Uring::Completion& done);
+  // io_uring: tags name an operation on one socket of one connection; a socket closed since makes
+  // its late completions stale.
+  uint64_t Tag(uint8_t op, const Connection& c) const;
   void Housekeeping(int64_t now);
   int64_t NextDeadline() const;
   void ArmTimer(int64_t deadline);
@@ -119,6 +129,11 @@ class Worker {
   void Handshake(Connection& c);
   void Send(Connection& c);
   void Receive(Connection& c, uint32_t events);
+  // Feeds response bytes to the parser; true when they ended the request (complete or failed).
+  bool Consume(Connection& c, const char* data, size_t n);
+  // The peer closed, or receiving failed with `error`, while a request was in flight.
+  void OnPeerClosed(Connection& c);
+  void OnReceiveError(Connection& c);
   void Complete(Connection& c, int64_t now, bool close_after);
   void Fail(Connection& c, Outcome outcome);
   bool RetryOnFreshConnection(Connection& c);
@@ -135,6 +150,7 @@ class Worker {
 
   std::atomic<int> stop_request_{0};  // 1 = stop, 2 = abort
   std::atomic<int64_t> started_ns_{0};
+  std::atomic<IoBackend> backend_{IoBackend::kEpoll};
 
   // Created by the constructor, closed by the destructor; -1 if creation failed.
   int epoll_fd_ = -1;
@@ -169,6 +185,8 @@ class Worker {
   std::unique_ptr<IntervalStats> current_;
   std::unique_ptr<char[]> read_buffer_;
   std::unique_ptr<common::JsonFinder> finder_;  // scenarios that check or capture JSON
+  std::unique_ptr<Uring> ring_;                 // the io_uring backend; null on epoll
+  uint64_t wake_value_ = 0;                     // io_uring: where the wake eventfd's read lands
 };
 
 }  // namespace stampede::agent

@@ -45,6 +45,13 @@ uint64_t Errors(const json& s, const std::string& kind) {
   return s["errors"][kind].get<uint64_t>();
 }
 
+// The backend a plain-HTTP run must report when the suite runs with STAMPEDE_IO set (ctest runs
+// it twice: as is, and with STAMPEDE_IO=uring); empty when the engine may choose.
+std::string AskedIo() {
+  const char* io = std::getenv("STAMPEDE_IO");
+  return io == nullptr || std::string(io) == "auto" ? "" : io;
+}
+
 TEST(AgentBench, ClosedModelCountsEqualWhatTheTargetServed) {
   TestTarget target;
   BenchResult r =
@@ -59,6 +66,41 @@ TEST(AgentBench, ClosedModelCountsEqualWhatTheTargetServed) {
   // Keep-alive: one connection per user.
   EXPECT_EQ(r.summary["connections_opened"], 20u);
   EXPECT_EQ(r.summary["latency_ns"]["count"], requests);
+  if (!AskedIo().empty()) {
+    EXPECT_EQ(r.summary["io"], AskedIo());
+  }
+}
+
+TEST(AgentBench, TheIoFlagPicksTheBackend) {
+  TestTarget target;
+  BenchResult epoll =
+      RunBench({"--url", target.Url("/"), "--users", "4", "--duration", "500ms", "--io", "epoll"});
+  ASSERT_EQ(epoll.exit_code, 0) << epoll.stderr_text;
+  EXPECT_EQ(epoll.summary["io"], "epoll");
+  EXPECT_NE(epoll.stderr_text.find("io_backend=epoll"), std::string::npos) << epoll.stderr_text;
+
+  BenchResult uring =
+      RunBench({"--url", target.Url("/"), "--users", "4", "--duration", "500ms", "--io", "uring"});
+  if (uring.exit_code == 0) {
+    EXPECT_EQ(uring.summary["io"], "uring");
+    EXPECT_GT(uring.summary["requests"].get<uint64_t>(), 0u);
+    EXPECT_EQ(static_cast<long>(epoll.summary["requests"].get<uint64_t>() +
+                                uring.summary["requests"].get<uint64_t>()),
+              target.Served());
+  } else {
+    // A kernel or seccomp profile that refuses io_uring: asked for explicitly, that is an error
+    // that says why, never a silent epoll run.
+    EXPECT_EQ(uring.exit_code, 2);
+    EXPECT_NE(uring.stderr_text.find("io_uring is refused here"), std::string::npos)
+        << uring.stderr_text;
+  }
+
+  BenchResult bad =
+      RunBench({"--url", target.Url("/"), "--users", "4", "--duration", "500ms", "--io", "kqueue"});
+  EXPECT_EQ(bad.exit_code, 2);
+  EXPECT_NE(bad.stderr_text.find("--io: must be auto, epoll or uring, got \"kqueue\""),
+            std::string::npos)
+      << bad.stderr_text;
 }
 
 // A scenario on two threads: users share the compiled program and keep their own captures,
@@ -245,6 +287,8 @@ class AgentBenchTls : public ::testing::Test {
 TEST_F(AgentBenchTls, InsecureSkipVerifyServesRequests) {
   BenchResult r = RunBench({"--url", Url(), "--users", "4", "--duration", "1s", "--insecure"});
   ASSERT_EQ(r.exit_code, 0) << r.stderr_text;
+  // TLS over io_uring is not built: https runs on epoll whatever was asked.
+  EXPECT_EQ(r.summary["io"], "epoll");
   EXPECT_GT(r.summary["requests"].get<uint64_t>(), 0u);
   EXPECT_EQ(r.summary["errors_total"], 0u) << r.summary.dump();
   EXPECT_EQ(static_cast<long>(r.summary["requests"].get<uint64_t>()), target_->Served());
