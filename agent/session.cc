@@ -57,6 +57,13 @@ common::FlagSet ConnectFlags(SessionOptions* o) {
   flags
       .Count("--threads", "N", "event-loop threads (default 0: one per core)", &o->threads, 0, 1024)
       .Env("STAMPEDE_THREADS");
+  flags.Custom("--io", "B",
+               "I/O backend: auto (io_uring where the kernel allows it, else epoll), epoll or "
+               "uring (default: $STAMPEDE_IO, else auto)",
+               [o](const std::string& value) {
+                 ASSIGN_OR_RETURN(o->io, ParseIoMode(value));
+                 return absl::OkStatus();
+               });
   flags
       .Count("--connect-timeout", "SECONDS",
              "give up when the controller cannot be reached for this long at the start (default "
@@ -377,7 +384,10 @@ class Session {
             if (a.heartbeat_timeout_seconds() != 0)
               heartbeat_timeout_s_ = a.heartbeat_timeout_seconds();
             auto cfg = EngineConfigFromAssignment(a, threads_);
-            if (cfg.ok()) cfg->agent_index = options_.index;
+            if (cfg.ok()) {
+              cfg->agent_index = options_.index;
+              cfg->io = options_.io;
+            }
             absl::StatusOr<std::unique_ptr<Engine>> created =
                 cfg.ok() ? Engine::Create(std::move(*cfg))
                          : absl::StatusOr<std::unique_ptr<Engine>>(cfg.status());
@@ -396,7 +406,7 @@ class Session {
                         << " streams=" << a.stream_offset() << "+" << threads_ << "/"
                         << a.stream_count();
             v1::AgentMessage ready;
-            ready.mutable_ready();
+            ready.mutable_ready()->set_io_backend(IoBackendName(engine_->io_backend()));
             Write(ready);
             break;
           }

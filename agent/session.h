@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "agent/uring.h"
 #include "common/clock.h"
 #include "common/flags.h"
 
@@ -27,7 +28,8 @@ struct SessionOptions {
   std::string ca_pem;
   std::string ca_file;  // --ca-file: read into ca_pem by ParseConnectFlags
   uint32_t index = 0;
-  uint32_t threads = 0;  // 0: one per core
+  uint32_t threads = 0;       // 0: one per core
+  IoMode io = IoMode::kAuto;  // the engine's I/O backend (kAuto also reads STAMPEDE_IO)
   int connect_timeout_s = 30;
   int reconnect_s = 0;  // how long to redial a lost controller; 0: stop at once
   // With reconnect_s: the reports kept for a replay may take this many bytes; past it the oldest

@@ -37,6 +37,7 @@ enum Family {
   kThresholdMet,
   kIterations,
   kIterationDuration,
+  kIoBackend,
   kFamilyCount,
 };
 
@@ -92,6 +93,9 @@ const FamilySpec kFamilies[kFamilyCount] = {
     {"stampede_iteration_duration_seconds", MetricType::Histogram,
      "Duration of the scenario iterations that ran to their end (open model: from the planned "
      "start)."},
+    {"stampede_agent_io_backend", MetricType::Gauge,
+     "Agents that are ready or ran, by the I/O backend of their engine: epoll, or uring "
+     "(io_uring; https targets always run on epoll)."},
 };
 
 constexpr double kNsPerSecond = 1e9;
@@ -300,6 +304,8 @@ void AppendRunMetrics(const Run& run, const Run::Snapshot& snap,
   for (Phase phase : kPhases)
     add(kPhase, Gauge(Labels(run, {{"phase", PhaseName(phase)}}), phase == snap.phase ? 1 : 0));
   add(kSaturated, Gauge(Labels(run, {}), snap.saturated ? 1 : 0));
+  add(kIoBackend, Gauge(Labels(run, {{"backend", "epoll"}}), snap.agents_epoll));
+  add(kIoBackend, Gauge(Labels(run, {{"backend", "uring"}}), snap.agents_uring));
   add(kLastInterval, Gauge(Labels(run, {}), static_cast<double>(snap.last_interval + 1)));
   add(kElapsed, Gauge(Labels(run, {}), snap.elapsed_s));
 

@@ -369,6 +369,7 @@ void Run::OnMessage(uint32_t index, const v1::AgentMessage& message) {
   switch (message.body_case()) {
     case v1::AgentMessage::kReady:
       slot.ready = true;
+      slot.io_backend = message.ready().io_backend();
       if (!started_ && !ending_.has_value() &&
           std::all_of(agents_.begin(), agents_.end(), [](const AgentSlot& s) { return s.ready; })) {
         SendStart();
@@ -757,6 +758,8 @@ Run::Snapshot Run::TakeSnapshot(bool with_series) const {
     snap.agents_connected += s.connected && !s.finished && !s.lost;
     snap.agents_finished += s.finished;
     snap.agents_lost += s.lost;
+    snap.agents_epoll += s.io_backend == "epoll";
+    snap.agents_uring += s.io_backend == "uring";
     if (s.started_unix_ns != 0) {
       min_start = std::min(min_start, s.started_unix_ns);
       max_start = std::max(max_start, s.started_unix_ns);

@@ -143,6 +143,8 @@ class Run {
     double window_rps = 0;
     std::vector<IntervalPoint> series;
     uint32_t agents_desired = 0, agents_connected = 0, agents_finished = 0, agents_lost = 0;
+    // Agents that reported Ready, by the I/O backend their engine runs.
+    uint32_t agents_epoll = 0, agents_uring = 0;
     uint32_t active_users = 0;
     double target_rate = 0;  // open model, now
     bool saturated = false;
@@ -167,6 +169,7 @@ class Run {
         assignment;  // resent when it reconnects before the start
     std::string hostname;
     uint32_t threads = 0;
+    std::string io_backend;  // from its Ready: "epoll" or "uring"
     bool connected = false, ready = false, finished = false, lost = false;
     std::string error;
     int64_t last_heard_ns = 0;

@@ -301,6 +301,12 @@ TEST(Serve, RunsAPostedLoadTestAndItsCountsMatchTheTarget) {
   EXPECT_NE(metrics.body.find(
                 R"(stampede_phase{loadtest="checkout",namespace="it",phase="Succeeded"} 1)"),
             std::string::npos);
+  // Both agents said which I/O backend they ran: the one the kernel allowed (io_uring here unless
+  // it is refused) for this plain-HTTP target.
+  const std::string backend = R"(stampede_agent_io_backend{loadtest="checkout",namespace="it",)";
+  int backends = 0;
+  EXPECT_EQ(SumSamples(metrics.body, backend, "", &backends), 2.0) << metrics.body;
+  EXPECT_EQ(backends, 2);  // epoll and uring
   EXPECT_NE(
       metrics.body.find(
           R"(stampede_request_duration_quantile_seconds{loadtest="checkout",namespace="it",request="*",window="total",quantile="0.99"})"),

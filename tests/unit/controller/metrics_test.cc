@@ -89,9 +89,12 @@ StartedRun Start(const std::string& name, const std::vector<std::string>& thresh
     std::string why;
     EXPECT_TRUE(s.run->OnHello(hello, s.agents.back(), &why)) << why;
   }
-  v1::AgentMessage ready;
-  ready.mutable_ready();
-  for (uint32_t i = 0; i < 2; ++i) s.run->OnMessage(i, ready);
+  // One agent on each I/O backend.
+  for (uint32_t i = 0; i < 2; ++i) {
+    v1::AgentMessage ready;
+    ready.mutable_ready()->set_io_backend(i == 0 ? "epoll" : "uring");
+    s.run->OnMessage(i, ready);
+  }
   EXPECT_EQ(s.run->phase(), Phase::kRunning);
   return s;
 }
@@ -271,6 +274,8 @@ TEST_F(MetricsTest, RunGaugesFollowTheLifecycle) {
   EXPECT_EQ(Get(m, Series("stampede_last_interval_seconds", "")), 2);
   EXPECT_EQ(Get(m, Series("stampede_active_users", "")), 4);
   EXPECT_EQ(Get(m, Series("stampede_generator_saturated", "")), 0);
+  EXPECT_EQ(Get(m, Series("stampede_agent_io_backend", R"(backend="epoll")")), 1);
+  EXPECT_EQ(Get(m, Series("stampede_agent_io_backend", R"(backend="uring")")), 1);
   EXPECT_EQ(Get(m, Series("stampede_requests_per_second", R"(window="10s")")),
             (500 + 12 + 16) / 2.0);
   EXPECT_EQ(m.count(Series("stampede_target_rate_requests_per_second", "")), 0u);  // closed model
