@@ -35,6 +35,8 @@ struct H2Session::Slot {
 
 namespace {
 
+constexpr uint32_t kAssumedPeerStreams = 100;
+
 bool ConnectionSpecific(absl::string_view lower_name) {
   return lower_name == "connection" || lower_name == "keep-alive" ||
          lower_name == "proxy-connection" || lower_name == "transfer-encoding" ||
@@ -165,8 +167,11 @@ absl::Status H2Session::Init() {
     nghttp2_session_callbacks_del(callbacks);
     return absl::InternalError("nghttp2: no memory");
   }
-  // Until the server's SETTINGS arrive, assume no more than we would use anyway.
-  nghttp2_option_set_peer_max_concurrent_streams(option, options_.max_concurrent_streams);
+  // Until the server's SETTINGS arrive, assume it allows 100 streams (the least RFC 9113 asks
+  // servers to allow). If it then allows fewer, the excess waits inside nghttp2, unsent, until
+  // streams end: such a stream counts as open, and its wait is part of its latency.
+  nghttp2_option_set_peer_max_concurrent_streams(
+      option, std::min(options_.max_concurrent_streams, kAssumedPeerStreams));
   const int rv = nghttp2_session_client_new3(&session_, callbacks, this, option, &mem_);
   nghttp2_option_del(option);
   nghttp2_session_callbacks_del(callbacks);
@@ -401,6 +406,14 @@ Outcome H2Session::OutcomeAtClose(const Slot& slot, uint32_t error_code) const {
   return Outcome::kClosed;
 }
 
+// The slot of an open stream. The stream's user data can outlive the stream's slot: a stream we
+// ended ourselves before its HEADERS went out keeps it, and the slot may serve a newer stream.
+H2Session::Slot* H2Session::SlotOf(nghttp2_session* session, int32_t stream_id) {
+  auto* slot = static_cast<Slot*>(nghttp2_session_get_stream_user_data(session, stream_id));
+  if (slot == nullptr || !slot->open || slot->stream_id != stream_id) return nullptr;
+  return slot;
+}
+
 int H2Session::OnFrameRecv(nghttp2_session* session, const nghttp2_frame* frame, void* user) {
   H2Session* self = static_cast<H2Session*>(user);
   switch (frame->hd.type) {
@@ -409,8 +422,7 @@ int H2Session::OnFrameRecv(nghttp2_session* session, const nghttp2_frame* frame,
       self->goaway_last_stream_id_ = frame->goaway.last_stream_id;
       return 0;
     case NGHTTP2_RST_STREAM: {
-      auto* slot =
-          static_cast<Slot*>(nghttp2_session_get_stream_user_data(session, frame->hd.stream_id));
+      Slot* slot = SlotOf(session, frame->hd.stream_id);
       if (slot != nullptr) {
         slot->reset_received = true;
         slot->reset_code = frame->rst_stream.error_code;
@@ -420,8 +432,7 @@ int H2Session::OnFrameRecv(nghttp2_session* session, const nghttp2_frame* frame,
     case NGHTTP2_HEADERS:
     case NGHTTP2_DATA: {
       if ((frame->hd.flags & NGHTTP2_FLAG_END_STREAM) == 0) return 0;
-      auto* slot =
-          static_cast<Slot*>(nghttp2_session_get_stream_user_data(session, frame->hd.stream_id));
+      Slot* slot = SlotOf(session, frame->hd.stream_id);
       // nghttp2's HTTP checks reject an END_STREAM before a final response, so a status is set.
       if (slot != nullptr && slot->status >= 200) slot->response_complete = true;
       return 0;
@@ -437,20 +448,24 @@ int H2Session::OnHeader(nghttp2_session* session, const nghttp2_frame* frame, co
   if (frame->hd.type != NGHTTP2_HEADERS || namelen != 7 || std::memcmp(name, ":status", 7) != 0) {
     return 0;
   }
-  auto* slot =
-      static_cast<Slot*>(nghttp2_session_get_stream_user_data(session, frame->hd.stream_id));
+  Slot* slot = SlotOf(session, frame->hd.stream_id);
   if (slot == nullptr) return 0;
-  // nghttp2 has checked it is three digits.
+  // nghttp2 checks for three digits but lets "000".."099" through, which HTTP has no use for
+  // (RFC 9110 section 15): failing the callback resets the stream, which then ends as malformed.
   int status = 0;
-  for (size_t i = 0; i < valuelen; ++i) status = status * 10 + (value[i] - '0');
-  // 1xx responses are interim: the final one follows.
+  for (size_t i = 0; i < valuelen; ++i) {
+    if (value[i] < '0' || value[i] > '9') return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+    status = status * 10 + (value[i] - '0');
+  }
+  if (valuelen != 3 || status < 100) return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+  // 1xx responses are interim: the final one follows and overwrites it.
   slot->status = status;
   return 0;
 }
 
 int H2Session::OnDataChunk(nghttp2_session* session, uint8_t /*flags*/, int32_t stream_id,
                            const uint8_t* /*data*/, size_t len, void* /*user*/) {
-  auto* slot = static_cast<Slot*>(nghttp2_session_get_stream_user_data(session, stream_id));
+  Slot* slot = SlotOf(session, stream_id);
   if (slot != nullptr) slot->body_bytes += len;
   return 0;
 }
@@ -458,8 +473,8 @@ int H2Session::OnDataChunk(nghttp2_session* session, uint8_t /*flags*/, int32_t 
 int H2Session::OnStreamClose(nghttp2_session* session, int32_t stream_id, uint32_t error_code,
                              void* user) {
   H2Session* self = static_cast<H2Session*>(user);
-  auto* slot = static_cast<Slot*>(nghttp2_session_get_stream_user_data(session, stream_id));
-  if (slot == nullptr || !slot->open) return 0;  // already ended by us
+  Slot* slot = SlotOf(session, stream_id);
+  if (slot == nullptr) return 0;  // already ended by us
   self->End(slot, self->OutcomeAtClose(*slot, error_code));
   return 0;
 }

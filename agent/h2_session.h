@@ -75,7 +75,9 @@ class H2Request {
 
 struct H2SessionOptions {
   // Streams in flight at most (spec.target.maxConcurrentStreams, 1..1000); the server's
-  // SETTINGS_MAX_CONCURRENT_STREAMS lowers it when smaller.
+  // SETTINGS_MAX_CONCURRENT_STREAMS lowers it when smaller. Until those SETTINGS arrive the limit
+  // is min(this, 100); streams submitted then beyond the server's later limit wait, unsent, inside
+  // nghttp2 and count as open.
   uint32_t max_concurrent_streams = 100;
   // A stream whose request body cannot be sent because the server's flow-control window (the
   // stream's or the connection's) is 0 ends as flow_control after this long. A server that is
@@ -166,6 +168,7 @@ class H2Session {
   common::Outcome OutcomeAtClose(const Slot& slot, uint32_t error_code) const;
   void CheckFinished();
 
+  static Slot* SlotOf(nghttp2_session* session, int32_t stream_id);
   static int OnFrameRecv(nghttp2_session*, const nghttp2_frame* frame, void* user);
   static int OnHeader(nghttp2_session*, const nghttp2_frame* frame, const uint8_t* name,
                       size_t namelen, const uint8_t* value, size_t valuelen, uint8_t flags,

@@ -59,10 +59,13 @@ bool H2TestServer::Finished() const {
 }
 
 void H2TestServer::Respond(int32_t stream_id, int status, std::string body) {
+  Respond(stream_id, std::to_string(status), std::move(body));
+}
+
+void H2TestServer::Respond(int32_t stream_id, const std::string& status_text, std::string body) {
   Stream& stream = streams_[stream_id];
   stream.body = std::move(body);
   stream.sent = 0;
-  const std::string status_text = std::to_string(status);
   const std::string length = std::to_string(stream.body.size());
   auto nv = [](const char* name, const std::string& value) {
     return nghttp2_nv{reinterpret_cast<uint8_t*>(const_cast<char*>(name)),
@@ -110,6 +113,8 @@ void H2TestServer::OnRequest(int32_t stream_id) {
                           '\xff',
                           '\x7f'};
     raw_.append(frame, sizeof(frame));
+  } else if (path == "/bad-status") {
+    Respond(stream_id, "099", "three digits, not an HTTP status");
   } else if (path == "/hang") {
     // no answer
   } else if (path.rfind("/status/", 0) == 0) {

@@ -9,6 +9,7 @@
 //                later stream is left unanswered, as RFC 9113 allows
 //   /garbage     a DATA frame on stream 0 (a connection PROTOCOL_ERROR) instead of a response
 //   /bad-hpack   a HEADERS frame for this stream whose block HPACK cannot decode
+//   /bad-status  a response whose :status is "099" (three digits, which nghttp2 lets through)
 //   /hang        no answer at all
 //   anything else: 200 with body "ok"
 // Options::zero_window advertises SETTINGS_INITIAL_WINDOW_SIZE 0 and never sends WINDOW_UPDATE, so
@@ -57,6 +58,7 @@ class H2TestServer {
   };
   void OnRequest(int32_t stream_id);
   void Respond(int32_t stream_id, int status, std::string body);
+  void Respond(int32_t stream_id, const std::string& status_text, std::string body);
 
   static int OnFrameRecv(nghttp2_session*, const nghttp2_frame* frame, void* user);
   static int OnHeader(nghttp2_session*, const nghttp2_frame* frame, const uint8_t* name,

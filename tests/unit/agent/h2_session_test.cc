@@ -288,6 +288,20 @@ TEST_F(H2SessionTest, AHeaderBlockHpackCannotDecodeIsMalformed) {
   EXPECT_TRUE(client_->Finished());
 }
 
+// Found by h2_session_fuzz: nghttp2 accepts ":status: 006"; the session must not count it.
+TEST_F(H2SessionTest, AStatusBelowOneHundredIsMalformed) {
+  Start();
+  const H2Request bad = Request("GET", "/bad-status");
+  const H2Request get = Request("GET", "/");
+  ASSERT_TRUE(client_->Submit(bad, 1, 0, 1));
+  ASSERT_TRUE(client_->Submit(get, 2, 0, 1));
+  Pump();
+  ASSERT_EQ(recorder_.ends.size(), 2u);
+  EXPECT_EQ(recorder_.Find(1)->outcome, Outcome::kMalformed);
+  EXPECT_EQ(recorder_.Find(1)->status, 0);
+  EXPECT_EQ(recorder_.Find(2)->outcome, Outcome::kOk);  // a stream error: the connection goes on
+}
+
 TEST_F(H2SessionTest, ConnectionLostEndsEveryOpenStreamOnce) {
   Start();
   const H2Request hang = Request("GET", "/hang");
