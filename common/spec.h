@@ -36,6 +36,12 @@ inline constexpr uint32_t kMaxUsers = 1'000'000;
 inline constexpr double kMaxRate = 10'000'000;
 inline constexpr uint32_t kMaxAgents = 1000;
 inline constexpr uint32_t kMaxThreadsPerAgent = 256;
+// HTTP/2 streams in flight per connection (spec.target.maxConcurrentStreams). 100 is the
+// smallest limit RFC 9113 recommends a server allow and what nghttp2 and many servers advertise
+// (nginx: 128), so the default rarely waits on the server's SETTINGS. 1000 bounds the per-stream
+// state one connection holds (the client keeps a slot per stream).
+inline constexpr uint32_t kDefaultMaxConcurrentStreams = 100;
+inline constexpr uint32_t kMaxConcurrentStreams = 1000;
 // Agent Pods are named "<name>-agent-<i>", which must stay a 63-character DNS label.
 inline constexpr size_t kMaxNameLength = 52;
 
@@ -51,6 +57,7 @@ absl::StatusOr<v1::LoadTest> ParseLoadTest(std::string_view text);
 // Defaults then validation of an already-built message (the REST API and operator use this too).
 //
 // Defaults: metadata.namespace "default"; spec.agents 1; spec.target.timeout "10s";
+// spec.target.protocol "http1"; spec.target.maxConcurrentStreams 100 with protocol h2 or h2c;
 // spec.onAgentLoss "fail"; no requests: one GET of the target URL itself (path ""); each request:
 // method "GET", weight 1 when 0, name "METHOD path" ("/" for an empty path); a thinkTime that is
 // present: min "0s" when empty, max = min when empty. The load model (users or rate) is never

@@ -222,6 +222,30 @@ class Validator {
       Add("spec.target.url", problem);
     }
     Duration(target.timeout(), "spec.target.timeout");
+    const std::string& protocol = target.protocol();
+    const bool h2 = protocol == "h2" || protocol == "h2c";
+    if (protocol != "http1" && !h2) {
+      Add("spec.target.protocol",
+          absl::StrCat("must be \"http1\", \"h2\" or \"h2c\", got ", Quote(protocol)));
+    } else if (protocol == "h2" && absl::StartsWith(target.url(), "http://")) {
+      Add("spec.target.protocol",
+          "h2 is HTTP/2 over TLS (negotiated by ALPN) and needs an https:// url; for cleartext "
+          "HTTP/2 use h2c");
+    } else if (protocol == "h2c" && absl::StartsWith(target.url(), "https://")) {
+      Add("spec.target.protocol",
+          "h2c is cleartext HTTP/2 and needs an http:// url; for HTTP/2 over TLS use h2");
+    }
+    if (target.has_max_concurrent_streams()) {
+      const uint32_t streams = target.max_concurrent_streams();
+      if (protocol == "http1") {
+        Add("spec.target.maxConcurrentStreams",
+            "applies to protocol h2 or h2c only (HTTP/1.1 has one request in flight per "
+            "connection)");
+      } else if (streams < 1 || streams > kMaxConcurrentStreams) {
+        Add("spec.target.maxConcurrentStreams",
+            absl::StrCat("must be in 1..", kMaxConcurrentStreams, ", got ", streams));
+      }
+    }
   }
 
   // Returns the request names (defaulted where empty).
@@ -472,6 +496,12 @@ void ApplyDefaults(v1::LoadTest* test) {
   v1::LoadTestSpec* spec = test->mutable_spec();
   if (!spec->has_agents()) spec->set_agents(1);
   if (spec->target().timeout().empty()) spec->mutable_target()->set_timeout("10s");
+  v1::Target* target = spec->mutable_target();
+  if (target->protocol().empty()) target->set_protocol("http1");
+  if ((target->protocol() == "h2" || target->protocol() == "h2c") &&
+      !target->has_max_concurrent_streams()) {
+    target->set_max_concurrent_streams(kDefaultMaxConcurrentStreams);
+  }
   if (spec->on_agent_loss().empty()) spec->set_on_agent_loss("fail");
   // No requests and no scenarios: one GET of the target URL itself (path "").
   if (spec->requests_size() == 0 && spec->scenarios_size() == 0) spec->add_requests();

@@ -32,6 +32,12 @@ const char* OutcomeName(Outcome outcome) {
       return "expect";
     case Outcome::kCapture:
       return "capture";
+    case Outcome::kGoaway:
+      return "goaway";
+    case Outcome::kStreamReset:
+      return "rst_stream";
+    case Outcome::kFlowControl:
+      return "flow_control";
     case Outcome::kCount:
       break;
   }

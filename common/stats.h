@@ -26,6 +26,11 @@ enum class Outcome : uint8_t {
   kCancelled,         // still in flight when the run ended and its grace period ran out
   kExpectation,       // scenarios: the response failed the step's expect (body, JSON path)
   kCapture,           // scenarios: a value the step captures was not in the response
+  // HTTP/2 only. Appended after the HTTP/1 outcomes so every earlier index (and so every Report
+  // an older agent sends) keeps its meaning.
+  kGoaway,       // the server's GOAWAY excluded the stream (its id above last_stream_id)
+  kStreamReset,  // the server reset the stream (RST_STREAM), REFUSED_STREAM included
+  kFlowControl,  // the response stalled with a zero flow-control window past the stall bound
   kCount,
 };
 

@@ -50,8 +50,8 @@ struct FamilySpec {
 const FamilySpec kFamilies[kFamilyCount] = {
     {"stampede_requests_total", MetricType::Counter,
      "Requests that ended, by outcome (ok, status, connect, dns, tls, timeout, reset, closed, "
-     "malformed, "
-     "dropped, cancelled), over all agents."},
+     "malformed, dropped, cancelled, expect, capture, goaway, rst_stream, flow_control), over all "
+     "agents."},
     {"stampede_responses_total", MetricType::Counter,
      "Complete HTTP responses by status code class."},
     {"stampede_request_duration_seconds", MetricType::Histogram,

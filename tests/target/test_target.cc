@@ -16,6 +16,10 @@
 // (accepted since the start) and "open_connections" (accepted and not closed yet, not counting the
 // one asking), which reaches 0 once every other client has gone.
 //
+// --h2c serves HTTP/2 by prior knowledge instead (tests/target/h2_test_server.h: normal answers,
+// GOAWAY, RST_STREAM, garbage frames, undecodable HPACK, and with --h2-zero-window a flow-control
+// window that never opens). In that mode every connection speaks HTTP/2, so there is no /stats.
+//
 // Bounds: request head 16 KiB (431 and close); /bytes up to 64 MiB; /chunked up to 100000 chunks;
 // delays up to one hour; at most 10000 distinct paths in /stats (the rest go under "(other)").
 
@@ -51,6 +55,7 @@
 
 #include "common/http_syntax.h"
 #include "tests/target/flow.h"
+#include "tests/target/h2_test_server.h"
 
 namespace stampede::test_target {
 namespace {
@@ -732,7 +737,25 @@ Next Serve(Connection& conn) {
 struct ConnectionArgs {
   int fd;
   SSL_CTX* tls;
+  const H2TestServer::Options* h2;  // null: HTTP/1.1
 };
+
+// One HTTP/2 connection: write what the server session has, then block on the next read.
+void ServeH2(Connection& conn, const H2TestServer::Options& options) {
+  H2TestServer server(options);
+  char buf[16384];
+  for (;;) {
+    std::string out;
+    if (!server.Produce(&out) || (!out.empty() && !conn.Write(out))) return;
+    if (server.Finished()) return;
+    const size_t n = conn.Read(buf, sizeof buf);
+    if (n == 0 || !server.Receive(reinterpret_cast<const uint8_t*>(buf), n)) {
+      std::string last;  // a GOAWAY for the protocol error, when there is one
+      if (server.Produce(&last) && !last.empty()) conn.Write(last);
+      return;
+    }
+  }
+}
 
 void* ConnectionThread(void* raw) {
   std::unique_ptr<ConnectionArgs> args(static_cast<ConnectionArgs*>(raw));
@@ -747,6 +770,12 @@ void* ConnectionThread(void* raw) {
     }
   }
   Connection conn(args->fd, ssl);
+  if (args->h2 != nullptr) {
+    ServeH2(conn, *args->h2);
+    conn.CloseGracefully();
+    GlobalStats().ConnectionClosed();
+    return nullptr;
+  }
   switch (Serve(conn)) {
     case Next::kContinue:
     case Next::kClose:
@@ -763,12 +792,12 @@ void* ConnectionThread(void* raw) {
   return nullptr;
 }
 
-void StartConnectionThread(int fd, SSL_CTX* tls) {
+void StartConnectionThread(int fd, SSL_CTX* tls, const H2TestServer::Options* h2) {
   pthread_attr_t attr;
   pthread_attr_init(&attr);
   pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
   pthread_attr_setstacksize(&attr, kThreadStackBytes);
-  auto* args = new ConnectionArgs{fd, tls};
+  auto* args = new ConnectionArgs{fd, tls, h2};
   pthread_t thread;
   if (pthread_create(&thread, &attr, ConnectionThread, args) != 0) {
     delete args;
@@ -784,13 +813,15 @@ struct Flags {
   std::string port_file;
   std::string tls_cert;
   std::string tls_key;
+  bool h2c = false;
+  H2TestServer::Options h2;
 };
 
 [[noreturn]] void FlagError(const std::string& message) {
   std::fprintf(stderr, "stampede-test-target: %s\n", message.c_str());
   std::fprintf(stderr,
                "usage: stampede-test-target [--port N] [--host ADDR] [--port-file PATH] "
-               "[--tls-cert FILE --tls-key FILE]\n");
+               "[--tls-cert FILE --tls-key FILE] [--h2c [--h2-zero-window]]\n");
   std::exit(2);
 }
 
@@ -808,8 +839,14 @@ Flags ParseFlags(int argc, char** argv) {
     if (arg == "--help" || arg == "-h") {
       std::printf(
           "usage: stampede-test-target [--port N] [--host ADDR] [--port-file PATH] "
-          "[--tls-cert FILE --tls-key FILE]\n");
+          "[--tls-cert FILE --tls-key FILE] [--h2c [--h2-zero-window]]\n");
       std::exit(0);
+    }
+    if (arg == "--h2c" || arg == "--h2-zero-window") {
+      if (inline_value) FlagError("flag " + arg + " takes no value");
+      if (arg == "--h2c") flags.h2c = true;
+      if (arg == "--h2-zero-window") flags.h2.zero_window = true;
+      continue;
     }
     if (arg != "--port" && arg != "--host" && arg != "--port-file" && arg != "--tls-cert" &&
         arg != "--tls-key") {
@@ -833,6 +870,9 @@ Flags ParseFlags(int argc, char** argv) {
       flags.tls_key = value;
     }
   }
+  if (flags.h2.zero_window && !flags.h2c) FlagError("flag --h2-zero-window needs --h2c");
+  if (flags.h2c && !flags.tls_cert.empty())
+    FlagError("flag --h2c is cleartext: not with --tls-cert");
   if (flags.tls_cert.empty() != flags.tls_key.empty()) {
     FlagError(flags.tls_cert.empty() ? "flag --tls-key needs --tls-cert"
                                      : "flag --tls-cert needs --tls-key");
@@ -939,7 +979,7 @@ int Main(int argc, char** argv) {
     GlobalStats().CountConnection();
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    StartConnectionThread(fd, tls);
+    StartConnectionThread(fd, tls, flags.h2c ? &flags.h2 : nullptr);
   }
 }
 

@@ -66,5 +66,21 @@ TEST(EngineConfigTest, ABadDurationIsNamedByItsField) {
       << cfg.status();
 }
 
+// Until the worker drives agent/h2_session.h, an HTTP/2 test must fail loudly, not run HTTP/1.1.
+TEST(EngineConfigTest, HttpTwoIsRefusedByNameUntilTheWorkerRunsIt) {
+  for (const char* protocol : {"h2", "h2c"}) {
+    v1::Assignment a = ClosedAssignment();
+    a.mutable_spec()->mutable_target()->set_protocol(protocol);
+    absl::StatusOr<EngineConfig> cfg = EngineConfigFromAssignment(a, 1);
+    ASSERT_FALSE(cfg.ok()) << protocol;
+    EXPECT_EQ(cfg.status().code(), absl::StatusCode::kUnimplemented);
+    EXPECT_NE(cfg.status().message().find("spec.target.protocol"), std::string::npos)
+        << cfg.status();
+  }
+  v1::Assignment a = ClosedAssignment();
+  a.mutable_spec()->mutable_target()->set_protocol("http1");
+  EXPECT_TRUE(EngineConfigFromAssignment(a, 1).ok());
+}
+
 }  // namespace
 }  // namespace stampede::agent

@@ -722,6 +722,56 @@ TEST(ValidateLoadTestTest, TargetRules) {
   });
 }
 
+TEST(ValidateLoadTestTest, ProtocolRules) {
+  auto target = [](const char* url, const char* protocol, int streams) {
+    return [=](v1::LoadTest& t) {
+      v1::Target* target = t.mutable_spec()->mutable_target();
+      target->set_url(url);
+      target->set_protocol(protocol);
+      if (streams >= 0) target->set_max_concurrent_streams(static_cast<uint32_t>(streams));
+    };
+  };
+  CheckRules({
+      {"http1", target("http://h", "http1", -1), {}},
+      {"h2c", target("http://h", "h2c", 1), {}},
+      {"h2", target("https://h", "h2", 1000), {}},
+      {"unknown",
+       target("http://h", "http3", -1),
+       {"spec.target.protocol: must be \"http1\", \"h2\" or \"h2c\", got \"http3\""}},
+      {"h2 over http",
+       target("http://h", "h2", -1),
+       {"spec.target.protocol: h2 is HTTP/2 over TLS (negotiated by ALPN) and needs an https:// "
+        "url; for cleartext HTTP/2 use h2c"}},
+      {"h2c over https",
+       target("https://h", "h2c", -1),
+       {"spec.target.protocol: h2c is cleartext HTTP/2 and needs an http:// url; for HTTP/2 over "
+        "TLS use h2"}},
+      {"streams zero",
+       target("http://h", "h2c", 0),
+       {"spec.target.maxConcurrentStreams: must be in 1..1000, got 0"}},
+      {"streams big",
+       target("https://h", "h2", 1001),
+       {"spec.target.maxConcurrentStreams: must be in 1..1000, got 1001"}},
+      {"streams with http1",
+       target("http://h", "http1", 10),
+       {"spec.target.maxConcurrentStreams: applies to protocol h2 or h2c only (HTTP/1.1 has one "
+        "request in flight per connection)"}},
+  });
+}
+
+TEST(ParseLoadTestTest, ProtocolDefaults) {
+  EXPECT_EQ(MustParse(kMinimal).spec().target().protocol(), "http1");
+  EXPECT_FALSE(MustParse(kMinimal).spec().target().has_max_concurrent_streams());
+
+  std::string h2c = kMinimal;
+  const size_t url = h2c.find("url:");
+  ASSERT_NE(url, std::string::npos);
+  h2c.insert(url, "protocol: h2c, ");
+  const v1::LoadTest test = MustParse(h2c);
+  EXPECT_EQ(test.spec().target().protocol(), "h2c");
+  EXPECT_EQ(test.spec().target().max_concurrent_streams(), 100u);
+}
+
 TEST(ValidateLoadTestTest, RequestRules) {
   auto request = [](std::function<void(v1::Request&)> f) {
     return [f](v1::LoadTest& t) { f(*t.mutable_spec()->mutable_requests(0)); };

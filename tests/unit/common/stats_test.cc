@@ -26,6 +26,18 @@ TEST(OutcomeNameTest, EveryOutcomeHasADistinctName) {
   EXPECT_STREQ(OutcomeName(Outcome::kCount), "?");
 }
 
+// Reports carry outcomes by index (agent.proto): an outcome's index is part of the wire format.
+TEST(OutcomeNameTest, IndicesAreStableAndHttpTwoIsAppended) {
+  EXPECT_EQ(Index(Outcome::kCapture), 12u);
+  EXPECT_EQ(Index(Outcome::kGoaway), 13u);
+  EXPECT_EQ(Index(Outcome::kStreamReset), 14u);
+  EXPECT_EQ(Index(Outcome::kFlowControl), 15u);
+  EXPECT_EQ(Index(Outcome::kCount), 16u);
+  EXPECT_STREQ(OutcomeName(Outcome::kGoaway), "goaway");
+  EXPECT_STREQ(OutcomeName(Outcome::kStreamReset), "rst_stream");
+  EXPECT_STREQ(OutcomeName(Outcome::kFlowControl), "flow_control");
+}
+
 TEST(RequestStatsTest, RequestsAndErrorsCountOutcomes) {
   RequestStats s;
   EXPECT_EQ(s.Requests(), 0u);
