@@ -130,6 +130,20 @@ FlagSet BenchFlags(BenchOptions* o, BenchFlagValues* v) {
   flags.DurationNanos("--grace", "D",
                       "time in-flight requests get after the end (default: the timeout)",
                       &cfg.grace_ns, FlagSet::kNonNegative);
+  flags.Custom("--protocol", "P",
+               "http1 (default), h2 (HTTP/2 over TLS, by ALPN) or h2c (HTTP/2 over plain TCP, "
+               "prior knowledge)",
+               [&cfg](const std::string& value) {
+                 if (value != "http1" && value != "h2" && value != "h2c")
+                   return absl::InvalidArgumentError(
+                       absl::StrCat("must be http1, h2 or h2c, got \"", value, "\""));
+                 cfg.protocol = value;
+                 return absl::OkStatus();
+               });
+  flags.Count("--max-streams", "N",
+              "h2/h2c: requests in flight at once per connection (default 100; the server's "
+              "SETTINGS may lower it); users and arrivals share connections N at a time",
+              &cfg.max_concurrent_streams, 1, 1000);
   flags.Bool("--insecure", "https: skip certificate verification", &cfg.insecure_skip_verify);
   flags.String("--cacert", "FILE", "https: trust this CA (PEM) as well", &cfg.ca_file);
   flags.Group("engine and output:");

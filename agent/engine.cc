@@ -41,7 +41,7 @@ void WarmCertificateCache(X509_STORE* store) {
   }
 }
 
-absl::StatusOr<IoBackend> ChooseBackend(IoMode mode, bool tls) {
+absl::StatusOr<IoBackend> ChooseBackend(IoMode mode, bool tls, bool h2) {
   if (mode == IoMode::kAuto) {
     if (const char* env = std::getenv("STAMPEDE_IO"); env != nullptr && *env != '\0') {
       auto parsed = ParseIoMode(env);
@@ -57,6 +57,10 @@ absl::StatusOr<IoBackend> ChooseBackend(IoMode mode, bool tls) {
   if (tls) {
     SLOG(kInfo) << "io_backend=epoll why=\"https targets run on epoll: TLS over io_uring is not "
                    "built\"";
+    return IoBackend::kEpoll;
+  }
+  if (h2) {
+    SLOG(kInfo) << "io_backend=epoll why=\"HTTP/2 runs on epoll\"";
     return IoBackend::kEpoll;
   }
   if (absl::Status probe = ProbeUring(); !probe.ok()) {
@@ -148,7 +152,37 @@ absl::StatusOr<std::unique_ptr<Engine>> Engine::Create(EngineConfig config) {
     }
     shared.sni = url.host;
   }
-  ASSIGN_OR_RETURN(shared.io, ChooseBackend(config.io, url.tls));
+  const bool h2 = config.protocol == "h2" || config.protocol == "h2c";
+  if (!config.protocol.empty() && config.protocol != "http1" && !h2) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("protocol: must be http1, h2 or h2c, got \"", config.protocol, "\""));
+  }
+  if (config.protocol == "h2" && !url.tls) {
+    return absl::InvalidArgumentError("protocol: h2 needs an https:// URL (use h2c for http://)");
+  }
+  if (config.protocol == "h2c" && url.tls) {
+    return absl::InvalidArgumentError("protocol: h2c needs an http:// URL (use h2 for https://)");
+  }
+  if (h2) {
+    if (config.scenarios != nullptr) {
+      return absl::UnimplementedError(
+          "protocol: scenarios over HTTP/2 are not built yet; h2 and h2c run the request mix");
+    }
+    if (config.max_concurrent_streams < 1 || config.max_concurrent_streams > 1000) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "maxConcurrentStreams: must be between 1 and 1000, got ", config.max_concurrent_streams));
+    }
+    shared.h2_options.max_concurrent_streams = config.max_concurrent_streams;
+    for (const PreparedRequest& r : shared.requests) {
+      ASSIGN_OR_RETURN(H2Request request, H2Request::FromHttp1(r.wire, url.tls, r.expected));
+      shared.h2_requests.push_back(std::move(request));
+    }
+    if (shared.ssl_ctx != nullptr) {
+      static const unsigned char kH2Alpn[] = {2, 'h', '2'};
+      SSL_CTX_set_alpn_protos(shared.ssl_ctx, kH2Alpn, sizeof(kH2Alpn));
+    }
+  }
+  ASSIGN_OR_RETURN(shared.io, ChooseBackend(config.io, url.tls, h2));
 
   const bool open = shared.plan.model() == LoadPlan::Model::kOpen;
   uint32_t threads =

@@ -59,6 +59,10 @@ struct EngineConfig {
   // when the probe passes, epoll when it does not (one log line says why). https targets always
   // run on epoll: TLS over io_uring is not built.
   IoMode io = IoMode::kAuto;
+  // "http1" (or empty), "h2" (https:// only, ALPN) or "h2c" (http:// only, prior knowledge); with
+  // HTTP/2 each connection carries up to max_concurrent_streams requests at once.
+  std::string protocol;
+  uint32_t max_concurrent_streams = 100;
 };
 
 class Engine {

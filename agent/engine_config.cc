@@ -10,16 +10,16 @@ namespace stampede::agent {
 absl::StatusOr<EngineConfig> EngineConfigFromAssignment(const v1::Assignment& assignment,
                                                         uint32_t threads) {
   const v1::LoadTestSpec& spec = assignment.spec();
-  // The HTTP/2 client (agent/h2_session.h) is not driven by the worker yet: refuse rather than
-  // run an h2 test over HTTP/1.1 and report figures for the wrong protocol.
-  const std::string& protocol = spec.target().protocol();
-  if (!protocol.empty() && protocol != "http1") {
-    return absl::UnimplementedError(
-        absl::StrCat("spec.target.protocol: \"", protocol,
-                     "\" is not supported by this agent's engine yet (only http1)"));
-  }
   EngineConfig cfg;
   cfg.url = spec.target().url();
+  cfg.protocol = spec.target().protocol();
+  if (spec.target().has_max_concurrent_streams())
+    cfg.max_concurrent_streams = spec.target().max_concurrent_streams();
+  if (spec.scenarios_size() > 0 && (cfg.protocol == "h2" || cfg.protocol == "h2c")) {
+    return absl::UnimplementedError(
+        absl::StrCat("spec.target.protocol: \"", cfg.protocol,
+                     "\" runs spec.requests; scenarios over HTTP/2 are not built yet"));
+  }
   if (!spec.target().timeout().empty()) {
     ASSIGN_OR_RETURN(cfg.timeout_ns,
                      common::ParseDurationNanos("spec.target.timeout", spec.target().timeout()));

@@ -71,6 +71,9 @@ struct Worker::Connection {
   bool connect_pending = false;
   bool send_pending = false;
   bool receive_armed = false;
+  // HTTP/2: the request waits for a stream on its connection, or is one.
+  bool h2_waiting = false;
+  bool h2_submitted = false;
   uint32_t request = 0;        // the stat it counts under (the mix: the request)
   uint32_t step = 0;           // scenarios: the request step in flight
   bool end_iteration = false;  // scenarios: its result ends the user's iteration
@@ -87,6 +90,29 @@ struct Worker::Connection {
   HttpResponseParser parser;
   std::unique_ptr<UserState> user;  // scenarios
 };
+
+// One HTTP/2 connection of the worker and the slots whose streams it carries.
+struct Worker::H2Connection final : H2Session::Listener {
+  enum class Phase : uint8_t { kClosed, kConnecting, kHandshaking, kOpen };
+
+  void OnStreamEnd(const H2StreamEnd& end) override { worker->OnH2StreamEnd(*this, end); }
+
+  Worker* worker = nullptr;
+  int fd = -1;
+  SSL* ssl = nullptr;
+  Phase phase = Phase::kClosed;
+  std::unique_ptr<H2Session> session;
+  std::vector<Connection*> pending;  // slots waiting for a stream, oldest first from `head`
+  size_t head = 0;
+  std::unique_ptr<uint8_t[]> out;  // produced, not yet written: [out_begin, out_end)
+  size_t out_begin = 0, out_end = 0;
+  bool busy = false;   // inside a session call or a pump: H2Pump only marks `again`
+  bool again = false;  // another pass is due when the outer call returns
+};
+
+namespace {
+constexpr size_t kH2OutBytes = 64 * 1024;
+}  // namespace
 
 Worker::Worker(const WorkerShared& shared, uint32_t stream_index, uint32_t connections,
                uint64_t seed, Publish publish)
@@ -112,6 +138,17 @@ Worker::Worker(const WorkerShared& shared, uint32_t stream_index, uint32_t conne
     for (Connection& c : connections_) c.user = std::make_unique<UserState>();
     finder_ = std::make_unique<common::JsonFinder>();
   }
+  if (!shared_.h2_requests.empty()) {
+    h2_per_connection_ = std::max<uint32_t>(shared_.h2_options.max_concurrent_streams, 1);
+    const size_t n = (count + h2_per_connection_ - 1) / h2_per_connection_;
+    for (size_t i = 0; i < n; ++i) {
+      auto h = std::make_unique<H2Connection>();
+      h->worker = this;
+      h->pending.reserve(h2_per_connection_);
+      h->out.reset(new uint8_t[kH2OutBytes]);
+      h2_.push_back(std::move(h));
+    }
+  }
   // Created here, before the thread starts, so Stop (from any thread) reads settled descriptors.
   epoll_fd_ = epoll_create1(EPOLL_CLOEXEC);
   timer_fd_ = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
@@ -119,6 +156,7 @@ Worker::Worker(const WorkerShared& shared, uint32_t stream_index, uint32_t conne
 }
 
 Worker::~Worker() {
+  for (auto& h : h2_) H2Close(*h);
   for (Connection& c : connections_) CloseSocket(c);
   for (int fd : {epoll_fd_, timer_fd_, wake_fd_}) {
     if (fd >= 0) close(fd);
@@ -215,6 +253,8 @@ void Worker::Loop() {
         uint64_t value;
         ssize_t ignored = read(wake_fd_, &value, sizeof(value));
         (void)ignored;
+      } else if (const auto bits = reinterpret_cast<uintptr_t>(ptr); bits & 1) {
+        OnH2Event(*reinterpret_cast<H2Connection*>(bits & ~uintptr_t{1}), events[i].events);
       } else {
         OnEvent(*static_cast<Connection*>(ptr), events[i].events);
       }
@@ -364,6 +404,9 @@ int64_t Worker::NextDeadline() const {
     d = std::min(d, drain_deadline_ns_);
   }
   if (timeout_head_ != nullptr) d = std::min(d, timeout_head_->deadline_ns);
+  for (const auto& h : h2_) {
+    if (h->session != nullptr) d = std::min(d, h->session->NextDeadlineNs());
+  }
   if (!wakeups_.empty()) d = std::min(d, wakeups_.front().first);
   d = std::min(d, next_ramp_ns_);
   if (open_model_ && next_arrival_ns_ != INT64_MAX) {
@@ -385,8 +428,18 @@ void Worker::Housekeeping(int64_t now) {
   while (timeout_head_ != nullptr && timeout_head_->deadline_ns <= now) {
     // A handshake that never completes (https:// to a plain-HTTP port that waits for a request
     // head) is a TLS failure, not a slow response.
-    Fail(*timeout_head_,
-         timeout_head_->state == State::kHandshaking ? Outcome::kTls : Outcome::kTimeout);
+    const bool handshaking =
+        timeout_head_->state == State::kHandshaking ||
+        (!h2_.empty() && HomeOf(*timeout_head_).phase == H2Connection::Phase::kHandshaking);
+    Fail(*timeout_head_, handshaking ? Outcome::kTls : Outcome::kTimeout);
+  }
+  for (auto& h : h2_) {
+    // Flow-control stalls (request timeouts are the worker's own, above).
+    if (h->session == nullptr || h->session->NextDeadlineNs() > now) continue;
+    h->busy = true;
+    h->session->Tick(now);
+    h->busy = false;
+    H2Pump(*h, now);
   }
   auto later = [](const std::pair<int64_t, Connection*>& a,
                   const std::pair<int64_t, Connection*>& b) { return a.first > b.first; };
@@ -410,7 +463,10 @@ void Worker::Housekeeping(int64_t now) {
     if (now >= drain_deadline_ns_) {
       while (timeout_head_ != nullptr) Fail(*timeout_head_, Outcome::kCancelled);
     }
-    if (in_flight_ == 0) finished_ = true;
+    if (in_flight_ == 0) {
+      finished_ = true;
+      for (auto& h : h2_) H2Close(*h);
+    }
   }
 }
 
@@ -687,6 +743,10 @@ void Worker::EndUser(Connection& c, int64_t now) {
 void Worker::Launch(Connection& c, int64_t now) {
   ++in_flight_;
   Track(c, now + shared_.timeout_ns);
+  if (!h2_.empty()) {
+    H2Enqueue(c, now);
+    return;
+  }
   if (c.fd < 0) {
     OpenSocket(c, now);
   } else {
@@ -952,6 +1012,15 @@ void Worker::Complete(Connection& c, int64_t now, bool close_after) {
 }
 
 void Worker::Fail(Connection& c, Outcome outcome) {
+  if (c.h2_submitted) {
+    H2Abandon(c, outcome);  // the session ends the stream and counts it (OnH2StreamEnd)
+    return;
+  }
+  if (c.h2_waiting) {
+    H2Connection& h = HomeOf(c);
+    h.pending.erase(std::find(h.pending.begin() + h.head, h.pending.end(), &c));
+    c.h2_waiting = false;
+  }
   Untrack(c);
   --in_flight_;
   ++current_->requests[c.request].outcomes[static_cast<size_t>(outcome)];
@@ -1056,6 +1125,322 @@ void Worker::Untrack(Connection& c) {
   else
     timeout_tail_ = c.prev;
   c.prev = c.next = nullptr;
+}
+
+// --- HTTP/2 -------------------------------------------------------------------------------------
+
+Worker::H2Connection& Worker::HomeOf(const Connection& c) {
+  return *h2_[static_cast<size_t>(&c - connections_.data()) / h2_per_connection_];
+}
+
+void Worker::H2Enqueue(Connection& c, int64_t now) {
+  if (shared_.dns_failed) {
+    Fail(c, Outcome::kDns);
+    return;
+  }
+  H2Connection& h = HomeOf(c);
+  c.state = State::kSending;
+  c.send_ns = now;
+  c.h2_waiting = true;
+  h.pending.push_back(&c);
+  H2Pump(h, now);
+}
+
+void Worker::H2Pump(H2Connection& h, int64_t now) {
+  if (h.busy) {
+    h.again = true;
+    return;
+  }
+  h.busy = true;
+  do {
+    h.again = false;
+    if (h.phase == H2Connection::Phase::kClosed) {
+      if (h.head < h.pending.size()) H2Open(h, now);
+      continue;
+    }
+    if (h.phase != H2Connection::Phase::kOpen) break;
+    while (h.head < h.pending.size()) {
+      Connection& c = *h.pending[h.head];
+      const uint64_t tag = static_cast<uint64_t>(&c - connections_.data());
+      if (!h.session->Submit(shared_.h2_requests[c.request], tag, 0, now)) break;
+      ++h.head;
+      c.h2_waiting = false;
+      c.h2_submitted = true;
+      c.send_ns = now;
+    }
+    if (h.head == h.pending.size()) {
+      h.pending.clear();
+      h.head = 0;
+    }
+    H2Flush(h, now);
+    if (h.phase == H2Connection::Phase::kOpen && h.session->Finished() &&
+        h.out_begin == h.out_end) {
+      // GOAWAY, or a protocol error, and every stream has ended: a new connection serves the
+      // slots still waiting.
+      H2Close(h);
+      h.again = h.head < h.pending.size();
+    }
+  } while (h.again);
+  h.busy = false;
+}
+
+void Worker::H2Open(H2Connection& h, int64_t now) {
+  (void)now;
+  auto session = H2Session::Create(shared_.h2_options, &h);
+  const int fd = session.ok() ? socket(shared_.address.ss_family,
+                                       SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)
+                              : -1;
+  if (fd < 0) {
+    H2ConnectFailed(h, Outcome::kConnect);
+    return;
+  }
+  const int one = 1;
+  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+  h.fd = fd;
+  h.session = std::move(session).value();
+  h.out_begin = h.out_end = 0;
+  h.phase = H2Connection::Phase::kConnecting;
+  ++current_->connections_opened;
+  epoll_event ev{};
+  ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
+  ev.data.u64 = reinterpret_cast<uintptr_t>(&h) | 1;  // a tagged pointer: not a user slot
+  if (epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, fd, &ev) != 0) {
+    H2ConnectFailed(h, Outcome::kConnect);
+    return;
+  }
+  if (connect(fd, reinterpret_cast<const sockaddr*>(&shared_.address), shared_.address_len) == 0) {
+    H2Connected(h, Now());
+  } else if (errno != EINPROGRESS) {
+    H2ConnectFailed(h, Outcome::kConnect);
+  }
+}
+
+void Worker::H2Connected(H2Connection& h, int64_t now) {
+  if (shared_.ssl_ctx != nullptr) {
+    h.ssl = SSL_new(shared_.ssl_ctx);
+    if (h.ssl == nullptr || SSL_set_fd(h.ssl, h.fd) != 1) {
+      H2ConnectFailed(h, Outcome::kTls);
+      return;
+    }
+    SSL_set_tlsext_host_name(h.ssl, shared_.sni.c_str());
+    if (SSL_CTX_get_verify_mode(shared_.ssl_ctx) != SSL_VERIFY_NONE)
+      SSL_set1_host(h.ssl, shared_.sni.c_str());
+    SSL_set_connect_state(h.ssl);
+    h.phase = H2Connection::Phase::kHandshaking;
+    H2Handshake(h, now);
+    return;
+  }
+  h.phase = H2Connection::Phase::kOpen;
+  h.again = true;  // the pump that opened us (or the next one) submits and writes
+  if (!h.busy) H2Pump(h, now);
+}
+
+void Worker::H2Handshake(H2Connection& h, int64_t now) {
+  ERR_clear_error();
+  const int rc = SSL_do_handshake(h.ssl);
+  if (rc != 1) {
+    const int err = SSL_get_error(h.ssl, rc);
+    if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) return;
+    H2ConnectFailed(h, Outcome::kTls);
+    return;
+  }
+  // h2 is negotiated by ALPN; a server that picks anything else cannot take our frames.
+  const unsigned char* alpn = nullptr;
+  unsigned int alpn_len = 0;
+  SSL_get0_alpn_selected(h.ssl, &alpn, &alpn_len);
+  if (alpn_len != 2 || std::memcmp(alpn, "h2", 2) != 0) {
+    H2ConnectFailed(h, Outcome::kTls);
+    return;
+  }
+  h.phase = H2Connection::Phase::kOpen;
+  h.again = true;
+  if (!h.busy) H2Pump(h, now);
+}
+
+void Worker::H2Flush(H2Connection& h, int64_t now) {
+  while (h.fd >= 0) {
+    if (h.out_begin == h.out_end) {
+      h.out_begin = 0;
+      h.out_end = h.session->Produce(h.out.get(), kH2OutBytes, now);
+      if (h.out_end == 0) return;
+    }
+    const uint8_t* data = h.out.get() + h.out_begin;
+    const size_t size = h.out_end - h.out_begin;
+    ssize_t n;
+    if (h.ssl != nullptr) {
+      ERR_clear_error();
+      const int rc = SSL_write(h.ssl, data, static_cast<int>(size));
+      if (rc <= 0) {
+        const int err = SSL_get_error(h.ssl, rc);
+        if (err == SSL_ERROR_WANT_WRITE || err == SSL_ERROR_WANT_READ) return;
+        n = -1;
+      } else {
+        n = rc;
+      }
+    } else {
+      n = send(h.fd, data, size, MSG_NOSIGNAL);
+      if (n < 0 && (errno == EAGAIN || errno == EINTR)) return;  // EPOLLOUT resumes us
+    }
+    if (n < 0) {
+      h.session->ConnectionLost(Outcome::kReset);
+      H2Close(h);
+      return;
+    }
+    h.out_begin += static_cast<size_t>(n);
+    current_->bytes_written += static_cast<uint64_t>(n);
+  }
+}
+
+void Worker::H2Read(H2Connection& h, uint32_t events, int64_t now) {
+  char* buf = read_buffer_.get();
+  const bool peer_closed = events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR);
+  h.busy = true;
+  bool lost = false;
+  while (!h.session->Finished()) {
+    ssize_t n;
+    if (h.ssl != nullptr) {
+      ERR_clear_error();
+      const int rc = SSL_read(h.ssl, buf, static_cast<int>(kReadBufferBytes));
+      if (rc <= 0) {
+        const int err = SSL_get_error(h.ssl, rc);
+        if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) break;
+        n = (err == SSL_ERROR_ZERO_RETURN || (err == SSL_ERROR_SYSCALL && errno == 0)) ? 0 : -1;
+      } else {
+        n = rc;
+      }
+    } else {
+      n = recv(h.fd, buf, kReadBufferBytes, 0);
+      if (n < 0 && (errno == EAGAIN || errno == EINTR)) break;
+    }
+    if (n > 0) {
+      current_->bytes_read += static_cast<uint64_t>(n);
+      h.session->Receive(reinterpret_cast<const uint8_t*>(buf), static_cast<size_t>(n), now);
+      if (h.ssl == nullptr && !peer_closed && static_cast<size_t>(n) < kReadBufferBytes) break;
+      continue;
+    }
+    // The server closed (its streams end as closed) or reset the connection.
+    h.session->ConnectionLost(n == 0 ? Outcome::kClosed : Outcome::kReset);
+    lost = true;
+    break;
+  }
+  h.busy = false;
+  if (lost) H2Close(h);
+  H2Pump(h, now);
+}
+
+void Worker::OnH2Event(H2Connection& h, uint32_t events) {
+  const int64_t now = Now();
+  switch (h.phase) {
+    case H2Connection::Phase::kClosed:
+      return;
+    case H2Connection::Phase::kConnecting: {
+      int error = 0;
+      socklen_t len = sizeof(error);
+      getsockopt(h.fd, SOL_SOCKET, SO_ERROR, &error, &len);
+      if (error != 0) {
+        H2ConnectFailed(h, Outcome::kConnect);
+      } else if (events & (EPOLLOUT | EPOLLERR | EPOLLHUP)) {
+        H2Connected(h, now);
+      }
+      return;
+    }
+    case H2Connection::Phase::kHandshaking:
+      H2Handshake(h, now);
+      return;
+    case H2Connection::Phase::kOpen:
+      if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) {
+        H2Read(h, events, now);
+      } else {
+        H2Pump(h, now);
+      }
+      return;
+  }
+}
+
+void Worker::H2ConnectFailed(H2Connection& h, Outcome outcome) {
+  H2Close(h);
+  // Nothing was submitted on a connection that never opened: the waiting slots fail one by one.
+  // Each backs off (connect, dns and tls failures do), so none re-queues within this loop.
+  std::vector<Connection*> waiting(h.pending.begin() + h.head, h.pending.end());
+  h.pending.clear();
+  h.head = 0;
+  const bool was_busy = h.busy;
+  h.busy = true;
+  for (Connection* c : waiting) {
+    c->h2_waiting = false;
+    Fail(*c, outcome);
+  }
+  h.busy = was_busy;
+  if (!was_busy && h.head < h.pending.size()) H2Pump(h, Now());
+}
+
+void Worker::H2Close(H2Connection& h) {
+  if (h.ssl != nullptr) {
+    SSL_free(h.ssl);
+    h.ssl = nullptr;
+  }
+  if (h.fd >= 0) {
+    close(h.fd);
+    h.fd = -1;
+  }
+  if (h.session != nullptr && h.session->OpenStreams() != 0) {
+    // Closing under open streams (the end of the run): they end as the transport does.
+    const bool was_busy = h.busy;
+    h.busy = true;
+    h.session->ConnectionLost(Outcome::kCancelled);
+    h.busy = was_busy;
+  }
+  h.session.reset();
+  h.out_begin = h.out_end = 0;
+  h.phase = H2Connection::Phase::kClosed;
+}
+
+void Worker::OnH2StreamEnd(H2Connection& h, const H2StreamEnd& end) {
+  (void)h;
+  if (end.tag >= connections_.size()) return;
+  Connection& c = connections_[end.tag];
+  if (!c.h2_submitted) return;
+  c.h2_submitted = false;
+  Untrack(c);
+  --in_flight_;
+  const int64_t now = Now();
+  RequestStats& stats = current_->requests[c.request];
+  if (end.status != 0) {
+    const int status_class = end.status / 100;
+    ++stats.status_classes[status_class >= 1 && status_class <= 5 ? status_class : 0];
+  }
+  ++stats.outcomes[static_cast<size_t>(end.outcome)];
+  int64_t backoff = 0;
+  if (end.outcome == Outcome::kOk || end.outcome == Outcome::kUnexpectedStatus) {
+    stats.latency.Record(static_cast<uint64_t>(std::max<int64_t>(now - c.start_ns, 0)));
+    if (open_model_)
+      stats.service.Record(static_cast<uint64_t>(std::max<int64_t>(now - c.send_ns, 0)));
+    c.backoff_ns = 0;
+  } else if (end.outcome == Outcome::kGoaway) {
+    // Refused by a GOAWAY before the server saw it: retried on the next connection after a
+    // short pause, so a server that keeps refusing cannot turn the user into a busy loop.
+    c.backoff_ns = c.backoff_ns == 0 ? kFirstBackoffNs : std::min(c.backoff_ns * 2, kMaxBackoffNs);
+    backoff = c.backoff_ns;
+  }
+  AfterRequest(c, now, backoff);
+}
+
+void Worker::H2Abandon(Connection& c, Outcome outcome) {
+  H2Connection& h = HomeOf(c);
+  const uint64_t tag = static_cast<uint64_t>(&c - connections_.data());
+  const bool was_busy = h.busy;
+  h.busy = true;
+  const bool ended = h.session != nullptr && h.session->Cancel(tag, outcome);
+  h.busy = was_busy;
+  if (!ended && c.h2_submitted) {
+    // The session no longer knows the stream: count it here.
+    c.h2_submitted = false;
+    Untrack(c);
+    --in_flight_;
+    ++current_->requests[c.request].outcomes[static_cast<size_t>(outcome)];
+    AfterRequest(c, Now(), 0);
+  }
+  if (!was_busy) H2Pump(h, Now());
 }
 
 }  // namespace stampede::agent

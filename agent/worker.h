@@ -14,6 +14,7 @@
 #include <utility>
 #include <vector>
 
+#include "agent/h2_session.h"
 #include "agent/http_response_parser.h"
 #include "agent/scenario_program.h"
 #include "agent/target.h"
@@ -56,6 +57,10 @@ struct WorkerShared {
   int64_t grace_ns = 0;              // how long in-flight requests may finish after the end
   uint32_t stream_count = 1;         // workers sharing the plan, over all agents
   IoBackend io = IoBackend::kEpoll;  // chosen by the engine (never io_uring for https)
+  // HTTP/2 (target.protocol h2 or h2c; the request mix only): each request of `requests` as
+  // HTTP/2 headers, and the sessions' options. Empty for HTTP/1.1. HTTP/2 runs on epoll.
+  std::vector<H2Request> h2_requests;
+  H2SessionOptions h2_options;
 };
 
 class Worker {
@@ -87,6 +92,8 @@ class Worker {
  private:
   struct Connection;
   enum class State : uint8_t;
+  struct H2Connection;
+  friend struct H2Connection;
 
   void Loop();
   // The io_uring backend's loop: one io_uring_enter per turn submits the turn's sends and waits.
@@ -142,6 +149,27 @@ class Worker {
   void Track(Connection& c, int64_t deadline);
   void Untrack(Connection& c);
 
+  // HTTP/2: user slots (Connection) are streams on a few shared connections; slot i belongs to
+  // connection i / maxConcurrentStreams, so a slot always finds a stream free on its own one.
+  H2Connection& HomeOf(const Connection& c);
+  // Queues the slot's request on its connection and sends what can go.
+  void H2Enqueue(Connection& c, int64_t now);
+  // Opens, submits, writes and closes as the connection's state allows; re-entrant calls (from
+  // a stream's end inside the session) only mark it for another pass.
+  void H2Pump(H2Connection& h, int64_t now);
+  void H2Open(H2Connection& h, int64_t now);
+  void H2Connected(H2Connection& h, int64_t now);
+  void H2Handshake(H2Connection& h, int64_t now);
+  void H2Flush(H2Connection& h, int64_t now);
+  void H2Read(H2Connection& h, uint32_t events, int64_t now);
+  void OnH2Event(H2Connection& h, uint32_t events);
+  // The socket failed before it carried a stream: every waiting slot fails with `outcome`.
+  void H2ConnectFailed(H2Connection& h, Outcome outcome);
+  void H2Close(H2Connection& h);
+  void OnH2StreamEnd(H2Connection& h, const H2StreamEnd& end);
+  // Ends a slot's request that is waiting or in a stream, counting `outcome`.
+  void H2Abandon(Connection& c, Outcome outcome);
+
   // Constant after construction.
   const WorkerShared& shared_;
   const uint32_t stream_index_;
@@ -184,9 +212,11 @@ class Worker {
   int64_t thread_cpu_ns_ = 0;
   std::unique_ptr<IntervalStats> current_;
   std::unique_ptr<char[]> read_buffer_;
-  std::unique_ptr<common::JsonFinder> finder_;  // scenarios that check or capture JSON
-  std::unique_ptr<Uring> ring_;                 // the io_uring backend; null on epoll
-  uint64_t wake_value_ = 0;                     // io_uring: where the wake eventfd's read lands
+  std::unique_ptr<common::JsonFinder> finder_;     // scenarios that check or capture JSON
+  std::vector<std::unique_ptr<H2Connection>> h2_;  // HTTP/2 only
+  uint32_t h2_per_connection_ = 0;
+  std::unique_ptr<Uring> ring_;  // the io_uring backend; null on epoll
+  uint64_t wake_value_ = 0;      // io_uring: where the wake eventfd's read lands
 };
 
 }  // namespace stampede::agent
