@@ -1396,11 +1396,19 @@ void Worker::H2Close(H2Connection& h) {
 }
 
 void Worker::OnH2StreamEnd(H2Connection& h, const H2StreamEnd& end) {
-  (void)h;
   if (end.tag >= connections_.size()) return;
   Connection& c = connections_[end.tag];
   if (!c.h2_submitted) return;
   c.h2_submitted = false;
+  if (end.outcome == Outcome::kGoaway && !c.retried) {
+    // The server never processed it (its GOAWAY's last stream id is below): sent again once, on
+    // the connection that replaces this one, as browsers do. Servers recycle connections this way
+    // (nginx after keepalive_requests), so a first refusal is no error. Latency keeps counting.
+    c.retried = true;
+    c.h2_waiting = true;
+    h.pending.push_back(&c);
+    return;
+  }
   Untrack(c);
   --in_flight_;
   const int64_t now = Now();
@@ -1417,8 +1425,8 @@ void Worker::OnH2StreamEnd(H2Connection& h, const H2StreamEnd& end) {
       stats.service.Record(static_cast<uint64_t>(std::max<int64_t>(now - c.send_ns, 0)));
     c.backoff_ns = 0;
   } else if (end.outcome == Outcome::kGoaway) {
-    // Refused by a GOAWAY before the server saw it: retried on the next connection after a
-    // short pause, so a server that keeps refusing cannot turn the user into a busy loop.
+    // Refused by GOAWAY a second time: counted, and the user pauses before its next request, so
+    // a server that keeps refusing cannot turn it into a busy loop.
     c.backoff_ns = c.backoff_ns == 0 ? kFirstBackoffNs : std::min(c.backoff_ns * 2, kMaxBackoffNs);
     backoff = c.backoff_ns;
   }
