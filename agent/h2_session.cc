@@ -35,8 +35,6 @@ struct H2Session::Slot {
 
 namespace {
 
-constexpr uint32_t kAssumedPeerStreams = 100;
-
 bool ConnectionSpecific(absl::string_view lower_name) {
   return lower_name == "connection" || lower_name == "keep-alive" ||
          lower_name == "proxy-connection" || lower_name == "transfer-encoding" ||
@@ -167,11 +165,10 @@ absl::Status H2Session::Init() {
     nghttp2_session_callbacks_del(callbacks);
     return absl::InternalError("nghttp2: no memory");
   }
-  // Until the server's SETTINGS arrive, assume it allows 100 streams (the least RFC 9113 asks
-  // servers to allow). If it then allows fewer, the excess waits inside nghttp2, unsent, until
-  // streams end: such a stream counts as open, and its wait is part of its latency.
-  nghttp2_option_set_peer_max_concurrent_streams(
-      option, std::min(options_.max_concurrent_streams, kAssumedPeerStreams));
+  // Until the server's SETTINGS arrive, one stream: the server's limit is unknown, and a server
+  // with a lower one refuses the excess (nginx answers REFUSED_STREAM), which would count as
+  // rst_stream errors the client caused. The first flight carries one request.
+  nghttp2_option_set_peer_max_concurrent_streams(option, 1);
   const int rv = nghttp2_session_client_new3(&session_, callbacks, this, option, &mem_);
   nghttp2_option_del(option);
   nghttp2_session_callbacks_del(callbacks);
@@ -193,6 +190,7 @@ absl::Status H2Session::Init() {
 }
 
 uint32_t H2Session::StreamLimit() const {
+  if (!settings_received_) return 1;
   const uint32_t peer =
       nghttp2_session_get_remote_settings(session_, NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS);
   return std::min(peer, options_.max_concurrent_streams);
@@ -417,6 +415,9 @@ H2Session::Slot* H2Session::SlotOf(nghttp2_session* session, int32_t stream_id) 
 int H2Session::OnFrameRecv(nghttp2_session* session, const nghttp2_frame* frame, void* user) {
   H2Session* self = static_cast<H2Session*>(user);
   switch (frame->hd.type) {
+    case NGHTTP2_SETTINGS:
+      if ((frame->hd.flags & NGHTTP2_FLAG_ACK) == 0) self->settings_received_ = true;
+      return 0;
     case NGHTTP2_GOAWAY:
       self->goaway_received_ = true;
       self->goaway_last_stream_id_ = frame->goaway.last_stream_id;

@@ -76,8 +76,7 @@ class H2Request {
 struct H2SessionOptions {
   // Streams in flight at most (spec.target.maxConcurrentStreams, 1..1000); the server's
   // SETTINGS_MAX_CONCURRENT_STREAMS lowers it when smaller. Until those SETTINGS arrive the limit
-  // is min(this, 100); streams submitted then beyond the server's later limit wait, unsent, inside
-  // nghttp2 and count as open.
+  // is 1: a server with a lower limit than the streams sent refuses the excess (REFUSED_STREAM).
   uint32_t max_concurrent_streams = 100;
   // A stream whose request body cannot be sent because the server's flow-control window (the
   // stream's or the connection's) is 0 ends as flow_control after this long. A server that is
@@ -151,6 +150,8 @@ class H2Session {
   // New streams can be submitted when below StreamLimit (no GOAWAY, ids left, not finished).
   bool AcceptsStreams() const;
   uint32_t StreamLimit() const;
+  // The server's first SETTINGS have arrived; until then StreamLimit() is 1.
+  bool PeerSettingsReceived() const { return settings_received_; }
   uint32_t OpenStreams() const { return open_; }
   // Blocks nghttp2 asked its allocator for since Create.
   uint64_t allocations() const { return allocations_; }
@@ -198,6 +199,7 @@ class H2Session {
   const uint8_t* pending_ = nullptr;  // bytes from nghttp2_session_mem_send not yet produced
   size_t pending_size_ = 0;
 
+  bool settings_received_ = false;  // the server's first SETTINGS (not an ACK)
   bool goaway_received_ = false;
   int32_t goaway_last_stream_id_ = 0;
   bool protocol_error_ = false;  // we sent GOAWAY with an error code: the peer broke the protocol
