@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <climits>
+#include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <utility>
@@ -149,6 +150,7 @@ H2Session::H2Session(const H2SessionOptions& options, Listener* listener)
 
 H2Session::~H2Session() {
   if (session_ != nullptr) nghttp2_session_del(session_);
+  ReleasePool();
 }
 
 absl::Status H2Session::Init() {
@@ -509,21 +511,102 @@ ssize_t H2Session::ReadBody(nghttp2_session* /*session*/, int32_t stream_id, uin
   return static_cast<ssize_t>(n);
 }
 
-void* H2Session::Malloc(size_t size, void* user) {
-  ++static_cast<H2Session*>(user)->allocations_;
-  return std::malloc(size);
+// nghttp2's allocator: blocks of 64 B..4 KiB come from per-size-class free lists, so a stream's
+// allocations in steady state reuse the blocks of the streams before it. Each block has a 16-byte
+// header (its class, or its size when larger than the classes), which keeps payloads 16-aligned.
+namespace {
+
+constexpr size_t kHeaderBytes = 16;
+constexpr size_t kLargeClass = ~size_t{0};
+constexpr size_t kClassCount = 7;  // H2Session::kPoolClasses
+
+// Under AddressSanitizer (the fuzz build) blocks go back to free() at once, so that a use after
+// free in or around nghttp2 is caught rather than hidden by reuse.
+#if defined(__SANITIZE_ADDRESS__)
+constexpr bool kPool = false;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+constexpr bool kPool = false;
+#else
+constexpr bool kPool = true;
+#endif
+#else
+constexpr bool kPool = true;
+#endif
+
+size_t ClassFor(size_t size) {
+  size_t c = 0;
+  while (c < kClassCount && (size_t{64} << c) < size) ++c;
+  return c < kClassCount ? c : kLargeClass;
 }
 
-void H2Session::Free(void* ptr, void* /*user*/) { std::free(ptr); }
+size_t* HeaderOf(void* payload) {
+  return reinterpret_cast<size_t*>(static_cast<char*>(payload) - kHeaderBytes);
+}
+
+}  // namespace
+
+void* H2Session::Malloc(size_t size, void* user) {
+  static_assert(kClassCount == kPoolClasses);
+  H2Session* self = static_cast<H2Session*>(user);
+  const size_t c = ClassFor(size);
+  if (c != kLargeClass && self->pool_[c] != nullptr) {
+    void* payload = self->pool_[c];
+    self->pool_[c] = *static_cast<void**>(payload);
+    self->pooled_bytes_ -= size_t{64} << c;
+    return payload;
+  }
+  ++self->allocations_;
+  const size_t capacity = c == kLargeClass ? size : size_t{64} << c;
+  char* block = static_cast<char*>(std::malloc(kHeaderBytes + capacity));
+  if (block == nullptr) return nullptr;
+  size_t* header = reinterpret_cast<size_t*>(block);
+  header[0] = c;
+  header[1] = capacity;
+  return block + kHeaderBytes;
+}
+
+void H2Session::Free(void* ptr, void* user) {
+  if (ptr == nullptr) return;
+  H2Session* self = static_cast<H2Session*>(user);
+  size_t* header = HeaderOf(ptr);
+  const size_t c = header[0];
+  if (kPool && c != kLargeClass && self->pooled_bytes_ + header[1] <= kMaxPooledBytes) {
+    *static_cast<void**>(ptr) = self->pool_[c];
+    self->pool_[c] = ptr;
+    self->pooled_bytes_ += header[1];
+    return;
+  }
+  std::free(header);
+}
 
 void* H2Session::Calloc(size_t n, size_t size, void* user) {
-  ++static_cast<H2Session*>(user)->allocations_;
-  return std::calloc(n, size);
+  if (size != 0 && n > SIZE_MAX / size) return nullptr;
+  void* p = Malloc(n * size, user);
+  if (p != nullptr) std::memset(p, 0, n * size);
+  return p;
 }
 
 void* H2Session::Realloc(void* ptr, size_t size, void* user) {
-  ++static_cast<H2Session*>(user)->allocations_;
-  return std::realloc(ptr, size);
+  if (ptr == nullptr) return Malloc(size, user);
+  const size_t capacity = HeaderOf(ptr)[1];
+  if (size <= capacity) return ptr;
+  void* grown = Malloc(size, user);
+  if (grown == nullptr) return nullptr;  // ptr stays valid, as realloc leaves it
+  std::memcpy(grown, ptr, capacity);
+  Free(ptr, user);
+  return grown;
+}
+
+void H2Session::ReleasePool() {
+  for (void*& head : pool_) {
+    while (head != nullptr) {
+      void* next = *static_cast<void**>(head);
+      std::free(HeaderOf(head));
+      head = next;
+    }
+  }
+  pooled_bytes_ = 0;
 }
 
 }  // namespace stampede::agent

@@ -22,9 +22,6 @@ using ::testing::HasSubstr;
 using ::testing::Pair;
 
 constexpr int64_t kSecond = 1'000'000'000;
-// Measured: 4 blocks per GET whose response is :status and content-length (which blocks is
-// nghttp2's business: its stream object and outbound items among them).
-constexpr double kMaxAllocationsPerRequest = 4;
 
 H2TestServer::Options ServerOptions(bool zero_window, uint32_t max_concurrent_streams) {
   H2TestServer::Options o;
@@ -351,24 +348,32 @@ TEST_F(H2SessionTest, ProduceHandsOutBytesInPiecesOfAnySize) {
   EXPECT_EQ(recorder_.ends[0].outcome, Outcome::kOk);
 }
 
-// What nghttp2 allocates per request in steady state (the session's own state is preallocated).
-// A regression guard, not a goal: measured 2026-12-06 with Debian's nghttp2 1.52.
-TEST_F(H2SessionTest, AllocationsPerRequestAreBounded) {
+// nghttp2 allocates per stream; the session's block pool gives those blocks back in steady state,
+// so a request takes nothing from malloc once the connection has warmed up (without the pool: 4
+// blocks per GET here, measured with nghttp2 1.52).
+TEST_F(H2SessionTest, SteadyStateRequestsTakeNothingFromMalloc) {
+#if defined(__SANITIZE_ADDRESS__)
+  GTEST_SKIP() << "the pool is off under AddressSanitizer";
+#endif
   Start();
   const H2Request get = Request("GET", "/");
-  for (int i = 0; i < 10; ++i) ASSERT_TRUE(client_->Submit(get, i, 0, 1));
+  const H2Request post = Request("POST", "/", std::string(3000, 'x'));
+  for (int i = 0; i < 10; ++i) {
+    ASSERT_TRUE(client_->Submit(get, 2 * i, 0, 1));
+    ASSERT_TRUE(client_->Submit(post, 2 * i + 1, 0, 1));
+  }
   Pump();
   const uint64_t before = client_->allocations();
-  constexpr int kRequests = 100;
-  for (int i = 0; i < kRequests; ++i) {
-    ASSERT_TRUE(client_->Submit(get, 100 + i, 0, 1));
+  EXPECT_GT(before, 0u);
+  constexpr int kRounds = 100;
+  for (int i = 0; i < kRounds; ++i) {
+    ASSERT_TRUE(client_->Submit(get, 100 + 2 * i, 0, 1));
+    ASSERT_TRUE(client_->Submit(post, 101 + 2 * i, 0, 1));
     Pump();
   }
-  ASSERT_EQ(recorder_.ends.size(), 10u + kRequests);
-  const double per_request = static_cast<double>(client_->allocations() - before) / kRequests;
-  RecordProperty("nghttp2_allocations_per_request", std::to_string(per_request));
-  EXPECT_GT(per_request, 0);
-  EXPECT_LE(per_request, kMaxAllocationsPerRequest);
+  ASSERT_EQ(recorder_.ends.size(), 20u + 2 * kRounds);
+  for (const H2StreamEnd& e : recorder_.ends) EXPECT_EQ(e.outcome, Outcome::kOk) << e.tag;
+  EXPECT_EQ(client_->allocations(), before);
 }
 
 TEST(H2RequestTest, FromHttp1MapsTheRequestLineAndHeaders) {
