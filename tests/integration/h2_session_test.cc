@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <openssl/ssl.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -16,6 +17,7 @@
 #include <cerrno>
 #include <chrono>
 #include <cstdint>
+#include <cstdlib>
 #include <ctime>
 #include <fstream>
 #include <functional>
@@ -55,31 +57,48 @@ int Connect(int port) {
 }
 
 H2Request Request(int port, const std::string& method, const std::string& path,
-                  const std::string& body = "") {
+                  const std::string& body = "", bool tls = false) {
   RequestSpec spec;
   spec.method = method;
   spec.path = path;
   spec.body = body;
-  absl::StatusOr<Url> url = ParseUrl("http://127.0.0.1:" + std::to_string(port));
+  absl::StatusOr<Url> url =
+      ParseUrl((tls ? "https://127.0.0.1:" : "http://127.0.0.1:") + std::to_string(port));
   absl::StatusOr<std::vector<PreparedRequest>> prepared = PrepareRequests(*url, {spec});
   EXPECT_TRUE(prepared.ok()) << prepared.status();
   absl::StatusOr<H2Request> r =
-      H2Request::FromHttp1((*prepared)[0].wire, false, ExpectedStatus::Of({}));
+      H2Request::FromHttp1((*prepared)[0].wire, tls, ExpectedStatus::Of({}));
   EXPECT_TRUE(r.ok()) << r.status();
   return std::move(*r);
 }
 
-// One connection and its session, run by a poll loop.
+// One connection and its session, run by a poll loop; over TLS when given an SSL_CTX (the
+// handshake is done blocking, then ALPN must have chosen "h2").
 class Connection : public H2Session::Listener {
  public:
-  Connection(int port, const H2SessionOptions& options) : fd_(Connect(port)) {
+  Connection(int port, const H2SessionOptions& options, SSL_CTX* tls = nullptr)
+      : fd_(Connect(port)) {
+    if (tls != nullptr && fd_ >= 0) {
+      ssl_ = SSL_new(tls);
+      SSL_set_fd(ssl_, fd_);
+      fcntl(fd_, F_SETFL, fcntl(fd_, F_GETFL) & ~O_NONBLOCK);
+      handshake_ok_ = SSL_connect(ssl_) == 1;
+      fcntl(fd_, F_SETFL, fcntl(fd_, F_GETFL) | O_NONBLOCK);
+      const unsigned char* alpn = nullptr;
+      unsigned int alpn_len = 0;
+      SSL_get0_alpn_selected(ssl_, &alpn, &alpn_len);
+      alpn_.assign(reinterpret_cast<const char*>(alpn), alpn_len);
+    }
     absl::StatusOr<std::unique_ptr<H2Session>> s = H2Session::Create(options, this);
     EXPECT_TRUE(s.ok()) << s.status();
     session_ = std::move(*s);
   }
   ~Connection() override {
+    if (ssl_ != nullptr) SSL_free(ssl_);
     if (fd_ >= 0) close(fd_);
   }
+  bool handshake_ok() const { return handshake_ok_; }
+  const std::string& alpn() const { return alpn_; }
   bool connected() const { return fd_ >= 0; }
   // Until the server's SETTINGS arrive a session opens one stream.
   bool Handshake() {
@@ -96,12 +115,13 @@ class Connection : public H2Session::Listener {
   // Runs until `done` holds or the session is finished; false after `limit`.
   bool Run(const std::function<bool()>& done, std::chrono::milliseconds limit) {
     const int64_t give_up = NowNs() + limit.count() * 1'000'000;
-    while (!done()) {
+    for (;;) {
       const int64_t now = NowNs();
+      session_->Tick(now);  // may end streams and queue their RST_STREAM: check and write after
+      if (done()) return true;
       if (now >= give_up) return false;
       if (!Flush(now)) return true;
       if (session_->Finished() && out_.empty()) return true;
-      session_->Tick(now);
       const int64_t wake = std::min(session_->NextDeadlineNs(), give_up);
       const int timeout_ms =
           static_cast<int>(std::max<int64_t>(0, (wake - now + 999'999) / 1'000'000));
@@ -109,7 +129,6 @@ class Connection : public H2Session::Listener {
       if (poll(&p, 1, timeout_ms) < 0 && errno != EINTR) return false;
       if ((p.revents & (POLLIN | POLLHUP | POLLERR)) != 0 && !Read(NowNs())) return true;
     }
-    return true;
   }
 
  private:
@@ -122,7 +141,14 @@ class Connection : public H2Session::Listener {
         if (n == 0) return true;
         out_.assign(reinterpret_cast<char*>(buf), n);
       }
-      const ssize_t w = send(fd_, out_.data(), out_.size(), MSG_NOSIGNAL);
+      ssize_t w;
+      if (ssl_ != nullptr) {
+        const int n = SSL_write(ssl_, out_.data(), static_cast<int>(out_.size()));
+        w = n > 0 ? n : -1;
+        errno = n <= 0 && SSL_get_error(ssl_, n) == SSL_ERROR_WANT_WRITE ? EAGAIN : EPIPE;
+      } else {
+        w = send(fd_, out_.data(), out_.size(), MSG_NOSIGNAL);
+      }
       if (w < 0) {
         if (errno == EAGAIN) return true;
         session_->ConnectionLost(Outcome::kReset);
@@ -135,7 +161,14 @@ class Connection : public H2Session::Listener {
   bool Read(int64_t now) {
     uint8_t buf[16384];
     for (;;) {
-      const ssize_t n = recv(fd_, buf, sizeof buf, 0);
+      ssize_t n;
+      if (ssl_ != nullptr) {
+        const int r = SSL_read(ssl_, buf, sizeof buf);
+        n = r > 0 ? r : SSL_get_error(ssl_, r) == SSL_ERROR_ZERO_RETURN ? 0 : -1;
+        errno = r <= 0 && SSL_get_error(ssl_, r) == SSL_ERROR_WANT_READ ? EAGAIN : ECONNRESET;
+      } else {
+        n = recv(fd_, buf, sizeof buf, 0);
+      }
       if (n > 0) {
         session_->Receive(buf, static_cast<size_t>(n), now);
         continue;
@@ -152,6 +185,9 @@ class Connection : public H2Session::Listener {
 
  private:
   int fd_;
+  SSL* ssl_ = nullptr;
+  bool handshake_ok_ = false;
+  std::string alpn_;
   std::unique_ptr<H2Session> session_;
   std::string out_;  // produced, not yet sent
 };
@@ -170,7 +206,18 @@ size_t Count(const std::vector<H2StreamEnd>& ends, Outcome outcome) {
 
 class Nginx {
  public:
-  Nginx() : dir_(testing::MakeTempDir()), port_(testing::FreeLoopbackPort()) {
+  // tls: HTTPS with a fresh self-signed certificate, HTTP/2 offered by ALPN when http2 is true.
+  explicit Nginx(bool tls = false, bool http2 = true)
+      : dir_(testing::MakeTempDir()), port_(testing::FreeLoopbackPort()) {
+    std::string listen = std::string(tls ? " ssl" : "") + (http2 ? " http2" : "");
+    if (tls) {
+      const std::string cmd =
+          "openssl req -x509 -newkey rsa:2048 -nodes -subj /CN=localhost -days 1 -keyout " + dir_ +
+          "/key.pem -out " + dir_ + "/cert.pem >/dev/null 2>&1";
+      if (std::system(cmd.c_str()) != 0) return;
+      listen += ";\n    ssl_certificate " + dir_ + "/cert.pem;\n    ssl_certificate_key " + dir_ +
+                "/key.pem";
+    }
     std::ofstream(dir_ + "/index.html") << std::string(1000, 'a');
     std::ofstream(dir_ + "/big.bin")
         << std::string(300'000, 'b');  // > the 65535-byte default window
@@ -184,7 +231,7 @@ class Nginx {
          << "  http2_max_concurrent_streams 8;\n"
          // nginx's default (1000) ends a connection with GOAWAY after that many requests.
          << "  keepalive_requests 100000;\n"
-         << "  server {\n    listen 127.0.0.1:" << port_ << " http2;\n    root " << dir_
+         << "  server {\n    listen 127.0.0.1:" << port_ << listen << ";\n    root " << dir_
          << ";\n  }\n}\n";
     conf.close();
     process_ = std::make_unique<testing::Process>(std::vector<std::string>{
@@ -260,6 +307,37 @@ TEST(H2SessionNginxTest, ARequestBodyLargerThanTheWindowIsSent) {
   ASSERT_EQ(conn.ends.size(), 1u);
   EXPECT_EQ(conn.ends[0].status, 405);
   EXPECT_EQ(conn.ends[0].outcome, Outcome::kUnexpectedStatus);
+}
+
+// h2: HTTP/2 over TLS, chosen by ALPN, as docs/h2-integration.md has the worker do it.
+TEST(H2SessionNginxTest, OverTlsAlpnChoosesHttpTwo) {
+  Nginx nginx(/*tls=*/true);
+  ASSERT_TRUE(nginx.ready()) << nginx.Log();
+  SSL_CTX* ctx = SSL_CTX_new(TLS_client_method());
+  ASSERT_NE(ctx, nullptr);
+  ASSERT_EQ(SSL_CTX_set_alpn_protos(ctx, reinterpret_cast<const uint8_t*>("\x02h2"), 3), 0);
+  {
+    Connection conn(nginx.port(), H2SessionOptions{}, ctx);
+    ASSERT_TRUE(conn.handshake_ok());
+    EXPECT_EQ(conn.alpn(), "h2");
+    const H2Request index = Request(nginx.port(), "GET", "/index.html", "", /*tls=*/true);
+    ASSERT_TRUE(conn.Handshake());
+    for (uint64_t i = 0; i < 8; ++i) ASSERT_TRUE(conn.session().Submit(index, i, 0, NowNs()));
+    ASSERT_TRUE(conn.Run([&] { return conn.ends.size() == 8; }, std::chrono::seconds(10)));
+    ASSERT_EQ(conn.ends.size(), 8u);
+    EXPECT_EQ(Count(conn.ends, Outcome::kOk), 8u);
+    EXPECT_EQ(conn.ends[0].body_bytes, 1000u);
+  }
+  {
+    // A server that does not offer h2: nginx ends the handshake with a no_application_protocol
+    // alert (others complete it without ALPN); the worker counts either as tls.
+    Nginx http1_only(/*tls=*/true, /*http2=*/false);
+    ASSERT_TRUE(http1_only.ready()) << http1_only.Log();
+    Connection conn(http1_only.port(), H2SessionOptions{}, ctx);
+    EXPECT_FALSE(conn.handshake_ok());
+    EXPECT_NE(conn.alpn(), "h2");
+  }
+  SSL_CTX_free(ctx);
 }
 
 TEST(H2SessionTargetTest, EveryMisbehaviourIsItsOutcome) {
