@@ -598,6 +598,8 @@ void* H2Session::Realloc(void* ptr, size_t size, void* user) {
   return grown;
 }
 
+bool H2Session::BlockPoolEnabled() { return kPool; }
+
 void H2Session::ReleasePool() {
   for (void*& head : pool_) {
     while (head != nullptr) {

@@ -157,6 +157,8 @@ class H2Session {
   // Blocks taken from the system allocator for nghttp2 since Create: the misses of the session's
   // block pool. Flat in steady state.
   uint64_t allocations() const { return allocations_; }
+  // False under AddressSanitizer, where freed blocks go straight back to free().
+  static bool BlockPoolEnabled();
 
  private:
   struct Slot;
