@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <climits>
+#include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <utility>
@@ -34,8 +35,6 @@ struct H2Session::Slot {
 };
 
 namespace {
-
-constexpr uint32_t kAssumedPeerStreams = 100;
 
 bool ConnectionSpecific(absl::string_view lower_name) {
   return lower_name == "connection" || lower_name == "keep-alive" ||
@@ -151,6 +150,7 @@ H2Session::H2Session(const H2SessionOptions& options, Listener* listener)
 
 H2Session::~H2Session() {
   if (session_ != nullptr) nghttp2_session_del(session_);
+  ReleasePool();
 }
 
 absl::Status H2Session::Init() {
@@ -167,11 +167,10 @@ absl::Status H2Session::Init() {
     nghttp2_session_callbacks_del(callbacks);
     return absl::InternalError("nghttp2: no memory");
   }
-  // Until the server's SETTINGS arrive, assume it allows 100 streams (the least RFC 9113 asks
-  // servers to allow). If it then allows fewer, the excess waits inside nghttp2, unsent, until
-  // streams end: such a stream counts as open, and its wait is part of its latency.
-  nghttp2_option_set_peer_max_concurrent_streams(
-      option, std::min(options_.max_concurrent_streams, kAssumedPeerStreams));
+  // Until the server's SETTINGS arrive, one stream: the server's limit is unknown, and a server
+  // with a lower one refuses the excess (nginx answers REFUSED_STREAM), which would count as
+  // rst_stream errors the client caused. The first flight carries one request.
+  nghttp2_option_set_peer_max_concurrent_streams(option, 1);
   const int rv = nghttp2_session_client_new3(&session_, callbacks, this, option, &mem_);
   nghttp2_option_del(option);
   nghttp2_session_callbacks_del(callbacks);
@@ -193,6 +192,7 @@ absl::Status H2Session::Init() {
 }
 
 uint32_t H2Session::StreamLimit() const {
+  if (!settings_received_) return 1;
   const uint32_t peer =
       nghttp2_session_get_remote_settings(session_, NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS);
   return std::min(peer, options_.max_concurrent_streams);
@@ -417,6 +417,9 @@ H2Session::Slot* H2Session::SlotOf(nghttp2_session* session, int32_t stream_id) 
 int H2Session::OnFrameRecv(nghttp2_session* session, const nghttp2_frame* frame, void* user) {
   H2Session* self = static_cast<H2Session*>(user);
   switch (frame->hd.type) {
+    case NGHTTP2_SETTINGS:
+      if ((frame->hd.flags & NGHTTP2_FLAG_ACK) == 0) self->settings_received_ = true;
+      return 0;
     case NGHTTP2_GOAWAY:
       self->goaway_received_ = true;
       self->goaway_last_stream_id_ = frame->goaway.last_stream_id;
@@ -508,21 +511,104 @@ ssize_t H2Session::ReadBody(nghttp2_session* /*session*/, int32_t stream_id, uin
   return static_cast<ssize_t>(n);
 }
 
-void* H2Session::Malloc(size_t size, void* user) {
-  ++static_cast<H2Session*>(user)->allocations_;
-  return std::malloc(size);
+// nghttp2's allocator: blocks of 64 B..4 KiB come from per-size-class free lists, so a stream's
+// allocations in steady state reuse the blocks of the streams before it. Each block has a 16-byte
+// header (its class, or its size when larger than the classes), which keeps payloads 16-aligned.
+namespace {
+
+constexpr size_t kHeaderBytes = 16;
+constexpr size_t kLargeClass = ~size_t{0};
+constexpr size_t kClassCount = 7;  // H2Session::kPoolClasses
+
+// Under AddressSanitizer (the fuzz build) blocks go back to free() at once, so that a use after
+// free in or around nghttp2 is caught rather than hidden by reuse.
+#if defined(__SANITIZE_ADDRESS__)
+constexpr bool kPool = false;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+constexpr bool kPool = false;
+#else
+constexpr bool kPool = true;
+#endif
+#else
+constexpr bool kPool = true;
+#endif
+
+size_t ClassFor(size_t size) {
+  size_t c = 0;
+  while (c < kClassCount && (size_t{64} << c) < size) ++c;
+  return c < kClassCount ? c : kLargeClass;
 }
 
-void H2Session::Free(void* ptr, void* /*user*/) { std::free(ptr); }
+size_t* HeaderOf(void* payload) {
+  return reinterpret_cast<size_t*>(static_cast<char*>(payload) - kHeaderBytes);
+}
+
+}  // namespace
+
+void* H2Session::Malloc(size_t size, void* user) {
+  static_assert(kClassCount == kPoolClasses);
+  H2Session* self = static_cast<H2Session*>(user);
+  const size_t c = ClassFor(size);
+  if (c != kLargeClass && self->pool_[c] != nullptr) {
+    void* payload = self->pool_[c];
+    self->pool_[c] = *static_cast<void**>(payload);
+    self->pooled_bytes_ -= size_t{64} << c;
+    return payload;
+  }
+  ++self->allocations_;
+  const size_t capacity = c == kLargeClass ? size : size_t{64} << c;
+  char* block = static_cast<char*>(std::malloc(kHeaderBytes + capacity));
+  if (block == nullptr) return nullptr;
+  size_t* header = reinterpret_cast<size_t*>(block);
+  header[0] = c;
+  header[1] = capacity;
+  return block + kHeaderBytes;
+}
+
+void H2Session::Free(void* ptr, void* user) {
+  if (ptr == nullptr) return;
+  H2Session* self = static_cast<H2Session*>(user);
+  size_t* header = HeaderOf(ptr);
+  const size_t c = header[0];
+  if (kPool && c != kLargeClass && self->pooled_bytes_ + header[1] <= kMaxPooledBytes) {
+    *static_cast<void**>(ptr) = self->pool_[c];
+    self->pool_[c] = ptr;
+    self->pooled_bytes_ += header[1];
+    return;
+  }
+  std::free(header);
+}
 
 void* H2Session::Calloc(size_t n, size_t size, void* user) {
-  ++static_cast<H2Session*>(user)->allocations_;
-  return std::calloc(n, size);
+  if (size != 0 && n > SIZE_MAX / size) return nullptr;
+  void* p = Malloc(n * size, user);
+  if (p != nullptr) std::memset(p, 0, n * size);
+  return p;
 }
 
 void* H2Session::Realloc(void* ptr, size_t size, void* user) {
-  ++static_cast<H2Session*>(user)->allocations_;
-  return std::realloc(ptr, size);
+  if (ptr == nullptr) return Malloc(size, user);
+  const size_t capacity = HeaderOf(ptr)[1];
+  if (size <= capacity) return ptr;
+  void* grown = Malloc(size, user);
+  if (grown == nullptr) return nullptr;  // ptr stays valid, as realloc leaves it
+  std::memcpy(grown, ptr, capacity);
+  Free(ptr, user);
+  return grown;
+}
+
+bool H2Session::BlockPoolEnabled() { return kPool; }
+
+void H2Session::ReleasePool() {
+  for (void*& head : pool_) {
+    while (head != nullptr) {
+      void* next = *static_cast<void**>(head);
+      std::free(HeaderOf(head));
+      head = next;
+    }
+  }
+  pooled_bytes_ = 0;
 }
 
 }  // namespace stampede::agent

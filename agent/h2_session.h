@@ -22,10 +22,11 @@
 // Not thread-safe: one event loop owns a session. No sockets, clocks or threads inside; time is
 // passed in (CLOCK_MONOTONIC ns).
 //
-// Memory: the per-stream state is a slot array sized at construction. nghttp2 itself still
-// allocates per stream (its stream object, the queued HEADERS item and its copy of the header
-// list, HPACK's decoded header buffers); its allocator is routed through a counting hook
-// (allocations()) so a test can state the number.
+// Memory: the per-stream state is a slot array sized at construction. nghttp2 allocates per
+// stream (its stream object, the queued HEADERS item and its copy of the header list, HPACK's
+// buffers) through the session's allocator hook, which keeps freed blocks of up to 4 KiB in
+// per-size free lists (at most 256 KiB): in steady state a request takes no block from malloc
+// (allocations() counts those that do).
 #ifndef STAMPEDE_AGENT_H2_SESSION_H_
 #define STAMPEDE_AGENT_H2_SESSION_H_
 
@@ -76,8 +77,7 @@ class H2Request {
 struct H2SessionOptions {
   // Streams in flight at most (spec.target.maxConcurrentStreams, 1..1000); the server's
   // SETTINGS_MAX_CONCURRENT_STREAMS lowers it when smaller. Until those SETTINGS arrive the limit
-  // is min(this, 100); streams submitted then beyond the server's later limit wait, unsent, inside
-  // nghttp2 and count as open.
+  // is 1: a server with a lower limit than the streams sent refuses the excess (REFUSED_STREAM).
   uint32_t max_concurrent_streams = 100;
   // A stream whose request body cannot be sent because the server's flow-control window (the
   // stream's or the connection's) is 0 ends as flow_control after this long. A server that is
@@ -151,9 +151,14 @@ class H2Session {
   // New streams can be submitted when below StreamLimit (no GOAWAY, ids left, not finished).
   bool AcceptsStreams() const;
   uint32_t StreamLimit() const;
+  // The server's first SETTINGS have arrived; until then StreamLimit() is 1.
+  bool PeerSettingsReceived() const { return settings_received_; }
   uint32_t OpenStreams() const { return open_; }
-  // Blocks nghttp2 asked its allocator for since Create.
+  // Blocks taken from the system allocator for nghttp2 since Create: the misses of the session's
+  // block pool. Flat in steady state.
   uint64_t allocations() const { return allocations_; }
+  // False under AddressSanitizer, where freed blocks go straight back to free().
+  static bool BlockPoolEnabled();
 
  private:
   struct Slot;
@@ -183,6 +188,14 @@ class H2Session {
   static void Free(void* ptr, void* user);
   static void* Calloc(size_t n, size_t size, void* user);
   static void* Realloc(void* ptr, size_t size, void* user);
+  void ReleasePool();
+
+  // nghttp2's blocks of 64 B << class, kept for reuse after nghttp2 frees them, at most
+  // kMaxPooledBytes in all; larger blocks go straight to malloc and free.
+  static constexpr size_t kPoolClasses = 7;  // 64 B .. 4 KiB
+  static constexpr size_t kMaxPooledBytes = 256 << 10;
+  void* pool_[kPoolClasses] = {};
+  size_t pooled_bytes_ = 0;
 
   const H2SessionOptions options_;
   Listener* const listener_;
@@ -198,6 +211,7 @@ class H2Session {
   const uint8_t* pending_ = nullptr;  // bytes from nghttp2_session_mem_send not yet produced
   size_t pending_size_ = 0;
 
+  bool settings_received_ = false;  // the server's first SETTINGS (not an ACK)
   bool goaway_received_ = false;
   int32_t goaway_last_stream_id_ = 0;
   bool protocol_error_ = false;  // we sent GOAWAY with an error code: the peer broke the protocol

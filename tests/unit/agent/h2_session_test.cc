@@ -22,9 +22,6 @@ using ::testing::HasSubstr;
 using ::testing::Pair;
 
 constexpr int64_t kSecond = 1'000'000'000;
-// Measured: 4 blocks per GET whose response is :status and content-length (which blocks is
-// nghttp2's business: its stream object and outbound items among them).
-constexpr double kMaxAllocationsPerRequest = 4;
 
 H2TestServer::Options ServerOptions(bool zero_window, uint32_t max_concurrent_streams) {
   H2TestServer::Options o;
@@ -63,11 +60,18 @@ H2Request Request(const std::string& method, const std::string& path, const std:
 
 class H2SessionTest : public ::testing::Test {
  protected:
-  void Start(H2SessionOptions options = {}, H2TestServer::Options server_options = {}) {
+  // Creates both sides and, with `handshake`, exchanges the prefaces and SETTINGS (until the
+  // server's SETTINGS arrive the client opens one stream only).
+  void Start(H2SessionOptions options = {}, H2TestServer::Options server_options = {},
+             bool handshake = true) {
     server_ = std::make_unique<H2TestServer>(server_options);
     absl::StatusOr<std::unique_ptr<H2Session>> s = H2Session::Create(options, &recorder_);
     ASSERT_TRUE(s.ok()) << s.status();
     client_ = std::move(*s);
+    if (handshake) {
+      handshake_bytes_ = Pump();
+      ASSERT_TRUE(client_->PeerSettingsReceived());
+    }
   }
 
   // Moves bytes both ways until neither side has anything to send. Returns the client's bytes.
@@ -93,6 +97,7 @@ class H2SessionTest : public ::testing::Test {
   }
 
   Recorder recorder_;
+  std::string handshake_bytes_;  // what the client sent in Start's handshake
   std::unique_ptr<H2TestServer> server_;
   std::unique_ptr<H2Session> client_;
 };
@@ -106,8 +111,8 @@ TEST_F(H2SessionTest, RequestsCompleteWithStatusAndBody) {
   ASSERT_TRUE(client_->Submit(post, 2, 0, 1));
   ASSERT_TRUE(client_->Submit(bad, 3, 0, 1));
   EXPECT_EQ(client_->OpenStreams(), 3u);
-  const std::string sent = Pump();
-  EXPECT_EQ(sent.rfind("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", 0), 0u);  // prior-knowledge preface
+  EXPECT_EQ(handshake_bytes_.rfind("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", 0), 0u);  // prior knowledge
+  Pump();
 
   ASSERT_EQ(recorder_.ends.size(), 3u);
   const H2StreamEnd* ok = recorder_.Find(1);
@@ -128,9 +133,15 @@ TEST_F(H2SessionTest, RequestsCompleteWithStatusAndBody) {
 }
 
 TEST_F(H2SessionTest, TheServersStreamLimitLowersOurs) {
-  Start({}, ServerOptions(false, 2));
-  EXPECT_EQ(client_->StreamLimit(), 100u);  // before the server's SETTINGS
+  Start({}, ServerOptions(false, 2), /*handshake=*/false);
+  EXPECT_FALSE(client_->PeerSettingsReceived());
+  EXPECT_EQ(client_->StreamLimit(), 1u);  // before the server's SETTINGS
+  const H2Request first = Request("GET", "/");
+  EXPECT_TRUE(client_->Submit(first, 0, 0, 1));
+  EXPECT_FALSE(client_->Submit(first, 5, 0, 1));
   Pump();
+  ASSERT_EQ(recorder_.ends.size(), 1u);
+  recorder_.ends.clear();
   EXPECT_EQ(client_->StreamLimit(), 2u);
   const H2Request hang = Request("GET", "/hang");
   EXPECT_TRUE(client_->Submit(hang, 1, 0, 1));
@@ -215,8 +226,7 @@ TEST_F(H2SessionTest, RstStreamIsCountedAndTheConnectionGoesOn) {
 TEST_F(H2SessionTest, ABodyStuckOnAZeroWindowEndsAsFlowControl) {
   H2SessionOptions options;
   options.flow_control_stall_ns = kSecond;
-  Start(options, ServerOptions(true, 100));
-  Pump(10 * kSecond);  // the server's SETTINGS: initial window 0
+  Start(options, ServerOptions(true, 100));  // the server's SETTINGS: initial window 0
   const H2Request post = Request("POST", "/", "body that never goes");
   const H2Request get = Request("GET", "/");
   ASSERT_TRUE(client_->Submit(post, 1, 0, 10 * kSecond));
@@ -338,24 +348,30 @@ TEST_F(H2SessionTest, ProduceHandsOutBytesInPiecesOfAnySize) {
   EXPECT_EQ(recorder_.ends[0].outcome, Outcome::kOk);
 }
 
-// What nghttp2 allocates per request in steady state (the session's own state is preallocated).
-// A regression guard, not a goal: measured 2026-12-06 with Debian's nghttp2 1.52.
-TEST_F(H2SessionTest, AllocationsPerRequestAreBounded) {
+// nghttp2 allocates per stream; the session's block pool gives those blocks back in steady state,
+// so a request takes nothing from malloc once the connection has warmed up (without the pool: 4
+// blocks per GET here, measured with nghttp2 1.52).
+TEST_F(H2SessionTest, SteadyStateRequestsTakeNothingFromMalloc) {
+  if (!H2Session::BlockPoolEnabled()) GTEST_SKIP() << "the pool is off under AddressSanitizer";
   Start();
   const H2Request get = Request("GET", "/");
-  for (int i = 0; i < 10; ++i) ASSERT_TRUE(client_->Submit(get, i, 0, 1));
+  const H2Request post = Request("POST", "/", std::string(3000, 'x'));
+  for (int i = 0; i < 10; ++i) {
+    ASSERT_TRUE(client_->Submit(get, 2 * i, 0, 1));
+    ASSERT_TRUE(client_->Submit(post, 2 * i + 1, 0, 1));
+  }
   Pump();
   const uint64_t before = client_->allocations();
-  constexpr int kRequests = 100;
-  for (int i = 0; i < kRequests; ++i) {
-    ASSERT_TRUE(client_->Submit(get, 100 + i, 0, 1));
+  EXPECT_GT(before, 0u);
+  constexpr int kRounds = 100;
+  for (int i = 0; i < kRounds; ++i) {
+    ASSERT_TRUE(client_->Submit(get, 100 + 2 * i, 0, 1));
+    ASSERT_TRUE(client_->Submit(post, 101 + 2 * i, 0, 1));
     Pump();
   }
-  ASSERT_EQ(recorder_.ends.size(), 10u + kRequests);
-  const double per_request = static_cast<double>(client_->allocations() - before) / kRequests;
-  RecordProperty("nghttp2_allocations_per_request", std::to_string(per_request));
-  EXPECT_GT(per_request, 0);
-  EXPECT_LE(per_request, kMaxAllocationsPerRequest);
+  ASSERT_EQ(recorder_.ends.size(), 20u + 2 * kRounds);
+  for (const H2StreamEnd& e : recorder_.ends) EXPECT_EQ(e.outcome, Outcome::kOk) << e.tag;
+  EXPECT_EQ(client_->allocations(), before);
 }
 
 TEST(H2RequestTest, FromHttp1MapsTheRequestLineAndHeaders) {

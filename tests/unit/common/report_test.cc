@@ -66,6 +66,40 @@ TEST(MergeReportTest, ALaterMalformedHistogramTakesBackTheEarlierOnes) {
   }
 }
 
+// Outcomes travel by index: HTTP/2's (goaway, rst_stream, flow_control) are appended after
+// capture, so a report from an agent that knows only the first 13 still merges, index by index,
+// and one with more outcomes than this controller knows is refused whole.
+TEST(MergeReportTest, OutcomesMergeByIndexAndHttpTwoOnesArriveIntact) {
+  IntervalStats sent(1);
+  sent.requests[0].outcomes[static_cast<size_t>(Outcome::kGoaway)] = 3;
+  sent.requests[0].outcomes[static_cast<size_t>(Outcome::kStreamReset)] = 4;
+  sent.requests[0].outcomes[static_cast<size_t>(Outcome::kFlowControl)] = 5;
+  v1::Report report;
+  IntervalToReport(sent, &report);
+  IntervalStats into(1);
+  ASSERT_TRUE(MergeReport(report, &into).ok());
+  EXPECT_EQ(into.requests[0].outcomes, sent.requests[0].outcomes);
+
+  v1::Report older;  // an agent from before HTTP/2: 13 counters
+  IntervalStats capture_only(1);
+  capture_only.requests[0].outcomes[static_cast<size_t>(Outcome::kCapture)] = 7;
+  IntervalToReport(capture_only, &older);
+  ASSERT_EQ(older.requests_size(), 1);
+  older.mutable_requests(0)->mutable_outcomes()->Truncate(13);
+  const absl::Status older_status = MergeReport(older, &into);
+  ASSERT_TRUE(older_status.ok()) << older_status;
+  EXPECT_EQ(into.requests[0].outcomes[static_cast<size_t>(Outcome::kCapture)], 7u);
+  EXPECT_EQ(into.requests[0].outcomes[static_cast<size_t>(Outcome::kGoaway)], 3u);
+
+  v1::Report newer = older;  // one counter more than this build knows
+  while (newer.requests(0).outcomes_size() <= static_cast<int>(Outcome::kCount)) {
+    newer.mutable_requests(0)->add_outcomes(1);
+  }
+  const IntervalStats before = into;
+  EXPECT_EQ(MergeReport(newer, &into).code(), absl::StatusCode::kInvalidArgument);
+  ExpectSame(into, before);
+}
+
 TEST(MergeReportTest, UnknownRequestIndexIsRejectedWhole) {
   const IntervalStats before = SampleInterval(3000000);
   v1::Report bad;

@@ -340,6 +340,10 @@ TEST(CrdSchemaTest, WhatParseLoadTestAcceptsTheCrdAccepts) {
            R"({"spec": {"target": {"url": "https://[::1]:8443/api?x=1", "timeout": "2.5s",
                                    "insecureSkipVerify": true}}})",
            R"({"spec": {"target": {"url": "http://h?x=1"}}})",
+           R"({"spec": {"target": {"url": "http://h", "protocol": "h2c",
+                                   "maxConcurrentStreams": 1000}}})",
+           R"({"spec": {"target": {"url": "https://h", "protocol": "h2"}}})",
+           R"({"spec": {"target": {"url": "https://h", "protocol": "http1"}}})",
            R"({"spec": {"requests": [{"method": "PURGE", "path": ""},
                                      {"name": "GET /x", "path": "/x?y=a%20b", "weight": 5,
                                       "expectStatus": [100, 599], "headers": {"Accept": "*/*"},
@@ -387,6 +391,9 @@ TEST(CrdSchemaTest, BothRejectWhatTheCrdCanExpress) {
            R"({"spec": {"target": {"url": "http://h/a b"}}})",
            R"({"spec": {"target": {"url": null}}})",
            R"({"spec": {"target": {"timeout": "10"}}})",
+           R"({"spec": {"target": {"protocol": "http3"}}})",
+           R"({"spec": {"target": {"protocol": "h2c", "maxConcurrentStreams": 0}}})",
+           R"({"spec": {"target": {"protocol": "h2c", "maxConcurrentStreams": 1001}}})",
            R"({"spec": {"duration": "10"}})",
            R"({"spec": {"duration": "1d"}})",
            R"({"spec": {"duration": "1µs"}})",
@@ -433,6 +440,9 @@ TEST(CrdSchemaTest, OnlyParseLoadTestRejectsRulesTheSchemaCannotExpress) {
            R"({"spec": {"requests": [{"headers": {"Transfer-Encoding": "chunked"}}]}})",
            R"({"spec": {"thresholds": ["p95 <"]}})",
            R"({"spec": {"target": {"url": "http://h:0/"}}})",
+           R"({"spec": {"target": {"url": "http://h", "protocol": "h2"}}})",
+           R"({"spec": {"target": {"url": "https://h", "protocol": "h2c"}}})",
+           R"({"spec": {"target": {"url": "http://h", "maxConcurrentStreams": 10}}})",
            R"({"metadata": {"name": "a.b"}})",
            R"({"metadata": {"name": "a-name-that-is-longer-than-fifty-two-characters-in-all"}})",
        }) {
@@ -468,6 +478,7 @@ TEST(CrdSchemaTest, DefaultsMatchApplyDefaults) {
   EXPECT_EQ(document["spec"]["agents"], spec.agents());
   EXPECT_EQ(document["spec"]["onAgentLoss"], spec.on_agent_loss());
   EXPECT_EQ(document["spec"]["target"]["timeout"], spec.target().timeout());
+  EXPECT_EQ(document["spec"]["target"]["protocol"], spec.target().protocol());
   EXPECT_EQ(document["spec"]["requests"][0]["method"], spec.requests(0).method());
   EXPECT_EQ(document["spec"]["requests"][0]["weight"], spec.requests(0).weight());
   EXPECT_EQ(document["spec"]["load"]["thinkTime"]["min"], "0s");
