@@ -20,6 +20,7 @@
 #include "common/files.h"
 #include "common/flags.h"
 #include "common/histogram_json.h"
+#include "common/mutex.h"
 #include "common/report_printer.h"
 #include "common/spec.h"
 #include "common/status_macros.h"
@@ -218,7 +219,13 @@ bool Saturated(const BenchResult& r) {
   return common::RunSaturated(r.saturated_seconds, r.seconds);
 }
 
-std::atomic<Engine*> g_engine{nullptr};
+// The engine the stop-signal watcher stops. The watcher holds the mutex for the whole Stop call,
+// so RunBench, which clears the pointer under it, never destroys an engine that is being stopped.
+common::Mutex* EngineMutex() {
+  static common::Mutex* mu = new common::Mutex;
+  return mu;
+}
+Engine* g_engine ABSL_GUARDED_BY(EngineMutex()) = nullptr;
 
 double Seconds(const timeval& t) { return t.tv_sec + t.tv_usec / 1e6; }
 
@@ -462,13 +469,20 @@ int RunBench(BenchOptions options) {
     std::cerr << "stampede-agent bench: " << engine.status().message() << "\n";
     return 2;
   }
-  g_engine.store(engine->get());
+  {
+    common::MutexLock lock(EngineMutex());
+    g_engine = engine->get();
+  }
   common::WatchStopSignals([](int, int count) {
     // A second signal skips the grace period for requests in flight.
-    if (Engine* e = g_engine.load(); e != nullptr) e->Stop(/*abort=*/count > 1);
+    common::MutexLock lock(EngineMutex());
+    if (g_engine != nullptr) g_engine->Stop(/*abort=*/count > 1);
   });
   const BenchResult result = Measure(engine->get(), url, options.quiet);
-  g_engine.store(nullptr);
+  {
+    common::MutexLock lock(EngineMutex());
+    g_engine = nullptr;
+  }
   std::cout << (options.json ? BenchSummaryJson(result) : BenchSummaryText(result)) << std::flush;
   return 0;
 }
