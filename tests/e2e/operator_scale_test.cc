@@ -252,6 +252,16 @@ json RunAtScale(const ScaleRun& run) {
                  {"requests_total", total},
                  {"http_429_total", Sum(total, "", " 429")},
                  {"operator_log_overloaded", testing::CountOf(op.Stderr(), "kube_overloaded")}};
+  // The operator's own account: how many Pods it created, and when and why the run ended (with
+  // no agent ever connecting it fails after the start timeout, 180 s, and deletes its Pods).
+  std::vector<std::string> said;
+  for (absl::string_view line : absl::StrSplit(op.Stderr(), '\n')) {
+    if (absl::StrContains(line, "msg=agent_pods") || absl::StrContains(line, "msg=run_ending") ||
+        absl::StrContains(line, "msg=loadtest_started")) {
+      said.emplace_back(line.substr(0, 300));
+    }
+  }
+  result["operator_said"] = said;
   std::cout << "scale_result " << result.dump() << std::endl;
   return result;
 }
