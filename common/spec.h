@@ -34,7 +34,7 @@ inline constexpr size_t kMaxLoadTestDepth = 64;
 // Bounds of the load model (over all agents).
 inline constexpr uint32_t kMaxUsers = 1'000'000;
 inline constexpr double kMaxRate = 10'000'000;
-inline constexpr uint32_t kMaxAgents = 1000;
+inline constexpr uint32_t kMaxAgents = 10000;
 inline constexpr uint32_t kMaxThreadsPerAgent = 256;
 // HTTP/2 streams in flight per connection (spec.target.maxConcurrentStreams). 100 is the
 // smallest limit RFC 9113 recommends a server allow and what nghttp2 and many servers advertise
@@ -42,8 +42,10 @@ inline constexpr uint32_t kMaxThreadsPerAgent = 256;
 // state one connection holds (the client keeps a slot per stream).
 inline constexpr uint32_t kDefaultMaxConcurrentStreams = 100;
 inline constexpr uint32_t kMaxConcurrentStreams = 1000;
-// Agent Pods are named "<name>-agent-<i>", which must stay a 63-character DNS label.
+// Agent Pods are named "<name>-agent-<i>", which must stay a 63-character DNS label: 52 + 7 + the 4
+// digits of the last index below kMaxAgents.
 inline constexpr size_t kMaxNameLength = 52;
+static_assert(kMaxAgents - 1 <= 9999, "agent Pod names would pass 63 characters");
 
 // Parses one YAML or JSON document into a LoadTest, applies defaults, validates. On any problem
 // returns InvalidArgument whose message lists EVERY problem found, one per line, each

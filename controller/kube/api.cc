@@ -60,4 +60,10 @@ absl::StatusOr<Json> Api::UpdateWithRetry(const std::string& path,
   return conflict;
 }
 
+std::vector<std::shared_ptr<const Json>> ObjectCache::ListShared() const {
+  std::vector<std::shared_ptr<const Json>> out;
+  for (Json& object : List()) out.push_back(std::make_shared<const Json>(std::move(object)));
+  return out;
+}
+
 }  // namespace stampede::kube

@@ -5,6 +5,7 @@
 #define STAMPEDE_CONTROLLER_KUBE_API_H_
 
 #include <functional>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
@@ -44,6 +45,10 @@ class ObjectCache {
   virtual ~ObjectCache() = default;
   virtual std::optional<Json> Get(const std::string& key) const = 0;
   virtual std::vector<Json> List() const = 0;
+  // The same objects without copying them where the cache can (an informer hands out its own,
+  // which it never changes in place): each stays valid and unchanged while it is held. This
+  // default copies List().
+  virtual std::vector<std::shared_ptr<const Json>> ListShared() const;
 };
 
 // An Api that writes only while `may_write` says so (the leader still holds its Lease), and

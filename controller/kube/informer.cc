@@ -59,12 +59,20 @@ std::optional<Json> Informer::Get(const std::string& key) const {
   common::MutexLock lock(&mu_);
   auto it = cache_.find(key);
   if (it == cache_.end()) return std::nullopt;
-  return it->second;
+  return *it->second;
 }
 
 std::vector<Json> Informer::List() const {
   common::MutexLock lock(&mu_);
   std::vector<Json> objects;
+  objects.reserve(cache_.size());
+  for (const auto& [key, object] : cache_) objects.push_back(*object);
+  return objects;
+}
+
+std::vector<std::shared_ptr<const Json>> Informer::ListShared() const {
+  common::MutexLock lock(&mu_);
+  std::vector<std::shared_ptr<const Json>> objects;
   objects.reserve(cache_.size());
   for (const auto& [key, object] : cache_) objects.push_back(object);
   return objects;
@@ -131,14 +139,14 @@ absl::Status Informer::Relist() {
   if (absl::EndsWith(kind, "List")) kind.resize(kind.size() - 4);
   const std::string api_version = list->value("apiVersion", "");
 
-  std::map<std::string, Json> fresh;
+  std::map<std::string, std::shared_ptr<const Json>> fresh;
   for (Json& item : (*list)["items"]) {
     if (!item.contains("kind") && !kind.empty()) item["kind"] = kind;
     if (!item.contains("apiVersion") && !api_version.empty()) item["apiVersion"] = api_version;
     std::string key = ObjectKey(item);
-    fresh.emplace(std::move(key), std::move(item));
+    fresh.emplace(std::move(key), std::make_shared<const Json>(std::move(item)));
   }
-  std::vector<std::pair<Json, bool>> changes;  // object, deleted
+  std::vector<std::pair<std::shared_ptr<const Json>, bool>> changes;  // object, deleted
   {
     common::MutexLock lock(&mu_);
     for (const auto& [key, object] : cache_) {
@@ -146,14 +154,14 @@ absl::Status Informer::Relist() {
     }
     for (const auto& [key, object] : fresh) {
       auto old = cache_.find(key);
-      if (old == cache_.end() || old->second != object) changes.emplace_back(object, false);
+      if (old == cache_.end() || *old->second != *object) changes.emplace_back(object, false);
     }
     cache_ = std::move(fresh);
     resource_version_ = MetadataField(*list, "resourceVersion");
     synced_ = true;
   }
   cv_.SignalAll();
-  for (const auto& [object, deleted] : changes) handler_(object, deleted);
+  for (const auto& [object, deleted] : changes) handler_(*object, deleted);
   return absl::OkStatus();
 }
 
@@ -172,7 +180,7 @@ void Informer::Apply(const WatchEvent& event) {
     if (deleted) {
       cache_.erase(ObjectKey(event.object));
     } else {
-      cache_[ObjectKey(event.object)] = event.object;
+      cache_[ObjectKey(event.object)] = std::make_shared<const Json>(event.object);
     }
     if (!resource_version.empty()) resource_version_ = resource_version;
   }

@@ -67,6 +67,7 @@ class Informer final : public ObjectCache {
   bool WaitForSync(std::chrono::milliseconds timeout) const;
   std::optional<Json> Get(const std::string& key) const override;
   std::vector<Json> List() const override;
+  std::vector<std::shared_ptr<const Json>> ListShared() const override;
   // The last resourceVersion seen (list, event or bookmark).
   std::string ResourceVersion() const;
 
@@ -89,7 +90,8 @@ class Informer final : public ObjectCache {
 
   mutable common::Mutex mu_;
   mutable common::CondVar cv_;  // synced_ or stopping_ changed
-  std::map<std::string, Json> cache_ ABSL_GUARDED_BY(mu_);
+  // Never changed in place: an update replaces the pointer, so ListShared's holders keep theirs.
+  std::map<std::string, std::shared_ptr<const Json>> cache_ ABSL_GUARDED_BY(mu_);
   std::string resource_version_ ABSL_GUARDED_BY(mu_);
   bool synced_ ABSL_GUARDED_BY(mu_) = false;
 };

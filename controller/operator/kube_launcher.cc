@@ -2,8 +2,14 @@
 
 #include <google/protobuf/util/json_util.h>
 
+#include <algorithm>
+#include <optional>
+#include <thread>
+#include <vector>
+
 #include "absl/strings/str_cat.h"
 #include "common/logging.h"
+#include "common/mutex.h"
 
 namespace stampede::controller {
 namespace {
@@ -18,6 +24,73 @@ kube::Json StructToJson(const google::protobuf::Message& message) {
   if (!google::protobuf::util::MessageToJsonString(message, &text).ok())
     return kube::Json::object();
   return kube::Json::parse(text, nullptr, /*allow_exceptions=*/false);
+}
+
+// Runs `call(i)` for i in [0, count) on at most `concurrency` threads. An Unavailable answer
+// (the API server overloaded) pauses every thread and retries the same index; any other error
+// stops handing out indices and is returned (the first one). `call` is thread-safe.
+absl::Status ForEachBounded(uint32_t count, const AgentPodOptions& options,
+                            const std::function<absl::Status(uint32_t)>& call) {
+  common::Mutex mu;  // guards the four below
+  uint32_t next = 0;
+  absl::Status first_error;
+  int64_t paused_until = 0;  // monotonic ns
+  int overloads = 0;         // pauses in a row without progress
+  auto sleep = options.sleep ? options.sleep
+                             : [](std::chrono::nanoseconds d) { std::this_thread::sleep_for(d); };
+  const common::Clock& clock = options.clock ? *options.clock : common::SystemClock();
+  auto now = [&clock] { return clock.MonotonicNanos(); };
+  auto worker = [&] {
+    std::optional<uint32_t> retry;
+    while (true) {
+      uint32_t index = 0;
+      int64_t wait = 0;
+      {
+        common::MutexLock lock(&mu);
+        if (!first_error.ok()) return;
+        if (retry) {
+          index = *retry;
+        } else if (next < count) {
+          index = next++;
+        } else {
+          return;
+        }
+        wait = paused_until - now();
+      }
+      if (wait > 0) sleep(std::chrono::nanoseconds(wait));
+      const absl::Status status = call(index);
+      common::MutexLock lock(&mu);
+      if (status.ok()) {
+        overloads = 0;
+        retry.reset();
+      } else if (status.code() == absl::StatusCode::kUnavailable &&
+                 overloads < options.overload_retries) {
+        // Several workers meeting one overload extend one pause instead of stacking theirs.
+        if (paused_until <= now()) {
+          const auto pause = std::min<std::chrono::nanoseconds>(
+              options.overload_pause * (int64_t{1} << std::min(overloads, 20)),
+              options.overload_pause_max);
+          ++overloads;
+          paused_until = now() + pause.count();
+          SLOG(kWarning) << "kube_overloaded pause_ms=" << pause.count() / 1'000'000
+                         << " pauses_in_a_row=" << overloads << " error=\"" << status.message()
+                         << "\"";
+        }
+        retry = index;
+      } else {
+        if (first_error.ok()) first_error = status;
+        return;
+      }
+    }
+  };
+  const auto threads =
+      static_cast<uint32_t>(std::clamp<int64_t>(options.create_concurrency, 1, count));
+  std::vector<std::thread> pool;
+  for (uint32_t t = 1; t < threads; ++t) pool.emplace_back(worker);
+  worker();
+  for (std::thread& t : pool) t.join();
+  common::MutexLock lock(&mu);
+  return first_error;
 }
 
 }  // namespace
@@ -184,8 +257,8 @@ KubeLauncher::KubeLauncher(kube::Api* api, v1::LoadTest test, AgentPodOptions op
 
 absl::Status KubeLauncher::Launch(const LaunchRequest& request) {
   const std::string& ns = test_.metadata().namespace_();
-  int created = 0, adopted = 0;
-  for (uint32_t i = 0; i < request.agents; ++i) {
+  std::atomic<int> created{0}, adopted{0};
+  const absl::Status status = ForEachBounded(request.agents, options_, [&](uint32_t i) {
     auto pod = api_->Create(
         PodsPath(ns), AgentPod(test_, i, request.run_id, request.controller_address, options_));
     if (pod.ok()) {
@@ -198,23 +271,33 @@ absl::Status KubeLauncher::Launch(const LaunchRequest& request) {
           absl::StrCat("creating agent Pod ", AgentPodName(test_.metadata().name(), i), ": ",
                        pod.status().message()));
     }
-  }
+    return absl::OkStatus();
+  });
   SLOG(kInfo) << "agent_pods loadtest=" << ns << "/" << test_.metadata().name()
-              << " created=" << created << " adopted=" << adopted;
-  return absl::OkStatus();
+              << " created=" << created.load() << " adopted=" << adopted.load();
+  return status;
 }
 
 void KubeLauncher::Stop() {
   if (detached_.load() || stopped_.exchange(true)) return;
   const std::string& ns = test_.metadata().namespace_();
-  for (uint32_t i = 0; i < test_.spec().agents(); ++i) {
+  const absl::Status status = ForEachBounded(test_.spec().agents(), options_, [&](uint32_t i) {
     const std::string name = AgentPodName(test_.metadata().name(), i);
     auto deleted =
         api_->Delete(absl::StrCat(PodsPath(ns), "/", name), {{"propagationPolicy", "Background"}});
-    if (!deleted.ok() && deleted.status().code() != absl::StatusCode::kNotFound) {
+    if (!deleted.ok() && deleted.status().code() != absl::StatusCode::kNotFound &&
+        deleted.status().code() != absl::StatusCode::kUnavailable) {
       SLOG(kWarning) << "agent_pod_delete_failed pod=" << ns << "/" << name << " error=\""
                      << deleted.status().message() << "\"";
     }
+    // Unavailable pauses and retries; anything else was logged and the next Pod goes on.
+    if (!deleted.ok() && deleted.status().code() == absl::StatusCode::kUnavailable)
+      return deleted.status();
+    return absl::OkStatus();
+  });
+  if (!status.ok()) {
+    SLOG(kWarning) << "agent_pods_delete_failed loadtest=" << ns << "/" << test_.metadata().name()
+                   << " error=\"" << status.message() << "\"";
   }
 }
 

@@ -4,17 +4,21 @@
 // profile and mount no service-account token.
 //
 // Launch creates every Pod that does not exist yet; one that exists (a restarted operator, or a
-// retry) is adopted, never duplicated. Stop deletes them, unless Detach was called first (the
-// operator is shutting down and the next leader takes the agents over).
+// retry) is adopted, never duplicated. At most `create_concurrency` creates are in flight; an
+// overloaded API server pauses them all (see AgentPodOptions). Stop deletes them, unless Detach was
+// called first (the operator is shutting down and the next leader takes the agents over).
 //
 // Thread-safe. `api` must outlive the launcher.
 #ifndef STAMPEDE_CONTROLLER_OPERATOR_KUBE_LAUNCHER_H_
 #define STAMPEDE_CONTROLLER_OPERATOR_KUBE_LAUNCHER_H_
 
 #include <atomic>
+#include <chrono>
+#include <functional>
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "common/clock.h"
 #include "controller/agent_launcher.h"
 #include "controller/kube/api.h"
 #include "stampede/v1/loadtest.pb.h"
@@ -41,6 +45,20 @@ struct AgentPodOptions {
   int reconnect_s = 60;  // the agents' reconnect window (STAMPEDE_RECONNECT_SECONDS)
   // Agents speak TLS, trusting the CAs in key ca.crt of the test's token Secret (STAMPEDE_CA).
   bool tls = false;
+  // Pod creates (and deletes) in flight at once, per test. The API server's default budget is 200
+  // mutating requests in flight; a few tests launching together stay well inside it.
+  int create_concurrency = 16;
+  // A create the API server still refuses as overloaded (429 or 5xx: Unavailable, after the
+  // client's own retries, which honour Retry-After) pauses every worker of the launch: first
+  // `overload_pause`, doubling up to `overload_pause_max`; after `overload_retries` such pauses
+  // in a row without a Pod created, the launch fails.
+  std::chrono::milliseconds overload_pause{1000};
+  std::chrono::milliseconds overload_pause_max{30'000};
+  int overload_retries = 8;
+  // The clock pauses are timed on and how they are waited out; tests give fakes (null and empty:
+  // the system's).
+  const common::Clock* clock = nullptr;
+  std::function<void(std::chrono::nanoseconds)> sleep;
 };
 
 // Labels every agent Pod carries; `stampede.dev/loadtest=<name>` selects one test's Pods.

@@ -139,6 +139,10 @@ common::FlagSet OperatorFlags(OperatorCommandOptions* o) {
                  "a starting test fails when an agent Pod stays unschedulable this long (default "
                  "30s)",
                  &o->unschedulable_timeout, FlagSet::kPositive);
+  flags.Count("--pod-create-concurrency", "N",
+              "agent Pod creates (and deletes) in flight at once per test; an overloaded API "
+              "server (429) pauses them all (default 16)",
+              &o->pod_create_concurrency, 1, 200);
   flags.Duration("--watch-idle-timeout", "D",
                  "a watch of the API server that delivers no byte for this long is dropped and "
                  "started again: its connection died without a word (default 295s)",
@@ -391,6 +395,7 @@ int LeadAndReconcile(const OperatorCommandOptions& options, const std::string& i
   ro.pods.agent_command = options.agent_command;
   ro.pods.defaults = options.agent_defaults;
   ro.pods.reconnect_s = controller->run_defaults().agent_reconnect_s;
+  ro.pods.create_concurrency = options.pod_create_concurrency;
   if (tls != nullptr) {
     ro.pods.tls = true;
     ro.agent_ca = [tls] { return tls->TrustBundle(); };

@@ -49,7 +49,8 @@ struct OperatorCommandOptions {
   absl::Duration finished_metrics_ttl = absl::Minutes(5);  // at most 24h
   absl::Duration unschedulable_timeout = absl::Seconds(30);
   absl::Duration watch_idle_timeout = absl::ZeroDuration();  // zero: the informers' default
-  bool help = false;  // -h/--help: print OperatorUsage(), nothing else
+  int pod_create_concurrency = 16;  // agent Pod creates (and deletes) in flight per test
+  bool help = false;                // -h/--help: print OperatorUsage(), nothing else
 };
 
 // Parses the arguments after "operator". InvalidArgument "FLAG: why" names the flag that is wrong.

@@ -37,6 +37,15 @@ std::vector<kube::Json> ReconcileLoop::Caches::List() const {
   return all;
 }
 
+std::vector<std::shared_ptr<const kube::Json>> ReconcileLoop::Caches::ListShared() const {
+  std::vector<std::shared_ptr<const kube::Json>> all;
+  for (const auto& [watched, informer] : informers_) {
+    std::vector<std::shared_ptr<const kube::Json>> some = informer->ListShared();
+    all.insert(all.end(), some.begin(), some.end());
+  }
+  return all;
+}
+
 void ReconcileLoop::Caches::Start() {
   for (const auto& [watched, informer] : informers_) informer->Start();
 }

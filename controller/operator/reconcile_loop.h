@@ -48,6 +48,7 @@ class ReconcileLoop {
     void Add(std::string name_space, std::unique_ptr<kube::Informer> informer);
     std::optional<kube::Json> Get(const std::string& key) const override;
     std::vector<kube::Json> List() const override;
+    std::vector<std::shared_ptr<const kube::Json>> ListShared() const override;
     void Start();
     bool WaitForSync(std::chrono::milliseconds timeout);
     void Stop();

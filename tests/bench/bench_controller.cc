@@ -66,7 +66,8 @@ const char kUsage[] =
     "[--fake-agents-cpus LIST]\n"
     "                                 [--logs DIR]\n"
     "  One controller in this process against one stampede-fake-agents process playing N agents\n"
-    "  (default 1000 agents, 5 requests, 30s, 2000 samples/s per agent, 10 channels).\n"
+    "  (default 1000 agents, 5 requests, 30s, 2000 samples/s per agent, one channel per 100 "
+    "agents).\n"
     "  --poll-ms P            the fake agents poll this process's /metrics every P ms (default 50; "
     "0: never)\n"
     "  --fake-agents PATH     default: stampede-fake-agents next to this executable\n"
@@ -83,7 +84,7 @@ struct Options {
   uint32_t requests = 5;
   int64_t duration_s = 30;
   uint32_t samples_per_second = 2000;
-  uint32_t channels = 10;
+  uint32_t channels = 0;  // 0: one per 100 agents, so each connection carries 100 streams
   uint32_t poll_ms = 50;
   std::string fake_agents;
   std::vector<int> fake_agents_cpus;
@@ -159,6 +160,7 @@ absl::StatusOr<Options> ParseFlags(int argc, char** argv) {
     }
     if (!s.ok()) return s;
   }
+  if (opt.channels == 0) opt.channels = (opt.agents + 99) / 100;
   if (opt.fake_agents.empty()) opt.fake_agents = SelfDir() + "/stampede-fake-agents";
   if (access(opt.fake_agents.c_str(), X_OK) != 0) {
     return absl::InvalidArgumentError(

@@ -448,6 +448,9 @@ absl::Status Cluster::Boot() {
     node_argv.push_back("--image-archive=" + archive);
   }
   if (!options_.node_image_archives.empty()) node_argv.push_back("--state-dir=" + dir_ + "/node");
+  if (options_.node_simulate) node_argv.push_back("--simulate");
+  if (options_.node_max_pods > 0)
+    node_argv.push_back(absl::StrCat("--max-pods=", options_.node_max_pods));
   ASSIGN_OR_RETURN(node_, spawn("stampede-test-node", node_argv));
 
   // The CRDs go in while the node registers; the controller manager waits for them, so that
@@ -664,7 +667,7 @@ absl::Status Cluster::RunProbePod(Clock::time_point deadline) {
         return absl::InternalError(
             absl::StrCat("the probe Pod failed: ", current["status"].dump()));
       }
-      return phase == "Succeeded";
+      return phase == "Succeeded" || (options_.node_simulate && phase == "Running");
     });
   }
   if (!status.ok()) {

@@ -67,6 +67,10 @@ class Cluster {
     // controllers, with the ServiceAccount admission plugin, so Pods get their service account's
     // token mounted (a Secret volume, as in Kubernetes 1.20).
     bool workload_controllers = false;
+    // The node agent's --simulate (every Pod reported Running, nothing started; the probe Pod
+    // then only has to reach Running) and --max-pods (0: its default).
+    bool node_simulate = false;
+    int node_max_pods = 0;
   };
 
   static absl::StatusOr<std::unique_ptr<Cluster>> Start(Options options);

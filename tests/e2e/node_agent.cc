@@ -4,6 +4,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/numbers.h"
 #include "common/logging.h"
 #include "common/stop_signals.h"
 #include "controller/kube/client.h"
@@ -14,14 +15,18 @@ namespace {
 
 constexpr char kUsage[] =
     "usage: stampede-test-node --kubeconfig FILE --node-name NAME --log-dir DIR [--bin-dir DIR]\n"
-    "                          [--image-archive FILE]... [--state-dir DIR]\n"
+    "                          [--image-archive FILE]... [--state-dir DIR] [--simulate]\n"
+    "                          [--max-pods N]\n"
     "  Registers NAME as a Ready Node and runs the Pods bound to it: as runc containers when\n"
     "  their image was loaded, as local processes otherwise.\n"
     "  --bin-dir DIR        in process mode, a command whose basename is a file in DIR runs\n"
     "                       DIR/basename\n"
     "  --log-dir DIR        each Pod's stdout and stderr go to DIR/<namespace>_<pod>.log\n"
     "  --image-archive FILE an image archive from scripts/images to load (repeatable)\n"
-    "  --state-dir DIR      images, container bundles and runc's state (needed with images)\n";
+    "  --state-dir DIR      images, container bundles and runc's state (needed with images)\n"
+    "  --simulate           start nothing: report every Pod Running at once (operator scale\n"
+    "                       tests)\n"
+    "  --max-pods N         the Node's pods capacity (default 500)\n";
 
 }  // namespace
 
@@ -40,13 +45,18 @@ int main(int argc, char** argv) {
       std::cout << kUsage;
       return 0;
     }
-    std::string archive;
+    if (flag == "--simulate" && !value.has_value()) {
+      options.simulate = true;
+      continue;
+    }
+    std::string archive, max_pods;
     std::string* target = flag == "--kubeconfig"      ? &kubeconfig
                           : flag == "--image-archive" ? &archive
                           : flag == "--state-dir"     ? &options.state_dir
                           : flag == "--node-name"     ? &options.node_name
                           : flag == "--bin-dir"       ? &options.bin_dir
                           : flag == "--log-dir"       ? &options.log_dir
+                          : flag == "--max-pods"      ? &max_pods
                                                       : nullptr;
     if (target == nullptr || (!value.has_value() && i + 1 == args.size())) {
       std::cerr << "stampede-test-node: bad or incomplete flag \"" << args[i] << "\"\n" << kUsage;
@@ -54,6 +64,12 @@ int main(int argc, char** argv) {
     }
     *target = value.has_value() ? *value : args[++i];
     if (target == &archive) options.image_archives.push_back(archive);
+    if (target == &max_pods && (!absl::SimpleAtoi(max_pods, &options.max_pods) ||
+                                options.max_pods < 1 || options.max_pods > 1'000'000)) {
+      std::cerr << "stampede-test-node: --max-pods: \"" << max_pods
+                << "\" is not a count in 1..1000000\n";
+      return 2;
+    }
   }
   if (kubeconfig.empty() || options.node_name.empty() || options.log_dir.empty()) {
     std::cerr << "stampede-test-node: --kubeconfig, --node-name and --log-dir are required\n"

@@ -378,7 +378,8 @@ void TestNode::Stop() {
 
 bool TestNode::Heartbeat() {
   const std::string& name = options_.node_name;
-  const Json resources = {{"cpu", "64"}, {"memory", "256Gi"}, {"pods", "500"}};
+  const Json resources = {
+      {"cpu", "64"}, {"memory", "256Gi"}, {"pods", std::to_string(options_.max_pods)}};
   const Json status = {
       {"capacity", resources},
       {"allocatable", resources},
@@ -648,6 +649,13 @@ void TestNode::SyncPod(const std::string& key) {
 
 void TestNode::StartPod(const Json& pod, Run& run) {
   const std::string key = kube::ObjectKey(pod);
+  if (options_.simulate) {
+    run.started_at = Now3339();
+    run.state = State::kRunning;  // pid stays -1: nothing to signal or reap
+    run.reported = false;
+    Report(pod, run);
+    return;
+  }
   const Json& container = pod.at("spec").at("containers").at(0);
   const std::string image = Str(container, "image");
   if (absl::StartsWith(image, kImagePullFailurePrefix)) {
@@ -893,6 +901,10 @@ bool TestNode::RestartDue(const Json& pod, const Run& run) const {
 void TestNode::Terminate(const Json& pod, Run& run) {
   const std::string key = kube::ObjectKey(pod);
   const auto now = Clock::now();
+  if (run.state == State::kRunning && run.pid <= 0) {  // simulated: nothing runs
+    run.state = State::kExited;
+    run.drained = true;
+  }
   if (run.state == State::kRunning) {
     if (!run.kill_at.has_value()) {
       const Json& metadata = pod.at("metadata");

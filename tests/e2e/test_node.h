@@ -24,6 +24,7 @@
 // Restarts follow restartPolicy (Always, OnFailure, Never): a container that exits is started
 // again after a back-off (restart_backoff, doubling up to 16 times that), with restartCount and
 // lastState in its status and the Pod Running meanwhile.
+// Simulated mode (Options::simulate) starts nothing: each Pod goes straight to Running, ready.
 // Not supported: containers after the first, init containers, envFrom, resourceFieldRef, probes
 // (every container counts as ready once started), `kubectl logs`/`exec` (the output is in
 // log_dir/<namespace>_<pod>.log instead); in process mode also image entrypoints (a container
@@ -80,6 +81,11 @@ class TestNode {
     std::string state_dir;
     std::string api_server;
     std::string runc = "runc";
+    // Simulated mode, for scale tests of the operator: every Pod is reported Running at once and
+    // nothing is started (no process, no container, no Secret read); a deleted Pod is deleted
+    // at once.
+    bool simulate = false;
+    int max_pods = 500;  // the Node's "pods" capacity
   };
 
   // `client` must outlive the node.

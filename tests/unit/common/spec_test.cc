@@ -388,7 +388,7 @@ spec:
     - {name: a, expectStatus: [700]}
   load: {users: 0, rate: 5, foo: 1}
   duration: 10
-  agents: 5000
+  agents: 50000
   threadsPerAgent: lots
   onAgentLoss: maybe
   thresholds: ["p95 <", "p95{zzz} < 1s"]
@@ -410,7 +410,7 @@ spec:
       "spec.load: set exactly one of users (closed model) or rate (open model)",
       "spec.load.users: must be > 0",
       "spec.duration: \"10\" has no unit (write 10s or 10ms)",
-      "spec.agents: must be between 1 and 1000, got 5000",
+      "spec.agents: must be between 1 and 10000, got 50000",
       "spec.onAgentLoss: must be \"fail\" or \"continue\", got \"maybe\"",
       "spec.thresholds[0]: threshold \"p95 <\": missing value",
       "spec.thresholds[1]: no request is named \"zzz\" (requests: \"a\")",
@@ -1046,11 +1046,11 @@ TEST(ValidateLoadTestTest, RunRules) {
        {"spec.duration: \"-1s\" is negative"}},
       {"agents 0 (not defaulted)",
        spec([](v1::LoadTestSpec& s) { s.set_agents(0); }),
-       {"spec.agents: must be between 1 and 1000, got 0"}},
-      {"agents 1001",
-       spec([](v1::LoadTestSpec& s) { s.set_agents(1001); }),
-       {"spec.agents: must be between 1 and 1000, got 1001"}},
-      {"agents 1000", spec([](v1::LoadTestSpec& s) { s.set_agents(1000); }), {}},
+       {"spec.agents: must be between 1 and 10000, got 0"}},
+      {"agents 10001",
+       spec([](v1::LoadTestSpec& s) { s.set_agents(10001); }),
+       {"spec.agents: must be between 1 and 10000, got 10001"}},
+      {"agents 10000", spec([](v1::LoadTestSpec& s) { s.set_agents(10000); }), {}},
       {"threads 257",
        spec([](v1::LoadTestSpec& s) { s.set_threads_per_agent(257); }),
        {"spec.threadsPerAgent: must be at most 256 (0: one per CPU core), got 257"}},
@@ -1097,7 +1097,7 @@ TEST(ValidationStatusTest, JoinsTheProblems) {
   const absl::Status status = ValidationStatus(test);
   EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(status.message(),
-            "kind: required (LoadTest)\nspec.agents: must be between 1 and 1000, got 0");
+            "kind: required (LoadTest)\nspec.agents: must be between 1 and 10000, got 0");
 }
 
 TEST(RunDurationNsTest, DurationOrSumOfStages) {
@@ -1208,7 +1208,7 @@ spec:
 )");
   ASSERT_FALSE(parsed.ok());
   const std::string message(parsed.status().message());
-  EXPECT_NE(message.find("spec.agents: must be between 1 and 1000, got 0"), std::string::npos)
+  EXPECT_NE(message.find("spec.agents: must be between 1 and 10000, got 0"), std::string::npos)
       << message;
   EXPECT_NE(message.find("spec.requests[0].weight: must be > 0"), std::string::npos) << message;
   EXPECT_EQ(message.find("spec.requests[1].weight"), std::string::npos) << message;

@@ -357,7 +357,7 @@ TEST(CrdSchemaTest, WhatParseLoadTestAcceptsTheCrdAccepts) {
                         "duration": null}})",
            R"({"spec": {"load": {"users": null, "rate": 0,
                                  "stages": [{"duration": "30s", "target": 10000000}]}}})",
-           R"({"spec": {"agents": 1000, "threadsPerAgent": 256, "onAgentLoss": "continue",
+           R"({"spec": {"agents": 10000, "threadsPerAgent": 256, "onAgentLoss": "continue",
                         "abortOnFail": true, "abort": false}})",
            R"({"spec": {"agents": 1, "threadsPerAgent": 0, "onAgentLoss": "fail"}})",
            R"({"spec": {"thresholds": ["p95 < 500ms", "error_rate < 1%", "p99{home} < 1s"]}})",
@@ -378,7 +378,7 @@ TEST(CrdSchemaTest, WhatParseLoadTestAcceptsTheCrdAccepts) {
 TEST(CrdSchemaTest, BothRejectWhatTheCrdCanExpress) {
   for (const char* patch : {
            R"({"spec": {"agents": 0}})",
-           R"({"spec": {"agents": 1001}})",
+           R"({"spec": {"agents": 10001}})",
            R"({"spec": {"agents": "3"}})",
            R"({"spec": {"onAgentLoss": "maybe"}})",
            R"({"spec": {"threadsPerAgent": 257}})",

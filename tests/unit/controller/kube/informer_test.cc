@@ -4,6 +4,8 @@
 
 #include <atomic>
 #include <condition_variable>
+#include <future>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <vector>
@@ -147,6 +149,30 @@ TEST_F(InformerTest, ListsThenWatchesAppliesEventsAndRewatchesFromTheLastVersion
   EXPECT_FALSE(informer_->Get("ns/b").has_value());
   EXPECT_TRUE(informer_->Get("ns/c").has_value());
   EXPECT_EQ(informer_->List().size(), 2u);
+}
+
+TEST_F(InformerTest, ListSharedHandsOutObjectsThatLaterEventsLeaveAlone) {
+  std::promise<void> release;
+  std::shared_future<void> released = release.get_future().share();
+  server_.SetHandler([&, released](const httplib::Request& request, httplib::Response& response) {
+    if (request.get_param_value("watch").empty()) {
+      return ReplyJson(response, 200, List({Object("a", "2")}, "5"));
+    }
+    if (watches_++ > 0) return ReplySilently(response);
+    released.wait_for(seconds(10));  // until the test holds the listed object
+    ReplyChunks(response, {WatchLine("MODIFIED", Object("a", "7", {{"replicas", 2}}))});
+  });
+  informer_->Start();
+  ASSERT_TRUE(informer_->WaitForSync(seconds(10)));
+  const std::vector<std::shared_ptr<const Json>> held = informer_->ListShared();
+  ASSERT_EQ(held.size(), 1u);
+  EXPECT_EQ(*held[0], informer_->List()[0]);
+  release.set_value();
+  EXPECT_EQ(recorder_.WaitFor(2), (std::vector<std::string>{"a 2", "a 7"}));
+  EXPECT_EQ(MetadataField(*held[0], "resourceVersion"), "2");
+  EXPECT_TRUE(held[0]->at("spec").empty());
+  ASSERT_EQ(informer_->ListShared().size(), 1u);
+  EXPECT_EQ(MetadataField(*informer_->ListShared()[0], "resourceVersion"), "7");
 }
 
 TEST_F(InformerTest, BookmarkOnlyAdvancesTheResourceVersion) {

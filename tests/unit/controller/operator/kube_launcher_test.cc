@@ -1,11 +1,17 @@
 // The agent Pod manifest: Pod Security "restricted", no service-account token, the token from the
-// test's Secret, ownership by the LoadTest, and the user's agentTemplate carried over.
+// test's Secret, ownership by the LoadTest, and the user's agentTemplate carried over. Launching:
+// bounded creates in flight, and an overloaded API server pausing them all.
 #include "controller/operator/kube_launcher.h"
 
 #include <gtest/gtest.h>
 
+#include <chrono>
+#include <vector>
+
 #include "common/spec.h"
 #include "controller/operator/reconciler.h"
+#include "tests/fakes/fake_clock.h"
+#include "tests/fakes/fake_kube.h"
 
 namespace stampede::controller {
 namespace {
@@ -182,6 +188,135 @@ TEST(AgentDefaultsTest, BadDefaultsNameTheField) {
   EXPECT_TRUE(empty->resources.is_null());
   EXPECT_TRUE(empty->node_selector.is_null());
   EXPECT_TRUE(empty->tolerations.is_null());
+}
+
+constexpr char kPods[] = "/api/v1/namespaces/perf/pods";
+
+// A FakeApi that counts the Pod creates in flight. The first `gate` creates wait until that many
+// are in flight together (at most 10 s), so a launcher that never overlaps them is seen.
+class CountingApi final : public kube::Api {
+ public:
+  explicit CountingApi(int gate) : gate_(gate) {}
+  absl::StatusOr<kube::Json> Get(const std::string& p) override { return fake.Get(p); }
+  absl::StatusOr<kube::Json> Create(const std::string& p, const kube::Json& body) override {
+    {
+      common::MutexLock lock(&mu_);
+      max_in_flight_ = std::max(max_in_flight_, ++in_flight_);
+      cv_.SignalAll();
+      const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+      while (!gate_open_ && in_flight_ < gate_ && cv_.WaitUntil(&mu_, deadline)) {
+      }
+      gate_open_ = true;
+    }
+    auto created = fake.Create(p, body);
+    common::MutexLock lock(&mu_);
+    --in_flight_;
+    return created;
+  }
+  absl::StatusOr<kube::Json> Update(const std::string& p, const kube::Json& b) override {
+    return fake.Update(p, b);
+  }
+  absl::StatusOr<kube::Json> MergePatch(const std::string& p, const kube::Json& b) override {
+    return fake.MergePatch(p, b);
+  }
+  absl::StatusOr<kube::Json> Delete(const std::string& p, const kube::Json& o) override {
+    return fake.Delete(p, o);
+  }
+  int max_in_flight() {
+    common::MutexLock lock(&mu_);
+    return max_in_flight_;
+  }
+
+  testing::FakeApi fake;
+
+ private:
+  const int gate_;
+  common::Mutex mu_;
+  common::CondVar cv_;
+  int in_flight_ = 0, max_in_flight_ = 0;
+  bool gate_open_ = false;
+};
+
+LaunchRequest Request(uint32_t agents) {
+  LaunchRequest request;
+  request.run_id = "r1";
+  request.token = "t";
+  request.controller_address = "ctl:7070";
+  request.agents = agents;
+  return request;
+}
+
+TEST(KubeLauncherTest, KeepsAtMostCreateConcurrencyPodCreatesInFlight) {
+  CountingApi api(/*gate=*/4);
+  v1::LoadTest test = ShopTest("");
+  test.mutable_spec()->set_agents(40);
+  AgentPodOptions options;
+  options.create_concurrency = 4;
+  KubeLauncher launcher(&api, test, options);
+  ASSERT_TRUE(launcher.Launch(Request(40)).ok());
+  EXPECT_EQ(api.max_in_flight(), 4);
+  EXPECT_EQ(api.fake.CountWrites("POST"), 40u);
+  EXPECT_EQ(api.fake.Objects(kPods).size(), 40u);
+  EXPECT_TRUE(api.fake.Object(std::string(kPods) + "/shop-agent-39").has_value());
+
+  launcher.Stop();
+  EXPECT_EQ(api.fake.CountWrites("DELETE"), 40u);
+  EXPECT_TRUE(api.fake.Objects(kPods).empty());
+}
+
+// Fixture parts for the overload tests: one worker, so the pauses come in a known order.
+struct Paused {
+  testing::FakeClock clock;
+  std::vector<std::chrono::nanoseconds> sleeps;
+  AgentPodOptions Options(int retries) {
+    AgentPodOptions options;
+    options.create_concurrency = 1;
+    options.overload_retries = retries;
+    options.clock = &clock;
+    options.sleep = [this](std::chrono::nanoseconds d) {
+      sleeps.push_back(d);
+      clock.Advance(d.count());
+    };
+    return options;
+  }
+};
+
+TEST(KubeLauncherTest, AnOverloadedApiServerPausesCreatesWithDoublingPauses) {
+  testing::FakeApi api;
+  api.Plant("POST", kPods, absl::UnavailableError("POST pods: HTTP 429 (overloaded or down)"), 3);
+  Paused paused;
+  KubeLauncher launcher(&api, ShopTest(""), paused.Options(8));
+  ASSERT_TRUE(launcher.Launch(Request(3)).ok());
+  using std::chrono::seconds;
+  EXPECT_EQ(paused.sleeps,
+            (std::vector<std::chrono::nanoseconds>{seconds(1), seconds(2), seconds(4)}));
+  EXPECT_EQ(api.Objects(kPods).size(), 3u);
+  EXPECT_EQ(api.CountWrites("POST"), 6u);  // agent 0 four times, then 1 and 2 at once
+}
+
+TEST(KubeLauncherTest, GivesUpAfterOverloadRetriesNamingThePod) {
+  testing::FakeApi api;
+  api.Plant("POST", kPods, absl::UnavailableError("POST pods: HTTP 429 (overloaded or down)"), 10);
+  Paused paused;
+  KubeLauncher launcher(&api, ShopTest(""), paused.Options(2));
+  const absl::Status status = launcher.Launch(Request(3));
+  EXPECT_EQ(status.code(), absl::StatusCode::kUnavailable);
+  EXPECT_NE(status.message().find("creating agent Pod shop-agent-0: POST pods: HTTP 429"),
+            std::string::npos)
+      << status;
+  using std::chrono::seconds;
+  EXPECT_EQ(paused.sleeps, (std::vector<std::chrono::nanoseconds>{seconds(1), seconds(2)}));
+  EXPECT_EQ(api.CountWrites("POST"), 3u);
+}
+
+TEST(KubeLauncherTest, AnyOtherErrorEndsTheLaunchAtOnce) {
+  testing::FakeApi api;
+  api.Plant("POST", kPods, absl::PermissionDeniedError("POST pods: HTTP 403 Forbidden"));
+  Paused paused;
+  KubeLauncher launcher(&api, ShopTest(""), paused.Options(8));
+  EXPECT_EQ(launcher.Launch(Request(3)).code(), absl::StatusCode::kPermissionDenied);
+  EXPECT_EQ(api.CountWrites("POST"), 1u);
+  EXPECT_TRUE(paused.sleeps.empty());
 }
 
 }  // namespace

@@ -39,14 +39,15 @@ TEST(OperatorFlagsTest, Defaults) {
   EXPECT_EQ(o->agent_cert_validity, absl::Hours(168));
   EXPECT_EQ(o->agent_ca_days, 365);
   EXPECT_EQ(o->watch_idle_timeout, absl::ZeroDuration());
+  EXPECT_EQ(o->pod_create_concurrency, 16);
   EXPECT_FALSE(o->help);
 }
 
 TEST(OperatorFlagsTest, TheAgentsChannelAndWatchFlags) {
-  absl::StatusOr<OperatorCommandOptions> o =
-      ParseOperatorFlags({"--insecure-agents", "--agent-ca-secret=ca", "--tls-san",
-                          "a.example,10.0.0.1", "--tls-dir=/run/tls", "--agent-cert-validity=1h",
-                          "--agent-ca-days", "30", "--watch-idle-timeout=4s"});
+  absl::StatusOr<OperatorCommandOptions> o = ParseOperatorFlags(
+      {"--insecure-agents", "--agent-ca-secret=ca", "--tls-san", "a.example,10.0.0.1",
+       "--tls-dir=/run/tls", "--agent-cert-validity=1h", "--agent-ca-days", "30",
+       "--watch-idle-timeout=4s", "--pod-create-concurrency", "4"});
   ASSERT_TRUE(o.ok()) << o.status();
   EXPECT_TRUE(o->insecure_agents);
   EXPECT_EQ(o->agent_ca_secret, "ca");
@@ -55,6 +56,7 @@ TEST(OperatorFlagsTest, TheAgentsChannelAndWatchFlags) {
   EXPECT_EQ(o->agent_cert_validity, absl::Hours(1));
   EXPECT_EQ(o->agent_ca_days, 30);
   EXPECT_EQ(o->watch_idle_timeout, absl::Seconds(4));
+  EXPECT_EQ(o->pod_create_concurrency, 4);
   EXPECT_EQ(ParseOperatorFlags({"--agent-cert-validity=0s"}).status().message(),
             "--agent-cert-validity: \"0s\" is not a duration > 0");
   EXPECT_EQ(ParseOperatorFlags({"--watch-idle-timeout", "soon"}).status().message(),
@@ -134,6 +136,7 @@ TEST(OperatorFlagsTest, ErrorsNameTheFlag) {
       {{"--status-interval", "soon"},
        "--status-interval: \"soon\" is not a duration (examples: 500ms, 10s, 1m30s, 2h)"},
       {{"--unschedulable-timeout", "-1s"}, "--unschedulable-timeout: \"-1s\" is negative"},
+      {{"--pod-create-concurrency=0"}, "--pod-create-concurrency: \"0\" is not a count in 1..200"},
       {{"--finished-metrics-ttl=25h"},
        "--finished-metrics-ttl: \"25h\" is not a duration >= 0 and <= 24h"},
       {{"--grpc-listen", "7070"}, "--grpc-listen: \"7070\" is not host:port"},
