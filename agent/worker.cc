@@ -106,8 +106,9 @@ struct Worker::H2Connection final : H2Session::Listener {
   size_t head = 0;
   std::unique_ptr<uint8_t[]> out;  // produced, not yet written: [out_begin, out_end)
   size_t out_begin = 0, out_end = 0;
-  bool busy = false;   // inside a session call or a pump: H2Pump only marks `again`
-  bool again = false;  // another pass is due when the outer call returns
+  bool busy = false;     // inside a session call or a pump: H2Pump only marks `again`
+  bool again = false;    // another pass is due when the outer call returns
+  bool want_out = true;  // EPOLLOUT registered: connecting, or a write would block
 };
 
 namespace {
@@ -1200,6 +1201,7 @@ void Worker::H2Open(H2Connection& h, int64_t now) {
   h.session = std::move(session).value();
   h.out_begin = h.out_end = 0;
   h.phase = H2Connection::Phase::kConnecting;
+  h.want_out = true;
   ++current_->connections_opened;
   epoll_event ev{};
   ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
@@ -1262,7 +1264,11 @@ void Worker::H2Flush(H2Connection& h, int64_t now) {
     if (h.out_begin == h.out_end) {
       h.out_begin = 0;
       h.out_end = h.session->Produce(h.out.get(), kH2OutBytes, now);
-      if (h.out_end == 0) return;
+      if (h.out_end == 0) {
+        // Everything is written: no wakeup for every ACK that frees send buffer space.
+        if (h.phase == H2Connection::Phase::kOpen) H2WantWritable(h, false);
+        return;
+      }
     }
     const uint8_t* data = h.out.get() + h.out_begin;
     const size_t size = h.out_end - h.out_begin;
@@ -1272,14 +1278,20 @@ void Worker::H2Flush(H2Connection& h, int64_t now) {
       const int rc = SSL_write(h.ssl, data, static_cast<int>(size));
       if (rc <= 0) {
         const int err = SSL_get_error(h.ssl, rc);
-        if (err == SSL_ERROR_WANT_WRITE || err == SSL_ERROR_WANT_READ) return;
+        if (err == SSL_ERROR_WANT_WRITE || err == SSL_ERROR_WANT_READ) {
+          H2WantWritable(h, true);
+          return;
+        }
         n = -1;
       } else {
         n = rc;
       }
     } else {
       n = send(h.fd, data, size, MSG_NOSIGNAL);
-      if (n < 0 && (errno == EAGAIN || errno == EINTR)) return;  // EPOLLOUT resumes us
+      if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
+        H2WantWritable(h, true);  // EPOLLOUT resumes us
+        return;
+      }
     }
     if (n < 0) {
       h.session->ConnectionLost(Outcome::kReset);
@@ -1289,6 +1301,15 @@ void Worker::H2Flush(H2Connection& h, int64_t now) {
     h.out_begin += static_cast<size_t>(n);
     current_->bytes_written += static_cast<uint64_t>(n);
   }
+}
+
+void Worker::H2WantWritable(H2Connection& h, bool want) {
+  if (h.want_out == want || h.fd < 0) return;
+  epoll_event ev{};
+  ev.events = EPOLLIN | EPOLLRDHUP | EPOLLET | (want ? static_cast<uint32_t>(EPOLLOUT) : 0u);
+  ev.data.u64 = reinterpret_cast<uintptr_t>(&h) | 1;
+  epoll_ctl(epoll_fd_, EPOLL_CTL_MOD, h.fd, &ev);
+  h.want_out = want;
 }
 
 void Worker::H2Read(H2Connection& h, uint32_t events, int64_t now) {

@@ -161,6 +161,8 @@ class Worker {
   void H2Connected(H2Connection& h, int64_t now);
   void H2Handshake(H2Connection& h, int64_t now);
   void H2Flush(H2Connection& h, int64_t now);
+  // Registers EPOLLOUT only while a write waits for room (and while connecting).
+  void H2WantWritable(H2Connection& h, bool want);
   void H2Read(H2Connection& h, uint32_t events, int64_t now);
   void OnH2Event(H2Connection& h, uint32_t events);
   // The socket failed before it carried a stream: every waiting slot fails with `outcome`.
