@@ -47,6 +47,72 @@ int64_t ThreadCpuNs() { return common::ThreadCpuNanos(); }
 char timer_tag;
 char wake_tag;
 
+// ReadSome and WriteSome: nothing can move now; wait for the socket's next edge.
+constexpr ssize_t kWouldBlock = -2;
+
+// A non-blocking TCP socket with Nagle's algorithm off, or -1.
+int NewSocket(int family) {
+  const int fd = socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd >= 0) {
+    const int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+  }
+  return fd;
+}
+
+// The error a non-blocking connect ended with (0: connected).
+int ConnectError(int fd) {
+  int error = 0;
+  socklen_t len = sizeof(error);
+  getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &len);
+  return error;
+}
+
+// A client TLS session on `fd` that sends SNI and, unless verification is off, checks the
+// certificate's name; null when OpenSSL cannot make one.
+SSL* NewTls(SSL_CTX* ctx, const std::string& sni, int fd) {
+  SSL* ssl = SSL_new(ctx);
+  if (ssl == nullptr) return nullptr;
+  if (SSL_set_fd(ssl, fd) != 1) {
+    SSL_free(ssl);
+    return nullptr;
+  }
+  SSL_set_tlsext_host_name(ssl, sni.c_str());
+  if (SSL_CTX_get_verify_mode(ctx) != SSL_VERIFY_NONE) SSL_set1_host(ssl, sni.c_str());
+  SSL_set_connect_state(ssl);
+  return ssl;
+}
+
+// One read from a plain (ssl null) or TLS socket: the bytes read, 0 at the peer's end,
+// kWouldBlock, or -1 with errno (a TLS failure reads as ECONNRESET).
+ssize_t ReadSome(SSL* ssl, int fd, char* buf, size_t capacity) {
+  if (ssl == nullptr) {
+    const ssize_t n = recv(fd, buf, capacity, 0);
+    return n < 0 && (errno == EAGAIN || errno == EINTR) ? kWouldBlock : n;
+  }
+  ERR_clear_error();
+  const int rc = SSL_read(ssl, buf, static_cast<int>(capacity));
+  if (rc > 0) return rc;
+  const int err = SSL_get_error(ssl, rc);
+  if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) return kWouldBlock;
+  if (err == SSL_ERROR_ZERO_RETURN || (err == SSL_ERROR_SYSCALL && errno == 0)) return 0;
+  errno = ECONNRESET;
+  return -1;
+}
+
+// One write: the bytes written, kWouldBlock, or -1.
+ssize_t WriteSome(SSL* ssl, int fd, const void* data, size_t size) {
+  if (ssl == nullptr) {
+    const ssize_t n = send(fd, data, size, MSG_NOSIGNAL);
+    return n < 0 && (errno == EAGAIN || errno == EINTR) ? kWouldBlock : n;
+  }
+  ERR_clear_error();
+  const int rc = SSL_write(ssl, data, static_cast<int>(size));
+  if (rc > 0) return rc;
+  const int err = SSL_get_error(ssl, rc);
+  return err == SSL_ERROR_WANT_WRITE || err == SSL_ERROR_WANT_READ ? kWouldBlock : -1;
+}
+
 }  // namespace
 
 enum class Worker::State : uint8_t {
@@ -762,13 +828,11 @@ void Worker::OpenSocket(Connection& c, int64_t now) {
     Fail(c, Outcome::kDns);
     return;
   }
-  const int fd = socket(shared_.address.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  const int fd = NewSocket(shared_.address.ss_family);
   if (fd < 0) {
     Fail(c, Outcome::kConnect);  // out of descriptors or ports: the generator's limit, counted
     return;
   }
-  const int one = 1;
-  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
   c.fd = fd;
   c.reused = false;
   ++current_->connections_opened;
@@ -799,10 +863,7 @@ void Worker::OpenSocket(Connection& c, int64_t now) {
 void Worker::OnEvent(Connection& c, uint32_t events) {
   switch (c.state) {
     case State::kConnecting: {
-      int error = 0;
-      socklen_t len = sizeof(error);
-      getsockopt(c.fd, SOL_SOCKET, SO_ERROR, &error, &len);
-      if (error != 0) {
+      if (ConnectError(c.fd) != 0) {
         Fail(c, Outcome::kConnect);
       } else if (events & (EPOLLOUT | EPOLLERR | EPOLLHUP)) {
         OnConnected(c);
@@ -838,15 +899,11 @@ void Worker::OnEvent(Connection& c, uint32_t events) {
 
 void Worker::OnConnected(Connection& c) {
   if (shared_.ssl_ctx != nullptr) {
-    c.ssl = SSL_new(shared_.ssl_ctx);
-    if (c.ssl == nullptr || SSL_set_fd(c.ssl, c.fd) != 1) {
+    c.ssl = NewTls(shared_.ssl_ctx, shared_.sni, c.fd);
+    if (c.ssl == nullptr) {
       Fail(c, Outcome::kTls);
       return;
     }
-    SSL_set_tlsext_host_name(c.ssl, shared_.sni.c_str());
-    if (SSL_CTX_get_verify_mode(shared_.ssl_ctx) != SSL_VERIFY_NONE)
-      SSL_set1_host(c.ssl, shared_.sni.c_str());
-    SSL_set_connect_state(c.ssl);
     c.state = State::kHandshaking;
     Handshake(c);
     return;
@@ -879,25 +936,11 @@ void Worker::Send(Connection& c) {
   }
   const absl::string_view wire(c.wire, c.wire_len);
   while (c.written < wire.size()) {
-    ssize_t n;
-    if (c.ssl != nullptr) {
-      ERR_clear_error();
-      const int rc =
-          SSL_write(c.ssl, wire.data() + c.written, static_cast<int>(wire.size() - c.written));
-      if (rc <= 0) {
-        const int err = SSL_get_error(c.ssl, rc);
-        if (err == SSL_ERROR_WANT_WRITE || err == SSL_ERROR_WANT_READ) return;
-        if (!RetryOnFreshConnection(c)) Fail(c, Outcome::kReset);
-        return;
-      }
-      n = rc;
-    } else {
-      n = send(c.fd, wire.data() + c.written, wire.size() - c.written, MSG_NOSIGNAL);
-      if (n < 0) {
-        if (errno == EAGAIN || errno == EINTR) return;  // EPOLLOUT (edge-triggered) resumes us
-        if (!RetryOnFreshConnection(c)) Fail(c, Outcome::kReset);
-        return;
-      }
+    const ssize_t n = WriteSome(c.ssl, c.fd, wire.data() + c.written, wire.size() - c.written);
+    if (n == kWouldBlock) return;  // EPOLLOUT (edge-triggered) resumes us
+    if (n < 0) {
+      if (!RetryOnFreshConnection(c)) Fail(c, Outcome::kReset);
+      return;
     }
     c.written += static_cast<size_t>(n);
     current_->bytes_written += static_cast<uint64_t>(n);
@@ -911,21 +954,8 @@ void Worker::Receive(Connection& c, uint32_t events) {
   // pending and raises no new edge, so read on until recv returns 0.
   const bool peer_closed = events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR);
   while (true) {
-    ssize_t n;
-    if (c.ssl != nullptr) {
-      ERR_clear_error();
-      const int rc = SSL_read(c.ssl, buf, static_cast<int>(kReadBufferBytes));
-      if (rc <= 0) {
-        const int err = SSL_get_error(c.ssl, rc);
-        if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) return;
-        n = (err == SSL_ERROR_ZERO_RETURN || (err == SSL_ERROR_SYSCALL && errno == 0)) ? 0 : -1;
-        if (n < 0) errno = ECONNRESET;
-      } else {
-        n = rc;
-      }
-    } else {
-      n = recv(c.fd, buf, kReadBufferBytes, 0);
-    }
+    const ssize_t n = ReadSome(c.ssl, c.fd, buf, kReadBufferBytes);
+    if (n == kWouldBlock) return;
     if (n > 0) {
       if (Consume(c, buf, static_cast<size_t>(n))) return;
       // A short read drained the socket; edge-triggered epoll tells us when more arrives.
@@ -936,7 +966,6 @@ void Worker::Receive(Connection& c, uint32_t events) {
       OnPeerClosed(c);
       return;
     }
-    if (errno == EAGAIN || errno == EINTR) return;
     OnReceiveError(c);
     return;
   }
@@ -1188,15 +1217,11 @@ void Worker::H2Pump(H2Connection& h, int64_t now) {
 void Worker::H2Open(H2Connection& h, int64_t now) {
   (void)now;
   auto session = H2Session::Create(shared_.h2_options, &h);
-  const int fd = session.ok() ? socket(shared_.address.ss_family,
-                                       SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)
-                              : -1;
+  const int fd = session.ok() ? NewSocket(shared_.address.ss_family) : -1;
   if (fd < 0) {
     H2ConnectFailed(h, Outcome::kConnect);
     return;
   }
-  const int one = 1;
-  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
   h.fd = fd;
   h.session = std::move(session).value();
   h.out_begin = h.out_end = 0;
@@ -1219,15 +1244,11 @@ void Worker::H2Open(H2Connection& h, int64_t now) {
 
 void Worker::H2Connected(H2Connection& h, int64_t now) {
   if (shared_.ssl_ctx != nullptr) {
-    h.ssl = SSL_new(shared_.ssl_ctx);
-    if (h.ssl == nullptr || SSL_set_fd(h.ssl, h.fd) != 1) {
+    h.ssl = NewTls(shared_.ssl_ctx, shared_.sni, h.fd);
+    if (h.ssl == nullptr) {
       H2ConnectFailed(h, Outcome::kTls);
       return;
     }
-    SSL_set_tlsext_host_name(h.ssl, shared_.sni.c_str());
-    if (SSL_CTX_get_verify_mode(shared_.ssl_ctx) != SSL_VERIFY_NONE)
-      SSL_set1_host(h.ssl, shared_.sni.c_str());
-    SSL_set_connect_state(h.ssl);
     h.phase = H2Connection::Phase::kHandshaking;
     H2Handshake(h, now);
     return;
@@ -1272,26 +1293,10 @@ void Worker::H2Flush(H2Connection& h, int64_t now) {
     }
     const uint8_t* data = h.out.get() + h.out_begin;
     const size_t size = h.out_end - h.out_begin;
-    ssize_t n;
-    if (h.ssl != nullptr) {
-      ERR_clear_error();
-      const int rc = SSL_write(h.ssl, data, static_cast<int>(size));
-      if (rc <= 0) {
-        const int err = SSL_get_error(h.ssl, rc);
-        if (err == SSL_ERROR_WANT_WRITE || err == SSL_ERROR_WANT_READ) {
-          H2WantWritable(h, true);
-          return;
-        }
-        n = -1;
-      } else {
-        n = rc;
-      }
-    } else {
-      n = send(h.fd, data, size, MSG_NOSIGNAL);
-      if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
-        H2WantWritable(h, true);  // EPOLLOUT resumes us
-        return;
-      }
+    const ssize_t n = WriteSome(h.ssl, h.fd, data, size);
+    if (n == kWouldBlock) {
+      H2WantWritable(h, true);  // EPOLLOUT resumes us
+      return;
     }
     if (n < 0) {
       h.session->ConnectionLost(Outcome::kReset);
@@ -1318,21 +1323,8 @@ void Worker::H2Read(H2Connection& h, uint32_t events, int64_t now) {
   h.busy = true;
   bool lost = false;
   while (!h.session->Finished()) {
-    ssize_t n;
-    if (h.ssl != nullptr) {
-      ERR_clear_error();
-      const int rc = SSL_read(h.ssl, buf, static_cast<int>(kReadBufferBytes));
-      if (rc <= 0) {
-        const int err = SSL_get_error(h.ssl, rc);
-        if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) break;
-        n = (err == SSL_ERROR_ZERO_RETURN || (err == SSL_ERROR_SYSCALL && errno == 0)) ? 0 : -1;
-      } else {
-        n = rc;
-      }
-    } else {
-      n = recv(h.fd, buf, kReadBufferBytes, 0);
-      if (n < 0 && (errno == EAGAIN || errno == EINTR)) break;
-    }
+    const ssize_t n = ReadSome(h.ssl, h.fd, buf, kReadBufferBytes);
+    if (n == kWouldBlock) break;
     if (n > 0) {
       current_->bytes_read += static_cast<uint64_t>(n);
       h.session->Receive(reinterpret_cast<const uint8_t*>(buf), static_cast<size_t>(n), now);
@@ -1355,10 +1347,7 @@ void Worker::OnH2Event(H2Connection& h, uint32_t events) {
     case H2Connection::Phase::kClosed:
       return;
     case H2Connection::Phase::kConnecting: {
-      int error = 0;
-      socklen_t len = sizeof(error);
-      getsockopt(h.fd, SOL_SOCKET, SO_ERROR, &error, &len);
-      if (error != 0) {
+      if (ConnectError(h.fd) != 0) {
         H2ConnectFailed(h, Outcome::kConnect);
       } else if (events & (EPOLLOUT | EPOLLERR | EPOLLHUP)) {
         H2Connected(h, now);

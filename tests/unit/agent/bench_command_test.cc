@@ -237,7 +237,7 @@ TEST(BenchSummaryTest, JsonKeysAreTheOnesScriptsRead) {
   std::vector<std::string> keys;
   for (const auto& [key, value] : closed.items()) keys.push_back(key);
   EXPECT_EQ(keys, (std::vector<std::string>{"bytes_read", "bytes_written", "connections_opened",
-                                            "cpu", "duration_s", "errors", "errors_total",
+                                            "cpu", "duration_s", "errors", "errors_total", "io",
                                             "latency_ns", "model", "ok", "requests", "rps",
                                             "saturated", "status", "threads", "url", "users"}));
   EXPECT_EQ(closed["requests"], 102u);

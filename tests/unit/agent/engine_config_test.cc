@@ -66,12 +66,20 @@ TEST(EngineConfigTest, ABadDurationIsNamedByItsField) {
       << cfg.status();
 }
 
-// Until the worker drives agent/h2_session.h, an HTTP/2 test must fail loudly, not run HTTP/1.1.
-TEST(EngineConfigTest, HttpTwoIsRefusedByNameUntilTheWorkerRunsIt) {
+// HTTP/2 reaches the engine with its stream limit; with scenarios, which HTTP/2 does not run yet,
+// it is refused by the field's name rather than run as HTTP/1.1.
+TEST(EngineConfigTest, HttpTwoCarriesItsStreamLimitAndRefusesScenarios) {
   for (const char* protocol : {"h2", "h2c"}) {
     v1::Assignment a = ClosedAssignment();
     a.mutable_spec()->mutable_target()->set_protocol(protocol);
+    a.mutable_spec()->mutable_target()->set_max_concurrent_streams(7);
     absl::StatusOr<EngineConfig> cfg = EngineConfigFromAssignment(a, 1);
+    ASSERT_TRUE(cfg.ok()) << protocol << ": " << cfg.status();
+    EXPECT_EQ(cfg->protocol, protocol);
+    EXPECT_EQ(cfg->max_concurrent_streams, 7u);
+
+    a.mutable_spec()->add_scenarios()->set_name("browse");
+    cfg = EngineConfigFromAssignment(a, 1);
     ASSERT_FALSE(cfg.ok()) << protocol;
     EXPECT_EQ(cfg.status().code(), absl::StatusCode::kUnimplemented);
     EXPECT_NE(cfg.status().message().find("spec.target.protocol"), std::string::npos)
@@ -79,7 +87,9 @@ TEST(EngineConfigTest, HttpTwoIsRefusedByNameUntilTheWorkerRunsIt) {
   }
   v1::Assignment a = ClosedAssignment();
   a.mutable_spec()->mutable_target()->set_protocol("http1");
-  EXPECT_TRUE(EngineConfigFromAssignment(a, 1).ok());
+  absl::StatusOr<EngineConfig> cfg = EngineConfigFromAssignment(a, 1);
+  ASSERT_TRUE(cfg.ok());
+  EXPECT_EQ(cfg->protocol, "http1");
 }
 
 }  // namespace
