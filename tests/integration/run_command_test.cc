@@ -219,7 +219,7 @@ TEST_F(RunCommandTest, FailedThresholdExitsOne) {
 TEST_F(RunCommandTest, InvalidSpecExitsTwoNamingEveryField) {
   const std::string spec = WriteSpec("bad",
                                      "  target: {url: \"ftp://x\"}\n  load: {users: 0, bogus: 1}\n"
-                                     "  duration: 10\n  agents: 5000\n");
+                                     "  duration: 10\n  agents: 50000\n");
   auto run = StartRun({spec});
   auto code = run->Wait(seconds(20));
   ASSERT_TRUE(code.has_value());

@@ -297,7 +297,7 @@ TEST(Serve, RunsAPostedLoadTestAndItsCountsMatchTheTarget) {
   EXPECT_EQ(SumSamples(metrics.body, counter, R"(,outcome="ok"})"), static_cast<double>(served));
   EXPECT_EQ(SumSamples(metrics.body, counter, "", &series),
             static_cast<double>(served));  // no errors
-  EXPECT_EQ(series, 2 * 13);               // 2 requests x 13 outcomes (common/stats.h)
+  EXPECT_EQ(series, 2 * 16);               // 2 requests x 16 outcomes (common/stats.h)
   EXPECT_NE(metrics.body.find(
                 R"(stampede_phase{loadtest="checkout",namespace="it",phase="Succeeded"} 1)"),
             std::string::npos);
