@@ -143,6 +143,7 @@ absl::Status Informer::Relist() {
   for (Json& item : (*list)["items"]) {
     if (!item.contains("kind") && !kind.empty()) item["kind"] = kind;
     if (!item.contains("apiVersion") && !api_version.empty()) item["apiVersion"] = api_version;
+    if (options_.transform) options_.transform(item);
     std::string key = ObjectKey(item);
     fresh.emplace(std::move(key), std::make_shared<const Json>(std::move(item)));
   }
@@ -175,16 +176,18 @@ void Informer::Apply(const WatchEvent& event) {
     }
     return;
   }
+  auto object = std::make_shared<Json>(event.object);
+  if (options_.transform) options_.transform(*object);
   {
     common::MutexLock lock(&mu_);
     if (deleted) {
-      cache_.erase(ObjectKey(event.object));
+      cache_.erase(ObjectKey(*object));
     } else {
-      cache_[ObjectKey(event.object)] = std::make_shared<const Json>(event.object);
+      cache_[ObjectKey(*object)] = object;
     }
     if (!resource_version.empty()) resource_version_ = resource_version;
   }
-  handler_(event.object, deleted);
+  handler_(*object, deleted);
 }
 
 bool Informer::Backoff(int failures) {

@@ -45,6 +45,11 @@ class Informer final : public ObjectCache {
     std::chrono::milliseconds backoff_initial{800};
     std::chrono::milliseconds backoff_max{30'000};
     std::function<double()> jitter;  // uniform in [0, 1]; default a PRNG
+    // Applied to every listed or watched object before it is cached and handed to the handler,
+    // e.g. to drop fields nobody reads (an agent Pod's spec and managedFields are most of its
+    // size; with 10,000 Pods the cache is the operator's memory). It must keep metadata.name,
+    // namespace and resourceVersion. Empty: objects kept whole.
+    std::function<void(Json& object)> transform;
   };
 
   // Watches `path` (a collection, e.g. "/apis/stampede.dev/v1alpha1/namespaces/ns/loadtests").

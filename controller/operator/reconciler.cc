@@ -64,6 +64,14 @@ std::string LoadTestOfPod(const kube::Json& pod) {
   return StringAt(pod, {"metadata", "labels", kLoadTestLabel});
 }
 
+void TrimAgentPod(kube::Json& pod) {
+  if (!pod.is_object()) return;
+  pod.erase("spec");
+  if (auto meta = pod.find("metadata"); meta != pod.end() && meta->is_object()) {
+    meta->erase("managedFields");
+  }
+}
+
 namespace {
 
 // Whether `pod` is an agent of the LoadTest `ns/name`.

@@ -149,6 +149,10 @@ class Reconciler {
 
 // The name of the LoadTest an agent Pod belongs to (its kLoadTestLabel); empty when it has none.
 std::string LoadTestOfPod(const kube::Json& pod);
+// Drops what the operator never reads from an agent Pod before its cache keeps it: the spec
+// (the operator wrote it) and metadata.managedFields. What is left (metadata's name, namespace,
+// labels, uid, resourceVersion, deletionTimestamp; the whole status) is what the reconciler reads.
+void TrimAgentPod(kube::Json& pod);
 // The LoadTest collection of `ns` ("" for every namespace), and the agent Pods'.
 std::string LoadTestsPath(const std::string& ns);
 std::string AgentPodsPath(const std::string& ns);

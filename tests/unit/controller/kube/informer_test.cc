@@ -175,6 +175,50 @@ TEST_F(InformerTest, ListSharedHandsOutObjectsThatLaterEventsLeaveAlone) {
   EXPECT_EQ(MetadataField(*informer_->ListShared()[0], "resourceVersion"), "7");
 }
 
+TEST_F(InformerTest, TransformShapesWhatIsCachedAndWhatTheHandlerSees) {
+  server_.SetHandler([&](const httplib::Request& request, httplib::Response& response) {
+    if (request.get_param_value("watch").empty()) {
+      return ReplyJson(response, 200, List({Object("a", "2", {{"replicas", 1}})}, "5"));
+    }
+    if (watches_++ > 0) return ReplySilently(response);
+    ReplyChunks(response, {WatchLine("ADDED", Object("b", "6", {{"replicas", 3}})),
+                           WatchLine("DELETED", Object("a", "7", {{"replicas", 1}}))});
+  });
+  std::mutex mu;
+  std::condition_variable cv;
+  std::vector<Json> handled;
+  Informer::Options options;
+  options.transform = [](Json& object) {
+    object.erase("spec");
+    object["metadata"]["labels"]["trimmed"] = "yes";
+  };
+  informer_ = std::make_unique<Informer>(
+      client_.get(), kCollection,
+      [&](const Json& object, bool) {
+        std::lock_guard<std::mutex> lock(mu);
+        handled.push_back(object);
+        cv.notify_all();
+      },
+      options);
+  informer_->Start();
+  ASSERT_TRUE(informer_->WaitForSync(seconds(10)));
+  {
+    std::unique_lock<std::mutex> lock(mu);
+    ASSERT_TRUE(cv.wait_for(lock, seconds(10), [&] { return handled.size() >= 3; }));
+    for (const Json& object : handled) {  // the listed a, the added b, the deleted a
+      EXPECT_FALSE(object.contains("spec")) << object.dump();
+      EXPECT_EQ(object["metadata"]["labels"]["trimmed"], "yes") << object.dump();
+    }
+  }
+  EXPECT_FALSE(informer_->Get("ns/a").has_value());
+  const std::optional<Json> b = informer_->Get("ns/b");
+  ASSERT_TRUE(b.has_value());
+  EXPECT_FALSE(b->contains("spec"));
+  EXPECT_EQ(MetadataField(*b, "resourceVersion"), "6");
+  EXPECT_EQ(informer_->ResourceVersion(), "7");
+  informer_->Stop();  // before the handler's locals go
+}
+
 TEST_F(InformerTest, BookmarkOnlyAdvancesTheResourceVersion) {
   server_.SetHandler([&](const httplib::Request& request, httplib::Response& response) {
     if (request.get_param_value("watch").empty()) {

@@ -9,9 +9,12 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/strings/escaping.h"
 #include "common/report.h"
+#include "controller/kube/client.h"
+#include "controller/operator/kube_launcher.h"
 #include "controller/run.h"
 #include "stampede/v1/agent.pb.h"
 #include "tests/fakes/fake_agents.h"
@@ -104,10 +107,13 @@ class ReconcilerTest : public ::testing::Test {
     reconciler_->DetachAll();  // the runs need not delete Pods at the end of a test
   }
 
-  // The informers catch up with the API server.
+  // The informers catch up with the API server; the Pods' is trimmed as ReconcileLoop's is, so
+  // every test here also checks that the reconciler reads nothing TrimAgentPod drops.
   void Sync() {
     loadtests_.Replace(api_.Objects("/apis/stampede.dev/v1alpha1/namespaces/perf/loadtests"));
-    pods_.Replace(api_.Objects(kPods));
+    std::vector<Json> pods = api_.Objects(kPods);
+    for (Json& pod : pods) TrimAgentPod(pod);
+    pods_.Replace(pods);
   }
   absl::Status Reconcile() {
     Sync();
@@ -847,6 +853,44 @@ TEST_F(ReconcilerTest, AgentsGetTheRulesAndAnAgentsRefusalFailsTheTestAsTargetDe
   std::vector<prometheus::MetricFamily> families;
   refusals_->AppendTo(&families);
   EXPECT_EQ(families.at(0).metric.at(0).label[3].value, "agent");
+}
+
+}  // namespace
+}  // namespace stampede::controller
+
+namespace stampede::controller {
+namespace {
+
+// The cache keeps an agent Pod without its spec and managedFields, and with everything the
+// reconciler reads.
+TEST(TrimAgentPodTest, DropsTheSpecAndManagedFieldsAndKeepsMetadataAndStatus) {
+  v1::LoadTest test;
+  test.mutable_metadata()->set_name("shop");
+  test.mutable_metadata()->set_namespace_("perf");
+  test.mutable_spec()->set_agents(3);
+  Json pod = AgentPod(test, 2, "uid-shop", "c:7070", AgentPodOptions());
+  pod["metadata"]["uid"] = "u-2";
+  pod["metadata"]["resourceVersion"] = "41";
+  pod["metadata"]["deletionTimestamp"] = "2026-12-06T10:00:00Z";
+  pod["metadata"]["managedFields"] =
+      Json::array({{{"manager", "stampede"}, {"fieldsV1", {{"f:spec", pod["spec"]}}}}});
+  pod["status"] = {{"phase", "Running"},
+                   {"conditions", Json::array({{{"type", "Ready"}, {"status", "True"}}})}};
+  const Json whole = pod;
+  TrimAgentPod(pod);
+  EXPECT_FALSE(pod.contains("spec"));
+  EXPECT_FALSE(pod["metadata"].contains("managedFields"));
+  EXPECT_EQ(pod["status"], whole["status"]);
+  Json metadata = whole["metadata"];
+  metadata.erase("managedFields");
+  EXPECT_EQ(pod["metadata"], metadata);
+  EXPECT_EQ(LoadTestOfPod(pod), "shop");
+  EXPECT_EQ(kube::ObjectKey(pod), "perf/" + AgentPodName("shop", 2));
+  EXPECT_LT(pod.dump().size() * 3, whole.dump().size()) << pod.dump();
+
+  Json odd = Json::array({1, 2});  // not an object: left alone, nothing thrown
+  TrimAgentPod(odd);
+  EXPECT_EQ(odd, Json::array({1, 2}));
 }
 
 }  // namespace
