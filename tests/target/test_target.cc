@@ -2,7 +2,8 @@
 // target of integration tests.
 //
 // One detached thread per accepted connection with blocking sockets, so a slow endpoint (/delay,
-// /stall) never holds up another connection. Requests on a connection are served in order;
+// /stall, /slow-read/N, which leaves a request's body unread for N ms) never holds up another
+// connection. Requests on a connection are served in order;
 // pipelined requests and requests split across reads are both handled. Optional TLS via OpenSSL.
 //
 // Counting: a request is counted just before its response is written (after any delay), so a
@@ -566,6 +567,13 @@ Next Dispatch(Connection& conn, const Request& req) {
     reply.body = "ok\n";
     return Send(conn, req, reply);
   }
+  if (StartsWith(p, "/slow-read/")) {
+    if (!ParseUint(p.substr(11), kMaxDelayMs, &a)) return BadArgument(conn, req);
+    stats.CountRequest(path);
+    Reply reply;
+    reply.body = "ok\n";
+    return Send(conn, req, reply);
+  }
   if (StartsWith(p, "/random-delay/")) {
     std::string_view args = p.substr(14);
     size_t slash = args.find('/');
@@ -721,6 +729,10 @@ Next Serve(Connection& conn) {
     }
     if (req.path == "/continue" || (req.expect_continue && req.content_length > 0)) {
       if (!conn.Write("HTTP/1.1 100 Continue\r\n\r\n")) return Next::kClose;
+    }
+    if (uint64_t ms = 0; StartsWith(req.path, "/slow-read/") &&
+                         ParseUint(std::string_view(req.path).substr(11), kMaxDelayMs, &ms)) {
+      SleepMs(ms);  // the body waits in the socket, so a client's send of a large one must wait
     }
     if (req.path.compare(0, 6, "/flow/") == 0) {
       if (req.content_length > kMaxFlowBody) return SendError(conn, req, 413, true);
