@@ -29,6 +29,10 @@ absl::Status SetUp(io_uring* ring, unsigned entries) {
     io_uring_queue_exit(ring);
     return absl::UnavailableError("the kernel cannot wait with a timeout (IORING_FEAT_EXT_ARG)");
   }
+  if (!(params.features & IORING_FEAT_CQE_SKIP)) {
+    io_uring_queue_exit(ring);
+    return absl::UnavailableError("the kernel cannot skip completions (IORING_FEAT_CQE_SKIP)");
+  }
   return absl::OkStatus();
 }
 
@@ -141,6 +145,15 @@ void Uring::Connect(uint64_t tag, int fd, const sockaddr* address, socklen_t len
 void Uring::Send(uint64_t tag, int fd, const void* data, size_t length) {
   io_uring_sqe* sqe = NextSqe();
   io_uring_prep_send(sqe, fd, data, length, MSG_NOSIGNAL);
+  io_uring_sqe_set_data64(sqe, tag);
+}
+
+void Uring::SendNow(uint64_t tag, int fd, const void* data, size_t length) {
+  io_uring_sqe* sqe = NextSqe();
+  // MSG_DONTWAIT keeps the kernel from parking the send (REQ_F_NOWAIT); MSG_WAITALL makes a
+  // short send a failure, and failures are not skipped, so silence means every byte went.
+  io_uring_prep_send(sqe, fd, data, length, MSG_NOSIGNAL | MSG_DONTWAIT | MSG_WAITALL);
+  sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
   io_uring_sqe_set_data64(sqe, tag);
 }
 

@@ -56,6 +56,12 @@ class Uring {
   // Queue operations; they reach the kernel at the next Wait (or earlier when the queue is full).
   void Connect(uint64_t tag, int fd, const sockaddr* address, socklen_t length);
   void Send(uint64_t tag, int fd, const void* data, size_t length);
+  // Sends all of `data` while the kernel takes the submission, or gives up at once: a send that
+  // goes whole posts no completion (so it costs no wake-up and no system call of its own); one
+  // the socket could not take whole completes as `tag` with the bytes that went (0 or more, or
+  // -EAGAIN for none) or an error. Either way it has ended when the next SubmitAndWait returns, so
+  // `data` may change after that. Uses MSG_DONTWAIT | MSG_WAITALL with IOSQE_CQE_SKIP_SUCCESS.
+  void SendNow(uint64_t tag, int fd, const void* data, size_t length);
   // Receives into the ring's buffers until it fails, the peer closes or it is cancelled; each
   // completion without IORING_CQE_F_MORE is its last.
   void ReceiveMultishot(uint64_t tag, int fd);

@@ -37,7 +37,7 @@ constexpr unsigned kReceiveBufferBytes = 8192;
 constexpr int kMaxCompletions = 1024;
 
 // io_uring operation kinds, the top byte of a tag.
-enum Op : uint8_t { kOpConnect = 1, kOpSend, kOpReceive, kOpCancel, kOpWake };
+enum Op : uint8_t { kOpConnect = 1, kOpSend, kOpReceive, kOpCancel, kOpWake, kOpSendNow };
 constexpr uint32_t kNoConnection = 0xffffffff;
 
 int64_t Now() { return common::MonotonicNanos(); }
@@ -137,6 +137,12 @@ struct Worker::Connection {
   bool connect_pending = false;
   bool send_pending = false;
   bool receive_armed = false;
+  // The request's first send is a SendNow; `send_now` is its size until its fate is known (a
+  // failure completes, success is silent: see ConfirmSendNow). Once the socket refused part of
+  // it (`send_blocked`), the rest goes by sends that wait for room.
+  bool send_blocked = false;
+  size_t send_now = 0;
+  uint64_t send_now_submission = 0;  // the SubmitAndWait that takes it to the kernel
   // HTTP/2: the request waits for a stream on its connection, or is one.
   bool h2_waiting = false;
   bool h2_submitted = false;
@@ -345,6 +351,7 @@ void Worker::LoopUring() {
     if (finished_) break;
     const int64_t deadline = NextDeadline();
     const int64_t wait = deadline == INT64_MAX ? -1 : std::max<int64_t>(deadline - Now(), 0);
+    ++submissions_;
     const int n = ring_->SubmitAndWait(wait, done, kMaxCompletions);
     if (deadline != INT64_MAX) {
       const int64_t lag = Now() - deadline;
@@ -407,12 +414,30 @@ void Worker::OnCompletion(const Uring::Completion& done) {
         c.state = State::kReceiving;
       }
       return;
+    case kOpSendNow: {
+      // Only a send the socket could not take whole completes (Uring::SendNow); it ended within
+      // the submission, before any response to it could be read.
+      if (stale || c.state != State::kReceiving || c.send_now == 0) return;
+      const size_t sent = std::min(done.res > 0 ? static_cast<size_t>(done.res) : 0, c.send_now);
+      c.written -= c.send_now - sent;
+      current_->bytes_written += sent;
+      c.send_now = 0;
+      c.state = State::kSending;
+      if (done.res < 0 && done.res != -EAGAIN) {
+        if (!RetryOnFreshConnection(c)) Fail(c, Outcome::kReset);
+        return;
+      }
+      c.send_blocked = true;
+      Send(c);
+      return;
+    }
     case kOpReceive: {
       const uint32_t generation = c.generation;
       if (stale) {
         ring_->ReturnBuffer(done);
         return;
       }
+      ConfirmSendNow(c);
       const bool more = Uring::More(done);
       if (!more) c.receive_armed = false;
       const bool in_flight = c.state == State::kSending || c.state == State::kReceiving;
@@ -697,6 +722,7 @@ void Worker::StartRequest(Connection& c, int64_t now) {
   if (!open_model_) c.start_ns = now;
   c.retried = false;
   c.written = 0;
+  c.send_blocked = false;
   ResetParser(c);
   Launch(c, now);
 }
@@ -774,6 +800,7 @@ void Worker::StartStep(Connection& c, uint32_t step, int64_t now) {
   u.first_request = false;
   c.retried = false;
   c.written = 0;
+  c.send_blocked = false;
   ResetParser(c);
   Launch(c, now);
 }
@@ -928,10 +955,18 @@ void Worker::Handshake(Connection& c) {
 void Worker::Send(Connection& c) {
   if (ring_ != nullptr) {
     // The completion moves the request on (OnCompletion); one send at a time per socket.
-    if (!c.send_pending && c.written < c.wire_len) {
-      c.send_pending = true;
-      ring_->Send(Tag(kOpSend, c), c.fd, c.wire + c.written, c.wire_len - c.written);
+    if (c.send_pending || c.written >= c.wire_len) return;
+    if (!c.send_blocked) {
+      // Most requests fit the socket at once: then nothing completes and the request is sent.
+      c.send_now = c.wire_len - c.written;
+      c.send_now_submission = submissions_ + 1;
+      ring_->SendNow(Tag(kOpSendNow, c), c.fd, c.wire + c.written, c.send_now);
+      c.written = c.wire_len;
+      c.state = State::kReceiving;
+      return;
     }
+    c.send_pending = true;
+    ring_->Send(Tag(kOpSend, c), c.fd, c.wire + c.written, c.wire_len - c.written);
     return;
   }
   const absl::string_view wire(c.wire, c.wire_len);
@@ -946,6 +981,16 @@ void Worker::Send(Connection& c) {
     current_->bytes_written += static_cast<uint64_t>(n);
   }
   c.state = State::kReceiving;
+}
+
+void Worker::ConfirmSendNow(Connection& c) {
+  // A SendNow's failure is posted while it is submitted, so it comes before anything the socket
+  // receives after it: without one by then, every byte went. A socket closed before its SendNow
+  // was submitted sent nothing (the send meets a closed descriptor, or an unconnected socket that
+  // took its number).
+  if (c.send_now == 0) return;
+  if (c.send_now_submission <= submissions_) current_->bytes_written += c.send_now;
+  c.send_now = 0;
 }
 
 void Worker::Receive(Connection& c, uint32_t events) {
@@ -1006,6 +1051,7 @@ bool Worker::RetryOnFreshConnection(Connection& c) {
   CloseSocket(c);
   c.retried = true;
   c.written = 0;
+  c.send_blocked = false;
   ResetParser(c);
   OpenSocket(c, Now());
   return true;
@@ -1115,6 +1161,7 @@ void Worker::CloseSocket(Connection& c) {
   }
   if (c.fd >= 0) {
     if (ring_ != nullptr) {
+      ConfirmSendNow(c);
       // The ring holds the socket open while an operation on it is pending: cancel them. Their
       // completions, and any already on the way, carry the old generation and are ignored.
       if (c.connect_pending) ring_->Cancel(uint64_t{kOpCancel} << 56, Tag(kOpConnect, c));

@@ -135,6 +135,8 @@ class Worker {
   void OnConnected(Connection& c);
   void Handshake(Connection& c);
   void Send(Connection& c);
+  // io_uring: counts a SendNow that posted no failure as written (see Connection::send_now).
+  void ConfirmSendNow(Connection& c);
   void Receive(Connection& c, uint32_t events);
   // Feeds response bytes to the parser; true when they ended the request (complete or failed).
   bool Consume(Connection& c, const char* data, size_t n);
@@ -219,6 +221,7 @@ class Worker {
   uint32_t h2_per_connection_ = 0;
   std::unique_ptr<Uring> ring_;  // the io_uring backend; null on epoll
   uint64_t wake_value_ = 0;      // io_uring: where the wake eventfd's read lands
+  uint64_t submissions_ = 0;     // io_uring: SubmitAndWait calls so far
 };
 
 }  // namespace stampede::agent
