@@ -139,6 +139,11 @@ common::FlagSet OperatorFlags(OperatorCommandOptions* o) {
                  "a starting test fails when an agent Pod stays unschedulable this long (default "
                  "30s)",
                  &o->unschedulable_timeout, FlagSet::kPositive);
+  flags.Duration("--agent-start-timeout", "D",
+                 "a starting test fails when its agents are not all connected and ready this "
+                 "long after it started: Pods are created, scheduled, pulled and started in that "
+                 "time (default 3m, at most 24h; thousands of agents need more)",
+                 &o->agent_start_timeout, FlagSet::kPositive, absl::Hours(24));
   flags.Count("--pod-create-concurrency", "N",
               "agent Pod creates (and deletes) in flight at once per test; an overloaded API "
               "server (429) pauses them all (default 16)",
@@ -191,19 +196,6 @@ absl::StatusOr<std::unique_ptr<kube::Client>> ConnectToCluster(
     }
   }
   return client;
-}
-
-ControllerOptions ControllerOptionsFor(const OperatorCommandOptions& options) {
-  ControllerOptions c;
-  c.grpc_listen = options.grpc_listen;
-  c.advertise_address = options.advertise_address;
-  c.abort_runs_on_shutdown = false;
-  c.ended_metrics_ttl = absl::ToChronoMilliseconds(options.finished_metrics_ttl);
-  c.run_defaults.agent_reconnect_s =
-      std::max<int>(1, absl::ToInt64Seconds(options.agent_reconnect));
-  // Pods take longer to come up than local processes (scheduling, image pulls).
-  c.run_defaults.start_timeout_s = 180;
-  return c;
 }
 
 // Denies host:port, by name and by each address the name resolves to here (agents resolve it
@@ -475,6 +467,21 @@ absl::StatusOr<OperatorCommandOptions> ParseOperatorFlags(const std::vector<std:
     options.agent_defaults = *std::move(defaults);
   }
   return options;
+}
+
+ControllerOptions ControllerOptionsFor(const OperatorCommandOptions& options) {
+  ControllerOptions c;
+  c.grpc_listen = options.grpc_listen;
+  c.advertise_address = options.advertise_address;
+  c.abort_runs_on_shutdown = false;
+  c.ended_metrics_ttl = absl::ToChronoMilliseconds(options.finished_metrics_ttl);
+  c.run_defaults.agent_reconnect_s =
+      std::max<int>(1, absl::ToInt64Seconds(options.agent_reconnect));
+  // Pods take longer to come up than local processes (scheduling, image pulls): 3 minutes
+  // unless --agent-start-timeout says otherwise.
+  c.run_defaults.start_timeout_s =
+      static_cast<int>(std::max<int64_t>(1, absl::ToInt64Seconds(options.agent_start_timeout)));
+  return c;
 }
 
 std::string OperatorUsage() {

@@ -48,10 +48,16 @@ struct OperatorCommandOptions {
   absl::Duration status_interval = absl::Seconds(2);
   absl::Duration finished_metrics_ttl = absl::Minutes(5);  // at most 24h
   absl::Duration unschedulable_timeout = absl::Seconds(30);
+  absl::Duration agent_start_timeout = absl::Minutes(3);     // at most 24h
   absl::Duration watch_idle_timeout = absl::ZeroDuration();  // zero: the informers' default
   int pod_create_concurrency = 16;  // agent Pod creates (and deletes) in flight per test
   bool help = false;                // -h/--help: print OperatorUsage(), nothing else
 };
+
+struct ControllerOptions;  // controller/controller.h
+
+// The embedded controller's options for these flags (the agents' channel, the start timeout).
+ControllerOptions ControllerOptionsFor(const OperatorCommandOptions& options);
 
 // Parses the arguments after "operator". InvalidArgument "FLAG: why" names the flag that is wrong.
 absl::StatusOr<OperatorCommandOptions> ParseOperatorFlags(const std::vector<std::string>& args);

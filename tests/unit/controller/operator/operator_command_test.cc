@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "controller/controller.h"
 #include "gtest/gtest.h"
 
 namespace stampede::controller {
@@ -32,6 +33,8 @@ TEST(OperatorFlagsTest, Defaults) {
   EXPECT_EQ(o->status_interval, absl::Seconds(2));
   EXPECT_EQ(o->finished_metrics_ttl, absl::Minutes(5));
   EXPECT_EQ(o->unschedulable_timeout, absl::Seconds(30));
+  EXPECT_EQ(o->agent_start_timeout, absl::Minutes(3));
+  EXPECT_EQ(ControllerOptionsFor(*o).run_defaults.start_timeout_s, 180);
   EXPECT_FALSE(o->insecure_agents);  // TLS unless asked otherwise
   EXPECT_EQ(o->agent_ca_secret, "stampede-agent-ca");
   EXPECT_EQ(o->tls_names, "");
@@ -90,7 +93,8 @@ TEST(OperatorFlagsTest, EveryFlagInBothForms) {
                           "--finished-metrics-ttl",
                           "90s",
                           "--unschedulable-timeout",
-                          "3s"});
+                          "3s",
+                          "--agent-start-timeout=15m"});
   ASSERT_TRUE(o.ok()) << o.status();
   EXPECT_EQ(o->kubeconfig, "/k");
   EXPECT_EQ(o->watch_namespace, "ns");
@@ -111,6 +115,8 @@ TEST(OperatorFlagsTest, EveryFlagInBothForms) {
   EXPECT_EQ(o->status_interval, absl::Milliseconds(500));
   EXPECT_EQ(o->finished_metrics_ttl, absl::Seconds(90));
   EXPECT_EQ(o->unschedulable_timeout, absl::Seconds(3));
+  EXPECT_EQ(o->agent_start_timeout, absl::Minutes(15));
+  EXPECT_EQ(ControllerOptionsFor(*o).run_defaults.start_timeout_s, 900);
   EXPECT_EQ(ParseOperatorFlags({"--finished-metrics-ttl=0"})->finished_metrics_ttl,
             absl::ZeroDuration());
 }
@@ -137,6 +143,8 @@ TEST(OperatorFlagsTest, ErrorsNameTheFlag) {
        "--status-interval: \"soon\" is not a duration (examples: 500ms, 10s, 1m30s, 2h)"},
       {{"--unschedulable-timeout", "-1s"}, "--unschedulable-timeout: \"-1s\" is negative"},
       {{"--pod-create-concurrency=0"}, "--pod-create-concurrency: \"0\" is not a count in 1..200"},
+      {{"--agent-start-timeout=48h"},
+       "--agent-start-timeout: \"48h\" is not a duration > 0 and <= 24h"},
       {{"--finished-metrics-ttl=25h"},
        "--finished-metrics-ttl: \"25h\" is not a duration >= 0 and <= 24h"},
       {{"--grpc-listen", "7070"}, "--grpc-listen: \"7070\" is not host:port"},
@@ -200,6 +208,7 @@ TEST(OperatorFlagsTest, UsageListsEveryFlag) {
                            "--status-interval D",
                            "--finished-metrics-ttl D",
                            "--unschedulable-timeout D",
+                           "--agent-start-timeout D",
                            "--insecure-agents",
                            "--agent-ca-secret NAME",
                            "--tls-san NAME[,NAME...]",
