@@ -191,7 +191,11 @@ json RunAtScale(const ScaleRun& run) {
        absl::StrCat("--grpc-listen=127.0.0.1:", grpc_port),
        absl::StrCat("--advertise-address=127.0.0.1:", grpc_port), "--metrics-listen=127.0.0.1:0",
        "--insecure-agents", "--status-interval=2s", "--unschedulable-timeout=10m",
-       absl::StrCat("--pod-create-concurrency=", run.concurrency)});
+       absl::StrCat("--pod-create-concurrency=", run.concurrency),
+       // No agent ever connects: the test must not fail (and lose its Pods) before every Pod
+       // could be created and reported Running.
+       absl::StrCat("--agent-start-timeout=",
+                    2 * std::chrono::duration_cast<seconds>(run.timeout).count() + 60, "s")});
   EXPECT_TRUE(testing::WaitUntil(seconds(30), [&] {
     return op.Stderr().find("msg=reconciling") != std::string::npos;
   })) << op.Stderr();
@@ -253,7 +257,7 @@ json RunAtScale(const ScaleRun& run) {
                  {"http_429_total", Sum(total, "", " 429")},
                  {"operator_log_overloaded", testing::CountOf(op.Stderr(), "kube_overloaded")}};
   // The operator's own account: how many Pods it created, and when and why the run ended (with
-  // no agent ever connecting it fails after the start timeout, 180 s, and deletes its Pods).
+  // no agent ever connecting it would fail after --agent-start-timeout and delete its Pods).
   std::vector<std::string> said;
   for (absl::string_view line : absl::StrSplit(op.Stderr(), '\n')) {
     if (absl::StrContains(line, "msg=agent_pods") || absl::StrContains(line, "msg=run_ending") ||

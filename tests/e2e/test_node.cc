@@ -337,6 +337,11 @@ absl::Status TestNode::Start() {
       watch);
   sync_thread_ = std::thread([this, ready] { SyncLoop(ready); });
   reap_thread_ = std::thread([this] { ReapLoop(); });
+  if (options_.simulate) {
+    for (int i = 0; i < std::max(options_.api_writers, 1); ++i) {
+      writers_.emplace_back([this] { WriteLoop(); });
+    }
+  }
   informer_->Start();
   SLOG(kInfo) << "test_node_started node=" << name << " bin_dir=" << options_.bin_dir
               << " log_dir=" << options_.log_dir;
@@ -352,6 +357,8 @@ void TestNode::Stop() {
   cv_.SignalAll();
   if (informer_ != nullptr) informer_->Stop();
   if (sync_thread_.joinable()) sync_thread_.join();
+  for (std::thread& writer : writers_) writer.join();
+  writers_.clear();
   {
     // No process starts any more: kill what runs; the reaper returns once all are reaped.
     common::MutexLock lock(&mu_);
@@ -437,6 +444,7 @@ void TestNode::SyncLoop(bool ready) {
       next_heartbeat = now + (ok ? options_.heartbeat_period : options_.retry_period);
       continue;
     }
+    RetryFailedWrites();
     std::set<std::string> keys;
     keys.swap(dirty_);
     auto wake = next_heartbeat;
@@ -463,6 +471,47 @@ void TestNode::SyncLoop(bool ready) {
     mu_.Lock();
   }
   mu_.Unlock();
+}
+
+void TestNode::WriteLoop() {
+  mu_.Lock();
+  while (true) {
+    while (writes_.empty() && !stopping_) cv_.Wait(&mu_);
+    if (stopping_) break;
+    ApiWrite write = std::move(writes_.front());
+    writes_.pop_front();
+    mu_.Unlock();
+    absl::StatusOr<Json> done = write.is_delete ? client_->Delete(write.path, write.body)
+                                                : client_->MergePatch(write.path, write.body);
+    const bool failed = !done.ok() && !absl::IsNotFound(done.status()) &&
+                        !(write.is_delete && kube::IsConflict(done.status()));
+    if (failed) {
+      SLOG(kWarning) << (write.is_delete ? "test_node_delete_failed" : "test_node_status_failed")
+                     << " pod=" << write.key << " error=\"" << done.status().message() << "\"";
+    } else if (write.is_delete) {
+      SLOG(kInfo) << "test_node_deleted pod=" << write.key;
+    }
+    mu_.Lock();
+    if (failed) {
+      failed_writes_.push_back(std::move(write));
+      cv_.SignalAll();
+    }
+  }
+  mu_.Unlock();
+}
+
+void TestNode::RetryFailedWrites() {
+  for (const ApiWrite& write : failed_writes_) {
+    auto found = runs_.find(write.key);
+    if (found == runs_.end()) continue;
+    if (write.is_delete) {
+      found->second.delete_queued = false;
+    } else {
+      found->second.reported = false;
+    }
+    found->second.retry_at = Clock::now() + options_.retry_period;
+  }
+  failed_writes_.clear();
 }
 
 void TestNode::ReapLoop() {
@@ -928,6 +977,14 @@ void TestNode::Terminate(const Json& pod, Run& run) {
   }
   // Gone already, or never started: finish the deletion the kubelet's way.
   const Json options = {{"gracePeriodSeconds", 0}, {"preconditions", {{"uid", run.uid}}}};
+  if (options_.simulate) {
+    if (run.delete_queued) return;
+    run.delete_queued = true;
+    common::MutexLock lock(&mu_);
+    writes_.push_back({key, PodPath(pod), options, true});
+    cv_.SignalAll();
+    return;
+  }
   absl::StatusOr<Json> deleted = client_->Delete(PodPath(pod), options);
   if (deleted.ok() || absl::IsNotFound(deleted.status()) || kube::IsConflict(deleted.status())) {
     SLOG(kInfo) << "test_node_deleted pod=" << key;
@@ -1018,7 +1075,13 @@ void TestNode::ReportWaiting(const Json& pod, Run& run, const std::string& reaso
 
 bool TestNode::Patch(const Json& pod, Run& run, const Json& status) {
   // The uid makes the patch fail rather than land on a new Pod of the same name.
-  const Json patch = {{"metadata", {{"uid", run.uid}}}, {"status", status}};
+  Json patch = {{"metadata", {{"uid", run.uid}}}, {"status", status}};
+  if (options_.simulate) {
+    common::MutexLock lock(&mu_);
+    writes_.push_back({kube::ObjectKey(pod), PodPath(pod) + "/status", std::move(patch), false});
+    cv_.SignalAll();
+    return true;  // a failed write is reported again (RetryFailedWrites)
+  }
   absl::StatusOr<Json> patched = client_->MergePatch(PodPath(pod) + "/status", patch);
   if (patched.ok() || absl::IsNotFound(patched.status())) return true;
   SLOG(kWarning) << "test_node_status_failed pod=" << kube::ObjectKey(pod) << " error=\""

@@ -47,6 +47,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <deque>
 #include <map>
 #include <memory>
 #include <optional>
@@ -83,8 +84,11 @@ class TestNode {
     std::string runc = "runc";
     // Simulated mode, for scale tests of the operator: every Pod is reported Running at once and
     // nothing is started (no process, no container, no Secret read); a deleted Pod is deleted
-    // at once.
+    // at once. Its status writes and deletes go out on `api_writers` threads, as the kubelets of
+    // that many nodes would send them (one after the other, 10,000 Pods take the better part of
+    // an hour on a busy API server).
     bool simulate = false;
+    int api_writers = 8;
     int max_pods = 500;  // the Node's "pods" capacity
   };
 
@@ -120,6 +124,7 @@ class TestNode {
     int exit_code = 0;
     std::string terminated_reason, terminated_message;
     bool reported = false;         // the latest state is in the API
+    bool delete_queued = false;    // simulated: its delete waits for a writer or is under way
     std::string waiting_reported;  // reason and message of the last Pending report
     // SIGTERM was sent; SIGKILL is due then.
     std::optional<std::chrono::steady_clock::time_point> kill_at;
@@ -153,6 +158,11 @@ class TestNode {
   void ReportWaiting(const kube::Json& pod, Run& run, const std::string& reason,
                      const std::string& message);
   bool Patch(const kube::Json& pod, Run& run, const kube::Json& status);
+  // Simulated mode: sends queued status patches and deletes until Stop; a failed one is marked
+  // for a retry.
+  void WriteLoop();
+  // Sync thread: the Pods whose queued write failed are synced again after retry_period.
+  void RetryFailedWrites() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // The exit status the reaper saw for `pid`, if it exited.
   std::optional<int> TakeExit(pid_t pid);
 
@@ -176,6 +186,15 @@ class TestNode {
   std::map<pid_t, std::string> groups_ ABSL_GUARDED_BY(mu_);
   std::map<pid_t, int> exits_ ABSL_GUARDED_BY(mu_);  // wait statuses of main processes
   std::set<pid_t> helpers_ ABSL_GUARDED_BY(mu_);     // RunHelper's children not yet reaped
+  // Simulated mode: status patches and deletes for the writer threads, and those that failed.
+  struct ApiWrite {
+    std::string key, path;
+    kube::Json body;  // the merge patch, or the delete options
+    bool is_delete = false;
+  };
+  std::deque<ApiWrite> writes_ ABSL_GUARDED_BY(mu_);
+  std::vector<ApiWrite> failed_writes_ ABSL_GUARDED_BY(mu_);
+  std::vector<std::thread> writers_;
 
   std::vector<OciImage> images_;  // constant after Start
 };
