@@ -121,12 +121,18 @@ void ReconcileLoop::Enqueue(const std::string& key) {
   {
     common::MutexLock lock(&mu_);
     queue_.insert(key);
+    if (spacing_) return;  // the next round takes it; no need to wake Work for each event
   }
   cv_.SignalAll();
 }
 
 void ReconcileLoop::Work() {
+  // Pod events come in bursts (10,000 Pods change status within a minute), and each round reads
+  // every Pod of a test: rounds at most every 100 ms take a burst's events together instead of
+  // one round after another for as long as it lasts.
+  constexpr auto kMinRoundGap = std::chrono::milliseconds(100);
   std::set<std::string> failed;  // queued again on the next round
+  auto last_round = std::chrono::steady_clock::time_point();
   while (true) {
     std::set<std::string> keys;
     {
@@ -135,9 +141,16 @@ void ReconcileLoop::Work() {
       while (!stopping_ && queue_.empty()) {
         if (!cv_.WaitUntil(&mu_, round)) break;
       }
+      const auto earliest = last_round + kMinRoundGap;
+      spacing_ = true;
+      while (!stopping_ && std::chrono::steady_clock::now() < earliest) {
+        cv_.WaitUntil(&mu_, earliest);
+      }
+      spacing_ = false;
       if (stopping_) return;
       keys.swap(queue_);
     }
+    last_round = std::chrono::steady_clock::now();
     // Failed keys wait for the next round rather than spin (a 403 is not retried by the client).
     keys.insert(failed.begin(), failed.end());
     failed.clear();

@@ -71,6 +71,7 @@ class ReconcileLoop {
   common::CondVar cv_;
   std::set<std::string> queue_ ABSL_GUARDED_BY(mu_);
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  bool spacing_ ABSL_GUARDED_BY(mu_) = false;  // Work waits out the gap between rounds
 };
 
 }  // namespace stampede::controller
