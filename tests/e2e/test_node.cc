@@ -481,16 +481,7 @@ void TestNode::WriteLoop() {
     ApiWrite write = std::move(writes_.front());
     writes_.pop_front();
     mu_.Unlock();
-    absl::StatusOr<Json> done = write.is_delete ? client_->Delete(write.path, write.body)
-                                                : client_->MergePatch(write.path, write.body);
-    const bool failed = !done.ok() && !absl::IsNotFound(done.status()) &&
-                        !(write.is_delete && kube::IsConflict(done.status()));
-    if (failed) {
-      SLOG(kWarning) << (write.is_delete ? "test_node_delete_failed" : "test_node_status_failed")
-                     << " pod=" << write.key << " error=\"" << done.status().message() << "\"";
-    } else if (write.is_delete) {
-      SLOG(kInfo) << "test_node_deleted pod=" << write.key;
-    }
+    const bool failed = !Send(write);
     mu_.Lock();
     if (failed) {
       failed_writes_.push_back(std::move(write));
@@ -498,6 +489,29 @@ void TestNode::WriteLoop() {
     }
   }
   mu_.Unlock();
+}
+
+void TestNode::Queue(ApiWrite write) {
+  common::MutexLock lock(&mu_);
+  writes_.push_back(std::move(write));
+  cv_.SignalAll();
+}
+
+bool TestNode::Send(const ApiWrite& write) {
+  absl::StatusOr<Json> done = write.is_delete ? client_->Delete(write.path, write.body)
+                                              : client_->MergePatch(write.path, write.body);
+  // A Pod gone needs no write any more, nor does a delete whose uid precondition failed (the Pod
+  // was replaced by a new one of that name).
+  if (done.ok() || absl::IsNotFound(done.status()) ||
+      (write.is_delete && kube::IsConflict(done.status()))) {
+    if (write.is_delete) {
+      SLOG(kInfo) << "test_node_deleted pod=" << write.key;
+    }
+    return true;
+  }
+  SLOG(kWarning) << (write.is_delete ? "test_node_delete_failed" : "test_node_status_failed")
+                 << " pod=" << write.key << " error=\"" << done.status().message() << "\"";
+  return false;
 }
 
 void TestNode::RetryFailedWrites() {
@@ -976,23 +990,17 @@ void TestNode::Terminate(const Json& pod, Run& run) {
     return;  // the exit syncs this Pod again
   }
   // Gone already, or never started: finish the deletion the kubelet's way.
-  const Json options = {{"gracePeriodSeconds", 0}, {"preconditions", {{"uid", run.uid}}}};
+  ApiWrite write{key,
+                 PodPath(pod),
+                 {{"gracePeriodSeconds", 0}, {"preconditions", {{"uid", run.uid}}}},
+                 /*is_delete=*/true};
   if (options_.simulate) {
     if (run.delete_queued) return;
     run.delete_queued = true;
-    common::MutexLock lock(&mu_);
-    writes_.push_back({key, PodPath(pod), options, true});
-    cv_.SignalAll();
+    Queue(std::move(write));
     return;
   }
-  absl::StatusOr<Json> deleted = client_->Delete(PodPath(pod), options);
-  if (deleted.ok() || absl::IsNotFound(deleted.status()) || kube::IsConflict(deleted.status())) {
-    SLOG(kInfo) << "test_node_deleted pod=" << key;
-    return;
-  }
-  SLOG(kWarning) << "test_node_delete_failed pod=" << key << " error=\""
-                 << deleted.status().message() << "\"";
-  run.retry_at = now + options_.retry_period;
+  if (!Send(write)) run.retry_at = now + options_.retry_period;
 }
 
 void TestNode::Report(const Json& pod, Run& run) {
@@ -1075,17 +1083,15 @@ void TestNode::ReportWaiting(const Json& pod, Run& run, const std::string& reaso
 
 bool TestNode::Patch(const Json& pod, Run& run, const Json& status) {
   // The uid makes the patch fail rather than land on a new Pod of the same name.
-  Json patch = {{"metadata", {{"uid", run.uid}}}, {"status", status}};
+  ApiWrite write{kube::ObjectKey(pod),
+                 PodPath(pod) + "/status",
+                 {{"metadata", {{"uid", run.uid}}}, {"status", status}},
+                 /*is_delete=*/false};
   if (options_.simulate) {
-    common::MutexLock lock(&mu_);
-    writes_.push_back({kube::ObjectKey(pod), PodPath(pod) + "/status", std::move(patch), false});
-    cv_.SignalAll();
+    Queue(std::move(write));
     return true;  // a failed write is reported again (RetryFailedWrites)
   }
-  absl::StatusOr<Json> patched = client_->MergePatch(PodPath(pod) + "/status", patch);
-  if (patched.ok() || absl::IsNotFound(patched.status())) return true;
-  SLOG(kWarning) << "test_node_status_failed pod=" << kube::ObjectKey(pod) << " error=\""
-                 << patched.status().message() << "\"";
+  if (Send(write)) return true;
   run.retry_at = Clock::now() + options_.retry_period;
   return false;
 }

@@ -161,6 +161,12 @@ class TestNode {
   // Simulated mode: sends queued status patches and deletes until Stop; a failed one is marked
   // for a retry.
   void WriteLoop();
+  struct ApiWrite;
+  // Simulated mode: hands `write` to the writer threads.
+  void Queue(ApiWrite write);
+  // Sends one status patch or delete and logs its outcome; true when it landed or is no longer
+  // needed (the Pod is gone or was replaced), false when it should be tried again.
+  bool Send(const ApiWrite& write);
   // Sync thread: the Pods whose queued write failed are synced again after retry_period.
   void RetryFailedWrites() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // The exit status the reaper saw for `pid`, if it exited.
