@@ -131,6 +131,7 @@ io_uring_sqe* Uring::NextSqe() {
   while (sqe == nullptr) {
     // The queue is full: hand it to the kernel now. Completions it makes wait in the ring.
     io_uring_submit(ring_.get());
+    ++submits_;
     sqe = io_uring_get_sqe(ring_.get());
   }
   return sqe;
@@ -188,6 +189,7 @@ int Uring::SubmitAndWait(int64_t timeout_ns, Completion* out, int capacity) {
   }
   // -ETIME (the timeout) and -EINTR (a signal) both just end the wait.
   io_uring_submit_and_wait_timeout(ring_.get(), &cqe, 1, wait, nullptr);
+  ++submits_;
   int n = 0;
   unsigned head;
   io_uring_for_each_cqe(ring_.get(), head, cqe) {

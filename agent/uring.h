@@ -72,6 +72,10 @@ class Uring {
   // Submits what is queued and waits for one completion or `timeout_ns` (< 0: no limit). Copies
   // up to `capacity` completions to `out` and returns how many.
   int SubmitAndWait(int64_t timeout_ns, Completion* out, int capacity);
+  // How many times queued operations have been handed to the kernel: by SubmitAndWait, and by an
+  // operation queued while the queue was full. An operation queued when this was n has reached
+  // the kernel once it exceeds n.
+  uint64_t Submits() const { return submits_; }
 
   // A receive completion's data (its buffer), valid until ReturnBuffer.
   const char* BufferOf(const Completion& c) const;
@@ -92,6 +96,7 @@ class Uring {
   std::unique_ptr<char[]> buffers_;
   unsigned buffer_count_ = 0;
   unsigned buffer_bytes_ = 0;
+  uint64_t submits_ = 0;
 };
 
 }  // namespace stampede::agent

@@ -142,7 +142,7 @@ struct Worker::Connection {
   // it (`send_blocked`), the rest goes by sends that wait for room.
   bool send_blocked = false;
   size_t send_now = 0;
-  uint64_t send_now_submission = 0;  // the SubmitAndWait that takes it to the kernel
+  uint64_t send_now_submission = 0;  // the ring's submit that takes it to the kernel
   // HTTP/2: the request waits for a stream on its connection, or is one.
   bool h2_waiting = false;
   bool h2_submitted = false;
@@ -351,7 +351,6 @@ void Worker::LoopUring() {
     if (finished_) break;
     const int64_t deadline = NextDeadline();
     const int64_t wait = deadline == INT64_MAX ? -1 : std::max<int64_t>(deadline - Now(), 0);
-    ++submissions_;
     const int n = ring_->SubmitAndWait(wait, done, kMaxCompletions);
     if (deadline != INT64_MAX) {
       const int64_t lag = Now() - deadline;
@@ -959,8 +958,9 @@ void Worker::Send(Connection& c) {
     if (!c.send_blocked) {
       // Most requests fit the socket at once: then nothing completes and the request is sent.
       c.send_now = c.wire_len - c.written;
-      c.send_now_submission = submissions_ + 1;
       ring_->SendNow(Tag(kOpSendNow, c), c.fd, c.wire + c.written, c.send_now);
+      // Read after queueing: a full queue submits what was queued before this send.
+      c.send_now_submission = ring_->Submits() + 1;
       c.written = c.wire_len;
       c.state = State::kReceiving;
       return;
@@ -989,7 +989,7 @@ void Worker::ConfirmSendNow(Connection& c) {
   // was submitted sent nothing (the send meets a closed descriptor, or an unconnected socket that
   // took its number).
   if (c.send_now == 0) return;
-  if (c.send_now_submission <= submissions_) current_->bytes_written += c.send_now;
+  if (c.send_now_submission <= ring_->Submits()) current_->bytes_written += c.send_now;
   c.send_now = 0;
 }
 

@@ -221,7 +221,6 @@ class Worker {
   uint32_t h2_per_connection_ = 0;
   std::unique_ptr<Uring> ring_;  // the io_uring backend; null on epoll
   uint64_t wake_value_ = 0;      // io_uring: where the wake eventfd's read lands
-  uint64_t submissions_ = 0;     // io_uring: SubmitAndWait calls so far
 };
 
 }  // namespace stampede::agent

@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include <string>
@@ -84,6 +85,26 @@ TEST_F(UringTest, ASendNowTheSocketTakesWholePostsNoCompletion) {
   ring_->SendNow(1, client_, request.data(), request.size());
   EXPECT_TRUE(Reap(1).empty());  // silence: it went whole
   EXPECT_EQ(ServerRead(request.size()), request);
+}
+
+TEST_F(UringTest, AFullQueueHandsWhatItHoldsToTheKernelAndCountsThatSubmit) {
+  // The worker counts a silent SendNow's bytes at close only if it reached the kernel, which it
+  // decides by Submits(): a full queue's early submit must count, and must carry what it held.
+  const timeval bounded{2, 0};
+  ASSERT_EQ(setsockopt(server_, SOL_SOCKET, SO_RCVTIMEO, &bounded, sizeof bounded), 0);
+  const char byte = 'x';
+  for (int i = 0; i < 64; ++i) ring_->SendNow(static_cast<uint64_t>(i), client_, &byte, 1);
+  EXPECT_EQ(ring_->Submits(), 0u);
+  char probe;
+  EXPECT_EQ(recv(server_, &probe, 1, MSG_DONTWAIT), -1);  // queued is not sent
+  EXPECT_EQ(errno, EAGAIN);
+
+  ring_->SendNow(64, client_, &byte, 1);  // the queue's 64 slots are taken
+  EXPECT_EQ(ring_->Submits(), 1u);
+  EXPECT_EQ(ServerRead(64), std::string(64, 'x'));
+  EXPECT_TRUE(Reap(1).empty());  // the 65th goes now, silently like the others
+  EXPECT_EQ(ring_->Submits(), 2u);
+  EXPECT_EQ(ServerRead(1), "x");
 }
 
 TEST_F(UringTest, ASendNowTheSocketCannotTakeWholeSaysHowMuchWentAndNeverWaits) {
