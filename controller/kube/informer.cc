@@ -108,7 +108,7 @@ void Informer::Run() {
     int events = 0;
     const absl::Status status = client_->Watch(
         path_, watch,
-        [&](const WatchEvent& event) {
+        [&](WatchEvent& event) {
           ++events;
           Apply(event);
           return !stopping_.load();
@@ -166,7 +166,7 @@ absl::Status Informer::Relist() {
   return absl::OkStatus();
 }
 
-void Informer::Apply(const WatchEvent& event) {
+void Informer::Apply(WatchEvent& event) {
   const std::string resource_version = MetadataField(event.object, "resourceVersion");
   const bool deleted = event.type == "DELETED";
   if (event.type != "ADDED" && event.type != "MODIFIED" && !deleted) {
@@ -176,7 +176,8 @@ void Informer::Apply(const WatchEvent& event) {
     }
     return;
   }
-  auto object = std::make_shared<Json>(event.object);
+  // Moved, not copied: the stream is done with it (a Pod is many KiB).
+  auto object = std::make_shared<Json>(std::move(event.object));
   if (options_.transform) options_.transform(*object);
   {
     common::MutexLock lock(&mu_);

@@ -79,7 +79,7 @@ class Informer final : public ObjectCache {
  private:
   void Run();
   absl::Status Relist();
-  void Apply(const WatchEvent& event);
+  void Apply(WatchEvent& event);
   // Waits the backoff for the `failures`-th consecutive failure; false when stopping.
   bool Backoff(int failures);
 

@@ -21,7 +21,8 @@ bool WatchStream::Receive(const char* data, size_t size) {
   size_t start = 0;
   for (size_t newline = buffer_.find('\n', old_size); newline != std::string::npos;
        newline = buffer_.find('\n', start)) {
-    const bool go_on = Line(buffer_.substr(start, newline - start));
+    // A view, not a copy: a line is a whole object, often many KiB.
+    const bool go_on = Line(absl::string_view(buffer_).substr(start, newline - start));
     start = newline + 1;
     if (!go_on) return false;
   }
@@ -39,9 +40,9 @@ void WatchStream::Finish() {
   buffer_.clear();
 }
 
-bool WatchStream::Line(const std::string& line) {
+bool WatchStream::Line(absl::string_view line) {
   if (absl::StripAsciiWhitespace(line).empty()) return true;
-  Json event = Json::parse(line, nullptr, /*allow_exceptions=*/false);
+  Json event = Json::parse(line.begin(), line.end(), nullptr, /*allow_exceptions=*/false);
   if (!event.is_object() || !event.contains("type") || !event["type"].is_string() ||
       !event.contains("object")) {
     result = absl::InternalError(

@@ -14,6 +14,7 @@
 #include <string>
 
 #include "absl/status/status.h"
+#include "absl/strings/string_view.h"
 #include "controller/kube/client.h"
 
 namespace stampede::kube {
@@ -23,7 +24,8 @@ inline constexpr size_t kMaxWatchLine = 16 << 20;  // larger than any object etc
 
 class WatchStream {
  public:
-  WatchStream(const std::string& path, const std::function<bool(const WatchEvent&)>& on_event)
+  // `on_event` may take the event's object: the stream is done with it.
+  WatchStream(const std::string& path, const std::function<bool(WatchEvent&)>& on_event)
       : path_(path), on_event_(on_event) {}
 
   // The next bytes of the body. Returns false to end the stream (see `result` and `stopped`).
@@ -41,10 +43,10 @@ class WatchStream {
   bool stopped = false;  // on_event returned false
 
  private:
-  bool Line(const std::string& line);
+  bool Line(absl::string_view line);
 
   const std::string& path_;
-  const std::function<bool(const WatchEvent&)>& on_event_;
+  const std::function<bool(WatchEvent&)>& on_event_;
   std::string buffer_;
   std::chrono::steady_clock::time_point last_byte_ = std::chrono::steady_clock::now();
 };

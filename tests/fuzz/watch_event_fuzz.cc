@@ -30,7 +30,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string path = "/api/v1/namespaces/default/pods";
   size_t events = 0;
   const bool stop_early = (data[0] & 8) != 0;  // the consumer ends the watch at the 2nd event
-  const std::function<bool(const stampede::kube::WatchEvent&)> on_event =
+  const std::function<bool(stampede::kube::WatchEvent&)> on_event =
       [&](const stampede::kube::WatchEvent& event) {
         CHECK(event.type != "ERROR");
         ++events;

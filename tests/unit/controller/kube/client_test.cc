@@ -434,6 +434,57 @@ TEST_F(ClientTest, OneClientServesSeveralThreadsAtOnce) {
   EXPECT_EQ(right.load(), 40);
 }
 
+TEST_F(ClientTest, RequestsOneAfterAnotherShareOneConnection) {
+  server_.SetHandler([](const httplib::Request&, httplib::Response& response) {
+    ReplyJson(response, 200, Object("x", "1"));
+  });
+  std::unique_ptr<Client> client = NewClient();
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(client->Get(kPath).ok());
+  ASSERT_TRUE(client->Create(kCollection, Object("x", "")).ok());
+  const std::vector<FakeApiServer::Seen> seen = server_.requests();
+  ASSERT_EQ(seen.size(), 4u);
+  for (const FakeApiServer::Seen& s : seen) EXPECT_EQ(s.remote_port, seen[0].remote_port);
+}
+
+TEST_F(ClientTest, AConnectionIdleForHalfAMinuteIsNotUsedAgain) {
+  server_.SetHandler([](const httplib::Request&, httplib::Response& response) {
+    ReplyJson(response, 200, Object("x", "1"));
+  });
+  std::unique_ptr<Client> client = NewClient();
+  ASSERT_TRUE(client->Get(kPath).ok());
+  time_.Advance(seconds(29));
+  ASSERT_TRUE(client->Get(kPath).ok());
+  time_.Advance(seconds(30));
+  ASSERT_TRUE(client->Get(kPath).ok());
+  const std::vector<FakeApiServer::Seen> seen = server_.requests();
+  ASSERT_EQ(seen.size(), 3u);
+  EXPECT_EQ(seen[0].remote_port, seen[1].remote_port);
+  EXPECT_NE(seen[1].remote_port, seen[2].remote_port);
+}
+
+TEST(ClientConnectionTest, AConnectionTheServerClosesIsNotUsedAgain) {
+  // The server ends each connection after its second request ("Connection: close").
+  auto closing = std::make_unique<httplib::Server>();
+  closing->set_keep_alive_max_count(2);
+  FakeApiServer server(std::move(closing));
+  server.SetHandler([](const httplib::Request&, httplib::Response& response) {
+    ReplyJson(response, 200, Object("x", "1"));
+  });
+  Config config;
+  config.server = server.url();
+  FakeTime time;
+  absl::StatusOr<std::unique_ptr<Client>> client = Client::New(config, time.Options());
+  ASSERT_TRUE(client.ok()) << client.status();
+  for (int i = 0; i < 5; ++i) ASSERT_TRUE((*client)->Get(kPath).ok()) << "request " << i;
+  EXPECT_TRUE(time.sleeps.empty());  // no request failed and was retried
+  const std::vector<FakeApiServer::Seen> seen = server.requests();
+  ASSERT_EQ(seen.size(), 5u);
+  EXPECT_EQ(seen[0].remote_port, seen[1].remote_port);
+  EXPECT_NE(seen[1].remote_port, seen[2].remote_port);
+  EXPECT_EQ(seen[2].remote_port, seen[3].remote_port);
+  EXPECT_NE(seen[3].remote_port, seen[4].remote_port);
+}
+
 TEST_F(ClientTest, TokenFileIsRereadEveryMinuteKeepingTheLastGoodToken) {
   const std::string token_file = TempFile("a");
   server_.SetHandler([](const httplib::Request&, httplib::Response& response) {

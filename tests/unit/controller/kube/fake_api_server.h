@@ -29,6 +29,7 @@ class FakeApiServer {
     std::string authorization;
     std::string content_type;
     std::string body;
+    int remote_port = 0;  // the client's end: which connection it came on
   };
 
   // `server` may be an httplib::SSLServer; `scheme` says which.
@@ -39,6 +40,7 @@ class FakeApiServer {
     auto route = [this](const httplib::Request& request, httplib::Response& response) {
       Serve(request, response);
     };
+    server_.set_tcp_nodelay(true);  // a response in two writes, as the API server's never waits
     server_.Get(".*", route);
     server_.Post(".*", route);
     server_.Put(".*", route);
@@ -109,9 +111,9 @@ class FakeApiServer {
     Handler handler;
     {
       std::lock_guard<std::mutex> lock(mu_);
-      seen_.push_back(Seen{request.method, request.path, request.params,
-                           request.get_header_value("Authorization"),
-                           request.get_header_value("Content-Type"), request.body});
+      seen_.push_back(Seen{
+          request.method, request.path, request.params, request.get_header_value("Authorization"),
+          request.get_header_value("Content-Type"), request.body, request.remote_port});
       handler = handler_;
     }
     cv_.notify_all();

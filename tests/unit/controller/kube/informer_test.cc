@@ -74,6 +74,9 @@ class InformerTest : public ::testing::Test {
   }
   void TearDown() override {
     StopPromptly();
+    // The client's kept connections close first: the server would wait out their keep-alive.
+    informer_.reset();
+    client_.reset();
     server_.Shutdown();
   }
 
