@@ -421,6 +421,40 @@ absl::Status Reconciler::Begin(const std::string& key, const kube::Json& object,
   return SyncStatus(key, active, /*force=*/true);
 }
 
+Reconciler::PodSeen Reconciler::ReadPod(std::shared_ptr<const kube::Json> shared,
+                                        const std::string& ns, const std::string& name,
+                                        size_t agents) {
+  PodSeen seen;
+  seen.pod = std::move(shared);
+  const kube::Json& pod = *seen.pod;
+  uint32_t index = 0;
+  if (!PodOf(pod, ns, name) ||
+      !absl::SimpleAtoi(StringAt(pod, {"metadata", "labels", kAgentIndexLabel}), &index) ||
+      index >= agents) {
+    return seen;
+  }
+  seen.index = index;
+  // Quiet: nothing WatchPods acts on (no deletion, failure, stuck container or Unschedulable).
+  if (!StringAt(pod, {"metadata", "deletionTimestamp"}).empty()) return seen;
+  const auto found = pod.find("status");
+  if (found != pod.end()) {
+    const kube::Json& status = *found;
+    if (StringAt(status, {"phase"}) == "Failed") return seen;
+    if (status.contains("containerStatuses") && status["containerStatuses"].is_array()) {
+      for (const kube::Json& cs : status["containerStatuses"]) {
+        if (StuckReason(StringAt(cs, {"state", "waiting", "reason"})) != nullptr) return seen;
+      }
+    }
+    if (status.contains("conditions") && status["conditions"].is_array()) {
+      for (const kube::Json& c : status["conditions"]) {
+        if (StringAt(c, {"reason"}) == "Unschedulable") return seen;
+      }
+    }
+  }
+  seen.quiet = true;
+  return seen;
+}
+
 void Reconciler::WatchPods(const std::string& key, Active& active) {
   const auto [ns, name] = SplitKey(key);
   Run& run = *active.run;
@@ -428,17 +462,20 @@ void Reconciler::WatchPods(const std::string& key, Active& active) {
   if (IsTerminal(phase)) return;
   const int64_t now = clock_->MonotonicNanos();
   std::vector<bool> present(active.test.spec().agents(), false);
+  const uint64_t round = ++active.pod_round;
   // Shared, not copied: with 10,000 Pods, copying them every round was most of the operator's CPU.
   for (const auto& shared : world_.pods->ListShared()) {
-    const kube::Json& pod = *shared;
-    if (!PodOf(pod, ns, name)) continue;
-    const std::string& pod_name = StringAt(pod, {"metadata", "name"});
-    uint32_t index = 0;
-    if (!absl::SimpleAtoi(StringAt(pod, {"metadata", "labels", kAgentIndexLabel}), &index) ||
-        index >= present.size()) {
-      continue;
-    }
+    // A cached object never changes (an event replaces it), so what it says is read once; each
+    // round then costs a lookup per Pod, and only the Pods that are not quiet are read again.
+    auto [seen, fresh] = active.pods_seen.try_emplace(shared.get());
+    if (fresh) seen->second = ReadPod(shared, ns, name, present.size());
+    seen->second.round = round;
+    if (seen->second.index < 0) continue;
+    const auto index = static_cast<uint32_t>(seen->second.index);
     present[index] = true;
+    if (seen->second.quiet) continue;
+    const kube::Json& pod = *shared;
+    const std::string& pod_name = StringAt(pod, {"metadata", "name"});
     if (!StringAt(pod, {"metadata", "deletionTimestamp"}).empty()) {
       run.AgentGone(index, absl::StrCat("agent Pod ", pod_name, " was deleted"));
       continue;
@@ -497,6 +534,10 @@ void Reconciler::WatchPods(const std::string& key, Active& active) {
         }
       }
     }
+  }
+  // Objects the cache no longer holds (replaced by an event, or deleted) are let go.
+  for (auto it = active.pods_seen.begin(); it != active.pods_seen.end();) {
+    it = it->second.round == round ? std::next(it) : active.pods_seen.erase(it);
   }
   // A Pod that vanished after the launch (deleted with no grace period) is a lost agent too.
   if (phase == Phase::kRunning) {

@@ -30,6 +30,7 @@
 #include <memory>
 #include <set>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -94,6 +95,13 @@ class Reconciler {
   void DetachAll();
 
  private:
+  // What WatchPods read from one cached Pod object (`pod` keeps it, so its address stays its own).
+  struct PodSeen {
+    std::shared_ptr<const kube::Json> pod;
+    int64_t index = -1;  // the agent it runs; -1: not one of this test's
+    bool quiet = false;  // nothing to act on: Pending or Running as it should
+    uint64_t round = 0;  // the last WatchPods round that saw it in the cache
+  };
   struct Active {
     std::string uid;
     std::string run_tag;  // the stampede.dev/run-id this run answers (status.runId)
@@ -103,7 +111,9 @@ class Reconciler {
     kube::Json last_status = kube::Json::object();  // what we last wrote
     int64_t last_write_ns = 0;                      // when, on the clock's monotonic time
     bool adopted = false;
-    std::map<std::string, int64_t> unschedulable_since_ns;  // per Pod name
+    std::map<std::string, int64_t> unschedulable_since_ns;     // per Pod name
+    std::unordered_map<const kube::Json*, PodSeen> pods_seen;  // by cached object
+    uint64_t pod_round = 0;
   };
 
   // The data tables (ConfigMap and Secret keys) and env values of a test with scenarios.
@@ -124,6 +134,8 @@ class Reconciler {
   absl::Status EndBeforeStart(const kube::Json& object, const std::string& phase,
                               const std::string& reason, const std::string& message,
                               const std::string& run_tag, bool warn);
+  static PodSeen ReadPod(std::shared_ptr<const kube::Json> shared, const std::string& ns,
+                         const std::string& name, size_t agents);
   void WatchPods(const std::string& key, Active& active);
   absl::Status SyncStatus(const std::string& key, Active& active, bool force);
   absl::Status WriteStatus(const std::string& ns, const std::string& name,

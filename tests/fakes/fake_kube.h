@@ -6,6 +6,7 @@
 #define STAMPEDE_TESTS_FAKES_FAKE_KUBE_H_
 
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -150,34 +151,45 @@ class FakeApi final : public kube::Api {
   uint64_t generated_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
-// An informer's cache, filled by the test (e.g. from a FakeApi collection).
+// An informer's cache, filled by the test (e.g. from a FakeApi collection). Like an informer, it
+// hands out its own objects (ListShared) and replaces an object only when it changed.
 class FakeCache final : public kube::ObjectCache {
  public:
   std::optional<Json> Get(const std::string& key) const override {
     common::MutexLock lock(&mu_);
     auto it = objects_.find(key);
     if (it == objects_.end()) return std::nullopt;
-    return it->second;
+    return *it->second;
   }
   std::vector<Json> List() const override {
     common::MutexLock lock(&mu_);
     std::vector<Json> out;
+    for (const auto& [key, object] : objects_) out.push_back(*object);
+    return out;
+  }
+  std::vector<std::shared_ptr<const Json>> ListShared() const override {
+    common::MutexLock lock(&mu_);
+    std::vector<std::shared_ptr<const Json>> out;
     for (const auto& [key, object] : objects_) out.push_back(object);
     return out;
   }
-  // Replaces the whole cache, as a relist does.
+  // Replaces the whole cache, as a relist does: an unchanged object keeps its pointer.
   void Replace(const std::vector<Json>& objects) {
     common::MutexLock lock(&mu_);
-    objects_.clear();
+    std::map<std::string, std::shared_ptr<const Json>> fresh;
     for (const Json& o : objects) {
-      objects_[absl::StrCat(kube::MetadataField(o, "namespace"), "/",
-                            kube::MetadataField(o, "name"))] = o;
+      const std::string key =
+          absl::StrCat(kube::MetadataField(o, "namespace"), "/", kube::MetadataField(o, "name"));
+      auto old = objects_.find(key);
+      fresh[key] = old != objects_.end() && *old->second == o ? old->second
+                                                              : std::make_shared<const Json>(o);
     }
+    objects_ = std::move(fresh);
   }
 
  private:
   mutable common::Mutex mu_;
-  std::map<std::string, Json> objects_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, std::shared_ptr<const Json>> objects_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace stampede::testing
