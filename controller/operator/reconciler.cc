@@ -146,11 +146,13 @@ std::vector<std::string> Reconciler::ActiveKeys() const {
 void Reconciler::DetachAll() {
   for (auto& [key, active] : active_) active.launcher->Detach();
   active_.clear();
+  pods_seen_.clear();
 }
 
 void Reconciler::Forget(std::map<std::string, Active>::iterator it) {
   world_.runs->RemoveRun(it->second.run->id());
   active_.erase(it);
+  if (active_.empty()) pods_seen_.clear();  // nothing reads them until a test begins
 }
 
 absl::Status Reconciler::Reconcile(const std::string& key) {
@@ -421,18 +423,17 @@ absl::Status Reconciler::Begin(const std::string& key, const kube::Json& object,
   return SyncStatus(key, active, /*force=*/true);
 }
 
-Reconciler::PodSeen Reconciler::ReadPod(std::shared_ptr<const kube::Json> shared,
-                                        const std::string& ns, const std::string& name,
-                                        size_t agents) {
+Reconciler::PodSeen Reconciler::ReadPod(std::shared_ptr<const kube::Json> shared) {
   PodSeen seen;
   seen.pod = std::move(shared);
   const kube::Json& pod = *seen.pod;
+  const std::string& test = StringAt(pod, {"metadata", "labels", kLoadTestLabel});
   uint32_t index = 0;
-  if (!PodOf(pod, ns, name) ||
-      !absl::SimpleAtoi(StringAt(pod, {"metadata", "labels", kAgentIndexLabel}), &index) ||
-      index >= agents) {
+  if (test.empty() ||
+      !absl::SimpleAtoi(StringAt(pod, {"metadata", "labels", kAgentIndexLabel}), &index)) {
     return seen;
   }
+  seen.test = absl::StrCat(StringAt(pod, {"metadata", "namespace"}), "/", test);
   seen.index = index;
   // Quiet: nothing WatchPods acts on (no deletion, failure, stuck container or Unschedulable).
   if (!StringAt(pod, {"metadata", "deletionTimestamp"}).empty()) return seen;
@@ -462,15 +463,18 @@ void Reconciler::WatchPods(const std::string& key, Active& active) {
   if (IsTerminal(phase)) return;
   const int64_t now = clock_->MonotonicNanos();
   std::vector<bool> present(active.test.spec().agents(), false);
-  const uint64_t round = ++active.pod_round;
+  const uint64_t round = ++pod_round_;
   // Shared, not copied: with 10,000 Pods, copying them every round was most of the operator's CPU.
   for (const auto& shared : world_.pods->ListShared()) {
     // A cached object never changes (an event replaces it), so what it says is read once; each
     // round then costs a lookup per Pod, and only the Pods that are not quiet are read again.
-    auto [seen, fresh] = active.pods_seen.try_emplace(shared.get());
-    if (fresh) seen->second = ReadPod(shared, ns, name, present.size());
+    auto [seen, fresh] = pods_seen_.try_emplace(shared.get());
+    if (fresh) seen->second = ReadPod(shared);
     seen->second.round = round;
-    if (seen->second.index < 0) continue;
+    if (seen->second.test != key || seen->second.index < 0 ||
+        static_cast<size_t>(seen->second.index) >= present.size()) {
+      continue;
+    }
     const auto index = static_cast<uint32_t>(seen->second.index);
     present[index] = true;
     if (seen->second.quiet) continue;
@@ -536,8 +540,8 @@ void Reconciler::WatchPods(const std::string& key, Active& active) {
     }
   }
   // Objects the cache no longer holds (replaced by an event, or deleted) are let go.
-  for (auto it = active.pods_seen.begin(); it != active.pods_seen.end();) {
-    it = it->second.round == round ? std::next(it) : active.pods_seen.erase(it);
+  for (auto it = pods_seen_.begin(); it != pods_seen_.end();) {
+    it = it->second.round == round ? std::next(it) : pods_seen_.erase(it);
   }
   // A Pod that vanished after the launch (deleted with no grace period) is a lost agent too.
   if (phase == Phase::kRunning) {

@@ -98,7 +98,8 @@ class Reconciler {
   // What WatchPods read from one cached Pod object (`pod` keeps it, so its address stays its own).
   struct PodSeen {
     std::shared_ptr<const kube::Json> pod;
-    int64_t index = -1;  // the agent it runs; -1: not one of this test's
+    std::string test;    // "namespace/name" of its LoadTest; empty: none
+    int64_t index = -1;  // the agent it runs; -1: no valid index label
     bool quiet = false;  // nothing to act on: Pending or Running as it should
     uint64_t round = 0;  // the last WatchPods round that saw it in the cache
   };
@@ -111,9 +112,7 @@ class Reconciler {
     kube::Json last_status = kube::Json::object();  // what we last wrote
     int64_t last_write_ns = 0;                      // when, on the clock's monotonic time
     bool adopted = false;
-    std::map<std::string, int64_t> unschedulable_since_ns;     // per Pod name
-    std::unordered_map<const kube::Json*, PodSeen> pods_seen;  // by cached object
-    uint64_t pod_round = 0;
+    std::map<std::string, int64_t> unschedulable_since_ns;  // per Pod name
   };
 
   // The data tables (ConfigMap and Secret keys) and env values of a test with scenarios.
@@ -134,8 +133,7 @@ class Reconciler {
   absl::Status EndBeforeStart(const kube::Json& object, const std::string& phase,
                               const std::string& reason, const std::string& message,
                               const std::string& run_tag, bool warn);
-  static PodSeen ReadPod(std::shared_ptr<const kube::Json> shared, const std::string& ns,
-                         const std::string& name, size_t agents);
+  static PodSeen ReadPod(std::shared_ptr<const kube::Json> shared);
   void WatchPods(const std::string& key, Active& active);
   absl::Status SyncStatus(const std::string& key, Active& active, bool force);
   absl::Status WriteStatus(const std::string& ns, const std::string& name,
@@ -153,6 +151,10 @@ class Reconciler {
   const ReconcilerOptions options_;
   const common::Clock* const clock_;
   std::map<std::string, Active> active_;
+  // Every cached Pod object as WatchPods last read it, for all tests (each round lists every Pod);
+  // emptied when no test is active.
+  std::unordered_map<const kube::Json*, PodSeen> pods_seen_;
+  uint64_t pod_round_ = 0;
   // Tests ended before they started, remembered so a reconcile that still sees them new (the
   // cache lags the status write) neither refuses nor counts them again. Emptied past the bound.
   static constexpr size_t kMaxRemembered = 10000;

@@ -502,6 +502,31 @@ TEST_F(ReconcilerTest, AFailedAgentsLastWordsReachTheTestsMessage) {
             "get local issuer certificate); log: kubectl logs -n perf shop-agent-0");
 }
 
+TEST_F(ReconcilerTest, OnlyItsOwnPodsFailATest) {
+  api_.Put(kPath, LoadTest(kSpec));
+  ASSERT_TRUE(Reconcile().ok());
+  // A failed Pod of another LoadTest in the namespace, and one of this test's name with an
+  // agent index past its agents: neither is one of its agents.
+  const Json failed = {{"phase", "Failed"}};
+  const auto put_pod = [&](const std::string& name, const std::string& test, int index) {
+    api_.Put(std::string(kPods) + "/" + name,
+             {{"metadata",
+               {{"name", name},
+                {"namespace", "perf"},
+                {"labels", {{kLoadTestLabel, test}, {kAgentIndexLabel, std::to_string(index)}}}}},
+              {"status", failed}});
+  };
+  put_pod("cart-agent-0", "cart", 0);
+  put_pod("shop-agent-7", "shop", 7);
+  for (int round = 0; round < 3; ++round) ASSERT_TRUE(Reconcile().ok());
+  EXPECT_EQ(Phase(), "Starting");
+  SetPodStatus(0, failed);  // its own, after rounds that read it as quiet
+  ASSERT_TRUE(Reconcile().ok());
+  EXPECT_EQ(Phase(), "Failed");
+  EXPECT_EQ(Reason(), "AgentFailed");
+  EXPECT_NE(Object()["status"].value("message", "").find("shop-agent-0 failed"), std::string::npos);
+}
+
 TEST_F(ReconcilerTest, AnUnschedulablePodFailsTheTestOnlyAfterTheTimeout) {
   api_.Put(kPath, LoadTest(kSpec));
   ASSERT_TRUE(Reconcile().ok());
