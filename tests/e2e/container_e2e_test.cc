@@ -131,13 +131,18 @@ class ContainerE2eTest : public ::testing::Test {
                           }))
         << "no default service account in " << name_space;
   }
-  // The host pid of a running Pod's container, from runc's state.
+  // The host pid of a running Pod's container, from runc's state. The test node says Running
+  // once it has started `runc run`, which creates the container a moment later: wait for it.
   pid_t ContainerPid(const Json& pod) {
     const std::string id = ContainerStatus(pod).value("containerID", "");
     EXPECT_TRUE(absl::StartsWith(id, "runc://")) << pod.dump(1);
-    const testing::CommandOutput state = testing::RunToEnd(
-        {kRunc, "--root", cluster_->dir() + "/node/runc", "state", id.substr(7)}, seconds(20));
-    if (state.exit_code != 0) {
+    testing::CommandOutput state;
+    const bool created = WaitUntil(seconds(20), [&] {
+      state = testing::RunToEnd(
+          {kRunc, "--root", cluster_->dir() + "/node/runc", "state", id.substr(7)}, seconds(20));
+      return state.exit_code == 0;
+    });
+    if (!created) {
       ADD_FAILURE() << "runc state " << id << ": " << state.err;
       return -1;
     }
