@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -188,6 +189,15 @@ TEST_F(ContainerE2eTest, ChartInstalledOperatorRunsALoadTestWithAgentsInContaine
                          "120s"},
                         seconds(150));
   ASSERT_EQ(installed.exit_code, 0) << installed.out << installed.err;
+  // A failed assertion ends the test early: the chart's operator, which watches every namespace,
+  // must not outlive it and run the next tests' LoadTests.
+  bool uninstalling = false;
+  auto uninstall_if_failed = absl::MakeCleanup([&] {
+    if (uninstalling) return;
+    testing::RunToEnd({testing::HelmBinary(), "uninstall", "stampede", "-n", "stampede-system",
+                       "--kubeconfig", cluster_->admin_kubeconfig(), "--wait"},
+                      seconds(120));
+  });
 
   // The operator's Pod runs the stampede image as 65532, with the mounted token.
   const Json pods = Json::parse(Kubectl({"get", "pods", "-n", "stampede-system", "-l",
@@ -263,6 +273,7 @@ TEST_F(ContainerE2eTest, ChartInstalledOperatorRunsALoadTestWithAgentsInContaine
       << node_log;
   EXPECT_TRUE(absl::StrContains(node_log, "image=" + std::string(kAgentImage)));
 
+  uninstalling = true;
   testing::CommandOutput uninstalled =
       testing::RunToEnd({testing::HelmBinary(), "uninstall", "stampede", "-n", "stampede-system",
                          "--kubeconfig", cluster_->admin_kubeconfig(), "--wait"},
