@@ -40,7 +40,9 @@ class FakeApiServer {
     auto route = [this](const httplib::Request& request, httplib::Response& response) {
       Serve(request, response);
     };
-    server_.set_tcp_nodelay(true);  // a response in two writes, as the API server's never waits
+    // httplib writes a response in two parts; without this, on a kept connection the second waits
+    // for the client's delayed ACK (40 ms), which the real API server's answers never do.
+    server_.set_tcp_nodelay(true);
     server_.Get(".*", route);
     server_.Post(".*", route);
     server_.Put(".*", route);
