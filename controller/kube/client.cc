@@ -261,7 +261,8 @@ absl::StatusOr<Client::Answer> Client::Exchange(const std::string& method, const
     // The server may have gone away (a restart): the kept connections are likely dead too.
     {
       common::MutexLock lock(&mu_);
-      stale.swap(idle_);
+      for (Idle& kept : idle_) stale.push_back(std::move(kept));
+      idle_.clear();
     }
     return absl::UnavailableError(
         absl::StrCat(method, " ", path, ": ", httplib::to_string(result.error())));
