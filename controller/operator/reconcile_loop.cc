@@ -127,9 +127,9 @@ void ReconcileLoop::Enqueue(const std::string& key) {
 }
 
 void ReconcileLoop::Work() {
-  // Pod events come in bursts (10,000 Pods change status within a minute), and each round reads
-  // every Pod of a test: rounds at most every 100 ms take a burst's events together instead of
-  // one round after another for as long as it lasts.
+  // Pod events come in bursts (10,000 Pods change status within a minute), and each round walks
+  // every cached Pod of a test: rounds at most every 100 ms take a burst's events together
+  // instead of one round after another for as long as it lasts.
   constexpr auto kMinRoundGap = std::chrono::milliseconds(100);
   std::set<std::string> failed;  // queued again on the next round
   auto last_round = std::chrono::steady_clock::time_point();
