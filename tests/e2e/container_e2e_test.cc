@@ -191,12 +191,15 @@ TEST_F(ContainerE2eTest, ChartInstalledOperatorRunsALoadTestWithAgentsInContaine
   ASSERT_EQ(installed.exit_code, 0) << installed.out << installed.err;
   // A failed assertion ends the test early: the chart's operator, which watches every namespace,
   // must not outlive it and run the next tests' LoadTests.
+  const auto uninstall = [&] {
+    return testing::RunToEnd(
+        {testing::HelmBinary(), "uninstall", "stampede", "-n", "stampede-system", "--kubeconfig",
+         cluster_->admin_kubeconfig(), "--wait"},
+        seconds(120));
+  };
   bool uninstalling = false;
   auto uninstall_if_failed = absl::MakeCleanup([&] {
-    if (uninstalling) return;
-    testing::RunToEnd({testing::HelmBinary(), "uninstall", "stampede", "-n", "stampede-system",
-                       "--kubeconfig", cluster_->admin_kubeconfig(), "--wait"},
-                      seconds(120));
+    if (!uninstalling) uninstall();
   });
 
   // The operator's Pod runs the stampede image as 65532, with the mounted token.
@@ -274,10 +277,7 @@ TEST_F(ContainerE2eTest, ChartInstalledOperatorRunsALoadTestWithAgentsInContaine
   EXPECT_TRUE(absl::StrContains(node_log, "image=" + std::string(kAgentImage)));
 
   uninstalling = true;
-  testing::CommandOutput uninstalled =
-      testing::RunToEnd({testing::HelmBinary(), "uninstall", "stampede", "-n", "stampede-system",
-                         "--kubeconfig", cluster_->admin_kubeconfig(), "--wait"},
-                        seconds(120));
+  const testing::CommandOutput uninstalled = uninstall();
   EXPECT_EQ(uninstalled.exit_code, 0) << uninstalled.out << uninstalled.err;
   // The Deployment's Pod goes, and its container with it.
   EXPECT_TRUE(
