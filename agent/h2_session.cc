@@ -29,6 +29,8 @@ struct H2Session::Slot {
   bool response_complete = false;  // END_STREAM received after the final response
   bool reset_received = false;
   uint32_t reset_code = 0;
+  bool deliver = false;              // the listener gets the response (Submit's `deliver`)
+  bool final_headers = false;        // inside the final response's header block
   Outcome forced = Outcome::kCount;  // set when we end the stream ourselves
 
   bool BodyPending() const { return request != nullptr && body_sent < request->body().size(); }
@@ -48,26 +50,41 @@ absl::Status BadWire(absl::string_view what) {
 
 }  // namespace
 
-absl::StatusOr<H2Request> H2Request::FromHttp1(std::string_view wire_text, bool tls,
+absl::StatusOr<H2Request> H2Request::FromHttp1(std::string_view wire, bool tls,
                                                ExpectedStatus expected) {
+  H2Request r;
+  if (absl::Status s = r.Assign(wire, tls, expected); !s.ok()) return s;
+  return r;
+}
+
+absl::Status H2Request::Assign(std::string_view wire_text, bool tls, ExpectedStatus expected) {
+  nv_.clear();
+  body_ = {};
+  head_ = false;
   const absl::string_view wire(wire_text.data(), wire_text.size());
   const size_t head_end = wire.find("\r\n\r\n");
   if (head_end == absl::string_view::npos) return BadWire("no end of the header block");
   const absl::string_view head = wire.substr(0, head_end);
   const absl::string_view body = wire.substr(head_end + 4);
 
-  // Layout of storage: the pseudo-header names, then every line's pieces, lowercased names, body.
-  H2Request r;
-  r.storage_ = std::make_unique<char[]>(wire.size() + 64);
-  char* out = r.storage_.get();
-  struct Piece {
-    size_t offset, size;
-  };
-  std::vector<std::pair<Piece, Piece>> fields;
+  // storage_ holds the pseudo-header names, every line's pieces (names lowercased) and the body:
+  // never more than the wire plus the pseudo-header names and the scheme.
+  const size_t needed = wire.size() + 64;
+  if (storage_.size() < needed) storage_.resize(needed);
+  char* out = storage_.data();
   auto put = [&](absl::string_view s, bool lower) {
-    Piece p{static_cast<size_t>(out - r.storage_.get()), s.size()};
+    char* begin = out;
     for (char c : s) *out++ = lower ? absl::ascii_tolower(static_cast<unsigned char>(c)) : c;
-    return p;
+    return absl::string_view(begin, s.size());
+  };
+  auto add = [&](absl::string_view name, absl::string_view value) {
+    nv_.push_back(nghttp2_nv{reinterpret_cast<uint8_t*>(const_cast<char*>(name.data())),
+                             reinterpret_cast<uint8_t*>(const_cast<char*>(value.data())),
+                             name.size(), value.size(), NGHTTP2_NV_FLAG_NONE});
+  };
+  auto fail = [&](absl::string_view what) {
+    nv_.clear();
+    return BadWire(what);
   };
 
   size_t line_end = head.find("\r\n");
@@ -75,16 +92,15 @@ absl::StatusOr<H2Request> H2Request::FromHttp1(std::string_view wire_text, bool 
   const size_t sp1 = request_line.find(' ');
   const size_t sp2 = request_line.rfind(' ');
   if (sp1 == absl::string_view::npos || sp2 == sp1 || request_line.substr(sp2 + 1) != "HTTP/1.1") {
-    return BadWire("the first line is not METHOD PATH HTTP/1.1");
+    return fail("the first line is not METHOD PATH HTTP/1.1");
   }
   const absl::string_view method = request_line.substr(0, sp1);
   const absl::string_view path = request_line.substr(sp1 + 1, sp2 - sp1 - 1);
-  r.head_ = method == "HEAD";
-  fields.emplace_back(put(":method", false), put(method, false));
-  fields.emplace_back(put(":scheme", false), put(tls ? "https" : "http", false));
-  const size_t authority_index = fields.size();
-  fields.emplace_back(put(":authority", false), Piece{0, 0});
-  fields.emplace_back(put(":path", false), put(path, false));
+  add(put(":method", false), put(method, false));
+  add(put(":scheme", false), put(tls ? "https" : "http", false));
+  const size_t authority_index = nv_.size();
+  add(put(":authority", false), absl::string_view());
+  add(put(":path", false), put(path, false));
   bool has_authority = false;
   while (line_end != absl::string_view::npos) {
     const size_t start = line_end + 2;
@@ -93,32 +109,31 @@ absl::StatusOr<H2Request> H2Request::FromHttp1(std::string_view wire_text, bool 
         head.substr(start, line_end == absl::string_view::npos ? line_end : line_end - start);
     const size_t colon = line.find(':');
     if (colon == absl::string_view::npos || colon == 0) {
-      return BadWire(absl::StrCat("header line \"", line, "\" has no name"));
+      return fail(absl::StrCat("header line \"", line, "\" has no name"));
     }
-    const absl::string_view name = line.substr(0, colon);
     const absl::string_view value = absl::StripLeadingAsciiWhitespace(line.substr(colon + 1));
-    std::string lower(name);
-    absl::AsciiStrToLower(&lower);
-    if (ConnectionSpecific(lower)) continue;
-    if (lower == "host") {
-      fields[authority_index].second = put(value, false);
+    char* const mark = out;
+    const absl::string_view name = put(line.substr(0, colon), true);
+    if (ConnectionSpecific(name)) {
+      out = mark;
+      continue;
+    }
+    if (name == "host") {
+      out = mark;
+      const absl::string_view authority = put(value, false);
+      nv_[authority_index].value = reinterpret_cast<uint8_t*>(const_cast<char*>(authority.data()));
+      nv_[authority_index].valuelen = authority.size();
       has_authority = true;
       continue;
     }
-    fields.emplace_back(put(name, true), put(value, false));
+    add(name, put(value, false));
   }
-  if (!has_authority) return BadWire("no Host header for :authority");
-  const Piece body_piece = put(body, false);
-
-  char* base = r.storage_.get();
-  for (const auto& [name, value] : fields) {
-    r.nv_.push_back(nghttp2_nv{reinterpret_cast<uint8_t*>(base + name.offset),
-                               reinterpret_cast<uint8_t*>(base + value.offset), name.size,
-                               value.size, NGHTTP2_NV_FLAG_NONE});
-  }
-  r.body_ = std::string_view(base + body_piece.offset, body_piece.size);
-  r.expected_ = expected;
-  return r;
+  if (!has_authority) return fail("no Host header for :authority");
+  const absl::string_view stored_body = put(body, false);
+  body_ = std::string_view(stored_body.data(), stored_body.size());
+  head_ = method == "HEAD";
+  expected_ = expected;
+  return absl::OkStatus();
 }
 
 absl::StatusOr<std::unique_ptr<H2Session>> H2Session::Create(const H2SessionOptions& options,
@@ -213,8 +228,8 @@ bool H2Session::WantsWrite() const {
   return !lost_ && (pending_size_ > 0 || nghttp2_session_want_write(session_) != 0);
 }
 
-bool H2Session::Submit(const H2Request& request, uint64_t tag, int64_t deadline_ns,
-                       int64_t now_ns) {
+bool H2Session::Submit(const H2Request& request, uint64_t tag, int64_t deadline_ns, int64_t now_ns,
+                       bool deliver) {
   (void)now_ns;
   if (!AcceptsStreams() || open_ >= StreamLimit() || free_.empty()) return false;
   Slot* slot = free_.back();
@@ -236,6 +251,8 @@ bool H2Session::Submit(const H2Request& request, uint64_t tag, int64_t deadline_
   slot->stream_id = id;
   slot->request = &request;
   slot->deadline_ns = deadline_ns;
+  slot->deliver = deliver;
+  if (deliver) ++delivering_;
   ++open_;
   if (has_body) ++bodies_pending_;
   return true;
@@ -385,6 +402,7 @@ void H2Session::End(Slot* slot, Outcome outcome) {
   end.body_bytes = slot->body_bytes;
   end.reset_code = slot->reset_code;
   if (slot->BodyPending()) --bodies_pending_;
+  if (slot->deliver) --delivering_;
   slot->open = false;
   slot->request = nullptr;
   free_.push_back(slot);
@@ -434,6 +452,11 @@ int H2Session::OnFrameRecv(nghttp2_session* session, const nghttp2_frame* frame,
     }
     case NGHTTP2_HEADERS:
     case NGHTTP2_DATA: {
+      if (frame->hd.type == NGHTTP2_HEADERS && self->delivering_ > 0) {
+        // The header block is over: what follows is DATA or trailers.
+        Slot* slot = SlotOf(session, frame->hd.stream_id);
+        if (slot != nullptr) slot->final_headers = false;
+      }
       if ((frame->hd.flags & NGHTTP2_FLAG_END_STREAM) == 0) return 0;
       Slot* slot = SlotOf(session, frame->hd.stream_id);
       // nghttp2's HTTP checks reject an END_STREAM before a final response, so a status is set.
@@ -447,12 +470,23 @@ int H2Session::OnFrameRecv(nghttp2_session* session, const nghttp2_frame* frame,
 
 int H2Session::OnHeader(nghttp2_session* session, const nghttp2_frame* frame, const uint8_t* name,
                         size_t namelen, const uint8_t* value, size_t valuelen, uint8_t /*flags*/,
-                        void* /*user*/) {
-  if (frame->hd.type != NGHTTP2_HEADERS || namelen != 7 || std::memcmp(name, ":status", 7) != 0) {
-    return 0;
-  }
+                        void* user) {
+  if (frame->hd.type != NGHTTP2_HEADERS) return 0;
+  H2Session* self = static_cast<H2Session*>(user);
+  const bool status_field = namelen == 7 && std::memcmp(name, ":status", 7) == 0;
+  // The request mix reads only :status; other fields matter to streams that deliver them.
+  if (!status_field && self->delivering_ == 0) return 0;
   Slot* slot = SlotOf(session, frame->hd.stream_id);
   if (slot == nullptr) return 0;
+  if (!status_field) {
+    // nghttp2 has checked the field (lower-case name, no pseudo-header after a regular one).
+    if (slot->final_headers) {
+      self->listener_->OnResponseHeader(
+          slot->tag, std::string_view(reinterpret_cast<const char*>(name), namelen),
+          std::string_view(reinterpret_cast<const char*>(value), valuelen));
+    }
+    return 0;
+  }
   // nghttp2 checks for three digits but lets "000".."099" through, which HTTP has no use for
   // (RFC 9110 section 15): failing the callback resets the stream, which then ends as malformed.
   int status = 0;
@@ -463,13 +497,19 @@ int H2Session::OnHeader(nghttp2_session* session, const nghttp2_frame* frame, co
   if (valuelen != 3 || status < 100) return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
   // 1xx responses are interim: the final one follows and overwrites it.
   slot->status = status;
+  if (status >= 200 && slot->deliver) {
+    slot->final_headers = true;
+    self->listener_->OnResponseStatus(slot->tag, status);
+  }
   return 0;
 }
 
 int H2Session::OnDataChunk(nghttp2_session* session, uint8_t /*flags*/, int32_t stream_id,
-                           const uint8_t* /*data*/, size_t len, void* /*user*/) {
+                           const uint8_t* data, size_t len, void* user) {
   Slot* slot = SlotOf(session, stream_id);
-  if (slot != nullptr) slot->body_bytes += len;
+  if (slot == nullptr) return 0;
+  slot->body_bytes += len;
+  if (slot->deliver) static_cast<H2Session*>(user)->listener_->OnResponseData(slot->tag, data, len);
   return 0;
 }
 

@@ -46,7 +46,8 @@
 namespace stampede::agent {
 
 // A request ready to submit as HTTP/2: pseudo-headers and headers as nghttp2 name/value pairs over
-// one owned buffer, and the body. Built once per request of the mix, like PreparedRequest's wire.
+// one owned buffer, and the body. Built once per request of the mix, like PreparedRequest's wire,
+// or anew (Assign) for each request a scenario renders.
 // Move-only (the pairs point into its own heap buffer, which a move keeps in place).
 class H2Request {
  public:
@@ -57,8 +58,14 @@ class H2Request {
   static absl::StatusOr<H2Request> FromHttp1(std::string_view wire, bool tls,
                                              ExpectedStatus expected);
 
+  // An empty request (no headers) until Assign.
+  H2Request() = default;
   H2Request(H2Request&&) = default;
   H2Request& operator=(H2Request&&) = default;
+
+  // FromHttp1 in place: a scenario step's request, rendered anew each time, reuses the buffers of
+  // the one before (no allocation once they are large enough). On error the request is empty.
+  absl::Status Assign(std::string_view wire, bool tls, ExpectedStatus expected);
 
   const std::vector<nghttp2_nv>& headers() const { return nv_; }
   std::string_view body() const { return body_; }
@@ -66,8 +73,7 @@ class H2Request {
   bool Expected(int status) const { return expected_.Contains(status); }
 
  private:
-  H2Request() = default;
-  std::unique_ptr<char[]> storage_;
+  std::vector<char> storage_;  // a move keeps its heap buffer in place
   std::vector<nghttp2_nv> nv_;
   std::string_view body_;  // into storage_
   bool head_ = false;
@@ -106,6 +112,13 @@ class H2Session {
    public:
     virtual ~Listener() = default;
     virtual void OnStreamEnd(const H2StreamEnd& end) = 0;
+    // Streams submitted with `deliver` only, before their OnStreamEnd: the final response's
+    // :status, then its header fields (lower-case names; no pseudo-headers, no trailers), then
+    // its DATA as it arrives. An interim (1xx) response is not delivered.
+    virtual void OnResponseStatus(uint64_t /*tag*/, int /*status*/) {}
+    virtual void OnResponseHeader(uint64_t /*tag*/, std::string_view /*name*/,
+                                  std::string_view /*value*/) {}
+    virtual void OnResponseData(uint64_t /*tag*/, const uint8_t* /*data*/, size_t /*size*/) {}
   };
 
   // InvalidArgument when an option is out of range; Internal when nghttp2 cannot start a session.
@@ -119,8 +132,11 @@ class H2Session {
   // from it). `deadline_ns` (0: none) is when Tick ends it as timeout. Returns false, with nothing
   // queued, when this connection cannot take the stream now: the limit of streams in flight is
   // reached (see StreamLimit), GOAWAY was received, the stream ids are used up, or the session is
-  // finished. The request goes out with the next Produce.
-  bool Submit(const H2Request& request, uint64_t tag, int64_t deadline_ns, int64_t now_ns);
+  // finished. The request goes out with the next Produce. `deliver`: the response's status,
+  // headers and body go to the listener as they arrive (a scenario checks and captures them);
+  // otherwise only OnStreamEnd's counts.
+  bool Submit(const H2Request& request, uint64_t tag, int64_t deadline_ns, int64_t now_ns,
+              bool deliver = false);
 
   // Bytes read from the connection. A protocol error ends the connection: nghttp2 queues a GOAWAY
   // (PROTOCOL_ERROR and the like) for Produce, and every open stream ends as malformed.
@@ -206,6 +222,7 @@ class H2Session {
   std::vector<Slot*> free_;
   uint32_t open_ = 0;
   uint32_t bodies_pending_ = 0;  // open streams with request body bytes not yet sent
+  uint32_t delivering_ = 0;      // open streams submitted with `deliver`
   uint64_t allocations_ = 0;
 
   const uint8_t* pending_ = nullptr;  // bytes from nghttp2_session_mem_send not yet produced

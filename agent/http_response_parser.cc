@@ -265,6 +265,23 @@ HttpResponseParser::Result HttpResponseParser::OnHeader(const char* line, size_t
   return Result::kNeedMore;
 }
 
+void HttpResponseParser::DecodedStatus(int status) {
+  status_ = status;
+  started_ = true;
+}
+
+void HttpResponseParser::DecodedHeader(const char* name, size_t name_len, const char* value,
+                                       size_t value_len) {
+  started_ = true;
+  if (keep_ != nullptr) KeepHeader(name, name_len, value, value_len);
+}
+
+void HttpResponseParser::DecodedBody(const char* data, size_t len) {
+  started_ = true;
+  body_bytes_ += len;
+  if (keep_ != nullptr) KeepBody(data, len);
+}
+
 void HttpResponseParser::KeepHeader(const char* name, size_t name_len, const char* value,
                                     size_t value_len) {
   if (keep_->set_cookies && EqualsIgnoreCase(name, name_len, "set-cookie")) {

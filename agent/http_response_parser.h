@@ -47,6 +47,14 @@ class HttpResponseParser {
   // kError otherwise (the response was cut short).
   Result OnEof();
 
+  // HTTP/2: the same response from decoded frames instead of bytes (H2Session hands them over,
+  // agent/worker.cc). Only what Keep asked for is kept, as from bytes; the stream's end is the
+  // response's end, so nothing here completes it. Call Reset first, then DecodedStatus with the
+  // final :status, then each of its header fields (lower-case names) and DATA chunks.
+  void DecodedStatus(int status);
+  void DecodedHeader(const char* name, size_t name_len, const char* value, size_t value_len);
+  void DecodedBody(const char* data, size_t len);
+
   int status() const { return status_; }
   // False when the server asked to close (Connection: close, HTTP/1.0 without keep-alive, or a body
   // delimited by close).

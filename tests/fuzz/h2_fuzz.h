@@ -45,15 +45,16 @@ inline std::unique_ptr<agent::H2Session> NewClient(agent::H2Session::Listener* l
   return std::move(*s);
 }
 
-// Submits the next requests (GET, POST, HEAD in turn, tags from *submitted on) while the session
-// takes them: one before the server's SETTINGS, then up to its limit.
+// Submits the next requests (GET, POST, HEAD in turn, tags from *submitted on; odd tags with
+// `deliver`) while the session takes them: one before the server's SETTINGS, then up to its limit.
 inline void SubmitMore(agent::H2Session& session, const Requests& r, uint64_t* submitted,
                        int64_t now) {
   while (*submitted < kMaxRequests) {
     const agent::H2Request& next = *submitted % 3 == 0   ? r.get
                                    : *submitted % 3 == 1 ? r.post
                                                          : r.head;
-    if (!session.Submit(next, *submitted, now + 5'000'000'000, now)) return;
+    const bool deliver = *submitted % 2 == 1;  // odd tags hand their responses over
+    if (!session.Submit(next, *submitted, now + 5'000'000'000, now, deliver)) return;
     ++*submitted;
   }
 }

@@ -7,11 +7,14 @@
 // read it writes what it has, its clock moves on 300 ms (so deadlines and flow-control stalls
 // fire), and it submits while the connection takes streams. The input ends with the connection
 // lost. Checked: every stream submitted ends exactly once, with an outcome and
-// a status in range, and nothing is left open.
+// a status in range, and nothing is left open; streams submitted with `deliver` (odd tags), and
+// only they, hand over one final :status, then fields, then DATA that adds up to the end's count,
+// all before their end.
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <string_view>
 #include <vector>
 
 #include "agent/h2_session.h"
@@ -36,8 +39,36 @@ class Ends : public H2Session::Listener {
     ended[end.tag] = true;
     CHECK(end.outcome < Outcome::kCount);
     CHECK(end.status == 0 || (end.status >= 100 && end.status <= 999));
+    // A stream that asked for its response got all of its DATA, after one final :status.
+    if (end.tag % 2 == 1) {
+      CHECK(data[end.tag] == end.body_bytes);
+      CHECK(statuses[end.tag] <= 1);
+      CHECK(statuses[end.tag] == 0 || end.status >= 200);
+    }
+  }
+  void OnResponseStatus(uint64_t tag, int status) override {
+    Delivered(tag);
+    CHECK(status >= 200 && status <= 999);
+    ++statuses[tag];
+  }
+  void OnResponseHeader(uint64_t tag, std::string_view name, std::string_view) override {
+    Delivered(tag);
+    CHECK(statuses[tag] == 1);
+    CHECK(!name.empty() && name[0] != ':');
+  }
+  void OnResponseData(uint64_t tag, const uint8_t*, size_t size) override {
+    Delivered(tag);
+    data[tag] += size;
+  }
+  // Only streams that asked, and only before their end.
+  void Delivered(uint64_t tag) {
+    CHECK(tag < ended.size());
+    CHECK(tag % 2 == 1);
+    CHECK(!ended[tag]);
   }
   std::vector<bool> ended = std::vector<bool>(stampede::h2_fuzz::kMaxRequests, false);
+  std::vector<int> statuses = std::vector<int>(stampede::h2_fuzz::kMaxRequests, 0);
+  std::vector<uint64_t> data = std::vector<uint64_t>(stampede::h2_fuzz::kMaxRequests, 0);
 };
 
 }  // namespace

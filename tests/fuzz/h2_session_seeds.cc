@@ -67,6 +67,8 @@ int main(int argc, char** argv) {
       {"garbage", ServerBytes(0, Requests("/hang", "/", "/garbage"), normal)},
       {"bad-hpack", ServerBytes(1, Requests("/", "/", "/bad-hpack"), normal)},
       {"refuse", ServerBytes(0, Requests("/refuse", "/rst", "/hang"), normal)},
+      // Interim 103s, fields, cookies and trailers for the streams that deliver their responses.
+      {"session", ServerBytes(0, Requests("/session", "/session", "/"), normal)},
   };
   for (const auto& [name, bytes] : seeds) {
     std::ofstream out(std::string(argv[1]) + "/" + name, std::ios::binary);

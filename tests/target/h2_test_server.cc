@@ -58,25 +58,35 @@ bool H2TestServer::Finished() const {
                      nghttp2_session_want_write(session_) == 0 && raw_.empty());
 }
 
+namespace {
+
+nghttp2_nv Field(const char* name, const std::string& value) {
+  return nghttp2_nv{reinterpret_cast<uint8_t*>(const_cast<char*>(name)),
+                    reinterpret_cast<uint8_t*>(const_cast<char*>(value.data())), std::strlen(name),
+                    value.size(), NGHTTP2_NV_FLAG_NONE};
+}
+
+}  // namespace
+
 void H2TestServer::Respond(int32_t stream_id, int status, std::string body) {
   Respond(stream_id, std::to_string(status), std::move(body));
 }
 
-void H2TestServer::Respond(int32_t stream_id, const std::string& status_text, std::string body) {
+void H2TestServer::Respond(int32_t stream_id, const std::string& status_text, std::string body,
+                           const std::vector<std::pair<const char*, std::string>>& extra,
+                           bool trailers) {
   Stream& stream = streams_[stream_id];
   stream.body = std::move(body);
   stream.sent = 0;
+  stream.trailers = trailers;
   const std::string length = std::to_string(stream.body.size());
-  auto nv = [](const char* name, const std::string& value) {
-    return nghttp2_nv{reinterpret_cast<uint8_t*>(const_cast<char*>(name)),
-                      reinterpret_cast<uint8_t*>(const_cast<char*>(value.data())),
-                      std::strlen(name), value.size(), NGHTTP2_NV_FLAG_NONE};
-  };
-  const nghttp2_nv headers[] = {nv(":status", status_text), nv("content-length", length)};
+  std::vector<nghttp2_nv> headers = {Field(":status", status_text),
+                                     Field("content-length", length)};
+  for (const auto& [name, value] : extra) headers.push_back(Field(name, value));
   nghttp2_data_provider provider{};
   provider.source.ptr = nullptr;
   provider.read_callback = &ReadBody;
-  nghttp2_submit_response(session_, stream_id, headers, 2, &provider);
+  nghttp2_submit_response(session_, stream_id, headers.data(), headers.size(), &provider);
   ++answered_;
 }
 
@@ -115,6 +125,19 @@ void H2TestServer::OnRequest(int32_t stream_id) {
     raw_.append(frame, sizeof(frame));
   } else if (path == "/bad-status") {
     Respond(stream_id, "099", "three digits, not an HTTP status");
+  } else if (path == "/session") {
+    // An interim 103 with a field of its own, then the final response with what a scenario reads
+    // (two cookies, a header, a JSON body) and a trailer: the fields of the 103 and the trailer
+    // are not the response's headers.
+    const std::string early_status = "103", link = "</style.css>; rel=preload";
+    const nghttp2_nv early[] = {Field(":status", early_status), Field("link", link)};
+    nghttp2_submit_headers(session_, NGHTTP2_FLAG_NONE, stream_id, nullptr, early, 2, nullptr);
+    const std::string id = std::to_string(stream_id);
+    Respond(stream_id, "200", "{\"token\":\"tok-" + id + "\",\"items\":[{\"id\":7},{\"id\":8}]}",
+            {{"set-cookie", "sid=s" + id + "; Path=/"},
+             {"set-cookie", "theme=dark"},
+             {"x-request-id", "r" + id}},
+            /*trailers=*/true);
   } else if (path == "/hang") {
     // no answer
   } else if (path.rfind("/status/", 0) == 0) {
@@ -162,8 +185,9 @@ int H2TestServer::OnStreamClose(nghttp2_session*, int32_t stream_id, uint32_t, v
   return 0;
 }
 
-ssize_t H2TestServer::ReadBody(nghttp2_session*, int32_t stream_id, uint8_t* buf, size_t length,
-                               uint32_t* data_flags, nghttp2_data_source*, void* user) {
+ssize_t H2TestServer::ReadBody(nghttp2_session* session, int32_t stream_id, uint8_t* buf,
+                               size_t length, uint32_t* data_flags, nghttp2_data_source*,
+                               void* user) {
   auto* self = static_cast<H2TestServer*>(user);
   auto it = self->streams_.find(stream_id);
   if (it == self->streams_.end()) {
@@ -174,7 +198,15 @@ ssize_t H2TestServer::ReadBody(nghttp2_session*, int32_t stream_id, uint8_t* buf
   const size_t n = std::min(length, stream.body.size() - stream.sent);
   std::memcpy(buf, stream.body.data() + stream.sent, n);
   stream.sent += n;
-  if (stream.sent == stream.body.size()) *data_flags |= NGHTTP2_DATA_FLAG_EOF;
+  if (stream.sent == stream.body.size()) {
+    *data_flags |= NGHTTP2_DATA_FLAG_EOF;
+    if (stream.trailers) {
+      *data_flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
+      const std::string value = "late";
+      const nghttp2_nv trailer[] = {Field("x-trailer", value)};
+      nghttp2_submit_trailer(session, stream_id, trailer, 1);
+    }
+  }
   return static_cast<ssize_t>(n);
 }
 

@@ -10,6 +10,8 @@
 //   /garbage     a DATA frame on stream 0 (a connection PROTOCOL_ERROR) instead of a response
 //   /bad-hpack   a HEADERS frame for this stream whose block HPACK cannot decode
 //   /bad-status  a response whose :status is "099" (three digits, which nghttp2 lets through)
+//   /session     an interim 103, then 200 with two Set-Cookies, x-request-id, a JSON body
+//                {"token":"tok-ID","items":[{"id":7},{"id":8}]} (ID the stream id) and a trailer
 //   /hang        no answer at all
 //   anything else: 200 with body "ok"
 // Options::zero_window advertises SETTINGS_INITIAL_WINDOW_SIZE 0 and never sends WINDOW_UPDATE, so
@@ -25,6 +27,8 @@
 #include <cstdint>
 #include <map>
 #include <string>
+#include <utility>
+#include <vector>
 
 namespace stampede::test_target {
 
@@ -55,10 +59,13 @@ class H2TestServer {
     std::string path;
     std::string body;
     size_t sent = 0;
+    bool trailers = false;  // a trailer field follows the body
   };
   void OnRequest(int32_t stream_id);
   void Respond(int32_t stream_id, int status, std::string body);
-  void Respond(int32_t stream_id, const std::string& status_text, std::string body);
+  void Respond(int32_t stream_id, const std::string& status_text, std::string body,
+               const std::vector<std::pair<const char*, std::string>>& extra = {},
+               bool trailers = false);
 
   static int OnFrameRecv(nghttp2_session*, const nghttp2_frame* frame, void* user);
   static int OnHeader(nghttp2_session*, const nghttp2_frame* frame, const uint8_t* name,

@@ -3,6 +3,7 @@
 #include "agent/h2_session.h"
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -32,13 +33,29 @@ H2TestServer::Options ServerOptions(bool zero_window, uint32_t max_concurrent_st
 
 class Recorder : public H2Session::Listener {
  public:
-  void OnStreamEnd(const H2StreamEnd& end) override { ends.push_back(end); }
+  void OnStreamEnd(const H2StreamEnd& end) override {
+    ends.push_back(end);
+    events.push_back("end " + std::to_string(end.tag));
+  }
+  void OnResponseStatus(uint64_t tag, int status) override {
+    events.push_back("status " + std::to_string(tag) + " " + std::to_string(status));
+  }
+  void OnResponseHeader(uint64_t tag, std::string_view name, std::string_view value) override {
+    events.push_back("header " + std::to_string(tag) + " " + std::string(name) + ": " +
+                     std::string(value));
+  }
+  void OnResponseData(uint64_t tag, const uint8_t* data, size_t size) override {
+    bodies[tag].append(reinterpret_cast<const char*>(data), size);
+    events.push_back("data " + std::to_string(tag));
+  }
   const H2StreamEnd* Find(uint64_t tag) const {
     for (const H2StreamEnd& e : ends)
       if (e.tag == tag) return &e;
     return nullptr;
   }
   std::vector<H2StreamEnd> ends;
+  std::vector<std::string> events;  // every callback in order, data chunks one line each
+  std::map<uint64_t, std::string> bodies;
 };
 
 H2Request Request(const std::string& method, const std::string& path, const std::string& body = "",
@@ -372,6 +389,76 @@ TEST_F(H2SessionTest, SteadyStateRequestsTakeNothingFromMalloc) {
   ASSERT_EQ(recorder_.ends.size(), 20u + 2 * kRounds);
   for (const H2StreamEnd& e : recorder_.ends) EXPECT_EQ(e.outcome, Outcome::kOk) << e.tag;
   EXPECT_EQ(client_->allocations(), before);
+}
+
+// A stream submitted with `deliver` hands the final response over as it arrives, before its end:
+// its :status once (not the interim 103's), its own fields (not the 103's, not the trailer), and
+// its body. A stream submitted without it hands over nothing but its end.
+TEST_F(H2SessionTest, DeliveredStreamsHandOverTheFinalResponseOnly) {
+  Start();
+  const H2Request session = Request("GET", "/session");
+  ASSERT_TRUE(client_->Submit(session, 1, 0, 1, /*deliver=*/true));
+  ASSERT_TRUE(client_->Submit(session, 2, 0, 1));
+  Pump();
+
+  ASSERT_EQ(recorder_.ends.size(), 2u);
+  for (const H2StreamEnd& e : recorder_.ends) {
+    EXPECT_EQ(e.outcome, Outcome::kOk) << e.tag;
+    EXPECT_EQ(e.status, 200) << e.tag;
+  }
+  std::vector<std::string> first;  // stream 1's events, a run of DATA chunks as one
+  for (const std::string& e : recorder_.events) {
+    EXPECT_EQ(e.find(" 2 "), std::string::npos) << "stream 2 did not ask for its response: " << e;
+    if (e.find(" 1") == std::string::npos) continue;
+    if (e == "data 1" && !first.empty() && first.back() == e) continue;
+    first.push_back(e);
+  }
+  const std::string body = R"({"token":"tok-1","items":[{"id":7},{"id":8}]})";
+  EXPECT_THAT(first,
+              ElementsAre("status 1 200", "header 1 content-length: " + std::to_string(body.size()),
+                          "header 1 set-cookie: sid=s1; Path=/", "header 1 set-cookie: theme=dark",
+                          "header 1 x-request-id: r1", "data 1", "end 1"));
+  EXPECT_EQ(recorder_.bodies[1], body);
+  EXPECT_EQ(recorder_.bodies.count(2), 0u);
+  EXPECT_EQ(recorder_.Find(2)->body_bytes, body.size());
+}
+
+// A scenario renders each request anew: Assign reuses the buffers of the one before, and a wire
+// it refuses leaves the request empty rather than half-built.
+TEST(H2RequestTest, AssignReusesItsBuffersAndEmptiesOnError) {
+  H2Request r;
+  EXPECT_TRUE(r.headers().empty());
+  ASSERT_TRUE(r.Assign("POST /login HTTP/1.1\r\nHost: h:1\r\nContent-Length: 9\r\n\r\nuser=u1&x",
+                       false, ExpectedStatus::Of({200}))
+                  .ok());
+  ASSERT_EQ(r.headers().size(), 5u);
+  const uint8_t* buffer = r.headers()[0].name;
+  EXPECT_EQ(r.body(), "user=u1&x");
+  EXPECT_TRUE(r.Expected(200));
+  EXPECT_FALSE(r.Expected(201));
+
+  ASSERT_TRUE(r.Assign("HEAD /me HTTP/1.1\r\nHost: h:1\r\nAuthorization: Bearer t\r\n\r\n", false,
+                       ExpectedStatus::Of({}))
+                  .ok());
+  EXPECT_EQ(r.headers()[0].name, buffer);  // the same buffer, refilled
+  std::vector<std::pair<std::string, std::string>> fields;
+  for (const nghttp2_nv& nv : r.headers()) {
+    fields.emplace_back(std::string(reinterpret_cast<char*>(nv.name), nv.namelen),
+                        std::string(reinterpret_cast<char*>(nv.value), nv.valuelen));
+  }
+  EXPECT_THAT(fields, ElementsAre(Pair(":method", "HEAD"), Pair(":scheme", "http"),
+                                  Pair(":authority", "h:1"), Pair(":path", "/me"),
+                                  Pair("authorization", "Bearer t")));
+  EXPECT_TRUE(r.head());
+  EXPECT_EQ(r.body(), "");
+  EXPECT_TRUE(r.Expected(200));  // the default: any of 100..399
+
+  const absl::Status bad =
+      r.Assign("GET /x HTTP/1.1\r\nX: y\r\n\r\n", false, ExpectedStatus::Of({}));
+  EXPECT_FALSE(bad.ok());
+  EXPECT_THAT(bad.message(), HasSubstr("no Host header"));
+  EXPECT_TRUE(r.headers().empty());
+  EXPECT_FALSE(r.head());
 }
 
 TEST(H2RequestTest, FromHttp1MapsTheRequestLineAndHeaders) {

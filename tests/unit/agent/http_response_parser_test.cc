@@ -447,6 +447,50 @@ TEST(HttpResponseParserKeepTest, KeepsTheBodyCookiesAndHeadersItWasAskedForWhate
   }
 }
 
+// HTTP/2 hands the parser decoded fields and DATA instead of bytes: the same Keep applies.
+TEST(HttpResponseParserKeepTest, DecodedResponsesKeepWhatBytesWould) {
+  const std::vector<std::string> headers = {"x-token", "location"};
+  HttpResponseParser::Keep keep;
+  keep.body_bytes = 8;
+  keep.set_cookies = true;
+  keep.headers = &headers;
+  HttpResponseParser parser;
+  parser.Reset(false, &keep);
+  EXPECT_FALSE(parser.started());
+  parser.DecodedStatus(201);
+  auto field = [&](const std::string& name, const std::string& value) {
+    parser.DecodedHeader(name.data(), name.size(), value.data(), value.size());
+  };
+  field("set-cookie", "session=abc; Path=/");
+  field("x-token", "t-1");
+  field("set-cookie", "theme=dark");
+  field("x-token", "second");
+  parser.DecodedBody("{\"id\": ", 7);
+  parser.DecodedBody("42}", 3);
+  EXPECT_TRUE(parser.started());
+  EXPECT_EQ(parser.status(), 201);
+  EXPECT_EQ(parser.body_bytes(), 10u);
+  EXPECT_EQ(parser.kept_body(), "{\"id\": 4");
+  EXPECT_TRUE(parser.body_truncated());
+  ASSERT_EQ(parser.set_cookie_count(), 2u);
+  EXPECT_EQ(parser.set_cookie(0), "session=abc; Path=/");
+  EXPECT_EQ(parser.set_cookie(1), "theme=dark");
+  ASSERT_NE(parser.kept_header(0), nullptr);
+  EXPECT_EQ(*parser.kept_header(0), "t-1") << "the first value";
+  EXPECT_EQ(parser.kept_header(1), nullptr) << "no Location";
+
+  // Without Keep only the status and the body's size are known; Reset forgets the last response.
+  parser.Reset(false);
+  parser.DecodedStatus(200);
+  field("set-cookie", "x=1");
+  parser.DecodedBody("abc", 3);
+  EXPECT_EQ(parser.status(), 200);
+  EXPECT_EQ(parser.body_bytes(), 3u);
+  EXPECT_EQ(parser.set_cookie_count(), 0u);
+  EXPECT_EQ(parser.kept_body(), "");
+  EXPECT_FALSE(parser.body_truncated());
+}
+
 TEST(HttpResponseParserKeepTest, ABodyLongerThanTheCapIsCutAndSaysSo) {
   HttpResponseParser::Keep keep;
   keep.body_bytes = 4;
