@@ -15,11 +15,6 @@ absl::StatusOr<EngineConfig> EngineConfigFromAssignment(const v1::Assignment& as
   cfg.protocol = spec.target().protocol();
   if (spec.target().has_max_concurrent_streams())
     cfg.max_concurrent_streams = spec.target().max_concurrent_streams();
-  if (spec.scenarios_size() > 0 && (cfg.protocol == "h2" || cfg.protocol == "h2c")) {
-    return absl::UnimplementedError(
-        absl::StrCat("spec.target.protocol: \"", cfg.protocol,
-                     "\" runs spec.requests; scenarios over HTTP/2 are not built yet"));
-  }
   if (!spec.target().timeout().empty()) {
     ASSIGN_OR_RETURN(cfg.timeout_ns,
                      common::ParseDurationNanos("spec.target.timeout", spec.target().timeout()));

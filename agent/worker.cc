@@ -146,6 +146,7 @@ struct Worker::Connection {
   // HTTP/2: the request waits for a stream on its connection, or is one.
   bool h2_waiting = false;
   bool h2_submitted = false;
+  H2Request h2_request;        // scenarios: the step's rendered request as HTTP/2
   uint32_t request = 0;        // the stat it counts under (the mix: the request)
   uint32_t step = 0;           // scenarios: the request step in flight
   bool end_iteration = false;  // scenarios: its result ends the user's iteration
@@ -168,6 +169,18 @@ struct Worker::H2Connection final : H2Session::Listener {
   enum class Phase : uint8_t { kClosed, kConnecting, kHandshaking, kOpen };
 
   void OnStreamEnd(const H2StreamEnd& end) override { worker->OnH2StreamEnd(*this, end); }
+  // Scenarios: the response goes to the slot's parser, which keeps what the step checks and
+  // captures, as it does from HTTP/1.1 bytes.
+  void OnResponseStatus(uint64_t tag, int status) override {
+    worker->connections_[tag].parser.DecodedStatus(status);
+  }
+  void OnResponseHeader(uint64_t tag, std::string_view name, std::string_view value) override {
+    worker->connections_[tag].parser.DecodedHeader(name.data(), name.size(), value.data(),
+                                                   value.size());
+  }
+  void OnResponseData(uint64_t tag, const uint8_t* data, size_t size) override {
+    worker->connections_[tag].parser.DecodedBody(reinterpret_cast<const char*>(data), size);
+  }
 
   Worker* worker = nullptr;
   int fd = -1;
@@ -211,7 +224,7 @@ Worker::Worker(const WorkerShared& shared, uint32_t stream_index, uint32_t conne
     for (Connection& c : connections_) c.user = std::make_unique<UserState>();
     finder_ = std::make_unique<common::JsonFinder>();
   }
-  if (!shared_.h2_requests.empty()) {
+  if (shared_.h2) {
     h2_per_connection_ = std::max<uint32_t>(shared_.h2_options.max_concurrent_streams, 1);
     const size_t n = (count + h2_per_connection_ - 1) / h2_per_connection_;
     for (size_t i = 0; i < n; ++i) {
@@ -789,7 +802,13 @@ void Worker::StartStep(Connection& c, uint32_t step, int64_t now) {
   c.request = program.step(step).stat;
   c.end_iteration = false;
   std::string why;
-  if (!program.Render(u, step, &rng_state_, &c.wire, &c.wire_len, &why)) {
+  const bool rendered =
+      program.Render(u, step, &rng_state_, &c.wire, &c.wire_len, &why) &&
+      (!shared_.h2 || c.h2_request
+                          .Assign(std::string_view(c.wire, c.wire_len), shared_.ssl_ctx != nullptr,
+                                  program.step(step).expected)
+                          .ok());
+  if (!rendered) {
     // A value a header cannot hold (CR/LF from a capture): not sent, counted, iteration over.
     ++current_->requests[c.request].outcomes[static_cast<size_t>(Outcome::kCapture)];
     Pause(c, now + std::max<int64_t>(program.AbortIteration(u), kRampCheckNs));
@@ -1239,7 +1258,9 @@ void Worker::H2Pump(H2Connection& h, int64_t now) {
     while (h.head < h.pending.size()) {
       Connection& c = *h.pending[h.head];
       const uint64_t tag = static_cast<uint64_t>(&c - connections_.data());
-      if (!h.session->Submit(shared_.h2_requests[c.request], tag, 0, now)) break;
+      const bool scenario = shared_.program != nullptr;
+      const H2Request& request = scenario ? c.h2_request : shared_.h2_requests[c.request];
+      if (!h.session->Submit(request, tag, 0, now, scenario)) break;
       ++h.head;
       c.h2_waiting = false;
       c.h2_submitted = true;
@@ -1463,6 +1484,7 @@ void Worker::OnH2StreamEnd(H2Connection& h, const H2StreamEnd& end) {
     // (nginx after keepalive_requests), so a first refusal is no error. Latency keeps counting.
     c.retried = true;
     c.h2_waiting = true;
+    ResetParser(c);
     h.pending.push_back(&c);
     return;
   }
@@ -1474,7 +1496,18 @@ void Worker::OnH2StreamEnd(H2Connection& h, const H2StreamEnd& end) {
     const int status_class = end.status / 100;
     ++stats.status_classes[status_class >= 1 && status_class <= 5 ? status_class : 0];
   }
-  ++stats.outcomes[static_cast<size_t>(end.outcome)];
+  Outcome outcome = end.outcome;
+  if (shared_.program != nullptr) {
+    const ScenarioProgram::Step& step = shared_.program->step(c.step);
+    if (outcome == Outcome::kOk || outcome == Outcome::kUnexpectedStatus) {
+      // A whole response: the step's checks and captures decide, as over HTTP/1.1 (Complete).
+      if (c.parser.body_truncated()) ++current_->bodies_cut;
+      outcome = shared_.program->Check(*c.user, c.step, c.parser, outcome == Outcome::kOk, *finder_,
+                                       &rng_state_);
+    }
+    c.end_iteration = outcome != Outcome::kOk && step.ends_on_fail;
+  }
+  ++stats.outcomes[static_cast<size_t>(outcome)];
   int64_t backoff = 0;
   if (end.outcome == Outcome::kOk || end.outcome == Outcome::kUnexpectedStatus) {
     stats.latency.Record(static_cast<uint64_t>(std::max<int64_t>(now - c.start_ns, 0)));
@@ -1503,6 +1536,7 @@ void Worker::H2Abandon(Connection& c, Outcome outcome) {
     Untrack(c);
     --in_flight_;
     ++current_->requests[c.request].outcomes[static_cast<size_t>(outcome)];
+    if (shared_.program != nullptr) c.end_iteration = shared_.program->step(c.step).ends_on_fail;
     AfterRequest(c, Now(), 0);
   }
   if (!was_busy) H2Pump(h, Now());

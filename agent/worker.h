@@ -57,8 +57,9 @@ struct WorkerShared {
   int64_t grace_ns = 0;              // how long in-flight requests may finish after the end
   uint32_t stream_count = 1;         // workers sharing the plan, over all agents
   IoBackend io = IoBackend::kEpoll;  // chosen by the engine (never io_uring for https)
-  // HTTP/2 (target.protocol h2 or h2c; the request mix only): each request of `requests` as
-  // HTTP/2 headers, and the sessions' options. Empty for HTTP/1.1. HTTP/2 runs on epoll.
+  // HTTP/2 (target.protocol h2 or h2c), which runs on epoll: the mix's requests as HTTP/2
+  // headers (scenarios convert each request they render), and the sessions' options.
+  bool h2 = false;
   std::vector<H2Request> h2_requests;
   H2SessionOptions h2_options;
 };

@@ -66,9 +66,8 @@ TEST(EngineConfigTest, ABadDurationIsNamedByItsField) {
       << cfg.status();
 }
 
-// HTTP/2 reaches the engine with its stream limit; with scenarios, which HTTP/2 does not run yet,
-// it is refused by the field's name rather than run as HTTP/1.1.
-TEST(EngineConfigTest, HttpTwoCarriesItsStreamLimitAndRefusesScenarios) {
+// HTTP/2 reaches the engine with its stream limit, with the request mix and with scenarios.
+TEST(EngineConfigTest, HttpTwoCarriesItsStreamLimitWithRequestsOrScenarios) {
   for (const char* protocol : {"h2", "h2c"}) {
     v1::Assignment a = ClosedAssignment();
     a.mutable_spec()->mutable_target()->set_protocol(protocol);
@@ -77,13 +76,14 @@ TEST(EngineConfigTest, HttpTwoCarriesItsStreamLimitAndRefusesScenarios) {
     ASSERT_TRUE(cfg.ok()) << protocol << ": " << cfg.status();
     EXPECT_EQ(cfg->protocol, protocol);
     EXPECT_EQ(cfg->max_concurrent_streams, 7u);
+    EXPECT_EQ(cfg->scenarios, nullptr);
 
     a.mutable_spec()->add_scenarios()->set_name("browse");
     cfg = EngineConfigFromAssignment(a, 1);
-    ASSERT_FALSE(cfg.ok()) << protocol;
-    EXPECT_EQ(cfg.status().code(), absl::StatusCode::kUnimplemented);
-    EXPECT_NE(cfg.status().message().find("spec.target.protocol"), std::string::npos)
-        << cfg.status();
+    ASSERT_TRUE(cfg.ok()) << protocol << ": " << cfg.status();
+    EXPECT_EQ(cfg->protocol, protocol);
+    EXPECT_EQ(cfg->max_concurrent_streams, 7u);
+    EXPECT_NE(cfg->scenarios, nullptr);
   }
   v1::Assignment a = ClosedAssignment();
   a.mutable_spec()->mutable_target()->set_protocol("http1");
