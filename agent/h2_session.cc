@@ -251,6 +251,7 @@ bool H2Session::Submit(const H2Request& request, uint64_t tag, int64_t deadline_
   slot->stream_id = id;
   slot->request = &request;
   slot->deadline_ns = deadline_ns;
+  if (deadline_ns != 0) ++deadlines_;
   slot->deliver = deliver;
   if (deliver) ++delivering_;
   ++open_;
@@ -329,7 +330,9 @@ void H2Session::Tick(int64_t now_ns) {
 
 int64_t H2Session::NextDeadlineNs() const {
   int64_t next = INT64_MAX;
-  if (open_ == 0) return next;
+  // Only a deadline or a request body waiting on the window (a stall) makes one. The worker
+  // submits without deadlines (its timeouts are its own) and asks once per loop turn.
+  if (open_ == 0 || (deadlines_ == 0 && bodies_pending_ == 0)) return next;
   for (const Slot& slot : slots_) {
     if (!slot.open) continue;
     if (slot.deadline_ns != 0) next = std::min(next, slot.deadline_ns);
@@ -403,6 +406,7 @@ void H2Session::End(Slot* slot, Outcome outcome) {
   end.reset_code = slot->reset_code;
   if (slot->BodyPending()) --bodies_pending_;
   if (slot->deliver) --delivering_;
+  if (slot->deadline_ns != 0) --deadlines_;
   slot->open = false;
   slot->request = nullptr;
   free_.push_back(slot);

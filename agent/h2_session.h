@@ -223,6 +223,7 @@ class H2Session {
   uint32_t open_ = 0;
   uint32_t bodies_pending_ = 0;  // open streams with request body bytes not yet sent
   uint32_t delivering_ = 0;      // open streams submitted with `deliver`
+  uint32_t deadlines_ = 0;       // open streams submitted with a deadline
   uint64_t allocations_ = 0;
 
   const uint8_t* pending_ = nullptr;  // bytes from nghttp2_session_mem_send not yet produced

@@ -289,6 +289,17 @@ TEST_F(H2SessionTest, DeadlinesEndStreamsAsTimeouts) {
   EXPECT_EQ(client_->NextDeadlineNs(), 7 * kSecond);
   Pump();
   EXPECT_EQ(recorder_.ends.size(), 1u);
+
+  // A stream without a deadline adds none; once the last one with a deadline has ended, none is
+  // left, though a stream is still open.
+  ASSERT_TRUE(client_->Submit(hang, 3, 0, 1));
+  Pump();
+  EXPECT_EQ(client_->NextDeadlineNs(), 7 * kSecond);
+  client_->Tick(7 * kSecond);
+  ASSERT_EQ(recorder_.ends.size(), 2u);
+  EXPECT_EQ(recorder_.ends[1].tag, 2u);
+  EXPECT_EQ(client_->OpenStreams(), 1u);
+  EXPECT_EQ(client_->NextDeadlineNs(), INT64_MAX);
 }
 
 TEST_F(H2SessionTest, GarbageFramesEndEveryStreamAsMalformed) {
