@@ -63,6 +63,18 @@ const char* StuckReason(const std::string& waiting) {
   return nullptr;
 }
 
+// A Pod status's PodScheduled condition when it says the Pod cannot be scheduled; null otherwise.
+const kube::Json* UnschedulableCondition(const kube::Json& status) {
+  if (!status.contains("conditions") || !status["conditions"].is_array()) return nullptr;
+  for (const kube::Json& c : status["conditions"]) {
+    if (StringAt(c, {"type"}) == "PodScheduled" && StringAt(c, {"status"}) == "False" &&
+        StringAt(c, {"reason"}) == "Unschedulable") {
+      return &c;
+    }
+  }
+  return nullptr;
+}
+
 }  // namespace
 
 std::string LoadTestOfPod(const kube::Json& pod) {
@@ -435,24 +447,17 @@ Reconciler::PodSeen Reconciler::ReadPod(std::shared_ptr<const kube::Json> shared
   }
   seen.test = absl::StrCat(StringAt(pod, {"metadata", "namespace"}), "/", test);
   seen.index = index;
-  // Quiet: nothing WatchPods acts on (no deletion, failure, stuck container or Unschedulable).
-  if (!StringAt(pod, {"metadata", "deletionTimestamp"}).empty()) return seen;
+  seen.deleted = !StringAt(pod, {"metadata", "deletionTimestamp"}).empty();
   const auto found = pod.find("status");
-  if (found != pod.end()) {
-    const kube::Json& status = *found;
-    if (StringAt(status, {"phase"}) == "Failed") return seen;
-    if (status.contains("containerStatuses") && status["containerStatuses"].is_array()) {
-      for (const kube::Json& cs : status["containerStatuses"]) {
-        if (StuckReason(StringAt(cs, {"state", "waiting", "reason"})) != nullptr) return seen;
-      }
-    }
-    if (status.contains("conditions") && status["conditions"].is_array()) {
-      for (const kube::Json& c : status["conditions"]) {
-        if (StringAt(c, {"reason"}) == "Unschedulable") return seen;
-      }
+  if (found == pod.end()) return seen;
+  const kube::Json& status = *found;
+  seen.failed = StringAt(status, {"phase"}) == "Failed";
+  if (status.contains("containerStatuses") && status["containerStatuses"].is_array()) {
+    for (const kube::Json& cs : status["containerStatuses"]) {
+      if (StuckReason(StringAt(cs, {"state", "waiting", "reason"})) != nullptr) seen.stuck = true;
     }
   }
-  seen.quiet = true;
+  seen.unschedulable = UnschedulableCondition(status) != nullptr;
   return seen;
 }
 
@@ -477,10 +482,11 @@ void Reconciler::WatchPods(const std::string& key, Active& active) {
     }
     const auto index = static_cast<uint32_t>(seen->second.index);
     present[index] = true;
-    if (seen->second.quiet) continue;
+    const PodSeen& signals = seen->second;
+    if (signals.quiet()) continue;
     const kube::Json& pod = *shared;
     const std::string& pod_name = StringAt(pod, {"metadata", "name"});
-    if (!StringAt(pod, {"metadata", "deletionTimestamp"}).empty()) {
+    if (signals.deleted) {
       run.AgentGone(index, absl::StrCat("agent Pod ", pod_name, " was deleted"));
       continue;
     }
@@ -488,7 +494,7 @@ void Reconciler::WatchPods(const std::string& key, Active& active) {
     static const kube::Json kNoStatus = kube::Json::object();
     const auto found_status = pod.find("status");
     const kube::Json& status = found_status != pod.end() ? *found_status : kNoStatus;
-    if (status.contains("containerStatuses") && status["containerStatuses"].is_array()) {
+    if (signals.stuck) {
       for (const kube::Json& cs : status["containerStatuses"]) {
         const std::string& waiting = StringAt(cs, {"state", "waiting", "reason"});
         if (const char* reason = StuckReason(waiting); reason != nullptr) {
@@ -497,8 +503,7 @@ void Reconciler::WatchPods(const std::string& key, Active& active) {
         }
       }
     }
-    const std::string& pod_phase = StringAt(status, {"phase"});
-    if (pod_phase == "Failed") {
+    if (signals.failed) {
       int exit_code = -1;
       std::string said;  // with FallbackToLogsOnError, the log's tail: its last line says why
       if (status.contains("containerStatuses") && status["containerStatuses"].is_array() &&
@@ -524,18 +529,12 @@ void Reconciler::WatchPods(const std::string& key, Active& active) {
         run.AgentGone(index, why);
       }
     }
-    if (phase == Phase::kStarting && status.contains("conditions") &&
-        status["conditions"].is_array()) {
-      for (const kube::Json& c : status["conditions"]) {
-        if (StringAt(c, {"type"}) == "PodScheduled" && StringAt(c, {"status"}) == "False" &&
-            StringAt(c, {"reason"}) == "Unschedulable") {
-          auto [at, inserted] = active.unschedulable_since_ns.emplace(pod_name, now);
-          if (now - at->second >=
-              std::chrono::nanoseconds(options_.unschedulable_timeout).count()) {
-            run.Fail("Unschedulable", absl::StrCat("agent Pod ", pod_name, " cannot be scheduled: ",
-                                                   StringAt(c, {"message"})));
-          }
-        }
+    if (signals.unschedulable && phase == Phase::kStarting) {
+      auto [at, inserted] = active.unschedulable_since_ns.emplace(pod_name, now);
+      if (now - at->second >= std::chrono::nanoseconds(options_.unschedulable_timeout).count()) {
+        run.Fail("Unschedulable",
+                 absl::StrCat("agent Pod ", pod_name, " cannot be scheduled: ",
+                              StringAt(*UnschedulableCondition(status), {"message"})));
       }
     }
   }

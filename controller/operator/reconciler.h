@@ -96,12 +96,18 @@ class Reconciler {
 
  private:
   // What WatchPods read from one cached Pod object (`pod` keeps it, so its address stays its own).
+  // The four signals are everything WatchPods acts on; each is decided here only, so a Pod with
+  // none of them (quiet) can be skipped without reading it again.
   struct PodSeen {
     std::shared_ptr<const kube::Json> pod;
-    std::string test;    // "namespace/name" of its LoadTest; empty: none
-    int64_t index = -1;  // the agent it runs; -1: no valid index label
-    bool quiet = false;  // nothing to act on: Pending or Running as it should
-    uint64_t round = 0;  // the last WatchPods round that saw it in the cache
+    std::string test;            // "namespace/name" of its LoadTest; empty: none
+    int64_t index = -1;          // the agent it runs; -1: no valid index label
+    bool deleted = false;        // metadata.deletionTimestamp is set
+    bool failed = false;         // status.phase is Failed
+    bool stuck = false;          // a container waits for a reason that will not pass (StuckReason)
+    bool unschedulable = false;  // PodScheduled is False for reason Unschedulable
+    uint64_t round = 0;          // the last WatchPods round that saw it in the cache
+    bool quiet() const { return !deleted && !failed && !stuck && !unschedulable; }
   };
   struct Active {
     std::string uid;

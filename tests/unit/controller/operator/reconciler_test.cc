@@ -612,6 +612,31 @@ TEST_F(ReconcilerTest, APodDeletedMidRunIsALostAgent) {
             std::string::npos);
 }
 
+// A Pod being deleted (deletionTimestamp set, its grace period running) is lost at once, before
+// it leaves the cache, and after rounds that read it as quiet.
+TEST_F(ReconcilerTest, APodBeingDeletedIsALostAgentBeforeItIsGone) {
+  api_.Put(kPath, LoadTest(kSpec));
+  ASSERT_TRUE(Reconcile().ok());
+  std::vector<std::shared_ptr<FakeConnection>> agents = ConnectAgents();
+  ASSERT_TRUE(Reconcile().ok());
+  ASSERT_EQ(Phase(), "Running");
+  ASSERT_TRUE(Reconcile().ok());
+  EXPECT_EQ(TheRun()->Status().agents().lost(), 0u);
+  const std::string path = std::string(kPods) + "/shop-agent-1";
+  Json pod = api_.Object(path).value();
+  pod["metadata"]["deletionTimestamp"] = "2026-12-07T10:00:00Z";
+  api_.Put(path, pod);
+  ASSERT_TRUE(Reconcile().ok());
+  EXPECT_EQ(TheRun()->Status().agents().lost(), 1u);
+  AgentDone(0);
+  ASSERT_TRUE(Reconcile().ok());
+  EXPECT_EQ(Phase(), "Failed");
+  EXPECT_NE(Object()["status"].value("message", "").find("shop-agent-1 was deleted"),
+            std::string::npos)
+      << Object()["status"].dump();
+  (void)agents;
+}
+
 TEST_F(ReconcilerTest, SpecAbortAbortsARunningTest) {
   api_.Put(kPath, LoadTest(kSpec));
   ASSERT_TRUE(Reconcile().ok());
