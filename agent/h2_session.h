@@ -17,7 +17,9 @@
 // Every stream submitted ends exactly once in Listener::OnStreamEnd, called from inside Receive,
 // Produce, Tick, Cancel or ConnectionLost (never from Submit), with an outcome from
 // common/stats.h. The listener may call Submit from OnStreamEnd (its slot is already free) but
-// must not destroy the session there.
+// must not destroy the session there. A stream submitted with `deliver` also hands its response
+// to the listener (OnResponseStatus, OnResponseHeader, OnResponseData) from inside Receive, before
+// its end; those callbacks must not call into the session.
 //
 // Not thread-safe: one event loop owns a session. No sockets, clocks or threads inside; time is
 // passed in (CLOCK_MONOTONIC ns).
