@@ -56,9 +56,9 @@ std::string ReadFile(const std::string& path) {
   return s.str();
 }
 
-// nginx in the foreground, one process, on six free loopback ports: h2c, TLS with h2 (ALPN), TLS
-// without it, h2c that ends each connection after 100 requests (GOAWAY), an h2c login flow, and
-// plain HTTP/1.1 to tell when it is up. Its access log has one line "PROTOCOL STATUS" per
+// nginx in the foreground, one process, on seven free loopback ports: h2c, TLS with h2 (ALPN), TLS
+// without it, h2c that ends each connection after 100 requests (GOAWAY), a login flow (h2c and h2),
+// and plain HTTP/1.1 to tell when it is up. Its access log has one line "PROTOCOL STATUS" per
 // request; the flow's own log has one line per request with what identifies its user.
 class Nginx {
  public:
@@ -78,6 +78,7 @@ class Nginx {
     const int h1_port = FreeLoopbackPort();
     recycle_port_ = FreeLoopbackPort();
     flow_port_ = FreeLoopbackPort();
+    flow_tls_port_ = FreeLoopbackPort();
     std::ofstream conf(dir_ + "/nginx.conf");
     conf << "daemon off;\nmaster_process off;\nworker_processes 1;\n"
          << "pid " << dir_ << "/nginx.pid;\nerror_log " << dir_ << "/error.log warn;\n"
@@ -107,6 +108,7 @@ class Nginx {
             "'\n"
          << "    'sid=\"$cookie_sid\" rid=\"$http_x_rid\" $status';\n"
          << "  server { listen 127.0.0.1:" << flow_port_ << " http2;\n"
+         << "    listen 127.0.0.1:" << flow_tls_port_ << " ssl http2;\n"
          << "    access_log " << dir_ << "/flow.log flow;\n"
          << "    default_type application/json;\n"
          << "    location = /login {\n"
@@ -147,13 +149,18 @@ class Nginx {
     return "https://127.0.0.1:" + std::to_string(h1_tls_port_) + "/";
   }
   std::string FlowUrl() const { return "http://127.0.0.1:" + std::to_string(flow_port_) + "/"; }
+  std::string FlowTlsUrl() const {
+    return "https://127.0.0.1:" + std::to_string(flow_tls_port_) + "/";
+  }
   std::string AccessLog() const { return ReadFile(dir_ + "/access.log"); }
   std::string FlowLog() const { return ReadFile(dir_ + "/flow.log"); }
+  void ClearFlowLog() const { std::ofstream(dir_ + "/flow.log", std::ios::trunc).close(); }
   std::string dir() const { return dir_; }
 
  private:
   std::string dir_;
-  int h2c_port_ = 0, h2_port_ = 0, h1_tls_port_ = 0, recycle_port_ = 0, flow_port_ = 0;
+  int h2c_port_ = 0, h2_port_ = 0, h1_tls_port_ = 0, recycle_port_ = 0, flow_port_ = 0,
+      flow_tls_port_ = 0;
   std::unique_ptr<Process> process_;
 };
 
@@ -296,38 +303,49 @@ uint64_t Count(const std::map<std::string, uint64_t>& served, const std::string&
   return it == served.end() ? 0 : it->second;
 }
 
+// The flow over h2c (prior knowledge) and over h2 (TLS, ALPN), the same nginx server behind both.
 TEST(Http2, AScenarioCarriesEachUsersCapturesAndCookieOverHttpTwo) {
 #if defined(__SANITIZE_THREAD__)
   GTEST_SKIP() << "libprotobuf's map reflection crashes in ThreadSanitizer builds (spec.data)";
 #endif
   Nginx nginx;
   const std::string file = FlowScenario(nginx.dir(), 12);
-  // 12 users, 4 streams a connection, on two threads: 4 connections (2 + 2), kept for the run.
-  BenchResult r =
-      RunBench({"--url", nginx.FlowUrl(), "--protocol", "h2c", "--scenario", file, "--users", "12",
-                "--max-streams", "4", "--threads", "2", "--duration", "1s"});
-  ASSERT_EQ(r.exit_code, 0) << r.stderr_text;
-  const json& by = r.summary["by_request"];
-  ASSERT_TRUE(by.is_object()) << r.summary.dump();
-  EXPECT_EQ(by["login"]["requests"], 12u) << by.dump();
-  EXPECT_EQ(by["login"]["errors"], 0u) << by.dump();
-  const uint64_t me = by["me"]["requests"], item = by["item"]["requests"];
-  const uint64_t strict = by["strict"]["requests"];
-  EXPECT_GT(me, 50u) << by.dump();
-  EXPECT_EQ(by["me"]["errors"], 0u) << by.dump();
-  EXPECT_EQ(by["item"]["errors"], 0u) << by.dump();
-  // The expectation that cannot hold fails every strict request, and only those.
-  EXPECT_EQ(by["strict"]["errors"], strict) << by.dump();
-  EXPECT_EQ(Errors(r.summary, "expect"), strict) << r.summary.dump();
-  EXPECT_EQ(r.summary["errors_total"], strict) << r.summary.dump();
-  EXPECT_EQ(r.summary["connections_opened"], 4u);
+  for (const bool tls : {false, true}) {
+    SCOPED_TRACE(tls ? "h2" : "h2c");
+    nginx.ClearFlowLog();
+    // 12 users, 4 streams a connection, on two threads: 4 connections (2 + 2), kept for the run.
+    std::vector<std::string> args = {"--url",         tls ? nginx.FlowTlsUrl() : nginx.FlowUrl(),
+                                     "--protocol",    tls ? "h2" : "h2c",
+                                     "--scenario",    file,
+                                     "--users",       "12",
+                                     "--max-streams", "4",
+                                     "--threads",     "2",
+                                     "--duration",    "1s"};
+    if (tls) args.push_back("--insecure");
+    BenchResult r = RunBench(args);
+    ASSERT_EQ(r.exit_code, 0) << r.stderr_text;
+    const json& by = r.summary["by_request"];
+    ASSERT_TRUE(by.is_object()) << r.summary.dump();
+    EXPECT_EQ(by["login"]["requests"], 12u) << by.dump();
+    EXPECT_EQ(by["login"]["errors"], 0u) << by.dump();
+    const uint64_t me = by["me"]["requests"], item = by["item"]["requests"];
+    const uint64_t strict = by["strict"]["requests"];
+    EXPECT_GT(me, 50u) << by.dump();
+    EXPECT_EQ(by["me"]["errors"], 0u) << by.dump();
+    EXPECT_EQ(by["item"]["errors"], 0u) << by.dump();
+    // The expectation that cannot hold fails every strict request, and only those.
+    EXPECT_EQ(by["strict"]["errors"], strict) << by.dump();
+    EXPECT_EQ(Errors(r.summary, "expect"), strict) << r.summary.dump();
+    EXPECT_EQ(r.summary["errors_total"], strict) << r.summary.dump();
+    EXPECT_EQ(r.summary["connections_opened"], 4u);
 
-  const std::map<std::string, uint64_t> served = CheckFlowLog(nginx.FlowLog());
-  EXPECT_EQ(Count(served, "/login"), 12u);
-  // /me serves both the me and the strict step.
-  EXPECT_EQ(Count(served, "/me"), me + strict);
-  EXPECT_EQ(Count(served, "/items/"), item);
-  EXPECT_EQ(r.summary["requests"], 12 + me + item + strict);
+    const std::map<std::string, uint64_t> served = CheckFlowLog(nginx.FlowLog());
+    EXPECT_EQ(Count(served, "/login"), 12u);
+    // /me serves both the me and the strict step.
+    EXPECT_EQ(Count(served, "/me"), me + strict);
+    EXPECT_EQ(Count(served, "/items/"), item);
+    EXPECT_EQ(r.summary["requests"], 12 + me + item + strict);
+  }
 }
 
 // Open model: each arrival is a new user with a fresh jar and its own row, on a stream of a
