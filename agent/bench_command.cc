@@ -230,10 +230,13 @@ Engine* g_engine ABSL_GUARDED_BY(EngineMutex()) = nullptr;
 double Seconds(const timeval& t) { return t.tv_sec + t.tv_usec / 1e6; }
 
 // Runs the engine to its end, a progress line per second on stderr unless quiet.
-BenchResult Measure(Engine* engine, const std::string& url, bool quiet) {
+BenchResult Measure(Engine* engine, const std::string& url, const std::string& protocol,
+                    uint32_t max_streams, bool quiet) {
   const LoadPlan& plan = engine->plan();
   BenchResult r;
   r.url = url;
+  if (!protocol.empty()) r.protocol = protocol;
+  if (r.protocol != "http1") r.max_streams = max_streams;
   r.open = plan.model() == LoadPlan::Model::kOpen;
   r.threads = engine->threads();
   r.io = IoBackendName(engine->io_backend());
@@ -248,12 +251,15 @@ BenchResult Measure(Engine* engine, const std::string& url, bool quiet) {
   getrusage(RUSAGE_SELF, &before);
   engine->Start();
   if (!quiet) {
-    std::fprintf(stderr, "stampede-agent bench %s: %s for %.1fs, %u thread(s) on %s%s\n",
-                 url.c_str(),
-                 r.open ? absl::StrCat(std::max(plan.RateAt(0), 0.0), " req/s (open model)").c_str()
-                        : absl::StrCat(r.max_users, " users (closed model)").c_str(),
-                 r.planned_duration_s, r.threads, r.io.c_str(),
-                 r.open ? absl::StrCat(", ", r.connections, " connections").c_str() : "");
+    std::fprintf(
+        stderr, "stampede-agent bench %s: %s for %.1fs, %u thread(s) on %s, %s%s\n", url.c_str(),
+        r.open ? absl::StrCat(std::max(plan.RateAt(0), 0.0), " req/s (open model)").c_str()
+               : absl::StrCat(r.max_users, " users (closed model)").c_str(),
+        r.planned_duration_s, r.threads, r.io.c_str(),
+        r.max_streams == 0
+            ? r.protocol.c_str()
+            : absl::StrCat(r.protocol, " (", r.max_streams, " streams a connection)").c_str(),
+        r.open ? absl::StrCat(", ", r.connections, " connections").c_str() : "");
   }
   common::ProgressPrinter progress(stderr, isatty(STDERR_FILENO));
   while (std::unique_ptr<common::IntervalStats> interval = engine->NextInterval()) {
@@ -366,6 +372,7 @@ std::string BenchSummaryJson(const BenchResult& r) {
       {"model", r.open ? "open" : "closed"},
       {"threads", r.threads},
       {"io", r.io},
+      {"protocol", r.protocol},
       {"duration_s", r.elapsed_s},
       {"requests", requests},
       {"ok", total.outcomes[0]},
@@ -385,6 +392,7 @@ std::string BenchSummaryJson(const BenchResult& r) {
         {"max_timer_lag_ns", r.max_timer_lag_ns}}},
       {"saturated", Saturated(r)},
   };
+  if (r.max_streams != 0) out["max_streams"] = r.max_streams;
   if (r.open) {
     out["users"] = nullptr;
     out["service_time_ns"] = common::HistogramSummaryJson(total.service);
@@ -464,6 +472,8 @@ int RunBench(BenchOptions options) {
   // Block the stop signals in every thread; one watcher thread turns them into Engine::Stop.
   common::BlockStopSignals();
   const std::string url = options.engine.url;
+  const std::string protocol = options.engine.protocol;
+  const uint32_t max_streams = options.engine.max_concurrent_streams;
   absl::StatusOr<std::unique_ptr<Engine>> engine = Engine::Create(std::move(options.engine));
   if (!engine.ok()) {
     std::cerr << "stampede-agent bench: " << engine.status().message() << "\n";
@@ -478,7 +488,7 @@ int RunBench(BenchOptions options) {
     common::MutexLock lock(EngineMutex());
     if (g_engine != nullptr) g_engine->Stop(/*abort=*/count > 1);
   });
-  const BenchResult result = Measure(engine->get(), url, options.quiet);
+  const BenchResult result = Measure(engine->get(), url, protocol, max_streams, options.quiet);
   {
     common::MutexLock lock(EngineMutex());
     g_engine = nullptr;

@@ -30,10 +30,12 @@ struct BenchResult {
   std::string url;
   bool open = false;  // open model (--rate)
   uint32_t threads = 0;
-  std::string io = "epoll";       // the I/O backend: epoll or uring
-  uint32_t connections = 0;       // open model
-  uint32_t max_users = 0;         // closed model
-  uint64_t planned_arrivals = 0;  // open model: over the planned duration
+  std::string io = "epoll";        // the I/O backend: epoll or uring
+  std::string protocol = "http1";  // http1, h2 or h2c
+  uint32_t max_streams = 0;        // h2/h2c: requests in flight per connection at most
+  uint32_t connections = 0;        // open model
+  uint32_t max_users = 0;          // closed model
+  uint64_t planned_arrivals = 0;   // open model: over the planned duration
   double planned_duration_s = 0;
   std::vector<std::string> request_names;
   common::IntervalStats totals;  // every second merged

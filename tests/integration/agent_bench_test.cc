@@ -136,6 +136,8 @@ TEST(AgentBench, TheIoFlagPicksTheBackend) {
       RunBench({"--url", target.Url("/"), "--users", "4", "--duration", "500ms", "--io", "epoll"});
   ASSERT_EQ(epoll.exit_code, 0) << epoll.stderr_text;
   EXPECT_EQ(epoll.summary["io"], "epoll");
+  EXPECT_EQ(epoll.summary["protocol"], "http1");
+  EXPECT_FALSE(epoll.summary.contains("max_streams"));
   EXPECT_NE(epoll.stderr_text.find("io_backend=epoll"), std::string::npos) << epoll.stderr_text;
 
   BenchResult uring =

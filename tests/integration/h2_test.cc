@@ -176,6 +176,8 @@ TEST(Http2, H2cAgainstNginxCountsWhatNginxServed) {
   // 20 users, 5 streams each connection: 4 connections, kept for the whole run.
   EXPECT_EQ(r.summary["connections_opened"], 4u);
   EXPECT_EQ(r.summary["io"], "epoll");  // HTTP/2 runs on epoll
+  EXPECT_EQ(r.summary["protocol"], "h2c");
+  EXPECT_EQ(r.summary["max_streams"], 5u);
   const std::string log = nginx.AccessLog();
   EXPECT_EQ(CountOf(log, "HTTP/2.0 200\n"), requests);
   EXPECT_EQ(CountOf(log, "\n"), requests) << log.substr(0, 500);

@@ -236,10 +236,11 @@ TEST(BenchSummaryTest, JsonKeysAreTheOnesScriptsRead) {
   const nlohmann::json closed = nlohmann::json::parse(BenchSummaryJson(ClosedResult()));
   std::vector<std::string> keys;
   for (const auto& [key, value] : closed.items()) keys.push_back(key);
-  EXPECT_EQ(keys, (std::vector<std::string>{"bytes_read", "bytes_written", "connections_opened",
-                                            "cpu", "duration_s", "errors", "errors_total", "io",
-                                            "latency_ns", "model", "ok", "requests", "rps",
-                                            "saturated", "status", "threads", "url", "users"}));
+  EXPECT_EQ(keys, (std::vector<std::string>{
+                      "bytes_read", "bytes_written", "connections_opened", "cpu", "duration_s",
+                      "errors", "errors_total", "io", "latency_ns", "model", "ok", "protocol",
+                      "requests", "rps", "saturated", "status", "threads", "url", "users"}));
+  EXPECT_EQ(closed["protocol"], "http1");
   EXPECT_EQ(closed["requests"], 102u);
   EXPECT_EQ(closed["ok"], 100u);
   EXPECT_EQ(closed["errors_total"], 2u);
@@ -252,6 +253,13 @@ TEST(BenchSummaryTest, JsonKeysAreTheOnesScriptsRead) {
   EXPECT_EQ(closed["latency_ns"]["p50"], 1000u);
   EXPECT_EQ(closed["cpu"]["requests_per_cpu_s"], 136.0);
   EXPECT_EQ(closed["saturated"], false);
+
+  BenchResult h2 = ClosedResult();
+  h2.protocol = "h2c";
+  h2.max_streams = 10;
+  const nlohmann::json h2_json = nlohmann::json::parse(BenchSummaryJson(h2));
+  EXPECT_EQ(h2_json["protocol"], "h2c");
+  EXPECT_EQ(h2_json["max_streams"], 10u);
 
   BenchResult r = ClosedResult();
   r.open = true;
