@@ -1093,11 +1093,7 @@ void Worker::Complete(Connection& c, int64_t now, bool close_after) {
     outcome =
         shared_.requests[c.request].Expected(status) ? Outcome::kOk : Outcome::kUnexpectedStatus;
   } else {
-    const ScenarioProgram::Step& step = shared_.program->step(c.step);
-    if (c.parser.body_truncated()) ++current_->bodies_cut;
-    outcome = shared_.program->Check(*c.user, c.step, c.parser, step.Expected(status), *finder_,
-                                     &rng_state_);
-    c.end_iteration = outcome != Outcome::kOk && step.ends_on_fail;
+    outcome = CheckStep(c, shared_.program->step(c.step).Expected(status));
   }
   ++stats.outcomes[static_cast<size_t>(outcome)];
   stats.latency.Record(static_cast<uint64_t>(std::max<int64_t>(now - c.start_ns, 0)));
@@ -1109,6 +1105,14 @@ void Worker::Complete(Connection& c, int64_t now, bool close_after) {
   if (c.written < c.wire_len) close_after = true;
   if (close_after || !c.parser.keep_alive()) CloseSocket(c);
   AfterRequest(c, now, 0);
+}
+
+Outcome Worker::CheckStep(Connection& c, bool expected_status) {
+  if (c.parser.body_truncated()) ++current_->bodies_cut;
+  const Outcome outcome =
+      shared_.program->Check(*c.user, c.step, c.parser, expected_status, *finder_, &rng_state_);
+  c.end_iteration = outcome != Outcome::kOk && shared_.program->step(c.step).ends_on_fail;
+  return outcome;
 }
 
 void Worker::Fail(Connection& c, Outcome outcome) {
@@ -1503,14 +1507,12 @@ void Worker::OnH2StreamEnd(H2Connection& h, const H2StreamEnd& end) {
   }
   Outcome outcome = end.outcome;
   if (shared_.program != nullptr) {
-    const ScenarioProgram::Step& step = shared_.program->step(c.step);
     if (outcome == Outcome::kOk || outcome == Outcome::kUnexpectedStatus) {
       // A whole response: the step's checks and captures decide, as over HTTP/1.1 (Complete).
-      if (c.parser.body_truncated()) ++current_->bodies_cut;
-      outcome = shared_.program->Check(*c.user, c.step, c.parser, outcome == Outcome::kOk, *finder_,
-                                       &rng_state_);
+      outcome = CheckStep(c, outcome == Outcome::kOk);
+    } else {
+      c.end_iteration = shared_.program->step(c.step).ends_on_fail;  // as Fail
     }
-    c.end_iteration = outcome != Outcome::kOk && step.ends_on_fail;
   }
   ++stats.outcomes[static_cast<size_t>(outcome)];
   int64_t backoff = 0;

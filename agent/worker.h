@@ -145,6 +145,9 @@ class Worker {
   void OnPeerClosed(Connection& c);
   void OnReceiveError(Connection& c);
   void Complete(Connection& c, int64_t now, bool close_after);
+  // Scenarios: a whole response is in c.parser; runs the step's checks and captures on it, counts
+  // a cut body, and notes whether the result ends the iteration. Both protocols use it.
+  Outcome CheckStep(Connection& c, bool expected_status);
   void Fail(Connection& c, Outcome outcome);
   bool RetryOnFreshConnection(Connection& c);
   void AfterRequest(Connection& c, int64_t now, int64_t backoff_ns);
