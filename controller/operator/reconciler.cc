@@ -475,14 +475,14 @@ void Reconciler::WatchPods(const std::string& key, Active& active) {
     // round then costs a lookup per Pod, and only the Pods that are not quiet are read again.
     auto [seen, fresh] = pods_seen_.try_emplace(shared.get());
     if (fresh) seen->second = ReadPod(shared);
-    seen->second.round = round;
-    if (seen->second.test != key || seen->second.index < 0 ||
-        static_cast<size_t>(seen->second.index) >= present.size()) {
+    PodSeen& signals = seen->second;
+    signals.round = round;
+    if (signals.test != key || signals.index < 0 ||
+        static_cast<size_t>(signals.index) >= present.size()) {
       continue;
     }
-    const auto index = static_cast<uint32_t>(seen->second.index);
+    const auto index = static_cast<uint32_t>(signals.index);
     present[index] = true;
-    const PodSeen& signals = seen->second;
     if (signals.quiet()) continue;
     const kube::Json& pod = *shared;
     const std::string& pod_name = StringAt(pod, {"metadata", "name"});
