@@ -529,7 +529,13 @@ void Worker::Housekeeping(int64_t now) {
     if (!stopping_) BeginStop(now, stop == 2);
     if (stop == 2) drain_deadline_ns_ = std::min(drain_deadline_ns_, now);
   }
-  if (!stopping_ && now >= end_ns_) BeginStop(now, false);
+  if (!stopping_ && now >= end_ns_) {
+    // A turn that came late (a busy or instrumented machine) still sends the arrivals that came
+    // due before the end, as it sends any late arrival; only those that find no free connection
+    // are dropped (BeginStop). Every planned arrival is due before the end.
+    if (open_model_) DispatchArrivals(now);
+    BeginStop(now, false);
+  }
 
   while (timeout_head_ != nullptr && timeout_head_->deadline_ns <= now) {
     // A handshake that never completes (https:// to a plain-HTTP port that waits for a request

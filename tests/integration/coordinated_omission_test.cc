@@ -55,5 +55,34 @@ TEST(CoordinatedOmission, StallShowsInCorrectedLatencyNotInServiceTime) {
   EXPECT_GT(s["open"]["late"].get<uint64_t>(), 100u) << s.dump();
 }
 
+// The agent itself frozen (SIGSTOP) from about 1 s into a 2 s run until after its end: its first
+// turn afterwards comes past the end, and the arrivals that came due before it are still sent,
+// late, as any late arrival is; with free connections for all of them, none is dropped.
+TEST(CoordinatedOmission, AnAgentFrozenOverTheEndStillSendsTheArrivalsDueBeforeIt) {
+  TestTarget target;
+  Process agent({AgentBinary(), "bench", "--json", "--url", target.Url("/"), "--rate", "100",
+                 "--duration", "2s", "--threads", "1", "--connections", "200"});
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  // The first progress line: the load has run for a second.
+  while (agent.Stderr().find(" rps ") == std::string::npos) {
+    ASSERT_LT(std::chrono::steady_clock::now(), deadline) << agent.Stderr();
+    ASSERT_FALSE(agent.Wait(std::chrono::milliseconds(10)).has_value()) << agent.Stderr();
+  }
+  agent.Signal(SIGSTOP);
+  // The freeze's length is the experiment itself: past the run's end.
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  agent.Signal(SIGCONT);
+  auto code = agent.Wait(std::chrono::seconds(30));
+  ASSERT_TRUE(code.has_value());
+  ASSERT_EQ(*code, 0) << agent.Stderr();
+  json s = json::parse(agent.Stdout());
+  EXPECT_EQ(s["open"]["planned"], 200u) << s.dump();
+  EXPECT_EQ(s["open"]["dropped"], 0u) << s.dump();
+  EXPECT_EQ(s["errors_total"], 0u) << s.dump();
+  EXPECT_EQ(target.Served(), 200);
+  // About the second half of the arrivals came due while the agent was frozen.
+  EXPECT_GT(s["open"]["late"].get<uint64_t>(), 50u) << s.dump();
+}
+
 }  // namespace
 }  // namespace stampede::testing
