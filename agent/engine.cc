@@ -41,7 +41,7 @@ void WarmCertificateCache(X509_STORE* store) {
   }
 }
 
-absl::StatusOr<IoBackend> ChooseBackend(IoMode mode, bool tls, bool h2) {
+absl::StatusOr<IoBackend> ChooseBackend(IoMode mode, bool tls) {
   if (mode == IoMode::kAuto) {
     if (const char* env = std::getenv("STAMPEDE_IO"); env != nullptr && *env != '\0') {
       auto parsed = ParseIoMode(env);
@@ -57,10 +57,6 @@ absl::StatusOr<IoBackend> ChooseBackend(IoMode mode, bool tls, bool h2) {
   if (tls) {
     SLOG(kInfo) << "io_backend=epoll why=\"https targets run on epoll: TLS over io_uring is not "
                    "built\"";
-    return IoBackend::kEpoll;
-  }
-  if (h2) {
-    SLOG(kInfo) << "io_backend=epoll why=\"HTTP/2 runs on epoll\"";
     return IoBackend::kEpoll;
   }
   if (absl::Status probe = ProbeUring(); !probe.ok()) {
@@ -182,7 +178,7 @@ absl::StatusOr<std::unique_ptr<Engine>> Engine::Create(EngineConfig config) {
       SSL_CTX_set_alpn_protos(shared.ssl_ctx, kH2Alpn, sizeof(kH2Alpn));
     }
   }
-  ASSIGN_OR_RETURN(shared.io, ChooseBackend(config.io, url.tls, h2));
+  ASSIGN_OR_RETURN(shared.io, ChooseBackend(config.io, url.tls));
 
   const bool open = shared.plan.model() == LoadPlan::Model::kOpen;
   uint32_t threads =

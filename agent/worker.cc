@@ -37,7 +37,19 @@ constexpr unsigned kReceiveBufferBytes = 8192;
 constexpr int kMaxCompletions = 1024;
 
 // io_uring operation kinds, the top byte of a tag.
-enum Op : uint8_t { kOpConnect = 1, kOpSend, kOpReceive, kOpCancel, kOpWake, kOpSendNow };
+enum Op : uint8_t {
+  kOpConnect = 1,
+  kOpSend,
+  kOpReceive,
+  kOpCancel,
+  kOpWake,
+  kOpSendNow,
+  // HTTP/2 (h2c): operations on a shared connection's socket; the tag's index is the connection's.
+  kOpH2Connect,
+  kOpH2Send,
+  kOpH2Receive,
+  kOpH2SendNow,
+};
 constexpr uint32_t kNoConnection = 0xffffffff;
 
 int64_t Now() { return common::MonotonicNanos(); }
@@ -196,6 +208,19 @@ struct Worker::H2Connection final : H2Session::Listener {
   bool busy = false;     // inside a session call or a pump: H2Pump only marks `again`
   bool again = false;    // another pass is due when the outer call returns
   bool want_out = true;  // EPOLLOUT registered: connecting, or a write would block
+  // io_uring (h2c): the connection's place in h2_ and its socket's generation (tags carry both),
+  // and its operations in the kernel. Writes wait for the end of the loop's turn (`flush_due`),
+  // so each turn sends one buffer a connection with every frame the turn made. That buffer goes
+  // as a SendNow (`send_now` bytes, confirmed once its submission has passed without a failure),
+  // or, for what a full socket did not take, as a send that waits for room (`send_pending`).
+  uint32_t index = 0;
+  uint32_t generation = 0;
+  bool connect_pending = false;
+  bool send_pending = false;
+  bool receive_armed = false;
+  bool flush_due = false;
+  size_t send_now = 0;
+  uint64_t send_now_submission = 0;
 };
 
 namespace {
@@ -232,6 +257,7 @@ Worker::Worker(const WorkerShared& shared, uint32_t stream_index, uint32_t conne
     for (size_t i = 0; i < n; ++i) {
       auto h = std::make_unique<H2Connection>();
       h->worker = this;
+      h->index = static_cast<uint32_t>(i);
       h->pending.reserve(h2_per_connection_);
       h->out.reset(new uint8_t[kH2OutBytes]);
       h2_.push_back(std::move(h));
@@ -364,20 +390,29 @@ void Worker::LoopUring() {
   while (true) {
     Housekeeping(Now());
     if (finished_) break;
+    if (!h2_flush_due_.empty()) H2FlushTurn();
     const int64_t deadline = NextDeadline();
-    const int64_t wait = deadline == INT64_MAX ? -1 : std::max<int64_t>(deadline - Now(), 0);
+    int64_t wait = deadline == INT64_MAX ? -1 : std::max<int64_t>(deadline - Now(), 0);
+    // Frames made while a connection's SendNow waits to be confirmed (streams that ended while
+    // it was produced) go next turn, without waiting for a reply that may never come.
+    if (!h2_flush_due_.empty()) wait = 0;
     const int n = ring_->SubmitAndWait(wait, done, kMaxCompletions);
     if (deadline != INT64_MAX) {
       const int64_t lag = Now() - deadline;
       if (lag > current_->max_timer_lag_ns) current_->max_timer_lag_ns = lag;
     }
     for (int i = 0; i < n; ++i) OnCompletion(done[i]);
+    if (n < kMaxCompletions && !h2_sent_now_.empty()) ConfirmH2SendNow();
   }
   PublishInterval(true);
   // Closed before the ring goes, on this thread: the ring's exit cancels what is left.
   for (Connection& c : connections_) {
     if (c.fd >= 0) close(c.fd);
     c.fd = -1;
+  }
+  for (auto& h : h2_) {
+    if (h->fd >= 0) close(h->fd);
+    h->fd = -1;
   }
   ring_.reset();
 }
@@ -395,6 +430,10 @@ void Worker::OnCompletion(const Uring::Completion& done) {
   if (op == kOpWake) {
     // Stop() wrote the eventfd; Housekeeping reads the request. Read it again for the next one.
     ring_->Read(done.tag, wake_fd_, &wake_value_, sizeof(wake_value_));
+    return;
+  }
+  if (op >= kOpH2Connect) {
+    if (index < h2_.size()) OnH2Completion(*h2_[index], op, done);
     return;
   }
   if (index >= connections_.size()) return;
@@ -489,6 +528,136 @@ void Worker::OnCompletion(const Uring::Completion& done) {
     default:
       return;
   }
+}
+
+uint64_t Worker::H2Tag(uint8_t op, const H2Connection& h) const {
+  return (static_cast<uint64_t>(op) << 56) |
+         (static_cast<uint64_t>(h.generation & 0xffffff) << 32) | h.index;
+}
+
+void Worker::OnH2Completion(H2Connection& h, uint8_t op, const Uring::Completion& done) {
+  if (h.fd < 0 || H2Tag(op, h) != done.tag) {
+    // A socket closed since (H2Close cancelled what it had in the kernel).
+    if (op == kOpH2Receive) ring_->ReturnBuffer(done);
+    return;
+  }
+  const int64_t now = Now();
+  switch (op) {
+    case kOpH2Connect:
+      h.connect_pending = false;
+      if (done.res < 0) {
+        H2ConnectFailed(h, Outcome::kConnect);
+        return;
+      }
+      h.receive_armed = true;
+      ring_->ReceiveMultishot(H2Tag(kOpH2Receive, h), h.fd);
+      H2Connected(h, now);
+      return;
+    case kOpH2SendNow: {
+      // Only a SendNow the socket could not take whole completes; the rest waits for room.
+      if (h.send_now == 0) return;
+      const size_t sent = std::min(done.res > 0 ? static_cast<size_t>(done.res) : 0, h.send_now);
+      h.send_now = 0;
+      h.out_begin += sent;
+      current_->bytes_written += sent;
+      if (done.res < 0 && done.res != -EAGAIN) {
+        H2Lost(h, Outcome::kReset);
+        H2Pump(h, now);
+        return;
+      }
+      h.send_pending = true;
+      ring_->Send(H2Tag(kOpH2Send, h), h.fd, h.out.get() + h.out_begin, h.out_end - h.out_begin);
+      return;
+    }
+    case kOpH2Send:
+      h.send_pending = false;
+      if (done.res <= 0) {
+        H2Lost(h, Outcome::kReset);
+      } else {
+        h.out_begin += static_cast<size_t>(done.res);
+        current_->bytes_written += static_cast<uint64_t>(done.res);
+      }
+      H2Pump(h, now);  // writes the rest, or what the session has produced since
+      return;
+    case kOpH2Receive: {
+      if (!Uring::More(done)) h.receive_armed = false;
+      if (done.res > 0) {
+        current_->bytes_read += static_cast<uint64_t>(done.res);
+        if (!h.session->Finished()) {
+          h.busy = true;
+          h.session->Receive(reinterpret_cast<const uint8_t*>(ring_->BufferOf(done)),
+                             static_cast<size_t>(done.res), now);
+          h.busy = false;
+        }
+        ring_->ReturnBuffer(done);
+      } else if (done.res != -ENOBUFS) {
+        // The server closed (its streams end as closed) or reset the connection.
+        H2Lost(h, done.res == 0 ? Outcome::kClosed : Outcome::kReset);
+      }
+      // Out of buffers (the data waits in the socket): armed again while the socket is open.
+      if (h.fd >= 0 && !h.receive_armed) {
+        h.receive_armed = true;
+        ring_->ReceiveMultishot(H2Tag(kOpH2Receive, h), h.fd);
+      }
+      H2Pump(h, now);
+      return;
+    }
+    default:
+      return;
+  }
+}
+
+void Worker::H2FlushTurn() {
+  std::swap(h2_flushing_, h2_flush_due_);
+  const int64_t now = Now();
+  for (H2Connection* h : h2_flushing_) {
+    h->flush_due = false;
+    if (h->fd < 0 || h->phase != H2Connection::Phase::kOpen || h->send_pending ||
+        h->send_now != 0) {
+      continue;  // a send's completion or ConfirmH2SendNow asks again
+    }
+    if (h->out_begin == h->out_end) {
+      // Producing can end streams (a GOAWAY sent, a stall): their slots only mark the pump.
+      h->busy = true;
+      h->out_begin = 0;
+      h->out_end = h->session->Produce(h->out.get(), kH2OutBytes, now);
+      h->busy = false;
+    }
+    if (h->out_end > h->out_begin && (h->session->Finished() || h->session->WantsWrite())) {
+      // A session's last bytes, or a buffer with more to follow (a large body): nothing may come
+      // back to wake the loop, so this send completes, and its completion closes or goes on.
+      h->send_pending = true;
+      ring_->Send(H2Tag(kOpH2Send, *h), h->fd, h->out.get() + h->out_begin,
+                  h->out_end - h->out_begin);
+    } else if (h->out_end > h->out_begin) {
+      h->send_now = h->out_end - h->out_begin;
+      ring_->SendNow(H2Tag(kOpH2SendNow, *h), h->fd, h->out.get() + h->out_begin, h->send_now);
+      // Read after queueing: a full queue submits what was queued before this send.
+      h->send_now_submission = ring_->Submits() + 1;
+      h2_sent_now_.push_back(h);
+    }
+    // Streams that ended, or a session that did (closed once its last bytes went).
+    if (h->again || h->session->Finished()) H2Pump(*h, now);
+  }
+  h2_flushing_.clear();
+}
+
+void Worker::ConfirmH2SendNow() {
+  // A SendNow's failure is posted within its submission; a turn that read every completion there
+  // was (fewer than it could take) has seen it, so silence means every byte went.
+  std::swap(h2_confirming_, h2_sent_now_);
+  for (H2Connection* h : h2_confirming_) {
+    if (h->send_now == 0) continue;  // it failed, or the socket closed
+    if (h->send_now_submission > ring_->Submits()) {
+      h2_sent_now_.push_back(h);  // not submitted yet
+      continue;
+    }
+    h->out_begin += h->send_now;
+    current_->bytes_written += h->send_now;
+    h->send_now = 0;
+    H2Pump(*h, Now());  // closes a finished session, or marks what is left for the turn's end
+  }
+  h2_confirming_.clear();
 }
 
 void Worker::ArmTimer(int64_t deadline) {
@@ -1311,6 +1480,12 @@ void Worker::H2Open(H2Connection& h, int64_t now) {
   h.phase = H2Connection::Phase::kConnecting;
   h.want_out = true;
   ++current_->connections_opened;
+  if (ring_ != nullptr) {
+    h.connect_pending = true;
+    ring_->Connect(H2Tag(kOpH2Connect, h), fd, reinterpret_cast<const sockaddr*>(&shared_.address),
+                   shared_.address_len);
+    return;
+  }
   epoll_event ev{};
   ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
   ev.data.u64 = reinterpret_cast<uintptr_t>(&h) | 1;  // a tagged pointer: not a user slot
@@ -1364,6 +1539,14 @@ void Worker::H2Handshake(H2Connection& h, int64_t now) {
 }
 
 void Worker::H2Flush(H2Connection& h, int64_t now) {
+  if (ring_ != nullptr) {
+    // Written at the end of the turn (H2FlushTurn), with whatever else the turn adds.
+    if (h.fd >= 0 && !h.flush_due) {
+      h.flush_due = true;
+      h2_flush_due_.push_back(&h);
+    }
+    return;
+  }
   while (h.fd >= 0) {
     if (h.out_begin == h.out_end) {
       h.out_begin = 0;
@@ -1382,8 +1565,7 @@ void Worker::H2Flush(H2Connection& h, int64_t now) {
       return;
     }
     if (n < 0) {
-      h.session->ConnectionLost(Outcome::kReset);
-      H2Close(h);
+      H2Lost(h, Outcome::kReset);
       return;
     }
     h.out_begin += static_cast<size_t>(n);
@@ -1404,7 +1586,7 @@ void Worker::H2Read(H2Connection& h, uint32_t events, int64_t now) {
   char* buf = read_buffer_.get();
   const bool peer_closed = events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR);
   h.busy = true;
-  bool lost = false;
+  Outcome lost = Outcome::kOk;
   while (!h.session->Finished()) {
     const ssize_t n = ReadSome(h.ssl, h.fd, buf, kReadBufferBytes);
     if (n == kWouldBlock) break;
@@ -1415,13 +1597,20 @@ void Worker::H2Read(H2Connection& h, uint32_t events, int64_t now) {
       continue;
     }
     // The server closed (its streams end as closed) or reset the connection.
-    h.session->ConnectionLost(n == 0 ? Outcome::kClosed : Outcome::kReset);
-    lost = true;
+    lost = n == 0 ? Outcome::kClosed : Outcome::kReset;
     break;
   }
   h.busy = false;
-  if (lost) H2Close(h);
+  if (lost != Outcome::kOk) H2Lost(h, lost);
   H2Pump(h, now);
+}
+
+void Worker::H2Lost(H2Connection& h, Outcome outcome) {
+  const bool was_busy = h.busy;
+  h.busy = true;
+  h.session->ConnectionLost(outcome);
+  h.busy = was_busy;
+  H2Close(h);
 }
 
 void Worker::OnH2Event(H2Connection& h, uint32_t events) {
@@ -1473,6 +1662,17 @@ void Worker::H2Close(H2Connection& h) {
     h.ssl = nullptr;
   }
   if (h.fd >= 0) {
+    if (ring_ != nullptr) {
+      // As CloseSocket: the ring holds the socket while operations on it are pending; their
+      // completions carry the old generation and are ignored.
+      const uint64_t cancel = uint64_t{kOpCancel} << 56;
+      if (h.connect_pending) ring_->Cancel(cancel, H2Tag(kOpH2Connect, h));
+      if (h.send_pending) ring_->Cancel(cancel, H2Tag(kOpH2Send, h));
+      if (h.receive_armed) ring_->Cancel(cancel, H2Tag(kOpH2Receive, h));
+      h.connect_pending = h.send_pending = h.receive_armed = false;
+      h.send_now = 0;
+      ++h.generation;
+    }
     close(h.fd);
     h.fd = -1;
   }

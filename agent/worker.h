@@ -57,7 +57,7 @@ struct WorkerShared {
   int64_t grace_ns = 0;              // how long in-flight requests may finish after the end
   uint32_t stream_count = 1;         // workers sharing the plan, over all agents
   IoBackend io = IoBackend::kEpoll;  // chosen by the engine (never io_uring for https)
-  // HTTP/2 (target.protocol h2 or h2c), which runs on epoll: the mix's requests as HTTP/2
+  // HTTP/2 (target.protocol h2 or h2c): the mix's requests as HTTP/2
   // headers (scenarios convert each request they render), and the sessions' options.
   bool h2 = false;
   std::vector<H2Request> h2_requests;
@@ -173,7 +173,16 @@ class Worker {
   void OnH2Event(H2Connection& h, uint32_t events);
   // The socket failed before it carried a stream: every waiting slot fails with `outcome`.
   void H2ConnectFailed(H2Connection& h, Outcome outcome);
+  // The connection is gone under its streams: they end with `outcome`, and it closes.
+  void H2Lost(H2Connection& h, Outcome outcome);
   void H2Close(H2Connection& h);
+  // io_uring (h2c): tags name an operation on one connection's socket, as Tag does for slots.
+  uint64_t H2Tag(uint8_t op, const H2Connection& h) const;
+  void OnH2Completion(H2Connection& h, uint8_t op, const Uring::Completion& done);
+  // io_uring (h2c): at the end of a turn, each connection with frames to write sends them as one
+  // SendNow; after the next turn's completions, those that did not fail are confirmed.
+  void H2FlushTurn();
+  void ConfirmH2SendNow();
   void OnH2StreamEnd(H2Connection& h, const H2StreamEnd& end);
   // Ends a slot's request that is waiting or in a stream, counting `outcome`.
   void H2Abandon(Connection& c, Outcome outcome);
@@ -223,8 +232,10 @@ class Worker {
   std::unique_ptr<common::JsonFinder> finder_;     // scenarios that check or capture JSON
   std::vector<std::unique_ptr<H2Connection>> h2_;  // HTTP/2 only
   uint32_t h2_per_connection_ = 0;
-  std::unique_ptr<Uring> ring_;  // the io_uring backend; null on epoll
-  uint64_t wake_value_ = 0;      // io_uring: where the wake eventfd's read lands
+  std::vector<H2Connection*> h2_flush_due_, h2_flushing_;   // io_uring: written at the turn's end
+  std::vector<H2Connection*> h2_sent_now_, h2_confirming_;  // io_uring: SendNows to confirm
+  std::unique_ptr<Uring> ring_;                             // the io_uring backend; null on epoll
+  uint64_t wake_value_ = 0;  // io_uring: where the wake eventfd's read lands
 };
 
 }  // namespace stampede::agent

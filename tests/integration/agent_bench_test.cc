@@ -45,13 +45,6 @@ uint64_t Errors(const json& s, const std::string& kind) {
   return s["errors"][kind].get<uint64_t>();
 }
 
-// The backend a plain-HTTP run must report when the suite runs with STAMPEDE_IO set (ctest runs
-// it twice: as is, and with STAMPEDE_IO=uring); empty when the engine may choose.
-std::string AskedIo() {
-  const char* io = std::getenv("STAMPEDE_IO");
-  return io == nullptr || std::string(io) == "auto" ? "" : io;
-}
-
 TEST(AgentBench, ClosedModelCountsEqualWhatTheTargetServed) {
   TestTarget target;
   BenchResult r =

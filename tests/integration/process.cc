@@ -95,6 +95,11 @@ std::string AgentBinary() { return STAMPEDE_AGENT_BINARY; }
 std::string TargetBinary() { return STAMPEDE_TARGET_BINARY; }
 std::string ControllerBinary() { return STAMPEDE_CONTROLLER_BINARY; }
 
+std::string AskedIo() {
+  const char* io = std::getenv("STAMPEDE_IO");
+  return io == nullptr || std::string(io) == "auto" ? "" : io;
+}
+
 int FreeLoopbackPort() {
   const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   sockaddr_in addr{};

@@ -93,6 +93,11 @@ std::string AgentBinary();
 std::string TargetBinary();
 std::string ControllerBinary();  // stampede
 
+// The backend a plain-HTTP (or h2c) agent run must report when the suite runs with STAMPEDE_IO
+// set (ctest runs the engine's suites twice: with STAMPEDE_IO=epoll and =uring); empty when the
+// engine may choose.
+std::string AskedIo();
+
 // The image archives scripts/images wrote (stampede-agent, then stampede): in $STAMPEDE_IMAGES,
 // else in the build tree's images/ folder. Paths only; they may not exist.
 std::vector<std::string> ImageArchives();

@@ -7,6 +7,9 @@
 #include <utility>
 
 namespace stampede::test_target {
+namespace {
+constexpr uint32_t kWideWindow = 16u << 20;  // Options::wide_window
+}  // namespace
 
 H2TestServer::H2TestServer(const Options& options) : options_(options) {
   nghttp2_session_callbacks* callbacks = nullptr;
@@ -23,9 +26,16 @@ H2TestServer::H2TestServer(const Options& options) : options_(options) {
   nghttp2_session_callbacks_del(callbacks);
   const nghttp2_settings_entry settings[] = {
       {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, options_.max_concurrent_streams},
-      {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, options_.zero_window ? 0u : 65535u},
+      {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, options_.zero_window   ? 0u
+                                             : options_.wide_window ? kWideWindow
+                                                                    : 65535u},
   };
   if (nghttp2_submit_settings(session_, NGHTTP2_FLAG_NONE, settings, 2) != 0) std::abort();
+  // The connection's window is not a setting: a WINDOW_UPDATE on stream 0 widens it.
+  if (options_.wide_window &&
+      nghttp2_session_set_local_window_size(session_, NGHTTP2_FLAG_NONE, 0, kWideWindow) != 0) {
+    std::abort();
+  }
 }
 
 H2TestServer::~H2TestServer() { nghttp2_session_del(session_); }

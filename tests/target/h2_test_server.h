@@ -15,7 +15,9 @@
 //   /hang        no answer at all
 //   anything else: 200 with body "ok"
 // Options::zero_window advertises SETTINGS_INITIAL_WINDOW_SIZE 0 and never sends WINDOW_UPDATE, so
-// a request body can never be sent. Responses go out when the request has ended (END_STREAM).
+// a request body can never be sent. Options::wide_window advertises 16 MiB windows (stream and
+// connection) instead, so a body of less goes without a WINDOW_UPDATE: nothing comes back to the
+// client until it has sent it all. Responses go out when the request has ended (END_STREAM).
 //
 // Not thread-safe: one thread owns a connection.
 #ifndef STAMPEDE_TESTS_TARGET_H2_TEST_SERVER_H_
@@ -36,6 +38,7 @@ class H2TestServer {
  public:
   struct Options {
     bool zero_window = false;
+    bool wide_window = false;
     uint32_t max_concurrent_streams = 100;
   };
   explicit H2TestServer(const Options& options);

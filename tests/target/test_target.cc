@@ -19,7 +19,8 @@
 //
 // --h2c serves HTTP/2 by prior knowledge instead (tests/target/h2_test_server.h: normal answers,
 // GOAWAY, RST_STREAM, garbage frames, undecodable HPACK, and with --h2-zero-window a flow-control
-// window that never opens). In that mode every connection speaks HTTP/2, so there is no /stats.
+// window that never opens, or with --h2-wide-window 16 MiB windows that need no update). In that
+// mode every connection speaks HTTP/2, so there is no /stats.
 //
 // Bounds: request head 16 KiB (431 and close); /bytes up to 64 MiB; /chunked up to 100000 chunks;
 // delays up to one hour; at most 10000 distinct paths in /stats (the rest go under "(other)").
@@ -833,7 +834,7 @@ struct Flags {
   std::fprintf(stderr, "stampede-test-target: %s\n", message.c_str());
   std::fprintf(stderr,
                "usage: stampede-test-target [--port N] [--host ADDR] [--port-file PATH] "
-               "[--tls-cert FILE --tls-key FILE] [--h2c [--h2-zero-window]]\n");
+               "[--tls-cert FILE --tls-key FILE] [--h2c [--h2-zero-window | --h2-wide-window]]\n");
   std::exit(2);
 }
 
@@ -851,13 +852,14 @@ Flags ParseFlags(int argc, char** argv) {
     if (arg == "--help" || arg == "-h") {
       std::printf(
           "usage: stampede-test-target [--port N] [--host ADDR] [--port-file PATH] "
-          "[--tls-cert FILE --tls-key FILE] [--h2c [--h2-zero-window]]\n");
+          "[--tls-cert FILE --tls-key FILE] [--h2c [--h2-zero-window | --h2-wide-window]]\n");
       std::exit(0);
     }
-    if (arg == "--h2c" || arg == "--h2-zero-window") {
+    if (arg == "--h2c" || arg == "--h2-zero-window" || arg == "--h2-wide-window") {
       if (inline_value) FlagError("flag " + arg + " takes no value");
       if (arg == "--h2c") flags.h2c = true;
       if (arg == "--h2-zero-window") flags.h2.zero_window = true;
+      if (arg == "--h2-wide-window") flags.h2.wide_window = true;
       continue;
     }
     if (arg != "--port" && arg != "--host" && arg != "--port-file" && arg != "--tls-cert" &&
@@ -883,6 +885,9 @@ Flags ParseFlags(int argc, char** argv) {
     }
   }
   if (flags.h2.zero_window && !flags.h2c) FlagError("flag --h2-zero-window needs --h2c");
+  if (flags.h2.wide_window && !flags.h2c) FlagError("flag --h2-wide-window needs --h2c");
+  if (flags.h2.zero_window && flags.h2.wide_window)
+    FlagError("flags --h2-zero-window and --h2-wide-window exclude each other");
   if (flags.h2c && !flags.tls_cert.empty())
     FlagError("flag --h2c is cleartext: not with --tls-cert");
   if (flags.tls_cert.empty() != flags.tls_key.empty()) {
