@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -15,6 +16,7 @@
 #include <memory>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/cleanup/cleanup.h"
@@ -132,19 +134,15 @@ class ContainerE2eTest : public ::testing::Test {
                           }))
         << "no default service account in " << name_space;
   }
-  // The host pid of a running Pod's container, from runc's state. The test node says Running
-  // once it has started `runc run`, which creates the container a moment later: wait for it.
+  // The host pid of a running Pod's container, from runc's state. The test node reports Running
+  // only once runc has made the container, so runc knows it at once.
   pid_t ContainerPid(const Json& pod) {
     const std::string id = ContainerStatus(pod).value("containerID", "");
     EXPECT_TRUE(absl::StartsWith(id, "runc://")) << pod.dump(1);
-    testing::CommandOutput state;
-    const bool created = WaitUntil(seconds(20), [&] {
-      state = testing::RunToEnd(
-          {kRunc, "--root", cluster_->dir() + "/node/runc", "state", id.substr(7)}, seconds(20));
-      return state.exit_code == 0;
-    });
-    if (!created) {
-      ADD_FAILURE() << "runc state " << id << ": " << state.err;
+    const testing::CommandOutput state = testing::RunToEnd(
+        {kRunc, "--root", cluster_->dir() + "/node/runc", "state", id.substr(7)}, seconds(20));
+    if (state.exit_code != 0) {
+      ADD_FAILURE() << "the Pod is Running, but runc has no container " << id << ": " << state.err;
       return -1;
     }
     return Json::parse(state.out).value("pid", -1);
@@ -458,6 +456,58 @@ spec:
       << waiting.dump();
   EXPECT_EQ(GetPod("default", "as-root")["status"].value("phase", ""), "Pending");
   ASSERT_EQ(cluster_->Kubectl({"delete", "pod", "as-root", "--timeout=60s"}).exit_code, 0);
+}
+
+// The test node reports a container Running only once runc has made it: every state the API
+// server records is seen through a watch, and at the first Running runc already knows the
+// container. ContainerCreating, a Pending waiting state, comes before it.
+TEST_F(ContainerE2eTest, APodIsRunningOnlyOnceRuncHasMadeItsContainer) {
+  WaitForDefaultServiceAccount("default");
+  absl::StatusOr<Json> list = cluster_->client().List("/api/v1/namespaces/default/pods");
+  ASSERT_TRUE(list.ok()) << list.status();
+  bool creating = false;
+  std::atomic<bool> running{false};
+  testing::CommandOutput state;
+  kube::WatchCanceler canceler;
+  std::thread watcher([&] {
+    kube::WatchOptions options;
+    options.resource_version = (*list)["metadata"].value("resourceVersion", "");
+    options.field_selector = "metadata.name=creating";
+    options.timeout_seconds = 90;
+    (void)cluster_->client().Watch(
+        "/api/v1/namespaces/default/pods", options,
+        [&](kube::WatchEvent& event) {
+          const Json status = event.object.value("status", Json::object());
+          const Json container = status.contains("containerStatuses")
+                                     ? status["containerStatuses"][0]
+                                     : Json::object();
+          if (container.contains("state") && container["state"].contains("waiting") &&
+              container["state"]["waiting"].value("reason", "") == "ContainerCreating") {
+            creating = true;
+          }
+          if (status.value("phase", "") != "Running") return true;
+          state = testing::RunToEnd({kRunc, "--root", cluster_->dir() + "/node/runc", "state",
+                                     container.value("containerID", "runc://").substr(7)},
+                                    seconds(20));
+          running = true;
+          return false;
+        },
+        &canceler);
+  });
+  const int closed_port = testing::FreeLoopbackPort();  // the agent retries until --duration
+  ApplyYaml("creating", absl::StrCat("apiVersion: v1\nkind: Pod\nmetadata: {name: creating, "
+                                     "namespace: default}\nspec:\n",
+                                     "  automountServiceAccountToken: false\n  restartPolicy: "
+                                     "Never\n  containers:\n  - name: agent\n    image: ",
+                                     kAgentImage, "\n    args: [bench, --url, 'http://127.0.0.1:",
+                                     closed_port, "/', --users, '1', --duration, 20s]\n"));
+  const bool seen = WaitUntil(seconds(60), [&] { return running.load(); });
+  canceler.Cancel();  // the watch has ended on its own if it saw Running
+  watcher.join();
+  ASSERT_TRUE(seen) << "the watch saw no Running: " << GetPod("default", "creating").dump(1);
+  EXPECT_TRUE(creating) << "no ContainerCreating state before Running";
+  EXPECT_EQ(state.exit_code, 0) << "Running, but runc has no container yet: " << state.err;
+  EXPECT_EQ(cluster_->Kubectl({"delete", "pod", "creating", "--timeout=60s"}).exit_code, 0);
 }
 
 TEST_F(ContainerE2eTest, ExitCodesAndRestartsReachThePodStatus) {

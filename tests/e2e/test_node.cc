@@ -40,6 +40,8 @@ constexpr char kNotReadyTaint[] = "node.kubernetes.io/not-ready";
 constexpr char kImagePullFailurePrefix[] = "invalid.example/";
 constexpr char kIdPrefix[] = "stampede-test-node://";
 constexpr char kRuncIdPrefix[] = "runc://";
+// Container mode: how often `runc state` is asked whether `runc run` has made the container.
+constexpr std::chrono::milliseconds kCreatePoll{20};
 
 std::string Now3339() {
   return absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", absl::Now(), absl::UTCTimeZone());
@@ -666,6 +668,15 @@ void TestNode::SyncPod(const std::string& key) {
                   << " exit_code=" << run.exit_code;
     }
   }
+  if (run.state == State::kRunning && !run.created && retry_due) {
+    if (RunHelper({options_.runc, "--root", options_.state_dir + "/runc", "state",
+                   run.container_id}) == 0) {
+      run.created = true;
+      run.reported = false;
+    } else {
+      run.retry_at = now + kCreatePoll;
+    }
+  }
   if (run.state == State::kExited && !run.drained) {
     // Each process of the group reaped syncs this Pod again.
     if (run.pid > 0 && kill(-run.pid, 0) == 0) return;
@@ -705,7 +716,8 @@ void TestNode::SyncPod(const std::string& key) {
   if (run.state == State::kWaiting && (!run.attempted || retry_due)) {
     run.attempted = true;
     StartPod(*pod, run);
-  } else if (run.state != State::kWaiting && !run.reported) {
+  } else if (run.state != State::kWaiting && !run.reported &&
+             (run.state != State::kRunning || run.created)) {
     Report(*pod, run);
   }
 }
@@ -810,6 +822,14 @@ void TestNode::StartPod(const Json& pod, Run& run) {
     run.pid = *pid;
     SLOG(kInfo) << "test_node_started_pod pod=" << key << " pid=" << run.pid
                 << " program=" << argv[0] << " container=" << run.container_id;
+    if (oci_image != nullptr) {
+      // Running once runc has made the container (SyncPod asks `runc state`), as the kubelet
+      // reports Running once the runtime has started it.
+      run.created = false;
+      run.retry_at = Clock::now() + kCreatePoll;
+      ReportWaiting(pod, run, "ContainerCreating", "runc is creating the container");
+      return;
+    }
   } else {
     run.state = State::kExited;
     run.exit_code = 128;

@@ -120,6 +120,9 @@ class TestNode {
     // Container mode: the runc container id, and its bundle until it is cleaned up (both empty
     // in process mode).
     std::string container_id, bundle, image_id;
+    // Container mode: `runc state` has found the container. Until then `runc run` is creating it
+    // and the Pod is reported waiting (ContainerCreating), not Running.
+    bool created = true;
     std::string log_path;  // where its output goes
     int exit_code = 0;
     std::string terminated_reason, terminated_message;
