@@ -68,7 +68,8 @@ int Connect(int port) {
 
 // Sends one request on a blocking socket and returns the length of the whole response.
 size_t ResponseLength(int fd, const std::string& request) {
-  if (send(fd, request.data(), request.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(request.size()))
+  if (send(fd, request.data(), request.size(), MSG_NOSIGNAL) !=
+      static_cast<ssize_t>(request.size()))
     Fail("the first request did not go whole");
   std::string received;
   char buffer[4096];
@@ -190,7 +191,8 @@ int main(int argc, char** argv) {
   std::string path = "/";
   for (int i = 1; i < argc; ++i) {
     const std::string flag = argv[i];
-    if (i + 1 >= argc) Fail("usage: --port P [--path /] [--connections N] [--seconds S] [--io uring|epoll]");
+    if (i + 1 >= argc)
+      Fail("usage: --port P [--path /] [--connections N] [--seconds S] [--io uring|epoll]");
     const char* value = argv[++i];
     if (flag == "--port") {
       port = std::atoi(value);
