@@ -15,7 +15,7 @@
 // --io uring: one io_uring_enter per loop turn, multishot receives into a provided buffer ring,
 // sends that post no completion (the engine's own Uring wrapper, as stampede-agent uses it).
 // --io epoll: epoll_wait, then recv and send per ready connection (wrk's pattern, minus parsing).
-// Prints "requests=N errors=E" on stdout. Traffic goes to 127.0.0.1 only.
+// Prints "requests=N errors=E response_bytes=L" on stdout. Traffic goes to 127.0.0.1 only.
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
