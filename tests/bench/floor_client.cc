@@ -23,7 +23,6 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -35,6 +34,7 @@
 #include <vector>
 
 #include "agent/uring.h"
+#include "common/clock.h"
 
 namespace {
 
@@ -44,12 +44,6 @@ constexpr size_t kStatusLength = sizeof(kStatus) - 1;
 [[noreturn]] void Fail(const std::string& what) {
   std::fprintf(stderr, "stampede-floor-client: %s\n", what.c_str());
   std::exit(1);
-}
-
-int64_t NowNs() {
-  timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
 }
 
 int Connect(int port) {
@@ -129,7 +123,7 @@ Counts RunUring(std::vector<Connection>& connections, const std::string& request
     u.SendNow(i, connections[i].fd, request.data(), request.size());
   }
   std::vector<stampede::agent::Uring::Completion> done(4096);
-  while (NowNs() < deadline) {
+  while (stampede::common::MonotonicNanos() < deadline) {
     const int n = u.SubmitAndWait(100000000, done.data(), static_cast<int>(done.size()));
     for (int k = 0; k < n; ++k) {
       const auto& c = done[k];
@@ -163,7 +157,7 @@ Counts RunEpoll(std::vector<Connection>& connections, const std::string& request
   }
   std::vector<epoll_event> ready(connections.size());
   char buffer[4096];
-  while (NowNs() < deadline) {
+  while (stampede::common::MonotonicNanos() < deadline) {
     const int n = epoll_wait(ep, ready.data(), static_cast<int>(ready.size()), 100);
     for (int k = 0; k < n; ++k) {
       Connection& connection = connections[ready[k].data.u64];
@@ -219,7 +213,7 @@ int main(int argc, char** argv) {
   std::vector<Connection> connections(static_cast<size_t>(connection_count));
   for (Connection& c : connections) c.fd = Connect(port);
   const size_t length = ResponseLength(connections[0].fd, request);
-  const int64_t deadline = NowNs() + static_cast<int64_t>(seconds * 1e9);
+  const int64_t deadline = stampede::common::MonotonicNanos() + static_cast<int64_t>(seconds * 1e9);
   const Counts counts = io == "uring" ? RunUring(connections, request, length, deadline)
                                       : RunEpoll(connections, request, length, deadline);
   for (Connection& c : connections) close(c.fd);
