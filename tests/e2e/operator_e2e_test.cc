@@ -668,16 +668,28 @@ TEST_F(OperatorE2eTest, FiftyAgentPodsAreCreatedAndConnectedWithinThirtySeconds)
   std::cout << "50 agents: Pods created and agents connected in " << took.count() << " ms\n";
   ASSERT_TRUE(connected) << Diagnose("fifty");
   EXPECT_LT(took, seconds(30));
-  // In container mode every agent is a runc container of the agent image.
-  int in_containers = 0;
-  for (const json& pod : Pods("fifty")) {
-    const json statuses = pod["status"].value("containerStatuses", json::array());
-    if (!statuses.empty() && statuses[0].value("containerID", "").rfind("runc://", 0) == 0) {
-      ++in_containers;
-    }
-  }
+  // In container mode every agent is a runc container of the agent image. An agent's process
+  // can reach the operator before the test node has posted its Pod's status (it asks `runc state`
+  // every 20 ms, then writes the statuses one by one), so the count is awaited, not read once;
+  // Pods are remembered by name, as the test ends 5 s after its start and its Pods go then.
   const char* process_mode = std::getenv("STAMPEDE_E2E_PROCESS_MODE");
   const bool containers = process_mode == nullptr || std::string(process_mode) != "1";
+  std::set<std::string> seen_in_containers;
+  auto count_in_containers = [&] {
+    for (const json& pod : Pods("fifty")) {
+      const json statuses = pod["status"].value("containerStatuses", json::array());
+      if (!statuses.empty() && statuses[0].value("containerID", "").rfind("runc://", 0) == 0) {
+        seen_in_containers.insert(pod["metadata"].value("name", ""));
+      }
+    }
+    return seen_in_containers.size() == 50;
+  };
+  if (containers) {
+    WaitUntil(seconds(20), count_in_containers);
+  } else {
+    count_in_containers();
+  }
+  const int in_containers = static_cast<int>(seen_in_containers.size());
   RecordProperty("fifty_agents_in_containers", std::to_string(in_containers));
   EXPECT_EQ(in_containers, containers ? 50 : 0);
   ASSERT_TRUE(WaitPhase("fifty", {"Succeeded", "Failed", "Aborted"}, seconds(60)))
