@@ -7,6 +7,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <filesystem>
 #include <iostream>
 #include <optional>
 #include <tuple>
@@ -46,8 +47,10 @@ common::FlagSet RunFlags(RunCommandOptions* o) {
   flags.String("--report", "FILE",
                "the HTML report (as stampede report writes it from --out): one file, no network",
                &o->out_report);
-  flags.String("--logs", "DIR", "where the agents' logs go (default: a new folder under /tmp)",
-               &o->logs);
+  flags.String(
+      "--logs", "DIR",
+      "where the agents' logs go (default: a new folder under /tmp, removed if the run passes)",
+      &o->logs);
   flags.HostPort("--metrics-listen", "ADDR",
                  "serve Prometheus /metrics on ADDR (e.g. 127.0.0.1:9464) while the test runs",
                  &o->metrics_listen);
@@ -383,6 +386,18 @@ int RunCommand(const std::vector<std::string>& args) {
                             absl::ToChronoNanoseconds(options->metrics_linger));
     }
     local->metrics_server->Stop();
+  }
+  // A log folder of our own making goes with a run that passed: nobody reads it then, and runs
+  // would otherwise pile folders up under /tmp. After anything else it stays, and says where
+  // (even with --quiet, which did not print it at the start).
+  if (options->logs.empty()) {
+    if (code == kExitPassed) {
+      std::error_code ignored;
+      std::filesystem::remove_all(local->logs, ignored);
+    } else {
+      std::fprintf(stderr, "stampede run %s: agent logs kept in %s\n", run->name().c_str(),
+                   local->logs.c_str());
+    }
   }
   return code;
 }

@@ -2,6 +2,7 @@
 // target, all real, on 127.0.0.1. Totals must equal what the target served; lost agents and a
 // lost controller must end things in bounded time.
 #include <signal.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <cstdio>
@@ -74,6 +75,17 @@ void WaitForProgress(Process& run, int lines) {
   }
 }
 
+// The agents' log folder a run printed at its start ("agent logs in DIR").
+std::string LogFolder(const std::string& err) {
+  const std::string tag = "agent logs in ";
+  const size_t at = err.find(tag);
+  if (at == std::string::npos) return "";
+  const size_t begin = at + tag.size();
+  return err.substr(begin, err.find_first_of(" \n", begin) - begin);
+}
+
+bool Exists(const std::string& path) { return access(path.c_str(), F_OK) == 0; }
+
 TEST_F(RunCommandTest, ThreeAgentsTotalsEqualWhatTheTargetServed) {
   TestTarget target;
   const std::string spec = WriteSpec(
@@ -106,6 +118,25 @@ TEST_F(RunCommandTest, ThreeAgentsTotalsEqualWhatTheTargetServed) {
   std::string header;
   std::getline(csv, header);
   EXPECT_EQ(header.rfind("second,request,requests,errors", 0), 0u);
+}
+
+// A log folder the run made itself is there while the agents run, and goes when the run passes.
+TEST_F(RunCommandTest, APassedRunRemovesTheLogFolderItMade) {
+  TestTarget target;
+  const std::string spec = WriteSpec("tidy", "  target: {url: \"" + target.Url("") +
+                                                 "\"}\n  load: {users: 2}\n  duration: 2s\n"
+                                                 "  agents: 2\n  threadsPerAgent: 1\n");
+  auto run = StartRun({spec});
+  WaitForProgress(*run, 1);
+  const std::string logs = LogFolder(run->Stderr());
+  ASSERT_EQ(logs.rfind("/tmp/stampede-run-", 0), 0u) << run->Stderr();
+  EXPECT_TRUE(Exists(logs + "/agent-0.log"));
+  EXPECT_TRUE(Exists(logs + "/agent-1.log"));
+  auto code = run->Wait(seconds(60));
+  ASSERT_TRUE(code.has_value());
+  ASSERT_EQ(*code, 0) << run->Stderr();
+  EXPECT_FALSE(Exists(logs)) << logs;
+  EXPECT_EQ(run->Stderr().find("agent logs kept"), std::string::npos) << run->Stderr();
 }
 
 // Results per load level: a summary per stage (and for the hold after them) in the results JSON,
@@ -214,6 +245,13 @@ TEST_F(RunCommandTest, FailedThresholdExitsOne) {
   EXPECT_EQ(*code, 1) << run->Stdout() << run->Stderr();
   EXPECT_NE(run->Stdout().find("FAIL p50 < 5ms"), std::string::npos) << run->Stdout();
   EXPECT_NE(run->Stdout().find("PASS error_rate < 1%"), std::string::npos) << run->Stdout();
+  // A run that did not pass keeps its agents' logs, and says where.
+  const std::string logs = LogFolder(run->Stderr());
+  ASSERT_FALSE(logs.empty()) << run->Stderr();
+  EXPECT_NE(run->Stderr().find("agent logs kept in " + logs + "\n"), std::string::npos)
+      << run->Stderr();
+  EXPECT_TRUE(Exists(logs + "/agent-0.log")) << logs;
+  (void)!std::system(("rm -rf " + logs).c_str());
 }
 
 TEST_F(RunCommandTest, InvalidSpecExitsTwoNamingEveryField) {
