@@ -5,8 +5,11 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <iostream>
 #include <optional>
@@ -49,7 +52,8 @@ common::FlagSet RunFlags(RunCommandOptions* o) {
                &o->out_report);
   flags.String(
       "--logs", "DIR",
-      "where the agents' logs go (default: a new folder under /tmp, removed if the run passes)",
+      "where the agents' logs go (default: a new folder under $TMPDIR or /tmp, removed if the run "
+      "passes)",
       &o->logs);
   flags.HostPort("--metrics-listen", "ADDR",
                  "serve Prometheus /metrics on ADDR (e.g. 127.0.0.1:9464) while the test runs",
@@ -112,14 +116,6 @@ absl::StatusOr<LocalSetUp> SetUp(const RunCommandOptions& options) {
   if (s.agent_binary.empty()) {
     return absl::FailedPreconditionError("cannot find stampede-agent (set STAMPEDE_AGENT_BINARY)");
   }
-  s.logs = options.logs;
-  if (s.logs.empty()) {
-    char tmpl[] = "/tmp/stampede-run-XXXXXX";
-    if (mkdtemp(tmpl) == nullptr) {
-      return absl::UnavailableError("cannot create a log folder under /tmp");
-    }
-    s.logs = tmpl;
-  }
   ASSIGN_OR_RETURN(s.controller, Controller::Create(ControllerOptions()));
   if (!options.metrics_listen.empty()) {
     HttpApiOptions http;
@@ -131,6 +127,18 @@ absl::StatusOr<LocalSetUp> SetUp(const RunCommandOptions& options) {
                           absl::StrCat("--metrics-listen: ", started.status().message()));
     }
     s.metrics_server = std::move(*started);
+  }
+  // Last, so that a set-up that fails leaves no folder behind.
+  s.logs = options.logs;
+  if (s.logs.empty()) {
+    const char* tmpdir = std::getenv("TMPDIR");
+    const std::string base = tmpdir != nullptr && *tmpdir != '\0' ? tmpdir : "/tmp";
+    std::string folder = base + "/stampede-run-XXXXXX";
+    if (mkdtemp(folder.data()) == nullptr) {
+      return absl::UnavailableError(
+          absl::StrCat("cannot create a log folder under ", base, ": ", strerror(errno)));
+    }
+    s.logs = std::move(folder);
   }
   return s;
 }

@@ -48,6 +48,15 @@ class RunCommandTest : public ::testing::Test {
     argv.insert(argv.end(), args.begin(), args.end());
     return std::make_unique<Process>(argv);
   }
+  // The same, with TMPDIR set to a new folder of the test's, `tmp`.
+  std::unique_ptr<Process> StartRunWithTmpdir(const std::vector<std::string>& args,
+                                              std::string* tmp) {
+    *tmp = dir_ + "/tmp";
+    (void)!std::system(("mkdir -p " + *tmp).c_str());
+    std::vector<std::string> argv = {"/usr/bin/env", "TMPDIR=" + *tmp, Controller(), "run"};
+    argv.insert(argv.end(), args.begin(), args.end());
+    return std::make_unique<Process>(argv);
+  }
 
   std::string dir_;
 };
@@ -239,19 +248,36 @@ TEST_F(RunCommandTest, FailedThresholdExitsOne) {
                             "\"}\n"
                             "  load: {users: 2}\n  duration: 1s\n  thresholds: [\"p50 < 5ms\", "
                             "\"error_rate < 1%\"]\n");
-  auto run = StartRun({spec});
+  std::string tmp;
+  auto run = StartRunWithTmpdir({spec}, &tmp);
   auto code = run->Wait(seconds(60));
   ASSERT_TRUE(code.has_value());
   EXPECT_EQ(*code, 1) << run->Stdout() << run->Stderr();
   EXPECT_NE(run->Stdout().find("FAIL p50 < 5ms"), std::string::npos) << run->Stdout();
   EXPECT_NE(run->Stdout().find("PASS error_rate < 1%"), std::string::npos) << run->Stdout();
-  // A run that did not pass keeps its agents' logs, and says where.
+  // A run that did not pass keeps its agents' logs (under $TMPDIR), and says where.
   const std::string logs = LogFolder(run->Stderr());
-  ASSERT_FALSE(logs.empty()) << run->Stderr();
+  ASSERT_EQ(logs.rfind(tmp + "/stampede-run-", 0), 0u) << run->Stderr();
   EXPECT_NE(run->Stderr().find("agent logs kept in " + logs + "\n"), std::string::npos)
       << run->Stderr();
   EXPECT_TRUE(Exists(logs + "/agent-0.log")) << logs;
-  (void)!std::system(("rm -rf " + logs).c_str());
+}
+
+// A run whose set-up fails (here --metrics-listen on a taken port) makes no log folder at all.
+TEST_F(RunCommandTest, ASetUpThatFailsLeavesNoLogFolder) {
+  TestTarget target;
+  const std::string spec = WriteSpec("nosetup", "  target: {url: \"" + target.Url("") +
+                                                    "\"}\n  load: {users: 1}\n  duration: 1s\n");
+  std::string tmp;
+  auto run = StartRunWithTmpdir(
+      {spec, "--metrics-listen", "127.0.0.1:" + std::to_string(target.port())}, &tmp);
+  auto code = run->Wait(seconds(30));
+  ASSERT_TRUE(code.has_value());
+  EXPECT_EQ(*code, 3) << run->Stderr();
+  EXPECT_NE(run->Stderr().find("--metrics-listen"), std::string::npos) << run->Stderr();
+  const CommandOutput listing = RunToEnd({"/bin/ls", "-A", tmp}, seconds(10));
+  EXPECT_EQ(listing.exit_code, 0);
+  EXPECT_EQ(listing.out, "") << "left behind in " << tmp;
 }
 
 TEST_F(RunCommandTest, InvalidSpecExitsTwoNamingEveryField) {
