@@ -129,7 +129,13 @@ class Nginx {
       return HttpGet("http://127.0.0.1:" + std::to_string(h1_port) + "/").has_value();
     });
     if (!up) ADD_FAILURE() << "nginx did not start: " << ReadFile(dir_ + "/error.log");
-    // The probe's own line is not one of the test's requests.
+    // The probe's own line is not one of the test's requests. nginx may write it after curl has
+    // its answer, and then (its log is O_APPEND) after a truncation too, so it is awaited first.
+    if (up && !WaitUntil(seconds(10), [&] {
+          return ReadFile(dir_ + "/access.log").find("HTTP/1.1 200\n") != std::string::npos;
+        })) {
+      ADD_FAILURE() << "nginx never logged its probe: " << ReadFile(dir_ + "/access.log");
+    }
     std::ofstream(dir_ + "/access.log", std::ios::trunc).close();
     std::ofstream(dir_ + "/flow.log", std::ios::trunc).close();
   }
@@ -153,11 +159,23 @@ class Nginx {
     return "https://127.0.0.1:" + std::to_string(flow_tls_port_) + "/";
   }
   std::string AccessLog() const { return ReadFile(dir_ + "/access.log"); }
-  std::string FlowLog() const { return ReadFile(dir_ + "/flow.log"); }
+  // A log once it has `lines` lines (5 s at most): nginx writes a request's line after sending its
+  // response, so the client can have counted the last ones before they are written.
+  std::string AccessLogOf(uint64_t lines) const { return LogOf("/access.log", lines); }
+  std::string FlowLogOf(uint64_t lines) const { return LogOf("/flow.log", lines); }
   void ClearFlowLog() const { std::ofstream(dir_ + "/flow.log", std::ios::trunc).close(); }
   std::string dir() const { return dir_; }
 
  private:
+  std::string LogOf(const std::string& name, uint64_t lines) const {
+    std::string log;
+    WaitUntil(seconds(5), [&] {
+      log = ReadFile(dir_ + name);
+      return CountOf(log, "\n") >= lines;
+    });
+    return log;
+  }
+
   std::string dir_;
   int h2c_port_ = 0, h2_port_ = 0, h1_tls_port_ = 0, recycle_port_ = 0, flow_port_ = 0,
       flow_tls_port_ = 0;
@@ -180,7 +198,7 @@ TEST(Http2, H2cAgainstNginxCountsWhatNginxServed) {
   }
   EXPECT_EQ(r.summary["protocol"], "h2c");
   EXPECT_EQ(r.summary["max_streams"], 5u);
-  const std::string log = nginx.AccessLog();
+  const std::string log = nginx.AccessLogOf(requests);
   EXPECT_EQ(CountOf(log, "HTTP/2.0 200\n"), requests);
   EXPECT_EQ(CountOf(log, "\n"), requests) << log.substr(0, 500);
 }
@@ -220,7 +238,7 @@ TEST(Http2, ConnectionsTheServerRecyclesCostNoErrors) {
   EXPECT_EQ(r.summary["errors_total"], 0u) << r.summary.dump();
   // At most 100 requests per connection.
   EXPECT_GE(r.summary["connections_opened"].get<uint64_t>(), requests / 100);
-  EXPECT_EQ(CountOf(nginx.AccessLog(), "HTTP/2.0 200\n"), requests);
+  EXPECT_EQ(CountOf(nginx.AccessLogOf(requests), "HTTP/2.0 200\n"), requests);
 }
 
 TEST(Http2, H2OverTlsIsNegotiatedByAlpn) {
@@ -231,7 +249,7 @@ TEST(Http2, H2OverTlsIsNegotiatedByAlpn) {
   const uint64_t requests = r.summary["requests"];
   EXPECT_GT(requests, 100u);
   EXPECT_EQ(r.summary["errors_total"], 0u) << r.summary.dump();
-  EXPECT_EQ(CountOf(nginx.AccessLog(), "HTTP/2.0 200\n"), requests);
+  EXPECT_EQ(CountOf(nginx.AccessLogOf(requests), "HTTP/2.0 200\n"), requests);
   EXPECT_EQ(r.summary["io"], "epoll");  // TLS runs on epoll, whatever STAMPEDE_IO asks
 
   // A TLS server that does not offer h2 cannot take HTTP/2 frames: every request counts as tls,
@@ -367,7 +385,8 @@ TEST(Http2, AScenarioCarriesEachUsersCapturesAndCookieOverHttpTwo) {
     EXPECT_EQ(r.summary["errors_total"], strict) << r.summary.dump();
     EXPECT_EQ(r.summary["connections_opened"], 4u);
 
-    const std::map<std::string, uint64_t> served = CheckFlowLog(nginx.FlowLog());
+    const std::map<std::string, uint64_t> served =
+        CheckFlowLog(nginx.FlowLogOf(r.summary["requests"].get<uint64_t>()));
     EXPECT_EQ(Count(served, "/login"), 12u);
     // /me serves both the me and the strict step.
     EXPECT_EQ(Count(served, "/me"), me + strict);
@@ -395,7 +414,8 @@ TEST(Http2, ScenarioArrivalsEachLogInOnceOverHttpTwo) {
     EXPECT_EQ(by[step]["requests"], 200u) << step << ": " << by.dump();
   }
   EXPECT_EQ(r.summary["errors_total"], 200u) << "only the strict step fails: " << r.summary.dump();
-  const std::map<std::string, uint64_t> served = CheckFlowLog(nginx.FlowLog());
+  const std::map<std::string, uint64_t> served =
+      CheckFlowLog(nginx.FlowLogOf(r.summary["requests"].get<uint64_t>()));
   EXPECT_EQ(Count(served, "/login"), 200u);
   EXPECT_EQ(Count(served, "/me"), 400u);
   EXPECT_EQ(Count(served, "/items/"), 200u);
