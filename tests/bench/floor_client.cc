@@ -33,8 +33,10 @@
 #include <string>
 #include <vector>
 
+#include "absl/status/status.h"
 #include "agent/uring.h"
 #include "common/clock.h"
+#include "common/flags.h"
 
 namespace {
 
@@ -178,34 +180,33 @@ Counts RunEpoll(std::vector<Connection>& connections, const std::string& request
 }  // namespace
 
 int main(int argc, char** argv) {
+  bool help = false;
   int port = 0;
   int connection_count = 50;
   double seconds = 10;
   std::string io = "uring";
   std::string path = "/";
-  for (int i = 1; i < argc; ++i) {
-    const std::string flag = argv[i];
-    if (i + 1 >= argc)
-      Fail("usage: --port P [--path /] [--connections N] [--seconds S] [--io uring|epoll]");
-    const char* value = argv[++i];
-    if (flag == "--port") {
-      port = std::atoi(value);
-    } else if (flag == "--connections") {
-      connection_count = std::atoi(value);
-    } else if (flag == "--seconds") {
-      seconds = std::atof(value);
-    } else if (flag == "--path") {
-      path = value;
-    } else if (flag == "--io") {
-      io = value;
-    } else {
-      Fail("unknown flag " + flag);
-    }
+  stampede::common::FlagSet flags("stampede-floor-client", &help);
+  flags.Count("--port", "P", "the server's port on 127.0.0.1", &port, 1, 65535).Required();
+  flags.String("--path", "PATH", "the path every request asks for (default /)", &path);
+  flags.Count("--connections", "N", "keep-alive connections (default 50)", &connection_count, 1,
+              4096);
+  flags.Number("--seconds", "S", "how long to run (default 10)", &seconds,
+               stampede::common::FlagSet::kPositive, 600);
+  flags.Custom("--io", "uring|epoll", "the I/O backend (default uring)",
+               [&io](const std::string& value) {
+                 if (value != "uring" && value != "epoll") {
+                   return absl::InvalidArgumentError("\"" + value + "\" is not uring or epoll");
+                 }
+                 io = value;
+                 return absl::OkStatus();
+               });
+  const absl::Status parsed = flags.Parse(std::vector<std::string>(argv + 1, argv + argc));
+  if (!parsed.ok()) Fail(std::string(parsed.message()));
+  if (help) {
+    std::fputs(flags.Usage().c_str(), stdout);
+    return 0;
   }
-  if (port <= 0 || port > 65535) Fail("--port: 1 to 65535");
-  if (connection_count < 1 || connection_count > 4096) Fail("--connections: 1 to 4096");
-  if (!(seconds > 0 && seconds <= 600)) Fail("--seconds: more than 0, at most 600");
-  if (io != "uring" && io != "epoll") Fail("--io: uring or epoll");
   if (path.empty() || path[0] != '/' || path.find_first_of(" \r\n") != std::string::npos)
     Fail("--path: starts with / and has no space or line break");
   const std::string request = "GET " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
